@@ -1,0 +1,55 @@
+//! The command line: `tierd serve | import | query | gen`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tierd", version, about = "Storage-cost optimization and tiering daemon for event data")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (embedded default: ./tierd-data, 127.0.0.1:7070, no config needed).
+    Serve(ServeArgs),
+    /// Send a JSON/NDJSON file of Mixpanel events to a running daemon, in batches.
+    Import(crate::client::ImportArgs),
+    /// Count deduplicated events through a running daemon's query API.
+    Query(crate::client::QueryArgs),
+    /// Write a realistic Mixpanel-shaped event stream (NDJSON) to stdout or a file.
+    Gen(crate::gen::GenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file; every key is optional (see tierd.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config's `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (overrides the config's `listen`); port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Import(args) => crate::client::run_import(args),
+        Command::Query(args) => crate::client::run_query(args),
+        Command::Gen(args) => crate::gen::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tierd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Configuration: an optional TOML file over the embedded defaults, then command-line overrides.
+//!
+//! Every key is optional; `tierd.example.toml` lists them all with their defaults. Unknown keys and bad values are
+//! errors that name the key, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tierd_store::hot::HotConfig;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the hot tier, the catalog and the quarantine live.
+    pub data_dir: PathBuf,
+    /// HTTP listen address. Loopback by default: access tokens come with a later release.
+    pub listen: String,
+    pub ingest: IngestConfig,
+    pub hot: HotSection,
+    pub catalog: CatalogConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Most events in one `/import` request (Mixpanel: 2000).
+    pub max_events_per_request: usize,
+    /// Most bytes in one `/import` request body, after gzip decoding (Mixpanel: 10 MiB).
+    pub max_bytes_per_request: usize,
+    /// Requests waiting for the hot writer before ingest answers 503.
+    pub queue_batches: usize,
+    /// Most requests committed together (group commit).
+    pub group_max_batches: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HotSection {
+    /// Seal an open segment at this size.
+    pub seal_max_bytes: u64,
+    /// Seal an open segment this many seconds after it was created.
+    pub seal_max_age_secs: u64,
+    /// Most segments open for appends at once.
+    pub max_open_segments: usize,
+    /// Refuse ingest (503) when the hot tier holds this many bytes; 0 = no limit.
+    pub max_bytes: u64,
+    /// Refuse ingest (503) when the disk has less free space than this.
+    pub min_free_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// How long a catalog lookup's lease keeps its segments readable.
+    pub lease_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `tierd_store=debug,info`; the `RUST_LOG` environment variable wins.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./tierd-data"),
+            listen: "127.0.0.1:7070".into(),
+            ingest: IngestConfig::default(),
+            hot: HotSection::default(),
+            catalog: CatalogConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let hot = HotConfig::default();
+        Self {
+            max_events_per_request: 2000,
+            max_bytes_per_request: 10 * 1024 * 1024,
+            queue_batches: hot.queue_batches,
+            group_max_batches: hot.group_max_batches,
+        }
+    }
+}
+
+impl Default for HotSection {
+    fn default() -> Self {
+        let hot = HotConfig::default();
+        Self {
+            seal_max_bytes: hot.seal_max_bytes,
+            seal_max_age_secs: (hot.seal_max_age_ms / 1000) as u64,
+            max_open_segments: hot.max_open_segments,
+            max_bytes: hot.max_bytes,
+            min_free_bytes: hot.min_free_bytes,
+        }
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { lease_ttl_secs: 300 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Parses a TOML document; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.to_string() });
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                message: format!("{:?} is not an address like 127.0.0.1:7070", self.listen),
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if self.ingest.max_events_per_request == 0 {
+            return invalid("ingest.max_events_per_request", "must be at least 1");
+        }
+        if self.ingest.max_bytes_per_request < 1024 {
+            return invalid("ingest.max_bytes_per_request", "must be at least 1024 bytes");
+        }
+        if self.ingest.queue_batches == 0 {
+            return invalid("ingest.queue_batches", "must be at least 1");
+        }
+        if self.ingest.group_max_batches == 0 {
+            return invalid("ingest.group_max_batches", "must be at least 1");
+        }
+        if self.hot.seal_max_bytes < 4096 {
+            return invalid("hot.seal_max_bytes", "must be at least 4096 bytes");
+        }
+        if self.hot.seal_max_age_secs == 0 {
+            return invalid("hot.seal_max_age_secs", "must be at least 1 second");
+        }
+        if self.hot.max_open_segments == 0 {
+            return invalid("hot.max_open_segments", "must be at least 1");
+        }
+        if self.catalog.lease_ttl_secs == 0 {
+            return invalid("catalog.lease_ttl_secs", "must be at least 1 second");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid("log.level", "is not a tracing filter such as `info` or `tierd_store=debug,info`");
+        }
+        Ok(())
+    }
+
+    pub fn hot_config(&self) -> HotConfig {
+        HotConfig {
+            seal_max_bytes: self.hot.seal_max_bytes,
+            seal_max_age_ms: (self.hot.seal_max_age_secs as i64).saturating_mul(1000),
+            max_open_segments: self.hot.max_open_segments,
+            max_bytes: self.hot.max_bytes,
+            min_free_bytes: self.hot.min_free_bytes,
+            queue_batches: self.ingest.queue_batches,
+            group_max_batches: self.ingest.group_max_batches,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../tierd.example.toml");
+        assert_eq!(parse(text).unwrap(), Config::default(), "tierd.example.toml must show the defaults");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = parse("[hot]\nseal_max_age = 3\n").unwrap_err().to_string();
+        assert!(e.contains("seal_max_age"), "{e}");
+        let e = parse("[ingest]\nmax_events_per_request = \"many\"\n").unwrap_err().to_string();
+        assert!(e.contains("max_events_per_request"), "{e}");
+        let e = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(e.contains("`listen`"), "{e}");
+        let e = parse("[hot]\nseal_max_age_secs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("hot.seal_max_age_secs"), "{e}");
+    }
+
+    #[test]
+    fn values_reach_the_hot_tier() {
+        let c = parse("[hot]\nseal_max_age_secs = 2\nmax_bytes = 5\n[ingest]\nqueue_batches = 3\n").unwrap();
+        let h = c.hot_config();
+        assert_eq!(h.seal_max_age_ms, 2000);
+        assert_eq!(h.max_bytes, 5);
+        assert_eq!(h.queue_batches, 3);
+    }
+}

@@ -1,0 +1,272 @@
+//! The read side: catalog lookups with leases, segment reads, queries, metrics and health.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tierd_store::catalog::SegmentMeta;
+use tierd_store::layout::{format_day, validate_project};
+use tierd_store::query::{execute, Filter, GroupBy, Op};
+use tierd_store::{SegmentId, StoreError};
+use tokio::sync::mpsc;
+
+use super::{ApiError, AppState};
+
+/// Chunk size of streamed segment bodies.
+const CHUNK: usize = 1 << 20;
+
+#[derive(Debug, Deserialize)]
+pub struct SegmentsParams {
+    project: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+fn segment_json(m: &SegmentMeta) -> Value {
+    json!({
+        "id": m.id,
+        "project": m.project,
+        "day": format_day(m.day),
+        "state": m.state,
+        "tier": m.tier,
+        "format": m.format,
+        "codec": m.codec,
+        "location": m.location,
+        "min_time_ms": m.min_time_ms,
+        "max_time_ms": m.max_time_ms,
+        "rows": m.rows,
+        "bytes": m.bytes,
+        "checksum": format!("crc32c:{:08x}", m.checksum),
+        "created_generation": m.created_generation,
+    })
+}
+
+/// `GET /v1/catalog/segments?project=P&from=MS&to=MS`: the segments that may hold events in `[from, to)`, from one
+/// catalog generation, with a lease that keeps them readable.
+pub async fn catalog_segments(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<SegmentsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let project = p.project.unwrap_or_else(|| "default".into());
+    validate_project(&project).map_err(ApiError::bad_request)?;
+    let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
+    if from >= to {
+        return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to}); the window is [from, to)")));
+    }
+    let snapshot = state.catalog.snapshot();
+    let segments = snapshot.lookup(&project, from, to);
+    let lease = state.catalog.grant_lease(
+        state.clock.now_ms(),
+        state.lease_ttl_ms,
+        snapshot.generation(),
+        segments.iter().map(|m| m.id).collect(),
+    )?;
+    metrics::counter!("tierd_catalog_lookups_total").increment(1);
+    Ok(Json(json!({
+        "generation": snapshot.generation(),
+        "lease": lease,
+        "segments": segments.iter().map(|m| segment_json(m)).collect::<Vec<_>>(),
+    })))
+}
+
+pub async fn catalog_projects(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let snapshot = state.catalog.snapshot();
+    Json(json!({"generation": snapshot.generation(), "projects": snapshot.projects().collect::<Vec<_>>()}))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SegmentParams {
+    format: Option<String>,
+}
+
+/// `GET /v1/segments/{id}[?format=ndjson]`: the stored bytes, or the events as Mixpanel NDJSON.
+pub async fn segment(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(p): Query<SegmentParams>,
+) -> Result<Response, ApiError> {
+    let id: SegmentId = id.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| ApiError::bad_request(e.to_string()))?;
+    let meta = state.catalog.snapshot().get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
+    let ndjson = match p.format.as_deref() {
+        None | Some("raw") => false,
+        Some("ndjson") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("unknown format {other:?}; use raw (default) or ndjson")))
+        }
+    };
+    // Open before answering so a missing file is an error status, not a broken body.
+    let layout = state.layout.clone();
+    let m = meta.clone();
+    let file = tokio::task::spawn_blocking(move || tierd_store::read::open_segment(&layout, &m)).await.expect("join")?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let layout = state.layout.clone();
+    let m = meta.clone();
+    if ndjson {
+        tokio::task::spawn_blocking(move || stream_ndjson(&layout, &m, tx));
+    } else {
+        tokio::task::spawn_blocking(move || stream_raw(&m, file, tx));
+    }
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let headers = resp.headers_mut();
+    let content_type = if ndjson { "application/x-ndjson" } else { meta.format.content_type() };
+    headers.insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
+    if !ndjson {
+        headers.insert(header::CONTENT_LENGTH, meta.bytes.into());
+        headers.insert("x-tierd-checksum", format!("crc32c:{:08x}", meta.checksum).parse().expect("hex"));
+    }
+    headers.insert("x-tierd-rows", meta.rows.into());
+    Ok(resp)
+}
+
+/// Streams `[0, bytes)` in chunks, verifying the checksum as it goes; on a mismatch the body is aborted, so a client
+/// never receives a complete body of bad data.
+fn stream_raw(meta: &SegmentMeta, file: std::fs::File, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    let mut offset = 0u64;
+    let mut crc = 0u32;
+    while offset < meta.bytes {
+        let len = CHUNK.min((meta.bytes - offset) as usize);
+        let chunk = match tierd_store::read::read_at(meta, &file, offset, len) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return;
+            }
+        };
+        crc = crc32c::crc32c_append(crc, &chunk);
+        offset += len as u64;
+        if offset == meta.bytes && crc != meta.checksum {
+            metrics::counter!("tierd_read_checksum_errors_total").increment(1);
+            tracing::error!(segment = %meta.id, "checksum mismatch while streaming; body aborted");
+            let _ = tx.blocking_send(Err(std::io::Error::other("segment checksum mismatch")));
+            return;
+        }
+        if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+            return;
+        }
+    }
+    metrics::counter!("tierd_read_bytes_total", "tier" => "hot").increment(meta.bytes);
+}
+
+fn stream_ndjson(layout: &tierd_store::layout::Layout, meta: &SegmentMeta, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    let bytes = match tierd_store::read::read_committed(layout, meta) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            return;
+        }
+    };
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    // Set once the client went away: stop decoding.
+    let closed = std::cell::Cell::new(false);
+    let result = tierd_store::read::for_each_event(
+        meta,
+        &bytes,
+        |_, _| !closed.get(),
+        |e| {
+            if closed.get() {
+                return;
+            }
+            serde_json::to_writer(&mut buf, &e.event.to_mixpanel_json()).expect("JSON to memory");
+            buf.push(b'\n');
+            if buf.len() >= CHUNK {
+                closed.set(tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err());
+            }
+        },
+    );
+    match result {
+        Ok(()) if !buf.is_empty() => {
+            let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+        }
+        Ok(()) => {}
+        Err(e) => {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    project: Option<String>,
+    from: i64,
+    to: i64,
+    event: Option<String>,
+    #[serde(rename = "where", default)]
+    filters: Vec<FilterBody>,
+    group_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterBody {
+    property: String,
+    op: String,
+    #[serde(default)]
+    value: Value,
+}
+
+fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
+    let b: QueryBody = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    let filters = b
+        .filters
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let op: Op = f.op.parse().map_err(|e| ApiError::bad_request(format!("where[{i}]: {e}")))?;
+            if f.property.is_empty() {
+                return Err(ApiError::bad_request(format!("where[{i}]: property must not be empty")));
+            }
+            Ok(Filter { property: f.property, op, value: f.value })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let group_by = GroupBy::parse(b.group_by.as_deref()).map_err(ApiError::bad_request)?;
+    Ok(tierd_store::query::Query {
+        project: b.project.unwrap_or_else(|| "default".into()),
+        from_ms: b.from,
+        to_ms: b.to,
+        event: b.event,
+        filters,
+        group_by,
+    })
+}
+
+/// `POST /v1/query`: counts of deduplicated events.
+pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let q = parse_query(&body)?;
+    let snapshot = state.catalog.snapshot();
+    let layout = state.layout.clone();
+    let result = tokio::task::spawn_blocking(move || execute(&layout, &snapshot, &q)).await.expect("join");
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("tierd_query_seconds").record(started.elapsed().as_secs_f64());
+    let r = result?;
+    Ok(Json(json!({
+        "total": r.total,
+        "rows": r.rows.into_iter().map(|(key, count)| json!({"key": key, "count": count})).collect::<Vec<_>>(),
+        "segments_scanned": r.segments_scanned,
+        "bytes_scanned": r.bytes_scanned,
+    })))
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match &state.metrics {
+        Some(h) => {
+            crate::metrics::publish_catalog(&state.catalog.snapshot());
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response()
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
+    }
+}
+
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({"status": "ok", "generation": state.catalog.snapshot().generation()}))
+}

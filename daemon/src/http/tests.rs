@@ -1,0 +1,183 @@
+//! In-process tests of the HTTP layer: status codes, error shapes and content negotiation. The end-to-end suite in
+//! `tests/` drives the real binary.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tierd_codecs::BatchLimits;
+use tierd_store::hot::{HotConfig, HotTier};
+use tierd_store::layout::Layout;
+use tierd_store::{Catalog, ManualClock};
+use tower::ServiceExt;
+
+use super::{router, AppState};
+
+const T0_MS: i64 = 1_767_225_600_000;
+
+struct App {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+}
+
+fn app(limits: BatchLimits) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let hot = HotTier::start(layout.clone(), catalog.clone(), clock.clone(), HotConfig::default(), Box::new(|_| {}));
+    let state = Arc::new(AppState {
+        layout,
+        catalog,
+        hot: Arc::new(hot.unwrap()),
+        clock,
+        limits,
+        lease_ttl_ms: 60_000,
+        metrics: None,
+    });
+    App { _dir: dir, router: router(state) }
+}
+
+async fn call(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, v)
+}
+
+fn post(uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::post(uri);
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn events(n: usize) -> String {
+    let v: Vec<Value> = (0..n)
+        .map(|i| json!({"event": "E", "properties": {"time": T0_MS / 1000 + i as i64, "distinct_id": i, "k": "v"}}))
+        .collect();
+    serde_json::to_string(&v).unwrap()
+}
+
+async fn total(app: &App) -> u64 {
+    let q = json!({"project": "default", "from": 0, "to": i64::MAX});
+    let (s, _, v) = call(app, post("/v1/query", Some("application/json"), q.to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["total"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn import_acknowledges_and_counts() {
+    let app = app(BatchLimits::default());
+    let (s, _, v) = call(&app, post("/import", Some("application/json"), events(3))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"code": 200, "status": "OK", "num_records_imported": 3}));
+    assert_eq!(total(&app).await, 3);
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_decoded() {
+    let app = app(BatchLimits::default());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(events(4).as_bytes()).unwrap();
+    let req = Request::post("/import?project=default")
+        .header("content-encoding", "gzip")
+        .body(Body::from(gz.finish().unwrap()))
+        .unwrap();
+    let (s, _, v) = call(&app, req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(total(&app).await, 4);
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_and_write_nothing() {
+    let app = app(BatchLimits { max_events: 5, max_bytes: 4096 });
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (post("/import", Some("application/xml"), events(1)), StatusCode::BAD_REQUEST, "Content-Type"),
+        (post("/import?project=a/b", None, events(1)), StatusCode::BAD_REQUEST, "project name"),
+        (post("/import", None, ""), StatusCode::BAD_REQUEST, "empty"),
+        (post("/import", None, "[{\"event\":"), StatusCode::BAD_REQUEST, "JSON"),
+        (post("/import", None, events(6)), StatusCode::PAYLOAD_TOO_LARGE, "5"),
+        (post("/import", None, "x".repeat(5000)), StatusCode::PAYLOAD_TOO_LARGE, "4096"),
+        (
+            Request::post("/import").header("content-encoding", "br").body(Body::from(events(1))).unwrap(),
+            StatusCode::BAD_REQUEST,
+            "Content-Encoding",
+        ),
+        (
+            Request::post("/import").header("content-encoding", "gzip").body(Body::from("not gzip")).unwrap(),
+            StatusCode::BAD_REQUEST,
+            "gzip",
+        ),
+    ];
+    for (req, status, needle) in cases {
+        let what = format!("{} {:?}", req.uri(), req.headers());
+        let (s, _, v) = call(&app, req).await;
+        assert_eq!(s, status, "{what}: {v}");
+        assert_eq!(v["code"], json!(status.as_u16()), "{what}: {v}");
+        assert_eq!(v["status"], json!(status.canonical_reason().unwrap()), "{what}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{what}: {msg:?} should mention {needle:?}");
+    }
+    assert_eq!(total(&app).await, 0);
+}
+
+#[tokio::test]
+async fn invalid_records_are_listed_and_the_batch_is_refused() {
+    let app = app(BatchLimits::default());
+    let body = json!([
+        {"event": "ok", "properties": {"time": 1_767_225_600, "$insert_id": "a"}},
+        {"event": "", "properties": {"time": 1_767_225_600, "$insert_id": "b"}},
+        {"event": "no time", "properties": {}},
+    ]);
+    let (s, _, v) = call(&app, post("/import", Some("application/json"), body.to_string())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let failed = v["failed_records"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{v}");
+    assert_eq!(failed[0]["index"], json!(1));
+    assert_eq!(failed[0]["$insert_id"], json!("b"));
+    assert_eq!(failed[0]["field"], json!("event"));
+    assert_eq!(failed[1]["index"], json!(2));
+    assert_eq!(failed[1]["field"], json!("properties.time"));
+    assert_eq!(total(&app).await, 0);
+}
+
+#[tokio::test]
+async fn segment_ids_are_validated_before_lookup() {
+    let app = app(BatchLimits::default());
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let (s, _, _) = call(&app, get("/v1/segments/..%2F..%2Fetc%2Fpasswd")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = call(&app, get("/v1/segments/01ARZ3NDEKTSV4RRFFQ69G5FAV")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&app, get("/nope")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["code"], json!(404));
+}
+
+#[tokio::test]
+async fn catalog_lookup_returns_a_lease_and_the_segments() {
+    let app = app(BatchLimits::default());
+    call(&app, post("/import", None, events(2))).await;
+    let (s, _, v) = call(&app, Request::get("/v1/catalog/segments?project=default").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["lease"]["expires_at_ms"], json!(T0_MS + 60_000));
+    assert_eq!(v["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(v["segments"][0]["rows"], json!(2));
+    assert_eq!(v["segments"][0]["day"], json!("2026-01-01"));
+    let id = v["segments"][0]["id"].as_str().unwrap().to_string();
+    let resp = app.router.clone().oneshot(Request::get(format!("/v1/segments/{id}")).body(Body::empty()).unwrap());
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/vnd.tierd.rows");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(bytes.len() as u64, v["segments"][0]["bytes"].as_u64().unwrap());
+    let (s, _, _) =
+        call(&app, Request::get("/v1/catalog/segments?project=default&from=5&to=5").body(Body::empty()).unwrap())
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

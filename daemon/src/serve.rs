@@ -1,0 +1,173 @@
+//! `tierd serve`: start-up, background tasks and ordered shutdown.
+//!
+//! Start-up order: configuration -> logging and metrics -> catalog -> crash recovery (the catalog and the hot
+//! directory agree before anything is served) -> hot writer -> HTTP. The ready line
+//! `tierd listening on http://ADDR` goes to stdout only after all of that.
+//! Shutdown (SIGTERM, SIGINT, or a fatal store error): stop accepting requests, let the hot writer answer what it
+//! queued and seal its open segments, flush the catalog.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tierd_codecs::BatchLimits;
+use tierd_store::hot::HotTier;
+use tierd_store::layout::Layout;
+use tierd_store::{Catalog, Clock, SystemClock};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::http::{router, AppState};
+
+/// How often expired leases are pruned and catalog gauges refreshed.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+
+pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(l) = &args.listen {
+        config.listen = l.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    init_logging(&config.log.level);
+    let metrics = crate::metrics::install()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tierd").build()?;
+    runtime.block_on(serve(config, Some(metrics)))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub async fn serve(config: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let layout = Layout::new(&config.data_dir);
+    std::fs::create_dir_all(layout.root())
+        .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
+    let catalog = Arc::new(
+        Catalog::open(&layout.catalog_dir())
+            .with_context(|| format!("cannot open the catalog in {}", layout.catalog_dir().display()))?,
+    );
+    let report = tierd_store::recovery::recover(&layout, &catalog, clock.as_ref()).context("crash recovery failed")?;
+    if !report.missing.is_empty() || !report.corrupt.is_empty() {
+        error!(
+            missing = ?report.missing,
+            corrupt = ?report.corrupt,
+            "segments the catalog needs are missing or corrupt; queries touching them will fail"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let fatal = Arc::new(Fatal::default());
+    let hot = {
+        let shutdown = shutdown.clone();
+        let fatal = fatal.clone();
+        Arc::new(HotTier::start(
+            layout.clone(),
+            catalog.clone(),
+            clock.clone(),
+            config.hot_config(),
+            Box::new(move |why| {
+                fatal.set(why);
+                shutdown.cancel();
+            }),
+        )?)
+    };
+    let state = Arc::new(AppState {
+        layout: layout.clone(),
+        catalog: catalog.clone(),
+        hot: hot.clone(),
+        clock: clock.clone(),
+        limits: BatchLimits {
+            max_events: config.ingest.max_events_per_request,
+            max_bytes: config.ingest.max_bytes_per_request,
+        },
+        lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    info!(%addr, data_dir = %layout.root().display(), generation = catalog.snapshot().generation(), "tierd ready");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tierd listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), clock.clone(), shutdown.clone()));
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    let served = server.await;
+    shutdown.cancel();
+    signals.abort();
+    let _ = housekeeping.await;
+    hot.shutdown().await;
+    catalog.flush()?;
+    info!("tierd stopped");
+    served?;
+    if let Some(why) = fatal.get() {
+        anyhow::bail!("stopped after a fatal store error: {why}");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+/// Prunes expired leases and refreshes catalog gauges.
+async fn housekeeping(catalog: Arc<Catalog>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+        }
+        match catalog.prune_leases(clock.now_ms()) {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "expired leases pruned"),
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "cannot prune leases"),
+        }
+        crate::metrics::publish_catalog(&catalog.snapshot());
+    }
+}
+
+/// The first fatal error, kept for the exit status.
+#[derive(Default)]
+struct Fatal(std::sync::Mutex<Option<String>>);
+
+impl Fatal {
+    fn set(&self, why: String) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert(why);
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

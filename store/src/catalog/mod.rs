@@ -1,0 +1,287 @@
+//! The tier-aware catalog: every segment tierd holds, where it is, and in what state.
+//!
+//! sled is the durable store; an in-memory [`CatalogSnapshot`] (persistent maps, cheap to clone) serves lookups.
+//! Writers are serialized by one lock: each [`Catalog::commit`] applies its changes and the new generation in one
+//! sled transaction, flushes (fsync) and only then publishes the new snapshot. Readers take an `Arc` of the snapshot
+//! and see one generation, whole: lookups are snapshot-consistent without touching sled.
+//!
+//! Schema (sled trees; values are JSON so an operator can read them with any sled tool):
+//! - `meta`: `generation` -> u64 (big endian), `schema_version` -> u32.
+//! - `segments`: segment id (26-char ULID) -> [`SegmentMeta`].
+//! - `leases`: lease id -> [`LeaseRecord`]: a promise that the listed segments stay readable until `expires_at_ms`.
+
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+pub use snapshot::CatalogSnapshot;
+
+use crate::error::{Result, StoreError};
+use crate::layout::SegmentId;
+
+const SCHEMA_VERSION: u32 = 1;
+const KEY_GENERATION: &[u8] = b"generation";
+const KEY_SCHEMA: &[u8] = b"schema_version";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentState {
+    /// Being appended to by the hot writer; `bytes`/`rows` grow with each committed group.
+    Open,
+    /// Immutable.
+    Sealed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Hot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The hot row format of `tierd_codecs::rows`.
+    Rows,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Rows => "application/vnd.tierd.rows",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Lz4,
+}
+
+/// Everything the catalog knows about one segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub id: SegmentId,
+    pub project: String,
+    /// UTC day of the events' time (days since 1970-01-01); every event of the segment falls in it.
+    pub day: i32,
+    pub state: SegmentState,
+    pub tier: Tier,
+    pub format: Format,
+    pub codec: Codec,
+    /// Path relative to the data directory.
+    pub location: String,
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+    pub rows: u64,
+    /// Committed length of the stored object: every byte up to here is durable and acknowledged.
+    pub bytes: u64,
+    /// crc32c of the stored bytes `[0, bytes)`.
+    pub checksum: u32,
+    /// Ingest sequence range of the rows.
+    pub min_seq: u64,
+    pub max_seq: u64,
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub sealed_at_ms: Option<i64>,
+    /// Catalog generation of the commit that created this segment (set by [`Catalog::commit`]).
+    #[serde(default)]
+    pub created_generation: u64,
+    /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`]).
+    #[serde(default)]
+    pub updated_generation: u64,
+}
+
+impl SegmentMeta {
+    /// Whether the segment may hold events in `[from_ms, to_ms)`.
+    pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.rows > 0 && self.min_time_ms < to_ms && self.max_time_ms >= from_ms
+    }
+}
+
+/// One change in a catalog commit.
+#[derive(Debug, Clone)]
+pub enum CatalogChange {
+    /// Insert or replace a segment's record.
+    Put(SegmentMeta),
+    Remove(SegmentId),
+}
+
+/// A lease as handed to readers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub expires_at_ms: i64,
+}
+
+/// A lease as stored: the promise and what it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub expires_at_ms: i64,
+    pub generation: u64,
+    pub segments: Vec<SegmentId>,
+}
+
+pub struct Catalog {
+    db: sled::Db,
+    meta: sled::Tree,
+    segments: sled::Tree,
+    leases: sled::Tree,
+    write_lock: Mutex<()>,
+    snapshot: ArcSwap<CatalogSnapshot>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("generation", &self.snapshot().generation()).finish()
+    }
+}
+
+fn decode_err(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Catalog(format!("cannot decode {what}: {e}"))
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalog in `dir` and loads it into memory.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        let meta = db.open_tree("meta")?;
+        let segments = db.open_tree("segments")?;
+        let leases = db.open_tree("leases")?;
+        match meta.get(KEY_SCHEMA)? {
+            None => {
+                meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(v) => {
+                let v = u32::from_be_bytes(v.as_ref().try_into().map_err(|e| decode_err("schema_version", e))?);
+                if v != SCHEMA_VERSION {
+                    return Err(StoreError::Catalog(format!(
+                        "catalog schema version {v} is not supported by this tierd (expects {SCHEMA_VERSION})"
+                    )));
+                }
+            }
+        }
+        let generation = match meta.get(KEY_GENERATION)? {
+            None => 0,
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|e| decode_err("generation", e))?),
+        };
+        let mut all = Vec::new();
+        for kv in segments.iter() {
+            let (_, v) = kv?;
+            let m: SegmentMeta = serde_json::from_slice(&v).map_err(|e| decode_err("segment record", e))?;
+            all.push(m);
+        }
+        let snapshot = CatalogSnapshot::build(generation, all);
+        Ok(Self { db, meta, segments, leases, write_lock: Mutex::new(()), snapshot: ArcSwap::from_pointee(snapshot) })
+    }
+
+    /// The current snapshot: one generation, whole.
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Applies `changes` atomically (one sled transaction), bumps the generation, makes it durable (fsync) and
+    /// publishes the new snapshot. Returns the new generation. `created_generation`/`updated_generation` of put
+    /// records are filled in here.
+    pub fn commit(&self, changes: Vec<CatalogChange>) -> Result<u64> {
+        let started = std::time::Instant::now();
+        let _guard = self.write_lock.lock();
+        let current = self.snapshot.load_full();
+        let generation = current.generation() + 1;
+        let mut changes = changes;
+        for c in &mut changes {
+            if let CatalogChange::Put(m) = c {
+                m.created_generation = match current.get(&m.id) {
+                    Some(old) => old.created_generation,
+                    None => generation,
+                };
+                m.updated_generation = generation;
+            }
+        }
+        let mut encoded = Vec::with_capacity(changes.len());
+        for c in &changes {
+            encoded.push(match c {
+                CatalogChange::Put(m) => (
+                    m.id.to_string(),
+                    Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?),
+                ),
+                CatalogChange::Remove(id) => (id.to_string(), None),
+            });
+        }
+        (&self.meta, &self.segments)
+            .transaction(|(meta, segments)| {
+                for (key, value) in &encoded {
+                    match value {
+                        Some(v) => segments.insert(key.as_bytes(), v.as_slice())?,
+                        None => segments.remove(key.as_bytes())?,
+                    };
+                }
+                meta.insert(KEY_GENERATION, &generation.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| StoreError::Catalog(format!("commit of generation {generation}: {e:?}")))?;
+        self.db.flush()?;
+        let next = current.apply(generation, changes);
+        self.snapshot.store(Arc::new(next));
+        metrics::counter!("tierd_catalog_commits_total").increment(1);
+        metrics::gauge!("tierd_catalog_generation").set(generation as f64);
+        metrics::histogram!("tierd_catalog_commit_seconds").record(started.elapsed().as_secs_f64());
+        Ok(generation)
+    }
+
+    /// Grants a lease over `segments` until `now_ms + ttl_ms`. Leases are written to sled without a flush of
+    /// their own (sled flushes every 500 ms and every commit flushes): a crash can lose a lease granted in the
+    /// last moments, so garbage collection after a restart must also wait one lease TTL (see ARCHITECTURE.md).
+    pub fn grant_lease(&self, now_ms: i64, ttl_ms: i64, generation: u64, segments: Vec<SegmentId>) -> Result<Lease> {
+        let id = SegmentId::generate(now_ms).to_string();
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        let record = LeaseRecord { expires_at_ms, generation, segments };
+        let v = serde_json::to_vec(&record).map_err(|e| StoreError::Catalog(e.to_string()))?;
+        self.leases.insert(id.as_bytes(), v)?;
+        metrics::counter!("tierd_catalog_leases_granted_total").increment(1);
+        Ok(Lease { id, expires_at_ms })
+    }
+
+    /// Every lease that has not expired at `now_ms`.
+    pub fn live_leases(&self, now_ms: i64) -> Result<Vec<(String, LeaseRecord)>> {
+        let mut out = Vec::new();
+        for kv in self.leases.iter() {
+            let (k, v) = kv?;
+            let rec: LeaseRecord = serde_json::from_slice(&v).map_err(|e| decode_err("lease", e))?;
+            if rec.expires_at_ms > now_ms {
+                out.push((String::from_utf8_lossy(&k).into_owned(), rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes leases that expired before `now_ms`; returns how many.
+    pub fn prune_leases(&self, now_ms: i64) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.leases.iter() {
+            let (k, v) = kv?;
+            let expired = serde_json::from_slice::<LeaseRecord>(&v).map(|r| r.expires_at_ms <= now_ms).unwrap_or(true);
+            if expired {
+                self.leases.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

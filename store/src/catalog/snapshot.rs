@@ -1,0 +1,110 @@
+//! The in-memory, immutable view of one catalog generation.
+//!
+//! Built from persistent maps (`imbl`), so publishing a new generation shares everything that did not change and
+//! readers holding an old snapshot keep a consistent view for as long as they need.
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use super::{CatalogChange, SegmentMeta, SegmentState, Tier};
+use crate::layout::{day_of_ms, SegmentId};
+
+/// Segments of one project, keyed by (UTC day, id) so a time window maps to a key range.
+type ProjectIndex = OrdMap<(i32, SegmentId), Arc<SegmentMeta>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct CatalogSnapshot {
+    generation: u64,
+    by_id: OrdMap<SegmentId, Arc<SegmentMeta>>,
+    by_project: OrdMap<String, ProjectIndex>,
+}
+
+impl CatalogSnapshot {
+    pub(super) fn build(generation: u64, segments: Vec<SegmentMeta>) -> Self {
+        let changes = segments.into_iter().map(CatalogChange::Put).collect();
+        CatalogSnapshot::default().apply(generation, changes)
+    }
+
+    pub(super) fn apply(&self, generation: u64, changes: Vec<CatalogChange>) -> Self {
+        let mut next = self.clone();
+        next.generation = generation;
+        for change in changes {
+            match change {
+                CatalogChange::Put(m) => {
+                    next.remove(&m.id);
+                    let m = Arc::new(m);
+                    next.by_project.entry(m.project.clone()).or_default().insert((m.day, m.id), m.clone());
+                    next.by_id.insert(m.id, m);
+                }
+                CatalogChange::Remove(id) => next.remove(&id),
+            }
+        }
+        next
+    }
+
+    fn remove(&mut self, id: &SegmentId) {
+        if let Some(old) = self.by_id.remove(id) {
+            if let Some(p) = self.by_project.get_mut(&old.project) {
+                p.remove(&(old.day, old.id));
+                if p.is_empty() {
+                    self.by_project.remove(&old.project);
+                }
+            }
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn get(&self, id: &SegmentId) -> Option<&Arc<SegmentMeta>> {
+        self.by_id.get(id)
+    }
+
+    /// Every segment, in id order.
+    pub fn segments(&self) -> impl Iterator<Item = &Arc<SegmentMeta>> {
+        self.by_id.values()
+    }
+
+    pub fn projects(&self) -> impl Iterator<Item = &String> {
+        self.by_project.keys()
+    }
+
+    /// The segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id).
+    pub fn lookup(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
+        let Some(index) = self.by_project.get(project) else { return Vec::new() };
+        if from_ms >= to_ms {
+            return Vec::new();
+        }
+        let lo = (day_of_ms(from_ms), SegmentId(ulid::Ulid::nil()));
+        let hi = (day_of_ms(to_ms - 1), SegmentId(ulid::Ulid::from(u128::MAX)));
+        index.range(lo..=hi).map(|(_, m)| m).filter(|m| m.overlaps(from_ms, to_ms)).cloned().collect()
+    }
+
+    /// (segments, bytes) per (tier, state), for gauges and capacity checks.
+    pub fn totals(&self) -> Vec<((Tier, SegmentState), (u64, u64))> {
+        let mut out: Vec<((Tier, SegmentState), (u64, u64))> = Vec::new();
+        for m in self.by_id.values() {
+            let k = (m.tier, m.state);
+            match out.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, (n, b))) => {
+                    *n += 1;
+                    *b += m.bytes;
+                }
+                None => out.push((k, (1, m.bytes))),
+            }
+        }
+        out
+    }
+
+    /// Bytes held in the hot tier.
+    pub fn hot_bytes(&self) -> u64 {
+        self.by_id.values().filter(|m| m.tier == Tier::Hot).map(|m| m.bytes).sum()
+    }
+
+    /// The highest ingest sequence any committed segment holds.
+    pub fn max_seq(&self) -> Option<u64> {
+        self.by_id.values().filter(|m| m.rows > 0).map(|m| m.max_seq).max()
+    }
+}

@@ -1,0 +1,187 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::layout::{day_start_ms, Layout};
+
+fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> SegmentMeta {
+    let id = SegmentId::generate(1_700_000_000_000);
+    SegmentMeta {
+        id,
+        project: project.to_string(),
+        day,
+        state: SegmentState::Open,
+        tier: Tier::Hot,
+        format: Format::Rows,
+        codec: Codec::Lz4,
+        location: Layout::hot_location(project, id),
+        min_time_ms: day_start_ms(day) + min_off,
+        max_time_ms: day_start_ms(day) + max_off,
+        rows,
+        bytes: 100 + rows,
+        checksum: 7,
+        min_seq: 1,
+        max_seq: rows,
+        created_at_ms: 1,
+        sealed_at_ms: None,
+        created_generation: 0,
+        updated_generation: 0,
+    }
+}
+
+#[test]
+fn commits_bump_generation_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = meta("p", 20_000, 0, 1000, 10);
+    let b = meta("p", 20_001, 5, 6, 2);
+    {
+        let c = Catalog::open(dir.path()).unwrap();
+        assert_eq!(c.snapshot().generation(), 0);
+        assert_eq!(c.commit(vec![CatalogChange::Put(a.clone())]).unwrap(), 1);
+        let mut a2 = a.clone();
+        a2.rows = 11;
+        a2.state = SegmentState::Sealed;
+        assert_eq!(c.commit(vec![CatalogChange::Put(a2), CatalogChange::Put(b.clone())]).unwrap(), 2);
+        let s = c.snapshot();
+        assert_eq!(s.get(&a.id).unwrap().created_generation, 1, "created generation is kept on update");
+        assert_eq!(s.get(&a.id).unwrap().updated_generation, 2);
+        assert_eq!(s.get(&b.id).unwrap().created_generation, 2);
+    }
+    let c = Catalog::open(dir.path()).unwrap();
+    let s = c.snapshot();
+    assert_eq!(s.generation(), 2);
+    assert_eq!(s.get(&a.id).unwrap().rows, 11);
+    assert_eq!(s.get(&a.id).unwrap().state, SegmentState::Sealed);
+    assert_eq!(s.segments().count(), 2);
+    assert_eq!(c.commit(vec![CatalogChange::Remove(a.id)]).unwrap(), 3);
+    assert!(c.snapshot().get(&a.id).is_none());
+}
+
+#[test]
+fn old_snapshots_stay_consistent_after_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(dir.path()).unwrap();
+    let a = meta("p", 1, 0, 10, 3);
+    c.commit(vec![CatalogChange::Put(a.clone())]).unwrap();
+    let before = c.snapshot();
+    c.commit(vec![CatalogChange::Remove(a.id)]).unwrap();
+    assert_eq!(before.lookup("p", 0, i64::MAX).len(), 1);
+    assert!(c.snapshot().lookup("p", 0, i64::MAX).is_empty());
+}
+
+#[test]
+fn lookup_prunes_by_project_day_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(dir.path()).unwrap();
+    let d0 = meta("p", 100, 1000, 2000, 5);
+    let d1 = meta("p", 101, 0, 500, 5);
+    let other = meta("q", 100, 0, 86_399_999, 5);
+    c.commit(vec![CatalogChange::Put(d0.clone()), CatalogChange::Put(d1.clone()), CatalogChange::Put(other)]).unwrap();
+    let s = c.snapshot();
+    let ids = |from: i64, to: i64| s.lookup("p", from, to).iter().map(|m| m.id).collect::<Vec<_>>();
+    let day = day_start_ms(100);
+    assert_eq!(ids(day, day + 86_400_000), vec![d0.id]);
+    assert_eq!(ids(day + 2001, day + 86_400_000), Vec::<SegmentId>::new(), "max_time 2000 < from 2001");
+    assert_eq!(ids(day + 2001, day + 86_400_000 + 1), vec![d1.id]);
+    assert_eq!(ids(day + 2000, day + 86_400_000 + 1), vec![d0.id, d1.id]);
+    assert_eq!(ids(day + 1999, day + 2000), vec![d0.id]);
+    assert_eq!(ids(0, i64::MAX), vec![d0.id, d1.id]);
+    assert!(ids(day + 10, day + 10).is_empty());
+    assert!(s.lookup("nope", 0, i64::MAX).is_empty());
+}
+
+#[test]
+fn leases_persist_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(dir.path()).unwrap();
+    let l1 = c.grant_lease(1000, 500, 0, vec![]).unwrap();
+    let l2 = c.grant_lease(1000, 5000, 0, vec![]).unwrap();
+    assert_eq!(l1.expires_at_ms, 1500);
+    assert_ne!(l1.id, l2.id);
+    assert_eq!(c.live_leases(1499).unwrap().len(), 2);
+    assert_eq!(c.live_leases(1500).unwrap().len(), 1);
+    assert_eq!(c.prune_leases(2000).unwrap(), 1);
+    c.flush().unwrap();
+    drop(c);
+    let c = Catalog::open(dir.path()).unwrap();
+    let live = c.live_leases(2000).unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].0, l2.id);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put { slot: usize, project: u8, day: i32, rows: u64 },
+    Remove { slot: usize },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..8usize, 0..3u8, 0..4i32, 1..50u64).prop_map(|(slot, project, day, rows)| Op::Put { slot, project, day, rows }),
+        2 => (0..8usize).prop_map(|slot| Op::Remove { slot }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The catalog behaves like a map from id to record under any sequence of commits and reopens, and lookups
+    /// return exactly the overlapping segments of the project.
+    #[test]
+    fn catalog_matches_model(ops in proptest::collection::vec(prop::collection::vec(op(), 1..4), 1..12)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let ids: Vec<SegmentId> = (0..8).map(|_| SegmentId::generate(1)).collect();
+        let mut model: BTreeMap<SegmentId, SegmentMeta> = BTreeMap::new();
+        let mut generation = 0;
+        for group in ops {
+            let mut changes = Vec::new();
+            let mut reopen = false;
+            for op in group {
+                match op {
+                    Op::Put { slot, project, day, rows } => {
+                        let mut m = meta(&format!("p{project}"), 19_000 + day, (rows as i64) * 10, (rows as i64) * 1000, rows);
+                        m.id = ids[slot];
+                        changes.push(CatalogChange::Put(m));
+                    }
+                    Op::Remove { slot } => changes.push(CatalogChange::Remove(ids[slot])),
+                    Op::Reopen => reopen = true,
+                }
+            }
+            if !changes.is_empty() {
+                for ch in &changes {
+                    match ch {
+                        CatalogChange::Put(m) => { model.insert(m.id, m.clone()); }
+                        CatalogChange::Remove(id) => { model.remove(id); }
+                    }
+                }
+                generation += 1;
+                prop_assert_eq!(c.commit(changes).unwrap(), generation);
+            }
+            if reopen {
+                drop(c);
+                c = Catalog::open(dir.path()).unwrap();
+            }
+            let s = c.snapshot();
+            prop_assert_eq!(s.generation(), generation);
+            let got: BTreeMap<SegmentId, (String, i32, u64)> =
+                s.segments().map(|m| (m.id, (m.project.clone(), m.day, m.rows))).collect();
+            let want: BTreeMap<SegmentId, (String, i32, u64)> =
+                model.values().map(|m| (m.id, (m.project.clone(), m.day, m.rows))).collect();
+            prop_assert_eq!(got, want);
+            for p in ["p0", "p1", "p2"] {
+                let from = day_start_ms(19_001) + 100;
+                let to = day_start_ms(19_002) + 20_000;
+                let mut got: Vec<SegmentId> = s.lookup(p, from, to).iter().map(|m| m.id).collect();
+                got.sort();
+                let want: Vec<SegmentId> = model.values()
+                    .filter(|m| m.project == p && m.min_time_ms < to && m.max_time_ms >= from)
+                    .map(|m| m.id).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}

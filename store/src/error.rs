@@ -1,0 +1,42 @@
+//! The store's error type. Variants carry what and where (segment id, path).
+
+use std::path::PathBuf;
+
+use crate::layout::SegmentId;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("catalog error: {0}")]
+    Catalog(String),
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("segment {id} not found")]
+    SegmentNotFound { id: SegmentId },
+    #[error("segment {id} at {path} is missing on disk (the catalog says it holds {rows} rows)")]
+    SegmentMissing { id: SegmentId, path: PathBuf, rows: u64 },
+    #[error("segment {id} is corrupt: {message}")]
+    Corrupt { id: SegmentId, message: String },
+    #[error("ingest is backpressured: {0}")]
+    Backpressure(String),
+    #[error("the hot tier is full: {0}")]
+    HotTierFull(String),
+    #[error("the hot tier is shutting down")]
+    ShuttingDown,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+}
+
+impl StoreError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io { path: path.into(), source }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Catalog(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

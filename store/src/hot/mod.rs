@@ -1,0 +1,187 @@
+//! Durable hot-tier ingest.
+//!
+//! Request handlers validate and encode their batch ([`IngestBatch::encode`]: partition by UTC day, compress) in
+//! parallel, then hand it to the single writer thread through a bounded queue; a full queue is backpressure (the
+//! caller answers 503 and nothing is written). The writer takes every request waiting in the queue as one group and:
+//!
+//! 1. checks capacity for each request (hot-tier byte limit, free disk) and refuses whole requests that do not fit;
+//! 2. stamps ingest sequence numbers and appends one frame per (request, segment) at each segment's committed
+//!    length (`pwrite`), creating new segment files as needed (`hot.create`: file + header, fsync, directory fsync);
+//! 3. fsyncs every touched segment file (`hot.fsync`);
+//! 4. commits the new length, row count, time range and checksum of every touched segment in one catalog
+//!    transaction (`hot.commit`), which is the moment the group becomes durable and visible;
+//! 5. acknowledges every request of the group.
+//!
+//! A crash before step 4 leaves bytes past the committed length (a torn or unacknowledged tail) or a file the
+//! catalog does not know; recovery cuts the former and quarantines the latter. A batch whose events fall on several
+//! days touches several segments but is committed by one transaction, so it is never half-present.
+//!
+//! Open segments are sealed by size or age (and the least recently written one when too many are open); sealing is
+//! a catalog commit that marks the segment immutable.
+
+mod writer;
+#[cfg(test)]
+mod tests;
+
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use tierd_codecs::{Event, FrameBody};
+use tokio::sync::oneshot;
+
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::error::{Result, StoreError};
+use crate::layout::{day_of_ms, Layout};
+
+/// Tuning of the hot tier. Defaults are the daemon's defaults.
+#[derive(Debug, Clone)]
+pub struct HotConfig {
+    /// Seal an open segment once it holds this many bytes.
+    pub seal_max_bytes: u64,
+    /// Seal an open segment this long after it was created.
+    pub seal_max_age_ms: i64,
+    /// Most open segments at once; the least recently written is sealed beyond it.
+    pub max_open_segments: usize,
+    /// Refuse ingest (503) once the hot tier holds this many bytes; 0 = no limit.
+    pub max_bytes: u64,
+    /// Refuse ingest (503) when the hot directory's file system has less free space than this.
+    pub min_free_bytes: u64,
+    /// Requests waiting for the writer; beyond it ingest is backpressured (503).
+    pub queue_batches: usize,
+    /// Most requests committed as one group.
+    pub group_max_batches: usize,
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        Self {
+            seal_max_bytes: 64 * 1024 * 1024,
+            seal_max_age_ms: 10 * 60 * 1000,
+            max_open_segments: 256,
+            max_bytes: 0,
+            min_free_bytes: 1024 * 1024 * 1024,
+            queue_batches: 1024,
+            group_max_batches: 512,
+        }
+    }
+}
+
+/// One part of a batch: the events of one UTC day, encoded.
+#[derive(Debug, Clone)]
+pub struct BatchPart {
+    pub day: i32,
+    pub body: FrameBody,
+}
+
+/// A validated, encoded request, ready for the writer.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub project: String,
+    pub parts: Vec<BatchPart>,
+    pub events: u64,
+}
+
+impl IngestBatch {
+    /// Partitions `events` by UTC day of event time (keeping their order within a day) and encodes each part.
+    /// CPU work, done on the caller's thread so request handlers encode in parallel.
+    pub fn encode(project: String, mut events: Vec<Event>) -> Self {
+        events.sort_by_key(|e| day_of_ms(e.time_ms));
+        let parts = events
+            .chunk_by(|a, b| day_of_ms(a.time_ms) == day_of_ms(b.time_ms))
+            .map(|day_events| BatchPart { day: day_of_ms(day_events[0].time_ms), body: FrameBody::encode(day_events) })
+            .collect();
+        IngestBatch { project, parts, events: events.len() as u64 }
+    }
+
+    fn frame_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.body.frame_len() as u64).sum()
+    }
+}
+
+/// What the writer answers to an accepted batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The catalog generation that made the batch durable and visible.
+    pub generation: u64,
+    pub events: u64,
+}
+
+pub(crate) enum Msg {
+    Append(IngestBatch, oneshot::Sender<Result<Appended>>),
+    /// Seal what is due now (by the clock) and answer.
+    SealCheck(oneshot::Sender<()>),
+    /// Seal every open segment, then stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Called once if the writer hits a failure it cannot continue from (the catalog refused a commit).
+pub type FatalHook = Box<dyn Fn(String) + Send + Sync>;
+
+/// Handle to the hot tier's writer thread.
+pub struct HotTier {
+    tx: SyncSender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for HotTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotTier").finish_non_exhaustive()
+    }
+}
+
+impl HotTier {
+    /// Starts the writer. Run [`crate::recovery::recover`] first: the writer assumes no segment is open.
+    pub fn start(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        config: HotConfig,
+        on_fatal: FatalHook,
+    ) -> Result<Self> {
+        let hot_dir = layout.hot_dir();
+        std::fs::create_dir_all(&hot_dir).map_err(|e| StoreError::io(&hot_dir, e))?;
+        let (tx, rx) = sync_channel(config.queue_batches.max(1));
+        let writer = writer::Writer::new(layout, catalog, clock, config, on_fatal, rx);
+        let thread = std::thread::Builder::new()
+            .name("tierd-hot-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::io(hot_dir, e))?;
+        Ok(Self { tx, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Appends a batch and waits until it is durable. Errors: [`StoreError::Backpressure`] when the queue is full,
+    /// [`StoreError::HotTierFull`] when it does not fit; in both cases nothing was written.
+    pub async fn append(&self, batch: IngestBatch) -> Result<Appended> {
+        let (tx, rx) = oneshot::channel();
+        match self.tx.try_send(Msg::Append(batch, tx)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(StoreError::Backpressure("the write queue is full; retry shortly".into()))
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::ShuttingDown),
+        }
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Seals every segment that is due by size or age at the clock's current time.
+    pub async fn seal_check(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::SealCheck(tx)).map_err(|_| StoreError::ShuttingDown)?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)
+    }
+
+    /// Seals all open segments and stops the writer. Requests queued before are answered first.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.thread.lock().take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}

@@ -1,0 +1,192 @@
+use std::sync::Arc;
+
+use serde_json::json;
+use tierd_codecs::Event;
+
+use super::*;
+use crate::catalog::SegmentState;
+use crate::clock::ManualClock;
+use crate::query::{execute, GroupBy, Query};
+use crate::recovery::recover;
+
+const DAY_MS: i64 = 86_400_000;
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+fn event(i: u64, time_ms: i64) -> Event {
+    let mut properties = serde_json::Map::new();
+    properties.insert("i".into(), json!(i));
+    Event { event: "E".into(), time_ms, distinct_id: format!("u{}", i % 7), insert_id: format!("id{i}"), properties }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    clock: ManualClock,
+    catalog: Arc<Catalog>,
+    hot: HotTier,
+}
+
+fn start(dir: tempfile::TempDir, clock: ManualClock, config: HotConfig) -> Fixture {
+    let layout = Layout::new(dir.path());
+    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+    recover(&layout, &catalog, &clock).unwrap();
+    let hot = HotTier::start(layout, catalog.clone(), Arc::new(clock.clone()), config, Box::new(|_| {})).unwrap();
+    Fixture { dir, clock, catalog, hot }
+}
+
+fn count(f: &Fixture, project: &str) -> u64 {
+    let q = Query {
+        project: project.into(),
+        from_ms: 0,
+        to_ms: i64::MAX,
+        event: None,
+        filters: vec![],
+        group_by: GroupBy::None,
+    };
+    execute(&Layout::new(f.dir.path()), &f.catalog.snapshot(), &q).unwrap().total
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_batch_spanning_days_commits_once_into_one_segment_per_day() {
+    rt().block_on(async {
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), HotConfig::default());
+        let events: Vec<Event> = (0..30).map(|i| event(i, T0 + (i as i64 % 3) * DAY_MS + i as i64)).collect();
+        let before = f.catalog.snapshot().generation();
+        let a = f.hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
+        assert_eq!(a.events, 30);
+        assert_eq!(a.generation, before + 1, "one commit for the whole batch");
+        let s = f.catalog.snapshot();
+        let segs: Vec<_> = s.lookup("p", 0, i64::MAX);
+        assert_eq!(segs.len(), 3);
+        assert!(segs.iter().all(|m| m.rows == 10 && m.state == SegmentState::Open));
+        assert_eq!(count(&f, "p"), 30);
+        assert_eq!(count(&f, "other"), 0);
+    });
+}
+
+#[test]
+fn segments_seal_by_age_on_the_manual_clock_and_by_size() {
+    rt().block_on(async {
+        let cfg = HotConfig { seal_max_age_ms: 60_000, seal_max_bytes: 1 << 30, ..HotConfig::default() };
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), cfg);
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0)])).await.unwrap();
+        f.clock.advance_ms(59_999);
+        f.hot.seal_check().await.unwrap();
+        assert_eq!(f.catalog.snapshot().lookup("p", 0, i64::MAX)[0].state, SegmentState::Open);
+        f.clock.advance_ms(1);
+        f.hot.seal_check().await.unwrap();
+        let segs = f.catalog.snapshot().lookup("p", 0, i64::MAX);
+        assert_eq!(segs[0].state, SegmentState::Sealed);
+        // The next batch for the same day opens a new segment.
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(2, T0 + 5)])).await.unwrap();
+        assert_eq!(f.catalog.snapshot().lookup("p", 0, i64::MAX).len(), 2);
+        assert_eq!(count(&f, "p"), 2);
+    });
+    rt().block_on(async {
+        let cfg = HotConfig { seal_max_bytes: 1, ..HotConfig::default() };
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), cfg);
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0)])).await.unwrap();
+        f.hot.seal_check().await.unwrap();
+        assert_eq!(f.catalog.snapshot().lookup("p", 0, i64::MAX)[0].state, SegmentState::Sealed);
+    });
+}
+
+#[test]
+fn hot_tier_limit_refuses_whole_batches_and_writes_nothing() {
+    rt().block_on(async {
+        let cfg = HotConfig { max_bytes: 2_000, ..HotConfig::default() };
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), cfg);
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0)])).await.unwrap();
+        let big: Vec<Event> = (0..200).map(|i| event(1000 + i, T0 + i as i64 * DAY_MS / 100)).collect();
+        let generation = f.catalog.snapshot().generation();
+        let err = f.hot.append(IngestBatch::encode("p".into(), big)).await.unwrap_err();
+        assert!(matches!(err, StoreError::HotTierFull(_)), "{err}");
+        assert_eq!(f.catalog.snapshot().generation(), generation);
+        assert_eq!(count(&f, "p"), 1);
+    });
+}
+
+#[test]
+fn recovery_cuts_unacknowledged_tails_seals_and_quarantines_unknown_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = rt().block_on(async {
+        let f = start(dir, ManualClock::new(T0), HotConfig::default());
+        f.hot.append(IngestBatch::encode("p".into(), (0..5).map(|i| event(i, T0 + i as i64)).collect())).await.unwrap();
+        let seg = f.catalog.snapshot().lookup("p", 0, i64::MAX)[0].clone();
+        let path = f.dir.path().join(&seg.location);
+        // Simulate a crash: an unacknowledged (and torn) frame past the committed length, and a stray file.
+        let mut frame = Vec::new();
+        tierd_codecs::FrameBody::encode(&[event(99, T0)]).write_frame(1_000, &mut frame);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &frame[..frame.len() - 3]).unwrap();
+        std::fs::write(f.dir.path().join("hot/p/01ARZ3NDEKTSV4RRFFQ69G5FAV.rows"), b"junk").unwrap();
+        // Drop without shutdown: the writer thread is left as a crashed process would leave it.
+        std::mem::forget(f.hot);
+        (f.dir, seg, path)
+    });
+    let (dir, seg, path) = path;
+    let layout = Layout::new(dir.path());
+    // sled holds a lock on the catalog while the forgotten writer lives; reopen through a copy of the directory.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let layout2 = Layout::new(copy.path());
+    let catalog = Catalog::open(&layout2.catalog_dir()).unwrap();
+    let report = recover(&layout2, &catalog, &ManualClock::new(T0 + 1)).unwrap();
+    let _ = layout;
+    assert_eq!(report.truncated.len(), 1);
+    assert_eq!(report.sealed, vec![seg.id.to_string()]);
+    assert_eq!(report.quarantined, vec!["hot/p/01ARZ3NDEKTSV4RRFFQ69G5FAV.rows".to_string()]);
+    assert!(report.missing.is_empty() && report.corrupt.is_empty());
+    let rel = path.strip_prefix(dir.path()).unwrap();
+    assert_eq!(std::fs::metadata(copy.path().join(rel)).unwrap().len(), seg.bytes);
+    let events = crate::read::read_events(&layout2, &catalog.snapshot().get(&seg.id).unwrap().clone()).unwrap();
+    assert_eq!(events.len(), 5);
+    assert_eq!(catalog.snapshot().get(&seg.id).unwrap().state, SegmentState::Sealed);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sequences_continue_after_restart_so_later_copies_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = rt().block_on(async {
+        let f = start(dir, ManualClock::new(T0), HotConfig::default());
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0)])).await.unwrap();
+        f.hot.shutdown().await;
+        f.dir
+    });
+    rt().block_on(async {
+        let f = start(dir, ManualClock::new(T0 + 10), HotConfig::default());
+        let mut again = event(1, T0);
+        again.properties.insert("v".into(), json!(2));
+        f.hot.append(IngestBatch::encode("p".into(), vec![again])).await.unwrap();
+        let s = f.catalog.snapshot();
+        let segs = s.lookup("p", 0, i64::MAX);
+        assert_eq!(segs.len(), 2);
+        assert!(segs[0].max_seq < segs[1].min_seq || segs[1].max_seq < segs[0].min_seq);
+        assert_eq!(count(&f, "p"), 1, "a re-sent copy is the same event");
+        let q = Query {
+            project: "p".into(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            event: None,
+            filters: vec![crate::query::Filter { property: "v".into(), op: crate::query::Op::Eq, value: json!(2) }],
+            group_by: GroupBy::None,
+        };
+        assert_eq!(execute(&Layout::new(f.dir.path()), &s, &q).unwrap().total, 1, "the copy ingested last wins");
+    });
+}

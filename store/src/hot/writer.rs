@@ -1,0 +1,428 @@
+//! The hot tier's single writer thread: group commit, sealing and their crash-safe ordering (see `super`).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tierd_codecs::SegmentHeader;
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
+use crate::catalog::{Catalog, CatalogChange, Codec, Format, SegmentMeta, SegmentState, Tier};
+use crate::clock::Clock;
+use crate::error::{Result, StoreError};
+use crate::layout::{Layout, SegmentId};
+
+/// How often the writer wakes up to seal by age when no request arrives.
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+struct OpenSegment {
+    /// The record as committed (or, before the first commit, as it will be).
+    meta: SegmentMeta,
+    file: File,
+    path: PathBuf,
+    /// Whether the catalog knows this segment yet (a new file joins the catalog with its first commit).
+    in_catalog: bool,
+    last_write_ms: i64,
+}
+
+type Reply = oneshot::Sender<Result<Appended>>;
+
+/// Per touched segment of a group: the frames to append and the record as it will be after the commit.
+type Staged = HashMap<(String, i32), (Vec<u8>, SegmentMeta)>;
+
+pub(super) struct Writer {
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    config: HotConfig,
+    on_fatal: FatalHook,
+    rx: Receiver<Msg>,
+    open: HashMap<(String, i32), OpenSegment>,
+    next_seq: u64,
+    /// Set after a catalog failure: nothing more is accepted.
+    broken: Option<String>,
+}
+
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28) // ENOSPC
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl Writer {
+    pub(super) fn new(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        config: HotConfig,
+        on_fatal: FatalHook,
+        rx: Receiver<Msg>,
+    ) -> Self {
+        let next_seq = catalog.snapshot().max_seq().map_or(1, |s| s + 1);
+        Self { layout, catalog, clock, config, on_fatal, rx, open: HashMap::new(), next_seq, broken: None }
+    }
+
+    pub(super) fn run(mut self) {
+        info!(next_seq = self.next_seq, "hot writer started");
+        loop {
+            let first = match self.rx.recv_timeout(IDLE_TICK) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group: Vec<(IngestBatch, Reply)> = Vec::new();
+            let mut seal_waiters = Vec::new();
+            let mut shutdown = None;
+            let mut next = first;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append(b, r) => group.push((b, r)),
+                    Msg::SealCheck(r) => seal_waiters.push(r),
+                    Msg::Shutdown(r) => {
+                        shutdown = Some(r);
+                        break;
+                    }
+                }
+                if group.len() < self.config.group_max_batches {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            self.seal_due();
+            for w in seal_waiters {
+                let _ = w.send(());
+            }
+            if let Some(r) = shutdown {
+                // Answer what was queued behind the shutdown request, then seal everything.
+                while let Ok(msg) = self.rx.try_recv() {
+                    if let Msg::Append(b, reply) = msg {
+                        self.commit_group(vec![(b, reply)]);
+                    }
+                }
+                self.seal(self.open.keys().cloned().collect(), "shutdown");
+                let _ = r.send(());
+                break;
+            }
+        }
+        info!("hot writer stopped");
+    }
+
+    fn fatal(&mut self, message: String) {
+        error!(%message, "hot writer cannot continue");
+        if self.broken.is_none() {
+            (self.on_fatal)(message.clone());
+        }
+        self.broken = Some(message);
+    }
+
+    /// Capacity check for one request; `pending` is what earlier requests of the group will add.
+    fn check_capacity(&self, hot_bytes: u64, free: Option<u64>, pending: u64, size: u64) -> Result<()> {
+        let cfg = &self.config;
+        if cfg.max_bytes > 0 && hot_bytes + pending + size > cfg.max_bytes {
+            return Err(StoreError::HotTierFull(format!(
+                "the hot tier holds {} bytes and its limit (hot.max_bytes) is {} bytes",
+                hot_bytes + pending,
+                cfg.max_bytes
+            )));
+        }
+        if let Some(free) = free {
+            if free < cfg.min_free_bytes + pending + size {
+                return Err(StoreError::HotTierFull(format!(
+                    "{free} bytes free on the hot disk, below hot.min_free_bytes = {}",
+                    cfg.min_free_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_group(&mut self, group: Vec<(IngestBatch, Reply)>) {
+        let started = Instant::now();
+        if let Some(why) = &self.broken {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StoreError::Catalog(why.clone())));
+            }
+            return;
+        }
+        let snapshot = self.catalog.snapshot();
+        let hot_bytes = snapshot.hot_bytes();
+        let free = fs4::available_space(self.layout.hot_dir()).ok();
+        let mut accepted = Vec::with_capacity(group.len());
+        let mut pending = 0u64;
+        for (batch, reply) in group {
+            let size = batch.frame_bytes();
+            match self.check_capacity(hot_bytes, free, pending, size) {
+                Ok(()) => {
+                    pending += size;
+                    accepted.push((batch, reply));
+                }
+                Err(e) => {
+                    metrics::counter!("tierd_ingest_rejected_total", "reason" => "hot_full").increment(1);
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let batches: Vec<&IngestBatch> = accepted.iter().map(|(b, _)| b).collect();
+        match self.write_and_commit(&batches) {
+            Ok(generation) => {
+                let events: u64 = batches.iter().map(|b| b.events).sum();
+                metrics::counter!("tierd_hot_groups_total").increment(1);
+                metrics::histogram!("tierd_hot_group_batches").record(accepted.len() as f64);
+                metrics::histogram!("tierd_hot_group_events").record(events as f64);
+                metrics::histogram!("tierd_hot_commit_seconds").record(started.elapsed().as_secs_f64());
+                for (b, reply) in accepted {
+                    let _ = reply.send(Ok(Appended { generation, events: b.events }));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (_, reply) in accepted {
+                    let err = match &e {
+                        StoreError::HotTierFull(m) => StoreError::HotTierFull(m.clone()),
+                        StoreError::Io { path, source } => {
+                            StoreError::io(path.clone(), std::io::Error::new(source.kind(), msg.clone()))
+                        }
+                        _ => StoreError::Catalog(msg.clone()),
+                    };
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Steps 2-4 for a group of accepted requests. On an I/O error every touched file is cut back to its committed
+    /// length and nothing of the group is acknowledged.
+    fn write_and_commit(&mut self, batches: &[&IngestBatch]) -> Result<u64> {
+        let now = self.clock.now_ms();
+        // Stage: frames per segment, and each touched segment's record as it will be after the commit.
+        let mut staged: Staged = HashMap::new();
+        let seq_before = self.next_seq;
+        for batch in batches {
+            for part in &batch.parts {
+                let key = (batch.project.clone(), part.day);
+                if let Err(e) = self.ensure_open(&key, now, &staged) {
+                    self.next_seq = seq_before;
+                    return Err(self.io_failure(e, &staged));
+                }
+                let entry = staged.entry(key.clone()).or_insert_with(|| (Vec::new(), self.open[&key].meta.clone()));
+                let (buf, meta) = entry;
+                let body = &part.body;
+                let base_seq = self.next_seq;
+                self.next_seq += body.count as u64;
+                body.write_frame(base_seq, buf);
+                if meta.rows == 0 {
+                    meta.min_time_ms = body.min_time_ms;
+                    meta.max_time_ms = body.max_time_ms;
+                    meta.min_seq = base_seq;
+                } else {
+                    meta.min_time_ms = meta.min_time_ms.min(body.min_time_ms);
+                    meta.max_time_ms = meta.max_time_ms.max(body.max_time_ms);
+                }
+                meta.max_seq = self.next_seq - 1;
+                meta.rows += body.count as u64;
+            }
+        }
+        // Write every touched segment at its committed length, then fsync each.
+        let mut bytes_written = 0u64;
+        for (key, (buf, meta)) in staged.iter_mut() {
+            let seg = &self.open[key];
+            let offset = seg.meta.bytes;
+            if let Err(e) = seg.file.write_all_at(buf, offset) {
+                self.next_seq = seq_before;
+                let err = StoreError::io(&seg.path, e);
+                return Err(self.io_failure(err, &staged));
+            }
+            meta.bytes = offset + buf.len() as u64;
+            meta.checksum = crc32c::crc32c_append(seg.meta.checksum, buf);
+            bytes_written += buf.len() as u64;
+        }
+        for key in staged.keys() {
+            let seg = &self.open[key];
+            if let Err(e) = seg.file.sync_data() {
+                self.next_seq = seq_before;
+                let err = StoreError::io(&seg.path, e);
+                return Err(self.io_failure(err, &staged));
+            }
+            metrics::counter!("tierd_hot_fsyncs_total").increment(1);
+        }
+        // The commit point: one transaction for every touched segment.
+        let changes = staged.values().map(|(_, m)| CatalogChange::Put(m.clone())).collect();
+        let generation = match self.catalog.commit(changes) {
+            Ok(g) => g,
+            Err(e) => {
+                self.next_seq = seq_before;
+                let err = StoreError::Catalog(format!("commit of a write group failed: {e}"));
+                // Cut the files back so that disk and (old) catalog agree, then stop accepting writes.
+                let _ = self.io_failure(StoreError::Catalog(String::new()), &staged);
+                self.fatal(err.to_string());
+                return Err(err);
+            }
+        };
+        metrics::counter!("tierd_hot_bytes_written_total").increment(bytes_written);
+        for (key, (_, meta)) in staged {
+            let seg = self.open.get_mut(&key).expect("staged segment is open");
+            seg.meta = meta;
+            seg.in_catalog = true;
+            seg.last_write_ms = now;
+        }
+        Ok(generation)
+    }
+
+    /// After a failed write: cut every touched file back to its committed length. Returns the error to report.
+    fn io_failure(&self, err: StoreError, staged: &Staged) -> StoreError {
+        for key in staged.keys() {
+            let seg = &self.open[key];
+            if let Err(e) = seg.file.set_len(seg.meta.bytes) {
+                error!(segment = %seg.meta.id, path = %seg.path.display(), error = %e, "cannot cut back a failed write");
+            }
+        }
+        match err {
+            StoreError::Io { path, source } if is_out_of_space(&source) => {
+                metrics::counter!("tierd_hot_write_errors_total", "kind" => "enospc").increment(1);
+                StoreError::HotTierFull(format!("no space left writing {}", path.display()))
+            }
+            other => {
+                metrics::counter!("tierd_hot_write_errors_total", "kind" => "io").increment(1);
+                warn!(error = %other, "hot write failed; the group was not acknowledged");
+                other
+            }
+        }
+    }
+
+    /// Step `hot.create`: a new segment file with its header, durable before anything is appended.
+    /// `staged` segments are part of the group being written and are never the ones sealed to make room.
+    fn ensure_open(&mut self, key: &(String, i32), now: i64, staged: &Staged) -> Result<()> {
+        if self.open.contains_key(key) {
+            return Ok(());
+        }
+        if self.open.len() >= self.config.max_open_segments.max(1) {
+            let lru = self
+                .open
+                .iter()
+                .filter(|(k, _)| !staged.contains_key(*k))
+                .min_by_key(|(_, s)| s.last_write_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = lru {
+                self.seal(vec![k], "too many open segments");
+            }
+        }
+        let (project, day) = key;
+        let id = SegmentId::generate(now);
+        let location = Layout::hot_location(project, id);
+        let path = self.layout.resolve(&location).expect("hot locations are relative");
+        let dir = path.parent().expect("hot location has a directory").to_path_buf();
+        let new_dir = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        if new_dir {
+            sync_dir(&self.layout.hot_dir()).map_err(|e| StoreError::io(self.layout.hot_dir(), e))?;
+        }
+        let header = SegmentHeader { segment_id: id.to_string(), project: project.clone(), day: *day }.encode();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        let io = |e| StoreError::io(&path, e);
+        file.write_all_at(&header, 0).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        debug!(segment = %id, project = %project, day, "hot segment created");
+        metrics::counter!("tierd_hot_segments_created_total").increment(1);
+        let meta = SegmentMeta {
+            id,
+            project: project.clone(),
+            day: *day,
+            state: SegmentState::Open,
+            tier: Tier::Hot,
+            format: Format::Rows,
+            codec: Codec::Lz4,
+            location,
+            min_time_ms: 0,
+            max_time_ms: 0,
+            rows: 0,
+            bytes: header.len() as u64,
+            checksum: crc32c::crc32c(&header),
+            min_seq: 0,
+            max_seq: 0,
+            created_at_ms: now,
+            sealed_at_ms: None,
+            created_generation: 0,
+            updated_generation: 0,
+        };
+        self.open.insert(key.clone(), OpenSegment { meta, file, path, in_catalog: false, last_write_ms: now });
+        Ok(())
+    }
+
+    fn seal_due(&mut self) {
+        let now = self.clock.now_ms();
+        let cfg = &self.config;
+        let due: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, s)| s.meta.bytes >= cfg.seal_max_bytes || now - s.meta.created_at_ms >= cfg.seal_max_age_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !due.is_empty() {
+            self.seal(due, "size or age");
+        }
+    }
+
+    /// Seals the given open segments in one catalog commit. A segment that never got a committed row is only a
+    /// header the catalog never knew: its file is removed instead.
+    fn seal(&mut self, keys: Vec<(String, i32)>, reason: &str) {
+        if self.broken.is_some() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let mut changes = Vec::new();
+        let mut sealed = Vec::new();
+        for key in keys {
+            let Some(seg) = self.open.remove(&key) else { continue };
+            if !seg.in_catalog {
+                if let Err(e) = std::fs::remove_file(&seg.path) {
+                    warn!(segment = %seg.meta.id, error = %e, "cannot remove an empty, uncommitted segment file");
+                }
+                continue;
+            }
+            // A failed write may have left bytes past the committed length; the sealed file is exactly `bytes`.
+            if let Ok(m) = seg.file.metadata() {
+                if m.len() != seg.meta.bytes {
+                    if let Err(e) = seg.file.set_len(seg.meta.bytes).and_then(|_| seg.file.sync_data()) {
+                        error!(segment = %seg.meta.id, error = %e, "cannot cut a segment to its committed length");
+                    }
+                }
+            }
+            let mut meta = seg.meta.clone();
+            meta.state = SegmentState::Sealed;
+            meta.sealed_at_ms = Some(now);
+            sealed.push((meta.id, meta.rows, meta.bytes));
+            changes.push(CatalogChange::Put(meta));
+        }
+        if changes.is_empty() {
+            return;
+        }
+        match self.catalog.commit(changes) {
+            Ok(generation) => {
+                metrics::counter!("tierd_hot_segments_sealed_total").increment(sealed.len() as u64);
+                for (id, rows, bytes) in sealed {
+                    info!(segment = %id, rows, bytes, generation, reason, "hot segment sealed");
+                }
+            }
+            Err(e) => self.fatal(format!("commit of a seal failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! All of tierd's I/O: the hot tier, the sled catalog, leases, crash recovery and the tier-aware read path.
+//!
+//! `store` carries out what `codecs` encodes and (in later issues) what `policies` decides. Every durable step is
+//! ordered and named (see `ARCHITECTURE.md`):
+//!
+//! - [`hot`]: durable ingest. A single writer thread appends checksummed frames to per-(project, UTC day) row
+//!   segments, fsyncs them and commits their new lengths to the catalog in one transaction per group of requests
+//!   (group commit), and only then acknowledges. A batch that spans several segments is therefore atomic.
+//! - [`catalog`]: the sled catalog of every segment, with an in-memory snapshot for consistent lookups, and leases
+//!   that promise readers their segments stay readable.
+//! - [`recovery`]: on start, reconciles the catalog with the hot directory: torn tails are cut back to the committed
+//!   length, open segments are sealed, unknown files are quarantined (never served, never deleted).
+//! - [`read`] and [`query`]: the read path and the reference query engine, which counts deduplicated events.
+//! - [`clock`]: the only place that reads time.
+
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod hot;
+pub mod layout;
+pub mod query;
+pub mod read;
+pub mod recovery;
+
+pub use catalog::{Catalog, CatalogSnapshot, Lease, SegmentMeta, SegmentState};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::StoreError;
+pub use layout::{day_of_ms, format_day, SegmentId};

@@ -1,0 +1,305 @@
+//! The reference query engine: counts of deduplicated events, optionally filtered and grouped.
+//!
+//! Dedup is applied before property filters: of all copies of an event (same project, event, distinct_id, time
+//! and `$insert_id`) only the one ingested last counts, and the filters and the group key are evaluated on that
+//! copy. So the answer is the same whether or not duplicates have been physically removed yet, and whatever the
+//! tier, format or codec of the segments.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde_json::Value;
+use tierd_codecs::{dedup_key, DedupKey, Event};
+
+use crate::catalog::CatalogSnapshot;
+use crate::error::{Result, StoreError};
+use crate::layout::Layout;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Exists,
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "eq" => Op::Eq,
+            "neq" => Op::Neq,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "exists" => Op::Exists,
+            other => return Err(format!("unknown op {other:?}; expected one of eq, neq, lt, lte, gt, gte, exists")),
+        })
+    }
+}
+
+/// `property op value`. `property` names an event property, or one of the lifted fields `distinct_id`,
+/// `$insert_id` and `time` (ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub property: String,
+    pub op: Op,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    None,
+    Event,
+    Property(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub project: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub event: Option<String>,
+    pub filters: Vec<Filter>,
+    pub group_by: GroupBy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub total: u64,
+    /// (group key, count), by count descending then key.
+    pub rows: Vec<(Value, u64)>,
+    pub segments_scanned: u64,
+    pub bytes_scanned: u64,
+}
+
+/// A property of an event, including the lifted fields.
+fn property<'a>(e: &'a Event, name: &str, scratch: &'a mut Option<Value>) -> Option<&'a Value> {
+    match name {
+        "distinct_id" => Some(&*scratch.insert(Value::String(e.distinct_id.clone()))),
+        "$insert_id" => Some(&*scratch.insert(Value::String(e.insert_id.clone()))),
+        "time" => Some(&*scratch.insert(Value::from(e.time_ms))),
+        _ => e.properties.get(name),
+    }
+}
+
+/// Numeric comparison that is exact for integers and falls back to f64 otherwise.
+fn cmp_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
+    let int = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => cmp_numbers(x, y) == Some(Ordering::Equal),
+        _ => a == b,
+    }
+}
+
+fn order(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => cmp_numbers(x, y),
+        (Value::String(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        _ => None,
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Event) -> bool {
+        let mut scratch = None;
+        let v = property(e, &self.property, &mut scratch);
+        match self.op {
+            Op::Exists => matches!(v, Some(v) if !v.is_null()),
+            Op::Eq => v.is_some_and(|v| values_equal(v, &self.value)),
+            Op::Neq => !v.is_some_and(|v| values_equal(v, &self.value)),
+            Op::Lt => v.and_then(|v| order(v, &self.value)) == Some(Ordering::Less),
+            Op::Lte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Less | Ordering::Equal)),
+            Op::Gt => v.and_then(|v| order(v, &self.value)) == Some(Ordering::Greater),
+            Op::Gte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Greater | Ordering::Equal)),
+        }
+    }
+}
+
+impl GroupBy {
+    /// Parses `"event"` or `"properties.NAME"`.
+    pub fn parse(s: Option<&str>) -> std::result::Result<Self, String> {
+        match s {
+            None => Ok(GroupBy::None),
+            Some("event") => Ok(GroupBy::Event),
+            Some(p) => match p.strip_prefix("properties.") {
+                Some(name) if !name.is_empty() => Ok(GroupBy::Property(name.to_string())),
+                _ => Err(format!("group_by {p:?} must be \"event\" or \"properties.NAME\"")),
+            },
+        }
+    }
+
+    fn key(&self, e: &Event) -> Value {
+        match self {
+            GroupBy::None => Value::Null,
+            GroupBy::Event => Value::String(e.event.clone()),
+            GroupBy::Property(name) => {
+                let mut scratch = None;
+                property(e, name, &mut scratch).cloned().unwrap_or(Value::Null)
+            }
+        }
+    }
+}
+
+impl Query {
+    pub fn validate(&self) -> Result<()> {
+        crate::layout::validate_project(&self.project).map_err(StoreError::InvalidQuery)?;
+        if self.from_ms >= self.to_ms {
+            return Err(StoreError::InvalidQuery(format!(
+                "from ({}) must be before to ({}); the window is [from, to)",
+                self.from_ms, self.to_ms
+            )));
+        }
+        Ok(())
+    }
+
+    fn wants(&self, e: &Event) -> bool {
+        e.time_ms >= self.from_ms && e.time_ms < self.to_ms && self.event.as_ref().is_none_or(|n| *n == e.event)
+    }
+}
+
+/// Dedup keys are already uniform 128-bit hashes: hash them by taking 64 bits.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+/// Sentinel group for a winning copy that the filters reject.
+const FILTERED_OUT: u32 = u32::MAX;
+
+/// Runs a query over one catalog snapshot. Blocking: call from a blocking thread.
+pub fn execute(layout: &Layout, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
+    q.validate()?;
+    let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
+    let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
+    let mut groups: Vec<Value> = Vec::new();
+    let mut group_ids: HashMap<String, u32> = HashMap::new();
+    let mut bytes_scanned = 0u64;
+    for meta in &segments {
+        let bytes = crate::read::read_committed(layout, meta)?;
+        bytes_scanned += bytes.len() as u64;
+        crate::read::for_each_event(
+            meta,
+            &bytes,
+            |min, max| min < q.to_ms && max >= q.from_ms,
+            |se| {
+                if !q.wants(&se.event) {
+                    return;
+                }
+                let key = dedup_key(&q.project, &se.event);
+                if let Some((seq, _)) = winners.get(&key) {
+                    if *seq >= se.seq {
+                        return;
+                    }
+                }
+                let group = if q.filters.iter().all(|f| f.matches(&se.event)) {
+                    let k = q.group_by.key(&se.event);
+                    let text = k.to_string();
+                    *group_ids.entry(text).or_insert_with(|| {
+                        groups.push(k);
+                        (groups.len() - 1) as u32
+                    })
+                } else {
+                    FILTERED_OUT
+                };
+                winners.insert(key, (se.seq, group));
+            },
+        )?;
+    }
+    let mut counts = vec![0u64; groups.len()];
+    for (_, g) in winners.values() {
+        if *g != FILTERED_OUT {
+            counts[*g as usize] += 1;
+        }
+    }
+    let total = counts.iter().sum();
+    let mut rows: Vec<(Value, u64)> = match q.group_by {
+        GroupBy::None => Vec::new(),
+        _ => groups.into_iter().zip(counts).filter(|(_, c)| *c > 0).collect(),
+    };
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_string().cmp(&b.0.to_string())));
+    metrics::counter!("tierd_query_segments_scanned_total").increment(segments.len() as u64);
+    metrics::counter!("tierd_query_bytes_scanned_total").increment(bytes_scanned);
+    Ok(QueryResult { total, rows, segments_scanned: segments.len() as u64, bytes_scanned })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ev(props: Value) -> Event {
+        Event {
+            event: "E".into(),
+            time_ms: 1_700_000_000_000,
+            distinct_id: "u1".into(),
+            insert_id: "i1".into(),
+            properties: props.as_object().unwrap().clone(),
+        }
+    }
+
+    fn f(property: &str, op: Op, value: Value) -> Filter {
+        Filter { property: property.into(), op, value }
+    }
+
+    #[test]
+    fn filters_compare_numbers_numerically_and_strings_bytewise() {
+        let e = ev(json!({"n": 3, "x": 2.5, "s": "b", "z": null, "big": u64::MAX}));
+        assert!(f("n", Op::Eq, json!(3.0)).matches(&e));
+        assert!(f("n", Op::Lt, json!(3.5)).matches(&e));
+        assert!(!f("n", Op::Lt, json!(3)).matches(&e));
+        assert!(f("n", Op::Lte, json!(3)).matches(&e));
+        assert!(f("x", Op::Gt, json!(2)).matches(&e));
+        assert!(f("big", Op::Gt, json!(i64::MAX)).matches(&e), "u64 beyond i64 compares exactly");
+        assert!(f("s", Op::Gte, json!("a")).matches(&e));
+        assert!(!f("s", Op::Lt, json!(1)).matches(&e), "string vs number is never ordered");
+        assert!(!f("n", Op::Eq, json!("3")).matches(&e), "no string/number coercion");
+        assert!(f("missing", Op::Neq, json!(1)).matches(&e), "neq is true when missing");
+        assert!(!f("missing", Op::Eq, json!(null)).matches(&e));
+        assert!(!f("z", Op::Exists, Value::Null).matches(&e), "null is not set");
+        assert!(f("s", Op::Exists, Value::Null).matches(&e));
+        assert!(f("distinct_id", Op::Eq, json!("u1")).matches(&e));
+        assert!(f("time", Op::Gte, json!(1_700_000_000_000i64)).matches(&e));
+        assert!(f("$insert_id", Op::Eq, json!("i1")).matches(&e));
+    }
+
+    #[test]
+    fn group_by_parses_and_keys() {
+        assert_eq!(GroupBy::parse(None).unwrap(), GroupBy::None);
+        assert_eq!(GroupBy::parse(Some("event")).unwrap(), GroupBy::Event);
+        assert_eq!(GroupBy::parse(Some("properties.$os")).unwrap(), GroupBy::Property("$os".into()));
+        assert!(GroupBy::parse(Some("properties.")).is_err());
+        assert!(GroupBy::parse(Some("os")).is_err());
+        let e = ev(json!({"o": {"a": [1]}}));
+        assert_eq!(GroupBy::Property("o".into()).key(&e), json!({"a": [1]}));
+        assert_eq!(GroupBy::Property("nope".into()).key(&e), Value::Null);
+        assert_eq!(GroupBy::Event.key(&e), json!("E"));
+    }
+}

@@ -1,0 +1,479 @@
+//! The process harness: find (or build) the `tierd` binary, run `tierd serve` on an ephemeral port in a per-test
+//! directory, wait for its readiness line, kill it (-9), stop it (SIGTERM), restart it on the same data directory,
+//! and talk to it over HTTP.
+//!
+//! When a test panics while a [`Daemon`] is alive, its log tail (stderr and stdout of every start) is printed and the
+//! test directory is kept, so a failure explains itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::mp::pct;
+
+/// How long `tierd serve` may take to print its readiness line (crash recovery included).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a SIGTERM'd daemon may take to exit.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The readiness line is `tierd listening on http://127.0.0.1:PORT`.
+pub const READY_PREFIX: &str = "tierd listening on ";
+
+/// The workspace root (this package lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `tierd` binary: `$TIERD_BIN`, or built once per test process with `cargo build -p tierd-daemon --bin tierd`
+/// (debug profile, like the tests) and taken from `$CARGO_TARGET_DIR` or `<root>/target`.
+pub fn tierd_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("TIERD_BIN") {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "TIERD_BIN={} is not a file", p.display());
+            return p;
+        }
+        let root = workspace_root();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .current_dir(&root)
+            .args(["build", "-p", "tierd-daemon", "--bin", "tierd"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?} build: {e}"));
+        assert!(
+            out.status.success(),
+            "`cargo build -p tierd-daemon --bin tierd` failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let target = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
+            Some(t) => root.join(t),
+            None => root.join("target"),
+        };
+        let bin = target.join("debug").join(format!("tierd{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "cargo built tierd but {} does not exist", bin.display());
+        bin
+    })
+}
+
+/// A per-test directory. The daemon's data directory is `<dir>/data`; logs and config files sit beside it.
+/// Kept (and its path printed) when the test panics.
+pub struct TestDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let dir = tempfile::Builder::new().prefix(&format!("tierd-{name}-")).tempdir().expect("create temp dir");
+        let path = dir.path().to_path_buf();
+        TestDir { dir: Some(dir), path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path.join("data")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.dir.take() {
+                let kept = d.keep();
+                eprintln!("test failed: kept test directory {}", kept.display());
+            }
+        }
+    }
+}
+
+/// Why `tierd serve` did not become ready.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// The exit status when the process exited by itself; `None` when it was killed after the timeout.
+    pub status: Option<ExitStatus>,
+    pub reason: String,
+    /// The tail of the daemon's log (stderr + stdout).
+    pub log_tail: String,
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tierd serve did not start: {} (exit status: {:?})\n--- log tail ---\n{}", self.reason, self.status, self.log_tail)
+    }
+}
+
+/// An HTTP response: status, headers, raw body and the body parsed as JSON (`Null` when it is not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().unwrap_or("<non-ascii>").to_string())
+    }
+
+    fn from_reqwest(r: reqwest::blocking::Response) -> reqwest::Result<Resp> {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes()?.to_vec();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok(Resp { status, headers, body, json })
+    }
+}
+
+/// A running `tierd serve`.
+pub struct Daemon {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    config_path: Option<PathBuf>,
+    log_path: PathBuf,
+    base_url: String,
+    client: reqwest::blocking::Client,
+    starts: u32,
+}
+
+/// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
+/// sent on a connection to a daemon that was killed.
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("build HTTP client")
+}
+
+impl Daemon {
+    /// Starts `tierd serve --data-dir DATA_DIR --listen 127.0.0.1:0 [--config FILE]`; panics (with the log tail)
+    /// when it does not become ready. `data_dir` should be [`TestDir::data_dir`]: logs go to its parent.
+    pub fn start(data_dir: &Path, config_toml: Option<&str>) -> Daemon {
+        Self::try_start(data_dir, config_toml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start(data_dir: &Path, config_toml: Option<&str>) -> Result<Daemon, StartFailure> {
+        let parent = data_dir.parent().expect("data dir has a parent");
+        let name = data_dir.file_name().expect("data dir has a name").to_string_lossy().into_owned();
+        let config_path = config_toml.map(|toml| {
+            let p = parent.join(format!("{name}.tierd.toml"));
+            std::fs::write(&p, toml).expect("write config");
+            p
+        });
+        let mut d = Daemon {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            config_path,
+            log_path: parent.join(format!("{name}.tierd.log")),
+            base_url: String::new(),
+            client: http_client(),
+            starts: 0,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    fn spawn(&mut self) -> Result<(), StartFailure> {
+        assert!(self.child.is_none(), "daemon already running");
+        self.starts += 1;
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log");
+        writeln!(log, "===== test harness: start #{} =====", self.starts).unwrap();
+        let mut cmd = Command::new(tierd_bin());
+        cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
+        if let Some(c) = &self.config_path {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone().expect("clone log handle"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", tierd_bin().display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel::<String>();
+        // Keeps draining stdout for the life of the process, so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "[stdout] {line}");
+                if let Some(url) = line.strip_prefix(READY_PREFIX) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.trim().to_string());
+                    }
+                }
+            }
+        });
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(url) => {
+                assert!(url.starts_with("http://127.0.0.1:"), "unexpected readiness line: {READY_PREFIX}{url}");
+                self.base_url = url.trim_end_matches('/').to_string();
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // stdout closed without the readiness line: the process is exiting.
+                let status = wait_timeout(&mut child, Duration::from_secs(10));
+                if status.is_none() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Err(StartFailure {
+                    status,
+                    reason: "stdout closed before the readiness line".into(),
+                    log_tail: self.log_tail(60),
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(StartFailure {
+                    status: None,
+                    reason: format!("no readiness line within {READY_TIMEOUT:?}"),
+                    log_tail: self.log_tail(60),
+                })
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the current process.
+    pub fn url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            self.note("killed with SIGKILL");
+        }
+    }
+
+    /// SIGTERM and wait up to [`STOP_TIMEOUT`]; panics if the daemon does not exit. Returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("daemon running");
+        // SAFETY: plain kill(2) on our own child's pid, which we have not reaped yet.
+        let rc = unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        match wait_timeout(&mut c, STOP_TIMEOUT) {
+            Some(st) => {
+                self.note(&format!("stopped with SIGTERM: {st}"));
+                st
+            }
+            None => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("tierd did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}", self.log_tail(60));
+            }
+        }
+    }
+
+    /// Starts again on the same data directory and config (a new ephemeral port). Kills a running process first.
+    pub fn restart(&mut self) {
+        self.kill9();
+        if let Err(e) = self.spawn() {
+            panic!("restart failed: {e}");
+        }
+    }
+
+    fn note(&self, what: &str) {
+        if let Ok(mut log) = OpenOptions::new().append(true).open(&self.log_path) {
+            let _ = writeln!(log, "===== test harness: {what} =====");
+        }
+    }
+
+    /// The last `lines` lines of the log (all starts).
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
+
+    // ---- HTTP ----
+
+    pub fn get(&self, path_and_query: &str) -> Resp {
+        let url = format!("{}{}", self.base_url, path_and_query);
+        let r = self.client.get(&url).send().unwrap_or_else(|e| panic!("GET {url}: {e}\n{}", self.log_tail(40)));
+        Resp::from_reqwest(r).unwrap_or_else(|e| panic!("GET {url}: reading body: {e}"))
+    }
+
+    /// `POST /import[?project=NAME]` with the given body and headers. `project` is sent verbatim (percent-encoded).
+    pub fn post_import(&self, project: Option<&str>, body: Vec<u8>, headers: &[(&str, &str)]) -> Resp {
+        let url = match project {
+            Some(p) => format!("{}/import?project={}", self.base_url, pct(p)),
+            None => format!("{}/import", self.base_url),
+        };
+        let mut req = self.client.post(&url).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().unwrap_or_else(|e| panic!("POST {url}: {e}\n{}", self.log_tail(40)));
+        Resp::from_reqwest(r).unwrap_or_else(|e| panic!("POST {url}: reading body: {e}"))
+    }
+
+    /// Imports `events` as a JSON array with `Content-Type: application/json`; panics unless the answer is 200 with
+    /// `num_records_imported == events.len()`.
+    pub fn import_ok(&self, project: &str, events: &[Value]) {
+        let r = self.post_import(Some(project), crate::mp::array_body(events), &[("content-type", "application/json")]);
+        assert_import_ok(&r, events.len(), &format!("import of {} events into {project}", events.len()));
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        let url = format!("{}{}", self.base_url, path);
+        let r = self
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .unwrap_or_else(|e| panic!("POST {url}: {e}\n{}", self.log_tail(40)));
+        Resp::from_reqwest(r).unwrap_or_else(|e| panic!("POST {url}: reading body: {e}"))
+    }
+
+    /// `POST /v1/query`; panics unless 200.
+    pub fn query(&self, q: &Value) -> Value {
+        let r = self.post_json("/v1/query", q);
+        assert_eq!(r.status, 200, "query {q} answered {}: {}", r.status, r.text());
+        r.json
+    }
+
+    /// `GET /v1/catalog/segments?project=P[&from=MS][&to=MS]`; panics unless 200.
+    pub fn segments(&self, project: &str, from: Option<i64>, to: Option<i64>) -> Value {
+        let mut path = format!("/v1/catalog/segments?project={}", pct(project));
+        if let Some(f) = from {
+            path.push_str(&format!("&from={f}"));
+        }
+        if let Some(t) = to {
+            path.push_str(&format!("&to={t}"));
+        }
+        let r = self.get(&path);
+        assert_eq!(r.status, 200, "GET {path} answered {}: {}", r.status, r.text());
+        r.json
+    }
+
+    /// `GET /v1/catalog/projects` as a list.
+    pub fn projects(&self) -> Vec<String> {
+        let r = self.get("/v1/catalog/projects");
+        assert_eq!(r.status, 200, "GET /v1/catalog/projects answered {}: {}", r.status, r.text());
+        r.json["projects"]
+            .as_array()
+            .unwrap_or_else(|| panic!("projects is not an array: {}", r.json))
+            .iter()
+            .map(|p| p.as_str().expect("project names are strings").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- tierd log tail ({}, data dir {}) -----\n{}\n----- end of tierd log -----",
+                self.log_path.display(),
+                self.data_dir.display(),
+                self.log_tail(80)
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Asserts a 200 `{"code":200,"status":"OK","num_records_imported":n}`.
+pub fn assert_import_ok(r: &Resp, n: usize, what: &str) {
+    assert_eq!(r.status, 200, "{what}: expected 200, got {}: {}", r.status, r.text());
+    assert_eq!(r.json["code"], 200, "{what}: body {}", r.text());
+    assert_eq!(r.json["status"], "OK", "{what}: body {}", r.text());
+    assert_eq!(r.json["num_records_imported"].as_u64(), Some(n as u64), "{what}: body {}", r.text());
+}
+
+/// Runs `tierd serve` expecting it to exit by itself (e.g. on a bad config) within `timeout`; returns the exit status
+/// and everything it wrote to stderr and stdout. Panics (after killing it) if it becomes ready or keeps running.
+pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration) -> (ExitStatus, String) {
+    let cfg = dir.path().join("bad-config.toml");
+    std::fs::write(&cfg, config_toml).unwrap();
+    let mut child = Command::new(tierd_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.data_dir())
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tierd");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = t_out.join().unwrap();
+    let err = t_err.join().unwrap();
+    let status = status.unwrap_or_else(|| {
+        panic!("tierd serve with config\n{config_toml}\nkept running for {timeout:?}\nstdout: {out}\nstderr: {err}")
+    });
+    (status, format!("{err}{out}"))
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = File::open(path) else { return format!("<no log at {}>", path.display()) };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,20 @@
+//! End-to-end and crash tests for tierd: they start the real `tierd` binary and talk to it over HTTP only.
+//!
+//! Nothing here depends on a tierd crate. The tests are black-box against the HTTP contract, and every expected
+//! value comes from [`model::Model`], a small independent re-implementation of the contract's semantics (time units,
+//! dedup, filters, grouping), so a bug shared by the daemon and its own helpers cannot hide itself.
+//!
+//! - [`daemon`]: locating/building the binary, starting, killing, stopping and restarting it, HTTP helpers.
+//! - [`model`]: the in-test model of acknowledged events and of query answers.
+//! - [`mp`]: Mixpanel-shaped bodies (JSON array, NDJSON, gzip), the seconds-vs-ms rule and UTC day arithmetic.
+//! - [`gen`]: a small deterministic generator of Mixpanel-shaped events and request encodings.
+//! - [`disk`]: the check that the catalog and the hot directory agree.
+
+pub mod daemon;
+pub mod disk;
+pub mod gen;
+pub mod model;
+pub mod mp;
+
+pub use daemon::{tierd_bin, Daemon, Resp, StartFailure, TestDir};
+pub use model::{Answer, Model, ModelEvent};
