@@ -29,10 +29,7 @@ pub fn dedup_key(project: &str, event: &Event) -> DedupKey {
 pub fn dedup_sorted(project: &str, events: &mut Vec<StoredEvent>) -> usize {
     let before = events.len();
     // Hash each event once, not once per comparison.
-    let mut keyed: Vec<(DedupKey, StoredEvent)> = events
-        .drain(..)
-        .map(|e| (dedup_key(project, &e.event), e))
-        .collect();
+    let mut keyed: Vec<(DedupKey, StoredEvent)> = events.drain(..).map(|e| (dedup_key(project, &e.event), e)).collect();
     // Key ascending, then seq descending, so the first of each run of equal keys is the copy to keep.
     keyed.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then(b.seq.cmp(&a.seq)));
     keyed.dedup_by(|(later, _), (first, _)| later == first);
@@ -63,22 +60,10 @@ mod tests {
         let base = event("signup", "u1", 1_700_000_000_000, "i1");
         let key = dedup_key("p", &base);
         assert_ne!(key, dedup_key("q", &base));
-        assert_ne!(
-            key,
-            dedup_key("p", &event("login", "u1", 1_700_000_000_000, "i1"))
-        );
-        assert_ne!(
-            key,
-            dedup_key("p", &event("signup", "u2", 1_700_000_000_000, "i1"))
-        );
-        assert_ne!(
-            key,
-            dedup_key("p", &event("signup", "u1", 1_700_000_000_001, "i1"))
-        );
-        assert_ne!(
-            key,
-            dedup_key("p", &event("signup", "u1", 1_700_000_000_000, "i2"))
-        );
+        assert_ne!(key, dedup_key("p", &event("login", "u1", 1_700_000_000_000, "i1")));
+        assert_ne!(key, dedup_key("p", &event("signup", "u2", 1_700_000_000_000, "i1")));
+        assert_ne!(key, dedup_key("p", &event("signup", "u1", 1_700_000_000_001, "i1")));
+        assert_ne!(key, dedup_key("p", &event("signup", "u1", 1_700_000_000_000, "i2")));
         // Properties are not part of the key: a re-send with changed properties replaces the earlier copy.
         let mut changed = base.clone();
         changed.properties.insert("plan".to_owned(), json!("pro"));
@@ -87,18 +72,9 @@ mod tests {
 
     #[test]
     fn key_fields_are_length_prefixed() {
-        assert_ne!(
-            dedup_key("ab", &event("c", "", 0, "")),
-            dedup_key("a", &event("bc", "", 0, ""))
-        );
-        assert_ne!(
-            dedup_key("p", &event("e", "ab", 0, "")),
-            dedup_key("p", &event("e", "a", 0, "b"))
-        );
-        assert_ne!(
-            dedup_key("p", &event("e", "", 0, "x")),
-            dedup_key("p", &event("e", "x", 0, ""))
-        );
+        assert_ne!(dedup_key("ab", &event("c", "", 0, "")), dedup_key("a", &event("bc", "", 0, "")));
+        assert_ne!(dedup_key("p", &event("e", "ab", 0, "")), dedup_key("p", &event("e", "a", 0, "b")));
+        assert_ne!(dedup_key("p", &event("e", "", 0, "x")), dedup_key("p", &event("e", "x", 0, "")));
     }
 
     #[test]
@@ -108,10 +84,7 @@ mod tests {
             e.properties.insert("version".to_owned(), json!(version));
             StoredEvent { seq, event: e }
         };
-        let other = StoredEvent {
-            seq: 5,
-            event: event("login", "u1", 1_700_000_000_000, "i9"),
-        };
+        let other = StoredEvent { seq: 5, event: event("login", "u1", 1_700_000_000_000, "i9") };
         let mut events = vec![copy(7, 1), other.clone(), copy(9, 2), copy(3, 0)];
         assert_eq!(dedup_sorted("p", &mut events), 2);
         assert_eq!(events.len(), 2);
@@ -134,35 +107,21 @@ mod tests {
         prop::collection::vec((identity, any::<i32>()), 0..40).prop_flat_map(|rows| {
             let n = rows.len() as u64;
             // Unique sequence numbers, in shuffled order.
-            (
-                Just(rows),
-                Just((0..n).map(|s| s * 3 + 1).collect::<Vec<_>>()).prop_shuffle(),
-            )
-                .prop_map(|(rows, seqs)| {
-                    rows.into_iter()
-                        .zip(seqs)
-                        .map(|(((name, user, time, id), payload), seq)| {
-                            let mut e = event(
-                                ["a", "b", "ab"][name],
-                                ["", "u", "ua"][user],
-                                time,
-                                ["", "x", "y"][id],
-                            );
-                            e.properties.insert("payload".to_owned(), json!(payload));
-                            StoredEvent { seq, event: e }
-                        })
-                        .collect()
-                })
+            (Just(rows), Just((0..n).map(|s| s * 3 + 1).collect::<Vec<_>>()).prop_shuffle()).prop_map(|(rows, seqs)| {
+                rows.into_iter()
+                    .zip(seqs)
+                    .map(|(((name, user, time, id), payload), seq)| {
+                        let mut e = event(["a", "b", "ab"][name], ["", "u", "ua"][user], time, ["", "x", "y"][id]);
+                        e.properties.insert("payload".to_owned(), json!(payload));
+                        StoredEvent { seq, event: e }
+                    })
+                    .collect()
+            })
         })
     }
 
     fn identity(e: &Event) -> (String, String, i64, String) {
-        (
-            e.event.clone(),
-            e.distinct_id.clone(),
-            e.time_ms,
-            e.insert_id.clone(),
-        )
+        (e.event.clone(), e.distinct_id.clone(), e.time_ms, e.insert_id.clone())
     }
 
     proptest! {

@@ -53,10 +53,7 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        Self {
-            max_events: 2000,
-            max_bytes: 10 * 1024 * 1024,
-        }
+        Self { max_events: 2000, max_bytes: 10 * 1024 * 1024 }
     }
 }
 
@@ -109,17 +106,13 @@ pub enum BatchError {
 /// ([`derive_insert_id`]) when absent or null. Other top-level keys are ignored.
 pub fn parse_batch(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, BatchError> {
     if body.len() > limits.max_bytes {
-        return Err(BatchError::TooLarge {
-            limit: limits.max_bytes,
-            got: body.len(),
-        });
+        return Err(BatchError::TooLarge { limit: limits.max_bytes, got: body.len() });
     }
     let Some(first) = body.iter().copied().find(|b| !is_json_whitespace(*b)) else {
         return Err(BatchError::Empty);
     };
     let records = if first == b'[' {
-        let records: Vec<Value> =
-            serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        let records: Vec<Value> = serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
         check_count(records.len(), limits)?;
         records
     } else {
@@ -144,18 +137,9 @@ pub fn parse_batch(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, Batc
 /// The `$insert_id` tierd derives for an event sent without one: 32 lowercase hex chars of xxh3-128 over a
 /// length-prefixed encoding of the event name, `distinct_id`, `time_ms` and the remaining properties as canonical
 /// JSON (keys sorted). Resending the exact same event derives the same id; any change of content derives another.
-pub fn derive_insert_id(
-    event: &str,
-    distinct_id: &str,
-    time_ms: i64,
-    properties: &Map<String, Value>,
-) -> String {
+pub fn derive_insert_id(event: &str, distinct_id: &str, time_ms: i64, properties: &Map<String, Value>) -> String {
     let mut hasher = KeyHasher::new();
-    hasher
-        .bytes(b"tierd.insert_id.v1")
-        .bytes(event.as_bytes())
-        .bytes(distinct_id.as_bytes())
-        .i64(time_ms);
+    hasher.bytes(b"tierd.insert_id.v1").bytes(event.as_bytes()).bytes(distinct_id.as_bytes()).i64(time_ms);
     let mut field = StreamedField::new(&mut hasher);
     // `Map` is a BTreeMap (serde_json without `preserve_order`), so this is canonical: keys in sorted order.
     serde_json::to_writer(&mut field, properties).expect("writing JSON into a hasher cannot fail");
@@ -172,14 +156,8 @@ impl Event {
     pub fn to_mixpanel_json(&self) -> Value {
         let mut properties = self.properties.clone();
         properties.insert("time".to_owned(), Value::from(self.time_ms));
-        properties.insert(
-            "distinct_id".to_owned(),
-            Value::String(self.distinct_id.clone()),
-        );
-        properties.insert(
-            "$insert_id".to_owned(),
-            Value::String(self.insert_id.clone()),
-        );
+        properties.insert("distinct_id".to_owned(), Value::String(self.distinct_id.clone()));
+        properties.insert("$insert_id".to_owned(), Value::String(self.insert_id.clone()));
         let mut record = Map::new();
         record.insert("event".to_owned(), Value::String(self.event.clone()));
         record.insert("properties".to_owned(), Value::Object(properties));
@@ -193,31 +171,19 @@ fn is_json_whitespace(b: u8) -> bool {
 
 fn check_count(got: usize, limits: &BatchLimits) -> Result<(), BatchError> {
     if got > limits.max_events {
-        return Err(BatchError::TooManyEvents {
-            limit: limits.max_events,
-            got,
-        });
+        return Err(BatchError::TooManyEvents { limit: limits.max_events, got });
     }
     Ok(())
 }
 
 fn parse_ndjson(body: &[u8], limits: &BatchLimits) -> Result<Vec<Value>, BatchError> {
     let is_blank = |line: &[u8]| line.iter().all(|b| is_json_whitespace(*b));
-    let lines = || {
-        body.split(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| !is_blank(line))
-    };
+    let lines = || body.split(|b| *b == b'\n').enumerate().filter(|(_, line)| !is_blank(line));
     check_count(lines().count(), limits)?;
     lines()
         .map(|(i, line)| {
             serde_json::from_slice(line).map_err(|e| {
-                BatchError::Malformed(format!(
-                    "line {}, column {}: {}",
-                    i + 1,
-                    e.column(),
-                    error_without_position(&e)
-                ))
+                BatchError::Malformed(format!("line {}, column {}: {}", i + 1, e.column(), error_without_position(&e)))
             })
         })
         .collect()
@@ -243,93 +209,54 @@ fn parse_record(index: usize, record: Value) -> Result<Event, RecordError> {
     let mut record = match record {
         Value::Object(record) => record,
         other => {
-            let message = format!(
-                "each event must be a JSON object with \"event\" and \"properties\", got {}",
-                kind(&other)
-            );
+            let message =
+                format!("each event must be a JSON object with \"event\" and \"properties\", got {}", kind(&other));
             return Err(fail("", "", message));
         }
     };
     let event = match parse_event_name(record.remove("event")) {
         Ok(event) => event,
         Err(message) => {
-            let insert_id = record
-                .get("properties")
-                .and_then(|p| p.get("$insert_id"))
-                .and_then(Value::as_str);
+            let insert_id = record.get("properties").and_then(|p| p.get("$insert_id")).and_then(Value::as_str);
             return Err(fail(insert_id.unwrap_or_default(), "event", message));
         }
     };
     let mut properties = match record.remove("properties") {
         Some(Value::Object(properties)) => properties,
-        None => {
-            return Err(fail(
-                "",
-                "properties",
-                "is required: an object with at least \"time\"".to_owned(),
-            ))
-        }
-        Some(other) => {
-            return Err(fail(
-                "",
-                "properties",
-                format!("must be an object, got {}", kind(&other)),
-            ))
-        }
+        None => return Err(fail("", "properties", "is required: an object with at least \"time\"".to_owned())),
+        Some(other) => return Err(fail("", "properties", format!("must be an object, got {}", kind(&other)))),
     };
     let raw_insert_id = properties.remove("$insert_id");
-    let hint = raw_insert_id
-        .as_ref()
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let time_ms = parse_time(properties.remove("time").as_ref())
-        .map_err(|m| fail(hint, "properties.time", m))?;
-    let distinct_id = parse_distinct_id(properties.remove("distinct_id"))
-        .map_err(|m| fail(hint, "properties.distinct_id", m))?;
+    let hint = raw_insert_id.as_ref().and_then(Value::as_str).unwrap_or_default();
+    let time_ms = parse_time(properties.remove("time").as_ref()).map_err(|m| fail(hint, "properties.time", m))?;
+    let distinct_id =
+        parse_distinct_id(properties.remove("distinct_id")).map_err(|m| fail(hint, "properties.distinct_id", m))?;
     let insert_id = match raw_insert_id {
         None | Some(Value::Null) => derive_insert_id(&event, &distinct_id, time_ms, &properties),
         Some(Value::String(id)) => {
             if id.is_empty() {
-                return Err(fail(
-                    &id,
-                    "properties.$insert_id",
-                    "must not be empty".to_owned(),
-                ));
+                return Err(fail(&id, "properties.$insert_id", "must not be empty".to_owned()));
             }
             if id.len() > MAX_INSERT_ID_BYTES {
-                let message = format!(
-                    "must be at most {MAX_INSERT_ID_BYTES} bytes, got {}",
-                    id.len()
-                );
+                let message = format!("must be at most {MAX_INSERT_ID_BYTES} bytes, got {}", id.len());
                 return Err(fail(&id, "properties.$insert_id", message));
             }
             id
         }
         Some(other) => {
-            return Err(fail(
-                "",
-                "properties.$insert_id",
-                format!("must be a string, got {}", kind(&other)),
-            ));
+            return Err(fail("", "properties.$insert_id", format!("must be a string, got {}", kind(&other))));
         }
     };
-    Ok(Event {
-        event,
-        time_ms,
-        distinct_id,
-        insert_id,
-        properties,
-    })
+    Ok(Event { event, time_ms, distinct_id, insert_id, properties })
 }
 
 fn parse_event_name(event: Option<Value>) -> Result<String, String> {
     match event {
         None => Err("is required: the event name".to_owned()),
         Some(Value::String(name)) if name.is_empty() => Err("must not be empty".to_owned()),
-        Some(Value::String(name)) if name.len() > MAX_EVENT_NAME_BYTES => Err(format!(
-            "must be at most {MAX_EVENT_NAME_BYTES} bytes, got {}",
-            name.len()
-        )),
+        Some(Value::String(name)) if name.len() > MAX_EVENT_NAME_BYTES => {
+            Err(format!("must be at most {MAX_EVENT_NAME_BYTES} bytes, got {}", name.len()))
+        }
         Some(Value::String(name)) => Ok(name),
         Some(other) => Err(format!("must be a string, got {}", kind(&other))),
     }
@@ -341,18 +268,10 @@ fn parse_distinct_id(distinct_id: Option<Value>) -> Result<String, String> {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(id)) => id,
         Some(Value::Number(n)) => n.to_string(),
-        Some(other) => {
-            return Err(format!(
-                "must be a string or a number, got {}",
-                kind(&other)
-            ))
-        }
+        Some(other) => return Err(format!("must be a string or a number, got {}", kind(&other))),
     };
     if id.len() > MAX_DISTINCT_ID_BYTES {
-        return Err(format!(
-            "must be at most {MAX_DISTINCT_ID_BYTES} bytes, got {}",
-            id.len()
-        ));
+        return Err(format!("must be at most {MAX_DISTINCT_ID_BYTES} bytes, got {}", id.len()));
     }
     Ok(id)
 }
@@ -387,19 +306,13 @@ fn parse_time(time: Option<&Value>) -> Result<i64, String> {
         if f < 0.0 {
             return Err(negative());
         }
-        let ms = if f >= MILLIS_THRESHOLD as f64 {
-            f.round()
-        } else {
-            (f * 1000.0).round()
-        };
+        let ms = if f >= MILLIS_THRESHOLD as f64 { f.round() } else { (f * 1000.0).round() };
         // MAX_TIME_MS < 2^53 is exact as f64, and `ms` is integral, so the cast below is exact.
         (ms <= MAX_TIME_MS as f64).then_some(ms as i64)
     };
     match ms {
         Some(ms) if ms <= MAX_TIME_MS => Ok(ms),
-        _ => Err(format!(
-            "{n} is out of range: the time must be between 1970-01-01 and 9999-12-31"
-        )),
+        _ => Err(format!("{n} is out of range: the time must be between 1970-01-01 and 9999-12-31")),
     }
 }
 

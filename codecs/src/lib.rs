@@ -19,7 +19,5 @@ pub mod rows;
 mod testing;
 
 pub use dedup::{dedup_key, dedup_sorted, DedupKey};
-pub use event::{
-    derive_insert_id, parse_batch, BatchError, BatchLimits, Event, RecordError, StoredEvent,
-};
+pub use event::{derive_insert_id, parse_batch, BatchError, BatchLimits, Event, RecordError, StoredEvent};
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -51,11 +51,7 @@ pub enum RowsError {
     #[error("frame at offset {offset} is truncated")]
     Truncated { offset: u64 },
     #[error("frame at offset {offset} has a bad checksum (stored {stored:#010x}, computed {computed:#010x})")]
-    Checksum {
-        offset: u64,
-        stored: u32,
-        computed: u32,
-    },
+    Checksum { offset: u64, stored: u32, computed: u32 },
     #[error("frame at offset {offset} is corrupt: {message}")]
     Corrupt { offset: u64, message: String },
 }
@@ -96,12 +92,7 @@ impl SegmentHeader {
         if bytes[..magic_len] != FILE_MAGIC[..magic_len] {
             return Err(RowsError::BadMagic);
         }
-        let truncated = || {
-            RowsError::BadHeader(format!(
-                "truncated: the file has only {} bytes",
-                bytes.len()
-            ))
-        };
+        let truncated = || RowsError::BadHeader(format!("truncated: the file has only {} bytes", bytes.len()));
         if bytes.len() < HEADER_FIXED_LEN {
             return Err(truncated());
         }
@@ -110,10 +101,7 @@ impl SegmentHeader {
             return Err(RowsError::UnsupportedVersion(version));
         }
         let json_len = usize::try_from(u32_at(bytes, 10)).map_err(|_| truncated())?;
-        let total = HEADER_FIXED_LEN
-            .checked_add(json_len)
-            .and_then(|n| n.checked_add(4))
-            .ok_or_else(truncated)?;
+        let total = HEADER_FIXED_LEN.checked_add(json_len).and_then(|n| n.checked_add(4)).ok_or_else(truncated)?;
         if bytes.len() < total {
             return Err(truncated());
         }
@@ -159,27 +147,16 @@ impl FrameBody {
             // Serialize straight into the row buffer and patch the length in afterwards.
             let len_at = rows.len();
             rows.extend_from_slice(&[0; 4]);
-            serde_json::to_writer(&mut rows, &event.properties)
-                .expect("writing JSON into a Vec cannot fail");
-            let len =
-                u32::try_from(rows.len() - len_at - 4).expect("a row's properties are below 4 GiB");
+            serde_json::to_writer(&mut rows, &event.properties).expect("writing JSON into a Vec cannot fail");
+            let len = u32::try_from(rows.len() - len_at - 4).expect("a row's properties are below 4 GiB");
             rows[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
         }
         if events.is_empty() {
             (min_time_ms, max_time_ms) = (0, 0);
         }
         // The lz4 size prefix is a u32.
-        assert!(
-            u32::try_from(rows.len()).is_ok(),
-            "a frame's rows must be below 4 GiB, got {} bytes",
-            rows.len()
-        );
-        FrameBody {
-            count,
-            min_time_ms,
-            max_time_ms,
-            compressed: lz4_flex::compress_prepend_size(&rows),
-        }
+        assert!(u32::try_from(rows.len()).is_ok(), "a frame's rows must be below 4 GiB, got {} bytes", rows.len());
+        FrameBody { count, min_time_ms, max_time_ms, compressed: lz4_flex::compress_prepend_size(&rows) }
     }
 
     /// Appends the complete frame (header with `base_seq`, checksum, body) to `out`.
@@ -189,8 +166,7 @@ impl FrameBody {
         meta[8..12].copy_from_slice(&self.count.to_le_bytes());
         meta[12..20].copy_from_slice(&self.min_time_ms.to_le_bytes());
         meta[20..28].copy_from_slice(&self.max_time_ms.to_le_bytes());
-        let len =
-            u32::try_from(FRAME_META_LEN + self.compressed.len()).expect("a frame is below 4 GiB");
+        let len = u32::try_from(FRAME_META_LEN + self.compressed.len()).expect("a frame is below 4 GiB");
         let crc = crc32c::crc32c_append(crc32c::crc32c(&meta), &self.compressed);
         out.reserve(self.frame_len());
         out.extend_from_slice(&len.to_le_bytes());
@@ -303,11 +279,7 @@ struct FrameView<'a> {
 }
 
 /// Reads the frame at `frames[pos..]`, returning it and the position just after it.
-fn read_frame(
-    frames: &[u8],
-    pos: usize,
-    base_offset: u64,
-) -> Result<(FrameView<'_>, usize), RowsError> {
+fn read_frame(frames: &[u8], pos: usize, base_offset: u64) -> Result<(FrameView<'_>, usize), RowsError> {
     let offset = base_offset.saturating_add(pos as u64);
     let rest = &frames[pos..];
     if rest.len() < FRAME_PREFIX_LEN {
@@ -316,23 +288,15 @@ fn read_frame(
     let len = u32_at(rest, 0) as usize;
     let stored = u32_at(rest, 4);
     // `len` came from a u32, so this cannot overflow a 64-bit usize; on 32 bits `get` fails as a truncation.
-    let Some(checked) = FRAME_PREFIX_LEN
-        .checked_add(len)
-        .and_then(|end| rest.get(FRAME_PREFIX_LEN..end))
-    else {
+    let Some(checked) = FRAME_PREFIX_LEN.checked_add(len).and_then(|end| rest.get(FRAME_PREFIX_LEN..end)) else {
         return Err(RowsError::Truncated { offset });
     };
     let computed = crc32c::crc32c(checked);
     if stored != computed {
-        return Err(RowsError::Checksum {
-            offset,
-            stored,
-            computed,
-        });
+        return Err(RowsError::Checksum { offset, stored, computed });
     }
     if checked.len() < FRAME_META_LEN {
-        let message =
-            format!("frame length {len} is shorter than the {FRAME_META_LEN}-byte frame header");
+        let message = format!("frame length {len} is shorter than the {FRAME_META_LEN}-byte frame header");
         return Err(RowsError::Corrupt { offset, message });
     }
     let (meta, compressed) = checked.split_at(FRAME_META_LEN);
@@ -344,16 +308,8 @@ fn read_frame(
         max_time_ms: i64::from_le_bytes(meta[20..28].try_into().expect("8 bytes")),
         compressed,
     };
-    if frame.count > 0
-        && frame
-            .base_seq
-            .checked_add(u64::from(frame.count) - 1)
-            .is_none()
-    {
-        let message = format!(
-            "sequence {} + {} rows overflows",
-            frame.base_seq, frame.count
-        );
+    if frame.count > 0 && frame.base_seq.checked_add(u64::from(frame.count) - 1).is_none() {
+        let message = format!("sequence {} + {} rows overflows", frame.base_seq, frame.count);
         return Err(RowsError::Corrupt { offset, message });
     }
     Ok((frame, pos + FRAME_PREFIX_LEN + len))
@@ -370,19 +326,11 @@ struct FrameDecoder {
 
 impl FrameDecoder {
     fn decode(&mut self, frame: &FrameView<'_>) -> Result<(), RowsError> {
-        let corrupt = |message: String| RowsError::Corrupt {
-            offset: frame.offset,
-            message,
-        };
+        let corrupt = |message: String| RowsError::Corrupt { offset: frame.offset, message };
         self.rows.clear();
         let (size, block) = lz4_flex::block::uncompressed_size(frame.compressed)
             .map_err(|_| corrupt("body is shorter than its 4-byte size prefix".to_owned()))?;
-        if size
-            > block
-                .len()
-                .saturating_mul(MAX_LZ4_EXPANSION)
-                .saturating_add(MAX_LZ4_SLACK)
-        {
+        if size > block.len().saturating_mul(MAX_LZ4_EXPANSION).saturating_add(MAX_LZ4_SLACK) {
             return Err(corrupt(format!(
                 "body claims {size} uncompressed bytes from {} compressed bytes",
                 block.len()
@@ -393,20 +341,14 @@ impl FrameDecoder {
         let written = lz4_flex::block::decompress_into(block, &mut self.scratch)
             .map_err(|e| corrupt(format!("body does not decompress: {e}")))?;
         if written != size {
-            return Err(corrupt(format!(
-                "body decompresses to {written} bytes, its size prefix says {size}"
-            )));
+            return Err(corrupt(format!("body decompresses to {written} bytes, its size prefix says {size}")));
         }
 
-        let mut reader = RowReader {
-            rest: &self.scratch,
-        };
+        let mut reader = RowReader { rest: &self.scratch };
         let count = frame.count as usize;
         self.rows.reserve(count.min(size / MIN_ROW_LEN));
         for i in 0..count {
-            let event = reader
-                .row()
-                .map_err(|problem| corrupt(format!("row {i}: {problem}")))?;
+            let event = reader.row().map_err(|problem| corrupt(format!("row {i}: {problem}")))?;
             if event.time_ms < frame.min_time_ms || event.time_ms > frame.max_time_ms {
                 return Err(corrupt(format!(
                     "row {i}: time {} is outside the frame's range {}..={}",
@@ -414,16 +356,10 @@ impl FrameDecoder {
                 )));
             }
             // `read_frame` checked that base_seq + count - 1 does not overflow.
-            self.rows.push(StoredEvent {
-                seq: frame.base_seq + i as u64,
-                event,
-            });
+            self.rows.push(StoredEvent { seq: frame.base_seq + i as u64, event });
         }
         if !reader.rest.is_empty() {
-            return Err(corrupt(format!(
-                "{} bytes after the last of {count} rows",
-                reader.rest.len()
-            )));
+            return Err(corrupt(format!("{} bytes after the last of {count} rows", reader.rest.len())));
         }
         Ok(())
     }
@@ -440,23 +376,14 @@ impl<'a> RowReader<'a> {
         let event = self.string("event")?;
         let distinct_id = self.string("distinct_id")?;
         let insert_id = self.string("insert_id")?;
-        let properties: Map<String, Value> = serde_json::from_slice(self.str_bytes()?)
-            .map_err(|e| format!("properties are not a JSON object: {e}"))?;
-        Ok(Event {
-            event,
-            time_ms,
-            distinct_id,
-            insert_id,
-            properties,
-        })
+        let properties: Map<String, Value> =
+            serde_json::from_slice(self.str_bytes()?).map_err(|e| format!("properties are not a JSON object: {e}"))?;
+        Ok(Event { event, time_ms, distinct_id, insert_id, properties })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.rest.len() < n {
-            return Err(format!(
-                "cut short: needs {n} more bytes, {} left",
-                self.rest.len()
-            ));
+            return Err(format!("cut short: needs {n} more bytes, {} left", self.rest.len()));
         }
         let (head, rest) = self.rest.split_at(n);
         self.rest = rest;
@@ -470,9 +397,7 @@ impl<'a> RowReader<'a> {
 
     fn string(&mut self, field: &str) -> Result<String, String> {
         let bytes = self.str_bytes()?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| format!("{field} is not UTF-8: {e}"))
+        std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| format!("{field} is not UTF-8: {e}"))
     }
 }
 

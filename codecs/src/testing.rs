@@ -52,8 +52,7 @@ pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -61,11 +60,8 @@ pub(crate) fn json_value() -> impl Strategy<Value = Value> {
 /// Properties without the keys that `parse_batch` lifts into fields; `"mixed"` takes a value of any type, so its
 /// type differs from row to row.
 pub(crate) fn properties() -> impl Strategy<Value = Map<String, Value>> {
-    (
-        prop::collection::btree_map(key(), json_value(), 0..5),
-        prop::option::of(json_value()),
-    )
-        .prop_map(|(mut map, mixed)| {
+    (prop::collection::btree_map(key(), json_value(), 0..5), prop::option::of(json_value())).prop_map(
+        |(mut map, mixed)| {
             for reserved in ["time", "distinct_id", "$insert_id"] {
                 map.remove(reserved);
             }
@@ -74,7 +70,8 @@ pub(crate) fn properties() -> impl Strategy<Value = Map<String, Value>> {
                 properties.insert("mixed".to_owned(), mixed);
             }
             properties
-        })
+        },
+    )
 }
 
 /// Any event the row format must store, valid for `/import` or not (empty strings, any time).
@@ -100,13 +97,11 @@ pub(crate) fn importable_event() -> impl Strategy<Value = Event> {
         nonempty_text(32),
         properties(),
     )
-        .prop_map(
-            |(event, time_ms, distinct_id, insert_id, properties)| Event {
-                event,
-                time_ms,
-                distinct_id,
-                insert_id,
-                properties,
-            },
-        )
+        .prop_map(|(event, time_ms, distinct_id, insert_id, properties)| Event {
+            event,
+            time_ms,
+            distinct_id,
+            insert_id,
+            properties,
+        })
 }

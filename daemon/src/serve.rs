@@ -14,7 +14,7 @@ use anyhow::Context;
 use tierd_codecs::BatchLimits;
 use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
-use tierd_store::{Catalog, Clock, SystemClock};
+use tierd_store::{Catalog, Clock, Failpoints, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -54,7 +54,10 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub async fn serve(config: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
@@ -63,7 +66,12 @@ pub async fn serve(config: Config, metrics: Option<metrics_exporter_prometheus::
         Catalog::open(&layout.catalog_dir())
             .with_context(|| format!("cannot open the catalog in {}", layout.catalog_dir().display()))?,
     );
-    let report = tierd_store::recovery::recover(&layout, &catalog, clock.as_ref()).context("crash recovery failed")?;
+    let failpoints = Arc::new(match std::env::var("TIERD_FAILPOINTS") {
+        Ok(spec) => Failpoints::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_FAILPOINTS: {e}"))?,
+        Err(_) => Failpoints::none(),
+    });
+    let report = tierd_store::recovery::recover(&layout, &catalog, clock.as_ref(), &failpoints)
+        .context("crash recovery failed")?;
     if !report.missing.is_empty() || !report.corrupt.is_empty() {
         error!(
             missing = ?report.missing,
@@ -81,6 +89,7 @@ pub async fn serve(config: Config, metrics: Option<metrics_exporter_prometheus::
             catalog.clone(),
             clock.clone(),
             config.hot_config(),
+            failpoints,
             Box::new(move |why| {
                 fatal.set(why);
                 shutdown.cancel();

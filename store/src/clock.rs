@@ -18,9 +18,8 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one sanctioned reader of the system time
     fn now_ms(&self) -> TimestampMs {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("system clock is before 1970");
+        let d =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("system clock is before 1970");
         d.as_millis() as i64
     }
 }

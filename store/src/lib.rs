@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod failpoint;
 pub mod hot;
 pub mod layout;
 pub mod query;
@@ -25,4 +26,5 @@ pub mod recovery;
 pub use catalog::{Catalog, CatalogSnapshot, Lease, SegmentMeta, SegmentState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use failpoint::Failpoints;
 pub use layout::{day_of_ms, format_day, SegmentId};

@@ -74,8 +74,8 @@ pub fn for_each_event(
 ) -> Result<()> {
     match meta.format {
         Format::Rows => {
-            let (_, header_len) =
-                SegmentHeader::decode(bytes).map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() })?;
+            let (_, header_len) = SegmentHeader::decode(bytes)
+                .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() })?;
             rows::for_each_event(&bytes[header_len..], header_len as u64, keep_frame, f)
                 .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() })
         }

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, CatalogChange, SegmentState, Tier};
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
+use crate::failpoint::Failpoints;
 use crate::layout::Layout;
 
 /// What recovery found and did.
@@ -35,7 +36,12 @@ pub struct RecoveryReport {
     pub corrupt: Vec<String>,
 }
 
-pub fn recover(layout: &Layout, catalog: &Catalog, clock: &dyn Clock) -> Result<RecoveryReport> {
+pub fn recover(
+    layout: &Layout,
+    catalog: &Catalog,
+    clock: &dyn Clock,
+    failpoints: &Failpoints,
+) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let snapshot = catalog.snapshot();
     let mut known = std::collections::HashSet::new();
@@ -63,7 +69,10 @@ pub fn recover(layout: &Layout, catalog: &Catalog, clock: &dyn Clock) -> Result<
         if len > meta.bytes {
             // Step `recovery.truncate`: bytes past the commit point were never acknowledged.
             let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
-            f.set_len(meta.bytes).and_then(|_| f.sync_all()).map_err(|e| StoreError::io(&path, e))?;
+            f.set_len(meta.bytes)
+                .and_then(|_| f.sync_all())
+                .and_then(|_| failpoints.hit("recovery.truncate"))
+                .map_err(|e| StoreError::io(&path, e))?;
             warn!(segment = %meta.id, removed = len - meta.bytes, "cut unacknowledged tail");
             report.truncated.push((meta.id.to_string(), len - meta.bytes));
         }
@@ -82,8 +91,9 @@ pub fn recover(layout: &Layout, catalog: &Catalog, clock: &dyn Clock) -> Result<
     if !seal.is_empty() {
         // Step `recovery.seal`.
         catalog.commit(seal)?;
+        failpoints.hit("recovery.seal").map_err(|e| StoreError::io(layout.catalog_dir(), e))?;
     }
-    quarantine_unknown(layout, &known, clock.now_ms(), &mut report)?;
+    quarantine_unknown(layout, &known, clock.now_ms(), failpoints, &mut report)?;
     metrics::gauge!("tierd_segments_missing").set(report.missing.len() as f64);
     metrics::gauge!("tierd_segments_corrupt").set(report.corrupt.len() as f64);
     metrics::counter!("tierd_quarantined_files_total").increment(report.quarantined.len() as u64);
@@ -121,6 +131,7 @@ fn quarantine_unknown(
     layout: &Layout,
     known: &std::collections::HashSet<String>,
     now_ms: i64,
+    failpoints: &Failpoints,
     report: &mut RecoveryReport,
 ) -> Result<()> {
     let hot = layout.hot_dir();
@@ -149,7 +160,9 @@ fn quarantine_unknown(
         let dest = layout.quarantine_dir().join(now_ms.to_string()).join(&rel);
         let parent = dest.parent().expect("quarantine path has a parent");
         std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-        std::fs::rename(&path, &dest).map_err(|e| StoreError::io(&path, e))?;
+        std::fs::rename(&path, &dest)
+            .and_then(|_| failpoints.hit("recovery.quarantine"))
+            .map_err(|e| StoreError::io(&path, e))?;
         warn!(file = %rel.display(), to = %dest.display(), "file unknown to the catalog quarantined");
         report.quarantined.push(rel.to_string_lossy().into_owned());
     }

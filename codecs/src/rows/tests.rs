@@ -11,10 +11,7 @@ fn event(time_ms: i64, name: &str) -> Event {
         time_ms,
         distinct_id: "u1".to_owned(),
         insert_id: format!("{name}-{time_ms}"),
-        properties: json!({"k": [1, "two", null], "f": 0.5})
-            .as_object()
-            .unwrap()
-            .clone(),
+        properties: json!({"k": [1, "two", null], "f": 0.5}).as_object().unwrap().clone(),
     }
 }
 
@@ -30,10 +27,7 @@ fn write_parts(parts: &[Vec<Event>], base_seq: u64) -> (Vec<u8>, Vec<usize>, Vec
         assert_eq!(bytes.len() - before, body.frame_len());
         ends.push(bytes.len());
         for event in part {
-            expected.push(StoredEvent {
-                seq,
-                event: event.clone(),
-            });
+            expected.push(StoredEvent { seq, event: event.clone() });
             seq = seq.wrapping_add(1);
         }
     }
@@ -41,20 +35,11 @@ fn write_parts(parts: &[Vec<Event>], base_seq: u64) -> (Vec<u8>, Vec<usize>, Vec
 }
 
 /// What `valid_prefix` must report for the first `frames` frames, computed from the events, not the bytes.
-fn expected_prefix(
-    parts: &[Vec<Event>],
-    ends: &[usize],
-    base_seq: u64,
-    frames: usize,
-) -> ValidPrefix {
+fn expected_prefix(parts: &[Vec<Event>], ends: &[usize], base_seq: u64, frames: usize) -> ValidPrefix {
     let events: Vec<&Event> = parts[..frames].iter().flatten().collect();
     let rows = events.len() as u64;
     ValidPrefix {
-        len: if frames == 0 {
-            0
-        } else {
-            ends[frames - 1] as u64
-        },
+        len: if frames == 0 { 0 } else { ends[frames - 1] as u64 },
         frames: frames as u64,
         rows,
         min_time_ms: events.iter().map(|e| e.time_ms).min(),
@@ -65,21 +50,17 @@ fn expected_prefix(
 
 fn offset_of(error: &RowsError) -> u64 {
     match error {
-        RowsError::Truncated { offset }
-        | RowsError::Checksum { offset, .. }
-        | RowsError::Corrupt { offset, .. } => *offset,
+        RowsError::Truncated { offset } | RowsError::Checksum { offset, .. } | RowsError::Corrupt { offset, .. } => {
+            *offset
+        }
         other => panic!("not a frame error: {other:?}"),
     }
 }
 
 /// A frame with a valid checksum around `rows` (uncompressed row bytes) as given.
 fn frame_with_rows(base_seq: u64, count: u32, min: i64, max: i64, rows: &[u8]) -> Vec<u8> {
-    let body = FrameBody {
-        count,
-        min_time_ms: min,
-        max_time_ms: max,
-        compressed: lz4_flex::compress_prepend_size(rows),
-    };
+    let body =
+        FrameBody { count, min_time_ms: min, max_time_ms: max, compressed: lz4_flex::compress_prepend_size(rows) };
     let mut out = Vec::new();
     body.write_frame(base_seq, &mut out);
     out
@@ -88,11 +69,7 @@ fn frame_with_rows(base_seq: u64, count: u32, min: i64, max: i64, rows: &[u8]) -
 // --- segment header ---
 
 fn header() -> SegmentHeader {
-    SegmentHeader {
-        segment_id: "01J0000000000000000000000".into(),
-        project: "shop ✓".into(),
-        day: 19_700,
-    }
+    SegmentHeader { segment_id: "01J0000000000000000000000".into(), project: "shop ✓".into(), day: 19_700 }
 }
 
 #[test]
@@ -108,34 +85,22 @@ fn header_layout_and_round_trip() {
 
     let mut file = encoded.clone();
     file.extend_from_slice(b"frames follow");
-    assert_eq!(
-        SegmentHeader::decode(&file).unwrap(),
-        (header(), encoded.len())
-    );
+    assert_eq!(SegmentHeader::decode(&file).unwrap(), (header(), encoded.len()));
 }
 
 #[test]
 fn header_with_bad_magic() {
     let mut encoded = header().encode();
     encoded[0] = b'X';
-    assert!(matches!(
-        SegmentHeader::decode(&encoded),
-        Err(RowsError::BadMagic)
-    ));
-    assert!(matches!(
-        SegmentHeader::decode(b"PAR1"),
-        Err(RowsError::BadMagic)
-    ));
+    assert!(matches!(SegmentHeader::decode(&encoded), Err(RowsError::BadMagic)));
+    assert!(matches!(SegmentHeader::decode(b"PAR1"), Err(RowsError::BadMagic)));
 }
 
 #[test]
 fn header_with_another_version() {
     let mut encoded = header().encode();
     encoded[8..10].copy_from_slice(&2u16.to_le_bytes());
-    assert!(matches!(
-        SegmentHeader::decode(&encoded),
-        Err(RowsError::UnsupportedVersion(2))
-    ));
+    assert!(matches!(SegmentHeader::decode(&encoded), Err(RowsError::UnsupportedVersion(2))));
 }
 
 #[test]
@@ -157,17 +122,12 @@ fn header_with_any_byte_flipped_is_rejected() {
     for i in 0..encoded.len() {
         let mut damaged = encoded.clone();
         damaged[i] ^= 0x40;
-        assert!(
-            SegmentHeader::decode(&damaged).is_err(),
-            "flip at {i} accepted"
-        );
+        assert!(SegmentHeader::decode(&damaged).is_err(), "flip at {i} accepted");
     }
     let mut damaged = encoded.clone();
     let last = damaged.len() - 1;
     damaged[last] ^= 1;
-    let Err(RowsError::BadHeader(message)) = SegmentHeader::decode(&damaged) else {
-        panic!("expected BadHeader")
-    };
+    let Err(RowsError::BadHeader(message)) = SegmentHeader::decode(&damaged) else { panic!("expected BadHeader") };
     assert!(message.contains("checksum"), "{message}");
 }
 
@@ -180,9 +140,7 @@ fn header_with_valid_checksum_but_bad_json() {
     bytes.extend_from_slice(json);
     let crc = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
-    let Err(RowsError::BadHeader(message)) = SegmentHeader::decode(&bytes) else {
-        panic!("expected BadHeader")
-    };
+    let Err(RowsError::BadHeader(message)) = SegmentHeader::decode(&bytes) else { panic!("expected BadHeader") };
     assert!(message.contains("invalid header JSON"), "{message}");
 }
 
@@ -192,10 +150,7 @@ fn header_with_valid_checksum_but_bad_json() {
 fn frame_layout_matches_the_documented_format() {
     let events = [event(1_700_000_000_500, "b"), event(1_700_000_000_100, "a")];
     let body = FrameBody::encode(&events);
-    assert_eq!(
-        (body.count, body.min_time_ms, body.max_time_ms),
-        (2, 1_700_000_000_100, 1_700_000_000_500)
-    );
+    assert_eq!((body.count, body.min_time_ms, body.max_time_ms), (2, 1_700_000_000_100, 1_700_000_000_500));
     let mut frame = Vec::new();
     body.write_frame(77, &mut frame);
 
@@ -212,20 +167,12 @@ fn frame_layout_matches_the_documented_format() {
     for e in &events {
         expected_rows.extend_from_slice(&e.time_ms.to_le_bytes());
         let properties = serde_json::to_vec(&e.properties).unwrap();
-        for s in [
-            e.event.as_bytes(),
-            e.distinct_id.as_bytes(),
-            e.insert_id.as_bytes(),
-            &properties,
-        ] {
+        for s in [e.event.as_bytes(), e.distinct_id.as_bytes(), e.insert_id.as_bytes(), &properties] {
             expected_rows.extend_from_slice(&(s.len() as u32).to_le_bytes());
             expected_rows.extend_from_slice(s);
         }
     }
-    assert_eq!(
-        lz4_flex::decompress_size_prepended(&frame[36..]).unwrap(),
-        expected_rows
-    );
+    assert_eq!(lz4_flex::decompress_size_prepended(&frame[36..]).unwrap(), expected_rows);
 }
 
 #[test]
@@ -233,10 +180,7 @@ fn frames_decode_with_their_sequences() {
     let parts = vec![vec![event(10, "a"), event(12, "b")], vec![event(11, "c")]];
     let (bytes, _, expected) = write_parts(&parts, 100);
     let decoded = decode_frames(&bytes, 14).unwrap();
-    assert_eq!(
-        decoded.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [100, 101, 102]
-    );
+    assert_eq!(decoded.iter().map(|e| e.seq).collect::<Vec<_>>(), [100, 101, 102]);
     assert_eq!(decoded, expected);
     assert_eq!(
         valid_prefix(&bytes),
@@ -260,43 +204,21 @@ fn empty_region() {
 #[test]
 fn a_frame_of_no_events_is_well_formed() {
     let (bytes, _, _) = write_parts(&[vec![], vec![event(5, "a")]], 7);
-    assert_eq!(
-        decode_frames(&bytes, 0).unwrap(),
-        vec![StoredEvent {
-            seq: 7,
-            event: event(5, "a")
-        }]
-    );
+    assert_eq!(decode_frames(&bytes, 0).unwrap(), vec![StoredEvent { seq: 7, event: event(5, "a") }]);
     let prefix = valid_prefix(&bytes);
-    assert_eq!(
-        (
-            prefix.frames,
-            prefix.rows,
-            prefix.max_seq,
-            prefix.min_time_ms
-        ),
-        (2, 1, Some(7), Some(5))
-    );
+    assert_eq!((prefix.frames, prefix.rows, prefix.max_seq, prefix.min_time_ms), (2, 1, Some(7), Some(5)));
 }
 
 #[test]
 fn highly_compressible_rows_round_trip() {
     // lz4 compresses this close to its maximum ratio; the decoder's expansion bound must allow it.
     let mut e = event(1, "a");
-    e.properties
-        .insert("blob".into(), json!("a".repeat(4 << 20)));
+    e.properties.insert("blob".into(), json!("a".repeat(4 << 20)));
     let body = FrameBody::encode(std::slice::from_ref(&e));
-    assert!(
-        body.compressed.len() * 200 < 4 << 20,
-        "compressed to {}",
-        body.compressed.len()
-    );
+    assert!(body.compressed.len() * 200 < 4 << 20, "compressed to {}", body.compressed.len());
     let mut bytes = Vec::new();
     body.write_frame(0, &mut bytes);
-    assert_eq!(
-        decode_frames(&bytes, 0).unwrap(),
-        vec![StoredEvent { seq: 0, event: e }]
-    );
+    assert_eq!(decode_frames(&bytes, 0).unwrap(), vec![StoredEvent { seq: 0, event: e }]);
 }
 
 #[test]
@@ -306,36 +228,17 @@ fn errors_carry_the_file_offset_of_the_frame() {
     let second = ends[0];
 
     let error = decode_frames(&bytes[..bytes.len() - 1], 1000).unwrap_err();
-    assert!(
-        matches!(error, RowsError::Truncated { offset } if offset == 1000 + second as u64),
-        "{error:?}"
-    );
+    assert!(matches!(error, RowsError::Truncated { offset } if offset == 1000 + second as u64), "{error:?}");
     let error = decode_frames(&bytes[..second + 3], 1000).unwrap_err();
-    assert!(
-        matches!(error, RowsError::Truncated { offset } if offset == 1000 + second as u64),
-        "{error:?}"
-    );
+    assert!(matches!(error, RowsError::Truncated { offset } if offset == 1000 + second as u64), "{error:?}");
 
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     let error = decode_frames(&bytes, 1000).unwrap_err();
-    let RowsError::Checksum {
-        offset,
-        stored,
-        computed,
-    } = error
-    else {
-        panic!("{error:?}")
-    };
+    let RowsError::Checksum { offset, stored, computed } = error else { panic!("{error:?}") };
     assert_eq!(offset, 1000 + second as u64);
     assert_ne!(stored, computed);
-    assert!(RowsError::Checksum {
-        offset,
-        stored,
-        computed
-    }
-    .to_string()
-    .contains(&format!("offset {offset}")));
+    assert!(RowsError::Checksum { offset, stored, computed }.to_string().contains(&format!("offset {offset}")));
 }
 
 #[test]
@@ -344,10 +247,7 @@ fn frame_shorter_than_its_header_is_corrupt() {
     let mut bytes = (meta.len() as u32).to_le_bytes().to_vec();
     bytes.extend_from_slice(&crc32c::crc32c(&meta).to_le_bytes());
     bytes.extend_from_slice(&meta);
-    assert!(matches!(
-        decode_frames(&bytes, 0),
-        Err(RowsError::Corrupt { offset: 0, .. })
-    ));
+    assert!(matches!(decode_frames(&bytes, 0), Err(RowsError::Corrupt { offset: 0, .. })));
     assert_eq!(valid_prefix(&bytes), ValidPrefix::default());
 }
 
@@ -367,34 +267,21 @@ fn checksum_valid_frames_with_bad_bodies_are_corrupt() {
         other => panic!("expected Corrupt, got {other:?}"),
     };
     // The control: this frame is fine.
-    assert_eq!(
-        decode_frames(&frame_with_rows(0, 1, 5, 5, &row), 0)
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(decode_frames(&frame_with_rows(0, 1, 5, 5, &row), 0).unwrap().len(), 1);
 
     assert!(corrupt_message(&frame_with_rows(0, 2, 5, 5, &row)).contains("row 1: cut short"));
-    assert!(corrupt_message(&frame_with_rows(0, 1, 6, 9, &row))
-        .contains("outside the frame's range 6..=9"));
-    assert!(corrupt_message(&frame_with_rows(0, 0, 5, 5, &row))
-        .contains("bytes after the last of 0 rows"));
+    assert!(corrupt_message(&frame_with_rows(0, 1, 6, 9, &row)).contains("outside the frame's range 6..=9"));
+    assert!(corrupt_message(&frame_with_rows(0, 0, 5, 5, &row)).contains("bytes after the last of 0 rows"));
     assert!(corrupt_message(&frame_with_rows(u64::MAX, 2, 5, 5, &row)).contains("overflows"));
     let mut bad_json = row.clone();
     let last = bad_json.len() - 1;
     bad_json[last] = b']';
-    assert!(corrupt_message(&frame_with_rows(0, 1, 5, 5, &bad_json))
-        .contains("properties are not a JSON object"));
+    assert!(corrupt_message(&frame_with_rows(0, 1, 5, 5, &bad_json)).contains("properties are not a JSON object"));
     let mut bad_utf8 = row.clone();
     bad_utf8[12] = 0xff; // the event name
     assert!(corrupt_message(&frame_with_rows(0, 1, 5, 5, &bad_utf8)).contains("event is not UTF-8"));
 
-    let mut raw = FrameBody {
-        count: 1,
-        min_time_ms: 5,
-        max_time_ms: 5,
-        compressed: vec![1, 2],
-    };
+    let mut raw = FrameBody { count: 1, min_time_ms: 5, max_time_ms: 5, compressed: vec![1, 2] };
     let mut frame = Vec::new();
     raw.write_frame(0, &mut frame);
     assert!(corrupt_message(&frame).contains("shorter than its 4-byte size prefix"));
@@ -418,12 +305,7 @@ fn last_sequence_may_be_u64_max() {
 #[test]
 fn skipped_frames_are_not_decompressed() {
     // The second frame has a valid checksum but a body that does not decompress: only reading it fails.
-    let garbage = FrameBody {
-        count: 1,
-        min_time_ms: 50,
-        max_time_ms: 60,
-        compressed: vec![9, 0, 0, 0, 0xff],
-    };
+    let garbage = FrameBody { count: 1, min_time_ms: 50, max_time_ms: 60, compressed: vec![9, 0, 0, 0, 0xff] };
     let (mut bytes, _, _) = write_parts(&[vec![event(10, "a")]], 0);
     garbage.write_frame(1, &mut bytes);
     bytes.extend_from_slice(&write_parts(&[vec![event(70, "c")]], 2).0);
@@ -442,10 +324,7 @@ fn skipped_frames_are_not_decompressed() {
     .unwrap();
     assert_eq!(asked, [(10, 10), (50, 60), (70, 70)]);
     assert_eq!(seen, [0, 2]);
-    assert!(matches!(
-        for_each_event(&bytes, 0, |_, _| true, |_| ()),
-        Err(RowsError::Corrupt { .. })
-    ));
+    assert!(matches!(for_each_event(&bytes, 0, |_, _| true, |_| ()), Err(RowsError::Corrupt { .. })));
 }
 
 #[test]
@@ -453,10 +332,7 @@ fn skipped_frames_still_have_their_checksum_verified() {
     let (mut bytes, _, _) = write_parts(&[vec![event(10, "a")]], 0);
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    assert!(matches!(
-        for_each_event(&bytes, 0, |_, _| false, |_| ()),
-        Err(RowsError::Checksum { .. })
-    ));
+    assert!(matches!(for_each_event(&bytes, 0, |_, _| false, |_| ()), Err(RowsError::Checksum { .. })));
 }
 
 /// Frames of one to three events each; events are kept small so that many damage points run quickly.

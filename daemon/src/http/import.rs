@@ -56,17 +56,17 @@ async fn import_inner(
     validate_project(&project).map_err(ApiError::bad_request)?;
     check_content_type(headers)?;
     let limit = state.limits.max_bytes;
-    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(e) if e.is_empty() || e == "identity" => false,
-        Some(e) if e == "gzip" || e == "x-gzip" => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "unsupported Content-Encoding {other:?}; send the body plain or gzip-compressed"
-            )))
-        }
-    };
+    let gzip =
+        match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase()) {
+            None => false,
+            Some(e) if e.is_empty() || e == "identity" => false,
+            Some(e) if e == "gzip" || e == "x-gzip" => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported Content-Encoding {other:?}; send the body plain or gzip-compressed"
+                )))
+            }
+        };
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,9 +79,7 @@ async fn import_inner(
     let bytes = if gzip {
         let mut out = Vec::new();
         let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
-        decoder
-            .read_to_end(&mut out)
-            .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
+        decoder.read_to_end(&mut out).map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
         if out.len() > limit {
             return Err(too_large());
         }

@@ -92,7 +92,8 @@ pub async fn segment(
     Path(id): Path<String>,
     Query(p): Query<SegmentParams>,
 ) -> Result<Response, ApiError> {
-    let id: SegmentId = id.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| ApiError::bad_request(e.to_string()))?;
+    let id: SegmentId =
+        id.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| ApiError::bad_request(e.to_string()))?;
     let meta = state.catalog.snapshot().get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
     let ndjson = match p.format.as_deref() {
         None | Some("raw") => false,
@@ -104,7 +105,8 @@ pub async fn segment(
     // Open before answering so a missing file is an error status, not a broken body.
     let layout = state.layout.clone();
     let m = meta.clone();
-    let file = tokio::task::spawn_blocking(move || tierd_store::read::open_segment(&layout, &m)).await.expect("join")?;
+    let file =
+        tokio::task::spawn_blocking(move || tierd_store::read::open_segment(&layout, &m)).await.expect("join")?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let layout = state.layout.clone();
     let m = meta.clone();
@@ -155,7 +157,11 @@ fn stream_raw(meta: &SegmentMeta, file: std::fs::File, tx: mpsc::Sender<Result<B
     metrics::counter!("tierd_read_bytes_total", "tier" => "hot").increment(meta.bytes);
 }
 
-fn stream_ndjson(layout: &tierd_store::layout::Layout, meta: &SegmentMeta, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+fn stream_ndjson(
+    layout: &tierd_store::layout::Layout,
+    meta: &SegmentMeta,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
     let bytes = match tierd_store::read::read_committed(layout, meta) {
         Ok(b) => b,
         Err(e) => {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tierd_codecs::BatchLimits;
 use tierd_store::hot::{HotConfig, HotTier};
 use tierd_store::layout::Layout;
-use tierd_store::{Catalog, ManualClock};
+use tierd_store::{Catalog, Failpoints, ManualClock};
 use tower::ServiceExt;
 
 use super::{router, AppState};
@@ -27,7 +27,15 @@ fn app(limits: BatchLimits) -> App {
     let layout = Layout::new(dir.path());
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
     let clock = Arc::new(ManualClock::new(T0_MS));
-    let hot = HotTier::start(layout.clone(), catalog.clone(), clock.clone(), HotConfig::default(), Box::new(|_| {}));
+    let failpoints = Arc::new(Failpoints::none());
+    let hot = HotTier::start(
+        layout.clone(),
+        catalog.clone(),
+        clock.clone(),
+        HotConfig::default(),
+        failpoints,
+        Box::new(|_| {}),
+    );
     let state = Arc::new(AppState {
         layout,
         catalog,
@@ -177,7 +185,6 @@ async fn catalog_lookup_returns_a_lease_and_the_segments() {
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
     assert_eq!(bytes.len() as u64, v["segments"][0]["bytes"].as_u64().unwrap());
     let (s, _, _) =
-        call(&app, Request::get("/v1/catalog/segments?project=default&from=5&to=5").body(Body::empty()).unwrap())
-            .await;
+        call(&app, Request::get("/v1/catalog/segments?project=default&from=5&to=5").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }

@@ -211,10 +211,9 @@ impl Catalog {
         let mut encoded = Vec::with_capacity(changes.len());
         for c in &changes {
             encoded.push(match c {
-                CatalogChange::Put(m) => (
-                    m.id.to_string(),
-                    Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?),
-                ),
+                CatalogChange::Put(m) => {
+                    (m.id.to_string(), Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?))
+                }
                 CatalogChange::Remove(id) => (id.to_string(), None),
             });
         }
@@ -229,7 +228,9 @@ impl Catalog {
                 meta.insert(KEY_GENERATION, &generation.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e: TransactionError<()>| StoreError::Catalog(format!("commit of generation {generation}: {e:?}")))?;
+            .map_err(|e: TransactionError<()>| {
+                StoreError::Catalog(format!("commit of generation {generation}: {e:?}"))
+            })?;
         self.db.flush()?;
         let next = current.apply(generation, changes);
         self.snapshot.store(Arc::new(next));

@@ -19,9 +19,9 @@
 //! Open segments are sealed by size or age (and the least recently written one when too many are open); sealing is
 //! a catalog commit that marks the segment immutable.
 
-mod writer;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
+use crate::failpoint::Failpoints;
 use crate::layout::{day_of_ms, Layout};
 
 /// Tuning of the hot tier. Defaults are the daemon's defaults.
@@ -139,12 +140,13 @@ impl HotTier {
         catalog: Arc<Catalog>,
         clock: Arc<dyn Clock>,
         config: HotConfig,
+        failpoints: Arc<Failpoints>,
         on_fatal: FatalHook,
     ) -> Result<Self> {
         let hot_dir = layout.hot_dir();
         std::fs::create_dir_all(&hot_dir).map_err(|e| StoreError::io(&hot_dir, e))?;
         let (tx, rx) = sync_channel(config.queue_batches.max(1));
-        let writer = writer::Writer::new(layout, catalog, clock, config, on_fatal, rx);
+        let writer = writer::Writer::new(layout, catalog, clock, config, failpoints, on_fatal, rx);
         let thread = std::thread::Builder::new()
             .name("tierd-hot-writer".into())
             .spawn(move || writer.run())

@@ -6,6 +6,7 @@ use tierd_codecs::Event;
 use super::*;
 use crate::catalog::SegmentState;
 use crate::clock::ManualClock;
+use crate::failpoint::Failpoints;
 use crate::query::{execute, GroupBy, Query};
 use crate::recovery::recover;
 
@@ -28,8 +29,16 @@ struct Fixture {
 fn start(dir: tempfile::TempDir, clock: ManualClock, config: HotConfig) -> Fixture {
     let layout = Layout::new(dir.path());
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
-    recover(&layout, &catalog, &clock).unwrap();
-    let hot = HotTier::start(layout, catalog.clone(), Arc::new(clock.clone()), config, Box::new(|_| {})).unwrap();
+    recover(&layout, &catalog, &clock, &Failpoints::none()).unwrap();
+    let hot = HotTier::start(
+        layout,
+        catalog.clone(),
+        Arc::new(clock.clone()),
+        config,
+        Arc::new(Failpoints::none()),
+        Box::new(|_| {}),
+    )
+    .unwrap();
     Fixture { dir, clock, catalog, hot }
 }
 
@@ -134,7 +143,7 @@ fn recovery_cuts_unacknowledged_tails_seals_and_quarantines_unknown_files() {
     copy_dir(dir.path(), copy.path());
     let layout2 = Layout::new(copy.path());
     let catalog = Catalog::open(&layout2.catalog_dir()).unwrap();
-    let report = recover(&layout2, &catalog, &ManualClock::new(T0 + 1)).unwrap();
+    let report = recover(&layout2, &catalog, &ManualClock::new(T0 + 1), &Failpoints::none()).unwrap();
     let _ = layout;
     assert_eq!(report.truncated.len(), 1);
     assert_eq!(report.sealed, vec![seg.id.to_string()]);

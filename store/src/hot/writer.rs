@@ -16,6 +16,7 @@ use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
 use crate::catalog::{Catalog, CatalogChange, Codec, Format, SegmentMeta, SegmentState, Tier};
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
+use crate::failpoint::Failpoints;
 use crate::layout::{Layout, SegmentId};
 
 /// How often the writer wakes up to seal by age when no request arrives.
@@ -41,6 +42,7 @@ pub(super) struct Writer {
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     config: HotConfig,
+    failpoints: Arc<Failpoints>,
     on_fatal: FatalHook,
     rx: Receiver<Msg>,
     open: HashMap<(String, i32), OpenSegment>,
@@ -63,11 +65,12 @@ impl Writer {
         catalog: Arc<Catalog>,
         clock: Arc<dyn Clock>,
         config: HotConfig,
+        failpoints: Arc<Failpoints>,
         on_fatal: FatalHook,
         rx: Receiver<Msg>,
     ) -> Self {
         let next_seq = catalog.snapshot().max_seq().map_or(1, |s| s + 1);
-        Self { layout, catalog, clock, config, on_fatal, rx, open: HashMap::new(), next_seq, broken: None }
+        Self { layout, catalog, clock, config, failpoints, on_fatal, rx, open: HashMap::new(), next_seq, broken: None }
     }
 
     pub(super) fn run(mut self) {
@@ -240,7 +243,8 @@ impl Writer {
         for (key, (buf, meta)) in staged.iter_mut() {
             let seg = &self.open[key];
             let offset = seg.meta.bytes;
-            if let Err(e) = seg.file.write_all_at(buf, offset) {
+            let written = seg.file.write_all_at(buf, offset).and_then(|_| self.failpoints.hit("hot.write"));
+            if let Err(e) = written {
                 self.next_seq = seq_before;
                 let err = StoreError::io(&seg.path, e);
                 return Err(self.io_failure(err, &staged));
@@ -251,7 +255,7 @@ impl Writer {
         }
         for key in staged.keys() {
             let seg = &self.open[key];
-            if let Err(e) = seg.file.sync_data() {
+            if let Err(e) = seg.file.sync_data().and_then(|_| self.failpoints.hit("hot.fsync")) {
                 self.next_seq = seq_before;
                 let err = StoreError::io(&seg.path, e);
                 return Err(self.io_failure(err, &staged));
@@ -261,7 +265,13 @@ impl Writer {
         // The commit point: one transaction for every touched segment.
         let changes = staged.values().map(|(_, m)| CatalogChange::Put(m.clone())).collect();
         let generation = match self.catalog.commit(changes) {
-            Ok(g) => g,
+            Ok(g) => {
+                // The group is durable; a crash here loses only the acknowledgements.
+                if let Err(e) = self.failpoints.hit("hot.commit") {
+                    warn!(error = %e, "failpoint after commit");
+                }
+                g
+            }
             Err(e) => {
                 self.next_seq = seq_before;
                 let err = StoreError::Catalog(format!("commit of a write group failed: {e}"));
@@ -340,6 +350,7 @@ impl Writer {
         file.write_all_at(&header, 0).map_err(io)?;
         file.sync_data().map_err(io)?;
         sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        self.failpoints.hit("hot.create").map_err(|e| StoreError::io(&path, e))?;
         debug!(segment = %id, project = %project, day, "hot segment created");
         metrics::counter!("tierd_hot_segments_created_total").increment(1);
         let meta = SegmentMeta {
@@ -413,6 +424,10 @@ impl Writer {
             changes.push(CatalogChange::Put(meta));
         }
         if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.failpoints.hit("hot.seal") {
+            warn!(error = %e, "seal skipped by failpoint; the segments stay open");
             return;
         }
         match self.catalog.commit(changes) {
