@@ -40,7 +40,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// 2026-01-01T00:00:00Z, the default start of the window.
 pub const DEFAULT_START_MS: i64 = 1_767_225_600_000;
 /// Zipf exponent of user activity: the busiest user has a few percent of all sessions, most users one or two.
-const USER_ZIPF_EXPONENT: f64 = 0.8;
+const USER_ZIPF_EXPONENT: f64 = 0.7;
 /// Zipf exponent of event names: "Page View" is about a quarter of the stream, "Refund" a fraction of a percent.
 const NAME_ZIPF_EXPONENT: f64 = 1.0;
 /// One user per this many events (bounded below and above by the two constants after it).

@@ -552,7 +552,8 @@ fn write_details<M: SerializeMap>(
         EventKind::BeginCheckout | EventKind::Purchase => {
             page = "/checkout";
             let p = Product::popular(d);
-            let cart = Cart::draw(d, p, d.range(1, 2));
+            let quantity = d.range(1, 2);
+            let cart = Cart::draw(d, p, quantity);
             let coupon = if d.chance(0.15) { Some(d.pick(&["WELCOME10", "SPRING25", "FREESHIP"])) } else { None };
             map.serialize_entry("coupon", &coupon)?;
             if kind == EventKind::Purchase {
