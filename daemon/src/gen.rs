@@ -55,8 +55,10 @@ const MIN_GAP_MS: f64 = 2_000.0;
 const MEAN_EXTRA_GAP_MS: f64 = 100_000.0;
 /// A late arrival is between 1 hour and 3 days older than the newest on-time event (log-uniform).
 const MAX_LATENESS_MS: i64 = 3 * DAY_MS;
-/// A duplicate is re-sent between 1 and this many lines after its original (log-uniform).
-const MAX_DUPLICATE_DELAY_LINES: u64 = 20_000;
+/// A duplicate is re-sent once the stream has moved between 1 s and 30 min (log-uniform) past its original's time:
+/// client retries after a timeout, not a replay of old data (that is what late events model).
+const MIN_DUPLICATE_DELAY_MS: f64 = 1_000.0;
+const MAX_DUPLICATE_DELAY_MS: f64 = 30.0 * 60_000.0;
 
 /// What to generate. `events` counts every line written, duplicates included.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,17 +201,17 @@ impl Ord for ActiveSession {
     }
 }
 
-/// A duplicate waiting for its line.
+/// A duplicate waiting for the stream to reach `due_ms`.
 #[derive(Debug)]
 struct PendingDuplicate {
-    due_line: u64,
+    due_ms: i64,
     seq: u64,
     event: Event,
 }
 
 impl PartialEq for PendingDuplicate {
     fn eq(&self, other: &Self) -> bool {
-        (self.due_line, self.seq) == (other.due_line, other.seq)
+        (self.due_ms, self.seq) == (other.due_ms, other.seq)
     }
 }
 impl Eq for PendingDuplicate {}
@@ -220,7 +222,7 @@ impl PartialOrd for PendingDuplicate {
 }
 impl Ord for PendingDuplicate {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.due_line, self.seq).cmp(&(other.due_line, other.seq))
+        (self.due_ms, self.seq).cmp(&(other.due_ms, other.seq))
     }
 }
 
@@ -293,7 +295,7 @@ impl Generator {
         let seed_key = rng.next_u64();
         let token = config.project_token.then(|| u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()));
         let user_count = config.user_count();
-        let mut user_stride = (seed_key >> 17) % user_count | 1;
+        let mut user_stride = ((seed_key >> 17) % user_count) | 1;
         while gcd(user_stride, user_count) != 1 {
             user_stride += 1;
         }
@@ -348,7 +350,7 @@ impl Generator {
         }
         let originals_left = self.unique - self.originals;
         if let Some(Reverse(due)) = self.pending_duplicates.peek() {
-            if due.due_line <= self.emitted || originals_left == 0 {
+            if due.due_ms <= self.stream_time || originals_left == 0 {
                 let Reverse(due) = self.pending_duplicates.pop().expect("peeked");
                 self.emitted += 1;
                 return Some(Emission { kind: EmissionKind::Duplicate, event: due.event });
@@ -401,9 +403,9 @@ impl Generator {
         if needed == 0 || self.rng.random_range(0..originals_left) >= needed {
             return;
         }
-        let delay = log_uniform(&mut self.rng, 1.0, MAX_DUPLICATE_DELAY_LINES as f64) as u64;
+        let delay = log_uniform(&mut self.rng, MIN_DUPLICATE_DELAY_MS, MAX_DUPLICATE_DELAY_MS) as i64;
         self.pending_duplicates.push(Reverse(PendingDuplicate {
-            due_line: self.emitted + 1 + delay,
+            due_ms: event.time_ms.max(self.stream_time) + delay,
             seq: self.duplicates_scheduled,
             event,
         }));

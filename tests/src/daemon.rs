@@ -110,7 +110,11 @@ pub struct StartFailure {
 
 impl std::fmt::Display for StartFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "tierd serve did not start: {} (exit status: {:?})\n--- log tail ---\n{}", self.reason, self.status, self.log_tail)
+        write!(
+            f,
+            "tierd serve did not start: {} (exit status: {:?})\n--- log tail ---\n{}",
+            self.reason, self.status, self.log_tail
+        )
     }
 }
 
@@ -196,6 +200,8 @@ impl Daemon {
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log");
         writeln!(log, "===== test harness: start #{} =====", self.starts).unwrap();
         let mut cmd = Command::new(tierd_bin());
+        // Failpoints are for the daemon's own tests; an inherited setting would make these tests lie.
+        cmd.env_remove("TIERD_FAILPOINTS");
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);

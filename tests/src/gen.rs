@@ -187,10 +187,9 @@ impl Encoding {
             Encoding::ArrayNoType => (array_body(events), vec![]),
             Encoding::Ndjson => (ndjson_body(events), vec![("content-type", "application/x-ndjson")]),
             Encoding::NdjsonText => (ndjson_body(events), vec![("content-type", "text/plain")]),
-            Encoding::GzipArray => (
-                gzip(&array_body(events)),
-                vec![("content-type", "application/json"), ("content-encoding", "gzip")],
-            ),
+            Encoding::GzipArray => {
+                (gzip(&array_body(events)), vec![("content-type", "application/json"), ("content-encoding", "gzip")])
+            }
             Encoding::GzipNdjson => (
                 gzip(&ndjson_body(events)),
                 vec![("content-type", "application/x-ndjson"), ("content-encoding", "gzip")],

@@ -105,8 +105,7 @@ impl Model {
 
     /// The deduplicated events of `project` (the last copy of each).
     pub fn live(&self, project: &str) -> Vec<&ModelEvent> {
-        let mut idx: Vec<usize> =
-            self.latest.iter().filter(|((p, ..), _)| p == project).map(|(_, &i)| i).collect();
+        let mut idx: Vec<usize> = self.latest.iter().filter(|((p, ..), _)| p == project).map(|(_, &i)| i).collect();
         idx.sort_unstable();
         idx.into_iter().map(|i| &self.copies[i]).collect()
     }
@@ -117,7 +116,8 @@ impl Model {
         let from = q["from"].as_i64().expect("model queries carry from");
         let to = q["to"].as_i64().expect("model queries carry to");
         let event = q.get("event").and_then(Value::as_str);
-        let filters: Vec<&Value> = q.get("where").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        let filters: Vec<&Value> =
+            q.get("where").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
         let group_by = q.get("group_by").and_then(Value::as_str);
         let mut ans = Answer::default();
         for e in self.live(project) {

@@ -11,9 +11,7 @@ use tierd_tests::daemon::{assert_import_ok, serve_expecting_exit, Daemon, Resp, 
 use tierd_tests::disk::check_catalog_matches_disk;
 use tierd_tests::gen::{Encoding, EventGen, EVENT_NAMES};
 use tierd_tests::model::{check_answer, Model, ModelEvent};
-use tierd_tests::mp::{
-    array_body, canon, day_of_ms, day_string, gzip, ndjson_body, FAR_FUTURE_MS, MS_PER_DAY,
-};
+use tierd_tests::mp::{array_body, canon, day_of_ms, day_string, gzip, ndjson_body, FAR_FUTURE_MS, MS_PER_DAY};
 
 /// 2024-03-18, the first day of generated data.
 const DAY0: i64 = 19_800;
@@ -161,8 +159,14 @@ fn ingest_accepts_every_encoding_time_unit_and_id_form() {
         let b = base + k as i64 * 60_000;
         let events = vec![
             ev("TimeSec", json!({"time": b / 1000, "distinct_id": "u1", "$insert_id": id("sec")})),
-            ev("TimeFloatSec", json!({"time": (b + 500) as f64 / 1000.0, "distinct_id": "u1", "$insert_id": id("fsec")})),
-            ev("TimeFloatSec", json!({"time": (b + 125) as f64 / 1000.0, "distinct_id": "u1", "$insert_id": id("fsec2")})),
+            ev(
+                "TimeFloatSec",
+                json!({"time": (b + 500) as f64 / 1000.0, "distinct_id": "u1", "$insert_id": id("fsec")}),
+            ),
+            ev(
+                "TimeFloatSec",
+                json!({"time": (b + 125) as f64 / 1000.0, "distinct_id": "u1", "$insert_id": id("fsec2")}),
+            ),
             ev("TimeMs", json!({"time": b + 123, "distinct_id": "u1", "$insert_id": id("ms")})),
             ev("TimeFloatMs", json!({"time": (b + 7) as f64, "distinct_id": "u1", "$insert_id": id("fms")})),
             // The unit boundary: 1e11 is ms (1973), 1e11 - 1 is seconds (year 5138).
@@ -188,7 +192,11 @@ fn ingest_accepts_every_encoding_time_unit_and_id_form() {
         let q = json!({"project": "ing", "from": e.time_ms, "to": e.time_ms + 1,
                        "where": [{"property": "$insert_id", "op": "eq", "value": e.insert_id}]});
         let got = d.query(&q);
-        assert_eq!(got["total"], 1, "event {} sent with time {} must be stored at {} ms: {got}", e.raw, e.raw["properties"]["time"], e.time_ms);
+        assert_eq!(
+            got["total"], 1,
+            "event {} sent with time {} must be stored at {} ms: {got}",
+            e.raw, e.raw["properties"]["time"], e.time_ms
+        );
     }
     let q = json!({"project": "ing", "from": 0, "to": FAR_FUTURE_MS, "where": [{"property": "distinct_id", "op": "eq", "value": "42"}]});
     assert_eq!(d.query(&q)["total"], Encoding::ALL.len(), "numeric distinct_id 42 is stored as \"42\"");
@@ -214,7 +222,12 @@ fn absent_insert_id_exact_resend_is_counted_once() {
     let d = Daemon::start(&dir.data_dir(), None);
     let t = DAY0 * MS_PER_DAY + 7_200_000;
     let events: Vec<Value> = (0..5)
-        .map(|i| ev(EVENT_NAMES[i], json!({"time": t + i as i64, "distinct_id": format!("u{i}"), "n": i, "deep": {"a": [i]}})))
+        .map(|i| {
+            ev(
+                EVENT_NAMES[i],
+                json!({"time": t + i as i64, "distinct_id": format!("u{i}"), "n": i, "deep": {"a": [i]}}),
+            )
+        })
         .chain([ev("NoDid", json!({"time": t}))])
         .collect();
     let mut m = Model::new();
@@ -286,7 +299,10 @@ fn segment_reads_return_stored_bytes_and_sent_events() {
             }
             for l in &lines {
                 let t = l["properties"]["time"].as_i64().unwrap_or(i64::MIN);
-                if day_string(day_of_ms(t)) != s["day"] || t < s["min_time_ms"].as_i64().unwrap() || t > s["max_time_ms"].as_i64().unwrap() {
+                if day_string(day_of_ms(t)) != s["day"]
+                    || t < s["min_time_ms"].as_i64().unwrap()
+                    || t > s["max_time_ms"].as_i64().unwrap()
+                {
                     errs.push_str(&format!("segment {s}: holds an event outside its day/time range: {l}\n"));
                 }
             }
@@ -309,7 +325,15 @@ fn invalid_and_unknown_segment_ids() {
     let dir = TestDir::new("segids");
     let d = Daemon::start(&dir.data_dir(), None);
     d.import_ok("ids", &[ev("A", json!({"time": DAY0 * 86_400, "distinct_id": "u", "$insert_id": "1"}))]);
-    for bad in ["..%2F..%2Fetc", "..%2F..%2Fcatalog", "abc", "01ARZ3NDEKTSV4RRFFQ69G5FAVX", "iiiiiiiiiiiiiiiiiiiiiiiiii", "01ARZ3NDEKTSV4RRFFQ69G5FAU", "01ARZ3NDEKTSV4RRFFQ69G5FA%00"] {
+    for bad in [
+        "..%2F..%2Fetc",
+        "..%2F..%2Fcatalog",
+        "abc",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAVX",
+        "iiiiiiiiiiiiiiiiiiiiiiiiii",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAU",
+        "01ARZ3NDEKTSV4RRFFQ69G5FA%00",
+    ] {
         for suffix in ["", "?format=ndjson"] {
             let r = d.get(&format!("/v1/segments/{bad}{suffix}"));
             assert_error(&r, 400, &[], &format!("GET /v1/segments/{bad}{suffix}"));
@@ -344,7 +368,12 @@ fn bad_imports_are_rejected_whole() {
     let dir = TestDir::new("bad");
     let d = Daemon::start(&dir.data_dir(), None);
     let t = DAY0 * 86_400 + 600;
-    let valid = |case: &str, i: usize| ev("Valid", json!({"time": t + i as i64, "distinct_id": "u", "$insert_id": format!("{case}-{i}"), "case": case}));
+    let valid = |case: &str, i: usize| {
+        ev(
+            "Valid",
+            json!({"time": t + i as i64, "distinct_id": "u", "$insert_id": format!("{case}-{i}"), "case": case}),
+        )
+    };
     // A batch of 6 records where `bad` replaces the records at the given indices.
     let batch = |case: &str, bad: &[(usize, Value)]| -> Vec<u8> {
         let mut v: Vec<Value> = (0..6).map(|i| valid(case, i)).collect();
@@ -374,7 +403,11 @@ fn bad_imports_are_rejected_whole() {
         failed: vec![(idx, Some(field))],
         status: Some(400),
     };
-    let whole = |name: &'static str, project: Option<String>, body: Vec<u8>, headers: Vec<(&'static str, &'static str)>, needles: &'static [&'static str]| BadCase {
+    let whole = |name: &'static str,
+                 project: Option<String>,
+                 body: Vec<u8>,
+                 headers: Vec<(&'static str, &'static str)>,
+                 needles: &'static [&'static str]| BadCase {
         name,
         project,
         body,
@@ -386,8 +419,20 @@ fn bad_imports_are_rejected_whole() {
     let bad_p = Some("bad".to_string());
     let long_id = "x".repeat(129);
     let mut cases = vec![
-        whole("malformed-json", bad_p.clone(), br#"[{"event":"Valid","properties":{"time":1710720000,"case":"malformed-json"}},"#.to_vec(), json_ct.clone(), &["json"]),
-        whole("content-type-xml", bad_p.clone(), batch("content-type-xml", &[]), vec![("content-type", "application/xml")], &["content-type", "content type"]),
+        whole(
+            "malformed-json",
+            bad_p.clone(),
+            br#"[{"event":"Valid","properties":{"time":1710720000,"case":"malformed-json"}},"#.to_vec(),
+            json_ct.clone(),
+            &["json"],
+        ),
+        whole(
+            "content-type-xml",
+            bad_p.clone(),
+            batch("content-type-xml", &[]),
+            vec![("content-type", "application/xml")],
+            &["content-type", "content type"],
+        ),
         whole("empty-body", bad_p.clone(), vec![], json_ct.clone(), &["empty"]),
         invalid("event-missing", 2, json!({"properties": rec("event-missing", 2, json!({}))}), "event"),
         invalid("event-empty", 0, ev("", rec("event-empty", 0, json!({}))), "event"),
@@ -398,14 +443,40 @@ fn bad_imports_are_rejected_whole() {
         invalid("time-missing", 4, ev("Valid", rec("time-missing", 4, json!({"time": null}))), "properties.time"),
         invalid("time-string", 4, ev("Valid", rec("time-string", 4, json!({"time": "1710720000"}))), "properties.time"),
         invalid("time-bool", 0, ev("Valid", rec("time-bool", 0, json!({"time": true}))), "properties.time"),
-        invalid("distinct-id-bool", 2, ev("Valid", rec("distinct-id-bool", 2, json!({"distinct_id": true}))), "properties.distinct_id"),
-        invalid("distinct-id-object", 2, ev("Valid", rec("distinct-id-object", 2, json!({"distinct_id": {"a": 1}}))), "properties.distinct_id"),
-        invalid("insert-id-129-bytes", 1, ev("Valid", rec("insert-id-129-bytes", 1, json!({"$insert_id": long_id}))), "properties.$insert_id"),
-        invalid("insert-id-number", 1, ev("Valid", rec("insert-id-number", 1, json!({"$insert_id": 5}))), "properties.$insert_id"),
+        invalid(
+            "distinct-id-bool",
+            2,
+            ev("Valid", rec("distinct-id-bool", 2, json!({"distinct_id": true}))),
+            "properties.distinct_id",
+        ),
+        invalid(
+            "distinct-id-object",
+            2,
+            ev("Valid", rec("distinct-id-object", 2, json!({"distinct_id": {"a": 1}}))),
+            "properties.distinct_id",
+        ),
+        invalid(
+            "insert-id-129-bytes",
+            1,
+            ev("Valid", rec("insert-id-129-bytes", 1, json!({"$insert_id": long_id}))),
+            "properties.$insert_id",
+        ),
+        invalid(
+            "insert-id-number",
+            1,
+            ev("Valid", rec("insert-id-number", 1, json!({"$insert_id": 5}))),
+            "properties.$insert_id",
+        ),
         BadCase {
             name: "two-invalid",
             project: bad_p.clone(),
-            body: batch("two-invalid", &[(1, json!({"properties": rec("two-invalid", 1, json!({}))})), (4, ev("Valid", rec("two-invalid", 4, json!({"time": null}))))]),
+            body: batch(
+                "two-invalid",
+                &[
+                    (1, json!({"properties": rec("two-invalid", 1, json!({}))})),
+                    (4, ev("Valid", rec("two-invalid", 4, json!({"time": null})))),
+                ],
+            ),
             headers: json_ct.clone(),
             needles: &[],
             failed: vec![(1, Some("event")), (4, Some("properties.time"))],
@@ -423,7 +494,12 @@ fn bad_imports_are_rejected_whole() {
         BadCase {
             name: "ndjson-bad-line",
             project: bad_p.clone(),
-            body: [ndjson_body(&[valid("ndjson-bad-line", 0)]), b"{\"event\": nope}\n".to_vec(), ndjson_body(&[valid("ndjson-bad-line", 2)])].concat(),
+            body: [
+                ndjson_body(&[valid("ndjson-bad-line", 0)]),
+                b"{\"event\": nope}\n".to_vec(),
+                ndjson_body(&[valid("ndjson-bad-line", 2)]),
+            ]
+            .concat(),
             headers: vec![("content-type", "application/x-ndjson")],
             needles: &[],
             failed: vec![],
@@ -438,12 +514,30 @@ fn bad_imports_are_rejected_whole() {
             failed: vec![],
             status: None,
         },
-        whole("gzip-of-malformed", bad_p.clone(), gzip(b"[{\"event\":"), vec![("content-type", "application/json"), ("content-encoding", "gzip")], &["json"]),
+        whole(
+            "gzip-of-malformed",
+            bad_p.clone(),
+            gzip(b"[{\"event\":"),
+            vec![("content-type", "application/json"), ("content-encoding", "gzip")],
+            &["json"],
+        ),
     ];
-    for (name, p) in [("project-empty", ""), ("project-slash", "a/b"), ("project-dot", "a.b"), ("project-space", "a b"), ("project-umlaut", "ümlaut")] {
+    for (name, p) in [
+        ("project-empty", ""),
+        ("project-slash", "a/b"),
+        ("project-dot", "a.b"),
+        ("project-space", "a b"),
+        ("project-umlaut", "ümlaut"),
+    ] {
         cases.push(whole(name, Some(p.to_string()), batch(name, &[]), json_ct.clone(), &["project"]));
     }
-    cases.push(whole("project-65-chars", Some("p".repeat(65)), batch("project-65-chars", &[]), json_ct.clone(), &["project"]));
+    cases.push(whole(
+        "project-65-chars",
+        Some("p".repeat(65)),
+        batch("project-65-chars", &[]),
+        json_ct.clone(),
+        &["project"],
+    ));
 
     // A baseline so "nothing changed" is checked against data, not against an empty store.
     let baseline: Vec<Value> = (0..20).map(|i| valid("baseline", i)).collect();
@@ -462,7 +556,9 @@ fn bad_imports_are_rejected_whole() {
             }
         }
         if !c.failed.is_empty() {
-            let fr = r.json["failed_records"].as_array().unwrap_or_else(|| panic!("{what}: no failed_records in {}", r.text()));
+            let fr = r.json["failed_records"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: no failed_records in {}", r.text()));
             let got: BTreeMap<u64, &Value> = fr.iter().map(|f| (f["index"].as_u64().unwrap_or(u64::MAX), f)).collect();
             assert_eq!(
                 got.keys().copied().collect::<Vec<_>>(),
@@ -475,7 +571,10 @@ fn bad_imports_are_rejected_whole() {
                 if let Some(field) = field {
                     assert_eq!(f["field"], *field, "{what}: failed record {i} field; body {}", r.text());
                 }
-                assert!(f["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: failed record {i} has no message: {f}");
+                assert!(
+                    f["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "{what}: failed record {i} has no message: {f}"
+                );
                 // A record whose $insert_id was usable is named by it.
                 let sent: Value = serde_json::from_slice::<Vec<Value>>(&c.body).unwrap()[*i].clone();
                 if let Some(id) = sent.get("properties").and_then(|p| p.get("$insert_id")).and_then(Value::as_str) {
@@ -498,7 +597,8 @@ fn bad_imports_are_rejected_whole() {
 #[test]
 fn configured_limits_answer_413() {
     let dir = TestDir::new("limits");
-    let d = Daemon::start(&dir.data_dir(), Some("[ingest]\nmax_events_per_request = 100\nmax_bytes_per_request = 65536\n"));
+    let d =
+        Daemon::start(&dir.data_dir(), Some("[ingest]\nmax_events_per_request = 100\nmax_bytes_per_request = 65536\n"));
     let t = DAY0 * 86_400;
     let events = |tag: &str, n: usize, pad: usize| -> Vec<Value> {
         (0..n).map(|i| ev("E", json!({"time": t + i as i64, "distinct_id": "u", "$insert_id": format!("{tag}-{i}"), "tag": tag, "pad": "x".repeat(pad)}))).collect()
@@ -507,7 +607,12 @@ fn configured_limits_answer_413() {
     let gz = [("content-type", "application/json"), ("content-encoding", "gzip")];
     let over = [
         ("101 events", array_body(&events("e101", 101, 0)), &json_ct[..], "100"),
-        ("101 events ndjson", ndjson_body(&events("n101", 101, 0)), &[("content-type", "application/x-ndjson")][..], "100"),
+        (
+            "101 events ndjson",
+            ndjson_body(&events("n101", 101, 0)),
+            &[("content-type", "application/x-ndjson")][..],
+            "100",
+        ),
         ("101 events gzip", gzip(&array_body(&events("g101", 101, 0))), &gz[..], "100"),
         ("~80 KiB body", array_body(&events("big", 40, 2000)), &json_ct[..], "65536"),
         // Small on the wire, over the limit once decompressed: the limit is on uncompressed bytes.
@@ -530,11 +635,16 @@ fn default_limits_answer_413() {
     let dir = TestDir::new("deflimits");
     let d = Daemon::start(&dir.data_dir(), None);
     let t = DAY0 * 86_400;
-    let tiny: Vec<Value> = (0..2001).map(|i| ev("E", json!({"time": t, "distinct_id": "u", "$insert_id": format!("t{i}")}))).collect();
+    let tiny: Vec<Value> =
+        (0..2001).map(|i| ev("E", json!({"time": t, "distinct_id": "u", "$insert_id": format!("t{i}")}))).collect();
     let r = d.post_import(Some("dl"), array_body(&tiny), &[("content-type", "application/json")]);
     assert_error(&r, 413, &["2000"], "2001 events with default limits");
     // 1000 events of ~10.3 KiB each: over 10 MiB.
-    let big: Vec<Value> = (0..1000).map(|i| ev("E", json!({"time": t, "distinct_id": "u", "$insert_id": format!("b{i}"), "pad": "y".repeat(10_600)}))).collect();
+    let big: Vec<Value> = (0..1000)
+        .map(|i| {
+            ev("E", json!({"time": t, "distinct_id": "u", "$insert_id": format!("b{i}"), "pad": "y".repeat(10_600)}))
+        })
+        .collect();
     let body = array_body(&big);
     assert!(body.len() > 10 * 1024 * 1024);
     let r = d.post_import(Some("dl"), body, &[("content-type", "application/json")]);
@@ -542,6 +652,12 @@ fn default_limits_answer_413() {
     assert_eq!(total(&d, "dl"), 0);
     d.import_ok("dl", &tiny[..2000]);
     assert_eq!(total(&d, "dl"), 2000);
+    // Just under 10 MiB is accepted (no smaller limit hides in the HTTP stack).
+    let body = array_body(&big[..950]);
+    assert!(body.len() > 9 * 1024 * 1024 && body.len() < 10 * 1024 * 1024, "{}", body.len());
+    let r = d.post_import(Some("dl"), body, &[("content-type", "application/json")]);
+    assert_import_ok(&r, 950, "950 events, ~9.7 MiB");
+    assert_eq!(total(&d, "dl"), 2950);
 }
 
 #[test]
@@ -551,7 +667,10 @@ fn catalog_prunes_by_day_and_tracks_generation_and_leases() {
     let g0 = d.segments("cat", None, None)["generation"].as_u64().expect("generation is a number");
     let mut g = EventGen::new(seed(0xCA7_0001), DAY0, 3);
     let mut m = Model::new();
-    for batch in { let evs = g.events(300); g.batches(evs, 100) } {
+    for batch in {
+        let evs = g.events(300);
+        g.batches(evs, 100)
+    } {
         send_ok(&d, &mut m, "cat", &batch, Encoding::Array);
     }
     send_ok(&d, &mut m, "other", &[g.event()], Encoding::Array);
@@ -565,7 +684,11 @@ fn catalog_prunes_by_day_and_tracks_generation_and_leases() {
     assert!(lease["id"].as_str().is_some_and(|s| !s.is_empty()), "lease id: {lease}");
     let exp = lease["expires_at_ms"].as_i64().unwrap_or_else(|| panic!("lease expiry: {lease}"));
     assert!(exp > t1, "lease must expire in the future: {exp} <= now {t1}");
-    assert!(exp >= t0 + 55_000 && exp <= t1 + 61_000, "lease_ttl_secs = 60, but expires_at_ms {exp} is {} ms after the request", exp - t0);
+    assert!(
+        exp >= t0 + 55_000 && exp <= t1 + 61_000,
+        "lease_ttl_secs = 60, but expires_at_ms {exp} is {} ms after the request",
+        exp - t0
+    );
 
     let segs = full["segments"].as_array().unwrap().clone();
     let days: Vec<String> = (0..3).map(|k| day_string(DAY0 + k)).collect();
@@ -756,7 +879,10 @@ fn queries_match_the_model_with_duplicates_across_days() {
     let cat_day1 = segment_list(&d, p, Some(day(1)), Some(day(2))).len() as u64;
     let got = d.query(&json!({"project": p, "from": day(1), "to": day(2)}));
     let scanned = got["segments_scanned"].as_u64().unwrap_or_else(|| panic!("segments_scanned: {got}"));
-    assert!(scanned >= 1 && scanned <= cat_day1, "one-day query scanned {scanned} segments; the catalog lists {cat_day1} for that day");
+    assert!(
+        scanned >= 1 && scanned <= cat_day1,
+        "one-day query scanned {scanned} segments; the catalog lists {cat_day1} for that day"
+    );
     assert!(got["bytes_scanned"].as_u64().is_some_and(|b| b > 0), "bytes_scanned: {got}");
 }
 
@@ -785,7 +911,12 @@ fn bad_queries_are_400() {
         assert_error(&r, 400, needles, &format!("query {what}: {q}"));
     }
     let url = format!("{}/v1/query", d.url());
-    let r = tierd_tests::daemon::http_client().post(&url).header("content-type", "application/json").body("{not json").send().unwrap();
+    let r = tierd_tests::daemon::http_client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400, "malformed query JSON");
 }
 
@@ -805,7 +936,10 @@ fn acknowledged_events_are_queryable_within_one_second() {
             if got == want {
                 break;
             }
-            assert!(acked.elapsed() < Duration::from_secs(1), "round {round}: {want} events acknowledged, only {got} visible after 1 s");
+            assert!(
+                acked.elapsed() < Duration::from_secs(1),
+                "round {round}: {want} events acknowledged, only {got} visible after 1 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -846,8 +980,13 @@ fn metrics_count_ingested_events() {
         lines
             .iter()
             .map(|l| {
-                let value = l.rsplit_once('}').map(|(_, v)| v).unwrap_or_else(|| &l["tierd_ingest_events_total".len()..]);
-                value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("bad metric line {l:?}"))
+                let value =
+                    l.rsplit_once('}').map(|(_, v)| v).unwrap_or_else(|| &l["tierd_ingest_events_total".len()..]);
+                value
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("bad metric line {l:?}"))
             })
             .sum()
     };
@@ -859,7 +998,11 @@ fn metrics_count_ingested_events() {
         sent += n;
     }
     let r = d.get("/metrics");
-    assert!(r.text().contains("tierd_ingest_events_total"), "metrics must include tierd_ingest_events_total:\n{}", r.text());
+    assert!(
+        r.text().contains("tierd_ingest_events_total"),
+        "metrics must include tierd_ingest_events_total:\n{}",
+        r.text()
+    );
     assert_eq!(metric(&d), sent as f64, "tierd_ingest_events_total (summed over labels) after {sent} events");
 }
 
@@ -869,7 +1012,13 @@ fn restart_keeps_data_and_quarantines_unknown_files() {
     let mut d = Daemon::start(&dir.data_dir(), Some("[hot]\nseal_max_age_secs = 1\n"));
     let mut g = EventGen::new(seed(0x4E5_7A47), DAY0, 3);
     let mut m = Model::new();
-    for (i, batch) in { let evs = g.events(500); g.batches(evs, 80) }.into_iter().enumerate() {
+    for (i, batch) in {
+        let evs = g.events(500);
+        g.batches(evs, 80)
+    }
+    .into_iter()
+    .enumerate()
+    {
         let project = if i % 3 == 0 { "r2" } else { "r1" };
         let enc = g.encoding();
         send_ok(&d, &mut m, project, &batch, enc);
@@ -913,13 +1062,20 @@ fn restart_keeps_data_and_quarantines_unknown_files() {
         let name = path.file_name().unwrap();
         let mut found = Vec::new();
         find_named(&data.join("quarantine"), name, &mut found);
-        assert!(found.iter().any(|f| std::fs::read(f).ok().as_deref() == Some(&bytes[..])), "{} not found in quarantine/ (found {found:?})", name.to_string_lossy());
+        assert!(
+            found.iter().any(|f| std::fs::read(f).ok().as_deref() == Some(&bytes[..])),
+            "{} not found in quarantine/ (found {found:?})",
+            name.to_string_lossy()
+        );
     }
     let projects_after: BTreeSet<String> = d.projects().into_iter().collect();
     assert_eq!(projects_after, projects_before, "quarantined files must not create projects");
 
     // More writes, then kill -9 with nothing in flight: everything acknowledged survives.
-    for batch in { let evs = g.events(200); g.batches(evs, 80) } {
+    for batch in {
+        let evs = g.events(200);
+        g.batches(evs, 80)
+    } {
         send_ok(&d, &mut m, "r1", &batch, Encoding::GzipNdjson);
     }
     d.kill9();

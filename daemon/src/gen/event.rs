@@ -290,7 +290,7 @@ struct UserProfile {
 impl UserProfile {
     fn new(user: u32, user_key: u64) -> Self {
         let platform = platform_of(user_key);
-        let mut d = Draw::new(user_key ^ 0x5EED_0F_05E5);
+        let mut d = Draw::new(user_key ^ 0x005E_ED0F_05E5);
         let mut distinct_id = StackStr::new();
         match d.below(100) {
             // Identified users with an id from the product's own user table.
