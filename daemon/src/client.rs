@@ -13,12 +13,12 @@ mod test_server;
 use std::time::Duration;
 
 pub use import::{
-    annotate_failed_records, parse_retry_after, run_import, split_json_array, ArrayElement, Batch, Batcher,
-    ImportArgs, ImportError, ImportReport, Importer, RetryPolicy, MAX_BATCH_BYTES,
+    annotate_failed_records, parse_retry_after, run_import, split_json_array, ArrayElement, Batch, Batcher, ImportArgs,
+    ImportError, ImportReport, Importer, RetryPolicy, MAX_BATCH_BYTES,
 };
 pub use query::{
-    execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError, QueryRequest,
-    QueryResponse, QueryRow, WhereClause, WhereOp,
+    execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
+    QueryRequest, QueryResponse, QueryRow, WhereClause, WhereOp,
 };
 
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.
@@ -29,7 +29,9 @@ fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let joined = format!("{}{}", base.trim_end_matches('/'), path);
     let url = reqwest::Url::parse(&joined).map_err(|e| format!("invalid daemon URL `{base}`: {e}"))?;
     if url.scheme() != "http" {
-        return Err(format!("invalid daemon URL `{base}`: only http:// is supported (the client is built without TLS)"));
+        return Err(format!(
+            "invalid daemon URL `{base}`: only http:// is supported (the client is built without TLS)"
+        ));
     }
     Ok(url)
 }

@@ -84,10 +84,8 @@ impl TestServer {
                     let (name, value) = line.split_once(':').unwrap();
                     headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
                 }
-                let length = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+                let length =
+                    headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse::<usize>().unwrap());
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).unwrap();
                 received.push(Received { method, target, headers, body });

@@ -244,32 +244,32 @@ const fn city(name: &'static str, region: &'static str, country: &'static str) -
     City { name, region, country }
 }
 
-/// Cities, most users first (drawn with a skew).
-const CITIES: [City; 24] = [
-    city("San Francisco", "California", "US"),
-    city("New York", "New York", "US"),
-    city("London", "England", "GB"),
-    city("Los Angeles", "California", "US"),
-    city("Berlin", "Berlin", "DE"),
-    city("Chicago", "Illinois", "US"),
-    city("Toronto", "Ontario", "CA"),
-    city("Paris", "Île-de-France", "FR"),
-    city("Bengaluru", "Karnataka", "IN"),
-    city("São Paulo", "São Paulo", "BR"),
-    city("Austin", "Texas", "US"),
-    city("Seattle", "Washington", "US"),
-    city("Amsterdam", "North Holland", "NL"),
-    city("Tokyo", "Tokyo", "JP"),
-    city("Sydney", "New South Wales", "AU"),
-    city("Madrid", "Madrid", "ES"),
-    city("Mumbai", "Maharashtra", "IN"),
-    city("Munich", "Bavaria", "DE"),
-    city("Stockholm", "Stockholm", "SE"),
-    city("Mexico City", "Mexico City", "MX"),
-    city("Singapore", "Singapore", "SG"),
-    city("Seoul", "Seoul", "KR"),
-    city("Manchester", "England", "GB"),
-    city("Lagos", "Lagos", "NG"),
+/// Cities with their relative number of users.
+const CITIES: [(City, u32); 24] = [
+    (city("San Francisco", "California", "US"), 6),
+    (city("New York", "New York", "US"), 9),
+    (city("London", "England", "GB"), 8),
+    (city("Los Angeles", "California", "US"), 6),
+    (city("Berlin", "Berlin", "DE"), 5),
+    (city("Chicago", "Illinois", "US"), 4),
+    (city("Toronto", "Ontario", "CA"), 4),
+    (city("Paris", "Île-de-France", "FR"), 5),
+    (city("Bengaluru", "Karnataka", "IN"), 5),
+    (city("São Paulo", "São Paulo", "BR"), 5),
+    (city("Austin", "Texas", "US"), 3),
+    (city("Seattle", "Washington", "US"), 3),
+    (city("Amsterdam", "North Holland", "NL"), 3),
+    (city("Tokyo", "Tokyo", "JP"), 5),
+    (city("Sydney", "New South Wales", "AU"), 3),
+    (city("Madrid", "Madrid", "ES"), 3),
+    (city("Mumbai", "Maharashtra", "IN"), 4),
+    (city("Munich", "Bavaria", "DE"), 2),
+    (city("Stockholm", "Stockholm", "SE"), 2),
+    (city("Mexico City", "Mexico City", "MX"), 4),
+    (city("Singapore", "Singapore", "SG"), 3),
+    (city("Seoul", "Seoul", "KR"), 3),
+    (city("Manchester", "England", "GB"), 2),
+    (city("Lagos", "Lagos", "NG"), 2),
 ];
 
 /// What stays the same for a user across all of their events.
@@ -339,7 +339,7 @@ impl UserProfile {
                 ("Android", os_version, None, Some((model, maker, app)), screen)
             }
         };
-        let city = if d.chance(0.03) { None } else { Some(CITIES[d.skewed(CITIES.len() as u64) as usize]) };
+        let city = if d.chance(0.03) { None } else { Some(d.pick_weighted(&CITIES)) };
         Self { platform, distinct_id, os, os_version, browser, device, screen, city }
     }
 
@@ -470,8 +470,18 @@ fn cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-const PAGES: [&str; 10] =
-    ["/", "/pricing", "/blog", "/docs/getting-started", "/search", "/cart", "/checkout", "/account", "/signup", "/about"];
+const PAGES: [&str; 10] = [
+    "/",
+    "/pricing",
+    "/blog",
+    "/docs/getting-started",
+    "/search",
+    "/cart",
+    "/checkout",
+    "/account",
+    "/signup",
+    "/about",
+];
 const SEARCHES: [&str; 16] = [
     "running shoes",
     "wireless headphones",
@@ -615,7 +625,8 @@ fn write_details<M: SerializeMap>(
                     map.serialize_entry("channel", d.pick(&["link", "twitter", "facebook", "email", "whatsapp"]))?;
                     let tags = ["sale", "new", "trending", "gift", "summer", "tech"];
                     let start = d.below(tags.len() as u64) as usize;
-                    let chosen: Vec<&str> = (0..d.range(1, 3) as usize).map(|i| tags[(start + i) % tags.len()]).collect();
+                    let chosen: Vec<&str> =
+                        (0..d.range(1, 3) as usize).map(|i| tags[(start + i) % tags.len()]).collect();
                     map.serialize_entry("tags", &chosen)?;
                 }
                 EventKind::Comment => map.serialize_entry("comment_length", &(1 + d.skewed(500)))?,
@@ -650,8 +661,12 @@ fn write_details<M: SerializeMap>(
             }
         }
         EventKind::Error => {
-            let (code, message) =
-                d.pick(&[(500, "Internal Server Error"), (404, "Not Found"), (408, "Request Timeout"), (0, "Network Error")]);
+            let (code, message) = d.pick(&[
+                (500, "Internal Server Error"),
+                (404, "Not Found"),
+                (408, "Request Timeout"),
+                (0, "Network Error"),
+            ]);
             map.serialize_entry("error_code", &code)?;
             map.serialize_entry("error_message", message)?;
             map.serialize_entry("fatal", &d.chance(0.05))?;
@@ -664,7 +679,11 @@ fn write_details<M: SerializeMap>(
         EventKind::FeedbackSubmitted => {
             map.serialize_entry("rating", &d.range(1, 5))?;
             map.serialize_entry("nps", &d.range(0, 10))?;
-            let comment = if d.chance(0.35) { Some(d.pick(&["love it", "too slow", "great prices", "confusing checkout"])) } else { None };
+            let comment = if d.chance(0.35) {
+                Some(d.pick(&["love it", "too slow", "great prices", "confusing checkout"]))
+            } else {
+                None
+            };
             map.serialize_entry("comment", &comment)?;
         }
         EventKind::SubscriptionStarted | EventKind::SubscriptionCancelled => {

@@ -32,12 +32,7 @@ impl StreamRng {
     /// Expands a 64-bit seed into the 256-bit state with SplitMix64, as the reference implementation recommends.
     pub(crate) fn seed_from_u64(seed: u64) -> Self {
         let mut state = seed;
-        let s = [
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-        ];
+        let s = [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)];
         Self { s }
     }
 
@@ -124,9 +119,10 @@ impl Draw {
         items[items.len() - 1].0
     }
 
-    /// Skewed towards small indexes: rank `r` in `0..n` with a popularity that falls off roughly like a power law.
+    /// Skewed towards small values in `0..n`: `P(< x) = sqrt(x / n)`, so the first tenth of the range gets about a
+    /// third of the draws (popular products, short load times, small carts).
     pub(crate) fn skewed(&mut self, n: u64) -> u64 {
         let u = self.unit();
-        ((u * u * u) * n as f64) as u64
+        ((u * u) * n as f64) as u64
     }
 }

@@ -189,7 +189,8 @@ fn properties_are_typed_per_event() {
                 assert!(p["is_first_purchase"].is_boolean(), "{line}");
                 let items = p["cart"]["items"].as_array().unwrap();
                 assert!(!items.is_empty());
-                let sum: f64 = items.iter().map(|i| i["price"].as_f64().unwrap() * i["quantity"].as_f64().unwrap()).sum();
+                let sum: f64 =
+                    items.iter().map(|i| i["price"].as_f64().unwrap() * i["quantity"].as_f64().unwrap()).sum();
                 assert!((sum - p["cart"]["total"].as_f64().unwrap()).abs() < 0.01, "{line}");
                 assert_eq!(p["revenue"], p["cart"]["total"]);
             }

@@ -98,10 +98,7 @@ fn array_elements_are_compacted_and_keep_their_start_line() {
     let got: Vec<_> = elements.iter().map(|e| (e.line, String::from_utf8(e.json.clone()).unwrap())).collect();
     assert_eq!(
         got,
-        vec![
-            (3, r#"{"event":"A B","properties":{"x":[1,2]}}"#.to_owned()),
-            (7, r#"{"event":"C"}"#.to_owned())
-        ]
+        vec![(3, r#"{"event":"A B","properties":{"x":[1,2]}}"#.to_owned()), (7, r#"{"event":"C"}"#.to_owned())]
     );
 }
 
@@ -193,7 +190,8 @@ fn retry_policy_honours_retry_after_backs_off_and_gives_up() {
 #[test]
 fn ndjson_is_sent_in_batches_with_file_lines_skipped_blank() {
     let server = TestServer::start(vec![ok(2), ok(2), ok(1)]);
-    let input = "\n{\"event\":\"a\"}\r\n{\"event\":\"b\"}\n\n   \n{\"event\":\"c\"}\n{\"event\":\"d\"}\n{\"event\":\"e\"}";
+    let input =
+        "\n{\"event\":\"a\"}\r\n{\"event\":\"b\"}\n\n   \n{\"event\":\"c\"}\n{\"event\":\"d\"}\n{\"event\":\"e\"}";
     let mut importer = Importer::new(&args(&server.url, 2)).unwrap();
     let report = importer.import(Cursor::new(input), "test input").unwrap();
     assert_eq!((report.events, report.batches, report.input_bytes), (5, 3, input.len() as u64));

@@ -233,8 +233,21 @@ fn the_command_line_parses_into_a_request() {
         args: QueryArgs,
     }
     let cli = Cli::try_parse_from([
-        "query", "--project", "P", "--from", "2026-01-01", "--to", "1767312000000", "--where", "$os = iOS", "--where",
-        "price>10", "--group-by", "properties.$city", "--url", "http://h:1",
+        "query",
+        "--project",
+        "P",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "1767312000000",
+        "--where",
+        "$os = iOS",
+        "--where",
+        "price>10",
+        "--group-by",
+        "properties.$city",
+        "--url",
+        "http://h:1",
     ])
     .unwrap();
     let request = QueryRequest::from_args(&cli.args);
