@@ -206,6 +206,7 @@ impl Daemon {
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);
         }
+        die_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -424,7 +425,10 @@ pub fn assert_import_ok(r: &Resp, n: usize, what: &str) {
 pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration) -> (ExitStatus, String) {
     let cfg = dir.path().join("bad-config.toml");
     std::fs::write(&cfg, config_toml).unwrap();
-    let mut child = Command::new(tierd_bin())
+    let mut cmd = Command::new(tierd_bin());
+    die_with_parent(&mut cmd);
+    let mut child = cmd
+        .env_remove("TIERD_FAILPOINTS")
         .arg("serve")
         .arg("--data-dir")
         .arg(dir.data_dir())
@@ -459,6 +463,27 @@ pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration)
         panic!("tierd serve with config\n{config_toml}\nkept running for {timeout:?}\nstdout: {out}\nstderr: {err}")
     });
     (status, format!("{err}{out}"))
+}
+
+/// Linux: the daemon gets SIGKILL when the thread that spawned it ends, so a test process killed from outside (a CI
+/// timeout, an interrupted run) leaves no daemon behind. A [`Daemon`] must therefore be started (and restarted) on
+/// a thread that outlives it, as tests do naturally; `Drop` kills it in the normal case anyway.
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {

@@ -29,8 +29,11 @@ const WRITERS: usize = 4;
 const PROJECTS: [&str; 2] = ["crash_a", "crash_b"];
 /// 2024-03-18; batches start on one of the 5 days from here and span 1-3 days.
 const DAY0: i64 = 19_800;
-/// Short seal age and size, so seals happen (and get interrupted) all the time.
-const CONFIG: &str = "[hot]\nseal_max_age_secs = 1\nseal_max_bytes = 262144\n";
+/// Seals happen (and get interrupted by kills) all the time: by size (32 KiB), by the open-segment limit (a batch
+/// touches up to 3 of the 10 (project, day) partitions), and by age (1 s) while the test verifies between kills.
+/// A cycle's daemon lives at most 700 ms after the writers start, less than the minimum seal age (1 s), so within a
+/// cycle it is the size and open-segment limits that seal.
+const CONFIG: &str = "[hot]\nseal_max_age_secs = 1\nseal_max_bytes = 32768\nmax_open_segments = 4\n";
 
 #[derive(Debug, Clone)]
 struct BatchInfo {
@@ -214,6 +217,8 @@ struct Known {
     /// In-flight batches found absent: they must never appear.
     absent: BTreeMap<String, BatchInfo>,
     inflight_found_present: usize,
+    /// Catalog segments at the last verification.
+    segments: usize,
 }
 
 fn verify(d: &Daemon, shared: &Shared, known: &mut Known, when: &str) -> Result<(), String> {
@@ -224,6 +229,7 @@ fn verify(d: &Daemon, shared: &Shared, known: &mut Known, when: &str) -> Result<
     }
     // batch -> (project, count), from the query engine.
     let mut got: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut segments = 0;
     for p in PROJECTS {
         let q = json!({"project": p, "from": 0, "to": FAR_FUTURE_MS, "group_by": "properties.batch"});
         let r = d.query(&q);
@@ -250,10 +256,9 @@ fn verify(d: &Daemon, shared: &Shared, known: &mut Known, when: &str) -> Result<
                 }
             }
         }
-        let stored: u64 = d.segments(p, None, None)["segments"]
-            .as_array()
-            .map(|s| s.iter().map(|s| s["rows"].as_u64().unwrap_or(0)).sum())
-            .unwrap_or(0);
+        let segs = d.segments(p, None, None)["segments"].as_array().cloned().unwrap_or_default();
+        segments += segs.len();
+        let stored: u64 = segs.iter().map(|s| s["rows"].as_u64().unwrap_or(0)).sum();
         if stored != total {
             let _ = writeln!(
                 errs,
@@ -309,6 +314,7 @@ fn verify(d: &Daemon, shared: &Shared, known: &mut Known, when: &str) -> Result<
         }
     }
     known.present.extend(newly_present);
+    known.segments = segments;
     drop(l);
     if let Err(e) = check_catalog_matches_disk(d) {
         let _ = writeln!(errs, "catalog vs hot directory:\n{e}");
@@ -369,7 +375,8 @@ fn kill9_during_concurrent_ingest_loses_nothing_acknowledged() {
         }
         let l = shared.ledger();
         println!(
-            "{when}: ok; {} batches present ({} of them were in flight), {} in-flight batches absent, {} other statuses, {:.1} s",
+            "{when}: ok; {} segments, {} batches present ({} of them were in flight), {} in-flight batches absent, {} other statuses, {:.1} s",
+            known.segments,
             known.present.len(),
             known.inflight_found_present,
             known.absent.len(),
