@@ -154,6 +154,8 @@ pub struct Daemon {
     base_url: String,
     client: reqwest::blocking::Client,
     starts: u32,
+    /// `TIERD_FAILPOINTS` for the next start (the failpoint tests set it; everyone else leaves it unset).
+    failpoints: Option<String>,
 }
 
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
@@ -189,6 +191,7 @@ impl Daemon {
             base_url: String::new(),
             client: http_client(),
             starts: 0,
+            failpoints: None,
         };
         d.spawn()?;
         Ok(d)
@@ -200,8 +203,11 @@ impl Daemon {
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log");
         writeln!(log, "===== test harness: start #{} =====", self.starts).unwrap();
         let mut cmd = Command::new(tierd_bin());
-        // Failpoints are for the daemon's own tests; an inherited setting would make these tests lie.
-        cmd.env_remove("TIERD_FAILPOINTS");
+        // Failpoints are set only where a test asks for them; an inherited setting would make the tests lie.
+        match &self.failpoints {
+            Some(spec) => cmd.env("TIERD_FAILPOINTS", spec),
+            None => cmd.env_remove("TIERD_FAILPOINTS"),
+        };
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);
@@ -299,6 +305,27 @@ impl Daemon {
                 panic!("tierd did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}", self.log_tail(60));
             }
         }
+    }
+
+    /// Sets `TIERD_FAILPOINTS` (e.g. `hot.fsync=exit@3`) for the next start; `None` clears it.
+    pub fn set_failpoints(&mut self, spec: Option<&str>) {
+        self.failpoints = spec.map(str::to_string);
+    }
+
+    /// Waits for the process to exit by itself (a failpoint that exits); `None` if it is still running after
+    /// `timeout` (it is then left running).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let c = self.child.as_mut()?;
+        let st = wait_timeout(c, timeout)?;
+        self.child = None;
+        self.note(&format!("exited by itself: {st}"));
+        Some(st)
+    }
+
+    /// Starts again (killing a running process first); returns the failure instead of panicking.
+    pub fn try_restart(&mut self) -> Result<(), StartFailure> {
+        self.kill9();
+        self.spawn()
     }
 
     /// Starts again on the same data directory and config (a new ephemeral port). Kills a running process first.

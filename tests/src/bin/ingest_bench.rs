@@ -106,12 +106,8 @@ async fn run(
                     }
                     None => Instant::now(),
                 };
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body.clone())
-                    .send()
-                    .await;
+                let resp =
+                    client.post(&url).header("content-type", "application/x-ndjson").body(body.clone()).send().await;
                 let ok = match resp {
                     Ok(r) => {
                         let status = r.status();
