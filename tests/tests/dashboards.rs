@@ -1,0 +1,55 @@
+//! The Grafana dashboard in `dashboards/` must only chart metrics the daemon really exports: a renamed metric would
+//! otherwise leave an empty panel that nobody notices.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use tierd_tests::daemon::workspace_root;
+use tierd_tests::{Daemon, TestDir};
+
+/// Every `tierd_*` metric name in the dashboard's PromQL expressions, with whether the expression has an
+/// `or vector(0)` fallback (a counter that exists only once something went wrong, e.g. checksum errors).
+fn dashboard_metrics() -> Vec<(String, bool)> {
+    let path = workspace_root().join("dashboards/grafana/tierd-overview.json");
+    let dash: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let optional = expr.contains("or vector(0)");
+            let mut rest = expr;
+            while let Some(i) = rest.find("tierd_") {
+                let name: String =
+                    rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                rest = &rest[i + name.len()..];
+                out.push((name, optional));
+            }
+        }
+    }
+    assert!(out.len() >= 15, "the dashboard should chart the daemon's main metrics: {out:?}");
+    out
+}
+
+#[test]
+fn every_dashboard_metric_is_exported() {
+    let dir = TestDir::new("dashboards");
+    let d = Daemon::start(&dir.data_dir(), None);
+    let ev = json!([{"event": "E", "properties": {"time": 1_767_225_600, "distinct_id": "u", "$os": "iOS"}}]);
+    d.import_ok("dash", ev.as_array().unwrap());
+    let bad = d.post_import(Some("dash"), b"[{\"event\": \"\"}]".to_vec(), &[]);
+    assert_eq!(bad.status, 400);
+    d.query(&json!({"project": "dash", "from": 0, "to": i64::MAX, "group_by": "event"}));
+    d.segments("dash", None, None);
+    let text = d.get("/metrics").text();
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let missing: Vec<String> = dashboard_metrics()
+        .into_iter()
+        .filter(|(name, optional)| !optional && !exported.contains(name.as_str()))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(missing.is_empty(), "dashboard metrics not exported: {missing:?}\nexported: {exported:?}");
+}
