@@ -91,7 +91,7 @@ pub async fn serve(
             clock.clone(),
             config.hot_config(),
             failpoints,
-            Box::new(move |why| {
+            Arc::new(move |why| {
                 fatal.set(why);
                 shutdown.cancel();
             }),

@@ -23,6 +23,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// A malformed query string (e.g. `from=abc`), as a JSON 400 instead of axum's plain-text answer.
+    pub fn from_rejection(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request(format!("bad query string: {}", r.body_text()))
+    }
+
     /// A short label for the `reason` of rejection metrics.
     pub fn reason(&self) -> &'static str {
         match self.status {

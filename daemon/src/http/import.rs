@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -25,12 +26,15 @@ const ACCEPTED_TYPES: &[&str] = &["application/json", "application/x-ndjson", "a
 
 pub async fn import(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<ImportParams>,
+    params: Result<Query<ImportParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let result = import_inner(&state, params, &headers, body).await;
+    let result = match params {
+        Ok(Query(params)) => import_inner(&state, params, &headers, body).await,
+        Err(rejection) => Err(ApiError::from_rejection(rejection)),
+    };
     match &result {
         Ok((project, events, bytes)) => {
             metrics::counter!("tierd_ingest_events_total", "project" => project.clone()).increment(*events);

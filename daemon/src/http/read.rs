@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,8 +53,9 @@ fn segment_json(m: &SegmentMeta) -> Value {
 /// catalog generation, with a lease that keeps them readable.
 pub async fn catalog_segments(
     State(state): State<Arc<AppState>>,
-    Query(p): Query<SegmentsParams>,
+    p: Result<Query<SegmentsParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(p) = p.map_err(ApiError::from_rejection)?;
     let project = p.project.unwrap_or_else(|| "default".into());
     validate_project(&project).map_err(ApiError::bad_request)?;
     let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
@@ -90,8 +92,9 @@ pub struct SegmentParams {
 pub async fn segment(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(p): Query<SegmentParams>,
+    p: Result<Query<SegmentParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(p) = p.map_err(ApiError::from_rejection)?;
     let id: SegmentId =
         id.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| ApiError::bad_request(e.to_string()))?;
     let meta = state.catalog.snapshot().get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;

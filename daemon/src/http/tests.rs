@@ -34,7 +34,7 @@ fn app(limits: BatchLimits) -> App {
         clock.clone(),
         HotConfig::default(),
         failpoints,
-        Box::new(|_| {}),
+        Arc::new(|_| {}),
     );
     let state = Arc::new(AppState {
         layout,

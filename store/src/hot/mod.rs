@@ -118,8 +118,9 @@ pub(crate) enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Called once if the writer hits a failure it cannot continue from (the catalog refused a commit).
-pub type FatalHook = Box<dyn Fn(String) + Send + Sync>;
+/// Called if the writer hits a failure it cannot continue from (the catalog refused a commit, or the writer thread
+/// panicked: a broken invariant). The daemon shuts down on it.
+pub type FatalHook = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Handle to the hot tier's writer thread.
 pub struct HotTier {
@@ -146,10 +147,16 @@ impl HotTier {
         let hot_dir = layout.hot_dir();
         std::fs::create_dir_all(&hot_dir).map_err(|e| StoreError::io(&hot_dir, e))?;
         let (tx, rx) = sync_channel(config.queue_batches.max(1));
-        let writer = writer::Writer::new(layout, catalog, clock, config, failpoints, on_fatal, rx);
+        let writer = writer::Writer::new(layout, catalog, clock, config, failpoints, on_fatal.clone(), rx);
         let thread = std::thread::Builder::new()
             .name("tierd-hot-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                // A panic here is a bug; requests waiting on the writer get "shutting down" (503) and the daemon
+                // stops, so that recovery runs on the next start.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run())).is_err() {
+                    on_fatal("the hot writer thread panicked".into());
+                }
+            })
             .map_err(|e| StoreError::io(hot_dir, e))?;
         Ok(Self { tx, thread: Mutex::new(Some(thread)) })
     }

@@ -36,7 +36,7 @@ fn start(dir: tempfile::TempDir, clock: ManualClock, config: HotConfig) -> Fixtu
         Arc::new(clock.clone()),
         config,
         Arc::new(Failpoints::none()),
-        Box::new(|_| {}),
+        Arc::new(|_| {}),
     )
     .unwrap();
     Fixture { dir, clock, catalog, hot }
