@@ -3,7 +3,8 @@
 //! This crate turns bytes into events and events into bytes, and nothing else: no filesystem, no clock, no async.
 //! `store` owns every byte of I/O and calls in here.
 //!
-//! - [`event`]: the event model and validation of Mixpanel `/import` bodies (JSON array or NDJSON).
+//! - [`event`]: the event model and validation of Mixpanel `/import` bodies (JSON array or NDJSON), into
+//!   [`Event`]s or, for the ingest path, straight into rows ([`RowBatch`]) without a tree of JSON values.
 //! - [`rows`]: the hot row format: an append-only file of checksummed, lz4-compressed frames, one frame per
 //!   acknowledged batch part, so a torn tail after a crash is detected and dropped.
 //! - [`dedup`]: the dedup key `(project, event, distinct_id, time_ms, $insert_id)` and the pure dedup step
@@ -14,10 +15,14 @@
 pub mod dedup;
 pub mod event;
 mod hash;
+mod json;
 pub mod rows;
 #[cfg(test)]
 mod testing;
 
 pub use dedup::{dedup_key, dedup_sorted, DedupKey};
-pub use event::{derive_insert_id, parse_batch, BatchError, BatchLimits, Event, RecordError, StoredEvent};
+pub use event::{
+    derive_insert_id, parse_batch, parse_batch_rows, BatchError, BatchLimits, Event, EventRow, RecordError, RowBatch,
+    StoredEvent,
+};
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, EventRow, StoredEvent};
 
 pub const FILE_MAGIC: &[u8; 8] = b"TIERDRW1";
 
@@ -134,29 +134,28 @@ impl FrameBody {
     /// (An empty slice still gives a well-formed frame with no rows and `min_time_ms = max_time_ms = 0`, which
     /// readers accept; it is just useless.)
     pub fn encode(events: &[Event]) -> FrameBody {
-        let count = u32::try_from(events.len()).expect("a frame holds at most u32::MAX rows");
-        let mut rows = Vec::with_capacity(events.len() * 128);
-        let (mut min_time_ms, mut max_time_ms) = (i64::MAX, i64::MIN);
+        let mut rows = RowsWriter::with_capacity(events.len(), events.len() * 128);
         for event in events {
-            min_time_ms = min_time_ms.min(event.time_ms);
-            max_time_ms = max_time_ms.max(event.time_ms);
-            rows.extend_from_slice(&event.time_ms.to_le_bytes());
-            put_str(&mut rows, event.event.as_bytes());
-            put_str(&mut rows, event.distinct_id.as_bytes());
-            put_str(&mut rows, event.insert_id.as_bytes());
-            // Serialize straight into the row buffer and patch the length in afterwards.
-            let len_at = rows.len();
-            rows.extend_from_slice(&[0; 4]);
-            serde_json::to_writer(&mut rows, &event.properties).expect("writing JSON into a Vec cannot fail");
-            let len = u32::try_from(rows.len() - len_at - 4).expect("a row's properties are below 4 GiB");
-            rows[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            rows.push(event.time_ms, &event.event, &event.distinct_id, &event.insert_id, |out| {
+                serde_json::to_writer(out, &event.properties).expect("writing JSON into a Vec cannot fail");
+            });
         }
-        if events.is_empty() {
-            (min_time_ms, max_time_ms) = (0, 0);
+        rows.finish()
+    }
+
+    /// Encodes rows of a [`RowBatch`](crate::RowBatch) (all of one project and day; not checked here), exactly as
+    /// [`FrameBody::encode`] encodes the same events: the rows already hold the properties' JSON, so this only copies.
+    pub fn encode_rows(rows: &[EventRow<'_>]) -> FrameBody {
+        let len = rows.iter().map(|r| r.event().len() + r.distinct_id().len() + r.insert_id().len()).sum::<usize>()
+            + rows.iter().map(|r| r.properties_json().len()).sum::<usize>()
+            + rows.len() * MIN_ROW_LEN;
+        let mut writer = RowsWriter::with_capacity(rows.len(), len);
+        for row in rows {
+            writer.push(row.time_ms(), row.event(), row.distinct_id(), row.insert_id(), |out| {
+                out.extend_from_slice(row.properties_json().as_bytes());
+            });
         }
-        // The lz4 size prefix is a u32.
-        assert!(u32::try_from(rows.len()).is_ok(), "a frame's rows must be below 4 GiB, got {} bytes", rows.len());
-        FrameBody { count, min_time_ms, max_time_ms, compressed: lz4_flex::compress_prepend_size(&rows) }
+        writer.finish()
     }
 
     /// Appends the complete frame (header with `base_seq`, checksum, body) to `out`.
@@ -254,6 +253,55 @@ pub fn for_each_event(
         pos = next;
     }
     Ok(())
+}
+
+/// The uncompressed rows of a frame being built.
+struct RowsWriter {
+    rows: Vec<u8>,
+    count: u32,
+    min_time_ms: i64,
+    max_time_ms: i64,
+}
+
+impl RowsWriter {
+    fn with_capacity(count: usize, bytes: usize) -> Self {
+        let count = u32::try_from(count).expect("a frame holds at most u32::MAX rows");
+        Self { rows: Vec::with_capacity(bytes), count, min_time_ms: i64::MAX, max_time_ms: i64::MIN }
+    }
+
+    /// Appends one row; `properties` writes the properties' JSON.
+    fn push(
+        &mut self,
+        time_ms: i64,
+        event: &str,
+        distinct_id: &str,
+        insert_id: &str,
+        properties: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let rows = &mut self.rows;
+        self.min_time_ms = self.min_time_ms.min(time_ms);
+        self.max_time_ms = self.max_time_ms.max(time_ms);
+        rows.extend_from_slice(&time_ms.to_le_bytes());
+        put_str(rows, event.as_bytes());
+        put_str(rows, distinct_id.as_bytes());
+        put_str(rows, insert_id.as_bytes());
+        // Write straight into the row buffer and patch the length in afterwards.
+        let len_at = rows.len();
+        rows.extend_from_slice(&[0; 4]);
+        properties(rows);
+        let len = u32::try_from(rows.len() - len_at - 4).expect("a row's properties are below 4 GiB");
+        rows[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    fn finish(self) -> FrameBody {
+        let Self { rows, count, mut min_time_ms, mut max_time_ms } = self;
+        if count == 0 {
+            (min_time_ms, max_time_ms) = (0, 0);
+        }
+        // The lz4 size prefix is a u32.
+        assert!(u32::try_from(rows.len()).is_ok(), "a frame's rows must be below 4 GiB, got {} bytes", rows.len());
+        FrameBody { count, min_time_ms, max_time_ms, compressed: lz4_flex::compress_prepend_size(&rows) }
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {

@@ -19,8 +19,7 @@ fn dashboard_metrics() -> Vec<(String, bool)> {
             let optional = expr.contains("or vector(0)");
             let mut rest = expr;
             while let Some(i) = rest.find("tierd_") {
-                let name: String =
-                    rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                 rest = &rest[i + name.len()..];
                 out.push((name, optional));
             }

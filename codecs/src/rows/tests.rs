@@ -450,3 +450,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Rows of a `RowBatch` encode to exactly the frame `encode` builds from the same events, and decode back to them.
+    #[test]
+    fn row_batches_encode_like_events(events in prop::collection::vec(any_event(), 0..8), base_seq in 0..=u64::MAX - 8) {
+        let batch = crate::RowBatch::from_events(&events);
+        prop_assert_eq!(batch.len(), events.len());
+        prop_assert_eq!(&batch.to_events(), &events);
+        let rows: Vec<_> = batch.iter().collect();
+        let body = FrameBody::encode_rows(&rows);
+        prop_assert_eq!(&body, &FrameBody::encode(&events));
+        let mut bytes = Vec::new();
+        body.write_frame(base_seq, &mut bytes);
+        let decoded: Vec<Event> = decode_frames(&bytes, 0).unwrap().into_iter().map(|s| s.event).collect();
+        prop_assert_eq!(decoded, events);
+    }
+}

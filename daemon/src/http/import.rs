@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tierd_codecs::{parse_batch, BatchError};
+use tierd_codecs::{parse_batch_rows, BatchError};
 use tierd_store::hot::IngestBatch;
 use tierd_store::layout::validate_project;
 
@@ -92,8 +92,8 @@ async fn import_inner(
         raw
     };
     let n_bytes = bytes.len() as u64;
-    let events = parse_batch(&bytes, &state.limits).map_err(batch_error)?;
-    let batch = IngestBatch::encode(project.clone(), events);
+    let rows = parse_batch_rows(&bytes, &state.limits).map_err(batch_error)?;
+    let batch = IngestBatch::encode_rows(project.clone(), &rows);
     let appended = state.hot.append(batch).await?;
     Ok((project, appended.events, n_bytes))
 }

@@ -199,3 +199,24 @@ fn sequences_continue_after_restart_so_later_copies_win() {
         assert_eq!(execute(&Layout::new(f.dir.path()), &s, &q).unwrap().total, 1, "the copy ingested last wins");
     });
 }
+
+#[test]
+fn the_ingest_fast_path_encodes_the_same_parts_as_the_event_path() {
+    let events: Vec<Event> = (0..50).map(|i| event(i, T0 + (i as i64 % 4) * DAY_MS - 7 + i as i64)).collect();
+    let body: Vec<u8> = events
+        .iter()
+        .flat_map(|e| {
+            let mut line = serde_json::to_vec(&e.to_mixpanel_json()).unwrap();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let limits = tierd_codecs::BatchLimits::default();
+    let rows = tierd_codecs::parse_batch_rows(&body, &limits).unwrap();
+    let fast = IngestBatch::encode_rows("p".into(), &rows);
+    let slow = IngestBatch::encode("p".into(), tierd_codecs::parse_batch(&body, &limits).unwrap());
+    assert_eq!(fast.events, 50);
+    assert_eq!(fast.parts.len(), 5, "the events fall on five UTC days");
+    let key = |b: &IngestBatch| b.parts.iter().map(|p| (p.day, p.body.clone())).collect::<Vec<_>>();
+    assert_eq!(key(&fast), key(&slow));
+}
