@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def run_tierd(path, connections, batch, rate=0.0):
         daemon, url = start_daemon(data)
         try:
             cpu0 = cpu_seconds(daemon.pid)
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             out = subprocess.run(
                 [BENCH, path, "--url", url, "--connections", str(connections), "--batch", str(batch),
                  "--rate", str(rate)],
@@ -79,6 +81,9 @@ def run_tierd(path, connections, batch, rate=0.0):
                 sys.exit(f"ingest-bench failed: {out.stderr}\n{out.stdout}")
             res = json.loads(out.stdout.strip().splitlines()[-1])
             res["daemon_cpu_s"] = cpu_seconds(daemon.pid) - cpu0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            res["loadgen_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            res["daemon_cpu_us_per_event"] = 1e6 * res["daemon_cpu_s"] / res["events"]
             m = scrape(url)
             res["fsyncs"] = metric_sum(m, "tierd_hot_fsyncs_total")
             groups = metric_sum(m, "tierd_hot_groups_total")
@@ -145,16 +150,18 @@ def main():
     med = lambda rs, k: statistics.median(r[k] for r in rs)
     medp = lambda rs, k: statistics.median(r["ack_ms"][k] for r in rs)
     print()
-    print("| measurement | events/s | MB/s | ack p50 ms | p99 ms | p999 ms | daemon CPU s | batches/group | commit ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| measurement | events/s | MB/s | ack p50 ms | p99 ms | p999 ms | daemon CPU µs/event | load generator CPU s | "
+          "requests/group | group commit ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rs in [("tierd, closed loop", closed), (f"tierd, offered {eps / 2:,.0f} ev/s", half)]:
         print(f"| {name} | {med(rs, 'events_per_s'):,.0f} | {med(rs, 'mb_per_s'):.1f} | {medp(rs, 'p50'):.2f} | "
-              f"{medp(rs, 'p99'):.2f} | {medp(rs, 'p999'):.2f} | {med(rs, 'daemon_cpu_s'):.2f} | "
+              f"{medp(rs, 'p99'):.2f} | {medp(rs, 'p999'):.2f} | {med(rs, 'daemon_cpu_us_per_event'):.2f} | "
+              f"{med(rs, 'loadgen_cpu_s'):.2f} | "
               f"{med(rs, 'batches_per_group'):.1f} | {med(rs, 'commit_ms_mean'):.2f} |")
     print(f"| DuckDB read_json, in memory | {med(duck_mem, 'events_per_s'):,.0f} | "
-          f"{size / med(duck_mem, 'seconds') / 1e6:.1f} | | | | | | |")
+          f"{size / med(duck_mem, 'seconds') / 1e6:.1f} | | | | | | | |")
     print(f"| DuckDB read_json into a file + CHECKPOINT | {med(duck_file, 'events_per_s'):,.0f} | "
-          f"{size / med(duck_file, 'seconds') / 1e6:.1f} | | | | | | |")
+          f"{size / med(duck_file, 'seconds') / 1e6:.1f} | | | | | | | |")
 
 
 if __name__ == "__main__":
