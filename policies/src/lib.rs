@@ -1,14 +1,40 @@
 //! Pure placement decisions for tierd.
 //!
-//! This crate will own every *decision* about where segments live and when they are rewritten, as pure functions
-//! of their inputs (no I/O, no clock: `now` is an argument), so that they can be property-tested and previewed:
+//! This crate owns every *decision* about where segments live and when they are rewritten, as pure functions of
+//! their inputs (no I/O, no clock: `now_ms` is an argument), so that they can be property-tested and previewed.
+//! `store` and `daemon` carry the decisions out; dependencies point one way: daemon -> store -> codecs/policies.
 //!
-//! - per-segment read heat (decayed access counts) and its aggregation;
-//! - placement and rewrite rules (age, heat, size, retention);
-//! - the storage cost model (bytes x $/GB-month per tier, requests, retrieval) behind `tierd plan`'s dollar what-if;
-//! - planning: `fn plan(&self, now, segments) -> Vec<Action>` with a reason and a projected cost per action;
-//! - cron schedules computing their next fire time from a given `now`.
+//! What exists now, the rewrite planners: each is a [`RewritePlanner`], `plan(now_ms, segments) -> Vec<RewriteAction>`
+//! over one catalog snapshot of [`SegmentStats`], each action naming its inputs, its output codec, the bytes it
+//! reads and a human-readable reason with the numbers behind it.
 //!
-//! Nothing here is used yet: the foundation issue builds ingest, the catalog and the read path; the policies arrive
-//! with the tiering issues. `store` and `daemon` depend on this crate so the direction of dependencies is fixed now:
-//! daemon -> store -> codecs/policies.
+//! - [`reencode`]: sealed row segments -> columnar, packed per (project, day) up to a size limit, once old enough;
+//! - [`compact`]: small columnar segments of one (project, day) -> one merged segment (late events included);
+//! - [`recompress`]: a columnar segment -> a stronger codec as its newest event ages up a codec ladder.
+//!
+//! Every plan keeps the invariants listed on [`RewritePlanner`] (order of the input does not matter, no segment is
+//! acted on twice, only sealed segments of the right format, one (project, day) per action, `bytes_before` exact);
+//! `tests/planner_properties.rs` checks them for arbitrary segment sets. Configurations are checked with
+//! [`RewritePlanner::validate`], whose [`PolicyError`] names the offending field.
+//!
+//! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
+//! placement rules (age, heat, retention) deciding hot vs cold tier; the storage cost model (bytes x $/GB-month per
+//! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action; cron schedules
+//! computing their next fire time from a given `now`.
+
+pub mod compact;
+mod error;
+mod human;
+mod planner;
+pub mod recompress;
+pub mod reencode;
+mod segment;
+#[cfg(test)]
+mod testing;
+
+pub use compact::CompactPlanner;
+pub use error::PolicyError;
+pub use planner::RewritePlanner;
+pub use recompress::{LadderStep, RecompressPlanner};
+pub use reencode::ReencodePlanner;
+pub use segment::{RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};

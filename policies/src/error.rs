@@ -1,0 +1,18 @@
+//! Errors of this crate: today only configuration that a planner refuses.
+
+/// A policy's configuration is invalid. Planners are validated once, when the daemon loads its configuration, so
+/// that a bad setting stops the start with a message naming it instead of producing odd plans later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `field` of the `policy` planner (`"reencode"`, `"compact"`, `"recompress"`) is wrong; `problem` says how and
+    /// what to set instead.
+    #[error("invalid {policy} policy: {field} {problem}")]
+    InvalidConfig { policy: &'static str, field: String, problem: String },
+}
+
+impl PolicyError {
+    pub(crate) fn invalid(policy: &'static str, field: impl Into<String>, problem: impl Into<String>) -> PolicyError {
+        PolicyError::InvalidConfig { policy, field: field.into(), problem: problem.into() }
+    }
+}
