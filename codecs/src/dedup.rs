@@ -28,13 +28,41 @@ pub fn dedup_key(project: &str, event: &Event) -> DedupKey {
 /// sequence numbers are unique (they are: the hot tier assigns each ingested event its own).
 pub fn dedup_sorted(project: &str, events: &mut Vec<StoredEvent>) -> usize {
     let before = events.len();
-    // Hash each event once, not once per comparison.
-    let mut keyed: Vec<(DedupKey, StoredEvent)> = events.drain(..).map(|e| (dedup_key(project, &e.event), e)).collect();
-    // Key ascending, then seq descending, so the first of each run of equal keys is the copy to keep.
-    keyed.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then(b.seq.cmp(&a.seq)));
+    let mut keyed = sorted_by_key(project, events.drain(..));
     keyed.dedup_by(|(later, _), (first, _)| later == first);
     events.extend(keyed.into_iter().map(|(_, e)| e));
     before - events.len()
+}
+
+/// Dedup that loses nothing: splits `events` into the copies [`dedup_sorted`] keeps and every other copy.
+///
+/// `kept` is exactly what [`dedup_sorted`] leaves (dedup-key order, one event per key, the highest `seq`);
+/// `removed` holds every other copy, in dedup-key order and by descending `seq` within a key. Together they are
+/// the input, so the removed copies can be written to a side segment and a dedup that turns out wrong can be rolled
+/// back. `dedup_split(kept)` removes nothing.
+pub fn dedup_split(project: &str, events: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
+    let keyed = sorted_by_key(project, events);
+    let mut kept: Vec<StoredEvent> = Vec::with_capacity(keyed.len());
+    let mut removed = Vec::new();
+    let mut last: Option<DedupKey> = None;
+    for (key, event) in keyed {
+        if last == Some(key) {
+            removed.push(event);
+        } else {
+            kept.push(event);
+            last = Some(key);
+        }
+    }
+    (kept, removed)
+}
+
+/// Events with their dedup keys, sorted by key ascending, then seq descending, so the first of each run of equal
+/// keys is the copy to keep. Each event is hashed once, not once per comparison.
+fn sorted_by_key(project: &str, events: impl IntoIterator<Item = StoredEvent>) -> Vec<(DedupKey, StoredEvent)> {
+    let mut keyed: Vec<(DedupKey, StoredEvent)> =
+        events.into_iter().map(|e| (dedup_key(project, &e.event), e)).collect();
+    keyed.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then(b.seq.cmp(&a.seq)));
+    keyed
 }
 
 #[cfg(test)]
@@ -91,6 +119,22 @@ mod tests {
         assert!(events.contains(&copy(9, 2)));
         assert!(events.contains(&other));
         assert_eq!(dedup_sorted("p", &mut events), 0);
+    }
+
+    #[test]
+    fn split_keeps_the_highest_sequence_and_returns_the_rest() {
+        let copy = |seq: u64, version: i64| {
+            let mut e = event("signup", "u1", 1_700_000_000_000, "i1");
+            e.properties.insert("version".to_owned(), json!(version));
+            StoredEvent { seq, event: e }
+        };
+        let other = StoredEvent { seq: 5, event: event("login", "u1", 1_700_000_000_000, "i9") };
+        let (kept, removed) = dedup_split("p", vec![copy(7, 1), other.clone(), copy(9, 2), copy(3, 0)]);
+        assert_eq!(kept.len(), 2);
+        assert!(kept.contains(&copy(9, 2)) && kept.contains(&other));
+        // Removed copies by descending sequence.
+        assert_eq!(removed, [copy(7, 1), copy(3, 0)]);
+        assert_eq!(dedup_split("p", Vec::new()), (Vec::new(), Vec::new()));
     }
 
     #[test]
@@ -160,6 +204,40 @@ mod tests {
             let mut again = deduped.clone();
             prop_assert_eq!(dedup_sorted("proj", &mut again), 0);
             prop_assert_eq!(again, deduped);
+        }
+
+        #[test]
+        fn split_keeps_one_copy_per_key_and_loses_nothing(
+            (events, shuffled) in stored_events().prop_flat_map(|e| (Just(e.clone()), Just(e).prop_shuffle()))
+        ) {
+            let (kept, removed) = dedup_split("proj", events.clone());
+
+            // `kept` is exactly what `dedup_sorted` keeps, in the same order, whatever the input order.
+            let mut deduped = events.clone();
+            dedup_sorted("proj", &mut deduped);
+            prop_assert_eq!(&kept, &deduped);
+            let (kept_shuffled, removed_shuffled) = dedup_split("proj", shuffled);
+            prop_assert_eq!(&kept_shuffled, &kept);
+            prop_assert_eq!(&removed_shuffled, &removed);
+
+            // One copy per key, the highest seq: every removed copy has a kept copy of its key with a higher seq.
+            let latest: BTreeMap<(String, String, i64, String), u64> =
+                kept.iter().map(|e| (identity(&e.event), e.seq)).collect();
+            prop_assert_eq!(latest.len(), kept.len());
+            for e in &removed {
+                let winner = latest.get(&identity(&e.event)).copied();
+                prop_assert!(winner.is_some_and(|seq| seq > e.seq), "removed {:?} has no later kept copy", e);
+            }
+
+            // kept + removed = input, as multisets (sequences are unique).
+            let mut all: Vec<StoredEvent> = kept.iter().chain(&removed).cloned().collect();
+            all.sort_by_key(|e| e.seq);
+            let mut input = events;
+            input.sort_by_key(|e| e.seq);
+            prop_assert_eq!(all, input);
+
+            // Idempotent on `kept`.
+            prop_assert_eq!(dedup_split("proj", kept.clone()), (kept, Vec::new()));
         }
     }
 }

@@ -8,10 +8,14 @@
 //! - [`rows`]: the hot row format: an append-only file of checksummed, lz4-compressed frames, one frame per
 //!   acknowledged batch part, so a torn tail after a crash is detected and dropped.
 //! - [`dedup`]: the dedup key `(project, event, distinct_id, time_ms, $insert_id)` and the pure dedup step
-//!   (the copy ingested last, i.e. with the highest ingest sequence, wins).
+//!   (the copy ingested last, i.e. with the highest ingest sequence, wins), and its lossless variant that also
+//!   returns the removed copies.
+//! - [`columnar`]: the columnar segment format, plain Parquet with shredded properties and a JSON remainder, that
+//!   sealed hot segments are re-encoded into; encode, decode, scan with pruning, recompress.
 //!
-//! Later issues add the columnar (Parquet) format and the compression ladder here.
+//! A later issue adds the compression ladder here.
 
+pub mod columnar;
 pub mod dedup;
 pub mod event;
 mod hash;
@@ -20,7 +24,7 @@ pub mod rows;
 #[cfg(test)]
 mod testing;
 
-pub use dedup::{dedup_key, dedup_sorted, DedupKey};
+pub use dedup::{dedup_key, dedup_sorted, dedup_split, DedupKey};
 pub use event::{
     derive_insert_id, parse_batch, parse_batch_rows, BatchError, BatchLimits, Event, EventRow, RecordError, RowBatch,
     StoredEvent,

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
-use crate::event::{Event, MAX_TIME_MS, MILLIS_THRESHOLD};
+use crate::event::{Event, StoredEvent, MAX_TIME_MS, MILLIS_THRESHOLD};
 
 /// Mostly short strings, some with any unicode scalar (control characters, quotes, backslashes, astral planes),
 /// now and then a long one (up to 2000 chars, several KB of UTF-8).
@@ -104,4 +104,45 @@ pub(crate) fn importable_event() -> impl Strategy<Value = Event> {
             insert_id,
             properties,
         })
+}
+
+/// Stored events shaped like one segment: a few keys (`s`, `i`, `f`, `b`, `j`, `n`) that most events carry, each
+/// mostly with one type of value (string, i64, float, bool, object/array, big u64 or null) and now and then any
+/// value, on top of [`any_event`]'s random properties; event names mostly from a small set and times mostly in
+/// `0..1000`, so that windows and names select some but not all events. Sequence numbers are unique, in shuffled
+/// order.
+pub(crate) fn segment_events(max_events: usize) -> impl Strategy<Value = Vec<StoredEvent>> {
+    fn shared(key: &'static str, typical: BoxedStrategy<Value>) -> impl Strategy<Value = Option<(String, Value)>> {
+        prop::option::weighted(0.75, prop_oneof![6 => typical, 1 => json_value()])
+            .prop_map(move |v| v.map(|v| (key.to_owned(), v)))
+    }
+    let nested = prop_oneof![
+        prop::collection::vec(json_value(), 0..3).prop_map(Value::Array),
+        prop::collection::btree_map("[a-z]{0,3}", json_value(), 0..3)
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+    ];
+    let shared_properties = (
+        shared("s", text().prop_map(Value::String).boxed()),
+        shared("i", any::<i64>().prop_map(Value::from).boxed()),
+        shared("f", any::<f64>().prop_filter_map("finite", Number::from_f64).prop_map(Value::Number).boxed()),
+        shared("b", any::<bool>().prop_map(Value::Bool).boxed()),
+        shared("j", nested.boxed()),
+        shared("n", prop_oneof![Just(Value::Null), (i64::MAX as u64 + 1..=u64::MAX).prop_map(Value::from)].boxed()),
+    );
+    let name = prop_oneof![3 => prop::sample::select(vec!["a", "b", "ab"]).prop_map(str::to_owned), 1 => text()];
+    let time = prop_oneof![3 => 0..1000i64, 1 => any::<i64>()];
+    let event = (any_event(), name, time, shared_properties).prop_map(|(mut event, name, time, (s, i, f, b, j, n))| {
+        event.event = name;
+        event.time_ms = time;
+        for (key, value) in [s, i, f, b, j, n].into_iter().flatten() {
+            event.properties.insert(key, value);
+        }
+        event
+    });
+    prop::collection::vec(event, 0..=max_events).prop_flat_map(|events| {
+        let n = events.len() as u64;
+        (Just(events), Just((0..n).map(|s| s * 7 + 3).collect::<Vec<_>>()).prop_shuffle()).prop_map(|(events, seqs)| {
+            events.into_iter().zip(seqs).map(|(event, seq)| StoredEvent { seq, event }).collect()
+        })
+    })
 }

@@ -22,6 +22,8 @@ pub enum Command {
     Query(crate::client::QueryArgs),
     /// Write a realistic Mixpanel-shaped event stream (NDJSON) to stdout or a file.
     Gen(crate::gen::GenArgs),
+    /// Run a background pass (reencode, compact, recompress, gc) now on a running daemon.
+    Pass(crate::client::PassArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => crate::client::run_import(args),
         Command::Query(args) => crate::client::run_query(args),
         Command::Gen(args) => crate::gen::run(args),
+        Command::Pass(args) => crate::client::run_pass(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,71 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub hot: HotSection,
     pub catalog: CatalogConfig,
+    pub rewrite: RewriteConfig,
+    pub passes: PassesConfig,
+    pub gc: GcSection,
     pub log: LogConfig,
+}
+
+/// Layout of the columnar segments rewrites write.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewriteConfig {
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Dictionary-encode columns.
+    pub dictionary: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassesConfig {
+    pub reencode: ReencodeSection,
+    pub compact: CompactSection,
+    pub recompress: RecompressSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReencodeSection {
+    /// Codec of the columnar segments re-encoding writes (the first rung of the ladder).
+    pub codec: String,
+    /// Most bytes of row segments re-encoded into one columnar segment.
+    pub max_output_bytes: u64,
+    /// Re-encode a row segment only this long after it was created.
+    pub min_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactSection {
+    /// Merge small columnar segments of one project and day up to this many bytes.
+    pub target_bytes: u64,
+    /// A segment below `small_fraction * target_bytes` is small.
+    pub small_fraction: f64,
+    /// Fewest segments in one merge (at least 2).
+    pub min_inputs: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecompressSection {
+    /// The codec ladder: a columnar segment whose newest event is at least `min_age_secs` old moves up to `codec`.
+    pub ladder: Vec<LadderSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LadderSection {
+    pub min_age_secs: u64,
+    pub codec: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSection {
+    /// A retired segment stays on disk at least this long after its retirement (and while any lease holds it).
+    pub grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -72,8 +136,47 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             hot: HotSection::default(),
             catalog: CatalogConfig::default(),
+            rewrite: RewriteConfig::default(),
+            passes: PassesConfig::default(),
+            gc: GcSection::default(),
             log: LogConfig::default(),
         }
+    }
+}
+
+impl Default for RewriteConfig {
+    fn default() -> Self {
+        let spec = tierd_codecs::columnar::CodecSpec::default();
+        Self { row_group_rows: spec.row_group_rows, dictionary: spec.dictionary }
+    }
+}
+
+impl Default for ReencodeSection {
+    fn default() -> Self {
+        Self { codec: "lz4".into(), max_output_bytes: 256 * 1024 * 1024, min_age_secs: 0 }
+    }
+}
+
+impl Default for CompactSection {
+    fn default() -> Self {
+        Self { target_bytes: 128 * 1024 * 1024, small_fraction: 0.5, min_inputs: 2 }
+    }
+}
+
+impl Default for RecompressSection {
+    fn default() -> Self {
+        Self {
+            ladder: vec![
+                LadderSection { min_age_secs: 86_400, codec: "zstd-3".into() },
+                LadderSection { min_age_secs: 30 * 86_400, codec: "zstd-19".into() },
+            ],
+        }
+    }
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        Self { grace_secs: 300 }
     }
 }
 
@@ -176,10 +279,56 @@ impl Config {
         if self.catalog.lease_ttl_secs == 0 {
             return invalid("catalog.lease_ttl_secs", "must be at least 1 second");
         }
+        use tierd_policies::RewritePlanner;
+        let policy =
+            |key: &'static str, e: tierd_policies::PolicyError| ConfigError::Invalid { key, message: e.to_string() };
+        self.reencode_planner().validate().map_err(|e| policy("passes.reencode", e))?;
+        self.compact_planner().validate().map_err(|e| policy("passes.compact", e))?;
+        self.recompress_planner().validate().map_err(|e| policy("passes.recompress", e))?;
+        let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
+            .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)));
+        for (key, codec) in codecs {
+            if let Err(e) = codec.parse::<tierd_store::catalog::Codec>() {
+                return Err(ConfigError::Invalid { key, message: e });
+            }
+        }
+        if self.rewrite.row_group_rows == 0 {
+            return invalid("rewrite.row_group_rows", "must be at least 1");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid("log.level", "is not a tracing filter such as `info` or `tierd_store=debug,info`");
         }
         Ok(())
+    }
+
+    pub fn reencode_planner(&self) -> tierd_policies::ReencodePlanner {
+        let r = &self.passes.reencode;
+        tierd_policies::ReencodePlanner {
+            output_codec: r.codec.clone(),
+            max_output_bytes: r.max_output_bytes,
+            min_age_ms: secs_to_ms(r.min_age_secs),
+        }
+    }
+
+    pub fn compact_planner(&self) -> tierd_policies::CompactPlanner {
+        let c = &self.passes.compact;
+        tierd_policies::CompactPlanner {
+            target_bytes: c.target_bytes,
+            min_inputs: c.min_inputs,
+            small_fraction: c.small_fraction,
+        }
+    }
+
+    pub fn recompress_planner(&self) -> tierd_policies::RecompressPlanner {
+        tierd_policies::RecompressPlanner {
+            ladder: self
+                .passes
+                .recompress
+                .ladder
+                .iter()
+                .map(|s| tierd_policies::LadderStep { min_age_ms: secs_to_ms(s.min_age_secs), codec: s.codec.clone() })
+                .collect(),
+        }
     }
 
     pub fn hot_config(&self) -> HotConfig {
@@ -193,6 +342,10 @@ impl Config {
             group_max_batches: self.ingest.group_max_batches,
         }
     }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
 }
 
 #[cfg(test)]
@@ -225,6 +378,20 @@ mod tests {
         assert!(e.contains("`listen`"), "{e}");
         let e = parse("[hot]\nseal_max_age_secs = 0\n").unwrap_err().to_string();
         assert!(e.contains("hot.seal_max_age_secs"), "{e}");
+    }
+
+    #[test]
+    fn pass_settings_are_validated_by_name() {
+        let e = parse("[passes.reencode]\ncodec = \"zstd-40\"\n").unwrap_err().to_string();
+        assert!(e.contains("passes.reencode.codec"), "{e}");
+        let e = parse("[passes.compact]\nmin_inputs = 1\n").unwrap_err().to_string();
+        assert!(e.contains("passes.compact") && e.contains("min_inputs"), "{e}");
+        let e = parse("[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-3\"\n[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-9\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("passes.recompress"), "{e}");
+        let ok = parse("[[passes.recompress.ladder]]\nmin_age_secs = 60\ncodec = \"zstd-1\"\n").unwrap();
+        assert_eq!(ok.recompress_planner().ladder[0].min_age_ms, 60_000);
     }
 
     #[test]

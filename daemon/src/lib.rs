@@ -10,4 +10,5 @@ pub mod config;
 pub mod gen;
 pub mod http;
 pub mod metrics;
+pub mod passes;
 pub mod serve;

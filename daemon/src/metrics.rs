@@ -57,14 +57,22 @@ fn describe() {
     describe_gauge!("tierd_segments_missing", "Segments found missing at the last recovery");
     describe_gauge!("tierd_segments_corrupt", "Segments found corrupt at the last recovery");
     describe_counter!("tierd_quarantined_files_total", "Files moved to quarantine by recovery");
-    describe_counter!("tierd_http_requests_total", "HTTP requests, by route and status");
+    describe_counter!("tierd_rewrites_total", "Rewrites executed, by pass and outcome");
+    describe_histogram!("tierd_rewrite_seconds", Unit::Seconds, "Rewrite latency, by pass");
+    describe_counter!("tierd_rewrite_bytes_before_total", Unit::Bytes, "Bytes of rewrite inputs, by pass");
+    describe_counter!("tierd_rewrite_bytes_after_total", Unit::Bytes, "Bytes of rewrite outputs, by pass");
+    describe_counter!("tierd_rewrite_rollbacks_total", "Rewrites rolled back before their commit");
+    describe_counter!("tierd_dedup_removed_total", "Duplicate events removed by rewrites, by project");
+    describe_counter!("tierd_passes_total", "Passes run, by pass and dry_run");
+    describe_counter!("tierd_gc_deleted_segments_total", "Retired segments deleted by garbage collection");
+    describe_counter!("tierd_gc_deleted_bytes_total", Unit::Bytes, "Bytes deleted by garbage collection");
 }
 
 /// Publishes segment counts and bytes by tier and state.
 pub fn publish_catalog(snapshot: &CatalogSnapshot) {
     let totals = snapshot.totals();
     for tier in [Tier::Hot] {
-        for state in [SegmentState::Open, SegmentState::Sealed] {
+        for state in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
             let (n, b) = totals.iter().find(|(k, _)| *k == (tier, state)).map_or((0, 0), |(_, v)| *v);
             let labels = [("tier", label(tier)), ("state", state_label(state))];
             metrics::gauge!("tierd_segments", &labels).set(n as f64);
@@ -84,5 +92,6 @@ fn state_label(s: SegmentState) -> &'static str {
     match s {
         SegmentState::Open => "open",
         SegmentState::Sealed => "sealed",
+        SegmentState::Retired => "retired",
     }
 }

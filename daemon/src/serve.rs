@@ -90,13 +90,20 @@ pub async fn serve(
             catalog.clone(),
             clock.clone(),
             config.hot_config(),
-            failpoints,
+            failpoints.clone(),
             Arc::new(move |why| {
                 fatal.set(why);
                 shutdown.cancel();
             }),
         )?)
     };
+    let passes = Arc::new(crate::passes::Passes::new(
+        layout.clone(),
+        catalog.clone(),
+        clock.clone(),
+        failpoints.clone(),
+        config.clone(),
+    ));
     let state = Arc::new(AppState {
         layout: layout.clone(),
         catalog: catalog.clone(),
@@ -108,6 +115,7 @@ pub async fn serve(
         },
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
+        passes,
     });
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

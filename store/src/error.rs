@@ -25,6 +25,8 @@ pub enum StoreError {
     ShuttingDown,
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("the plan is stale: {0}")]
+    StalePlan(String),
 }
 
 impl StoreError {

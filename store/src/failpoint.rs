@@ -17,9 +17,15 @@ pub const POINTS: &[&str] = &[
     "hot.fsync",
     "hot.commit",
     "hot.seal",
+    "rewrite.intent",
+    "rewrite.write",
+    "rewrite.verify",
+    "rewrite.commit",
+    "gc.delete",
     "recovery.truncate",
     "recovery.seal",
     "recovery.quarantine",
+    "recovery.rollback",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,11 +17,13 @@ pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod failpoint;
+pub mod gc;
 pub mod hot;
 pub mod layout;
 pub mod query;
 pub mod read;
 pub mod recovery;
+pub mod rewrite;
 
 pub use catalog::{Catalog, CatalogSnapshot, Lease, SegmentMeta, SegmentState};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
+use tierd_codecs::columnar::ScanRequest;
 use tierd_codecs::{dedup_key, DedupKey, Event};
 
 use crate::catalog::CatalogSnapshot;
@@ -165,8 +166,17 @@ impl Query {
         Ok(())
     }
 
-    fn wants(&self, e: &Event) -> bool {
-        e.time_ms >= self.from_ms && e.time_ms < self.to_ms && self.event.as_ref().is_none_or(|n| *n == e.event)
+    /// What to read: the window, the event name, and only the properties the filters and the group key use.
+    fn scan_request(&self) -> ScanRequest {
+        let lifted = |p: &str| matches!(p, "distinct_id" | "$insert_id" | "time");
+        let mut props: Vec<String> = self.filters.iter().map(|f| f.property.clone()).collect();
+        if let GroupBy::Property(p) = &self.group_by {
+            props.push(p.clone());
+        }
+        props.retain(|p| !lifted(p));
+        props.sort();
+        props.dedup();
+        ScanRequest { from_ms: self.from_ms, to_ms: self.to_ms, event: self.event.clone(), properties: Some(props) }
     }
 }
 
@@ -197,6 +207,7 @@ const FILTERED_OUT: u32 = u32::MAX;
 pub fn execute(layout: &Layout, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
     q.validate()?;
     let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
+    let req = q.scan_request();
     let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
     let mut groups: Vec<Value> = Vec::new();
     let mut group_ids: HashMap<String, u32> = HashMap::new();
@@ -204,33 +215,25 @@ pub fn execute(layout: &Layout, snapshot: &CatalogSnapshot, q: &Query) -> Result
     for meta in &segments {
         let bytes = crate::read::read_committed(layout, meta)?;
         bytes_scanned += bytes.len() as u64;
-        crate::read::for_each_event(
-            meta,
-            &bytes,
-            |min, max| min < q.to_ms && max >= q.from_ms,
-            |se| {
-                if !q.wants(&se.event) {
+        crate::read::scan(meta, bytes::Bytes::from(bytes), &req, |se| {
+            let key = dedup_key(&q.project, &se.event);
+            if let Some((seq, _)) = winners.get(&key) {
+                if *seq >= se.seq {
                     return;
                 }
-                let key = dedup_key(&q.project, &se.event);
-                if let Some((seq, _)) = winners.get(&key) {
-                    if *seq >= se.seq {
-                        return;
-                    }
-                }
-                let group = if q.filters.iter().all(|f| f.matches(&se.event)) {
-                    let k = q.group_by.key(&se.event);
-                    let text = k.to_string();
-                    *group_ids.entry(text).or_insert_with(|| {
-                        groups.push(k);
-                        (groups.len() - 1) as u32
-                    })
-                } else {
-                    FILTERED_OUT
-                };
-                winners.insert(key, (se.seq, group));
-            },
-        )?;
+            }
+            let group = if q.filters.iter().all(|f| f.matches(&se.event)) {
+                let k = q.group_by.key(&se.event);
+                let text = k.to_string();
+                *group_ids.entry(text).or_insert_with(|| {
+                    groups.push(k);
+                    (groups.len() - 1) as u32
+                })
+            } else {
+                FILTERED_OUT
+            };
+            winners.insert(key, (se.seq, group));
+        })?;
     }
     let mut counts = vec![0u64; groups.len()];
     for (_, g) in winners.values() {

@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use bytes::Bytes;
+use tierd_codecs::columnar::{self, ScanRequest};
 use tierd_codecs::rows::{self, SegmentHeader};
 use tierd_codecs::StoredEvent;
 use tracing::error;
@@ -64,28 +66,51 @@ pub fn read_committed(layout: &Layout, meta: &SegmentMeta) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Calls `f` for each event of a segment's verified bytes, skipping whole frames for which
-/// `keep_frame(min_time_ms, max_time_ms)` is false.
-pub fn for_each_event(
-    meta: &SegmentMeta,
-    bytes: &[u8],
-    keep_frame: impl FnMut(i64, i64) -> bool,
-    f: impl FnMut(StoredEvent),
-) -> Result<()> {
+/// Calls `f` for each event of a segment's verified bytes that is in the request's window (and of its event name,
+/// when given). Row segments skip whole frames outside the window without decompressing them; Parquet segments read
+/// only the needed columns and row groups (`tierd_codecs::columnar::scan`). With `req.properties = Some(keys)`,
+/// Parquet events carry only those properties (row events carry all).
+pub fn scan(meta: &SegmentMeta, bytes: Bytes, req: &ScanRequest, mut f: impl FnMut(StoredEvent)) -> Result<()> {
+    let corrupt = |message: String| StoreError::Corrupt { id: meta.id, message };
     match meta.format {
         Format::Rows => {
-            let (_, header_len) = SegmentHeader::decode(bytes)
-                .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() })?;
-            rows::for_each_event(&bytes[header_len..], header_len as u64, keep_frame, f)
-                .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() })
+            let (_, header_len) = SegmentHeader::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            rows::for_each_event(
+                &bytes[header_len..],
+                header_len as u64,
+                |min, max| min < req.to_ms && max >= req.from_ms,
+                |e| {
+                    let ev = &e.event;
+                    if ev.time_ms >= req.from_ms
+                        && ev.time_ms < req.to_ms
+                        && req.event.as_ref().is_none_or(|n| *n == ev.event)
+                    {
+                        f(e)
+                    }
+                },
+            )
+            .map_err(|e| corrupt(e.to_string()))
         }
+        Format::Parquet => columnar::scan(bytes, req, f).map(|_| ()).map_err(|e| corrupt(e.to_string())),
     }
 }
 
-/// Every event of a segment, in stored order.
+/// A scan request for every event of a segment with all its properties.
+pub fn everything() -> ScanRequest {
+    ScanRequest { from_ms: i64::MIN, to_ms: i64::MAX, event: None, properties: None }
+}
+
+/// Every event of a segment (all properties), in stored order.
 pub fn read_events(layout: &Layout, meta: &SegmentMeta) -> Result<Vec<StoredEvent>> {
     let bytes = read_committed(layout, meta)?;
-    let mut out = Vec::with_capacity(meta.rows as usize);
-    for_each_event(meta, &bytes, |_, _| true, |e| out.push(e))?;
-    Ok(out)
+    match meta.format {
+        Format::Rows => {
+            let mut out = Vec::with_capacity(meta.rows as usize);
+            scan(meta, Bytes::from(bytes), &everything(), |e| out.push(e))?;
+            Ok(out)
+        }
+        Format::Parquet => columnar::decode(&bytes)
+            .map(|(_, events)| events)
+            .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() }),
+    }
 }

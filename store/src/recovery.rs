@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use tierd_codecs::rows::{valid_prefix, SegmentHeader};
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogChange, SegmentState, Tier};
+use crate::catalog::{Catalog, CatalogChange, Format, SegmentState, Tier};
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
@@ -34,6 +34,10 @@ pub struct RecoveryReport {
     pub missing: Vec<String>,
     /// Segments whose file is shorter than committed or does not verify.
     pub corrupt: Vec<String>,
+    /// Uncommitted rewrite outputs deleted (their intents rolled back).
+    pub rolled_back: Vec<String>,
+    /// Retired segments whose file garbage collection had already deleted: records removed.
+    pub forgotten: usize,
 }
 
 pub fn recover(
@@ -43,9 +47,11 @@ pub fn recover(
     failpoints: &Failpoints,
 ) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
+    roll_back_intents(layout, catalog, failpoints, &mut report)?;
     let snapshot = catalog.snapshot();
     let mut known = std::collections::HashSet::new();
     let mut seal = Vec::new();
+    let mut forget = Vec::new();
     for meta in snapshot.segments().filter(|m| m.tier == Tier::Hot) {
         known.insert(meta.location.clone());
         let Some(path) = layout.resolve(&meta.location) else {
@@ -54,6 +60,11 @@ pub fn recover(
         };
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && meta.state == SegmentState::Retired => {
+                // Garbage collection deleted the file and crashed before removing the record.
+                forget.push(CatalogChange::Remove(meta.id));
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 error!(segment = %meta.id, path = %path.display(), rows = meta.rows, "segment missing: acknowledged data is gone");
                 report.missing.push(meta.id.to_string());
@@ -88,6 +99,10 @@ pub fn recover(
             seal.push(CatalogChange::Put(m));
         }
     }
+    if !forget.is_empty() {
+        report.forgotten = forget.len();
+        catalog.commit(forget)?;
+    }
     if !seal.is_empty() {
         // Step `recovery.seal`.
         catalog.commit(seal)?;
@@ -117,10 +132,13 @@ fn verify(layout: &Layout, path: &Path, meta: &crate::catalog::SegmentMeta) -> b
             return false;
         }
     };
-    let ok = SegmentHeader::decode(&bytes).is_ok_and(|(_, hl)| {
-        let p = valid_prefix(&bytes[hl..]);
-        p.len == (bytes.len() - hl) as u64 && p.rows == meta.rows
-    });
+    let ok = match meta.format {
+        Format::Rows => SegmentHeader::decode(&bytes).is_ok_and(|(_, hl)| {
+            let p = valid_prefix(&bytes[hl..]);
+            p.len == (bytes.len() - hl) as u64 && p.rows == meta.rows
+        }),
+        Format::Parquet => tierd_codecs::columnar::read_meta(&bytes).is_ok_and(|m| m.rows == meta.rows),
+    };
     if !ok {
         error!(segment = %meta.id, "segment frames do not match the catalog");
     }
@@ -169,5 +187,38 @@ fn quarantine_unknown(
     if !report.quarantined.is_empty() {
         std::fs::File::open(&hot).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(&hot, e))?;
     }
+    Ok(())
+}
+
+/// Rewrites that recorded an intent but never committed: their output (if it was written) is tierd's own and was
+/// never visible, so it is deleted, and the intent cleared (`recovery.rollback`).
+fn roll_back_intents(
+    layout: &Layout,
+    catalog: &Catalog,
+    failpoints: &Failpoints,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let intents = catalog.intents()?;
+    if intents.is_empty() {
+        return Ok(());
+    }
+    let snapshot = catalog.snapshot();
+    let mut clear = Vec::new();
+    for intent in intents {
+        if snapshot.get(&intent.output).is_none() {
+            if let Some(path) = layout.resolve(&intent.location) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(path, e)),
+                }
+            }
+            failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location, e))?;
+            warn!(output = %intent.output, "uncommitted rewrite output removed");
+            report.rolled_back.push(intent.output.to_string());
+        }
+        clear.push(CatalogChange::ClearIntent(intent.output));
+    }
+    catalog.commit(clear)?;
     Ok(())
 }

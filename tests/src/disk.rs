@@ -1,4 +1,4 @@
-//! The catalog/hot-directory agreement check: the set of `*.rows` files under `DATA_DIR/hot` equals the set of
+//! The catalog/hot-directory agreement check: the set of segment files (`*.rows`, `*.parquet`) under `DATA_DIR/hot` equals the set of
 //! catalog segment locations across all projects, and each file's length equals its catalog `bytes`.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::daemon::Daemon;
 
-/// `hot/<project>/<file>.rows` -> length, for every `*.rows` file under `data_dir/hot`.
+/// `hot/<project>/<file>` -> length, for every segment file (`*.rows`, `*.parquet`) under `data_dir/hot`.
 pub fn hot_files(data_dir: &Path) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     walk(data_dir, &data_dir.join("hot"), &mut out);
@@ -23,7 +23,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_dir() {
             walk(root, &path, out);
-        } else if path.extension().is_some_and(|e| e == "rows") {
+        } else if path.extension().is_some_and(|e| e == "rows" || e == "parquet") {
             let rel = path.strip_prefix(root).unwrap();
             let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
             out.insert(rel, meta.len());

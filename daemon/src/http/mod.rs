@@ -4,6 +4,7 @@
 //! later release attach as one layer per group. Every error is JSON `{"code","status","error"}` (plus
 //! `failed_records` for rejected import batches).
 
+mod admin;
 mod error;
 mod import;
 mod read;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub limits: BatchLimits,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
+    pub passes: Arc<crate::passes::Passes>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -40,6 +42,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/catalog/projects", get(read::catalog_projects))
         .route("/v1/segments/{id}", get(read::segment))
         .route("/v1/query", post(read::query));
-    let ops = Router::new().route("/metrics", get(read::metrics)).route("/healthz", get(read::healthz));
+    let ops = Router::new()
+        .route("/metrics", get(read::metrics))
+        .route("/healthz", get(read::healthz))
+        .route("/v1/admin/passes/{name}/run", post(admin::run_pass));
     Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
 }

@@ -97,7 +97,8 @@ pub async fn segment(
     let Query(p) = p.map_err(ApiError::from_rejection)?;
     let id: SegmentId =
         id.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| ApiError::bad_request(e.to_string()))?;
-    let meta = state.catalog.snapshot().get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
+    let pinned = state.catalog.pin();
+    let meta = pinned.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
     let ndjson = match p.format.as_deref() {
         None | Some("raw") => false,
         Some("ndjson") => true,
@@ -113,10 +114,11 @@ pub async fn segment(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let layout = state.layout.clone();
     let m = meta.clone();
+    // The streaming task holds the pin: the segment stays until the body is sent.
     if ndjson {
-        tokio::task::spawn_blocking(move || stream_ndjson(&layout, &m, tx));
+        tokio::task::spawn_blocking(move || stream_ndjson(&layout, &m, tx, pinned));
     } else {
-        tokio::task::spawn_blocking(move || stream_raw(&m, file, tx));
+        tokio::task::spawn_blocking(move || stream_raw(&m, file, tx, pinned));
     }
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let mut resp = Response::new(Body::from_stream(stream));
@@ -133,7 +135,12 @@ pub async fn segment(
 
 /// Streams `[0, bytes)` in chunks, verifying the checksum as it goes; on a mismatch the body is aborted, so a client
 /// never receives a complete body of bad data.
-fn stream_raw(meta: &SegmentMeta, file: std::fs::File, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+fn stream_raw(
+    meta: &SegmentMeta,
+    file: std::fs::File,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    _pin: tierd_store::catalog::Pinned,
+) {
     let mut offset = 0u64;
     let mut crc = 0u32;
     while offset < meta.bytes {
@@ -164,6 +171,7 @@ fn stream_ndjson(
     layout: &tierd_store::layout::Layout,
     meta: &SegmentMeta,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    _pin: tierd_store::catalog::Pinned,
 ) {
     let bytes = match tierd_store::read::read_committed(layout, meta) {
         Ok(b) => b,
@@ -175,21 +183,16 @@ fn stream_ndjson(
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     // Set once the client went away: stop decoding.
     let closed = std::cell::Cell::new(false);
-    let result = tierd_store::read::for_each_event(
-        meta,
-        &bytes,
-        |_, _| !closed.get(),
-        |e| {
-            if closed.get() {
-                return;
-            }
-            serde_json::to_writer(&mut buf, &e.event.to_mixpanel_json()).expect("JSON to memory");
-            buf.push(b'\n');
-            if buf.len() >= CHUNK {
-                closed.set(tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err());
-            }
-        },
-    );
+    let result = tierd_store::read::scan(meta, bytes::Bytes::from(bytes), &tierd_store::read::everything(), |e| {
+        if closed.get() {
+            return;
+        }
+        serde_json::to_writer(&mut buf, &e.event.to_mixpanel_json()).expect("JSON to memory");
+        buf.push(b'\n');
+        if buf.len() >= CHUNK {
+            closed.set(tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err());
+        }
+    });
     match result {
         Ok(()) if !buf.is_empty() => {
             let _ = tx.blocking_send(Ok(Bytes::from(buf)));
@@ -251,7 +254,8 @@ fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
 pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let q = parse_query(&body)?;
-    let snapshot = state.catalog.snapshot();
+    // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
+    let snapshot = state.catalog.pin();
     let layout = state.layout.clone();
     let result = tokio::task::spawn_blocking(move || execute(&layout, &snapshot, &q)).await.expect("join");
     let outcome = if result.is_ok() { "ok" } else { "error" };

@@ -33,10 +33,18 @@ fn app(limits: BatchLimits) -> App {
         catalog.clone(),
         clock.clone(),
         HotConfig::default(),
-        failpoints,
+        failpoints.clone(),
         Arc::new(|_| {}),
     );
+    let passes = Arc::new(crate::passes::Passes::new(
+        layout.clone(),
+        catalog.clone(),
+        clock.clone(),
+        failpoints.clone(),
+        crate::config::Config::default(),
+    ));
     let state = Arc::new(AppState {
+        passes,
         layout,
         catalog,
         hot: Arc::new(hot.unwrap()),

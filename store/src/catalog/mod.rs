@@ -9,6 +9,11 @@
 //! - `meta`: `generation` -> u64 (big endian), `schema_version` -> u32.
 //! - `segments`: segment id (26-char ULID) -> [`SegmentMeta`].
 //! - `leases`: lease id -> [`LeaseRecord`]: a promise that the listed segments stay readable until `expires_at_ms`.
+//! - `intents`: output segment id -> [`RewriteIntent`]: a rewrite whose output may exist on disk but is not
+//!   committed yet.
+//!
+//! Readers inside the process [`Catalog::pin`] the snapshot they read; garbage collection never deletes a segment
+//! retired at or after the oldest pinned generation.
 
 mod snapshot;
 #[cfg(test)]
@@ -38,6 +43,9 @@ pub enum SegmentState {
     Open,
     /// Immutable.
     Sealed,
+    /// Replaced by the outputs of a committed rewrite: invisible to new lookups, still readable by anyone holding a
+    /// lease or an older snapshot, deleted by garbage collection after leases and the grace period.
+    Retired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,20 +59,69 @@ pub enum Tier {
 pub enum Format {
     /// The hot row format of `tierd_codecs::rows`.
     Rows,
+    /// Columnar: plain Parquet (`tierd_codecs::columnar`).
+    Parquet,
 }
 
 impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Rows => "application/vnd.tierd.rows",
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// File name extension of a segment in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Rows => "rows",
+            Format::Parquet => "parquet",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The compression of a segment's data, written as `lz4`, `zstd-<level>` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
+    None,
     Lz4,
+    Zstd(u8),
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::None => f.write_str("none"),
+            Codec::Lz4 => f.write_str("lz4"),
+            Codec::Zstd(level) => write!(f, "zstd-{level}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(Codec::None),
+            "lz4" => Ok(Codec::Lz4),
+            other => match other.strip_prefix("zstd-").map(str::parse::<u8>) {
+                Some(Ok(level)) if (1..=22).contains(&level) => Ok(Codec::Zstd(level)),
+                _ => Err(format!("unknown codec {other:?}; expected none, lz4 or zstd-1 .. zstd-22")),
+            },
+        }
+    }
+}
+
+impl Serialize for Codec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Codec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Everything the catalog knows about one segment.
@@ -99,12 +156,29 @@ pub struct SegmentMeta {
     /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`]).
     #[serde(default)]
     pub updated_generation: u64,
+    /// For a retired segment: when and by which commit it was replaced, and by what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retirement>,
+}
+
+/// How a segment left service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retirement {
+    pub at_ms: i64,
+    /// The generation of the commit that retired it: readers of older snapshots may still read it.
+    pub generation: u64,
+    pub replaced_by: Vec<SegmentId>,
 }
 
 impl SegmentMeta {
     /// Whether the segment may hold events in `[from_ms, to_ms)`.
     pub fn overlaps(&self, from_ms: i64, to_ms: i64) -> bool {
         self.rows > 0 && self.min_time_ms < to_ms && self.max_time_ms >= from_ms
+    }
+
+    /// Whether new lookups see it (retired segments are only for readers that already hold them).
+    pub fn is_live(&self) -> bool {
+        self.state != SegmentState::Retired
     }
 }
 
@@ -114,6 +188,19 @@ pub enum CatalogChange {
     /// Insert or replace a segment's record.
     Put(SegmentMeta),
     Remove(SegmentId),
+    /// Drop the rewrite intent for this output (the rewrite committed or was rolled back).
+    ClearIntent(SegmentId),
+}
+
+/// A rewrite in progress, recorded durably *before* its output is written, so that recovery can tell tierd's own
+/// uncommitted outputs (deleted) from files it does not know (quarantined).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewriteIntent {
+    pub output: SegmentId,
+    /// Where the output is being written, relative to the data directory.
+    pub location: String,
+    pub inputs: Vec<SegmentId>,
+    pub started_at_ms: i64,
 }
 
 /// A lease as handed to readers.
@@ -136,8 +223,37 @@ pub struct Catalog {
     meta: sled::Tree,
     segments: sled::Tree,
     leases: sled::Tree,
+    intents: sled::Tree,
     write_lock: Mutex<()>,
     snapshot: ArcSwap<CatalogSnapshot>,
+    pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+}
+
+/// A snapshot held by an in-process reader; while it lives, segments retired after its generation are not deleted.
+#[derive(Debug)]
+pub struct Pinned {
+    snapshot: Arc<CatalogSnapshot>,
+    pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+}
+
+impl std::ops::Deref for Pinned {
+    type Target = CatalogSnapshot;
+    fn deref(&self) -> &CatalogSnapshot {
+        &self.snapshot
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock();
+        let g = self.snapshot.generation();
+        if let Some(n) = pins.get_mut(&g) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&g);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -157,6 +273,7 @@ impl Catalog {
         let meta = db.open_tree("meta")?;
         let segments = db.open_tree("segments")?;
         let leases = db.open_tree("leases")?;
+        let intents = db.open_tree("intents")?;
         match meta.get(KEY_SCHEMA)? {
             None => {
                 meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
@@ -182,12 +299,52 @@ impl Catalog {
             all.push(m);
         }
         let snapshot = CatalogSnapshot::build(generation, all);
-        Ok(Self { db, meta, segments, leases, write_lock: Mutex::new(()), snapshot: ArcSwap::from_pointee(snapshot) })
+        Ok(Self {
+            db,
+            meta,
+            segments,
+            leases,
+            intents,
+            write_lock: Mutex::new(()),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            pins: Arc::default(),
+        })
     }
 
     /// The current snapshot: one generation, whole.
     pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The current snapshot, pinned for the life of the returned value (see [`Pinned`]).
+    pub fn pin(&self) -> Pinned {
+        let mut pins = self.pins.lock();
+        let snapshot = self.snapshot.load_full();
+        *pins.entry(snapshot.generation()).or_default() += 1;
+        Pinned { snapshot, pins: self.pins.clone() }
+    }
+
+    /// The oldest generation an in-process reader still holds.
+    pub fn oldest_pinned_generation(&self) -> Option<u64> {
+        self.pins.lock().keys().next().copied()
+    }
+
+    /// Records a rewrite intent durably (fsync) before its output is written.
+    pub fn record_intent(&self, intent: &RewriteIntent) -> Result<()> {
+        let v = serde_json::to_vec(intent).map_err(|e| StoreError::Catalog(e.to_string()))?;
+        self.intents.insert(intent.output.to_string().as_bytes(), v)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every rewrite intent not yet committed or rolled back.
+    pub fn intents(&self) -> Result<Vec<RewriteIntent>> {
+        let mut out = Vec::new();
+        for kv in self.intents.iter() {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| decode_err("rewrite intent", e))?);
+        }
+        Ok(out)
     }
 
     /// Applies `changes` atomically (one sled transaction), bumps the generation, makes it durable (fsync) and
@@ -206,6 +363,11 @@ impl Catalog {
                     None => generation,
                 };
                 m.updated_generation = generation;
+                if let Some(r) = &mut m.retired {
+                    if r.generation == 0 {
+                        r.generation = generation;
+                    }
+                }
             }
         }
         let mut encoded = Vec::with_capacity(changes.len());
@@ -215,15 +377,26 @@ impl Catalog {
                     (m.id.to_string(), Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?))
                 }
                 CatalogChange::Remove(id) => (id.to_string(), None),
+                CatalogChange::ClearIntent(_) => continue,
             });
         }
-        (&self.meta, &self.segments)
-            .transaction(|(meta, segments)| {
+        let cleared: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                CatalogChange::ClearIntent(id) => Some(id.to_string()),
+                _ => None,
+            })
+            .collect();
+        (&self.meta, &self.segments, &self.intents)
+            .transaction(|(meta, segments, intents)| {
                 for (key, value) in &encoded {
                     match value {
                         Some(v) => segments.insert(key.as_bytes(), v.as_slice())?,
                         None => segments.remove(key.as_bytes())?,
                     };
+                }
+                for key in &cleared {
+                    intents.remove(key.as_bytes())?;
                 }
                 meta.insert(KEY_GENERATION, &generation.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())

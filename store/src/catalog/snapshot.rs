@@ -38,6 +38,7 @@ impl CatalogSnapshot {
                     next.by_id.insert(m.id, m);
                 }
                 CatalogChange::Remove(id) => next.remove(&id),
+                CatalogChange::ClearIntent(_) => {}
             }
         }
         next
@@ -67,11 +68,13 @@ impl CatalogSnapshot {
         self.by_id.values()
     }
 
+    /// Projects with at least one segment (live or retired).
     pub fn projects(&self) -> impl Iterator<Item = &String> {
         self.by_project.keys()
     }
 
-    /// The segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id).
+    /// The live segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id). Retired
+    /// segments are never returned: their replacements are.
     pub fn lookup(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
         let Some(index) = self.by_project.get(project) else { return Vec::new() };
         if from_ms >= to_ms {
@@ -79,7 +82,7 @@ impl CatalogSnapshot {
         }
         let lo = (day_of_ms(from_ms), SegmentId(ulid::Ulid::nil()));
         let hi = (day_of_ms(to_ms - 1), SegmentId(ulid::Ulid::from(u128::MAX)));
-        index.range(lo..=hi).map(|(_, m)| m).filter(|m| m.overlaps(from_ms, to_ms)).cloned().collect()
+        index.range(lo..=hi).map(|(_, m)| m).filter(|m| m.is_live() && m.overlaps(from_ms, to_ms)).cloned().collect()
     }
 
     /// (segments, bytes) per (tier, state), for gauges and capacity checks.

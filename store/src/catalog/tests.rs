@@ -27,6 +27,7 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         sealed_at_ms: None,
         created_generation: 0,
         updated_generation: 0,
+        retired: None,
     }
 }
 
@@ -156,6 +157,7 @@ proptest! {
                     match ch {
                         CatalogChange::Put(m) => { model.insert(m.id, m.clone()); }
                         CatalogChange::Remove(id) => { model.remove(id); }
+                        CatalogChange::ClearIntent(_) => {}
                     }
                 }
                 generation += 1;

@@ -373,6 +373,7 @@ impl Writer {
             sealed_at_ms: None,
             created_generation: 0,
             updated_generation: 0,
+            retired: None,
         };
         self.open.insert(key.clone(), OpenSegment { meta, file, path, in_catalog: false, last_write_ms: now });
         Ok(())

@@ -1,0 +1,214 @@
+//! The physical layout of a columnar segment: its Arrow/Parquet schema, the tierd key-value metadata in the
+//! footer, and the Parquet writer settings. Both the writer and every reader go through here, so what is written
+//! and what is expected are defined in one place.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::basic::Encoding;
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::shred::ShreddedColumn;
+use super::spec::CodecSpec;
+use super::{ColumnarError, SegmentInfo, SortOrder};
+
+/// Event time, ms since the epoch: `Timestamp(Millisecond, "UTC")`.
+pub const TIME_COLUMN: &str = "time";
+/// Event name: `Dictionary<Int32, Utf8>`.
+pub const EVENT_COLUMN: &str = "event";
+pub const DISTINCT_ID_COLUMN: &str = "distinct_id";
+pub const INSERT_ID_COLUMN: &str = "$insert_id";
+/// Ingest sequence (`StoredEvent::seq`): `UInt64`.
+pub const SEQ_COLUMN: &str = "seq";
+/// The JSON remainder: a JSON object of every property that has no column or does not fit its column; null when
+/// there is none.
+pub const PROPS_COLUMN: &str = "_props";
+
+/// Most rows per data page (the writer checks it every 1024 rows). Pages are the unit the page index prunes
+/// inside a row group. TBD.
+pub const PAGE_ROWS: usize = 4096;
+
+/// The columnar format version this code writes, and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Footer key-value metadata keys. Values are text; `day` is decimal, the last four are JSON.
+pub(crate) const KEY_VERSION: &str = "tierd.columnar.version";
+pub(crate) const KEY_SEGMENT_ID: &str = "tierd.segment_id";
+pub(crate) const KEY_PROJECT: &str = "tierd.project";
+pub(crate) const KEY_DAY: &str = "tierd.day";
+/// The [`CodecSpec`] the file was written with, as JSON.
+pub(crate) const KEY_CODEC: &str = "tierd.codec";
+/// The [`SortOrder`], as text.
+pub(crate) const KEY_SORT: &str = "tierd.sort";
+/// The shredded columns: a JSON array of `{"key", "column", "kind"}`, in schema order.
+pub(crate) const KEY_COLUMNS: &str = "tierd.columns";
+/// Every key that occurs in `_props` in some row: a sorted JSON array of strings.
+pub(crate) const KEY_PROPS_KEYS: &str = "tierd.props_keys";
+
+/// Index of each fixed column in the schema (and, the schema being flat, of its Parquet leaf column).
+pub(crate) const TIME_INDEX: usize = 0;
+pub(crate) const EVENT_INDEX: usize = 1;
+pub(crate) const DISTINCT_ID_INDEX: usize = 2;
+pub(crate) const INSERT_ID_INDEX: usize = 3;
+pub(crate) const SEQ_INDEX: usize = 4;
+/// The first shredded column; `_props` comes after the last one.
+pub(crate) const FIRST_PROPERTY_INDEX: usize = 5;
+
+/// Everything the footer says about a segment beyond what Parquet itself records.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Layout {
+    pub(crate) info: SegmentInfo,
+    pub(crate) spec: CodecSpec,
+    pub(crate) sort: SortOrder,
+    /// In schema order (sorted by key).
+    pub(crate) columns: Vec<ShreddedColumn>,
+    pub(crate) props_keys: BTreeSet<String>,
+}
+
+impl Layout {
+    /// The Arrow schema of a segment with these shredded columns. It carries no metadata of its own: the footer
+    /// key-value metadata is the one place tierd's metadata lives.
+    pub(crate) fn schema(columns: &[ShreddedColumn]) -> SchemaRef {
+        let mut fields = vec![
+            Field::new(TIME_COLUMN, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new(EVENT_COLUMN, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+            Field::new(DISTINCT_ID_COLUMN, DataType::Utf8, false),
+            Field::new(INSERT_ID_COLUMN, DataType::Utf8, false),
+            Field::new(SEQ_COLUMN, DataType::UInt64, false),
+        ];
+        fields.extend(columns.iter().map(|c| Field::new(&c.column, c.kind.data_type(), true)));
+        fields.push(Field::new(PROPS_COLUMN, DataType::Utf8, true));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Index of `_props` in the schema.
+    pub(crate) fn props_index(&self) -> usize {
+        FIRST_PROPERTY_INDEX + self.columns.len()
+    }
+
+    /// The footer key-value metadata, except [`KEY_PROPS_KEYS`] (see [`Layout::props_keys_key_value`]).
+    fn key_values(&self) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new(KEY_VERSION.to_owned(), FORMAT_VERSION.to_string()),
+            KeyValue::new(KEY_SEGMENT_ID.to_owned(), self.info.segment_id.clone()),
+            KeyValue::new(KEY_PROJECT.to_owned(), self.info.project.clone()),
+            KeyValue::new(KEY_DAY.to_owned(), self.info.day.to_string()),
+            KeyValue::new(KEY_CODEC.to_owned(), to_json(&self.spec)),
+            KeyValue::new(KEY_SORT.to_owned(), self.sort.to_string()),
+            KeyValue::new(KEY_COLUMNS.to_owned(), to_json(&self.columns)),
+        ]
+    }
+
+    /// The [`KEY_PROPS_KEYS`] footer entry. The writer learns the set only while it writes the rows, so it is
+    /// appended to the footer just before the file is closed rather than given with the writer properties.
+    pub(crate) fn props_keys_key_value(&self) -> KeyValue {
+        KeyValue::new(KEY_PROPS_KEYS.to_owned(), to_json(&self.props_keys))
+    }
+
+    /// Reads the layout from a file's key-value metadata and checks it against the file's Arrow schema.
+    ///
+    /// A file without [`KEY_VERSION`] is [`ColumnarError::NotColumnar`]; another version is
+    /// [`ColumnarError::UnsupportedVersion`] (checked before anything else, as another version may lay the rest out
+    /// differently); missing or malformed keys, or a schema that is not the one the keys describe, are
+    /// [`ColumnarError::Corrupt`].
+    pub(crate) fn from_footer(key_values: Option<&Vec<KeyValue>>, schema: &Schema) -> Result<Layout, ColumnarError> {
+        let get = |key: &str| -> Option<&str> {
+            key_values?.iter().find(|kv| kv.key == key).map(|kv| kv.value.as_deref().unwrap_or_default())
+        };
+        let Some(version) = get(KEY_VERSION) else {
+            return Err(ColumnarError::NotColumnar {
+                reason: format!("the Parquet footer has no {KEY_VERSION:?} key"),
+            });
+        };
+        if version != FORMAT_VERSION.to_string() {
+            return Err(ColumnarError::UnsupportedVersion { found: version.to_owned(), supported: FORMAT_VERSION });
+        }
+        let segment_id = get(KEY_SEGMENT_ID).unwrap_or("(unknown)").to_owned();
+        let corrupt = |message: String| ColumnarError::Corrupt { segment_id: segment_id.clone(), message };
+        let required = |key: &str| get(key).ok_or_else(|| corrupt(format!("footer key {key:?} is missing")));
+        let parse_json = |key: &str| -> Result<serde_json::Value, ColumnarError> {
+            serde_json::from_str(required(key)?).map_err(|e| corrupt(format!("footer key {key:?} is not JSON: {e}")))
+        };
+        fn typed<T: serde::de::DeserializeOwned>(
+            key: &str,
+            value: serde_json::Value,
+            corrupt: impl Fn(String) -> ColumnarError,
+        ) -> Result<T, ColumnarError> {
+            serde_json::from_value(value).map_err(|e| corrupt(format!("footer key {key:?} is malformed: {e}")))
+        }
+
+        let info = SegmentInfo {
+            segment_id: required(KEY_SEGMENT_ID)?.to_owned(),
+            project: required(KEY_PROJECT)?.to_owned(),
+            day: required(KEY_DAY)?.parse().map_err(|e| corrupt(format!("footer key {KEY_DAY:?}: {e}")))?,
+        };
+        let spec: CodecSpec = typed(KEY_CODEC, parse_json(KEY_CODEC)?, corrupt)?;
+        let sort = required(KEY_SORT)?.parse().map_err(|e| corrupt(format!("footer key {KEY_SORT:?}: {e}")))?;
+        let columns: Vec<ShreddedColumn> = typed(KEY_COLUMNS, parse_json(KEY_COLUMNS)?, corrupt)?;
+        let props_keys: BTreeSet<String> = typed(KEY_PROPS_KEYS, parse_json(KEY_PROPS_KEYS)?, corrupt)?;
+        let layout = Layout { info, spec, sort, columns, props_keys };
+
+        let expected = Layout::schema(&layout.columns);
+        let names = |s: &Schema| s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+        let (found, wanted): (Vec<String>, Vec<String>) = (names(schema), names(&expected));
+        if found != wanted {
+            return Err(corrupt(format!(
+                "the file's columns are [{}], its footer describes [{}]",
+                found.join(", "),
+                wanted.join(", ")
+            )));
+        }
+        Ok(layout)
+    }
+
+    /// The Parquet writer settings for this layout (with its `spec`), footer metadata included but for
+    /// [`Layout::props_keys_key_value`].
+    ///
+    /// Statistics are written per page (`EnabledStatistics::Page`), so every column chunk has min/max statistics and
+    /// a column index and offset index (the page index) for readers to prune row groups and pages with. Time and
+    /// sequence are delta-encoded (time is sorted within each event, sequence follows time closely); `$insert_id`
+    /// is random, so a dictionary for it would only be built to be thrown away.
+    pub(crate) fn writer_properties(&self) -> WriterProperties {
+        let spec = &self.spec;
+        let path = |name: &str| ColumnPath::new(vec![name.to_owned()]);
+        WriterProperties::builder()
+            .set_compression(spec.compression.to_parquet())
+            .set_dictionary_enabled(spec.dictionary)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(spec.row_group_rows))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_column_dictionary_enabled(path(TIME_COLUMN), false)
+            .set_column_encoding(path(TIME_COLUMN), Encoding::DELTA_BINARY_PACKED)
+            .set_column_dictionary_enabled(path(SEQ_COLUMN), false)
+            .set_column_encoding(path(SEQ_COLUMN), Encoding::DELTA_BINARY_PACKED)
+            .set_column_dictionary_enabled(path(INSERT_ID_COLUMN), false)
+            .set_sorting_columns(Some(self.sort.sorting_columns()))
+            .set_key_value_metadata(Some(self.key_values()))
+            .build()
+    }
+}
+
+impl SortOrder {
+    /// The order as Parquet `sorting_columns` (the `seq` tie-break is left out: it only orders exact duplicates of
+    /// the other keys).
+    fn sorting_columns(self) -> Vec<SortingColumn> {
+        let column = |index: usize| SortingColumn {
+            column_idx: i32::try_from(index).expect("a fixed column index"),
+            descending: false,
+            nulls_first: false,
+        };
+        match self {
+            SortOrder::Time => vec![column(TIME_INDEX)],
+            SortOrder::EventTime => vec![column(EVENT_INDEX), column(TIME_INDEX)],
+            SortOrder::EventUserTime => vec![column(EVENT_INDEX), column(DISTINCT_ID_INDEX), column(TIME_INDEX)],
+        }
+    }
+}
+
+/// The JSON text of footer metadata, which cannot fail to serialize (plain structs, strings and sets of strings).
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("footer metadata always serializes")
+}

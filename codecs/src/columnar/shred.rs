@@ -1,0 +1,251 @@
+//! Shredding: which properties of a segment get a typed column of their own, and how a value goes in and out of
+//! such a column without changing its JSON type.
+//!
+//! The decision is made per segment from its data ([`plan`]); everything that does not get, or does not fit, a
+//! column goes to the JSON remainder `_props`, so shredding can never lose or alter a value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow_schema::DataType;
+use serde_json::{Number, Value};
+
+use crate::event::StoredEvent;
+
+/// Prefix of every shredded property column: property `k` is column `p.k`.
+///
+/// No fixed column name (`time`, `event`, `distinct_id`, `$insert_id`, `seq`, `_props`) starts with `p.`, so a
+/// property column never collides with a fixed one, and the prefix is the same for every key, so two distinct keys
+/// always get two distinct names. Any key is allowed as is (empty, dotted, any unicode): a column name is one Parquet
+/// path element, never split at dots.
+pub const PROPERTY_COLUMN_PREFIX: &str = "p.";
+
+/// The column of a shredded property.
+pub fn property_column_name(key: &str) -> String {
+    format!("{PROPERTY_COLUMN_PREFIX}{key}")
+}
+
+/// A key gets its own column when at least `1 / MIN_SHARE_DIVISOR` (half) of the segment's rows carry it with one
+/// and the same [`ColumnKind`] of value.
+///
+/// Why half: a column is only worth having when it holds a value in most of its rows; a key that half the events
+/// carry costs its name once per row in `_props` otherwise, and its column makes scans of it skip JSON parsing.
+/// The rule also bounds the width of the file: every column holds a value in at least half the rows, so a segment
+/// has at most twice as many property columns as its events have properties on average (each column costs a few
+/// hundred bytes of footer and index per row group whatever it holds). Keys that only some event types carry stay in
+/// `_props`; a scan that wants them reads `_props` only for the row groups it keeps.
+const MIN_SHARE_DIVISOR: usize = 2;
+
+/// The Arrow type of a shredded property column, chosen so that every value stored in it reads back as the same
+/// JSON value (same type, same number representation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    /// JSON strings.
+    Utf8,
+    /// JSON integers that fit an `i64` (a `u64` above `i64::MAX` does not, and stays in `_props`).
+    Int64,
+    /// JSON numbers with a fraction or exponent (serde_json floats); an integer never goes here, it would read back
+    /// as a float.
+    Float64,
+    Boolean,
+    /// Objects and arrays, as their JSON text.
+    Json,
+}
+
+impl ColumnKind {
+    /// Every kind, in the order that breaks ties in [`plan`].
+    const ALL: [ColumnKind; 5] =
+        [ColumnKind::Utf8, ColumnKind::Int64, ColumnKind::Float64, ColumnKind::Boolean, ColumnKind::Json];
+
+    /// The kind of column `value` can be stored in and read back from unchanged; `None` for `null` and integers
+    /// above `i64::MAX`, which only `_props` can hold.
+    pub(crate) fn of(value: &Value) -> Option<ColumnKind> {
+        match value {
+            Value::Null => None,
+            Value::Bool(_) => Some(ColumnKind::Boolean),
+            Value::Number(n) if n.is_f64() => Some(ColumnKind::Float64),
+            Value::Number(n) => n.as_i64().map(|_| ColumnKind::Int64),
+            Value::String(_) => Some(ColumnKind::Utf8),
+            Value::Array(_) | Value::Object(_) => Some(ColumnKind::Json),
+        }
+    }
+
+    pub(crate) fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Utf8 | ColumnKind::Json => DataType::Utf8,
+            ColumnKind::Int64 => DataType::Int64,
+            ColumnKind::Float64 => DataType::Float64,
+            ColumnKind::Boolean => DataType::Boolean,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One shredded property: its key, its column and the column's kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShreddedColumn {
+    pub key: String,
+    /// Always [`property_column_name`] of `key`; stored so a reader needs no naming rule to find the column.
+    pub column: String,
+    pub kind: ColumnKind,
+}
+
+/// Decides the shredded columns of a segment: see [`MIN_SHARE_DIVISOR`]. Ties between kinds (possible only when
+/// exactly half the rows have each of two kinds) go to the first in [`ColumnKind::ALL`]. The result is sorted by
+/// key, and depends only on the multiset of events, not on their order.
+pub(crate) fn plan(events: &[StoredEvent]) -> Vec<ShreddedColumn> {
+    let mut counts: HashMap<&str, [usize; ColumnKind::ALL.len()]> = HashMap::new();
+    for stored in events {
+        for (key, value) in &stored.event.properties {
+            if let Some(kind) = ColumnKind::of(value) {
+                counts.entry(key.as_str()).or_default()[kind.index()] += 1;
+            }
+        }
+    }
+    let mut columns: Vec<ShreddedColumn> = counts
+        .into_iter()
+        .filter_map(|(key, counts)| {
+            // `max_by_key` keeps the last maximum; iterate in reverse so the first kind wins a tie.
+            let (kind, count) =
+                ColumnKind::ALL.iter().rev().map(|k| (*k, counts[k.index()])).max_by_key(|(_, c)| *c)?;
+            (count > 0 && count * MIN_SHARE_DIVISOR >= events.len()).then(|| ShreddedColumn {
+                key: key.to_owned(),
+                column: property_column_name(key),
+                kind,
+            })
+        })
+        .collect();
+    columns.sort_by(|a, b| a.key.cmp(&b.key));
+    columns
+}
+
+/// Builds one shredded column of a record batch.
+pub(crate) enum PropertyBuilder {
+    Utf8(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Json(StringBuilder),
+}
+
+impl PropertyBuilder {
+    pub(crate) fn new(kind: ColumnKind, rows: usize) -> Self {
+        match kind {
+            ColumnKind::Utf8 => PropertyBuilder::Utf8(StringBuilder::with_capacity(rows, rows * 8)),
+            ColumnKind::Int64 => PropertyBuilder::Int64(Int64Builder::with_capacity(rows)),
+            ColumnKind::Float64 => PropertyBuilder::Float64(Float64Builder::with_capacity(rows)),
+            ColumnKind::Boolean => PropertyBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+            ColumnKind::Json => PropertyBuilder::Json(StringBuilder::with_capacity(rows, rows * 32)),
+        }
+    }
+
+    /// Appends `value`, which must be of this column's kind (the caller checked with [`ColumnKind::of`]), or null.
+    /// Returns the bytes of text appended, so the caller can bound a batch's size.
+    pub(crate) fn append(&mut self, value: Option<&Value>) -> usize {
+        match (self, value) {
+            (PropertyBuilder::Utf8(b), Some(Value::String(s))) => {
+                b.append_value(s);
+                s.len()
+            }
+            (PropertyBuilder::Int64(b), Some(Value::Number(n))) => {
+                b.append_option(n.as_i64());
+                8
+            }
+            (PropertyBuilder::Float64(b), Some(Value::Number(n))) => {
+                b.append_option(n.as_f64());
+                8
+            }
+            (PropertyBuilder::Boolean(b), Some(Value::Bool(v))) => {
+                b.append_value(*v);
+                1
+            }
+            (PropertyBuilder::Json(b), Some(value @ (Value::Array(_) | Value::Object(_)))) => {
+                let text = serde_json::to_string(value).expect("a JSON value always serializes");
+                b.append_value(&text);
+                text.len()
+            }
+            (builder, other) => {
+                debug_assert!(other.is_none(), "a value of another kind reached a shredded column");
+                builder.append_null();
+                0
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            PropertyBuilder::Utf8(b) | PropertyBuilder::Json(b) => b.append_null(),
+            PropertyBuilder::Int64(b) => b.append_null(),
+            PropertyBuilder::Float64(b) => b.append_null(),
+            PropertyBuilder::Boolean(b) => b.append_null(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> ArrayRef {
+        match self {
+            PropertyBuilder::Utf8(b) | PropertyBuilder::Json(b) => Arc::new(b.finish()),
+            PropertyBuilder::Int64(b) => Arc::new(b.finish()),
+            PropertyBuilder::Float64(b) => Arc::new(b.finish()),
+            PropertyBuilder::Boolean(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Reads values back out of one shredded column of a record batch.
+pub(crate) enum PropertyReader<'a> {
+    Utf8(&'a StringArray),
+    Int64(&'a Int64Array),
+    Float64(&'a Float64Array),
+    Boolean(&'a BooleanArray),
+    Json(&'a StringArray),
+}
+
+impl<'a> PropertyReader<'a> {
+    /// The reader of `array` as a column of `kind`, or `None` if the array has another type.
+    pub(crate) fn new(kind: ColumnKind, array: &'a dyn Array) -> Option<Self> {
+        let any = array.as_any();
+        Some(match kind {
+            ColumnKind::Utf8 => PropertyReader::Utf8(any.downcast_ref()?),
+            ColumnKind::Int64 => PropertyReader::Int64(any.downcast_ref()?),
+            ColumnKind::Float64 => PropertyReader::Float64(any.downcast_ref()?),
+            ColumnKind::Boolean => PropertyReader::Boolean(any.downcast_ref()?),
+            ColumnKind::Json => PropertyReader::Json(any.downcast_ref()?),
+        })
+    }
+
+    /// The value at `row`, `Ok(None)` when the row has none in this column; `Err` describes a value that cannot
+    /// have been written by [`PropertyBuilder`] (a non-finite float, JSON text that does not parse or is not an
+    /// object or array).
+    pub(crate) fn value(&self, row: usize) -> Result<Option<Value>, String> {
+        let array: &dyn Array = match self {
+            PropertyReader::Utf8(a) | PropertyReader::Json(a) => *a,
+            PropertyReader::Int64(a) => *a,
+            PropertyReader::Float64(a) => *a,
+            PropertyReader::Boolean(a) => *a,
+        };
+        if array.is_null(row) {
+            return Ok(None);
+        }
+        let value = match self {
+            PropertyReader::Utf8(a) => Value::String(a.value(row).to_owned()),
+            PropertyReader::Int64(a) => Value::Number(a.value(row).into()),
+            PropertyReader::Float64(a) => {
+                let f = a.value(row);
+                Value::Number(Number::from_f64(f).ok_or_else(|| format!("float {f} is not a JSON number"))?)
+            }
+            PropertyReader::Boolean(a) => Value::Bool(a.value(row)),
+            PropertyReader::Json(a) => match serde_json::from_str(a.value(row)) {
+                Ok(value @ (Value::Array(_) | Value::Object(_))) => value,
+                Ok(_) => return Err("JSON column holds a value that is not an object or an array".to_owned()),
+                Err(e) => return Err(format!("JSON column holds invalid JSON: {e}")),
+            },
+        };
+        Ok(Some(value))
+    }
+}

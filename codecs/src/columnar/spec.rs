@@ -1,0 +1,192 @@
+//! How a columnar segment is compressed and laid out: [`CodecSpec`] and its [`Compression`].
+//!
+//! The spec is configuration (the daemon reads it from its config file) and it is recorded in every segment, so both
+//! its text form and its serde form are part of the format. A spec is validated before anything is written with it:
+//! an invalid one never reaches the Parquet writer (which would panic on some of them, e.g. zero rows per group).
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+
+/// The zstd levels a spec accepts: zstd's own range (1 fastest .. 22 smallest).
+pub const ZSTD_LEVELS: RangeInclusive<i32> = 1..=22;
+/// The level of a bare `zstd`.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// The most rows a spec may put in one row group. The writer holds a whole row group in memory before it writes it
+/// out, and a reader holds a row group's pages of the columns it reads, so this bounds both; it is also the Parquet
+/// writer's own default maximum.
+pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// The page compression of a columnar segment (one codec for every column).
+///
+/// Text form (`Display` / `FromStr`, and serde): `none`, `lz4`, `zstd-<level>`; `zstd` (level
+/// [`DEFAULT_ZSTD_LEVEL`]) and `zstd(<level>)` are accepted too, in any letter case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Compression {
+    None,
+    /// Parquet `LZ4_RAW` (plain LZ4 blocks; the deprecated Hadoop-framed `LZ4` codec is never written).
+    Lz4,
+    /// zstd at a level in [`ZSTD_LEVELS`].
+    Zstd(i32),
+}
+
+/// The settings a columnar segment is written with.
+///
+/// Serde form: `{"compression": "lz4", "row_group_rows": 65536, "dictionary": true}`; a missing field takes its
+/// default, an unknown field or an invalid value is an error naming it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "CodecSpecFields")]
+pub struct CodecSpec {
+    pub compression: Compression,
+    /// Rows per row group (the last one may hold fewer), 1..=[`MAX_ROW_GROUP_ROWS`]. Row groups are the unit that
+    /// a scan skips by statistics.
+    pub row_group_rows: usize,
+    /// Dictionary-encode the columns where repeated values are expected (event name, `distinct_id`, shredded
+    /// properties, `_props`); never the time, sequence and `$insert_id` columns, whose values are (nearly) unique.
+    pub dictionary: bool,
+}
+
+/// Why a [`CodecSpec`] or [`Compression`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecSpecError {
+    #[error("unknown compression {given:?}: use none, lz4, zstd, zstd-<level> or zstd(<level>)")]
+    UnknownCompression { given: String },
+    #[error("zstd level in {given:?} is not a whole number: use zstd-<level> with a level from 1 to 22")]
+    BadZstdLevel { given: String },
+    #[error("zstd level {level} is out of range: use a level from 1 (fastest) to 22 (smallest)")]
+    ZstdLevelOutOfRange { level: i32 },
+    #[error("row_group_rows is {got}: use a number of rows from 1 to {max}")]
+    RowGroupRows { got: usize, max: usize },
+}
+
+impl Compression {
+    /// Checks the zstd level; `None` and `Lz4` are always valid.
+    pub fn validate(self) -> Result<Self, CodecSpecError> {
+        match self {
+            Compression::Zstd(level) if !ZSTD_LEVELS.contains(&level) => {
+                Err(CodecSpecError::ZstdLevelOutOfRange { level })
+            }
+            valid => Ok(valid),
+        }
+    }
+
+    /// The Parquet codec; the compression must be valid.
+    pub(crate) fn to_parquet(self) -> parquet::basic::Compression {
+        use parquet::basic::{Compression as Codec, ZstdLevel};
+        match self {
+            Compression::None => Codec::UNCOMPRESSED,
+            Compression::Lz4 => Codec::LZ4_RAW,
+            Compression::Zstd(level) => {
+                Codec::ZSTD(ZstdLevel::try_new(level).expect("the level was validated against ZSTD_LEVELS"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Lz4 => f.write_str("lz4"),
+            Compression::Zstd(level) => write!(f, "zstd-{level}"),
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = CodecSpecError;
+
+    fn from_str(given: &str) -> Result<Self, Self::Err> {
+        let lower = given.to_ascii_lowercase();
+        let level = match lower.as_str() {
+            "none" => return Ok(Compression::None),
+            "lz4" => return Ok(Compression::Lz4),
+            "zstd" => return Ok(Compression::Zstd(DEFAULT_ZSTD_LEVEL)),
+            other => match other.strip_prefix("zstd") {
+                Some(rest) => rest
+                    .strip_prefix('-')
+                    .or_else(|| rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')))
+                    .ok_or_else(|| CodecSpecError::UnknownCompression { given: given.to_owned() })?,
+                None => return Err(CodecSpecError::UnknownCompression { given: given.to_owned() }),
+            },
+        };
+        // Digits only: `i32::from_str` would also take a sign (`zstd-+3`), which is not a spelling anyone means.
+        if level.is_empty() || !level.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CodecSpecError::BadZstdLevel { given: given.to_owned() });
+        }
+        // All digits, so the only failure is overflow, which is out of range in any case.
+        let level = level.parse::<i32>().unwrap_or(i32::MAX);
+        Compression::Zstd(level).validate()
+    }
+}
+
+impl From<Compression> for String {
+    fn from(compression: Compression) -> String {
+        compression.to_string()
+    }
+}
+
+impl TryFrom<String> for Compression {
+    type Error = CodecSpecError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl CodecSpec {
+    /// Checks every field; [`crate::columnar::encode`] and [`crate::columnar::recompress`] call this first.
+    pub fn validate(&self) -> Result<(), CodecSpecError> {
+        self.compression.validate()?;
+        if !(1..=MAX_ROW_GROUP_ROWS).contains(&self.row_group_rows) {
+            return Err(CodecSpecError::RowGroupRows { got: self.row_group_rows, max: MAX_ROW_GROUP_ROWS });
+        }
+        Ok(())
+    }
+}
+
+/// The default spec: LZ4, 65,536 rows per row group, dictionaries on.
+///
+/// Measured with `cargo run -p tierd-codecs --release --example columnar_bench` on 400,000 generated Mixpanel
+/// events of one day (about 500 bytes each as JSON), sorted by (event, time); see the example's output in the
+/// report of the columnar change and `BENCHMARKS.md`:
+///
+/// - LZ4 decodes fastest; zstd-3 is about a third smaller but slower to scan, so it belongs to colder tiers (the
+///   compression ladder recompresses into it with [`crate::columnar::recompress`]).
+/// - 64K rows per group: smaller groups prune a one-hour window more finely but every group repeats its column
+///   chunk metadata, statistics and dictionaries (size grows quickly below 16K rows); larger groups stop paying
+///   off once a group holds one event name's whole day, and cost memory on both sides.
+impl Default for CodecSpec {
+    fn default() -> Self {
+        Self { compression: Compression::Lz4, row_group_rows: 65_536, dictionary: true }
+    }
+}
+
+/// The serde form of [`CodecSpec`], validated on the way in.
+#[derive(serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CodecSpecFields {
+    compression: Compression,
+    row_group_rows: usize,
+    dictionary: bool,
+}
+
+impl Default for CodecSpecFields {
+    fn default() -> Self {
+        let CodecSpec { compression, row_group_rows, dictionary } = CodecSpec::default();
+        Self { compression, row_group_rows, dictionary }
+    }
+}
+
+impl TryFrom<CodecSpecFields> for CodecSpec {
+    type Error = CodecSpecError;
+
+    fn try_from(fields: CodecSpecFields) -> Result<Self, Self::Error> {
+        let CodecSpecFields { compression, row_group_rows, dictionary } = fields;
+        let spec = CodecSpec { compression, row_group_rows, dictionary };
+        spec.validate()?;
+        Ok(spec)
+    }
+}

@@ -1,0 +1,209 @@
+//! Background passes run on demand (`POST /v1/admin/passes/{name}/run`, `tierd pass run NAME`): plan with the pure
+//! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
+//! [`Rewriter`] and garbage collector. A dry run plans and reports without touching anything. Passes run one at a
+//! time; a failed action is reported and the pass goes on with the next. (Cron schedules come with a later issue.)
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tierd_policies::{RewriteAction, RewritePlanner, SegmentFormat, SegmentState as PState, SegmentStats};
+use tierd_store::catalog::{Format, SegmentMeta, SegmentState};
+use tierd_store::gc::GcConfig;
+use tierd_store::layout::Layout;
+use tierd_store::rewrite::{kind_label, Rewriter};
+use tierd_store::{Catalog, Clock, Failpoints};
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+pub const PASSES: &[&str] = &["reencode", "compact", "recompress", "gc"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassRequest {
+    #[serde(default)]
+    pub dry_run: bool,
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ActionReport {
+    pub kind: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub bytes_before: u64,
+    /// `None` in a dry run (not known before the rewrite).
+    pub bytes_after: Option<u64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PassReport {
+    pub pass: String,
+    pub dry_run: bool,
+    pub actions: Vec<ActionReport>,
+    /// Segments GC keeps, with why (only for `gc`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<ActionReport>,
+    pub errors: Vec<String>,
+}
+
+pub struct Passes {
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    failpoints: Arc<Failpoints>,
+    rewriter: Rewriter,
+    config: Config,
+    started_at_ms: i64,
+    /// Serializes passes (they run on blocking threads).
+    running: std::sync::Mutex<()>,
+}
+
+/// A catalog record as the planners see it.
+pub fn stats_of(m: &SegmentMeta) -> SegmentStats {
+    SegmentStats {
+        id: m.id.to_string(),
+        project: m.project.clone(),
+        day: m.day,
+        state: match m.state {
+            SegmentState::Open => PState::Open,
+            SegmentState::Sealed => PState::Sealed,
+            SegmentState::Retired => PState::Retired,
+        },
+        format: match m.format {
+            Format::Rows => SegmentFormat::Rows,
+            Format::Parquet => SegmentFormat::Columnar,
+        },
+        codec: m.codec.to_string(),
+        rows: m.rows,
+        bytes: m.bytes,
+        created_at_ms: m.created_at_ms,
+        max_time_ms: m.max_time_ms,
+    }
+}
+
+impl Passes {
+    pub fn new(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        failpoints: Arc<Failpoints>,
+        config: Config,
+    ) -> Self {
+        let base_spec = tierd_codecs::columnar::CodecSpec {
+            row_group_rows: config.rewrite.row_group_rows,
+            dictionary: config.rewrite.dictionary,
+            ..Default::default()
+        };
+        let rewriter = Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
+        let started_at_ms = clock.now_ms();
+        Self { layout, catalog, clock, failpoints, rewriter, config, started_at_ms, running: std::sync::Mutex::new(()) }
+    }
+
+    /// Runs pass `name`. Blocking: call from a blocking thread. `Err` only for an unknown pass name.
+    pub fn run(&self, name: &str, req: &PassRequest) -> Result<PassReport, String> {
+        if !PASSES.contains(&name) {
+            return Err(format!("unknown pass {name:?}; passes are {}", PASSES.join(", ")));
+        }
+        let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report =
+            PassReport { pass: name.to_string(), dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
+        if name == "gc" {
+            self.run_gc(req, &mut report);
+        } else {
+            self.run_rewrites(name, req, &mut report);
+        }
+        info!(
+            pass = name,
+            dry_run = req.dry_run,
+            actions = report.actions.len(),
+            errors = report.errors.len(),
+            "pass finished"
+        );
+        metrics::counter!("tierd_passes_total", "pass" => name.to_string(), "dry_run" => req.dry_run.to_string())
+            .increment(1);
+        Ok(report)
+    }
+
+    fn plan(&self, name: &str, req: &PassRequest) -> Vec<RewriteAction> {
+        let snapshot = self.catalog.snapshot();
+        let stats: Vec<SegmentStats> = snapshot
+            .segments()
+            .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
+            .map(|m| stats_of(m))
+            .collect();
+        let now = self.clock.now_ms();
+        match name {
+            "reencode" => self.config.reencode_planner().plan(now, &stats),
+            "compact" => self.config.compact_planner().plan(now, &stats),
+            "recompress" => self.config.recompress_planner().plan(now, &stats),
+            _ => unreachable!("checked by run"),
+        }
+    }
+
+    fn run_rewrites(&self, name: &str, req: &PassRequest, report: &mut PassReport) {
+        for action in self.plan(name, req) {
+            let mut a = ActionReport {
+                kind: kind_label(action.kind).to_string(),
+                inputs: action.inputs.clone(),
+                outputs: vec![],
+                bytes_before: action.bytes_before,
+                bytes_after: None,
+                reason: action.reason.clone(),
+            };
+            if !req.dry_run {
+                match self.rewriter.execute(&action) {
+                    Ok(o) => {
+                        a.outputs = o.outputs.iter().map(ToString::to_string).collect();
+                        a.bytes_after = Some(o.bytes_after);
+                    }
+                    Err(e) => {
+                        warn!(pass = name, inputs = ?action.inputs, error = %e, "rewrite failed");
+                        report.errors.push(format!("{} of {:?}: {e}", a.kind, action.inputs));
+                        continue;
+                    }
+                }
+            }
+            report.actions.push(a);
+        }
+    }
+
+    /// GC is node-wide (a retired segment is garbage whatever its project); `project` only filters the report.
+    fn run_gc(&self, req: &PassRequest, report: &mut PassReport) {
+        let cfg = GcConfig {
+            grace_ms: (self.config.gc.grace_secs as i64).saturating_mul(1000),
+            lease_ttl_ms: (self.config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
+        };
+        let now = self.clock.now_ms();
+        let result = if req.dry_run {
+            tierd_store::gc::plan(&self.catalog, now, self.started_at_ms, cfg)
+        } else {
+            tierd_store::gc::run(&self.layout, &self.catalog, &self.failpoints, now, self.started_at_ms, cfg)
+        };
+        match result {
+            Ok(decisions) => {
+                for d in decisions {
+                    let project_ok = req.project.as_ref().is_none_or(|p| d.location.starts_with(&format!("hot/{p}/")));
+                    if !project_ok {
+                        continue;
+                    }
+                    let a = ActionReport {
+                        kind: if d.delete { "delete".into() } else { "keep".into() },
+                        inputs: vec![d.id.to_string()],
+                        outputs: vec![],
+                        bytes_before: d.bytes,
+                        bytes_after: if d.delete && !req.dry_run { Some(0) } else { None },
+                        reason: d.reason,
+                    };
+                    if d.delete {
+                        report.actions.push(a);
+                    } else {
+                        report.kept.push(a);
+                    }
+                }
+            }
+            Err(e) => report.errors.push(format!("gc: {e}")),
+        }
+    }
+}
