@@ -31,13 +31,14 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
     }
 }
 
-/// Every segment of every project: project -> (generation, segments).
+/// Every segment of every project, retired ones (replaced, not yet deleted) included: project -> (generation,
+/// segments).
 pub fn catalog(daemon: &Daemon) -> BTreeMap<String, (Value, Vec<Value>)> {
     daemon
         .projects()
         .into_iter()
         .map(|p| {
-            let s = daemon.segments(&p, None, None);
+            let s = daemon.get(&format!("/v1/catalog/segments?project={p}&include_retired=true")).json;
             let segs = s["segments"].as_array().unwrap_or_else(|| panic!("segments of {p}: {s}")).clone();
             (p, (s["generation"].clone(), segs))
         })

@@ -204,3 +204,113 @@ fn crash_after_the_recovery_seal_commit() {
 fn crash_after_quarantining_a_file_during_recovery() {
     crash_during_recovery("fp-rec-quarantine", "recovery.quarantine");
 }
+
+// ---- rewrites and garbage collection ----
+
+/// Runs a pass; `None` when the process ended during the request (a failpoint that exits).
+fn try_pass(d: &Daemon, name: &str) -> Option<Value> {
+    let url = format!("{}/v1/admin/passes/{name}/run", d.url());
+    let r = http_client().post(url).json(&json!({})).send().ok()?;
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().ok()
+}
+
+fn live_formats(d: &Daemon) -> Vec<String> {
+    let segs = d.segments(PROJECT, None, None);
+    segs["segments"].as_array().unwrap().iter().map(|s| s["format"].as_str().unwrap().to_string()).collect()
+}
+
+/// Three acknowledged batches over days 0-3, all sealed (a clean stop seals), daemon running without failpoints.
+fn sealed_rows(dir: &TestDir, config: Option<&str>) -> (Daemon, Vec<String>) {
+    let mut d = start(dir, None, config);
+    let tags: Vec<String> = (0..3).map(|k| format!("b{k}")).collect();
+    for (k, tag) in tags.iter().enumerate() {
+        assert!(send(&d, &batch(tag, k as i64)));
+    }
+    d.stop();
+    d.restart();
+    assert!(live_formats(&d).iter().all(|f| f == "rows"));
+    (d, tags)
+}
+
+fn crash_in_rewrite(point: &str, committed: bool) {
+    let dir = TestDir::new(&format!("fp-{point}"));
+    let (mut d, tags) = sealed_rows(&dir, None);
+    d.set_failpoints(Some(&format!("{point}=exit")));
+    d.restart();
+    assert!(try_pass(&d, "reencode").is_none(), "the pass must die at {point}");
+    expect_failpoint_exit(&mut d, point);
+    restart_clean(&mut d);
+    check_after_restart(&d, &tags, "none", false);
+    let formats = live_formats(&d);
+    if committed {
+        assert!(formats.contains(&"parquet".to_string()), "the committed rewrite survives: {formats:?}");
+    } else {
+        assert!(formats.iter().all(|f| f == "rows"), "the uncommitted rewrite left no trace: {formats:?}");
+    }
+    // Whatever happened, the pass can run to the end now and answers stay the same.
+    let report = try_pass(&d, "reencode").expect("pass runs");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert!(live_formats(&d).iter().all(|f| f == "parquet"));
+    check_after_restart(&d, &tags, "none", false);
+}
+
+#[test]
+fn crash_after_the_rewrite_intent_leaves_no_trace() {
+    crash_in_rewrite("rewrite.intent", false);
+}
+
+#[test]
+fn crash_after_writing_a_rewrite_output_deletes_it_on_recovery() {
+    crash_in_rewrite("rewrite.write", false);
+}
+
+#[test]
+fn crash_after_verifying_a_rewrite_output_deletes_it_on_recovery() {
+    crash_in_rewrite("rewrite.verify", false);
+}
+
+#[test]
+fn crash_after_the_rewrite_commit_keeps_the_rewrite() {
+    crash_in_rewrite("rewrite.commit", true);
+}
+
+#[test]
+fn crash_during_recovery_rollback_of_a_rewrite() {
+    let dir = TestDir::new("fp-rec-rollback");
+    let (mut d, tags) = sealed_rows(&dir, None);
+    d.set_failpoints(Some("rewrite.verify=exit"));
+    d.restart();
+    assert!(try_pass(&d, "reencode").is_none());
+    expect_failpoint_exit(&mut d, "rewrite.verify");
+    d.set_failpoints(Some("recovery.rollback=exit"));
+    let err = d.try_restart().expect_err("recovery stops at the failpoint");
+    assert!(err.log_tail.contains("failpoint recovery.rollback hit"), "{err}");
+    restart_clean(&mut d);
+    check_after_restart(&d, &tags, "none", false);
+    assert!(live_formats(&d).iter().all(|f| f == "rows"));
+}
+
+#[test]
+fn crash_between_gc_deletes_and_the_catalog_commit() {
+    let dir = TestDir::new("fp-gc");
+    let config = "[catalog]\nlease_ttl_secs = 1\n[gc]\ngrace_secs = 0\n";
+    let (mut d, tags) = sealed_rows(&dir, Some(config));
+    assert_eq!(try_pass(&d, "reencode").unwrap()["errors"], json!([]));
+    d.set_failpoints(Some("gc.delete=exit@1"));
+    d.restart();
+    std::thread::sleep(Duration::from_millis(1100)); // one lease TTL after the restart
+    assert!(try_pass(&d, "gc").is_none(), "gc must die after its first delete");
+    expect_failpoint_exit(&mut d, "gc.delete");
+    restart_clean(&mut d);
+    check_after_restart(&d, &tags, "none", false);
+    std::thread::sleep(Duration::from_millis(1100));
+    let report = try_pass(&d, "gc").expect("gc runs");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    check_after_restart(&d, &tags, "none", false);
+    let all = d.get(&format!("/v1/catalog/segments?project={PROJECT}&include_retired=true")).json;
+    assert!(
+        all["segments"].as_array().unwrap().iter().all(|s| s["state"] != "retired"),
+        "every retired segment is gone: {all}"
+    );
+}

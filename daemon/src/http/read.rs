@@ -28,6 +28,9 @@ pub struct SegmentsParams {
     project: Option<String>,
     from: Option<i64>,
     to: Option<i64>,
+    /// Also list retired segments (replaced, not yet deleted): for operators and consistency checks.
+    #[serde(default)]
+    include_retired: bool,
 }
 
 fn segment_json(m: &SegmentMeta) -> Value {
@@ -63,7 +66,11 @@ pub async fn catalog_segments(
         return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to}); the window is [from, to)")));
     }
     let snapshot = state.catalog.snapshot();
-    let segments = snapshot.lookup(&project, from, to);
+    let segments = if p.include_retired {
+        snapshot.lookup_including_retired(&project, from, to)
+    } else {
+        snapshot.lookup(&project, from, to)
+    };
     let lease = state.catalog.grant_lease(
         state.clock.now_ms(),
         state.lease_ttl_ms,

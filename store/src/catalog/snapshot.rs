@@ -76,13 +76,28 @@ impl CatalogSnapshot {
     /// The live segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id). Retired
     /// segments are never returned: their replacements are.
     pub fn lookup(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
+        self.lookup_filtered(project, from_ms, to_ms, |m| m.is_live())
+    }
+
+    /// As [`CatalogSnapshot::lookup`], with retired segments too (those not yet deleted).
+    pub fn lookup_including_retired(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
+        self.lookup_filtered(project, from_ms, to_ms, |_| true)
+    }
+
+    fn lookup_filtered(
+        &self,
+        project: &str,
+        from_ms: i64,
+        to_ms: i64,
+        keep: impl Fn(&SegmentMeta) -> bool,
+    ) -> Vec<Arc<SegmentMeta>> {
         let Some(index) = self.by_project.get(project) else { return Vec::new() };
         if from_ms >= to_ms {
             return Vec::new();
         }
         let lo = (day_of_ms(from_ms), SegmentId(ulid::Ulid::nil()));
         let hi = (day_of_ms(to_ms - 1), SegmentId(ulid::Ulid::from(u128::MAX)));
-        index.range(lo..=hi).map(|(_, m)| m).filter(|m| m.is_live() && m.overlaps(from_ms, to_ms)).cloned().collect()
+        index.range(lo..=hi).map(|(_, m)| m).filter(|m| keep(m) && m.overlaps(from_ms, to_ms)).cloned().collect()
     }
 
     /// (segments, bytes) per (tier, state), for gauges and capacity checks.
