@@ -126,3 +126,127 @@ pub fn run(
     }
     Ok(decisions)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use tierd_codecs::columnar::CodecSpec;
+    use tierd_codecs::Event;
+    use tierd_policies::{ReencodePlanner, RewritePlanner};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::hot::{HotConfig, HotTier, IngestBatch};
+    use crate::query::{execute, GroupBy, Query};
+    use crate::rewrite::Rewriter;
+
+    const T0: i64 = 1_767_225_600_000;
+
+    fn count(layout: &Layout, snapshot: &crate::CatalogSnapshot) -> u64 {
+        let q = Query {
+            project: "p".into(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            event: None,
+            filters: vec![],
+            group_by: GroupBy::None,
+        };
+        execute(layout, snapshot, &q).unwrap().total
+    }
+
+    /// A query that pinned its snapshot before a rewrite keeps reading the retired inputs, GC keeps them while the
+    /// pin or a lease lives, and deletes them once neither does.
+    #[test]
+    fn retired_segments_outlive_pins_and_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let clock = ManualClock::new(T0);
+        let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+        let failpoints = Arc::new(Failpoints::none());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let hot = HotTier::start(
+                layout.clone(),
+                catalog.clone(),
+                Arc::new(clock.clone()),
+                HotConfig::default(),
+                failpoints.clone(),
+                Arc::new(|_| {}),
+            )
+            .unwrap();
+            for k in 0..3 {
+                let events: Vec<Event> = (0..10)
+                    .map(|i| Event {
+                        event: "E".into(),
+                        // ids (and times) 0..25 then 0..5 again: five re-sends with changed properties
+                        time_ms: T0 + (k * 10 + i) % 25,
+                        distinct_id: "u".into(),
+                        insert_id: format!("{}", (k * 10 + i) % 25),
+                        properties: json!({"k": k}).as_object().unwrap().clone(),
+                    })
+                    .collect();
+                hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
+            }
+            hot.shutdown().await; // seals
+        });
+        let before = catalog.pin();
+        assert_eq!(count(&layout, &before), 25);
+        let stats: Vec<_> = catalog
+            .snapshot()
+            .segments()
+            .map(|m| tierd_policies::SegmentStats {
+                id: m.id.to_string(),
+                project: m.project.clone(),
+                day: m.day,
+                state: tierd_policies::SegmentState::Sealed,
+                format: tierd_policies::SegmentFormat::Rows,
+                codec: m.codec.to_string(),
+                rows: m.rows,
+                bytes: m.bytes,
+                created_at_ms: m.created_at_ms,
+                max_time_ms: m.max_time_ms,
+            })
+            .collect();
+        let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
+        let actions = planner.plan(T0, &stats);
+        assert_eq!(actions.len(), 1);
+        let rewriter = Rewriter::new(
+            layout.clone(),
+            catalog.clone(),
+            Arc::new(clock.clone()),
+            failpoints.clone(),
+            CodecSpec::default(),
+        );
+        let outcome = rewriter.execute(&actions[0]).unwrap();
+        assert_eq!((outcome.rows_before, outcome.rows_after), (30, 25));
+        let input = outcome.inputs[0];
+        // Both views give the same answer: the pinned one reads the retired input, the new one the output.
+        assert_eq!(count(&layout, &catalog.snapshot()), 25);
+        assert_eq!(count(&layout, &before), 25);
+
+        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0 };
+        let decide = |now| plan(&catalog, now, 0, cfg).unwrap();
+        let d = decide(T0);
+        assert!(d.iter().all(|d| !d.delete && d.reason.contains("reader")), "{d:?}");
+        let lease = catalog.grant_lease(T0, 60_000, 1, vec![input]).unwrap();
+        drop(before);
+        let d = decide(T0);
+        let held = d.iter().find(|d| d.id == input).unwrap();
+        assert!(!held.delete && held.reason.contains(&lease.id), "{held:?}");
+        // Grace and the restart rule hold it too.
+        let graced = plan(&catalog, T0 + 60_001, 0, GcConfig { grace_ms: 3_600_000, lease_ttl_ms: 0 }).unwrap();
+        assert!(graced.iter().all(|d| !d.delete && d.reason.contains("grace")), "{graced:?}");
+        let fresh = plan(&catalog, T0 + 60_001, T0 + 60_000, GcConfig { grace_ms: 0, lease_ttl_ms: 10_000 }).unwrap();
+        assert!(fresh.iter().all(|d| !d.delete && d.reason.contains("restarted")), "{fresh:?}");
+        // Once the lease expired: deleted, files gone, answer unchanged.
+        let done = run(&layout, &catalog, &failpoints, T0 + 60_001, 0, cfg).unwrap();
+        assert_eq!(done.iter().filter(|d| d.delete).count(), outcome.inputs.len(), "{done:?}");
+        for d in &done {
+            assert!(!layout.resolve(&d.location).unwrap().exists());
+            assert!(catalog.snapshot().get(&d.id).is_none());
+        }
+        assert_eq!(count(&layout, &catalog.snapshot()), 25);
+    }
+}
