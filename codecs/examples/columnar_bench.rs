@@ -2,7 +2,7 @@
 //! group, and the compression, by bytes per event and by the speed of the scans tierd runs most.
 //!
 //! Run with `cargo run -p tierd-codecs --release --example columnar_bench -- [--events N] [--runs R]
-//! [--only sort|rows|codec] [--out FILE]` (defaults: 400,000 events, 5 runs, every section). With `--out`, the
+//! [--only sort|rows|codec|columns] [--out FILE]` (defaults: 400,000 events, 5 runs, every section). With `--out`, the
 //! segment written with the default spec is also saved to FILE, for checking it with other Parquet readers (e.g.
 //! DuckDB).
 //!
@@ -21,6 +21,8 @@
 //! - *1h all*: count of all events in a one-hour window; 24 windows;
 //! - *decode*: the whole segment back to events, per event.
 //!
+//! Section `columns` shows where the bytes go: compressed bytes per event of each column, per sort order.
+//!
 //! Every count is checked against the generated events, and the default encoding is checked to decode back to
 //! exactly the generated events. (The crate itself never reads a clock; a benchmark has to.)
 
@@ -30,6 +32,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde_json::{json, Map, Value};
 use tierd_codecs::columnar::{
     decode, encode_with_order, read_meta, scan, CodecSpec, Compression, ScanRequest, SegmentInfo, SortOrder,
@@ -384,6 +387,36 @@ fn report(label: &str, m: &Measured) {
     );
 }
 
+/// Compressed bytes per event of each column, for each sort order (default spec).
+fn column_sizes(events: &[StoredEvent], info: &SegmentInfo) {
+    let n = events.len() as f64;
+    let mut sizes: Vec<(String, Vec<f64>)> = Vec::new();
+    for (o, order) in SortOrder::ALL.into_iter().enumerate() {
+        let bytes = Bytes::from(encode_with_order(info, events, &CodecSpec::default(), order).expect("encode"));
+        let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes).expect("footer");
+        for group in metadata.row_groups() {
+            for chunk in group.columns() {
+                let name = chunk.column_path().string();
+                let slot = match sizes.iter().position(|(n, _)| *n == name) {
+                    Some(i) => i,
+                    None => {
+                        sizes.push((name, vec![0.0; SortOrder::ALL.len()]));
+                        sizes.len() - 1
+                    }
+                };
+                sizes[slot].1[o] += chunk.compressed_size() as f64 / n;
+            }
+        }
+    }
+    sizes.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]));
+    println!("\n## Compressed bytes per event by column ({:?})\n", CodecSpec::default());
+    println!("| column | {} |", SortOrder::ALL.map(|o| o.to_string()).join(" | "));
+    println!("|---|---|---|---|");
+    for (name, per_order) in &sizes {
+        println!("| {name} | {} |", per_order.iter().map(|b| format!("{b:.2}")).collect::<Vec<_>>().join(" | "));
+    }
+}
+
 fn main() {
     let (mut n, mut runs, mut only, mut out) = (400_000usize, 5usize, String::new(), None);
     let mut args = std::env::args().skip(1);
@@ -424,6 +457,12 @@ fn main() {
     if let Some(path) = out {
         std::fs::write(&path, &encoded).expect("write the segment");
         println!("wrote {path} ({} bytes)", encoded.len());
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        events.iter().for_each(|e| *counts.entry(e.event.event.as_str()).or_default() += 1);
+        let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = counts.iter().take(5).map(|(name, n)| format!("{name}: {n}")).collect();
+        println!("events by name (to compare with other readers): {}, ...", top.join(", "));
     }
 
     if only.is_empty() || only == "sort" {
@@ -443,6 +482,9 @@ fn main() {
             let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: rows, dictionary: true };
             report(&format!("{rows} rows"), &measure(&events, &q, &info, &spec, SortOrder::DEFAULT, runs));
         }
+    }
+    if only.is_empty() || only == "columns" {
+        column_sizes(&events, &info);
     }
     if only.is_empty() || only == "codec" {
         println!("\n## Compression and dictionaries (sort {}, 64K rows)\n", SortOrder::DEFAULT);

@@ -29,7 +29,7 @@ pub const PROPS_COLUMN: &str = "_props";
 
 /// Most rows per data page (the writer checks it every 1024 rows). Pages are the unit the page index prunes
 /// inside a row group. TBD.
-pub const PAGE_ROWS: usize = 4096;
+pub const PAGE_ROWS: usize = 2048;
 
 /// The columnar format version this code writes, and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -9,7 +9,7 @@ use arrow_array::Array;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
 use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, RowGroupMetaData};
+use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData, RowGroupMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
@@ -56,7 +56,11 @@ pub struct ScanStats {
 /// Fails like [`super::decode`] on bytes that are not a readable columnar segment; `f` sees only events decoded
 /// before a failure.
 pub fn scan(bytes: Bytes, req: &ScanRequest, mut f: impl FnMut(StoredEvent)) -> Result<ScanStats, ColumnarError> {
-    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    // Page statistics (column index) are only consulted for `time` and `event`; page locations (offset index) are
+    // needed for every column read, to skip pages. Loading only those keeps the fixed cost of a scan down.
+    let options = ArrowReaderOptions::new()
+        .with_page_index_policy(PageIndexPolicy::Optional)
+        .with_column_index_mask(ColumnChunkMask::columns([TIME_INDEX, EVENT_INDEX]));
     let (metadata, layout) = open(&bytes, options)?;
     let segment_id = layout.info.segment_id.as_str();
     let parquet = metadata.metadata().clone();
@@ -192,7 +196,7 @@ fn page_ranges(metadata: &ParquetMetaData, group: usize, rows: usize, req: &Scan
         Some(kept)
     };
 
-    let mut kept = vec![0..rows];
+    let mut kept: Vec<Range<usize>> = std::iter::once(0..rows).collect();
     let by_time = pages(TIME_INDEX, &|index, page| match index {
         ColumnIndexMetaData::INT64(index) => {
             overlaps(index.min_value(page).copied(), index.max_value(page).copied(), req)

@@ -440,6 +440,46 @@ fn scan_prunes_pages_inside_a_row_group() {
     assert!(stats.rows_read <= layout::PAGE_ROWS as u64 * 2, "read {} rows", stats.rows_read);
 }
 
+/// Many pages in several row groups, names interleaved in time: row group and page pruning by both time and
+/// event, checked against the straightforward filter for many windows.
+#[test]
+fn pruned_scans_match_the_filter_across_pages_and_row_groups() {
+    let mut state = 0x5EED_u64;
+    let mut next = move |n: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    let events: Vec<StoredEvent> = (0..30_000u64)
+        .map(|seq| {
+            // Skewed names, so some names fill pages alone and others share them.
+            let name = names[(next(100) * next(100) / 2000) as usize];
+            stored(seq, name, next(86_400) as i64 * 1000, json!({"v": seq}))
+        })
+        .collect();
+    let bytes = Bytes::from(encode(&info(), &events, &spec(Compression::Lz4, 10_000)).unwrap());
+    let mut pruned_rows = 0;
+    for _ in 0..40 {
+        let from = next(90_000) as i64 * 1000 - 2_000_000;
+        let to = from + next(20_000) as i64 * 1000;
+        let event = (next(4) > 0).then(|| names[next(5) as usize].to_owned());
+        let req = ScanRequest { from_ms: from, to_ms: to, event: event.clone(), properties: Some(vec![]) };
+        let mut got = Vec::new();
+        let stats = scan(bytes.clone(), &req, |e| got.push(e.seq)).unwrap();
+        got.sort_unstable();
+        let expected: Vec<u64> = events
+            .iter()
+            .filter(|e| (from..to).contains(&e.event.time_ms))
+            .filter(|e| event.as_ref().is_none_or(|name| &e.event.event == name))
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(got, expected, "{req:?}");
+        assert_eq!(stats.row_groups, 3);
+        pruned_rows += 30_000 - stats.rows_read;
+    }
+    assert!(pruned_rows > 40 * 15_000, "pruning skipped only {pruned_rows} rows in 40 scans");
+}
+
 #[test]
 fn scan_returns_only_the_requested_properties() {
     let events = hourly_events();
@@ -611,8 +651,10 @@ fn sort_orders_give_the_same_content_in_their_own_order() {
 
 #[test]
 fn range_intersection() {
-    assert_eq!(scan::intersect(&[0..10], &[2..4, 6..12]), vec![2..4, 6..10]);
-    assert_eq!(scan::intersect(&[0..3, 5..8], &[2..6]), vec![2..3, 5..6]);
-    assert_eq!(scan::intersect(&[0..3], &[3..6]), vec![]);
-    assert_eq!(scan::intersect(&[], &[3..6]), vec![]);
+    let ranges = |pairs: &[(usize, usize)]| pairs.iter().map(|&(a, b)| a..b).collect::<Vec<_>>();
+    let intersect = |a: &[(usize, usize)], b: &[(usize, usize)]| scan::intersect(&ranges(a), &ranges(b));
+    assert_eq!(intersect(&[(0, 10)], &[(2, 4), (6, 12)]), ranges(&[(2, 4), (6, 10)]));
+    assert_eq!(intersect(&[(0, 3), (5, 8)], &[(2, 6)]), ranges(&[(2, 3), (5, 6)]));
+    assert_eq!(intersect(&[(0, 3)], &[(3, 6)]), ranges(&[]));
+    assert_eq!(intersect(&[], &[(3, 6)]), ranges(&[]));
 }
