@@ -139,7 +139,7 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
     let dir = TestDir::new("rewrites");
     let mut d = Daemon::start(&dir.data_dir(), Some(CONFIG));
     let mut m = Model::new();
-    let mut g = EventGen::new(0x5EED_2EE, DAY0, 4);
+    let mut g = EventGen::new(0x05EE_D2EE, DAY0, 4);
     let events = g.events(3000);
     import(&d, &mut m, GEN, &events);
     // At-least-once re-sends: exact and changed copies (the last copy wins).
