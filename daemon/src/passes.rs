@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tierd_policies::{RewriteAction, RewritePlanner, SegmentFormat, SegmentState as PState, SegmentStats};
-use tierd_store::catalog::{Format, SegmentMeta, SegmentState};
+use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
 use tierd_store::gc::GcConfig;
 use tierd_store::layout::Layout;
 use tierd_store::rewrite::{kind_label, Rewriter};
@@ -60,29 +59,6 @@ pub struct Passes {
     running: std::sync::Mutex<()>,
 }
 
-/// A catalog record as the planners see it.
-pub fn stats_of(m: &SegmentMeta) -> SegmentStats {
-    SegmentStats {
-        id: m.id.to_string(),
-        project: m.project.clone(),
-        day: m.day,
-        state: match m.state {
-            SegmentState::Open => PState::Open,
-            SegmentState::Sealed => PState::Sealed,
-            SegmentState::Retired => PState::Retired,
-        },
-        format: match m.format {
-            Format::Rows => SegmentFormat::Rows,
-            Format::Parquet => SegmentFormat::Columnar,
-        },
-        codec: m.codec.to_string(),
-        rows: m.rows,
-        bytes: m.bytes,
-        created_at_ms: m.created_at_ms,
-        max_time_ms: m.max_time_ms,
-    }
-}
-
 impl Passes {
     pub fn new(
         layout: Layout,
@@ -131,7 +107,7 @@ impl Passes {
         let stats: Vec<SegmentStats> = snapshot
             .segments()
             .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
-            .map(|m| stats_of(m))
+            .map(|m| m.planner_stats())
             .collect();
         let now = self.clock.now_ms();
         match name {

@@ -193,22 +193,7 @@ mod tests {
         });
         let before = catalog.pin();
         assert_eq!(count(&layout, &before), 25);
-        let stats: Vec<_> = catalog
-            .snapshot()
-            .segments()
-            .map(|m| tierd_policies::SegmentStats {
-                id: m.id.to_string(),
-                project: m.project.clone(),
-                day: m.day,
-                state: tierd_policies::SegmentState::Sealed,
-                format: tierd_policies::SegmentFormat::Rows,
-                codec: m.codec.to_string(),
-                rows: m.rows,
-                bytes: m.bytes,
-                created_at_ms: m.created_at_ms,
-                max_time_ms: m.max_time_ms,
-            })
-            .collect();
+        let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
         let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
         let actions = planner.plan(T0, &stats);
         assert_eq!(actions.len(), 1);

@@ -176,6 +176,30 @@ impl SegmentMeta {
         self.rows > 0 && self.min_time_ms < to_ms && self.max_time_ms >= from_ms
     }
 
+    /// The record as the pure planners of `policies` see it.
+    pub fn planner_stats(&self) -> tierd_policies::SegmentStats {
+        use tierd_policies::{SegmentFormat, SegmentState as P};
+        tierd_policies::SegmentStats {
+            id: self.id.to_string(),
+            project: self.project.clone(),
+            day: self.day,
+            state: match self.state {
+                SegmentState::Open => P::Open,
+                SegmentState::Sealed => P::Sealed,
+                SegmentState::Retired => P::Retired,
+            },
+            format: match self.format {
+                Format::Rows => SegmentFormat::Rows,
+                Format::Parquet => SegmentFormat::Columnar,
+            },
+            codec: self.codec.to_string(),
+            rows: self.rows,
+            bytes: self.bytes,
+            created_at_ms: self.created_at_ms,
+            max_time_ms: self.max_time_ms,
+        }
+    }
+
     /// Whether new lookups see it (retired segments are only for readers that already hold them).
     pub fn is_live(&self) -> bool {
         self.state != SegmentState::Retired
