@@ -1,7 +1,9 @@
 //! Shredding: which properties of a segment get a typed column of their own, and how a value goes in and out of
 //! such a column without changing its JSON type.
 //!
-//! The decision is made per segment from its data ([`plan`]); everything that does not get, or does not fit, a
+//! The decision is made per segment from its data: a key gets a column (named [`property_column_name`]) when at
+//! least half of the segment's rows carry it with one and the same [`ColumnKind`] of value; ties between kinds go
+//! to the first in the order Utf8, Int64, Float64, Boolean, Json. Everything that does not get, or does not fit, a
 //! column goes to the JSON remainder `_props`, so shredding can never lose or alter a value.
 
 use std::collections::HashMap;

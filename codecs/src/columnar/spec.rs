@@ -157,22 +157,23 @@ impl CodecSpec {
 ///
 /// | rows per group | groups | bytes/event | open | 1 h, one event |
 /// |---|---|---|---|---|
-/// | 8,192 | 49 | 63.1 | 0.74 ms | 2.0 ms |
-/// | 16,384 | 25 | 62.0 | 0.49 ms | 1.7 ms |
-/// | 32,768 | 13 | 61.0 | 0.39 ms | 1.5 ms |
-/// | **65,536** | 7 | 60.3 | 0.16 ms | 1.4 ms |
-/// | 131,072 | 4 | 59.2 | 0.13 ms | 1.4 ms |
-/// | 262,144 | 2 | 58.9 | 0.11 ms | 1.5 ms |
-/// | 1,048,576 | 1 | 59.7 | 0.09 ms | 1.8 ms |
+/// | 8,192 | 49 | 63.4 | 0.59 ms | 1.24 ms |
+/// | 16,384 | 25 | 62.4 | 0.36 ms | 1.02 ms |
+/// | 32,768 | 13 | 61.4 | 0.26 ms | 0.98 ms |
+/// | **65,536** | 7 | 60.7 | 0.20 ms | 0.90 ms |
+/// | 131,072 | 4 | 59.6 | 0.17 ms | 0.86 ms |
+/// | 262,144 | 2 | 59.4 | 0.14 ms | 0.98 ms |
+/// | 1,048,576 | 1 | 60.2 | 0.13 ms | 1.04 ms |
 ///
-/// - 64K rows: below it every group repeats its column chunk metadata, statistics and dictionaries (+5% bytes at
-///   8K) and opening costs more; above it the file is at most 2% smaller, while the writer buffers a bigger
-///   group, and readers that parallelise by row group (DuckDB) get fewer units of work from a segment (a sealed hot
-///   segment holds a few hundred thousand events).
-/// - LZ4 (60.3 bytes/event): the fastest to scan. zstd-1 is 39% smaller (36.9) and about 1.5x slower to scan;
-///   zstd-19 is 43% smaller (34.6) but 5x slower to write. The zstd levels belong to colder tiers, reached with
-///   [`crate::columnar::recompress`].
-/// - Dictionaries on: off costs 60% more bytes with LZ4 (96.2) and is no faster.
+/// - 64K rows: below it every group repeats its column chunk metadata, statistics and dictionaries (+4.5% bytes
+///   at 8K) and opening costs more; above it the file is at most 2% smaller and scans are no faster, while the
+///   writer buffers a bigger group and readers that parallelise by row group (DuckDB) get fewer units of work
+///   from a segment (a sealed hot segment holds a few hundred thousand events).
+/// - LZ4 (60.7 bytes/event): fast to scan and write. zstd-1 is 38% smaller (37.4) and 1.6x slower to scan;
+///   zstd-19 is 42% smaller (35.3) and several times slower to write (36 vs 14 µs/event in that run). The zstd
+///   levels belong to colder tiers, reached with [`crate::columnar::recompress`]. (No compression is 42% bigger
+///   and barely faster to scan.)
+/// - Dictionaries on: off costs 60% more bytes with LZ4 (97.4) and is no faster.
 impl Default for CodecSpec {
     fn default() -> Self {
         Self { compression: Compression::Lz4, row_group_rows: 65_536, dictionary: true }

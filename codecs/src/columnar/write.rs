@@ -32,27 +32,27 @@ const BATCH_TEXT_BYTES: usize = 64 << 20;
 ///
 /// Measured with `cargo run -p tierd-codecs --release --example columnar_bench -- --runs 7` on 400,000 generated
 /// Mixpanel events of one day (532 bytes each as `/import` JSON; 40 event names and 50,000 users, both Zipf-like;
-/// users with stable device and location properties), 64K-row groups, 4096-row pages. Scans count the events of
+/// users with stable device and location properties), 64K-row groups, 2048-row pages. Scans count the events of
 /// a window from a segment in memory, requesting no properties; "rows" is the number of rows decoded after row
 /// group and page pruning (exact), times are medians per query on a shared 2-vCPU VM (±20% from run to run):
 ///
 /// | order | bytes/event lz4 / zstd-3 | 1 h, one event | whole day, one event | 1 h, all events |
 /// |---|---|---|---|---|
-/// | time | 58.3 / 38.2 | 1.53 ms, 20,592 rows | 18.5 ms, 400,000 rows | 2.1 ms, 20,592 rows |
-/// | (event, time) | 60.3 / 39.4 | 1.43 ms, 11,548 rows | 4.3 ms, 34,133 rows | 14.9 ms, 200,971 rows |
-/// | (event, distinct_id, time) | 58.3 / 38.2 | 2.0 ms, 34,133 rows | 3.8 ms, 34,133 rows | 20.9 ms, 400,000 rows |
+/// | time | 58.7 / 36.9 | 1.36 ms, 18,629 rows | 17.2 ms, 400,000 rows | 2.1 ms, 18,629 rows |
+/// | **(event, time)** | 60.7 / 38.1 | 0.89 ms, 6,684 rows | 2.8 ms, 31,403 rows | 7.3 ms, 133,568 rows |
+/// | (event, distinct_id, time) | 58.7 / 36.9 | 1.43 ms, 30,891 rows | 2.5 ms, 31,403 rows | 14.7 ms, 398,464 rows |
 ///
 /// - tierd's queries name their events (counts, funnels and retention are all per event), and for those
 ///   (event, time) decodes the fewest rows: an event's rows are contiguous, so row group and page statistics on
 ///   `event` skip every other event, and its rows are time-sorted, so page statistics on `time` skip the rest of
-///   the day. Time order decodes every event of the window (1.8x the rows for one hour, 12x for one day);
+///   the day. Time order decodes every event of the window (2.8x the rows for one hour, 13x for one day);
 ///   (event, distinct_id, time) keeps the event pruning but scatters each event's times, so no time pruning is
-///   left inside an event (3x the rows for one hour).
+///   left inside an event (4.6x the rows for one hour).
 /// - The price is 3% more bytes than the other two orders (2 bytes/event): sequence, time and session ids
 ///   correlate with time and lose some of their delta/dictionary compactness, partly won back on `event` and
-///   `_props`. Most bytes are in columns no order helps (`$insert_id`, random: 34 of 60 bytes with lz4).
-/// - Windows over all events are where time order wins (a tenth of the rows, 7x faster, for one hour); those are
-///   rare in Mixpanel-style analytics (live views, exports), and they still get page pruning inside every
+///   `_props`. Most bytes are in columns no order helps (`$insert_id`, random: 34 of 61 bytes with lz4).
+/// - Windows over all events are where time order wins (a seventh of the rows, 3.4x faster, for one hour); those
+///   are rare in Mixpanel-style analytics (live views, exports), and they still get page pruning inside every
 ///   event's run.
 pub fn sort_permutation(events: &[StoredEvent], order: SortOrder) -> Vec<usize> {
     let mut permutation: Vec<usize> = (0..events.len()).collect();

@@ -19,6 +19,23 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+/// Opens a catalog that this process just closed. sled's flusher thread may hold a dropped database (and its file
+/// lock) for a moment after `drop`; a new process never meets this, a test reopening in-process does.
+#[cfg(test)]
+pub(crate) fn open_retrying(dir: &Path) -> Catalog {
+    let mut tries = 0;
+    loop {
+        match Catalog::open(dir) {
+            Ok(c) => return c,
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen {}: {e}", dir.display()),
+        }
+    }
+}
+
 use std::path::Path;
 use std::sync::Arc;
 

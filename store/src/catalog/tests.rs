@@ -31,6 +31,8 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
     }
 }
 
+use super::open_retrying as reopen;
+
 #[test]
 fn commits_bump_generation_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +51,7 @@ fn commits_bump_generation_and_survive_reopen() {
         assert_eq!(s.get(&a.id).unwrap().updated_generation, 2);
         assert_eq!(s.get(&b.id).unwrap().created_generation, 2);
     }
-    let c = Catalog::open(dir.path()).unwrap();
+    let c = reopen(dir.path());
     let s = c.snapshot();
     assert_eq!(s.generation(), 2);
     assert_eq!(s.get(&a.id).unwrap().rows, 11);
@@ -105,7 +107,7 @@ fn leases_persist_and_expire() {
     assert_eq!(c.prune_leases(2000).unwrap(), 1);
     c.flush().unwrap();
     drop(c);
-    let c = Catalog::open(dir.path()).unwrap();
+    let c = reopen(dir.path());
     let live = c.live_leases(2000).unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].0, l2.id);
@@ -165,7 +167,7 @@ proptest! {
             }
             if reopen {
                 drop(c);
-                c = Catalog::open(dir.path()).unwrap();
+                c = super::open_retrying(dir.path());
             }
             let s = c.snapshot();
             prop_assert_eq!(s.generation(), generation);

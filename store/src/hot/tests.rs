@@ -28,7 +28,7 @@ struct Fixture {
 
 fn start(dir: tempfile::TempDir, clock: ManualClock, config: HotConfig) -> Fixture {
     let layout = Layout::new(dir.path());
-    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+    let catalog = Arc::new(crate::catalog::open_retrying(&layout.catalog_dir()));
     recover(&layout, &catalog, &clock, &Failpoints::none()).unwrap();
     let hot = HotTier::start(
         layout,
