@@ -33,6 +33,9 @@ pub struct RewriteConfig {
     pub row_group_rows: usize,
     /// Dictionary-encode columns.
     pub dictionary: bool,
+    /// Lossless dedup: the copies a rewrite's dedup removes are kept in a side segment for this many seconds, so
+    /// that a wrong dedup can be inspected and undone; 0 drops them at once.
+    pub keep_duplicates_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -147,7 +150,7 @@ impl Default for Config {
 impl Default for RewriteConfig {
     fn default() -> Self {
         let spec = tierd_codecs::columnar::CodecSpec::default();
-        Self { row_group_rows: spec.row_group_rows, dictionary: spec.dictionary }
+        Self { row_group_rows: spec.row_group_rows, dictionary: spec.dictionary, keep_duplicates_secs: 7 * 86_400 }
     }
 }
 

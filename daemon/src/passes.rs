@@ -34,6 +34,12 @@ pub struct ActionReport {
     /// `None` in a dry run (not known before the rewrite).
     pub bytes_after: Option<u64>,
     pub reason: String,
+    /// Copies the rewrite's dedup removed (not in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates_removed: Option<u64>,
+    /// The side segment keeping them, when dedup is lossless (`rewrite.keep_duplicates_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates_segment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -72,7 +78,12 @@ impl Passes {
             dictionary: config.rewrite.dictionary,
             ..Default::default()
         };
-        let rewriter = Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
+        let mut rewriter =
+            Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
+        if config.rewrite.keep_duplicates_secs > 0 {
+            let keep_ms = i64::try_from(config.rewrite.keep_duplicates_secs).unwrap_or(i64::MAX / 1000) * 1000;
+            rewriter = rewriter.keep_duplicates_for(keep_ms);
+        }
         let started_at_ms = clock.now_ms();
         Self { layout, catalog, clock, failpoints, rewriter, config, started_at_ms, running: std::sync::Mutex::new(()) }
     }
@@ -107,6 +118,8 @@ impl Passes {
         let stats: Vec<SegmentStats> = snapshot
             .segments()
             .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
+            // Side segments of removed duplicates are kept as they are until retention ends.
+            .filter(|m| m.role.is_data())
             .map(|m| m.planner_stats())
             .collect();
         let now = self.clock.now_ms();
@@ -127,12 +140,16 @@ impl Passes {
                 bytes_before: action.bytes_before,
                 bytes_after: None,
                 reason: action.reason.clone(),
+                duplicates_removed: None,
+                duplicates_segment: None,
             };
             if !req.dry_run {
                 match self.rewriter.execute(&action) {
                     Ok(o) => {
                         a.outputs = o.outputs.iter().map(ToString::to_string).collect();
                         a.bytes_after = Some(o.bytes_after);
+                        a.duplicates_removed = Some(o.duplicates_removed);
+                        a.duplicates_segment = o.duplicates_segment.map(|id| id.to_string());
                     }
                     Err(e) => {
                         warn!(pass = name, inputs = ?action.inputs, error = %e, "rewrite failed");
@@ -164,15 +181,22 @@ impl Passes {
                     if !project_ok {
                         continue;
                     }
+                    let kind = match (d.delete, d.expire) {
+                        (true, _) => "delete",
+                        (false, true) => "expire",
+                        (false, false) => "keep",
+                    };
                     let a = ActionReport {
-                        kind: if d.delete { "delete".into() } else { "keep".into() },
+                        kind: kind.into(),
                         inputs: vec![d.id.to_string()],
                         outputs: vec![],
                         bytes_before: d.bytes,
                         bytes_after: if d.delete && !req.dry_run { Some(0) } else { None },
                         reason: d.reason,
+                        duplicates_removed: None,
+                        duplicates_segment: None,
                     };
-                    if d.delete {
+                    if d.delete || d.expire {
                         report.actions.push(a);
                     } else {
                         report.kept.push(a);

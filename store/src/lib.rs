@@ -25,7 +25,7 @@ pub mod read;
 pub mod recovery;
 pub mod rewrite;
 
-pub use catalog::{Catalog, CatalogSnapshot, Lease, SegmentMeta, SegmentState};
+pub use catalog::{Catalog, CatalogSnapshot, Lease, Role, SegmentMeta, SegmentState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use failpoint::Failpoints;

@@ -24,7 +24,7 @@ use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
 use crate::catalog::{
-    Catalog, CatalogChange, Codec, Format, Retirement, RewriteIntent, SegmentMeta, SegmentState, Tier,
+    Catalog, CatalogChange, Codec, Format, Retirement, RewriteIntent, Role, SegmentMeta, SegmentState, Tier,
 };
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
@@ -41,6 +41,8 @@ pub struct RewriteOutcome {
     pub rows_before: u64,
     pub rows_after: u64,
     pub duplicates_removed: u64,
+    /// The side segment holding the removed copies, when they are kept ([`Rewriter::keep_duplicates_for`]).
+    pub duplicates_segment: Option<SegmentId>,
 }
 
 /// Carries out planned rewrites. One rewrite at a time per instance (the passes run them in sequence).
@@ -51,6 +53,8 @@ pub struct Rewriter {
     failpoints: Arc<Failpoints>,
     /// Layout knobs of every columnar output (row group size, dictionary); the compression comes from the action.
     base_spec: CodecSpec,
+    /// `Some(ms)`: lossless dedup, the removed copies go to a side segment kept this long. `None`: dropped.
+    keep_duplicates_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -76,7 +80,14 @@ impl Rewriter {
         failpoints: Arc<Failpoints>,
         base_spec: CodecSpec,
     ) -> Self {
-        Self { layout, catalog, clock, failpoints, base_spec }
+        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None }
+    }
+
+    /// Makes dedup lossless: every rewrite that removes copies also writes them to a side segment
+    /// ([`Role::Duplicates`]) in the same commit, kept for `keep_ms` before garbage collection retires it.
+    pub fn keep_duplicates_for(mut self, keep_ms: i64) -> Self {
+        self.keep_duplicates_ms = Some(keep_ms);
+        self
     }
 
     /// Executes one planned action. Fails without changing anything visible if an input is no longer a sealed
@@ -125,74 +136,108 @@ impl Rewriter {
         let rows_before: u64 = inputs.iter().map(|m| m.rows).sum();
         let bytes_before: u64 = inputs.iter().map(|m| m.bytes).sum();
 
-        // Step 1: inputs -> output bytes, in memory.
+        // Step 1: inputs -> output bytes, in memory (and the removed copies, when they are kept).
         let single_parquet = inputs.len() == 1 && inputs[0].format == Format::Parquet;
-        let (bytes, kept) = if action.kind == RewriteKind::Recompress && single_parquet {
-            // Recompress without re-parsing events: the columnar data is re-written as it is.
-            let input = crate::read::read_committed(&self.layout, &inputs[0])?;
-            let out = columnar::recompress(&input, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
-            (out, None)
-        } else {
-            let mut events: Vec<StoredEvent> = Vec::with_capacity(rows_before as usize);
-            for m in &inputs {
-                events.extend(crate::read::read_events(&self.layout, m)?);
-            }
-            let (kept, _removed) = tierd_codecs::dedup::dedup_split(&action.project, events);
-            let out = columnar::encode(&info, &kept, &spec)
-                .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("encode: {e}") })?;
-            (out, Some(kept))
-        };
-        let meta_out = columnar::read_meta(&bytes)
-            .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("re-reading output: {e}") })?;
-        let rows_after = meta_out.rows;
-        let (min_seq, max_seq) = match &kept {
-            Some(k) => (k.iter().map(|e| e.seq).min().unwrap_or(0), k.iter().map(|e| e.seq).max().unwrap_or(0)),
-            None => (inputs[0].min_seq, inputs[0].max_seq),
-        };
+        let (bytes, rows_after, (min_seq, max_seq), removed) =
+            if action.kind == RewriteKind::Recompress && single_parquet {
+                // Recompress without re-parsing events: the columnar data is re-written as it is.
+                let input = crate::read::read_committed(&self.layout, &inputs[0])?;
+                let out = columnar::recompress(&input, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
+                (out, inputs[0].rows, (inputs[0].min_seq, inputs[0].max_seq), Vec::new())
+            } else {
+                let mut events: Vec<StoredEvent> = Vec::with_capacity(rows_before as usize);
+                for m in &inputs {
+                    events.extend(crate::read::read_events(&self.layout, m)?);
+                }
+                let (kept, removed) = tierd_codecs::dedup::dedup_split(&action.project, events);
+                let out = columnar::encode(&info, &kept, &spec)
+                    .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("encode: {e}") })?;
+                (out, kept.len() as u64, seq_range(&kept), removed)
+            };
+        let duplicates_removed = rows_before.saturating_sub(rows_after);
 
-        // Step 2: the intent, durable before any byte of the output exists.
-        let location = format!("hot/{}/{output_id}.{}", action.project, Format::Parquet.extension());
-        let intent = RewriteIntent {
-            output: output_id,
-            location: location.clone(),
-            inputs: inputs.iter().map(|m| m.id).collect(),
+        // The side segment of removed copies, when they are kept and there are any.
+        let side = match self.keep_duplicates_ms {
+            Some(keep_ms) if !removed.is_empty() => {
+                let side_id = SegmentId::generate(now);
+                let side_info =
+                    SegmentInfo { segment_id: side_id.to_string(), project: action.project.clone(), day: action.day };
+                let side_bytes = columnar::encode(&side_info, &removed, &spec)
+                    .map_err(|e| StoreError::Corrupt { id: side_id, message: format!("encode: {e}") })?;
+                let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
+                Some((side_id, side_bytes, removed.len() as u64, seq_range(&removed), role))
+            }
+            _ => None,
+        };
+        drop(removed);
+
+        // Step 2: the intents, durable before any byte of an output exists.
+        let location_of = |id: SegmentId| format!("hot/{}/{id}.{}", action.project, Format::Parquet.extension());
+        let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
+        let intent_of = |id: SegmentId| RewriteIntent {
+            output: id,
+            location: location_of(id),
+            inputs: input_ids.clone(),
             started_at_ms: now,
         };
-        self.catalog.record_intent(&intent)?;
-        let (checksum, verified) = match self.write_and_verify(&intent, &bytes, rows_after) {
-            Ok(v) => v,
-            Err(e) => {
-                self.roll_back(&intent);
-                return Err(e);
+        let mut intents = vec![intent_of(output_id)];
+        if let Some((side_id, ..)) = &side {
+            intents.push(intent_of(*side_id));
+        }
+        self.catalog.record_intents(&intents)?;
+        let mut written = vec![(bytes.as_slice(), rows_after)];
+        if let Some((_, side_bytes, side_rows, ..)) = &side {
+            written.push((side_bytes.as_slice(), *side_rows));
+        }
+        let mut verified = Vec::with_capacity(written.len());
+        for (intent, (bytes, rows)) in intents.iter().zip(written) {
+            match self.write_and_verify(intent, bytes, rows) {
+                Ok(v) => verified.push(v),
+                Err(e) => {
+                    self.roll_back(&intents);
+                    return Err(e);
+                }
             }
-        };
+        }
 
-        // Step 5: one transaction swaps the inputs for the output. If it fails the output is not rolled back here:
+        // Step 5: one transaction swaps the inputs for the output(s). If it fails nothing is rolled back here:
         // whether the transaction reached the disk is unknown, and recovery decides from the catalog (an intent
         // still present means "not committed").
-        let output = SegmentMeta {
-            id: output_id,
-            project: action.project.clone(),
-            day: action.day,
-            state: SegmentState::Sealed,
-            tier: Tier::Hot,
-            format: Format::Parquet,
-            codec,
-            location: intent.location.clone(),
-            min_time_ms: verified.min_time_ms.unwrap_or(0),
-            max_time_ms: verified.max_time_ms.unwrap_or(0),
-            rows: rows_after,
-            bytes: bytes.len() as u64,
-            checksum,
-            min_seq,
-            max_seq,
-            created_at_ms: inputs.iter().map(|m| m.created_at_ms).min().unwrap_or(now),
-            sealed_at_ms: Some(now),
-            created_generation: 0,
-            updated_generation: 0,
-            retired: None,
+        let record = |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| {
+            SegmentMeta {
+                id,
+                project: action.project.clone(),
+                day: action.day,
+                state: SegmentState::Sealed,
+                tier: Tier::Hot,
+                format: Format::Parquet,
+                codec,
+                location: location_of(id),
+                min_time_ms: v.1.min_time_ms.unwrap_or(0),
+                max_time_ms: v.1.max_time_ms.unwrap_or(0),
+                rows,
+                bytes: bytes.len() as u64,
+                checksum: v.0,
+                min_seq: seqs.0,
+                max_seq: seqs.1,
+                created_at_ms: inputs.iter().map(|m| m.created_at_ms).min().unwrap_or(now),
+                sealed_at_ms: Some(now),
+                created_generation: 0,
+                updated_generation: 0,
+                retired: None,
+                role: Role::Data,
+            }
         };
-        let mut changes = vec![CatalogChange::Put(output), CatalogChange::ClearIntent(output_id)];
+        let mut changes = vec![
+            CatalogChange::Put(record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])),
+            CatalogChange::ClearIntent(output_id),
+        ];
+        if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
+            let mut m = record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1]);
+            m.role = *role;
+            changes.push(CatalogChange::Put(m));
+            changes.push(CatalogChange::ClearIntent(*side_id));
+        }
         for m in &inputs {
             let mut r = (**m).clone();
             r.state = SegmentState::Retired;
@@ -204,14 +249,20 @@ impl Rewriter {
             warn!(error = %e, "failpoint after the rewrite commit");
         }
         let outcome = RewriteOutcome {
-            inputs: inputs.iter().map(|m| m.id).collect(),
+            inputs: input_ids,
             outputs: vec![output_id],
             bytes_before,
             bytes_after: bytes.len() as u64,
             rows_before,
             rows_after,
-            duplicates_removed: rows_before.saturating_sub(rows_after),
+            duplicates_removed,
+            duplicates_segment: side.as_ref().map(|(id, ..)| *id),
         };
+        if let Some((side_id, side_bytes, ..)) = &side {
+            metrics::counter!("tierd_dedup_side_segments_total").increment(1);
+            metrics::counter!("tierd_dedup_side_bytes_total").increment(side_bytes.len() as u64);
+            info!(output = %output_id, duplicates = %side_id, rows = duplicates_removed, "removed copies kept");
+        }
         info!(
             kind = kind_label(action.kind),
             output = %output_id,
@@ -226,17 +277,23 @@ impl Rewriter {
         Ok(outcome)
     }
 
-    /// Undoes an uncommitted rewrite: removes its output and its intent. Best effort: what is left is recovery's.
-    fn roll_back(&self, intent: &RewriteIntent) {
-        if let Some(path) = self.layout.resolve(&intent.location) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => warn!(output = %intent.output, error = %e, "cannot remove an uncommitted rewrite output"),
+    /// Undoes an uncommitted rewrite: removes its outputs and their intents. Best effort: what is left is
+    /// recovery's.
+    fn roll_back(&self, intents: &[RewriteIntent]) {
+        for intent in intents {
+            if let Some(path) = self.layout.resolve(&intent.location) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        warn!(output = %intent.output, error = %e, "cannot remove an uncommitted rewrite output")
+                    }
+                }
             }
         }
-        if let Err(e) = self.catalog.commit(vec![CatalogChange::ClearIntent(intent.output)]) {
-            warn!(output = %intent.output, error = %e, "cannot clear a rewrite intent; recovery will");
+        let clear = intents.iter().map(|i| CatalogChange::ClearIntent(i.output)).collect();
+        if let Err(e) = self.catalog.commit(clear) {
+            warn!(error = %e, "cannot clear rewrite intents; recovery will");
         }
         metrics::counter!("tierd_rewrite_rollbacks_total").increment(1);
     }
@@ -287,6 +344,12 @@ impl Rewriter {
     fn corrupt(&self, meta: &SegmentMeta, e: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt { id: meta.id, message: e.to_string() }
     }
+}
+
+/// The lowest and highest sequence of `events` ((0, 0) for none).
+fn seq_range(events: &[StoredEvent]) -> (u64, u64) {
+    let min = events.iter().map(|e| e.seq).min().unwrap_or(0);
+    (min, events.iter().map(|e| e.seq).max().unwrap_or(0))
 }
 
 pub fn kind_label(kind: RewriteKind) -> &'static str {

@@ -31,16 +31,20 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
     }
 }
 
-/// Every segment of every project, retired ones (replaced, not yet deleted) included: project -> (generation,
-/// segments).
+/// Every segment of every project, retired ones (replaced, not yet deleted) and side segments of removed
+/// duplicates included: project -> (generations read, segments).
 pub fn catalog(daemon: &Daemon) -> BTreeMap<String, (Value, Vec<Value>)> {
     daemon
         .projects()
         .into_iter()
         .map(|p| {
-            let s = daemon.get(&format!("/v1/catalog/segments?project={p}&include_retired=true")).json;
-            let segs = s["segments"].as_array().unwrap_or_else(|| panic!("segments of {p}: {s}")).clone();
-            (p, (s["generation"].clone(), segs))
+            let (mut generations, mut segs) = (Vec::new(), Vec::new());
+            for which in ["include_retired=true", "duplicates=true"] {
+                let s = daemon.get(&format!("/v1/catalog/segments?project={p}&{which}")).json;
+                segs.extend(s["segments"].as_array().unwrap_or_else(|| panic!("segments of {p}: {s}")).iter().cloned());
+                generations.push(s["generation"].clone());
+            }
+            (p, (Value::Array(generations), segs))
         })
         .collect()
 }

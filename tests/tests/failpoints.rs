@@ -227,16 +227,29 @@ fn sealed_rows(dir: &TestDir, config: Option<&str>) -> (Daemon, Vec<String>) {
     for (k, tag) in tags.iter().enumerate() {
         assert!(send(&d, &batch(tag, k as i64)));
     }
+    // A re-send of the first batch: the rewrite's dedup removes its copies into a side segment.
+    assert!(send(&d, &batch(&tags[0], 0)));
     d.stop();
     d.restart();
     assert!(live_formats(&d).iter().all(|f| f == "rows"));
     (d, tags)
 }
 
+/// Live side segments of removed duplicates, over all projects.
+fn duplicates_segments(d: &Daemon) -> usize {
+    let listed = |p: &str| d.get(&format!("/v1/catalog/segments?project={p}&duplicates=true")).json;
+    d.projects().iter().map(|p| listed(p)["segments"].as_array().map_or(0, |s| s.len())).sum()
+}
+
+/// Kills the daemon at `point` of a lossless re-encode: on its first hit (the output's step) or, with `@2`, on its
+/// second (the side segment's step, after the output's).
 fn crash_in_rewrite(point: &str, committed: bool) {
-    let dir = TestDir::new(&format!("fp-{point}"));
+    let name = point.replace('@', "-");
+    let dir = TestDir::new(&format!("fp-{name}"));
     let (mut d, tags) = sealed_rows(&dir, None);
-    d.set_failpoints(Some(&format!("{point}=exit")));
+    let spec = if point.contains('@') { point.replacen('@', "=exit@", 1) } else { format!("{point}=exit") };
+    let point = point.split('@').next().unwrap();
+    d.set_failpoints(Some(&spec));
     d.restart();
     assert!(try_pass(&d, "reencode").is_none(), "the pass must die at {point}");
     expect_failpoint_exit(&mut d, point);
@@ -245,13 +258,16 @@ fn crash_in_rewrite(point: &str, committed: bool) {
     let formats = live_formats(&d);
     if committed {
         assert!(formats.contains(&"parquet".to_string()), "the committed rewrite survives: {formats:?}");
+        assert_eq!(duplicates_segments(&d), 1, "the first day's side segment was committed with its output");
     } else {
         assert!(formats.iter().all(|f| f == "rows"), "the uncommitted rewrite left no trace: {formats:?}");
+        assert_eq!(duplicates_segments(&d), 0, "nor a side segment");
     }
     // Whatever happened, the pass can run to the end now and answers stay the same.
     let report = try_pass(&d, "reencode").expect("pass runs");
     assert_eq!(report["errors"], json!([]), "{report}");
     assert!(live_formats(&d).iter().all(|f| f == "parquet"));
+    assert_eq!(duplicates_segments(&d), 2, "one per day of the re-sent batch");
     check_after_restart(&d, &tags, "none", false);
 }
 
@@ -268,6 +284,16 @@ fn crash_after_writing_a_rewrite_output_deletes_it_on_recovery() {
 #[test]
 fn crash_after_verifying_a_rewrite_output_deletes_it_on_recovery() {
     crash_in_rewrite("rewrite.verify", false);
+}
+
+#[test]
+fn crash_after_writing_the_duplicates_side_segment_deletes_both_on_recovery() {
+    crash_in_rewrite("rewrite.write@2", false);
+}
+
+#[test]
+fn crash_after_verifying_the_duplicates_side_segment_deletes_both_on_recovery() {
+    crash_in_rewrite("rewrite.verify@2", false);
 }
 
 #[test]

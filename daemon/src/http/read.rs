@@ -31,6 +31,9 @@ pub struct SegmentsParams {
     /// Also list retired segments (replaced, not yet deleted): for operators and consistency checks.
     #[serde(default)]
     include_retired: bool,
+    /// List the side segments of removed duplicates (live and retired) instead of event segments.
+    #[serde(default)]
+    duplicates: bool,
 }
 
 fn segment_json(m: &SegmentMeta) -> Value {
@@ -49,6 +52,7 @@ fn segment_json(m: &SegmentMeta) -> Value {
         "bytes": m.bytes,
         "checksum": format!("crc32c:{:08x}", m.checksum),
         "created_generation": m.created_generation,
+        "role": m.role,
     })
 }
 
@@ -66,7 +70,9 @@ pub async fn catalog_segments(
         return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to}); the window is [from, to)")));
     }
     let snapshot = state.catalog.snapshot();
-    let segments = if p.include_retired {
+    let segments = if p.duplicates {
+        snapshot.lookup_duplicates(&project, from, to)
+    } else if p.include_retired {
         snapshot.lookup_including_retired(&project, from, to)
     } else {
         snapshot.lookup(&project, from, to)

@@ -176,6 +176,30 @@ pub struct SegmentMeta {
     /// For a retired segment: when and by which commit it was replaced, and by what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<Retirement>,
+    /// What the segment is for: events queries read, or copies a dedup removed.
+    #[serde(default, skip_serializing_if = "Role::is_data")]
+    pub role: Role,
+}
+
+/// What a segment holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Role {
+    /// Events that queries read.
+    #[default]
+    Data,
+    /// The copies that the dedup of the rewrite producing segment `of` removed, kept so that a dedup that turns out
+    /// wrong (a client reusing `$insert_id` for different events, say) can be inspected and undone: its events can
+    /// be read back with `GET /v1/segments/{id}?format=ndjson`. Never returned by lookups nor rewritten by passes;
+    /// garbage collection retires it at `keep_until_ms` and deletes it after the grace period like any retired
+    /// segment.
+    Duplicates { of: SegmentId, keep_until_ms: i64 },
+}
+
+impl Role {
+    pub fn is_data(&self) -> bool {
+        matches!(self, Role::Data)
+    }
 }
 
 /// How a segment left service.
@@ -217,9 +241,14 @@ impl SegmentMeta {
         }
     }
 
-    /// Whether new lookups see it (retired segments are only for readers that already hold them).
+    /// Whether it is in service (retired segments are only for readers that already hold them).
     pub fn is_live(&self) -> bool {
         self.state != SegmentState::Retired
+    }
+
+    /// Whether new lookups return it: a live segment of events (not a side segment of removed duplicates).
+    pub fn is_queryable(&self) -> bool {
+        self.is_live() && self.role.is_data()
     }
 }
 
@@ -370,10 +399,12 @@ impl Catalog {
         self.pins.lock().keys().next().copied()
     }
 
-    /// Records a rewrite intent durably (fsync) before its output is written.
-    pub fn record_intent(&self, intent: &RewriteIntent) -> Result<()> {
-        let v = serde_json::to_vec(intent).map_err(|e| StoreError::Catalog(e.to_string()))?;
-        self.intents.insert(intent.output.to_string().as_bytes(), v)?;
+    /// Records rewrite intents durably (one fsync) before their outputs are written.
+    pub fn record_intents(&self, intents: &[RewriteIntent]) -> Result<()> {
+        for intent in intents {
+            let v = serde_json::to_vec(intent).map_err(|e| StoreError::Catalog(e.to_string()))?;
+            self.intents.insert(intent.output.to_string().as_bytes(), v)?;
+        }
         self.db.flush()?;
         Ok(())
     }

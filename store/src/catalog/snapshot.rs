@@ -73,15 +73,20 @@ impl CatalogSnapshot {
         self.by_project.keys()
     }
 
-    /// The live segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id). Retired
-    /// segments are never returned: their replacements are.
+    /// The live event segments of `project` that may hold events in `[from_ms, to_ms)`, ordered by (day, id).
+    /// Retired segments are never returned (their replacements are), nor side segments of removed duplicates.
     pub fn lookup(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
-        self.lookup_filtered(project, from_ms, to_ms, |m| m.is_live())
+        self.lookup_filtered(project, from_ms, to_ms, |m| m.is_queryable())
     }
 
-    /// As [`CatalogSnapshot::lookup`], with retired segments too (those not yet deleted).
+    /// As [`CatalogSnapshot::lookup`], with retired event segments too (those not yet deleted).
     pub fn lookup_including_retired(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
-        self.lookup_filtered(project, from_ms, to_ms, |_| true)
+        self.lookup_filtered(project, from_ms, to_ms, |m| m.role.is_data())
+    }
+
+    /// The side segments of duplicates removed from `project`'s events in `[from_ms, to_ms)`, live or retired.
+    pub fn lookup_duplicates(&self, project: &str, from_ms: i64, to_ms: i64) -> Vec<Arc<SegmentMeta>> {
+        self.lookup_filtered(project, from_ms, to_ms, |m| !m.role.is_data())
     }
 
     fn lookup_filtered(

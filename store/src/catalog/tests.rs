@@ -28,6 +28,7 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         created_generation: 0,
         updated_generation: 0,
         retired: None,
+        role: Role::Data,
     }
 }
 

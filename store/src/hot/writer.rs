@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
-use crate::catalog::{Catalog, CatalogChange, Codec, Format, SegmentMeta, SegmentState, Tier};
+use crate::catalog::{Catalog, CatalogChange, Codec, Format, Role, SegmentMeta, SegmentState, Tier};
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
@@ -374,6 +374,7 @@ impl Writer {
             created_generation: 0,
             updated_generation: 0,
             retired: None,
+            role: Role::Data,
         };
         self.open.insert(key.clone(), OpenSegment { meta, file, path, in_catalog: false, last_write_ms: now });
         Ok(())
