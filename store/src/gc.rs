@@ -248,9 +248,14 @@ mod tests {
     #[test]
     fn removed_duplicates_are_kept_until_their_retention_ends() {
         let (_dir, layout, clock, catalog, failpoints) = three_segments_with_resends(Failpoints::none());
-        let rewriter =
-            Rewriter::new(layout.clone(), catalog.clone(), Arc::new(clock.clone()), failpoints.clone(), Default::default())
-                .keep_duplicates_for(60_000);
+        let rewriter = Rewriter::new(
+            layout.clone(),
+            catalog.clone(),
+            Arc::new(clock.clone()),
+            failpoints.clone(),
+            Default::default(),
+        )
+        .keep_duplicates_for(60_000);
         let outcome = rewriter.execute(&reencode_action(&catalog)).unwrap();
         assert_eq!((outcome.rows_after, outcome.duplicates_removed), (25, 5));
         let side_id = outcome.duplicates_segment.expect("a side segment");
