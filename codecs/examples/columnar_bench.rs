@@ -27,7 +27,6 @@
 //! exactly the generated events. (The crate itself never reads a clock; a benchmark has to.)
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -39,48 +38,9 @@ use tierd_codecs::columnar::{
 };
 use tierd_codecs::{Event, StoredEvent};
 
-/// SplitMix64: a tiny deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    /// A rank in `0..n` with probability roughly proportional to 1/(rank+1) (log-uniform), i.e. Zipf-like.
-    fn zipf(&mut self, n: usize) -> usize {
-        ((n as f64 + 1.0).powf(self.unit()) - 1.0).floor().min(n as f64 - 1.0) as usize
-    }
-
-    fn hex(&mut self, digits: usize) -> String {
-        let mut s = String::with_capacity(digits + 16);
-        while s.len() < digits {
-            let _ = write!(s, "{:016x}", self.next());
-        }
-        s.truncate(digits);
-        s
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const EVENT_NAMES: [&str; 40] = [
     "Page View",

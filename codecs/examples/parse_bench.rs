@@ -24,30 +24,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tierd_codecs::{parse_batch, parse_batch_rows, BatchLimits, EventRow, FrameBody};
 
-/// SplitMix64: a tiny deterministic generator, enough to vary the events.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+#[path = "common/rng.rs"]
+#[allow(dead_code, reason = "this benchmark uses only some of the shared generator's draws")]
+mod rng;
+use rng::Rng;
 
 const EVENTS: [&str; 8] =
     ["Page View", "Button Click", "Add To Cart", "Purchase", "Search", "Sign Up", "Video Play", "Settings Changed"];
@@ -62,15 +42,6 @@ const CITIES: [(&str, &str, &str); 6] = [
 const BROWSERS: [&str; 4] = ["Chrome", "Firefox", "Safari", "Edge"];
 const PAGES: [&str; 6] = ["/", "/pricing", "/docs/getting-started", "/cart", "/checkout", "/search?q=running+shoes"];
 
-fn hex(rng: &mut Rng, digits: usize) -> String {
-    let mut s = String::with_capacity(digits);
-    while s.len() < digits {
-        let _ = write!(s, "{:016x}", rng.next());
-    }
-    s.truncate(digits);
-    s
-}
-
 /// One record as JSON text.
 fn record(rng: &mut Rng, i: usize) -> String {
     let base_ms: i64 = 1_700_000_000_000 + i as i64 * 1_337;
@@ -82,12 +53,12 @@ fn record(rng: &mut Rng, i: usize) -> String {
     let distinct_id = match rng.below(10) {
         0 => json!(rng.below(1_000_000)),
         1..=6 => json!(format!("u_{:06}", rng.below(100_000))),
-        _ => json!(format!("$device:{}-{}", hex(rng, 8), hex(rng, 12))),
+        _ => json!(format!("$device:{}-{}", rng.hex(8), rng.hex(12))),
     };
     let (city, region, _) = rng.pick(&CITIES);
     let mut p: Vec<(&str, Value)> = vec![("time", time), ("distinct_id", distinct_id)];
     if rng.chance(85) {
-        p.push(("$insert_id", json!(hex(rng, 32))));
+        p.push(("$insert_id", json!(rng.hex(32))));
     }
     p.push(("$os", json!(rng.pick(&["Windows", "Mac OS X", "iOS", "Android"]))));
     p.push(("$browser", json!(rng.pick(&BROWSERS))));

@@ -1,4 +1,4 @@
-//! The command line: `tierd serve | import | query | gen`.
+//! The command line: `tierd serve | import | query | gen | pass | move`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,8 +22,10 @@ pub enum Command {
     Query(crate::client::QueryArgs),
     /// Write a realistic Mixpanel-shaped event stream (NDJSON) to stdout or a file.
     Gen(crate::gen::GenArgs),
-    /// Run a background pass (reencode, compact, recompress, gc) now on a running daemon.
+    /// Run a background pass (reencode, compact, recompress, migrate, promote, gc) now on a running daemon.
     Pass(crate::client::PassArgs),
+    /// Move segments between the hot disk and the cold tier by hand on a running daemon.
+    Move(crate::client::MoveArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Query(args) => crate::client::run_query(args),
         Command::Gen(args) => crate::gen::run(args),
         Command::Pass(args) => crate::client::run_pass(args),
+        Command::Move(args) => crate::client::run_move(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

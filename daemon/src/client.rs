@@ -6,6 +6,7 @@
 //! the functions that talk to the daemon only carry those decisions out.
 
 mod import;
+mod moves;
 mod pass;
 mod query;
 #[cfg(test)]
@@ -17,10 +18,11 @@ pub use import::{
     annotate_failed_records, parse_retry_after, run_import, split_json_array, ArrayElement, Batch, Batcher, ImportArgs,
     ImportError, ImportReport, Importer, RetryPolicy, MAX_BATCH_BYTES,
 };
+pub use moves::{format_moves, run_move, MoveArgs};
 pub use pass::{format_report, run_pass, PassArgs, PassCommand, PassRunArgs};
 pub use query::{
     execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
-    QueryRequest, QueryResponse, QueryRow, WhereClause, WhereOp,
+    QueryRequest, QueryResponse, QueryRow, WhereClause,
 };
 
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.

@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tierd_store::budget::BudgetConfig;
+use tierd_store::cache::CacheConfig;
+use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -22,6 +25,12 @@ pub struct Config {
     pub rewrite: RewriteConfig,
     pub passes: PassesConfig,
     pub gc: GcSection,
+    /// The cold tier's object store.
+    pub cold: ColdConfig,
+    /// The one IO budget of background work (0 = unlimited, per key).
+    pub budget: BudgetConfig,
+    /// The cache of cold bytes on the hot disk (0 = off).
+    pub cache: CacheConfig,
     pub log: LogConfig,
 }
 
@@ -44,6 +53,7 @@ pub struct PassesConfig {
     pub reencode: ReencodeSection,
     pub compact: CompactSection,
     pub recompress: RecompressSection,
+    pub migrate: MigrateSection,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -60,7 +70,13 @@ pub struct ReencodeSection {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompactSection {
-    /// Merge small columnar segments of one project and day up to this many bytes.
+    /// Merge small columnar segments of one project and day up to this many bytes (summed input bytes).
+    ///
+    /// Default 8 MiB, measured (BENCHMARKS.md, "Compacted segment size"): a compaction holds every input event
+    /// decoded in memory, about 45-50x its input bytes (376 MiB peak RSS for an 8 MiB merge, 6.6 GiB for 145 MiB,
+    /// on a node that also ingests), and bigger merged segments are not smaller per event: 8 MiB was within about
+    /// 1% of the best zstd-3 bytes/event measured, 16 MiB 3.8% and 145 MiB 9% above it (the (event, time) sort
+    /// spreads each row group of a bigger segment over a longer time span).
     pub target_bytes: u64,
     /// A segment below `small_fraction * target_bytes` is small.
     pub small_fraction: f64,
@@ -82,11 +98,31 @@ pub struct LadderSection {
     pub codec: String,
 }
 
+/// Moves between the tiers (`migrate`: hot -> cold, `promote`: cold -> hot), by the age of the newest event.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrateSection {
+    /// Columnar segments whose newest event is at least this old go cold; cold segments younger come back.
+    pub cold_after_secs: u64,
+    /// Most bytes one `migrate` or `promote` pass moves (at least one segment); the IO budget paces them.
+    pub max_bytes_per_pass: u64,
+}
+
+impl Default for MigrateSection {
+    fn default() -> Self {
+        Self { cold_after_secs: 7 * 86_400, max_bytes_per_pass: 64 * 1024 * 1024 * 1024 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcSection {
-    /// A retired segment stays on disk at least this long after its retirement (and while any lease holds it).
+    /// A copy out of service (retired segment, moved-away copy) stays at least this long after it left service
+    /// (and while any lease holds it); an unknown cold object must be this old to count as an orphan.
     pub grace_secs: u64,
+    /// Deleted copies wait in the trash (`DATA_DIR/trash`, `trash/` in the bucket) this long before their final
+    /// deletion, so that a mistaken deletion can be undone.
+    pub trash_retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -142,6 +178,9 @@ impl Default for Config {
             rewrite: RewriteConfig::default(),
             passes: PassesConfig::default(),
             gc: GcSection::default(),
+            cold: ColdConfig::default(),
+            budget: BudgetConfig::default(),
+            cache: CacheConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -162,7 +201,8 @@ impl Default for ReencodeSection {
 
 impl Default for CompactSection {
     fn default() -> Self {
-        Self { target_bytes: 128 * 1024 * 1024, small_fraction: 0.5, min_inputs: 2 }
+        // Measured, see `target_bytes`: memory bounds it, bytes/event does not reward more.
+        Self { target_bytes: 8 * 1024 * 1024, small_fraction: 0.5, min_inputs: 2 }
     }
 }
 
@@ -171,7 +211,9 @@ impl Default for RecompressSection {
         Self {
             ladder: vec![
                 LadderSection { min_age_secs: 86_400, codec: "zstd-3".into() },
-                LadderSection { min_age_secs: 30 * 86_400, codec: "zstd-19".into() },
+                // Before `passes.migrate.cold_after_secs` (7 days): rewrites read only segments with a hot copy, so
+                // data reaches its last rung while still hot and goes cold at its smallest.
+                LadderSection { min_age_secs: 6 * 86_400, codec: "zstd-19".into() },
             ],
         }
     }
@@ -179,7 +221,7 @@ impl Default for RecompressSection {
 
 impl Default for GcSection {
     fn default() -> Self {
-        Self { grace_secs: 300 }
+        Self { grace_secs: 300, trash_retention_secs: 86_400 }
     }
 }
 
@@ -288,12 +330,18 @@ impl Config {
         self.reencode_planner().validate().map_err(|e| policy("passes.reencode", e))?;
         self.compact_planner().validate().map_err(|e| policy("passes.compact", e))?;
         self.recompress_planner().validate().map_err(|e| policy("passes.recompress", e))?;
+        self.placement_planner().validate().map_err(|e| policy("passes.migrate", e))?;
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
             .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)));
         for (key, codec) in codecs {
             if let Err(e) = codec.parse::<tierd_store::catalog::Codec>() {
                 return Err(ConfigError::Invalid { key, message: e });
             }
+        }
+        match self.cold.validate() {
+            Ok(()) => {}
+            Err(tierd_store::StoreError::Config { key, message }) => return Err(ConfigError::Invalid { key, message }),
+            Err(other) => return Err(ConfigError::Invalid { key: "cold", message: other.to_string() }),
         }
         if self.rewrite.row_group_rows == 0 {
             return invalid("rewrite.row_group_rows", "must be at least 1");
@@ -310,6 +358,24 @@ impl Config {
             output_codec: r.codec.clone(),
             max_output_bytes: r.max_output_bytes,
             min_age_ms: secs_to_ms(r.min_age_secs),
+        }
+    }
+
+    pub fn placement_planner(&self) -> tierd_policies::PlacementPlanner {
+        let m = &self.passes.migrate;
+        tierd_policies::PlacementPlanner {
+            cold_after_ms: i64::try_from(m.cold_after_secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000),
+            max_bytes_per_pass: m.max_bytes_per_pass,
+        }
+    }
+
+    /// The garbage collector's settings.
+    pub fn gc_config(&self) -> tierd_store::gc::GcConfig {
+        let ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+        tierd_store::gc::GcConfig {
+            grace_ms: ms(self.gc.grace_secs),
+            lease_ttl_ms: ms(self.catalog.lease_ttl_secs),
+            trash_retention_ms: ms(self.gc.trash_retention_secs),
         }
     }
 
@@ -395,6 +461,25 @@ mod tests {
         assert!(e.contains("passes.recompress"), "{e}");
         let ok = parse("[[passes.recompress.ladder]]\nmin_age_secs = 60\ncodec = \"zstd-1\"\n").unwrap();
         assert_eq!(ok.recompress_planner().ladder[0].min_age_ms, 60_000);
+    }
+
+    #[test]
+    fn cold_and_budget_sections() {
+        let c = parse("[cold]\nurl = \"s3://bucket/prefix\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n[budget]\nobject_max_concurrent = 0\n").unwrap();
+        assert_eq!(c.cold.url, "s3://bucket/prefix");
+        assert_eq!(c.cold.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.budget.object_max_concurrent, 0);
+        assert_eq!(c.budget.object_bytes_per_sec, BudgetConfig::default().object_bytes_per_sec);
+        let e = parse("[cold]\nurl = \"ftp://x/y\"\n").unwrap_err().to_string();
+        assert!(e.contains("`cold.url`") && e.contains("ftp://x/y"), "{e}");
+        let e = parse("[cold]\nurl = \"s3://b/p\"\nendpoint = \"http://127.0.0.1:9000\"\n").unwrap_err().to_string();
+        assert!(e.contains("`cold.endpoint`") && e.contains("allow_http"), "{e}");
+        let e = parse("[cold]\npart_size_bytes = 1\n").unwrap_err().to_string();
+        assert!(e.contains("`cold.part_size_bytes`"), "{e}");
+        let e = parse("[cold]\nurl_typo = \"memory://\"\n").unwrap_err().to_string();
+        assert!(e.contains("url_typo"), "{e}");
+        let e = parse("[budget]\ndisk_bytes = 5\n").unwrap_err().to_string();
+        assert!(e.contains("disk_bytes"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,10 @@ fn describe() {
     describe_counter!("tierd_query_total", "Queries answered, by outcome");
     describe_histogram!("tierd_query_seconds", Unit::Seconds, "Query latency");
     describe_counter!("tierd_query_segments_scanned_total", "Segments read by queries");
+    describe_counter!(
+        "tierd_query_segments_counted_total",
+        "Segments queries counted from time and event alone (one columnar segment for the day, no dedup needed)"
+    );
     describe_counter!("tierd_query_bytes_scanned_total", Unit::Bytes, "Bytes read by queries");
     describe_counter!("tierd_read_bytes_total", Unit::Bytes, "Segment bytes read, by tier");
     describe_counter!("tierd_read_checksum_errors_total", "Reads refused because the checksum did not match");
@@ -71,21 +75,15 @@ fn describe() {
 /// Publishes segment counts and bytes by tier and state.
 pub fn publish_catalog(snapshot: &CatalogSnapshot) {
     let totals = snapshot.totals();
-    for tier in [Tier::Hot] {
+    for tier in [Tier::Hot, Tier::Cold] {
         for state in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
             let (n, b) = totals.iter().find(|(k, _)| *k == (tier, state)).map_or((0, 0), |(_, v)| *v);
-            let labels = [("tier", label(tier)), ("state", state_label(state))];
+            let labels = [("tier", tier.label()), ("state", state_label(state))];
             metrics::gauge!("tierd_segments", &labels).set(n as f64);
             metrics::gauge!("tierd_segment_bytes", &labels).set(b as f64);
         }
     }
     metrics::gauge!("tierd_catalog_generation").set(snapshot.generation() as f64);
-}
-
-fn label(t: Tier) -> &'static str {
-    match t {
-        Tier::Hot => "hot",
-    }
 }
 
 fn state_label(s: SegmentState) -> &'static str {

@@ -1,21 +1,23 @@
 //! Background passes run on demand (`POST /v1/admin/passes/{name}/run`, `tierd pass run NAME`): plan with the pure
 //! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
-//! [`Rewriter`] and garbage collector. A dry run plans and reports without touching anything. Passes run one at a
+//! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and reports without touching anything. Passes run one at a
 //! time; a failed action is reported and the pass goes on with the next. (Cron schedules come with a later issue.)
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tierd_policies::MoveDirection;
 use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
-use tierd_store::gc::GcConfig;
-use tierd_store::layout::Layout;
+use tierd_store::gc::{Gc, GcAction};
+use tierd_store::layout::{Layout, SegmentId};
+use tierd_store::moves::{MoveOutcome, MoveTarget, Mover};
 use tierd_store::rewrite::{kind_label, Rewriter};
-use tierd_store::{Catalog, Clock, Failpoints};
+use tierd_store::{Catalog, Clock, ColdStore, Failpoints};
 use tracing::{info, warn};
 
 use crate::config::Config;
 
-pub const PASSES: &[&str] = &["reencode", "compact", "recompress", "gc"];
+pub const PASSES: &[&str] = &["reencode", "compact", "recompress", "migrate", "promote", "gc"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,12 +55,27 @@ pub struct PassReport {
     pub errors: Vec<String>,
 }
 
+/// One segment's outcome in a move by hand (`POST /v1/admin/move`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MoveReport {
+    pub segment: String,
+    /// `moved`, `unchanged` (already there) or `error`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'static str>,
+    pub bytes_copied: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 pub struct Passes {
-    layout: Layout,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
-    failpoints: Arc<Failpoints>,
     rewriter: Rewriter,
+    mover: Mover,
+    gc: Gc,
     config: Config,
     started_at_ms: i64,
     /// Serializes passes (they run on blocking threads).
@@ -66,11 +83,13 @@ pub struct Passes {
 }
 
 impl Passes {
+    /// Call from inside the tokio runtime: moves and gc drive the object store through its handle.
     pub fn new(
         layout: Layout,
         catalog: Arc<Catalog>,
         clock: Arc<dyn Clock>,
         failpoints: Arc<Failpoints>,
+        cold: Arc<ColdStore>,
         config: Config,
     ) -> Self {
         let base_spec = tierd_codecs::columnar::CodecSpec {
@@ -78,14 +97,56 @@ impl Passes {
             dictionary: config.rewrite.dictionary,
             ..Default::default()
         };
-        let mut rewriter =
-            Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
+        let mut rewriter = Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
         if config.rewrite.keep_duplicates_secs > 0 {
             let keep_ms = i64::try_from(config.rewrite.keep_duplicates_secs).unwrap_or(i64::MAX / 1000) * 1000;
             rewriter = rewriter.keep_duplicates_for(keep_ms);
         }
+        let handle = tokio::runtime::Handle::current();
+        // Rewrites read cold inputs too: whole, through the budgeted store (background work), not the query cache.
+        let rewriter = rewriter.with_source(tierd_store::SegmentSource::new(
+            layout.clone(),
+            cold.clone(),
+            Arc::new(tierd_store::BlockCache::disabled()),
+            handle.clone(),
+        ));
+        let mover = Mover::new(
+            layout.clone(),
+            catalog.clone(),
+            clock.clone(),
+            failpoints.clone(),
+            cold.clone(),
+            handle.clone(),
+        );
+        let gc = Gc::new(layout, catalog.clone(), cold, handle, failpoints, config.gc_config());
         let started_at_ms = clock.now_ms();
-        Self { layout, catalog, clock, failpoints, rewriter, config, started_at_ms, running: std::sync::Mutex::new(()) }
+        Self { catalog, clock, rewriter, mover, gc, config, started_at_ms, running: std::sync::Mutex::new(()) }
+    }
+
+    /// Moves named segments by hand, one after the other, through the same crash-safe steps and IO budget as the
+    /// passes (and never at the same time as a pass). Blocking.
+    pub fn move_segments(&self, ids: &[String], to: MoveTarget) -> Vec<MoveReport> {
+        let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .map(|raw| {
+                let failed = |e: String| MoveReport {
+                    segment: raw.clone(),
+                    outcome: "error",
+                    from: None,
+                    to: None,
+                    bytes_copied: 0,
+                    error: Some(e),
+                };
+                let id: SegmentId = match raw.parse() {
+                    Ok(id) => id,
+                    Err(e) => return failed(format!("{e}")),
+                };
+                match self.mover.execute(id, to) {
+                    Ok(o) => move_report(raw, &o),
+                    Err(e) => failed(e.to_string()),
+                }
+            })
+            .collect()
     }
 
     /// Runs pass `name`. Blocking: call from a blocking thread. `Err` only for an unknown pass name.
@@ -98,6 +159,8 @@ impl Passes {
             PassReport { pass: name.to_string(), dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
         if name == "gc" {
             self.run_gc(req, &mut report);
+        } else if name == "migrate" || name == "promote" {
+            self.run_moves(name, req, &mut report);
         } else {
             self.run_rewrites(name, req, &mut report);
         }
@@ -120,6 +183,9 @@ impl Passes {
             .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
             // Side segments of removed duplicates are kept as they are until retention ends.
             .filter(|m| m.role.is_data())
+            // Rewrites read their inputs and write their output on the hot disk: a cold-only segment would come back
+            // hot and have to migrate again. The default ladder finishes before data goes cold.
+            .filter(|m| m.hot_path().is_some())
             .map(|m| m.planner_stats())
             .collect();
         let now = self.clock.now_ms();
@@ -162,48 +228,111 @@ impl Passes {
         }
     }
 
-    /// GC is node-wide (a retired segment is garbage whatever its project); `project` only filters the report.
+    /// Moves planned by the placement planner over one snapshot, carried out one by one.
+    fn run_moves(&self, name: &str, req: &PassRequest, report: &mut PassReport) {
+        let snapshot = self.catalog.snapshot();
+        let stats: Vec<SegmentStats> = snapshot
+            .segments()
+            .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
+            .map(|m| m.planner_stats())
+            .collect();
+        let (direction, target) = match name {
+            "migrate" => (MoveDirection::ToCold, MoveTarget::Cold),
+            _ => (MoveDirection::ToHot, MoveTarget::Hot),
+        };
+        for action in self.config.placement_planner().plan(self.clock.now_ms(), &stats, direction) {
+            let mut a = ActionReport {
+                kind: name.to_string(),
+                inputs: vec![action.segment.clone()],
+                outputs: vec![],
+                bytes_before: action.bytes,
+                bytes_after: None,
+                reason: action.reason.clone(),
+                duplicates_removed: None,
+                duplicates_segment: None,
+            };
+            if !req.dry_run {
+                let result = action
+                    .segment
+                    .parse::<SegmentId>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| self.mover.execute(id, target).map_err(|e| e.to_string()));
+                match result {
+                    Ok(o) => {
+                        a.outputs = o.new_location.iter().map(|l| format!("{}:{}", l.tier.label(), l.path)).collect();
+                        a.bytes_after = Some(o.bytes_copied);
+                    }
+                    Err(e) => {
+                        report.errors.push(format!("{name} of {}: {e}", action.segment));
+                        continue;
+                    }
+                }
+            }
+            report.actions.push(a);
+        }
+    }
+
+    /// GC is node-wide (a copy out of service is garbage whatever its project); `project` only filters the report.
     fn run_gc(&self, req: &PassRequest, report: &mut PassReport) {
-        let cfg = GcConfig {
-            grace_ms: (self.config.gc.grace_secs as i64).saturating_mul(1000),
-            lease_ttl_ms: (self.config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
-        };
         let now = self.clock.now_ms();
-        let result = if req.dry_run {
-            tierd_store::gc::plan(&self.catalog, now, self.started_at_ms, cfg)
-        } else {
-            tierd_store::gc::run(&self.layout, &self.catalog, &self.failpoints, now, self.started_at_ms, cfg)
-        };
+        let result =
+            if req.dry_run { self.gc.plan(now, self.started_at_ms) } else { self.gc.run(now, self.started_at_ms) };
         match result {
             Ok(decisions) => {
                 for d in decisions {
-                    let project_ok = req.project.as_ref().is_none_or(|p| d.location.starts_with(&format!("hot/{p}/")));
-                    if !project_ok {
+                    let in_project = |p: &String| {
+                        d.id.and_then(|id| self.catalog.snapshot().get(&id).map(|m| m.project == *p)).unwrap_or_else(
+                            || {
+                                d.location.path.starts_with(&format!("hot/{p}/"))
+                                    || d.location.path.contains(&format!("segments/{p}/"))
+                            },
+                        )
+                    };
+                    if !req.project.as_ref().is_none_or(in_project) {
                         continue;
                     }
-                    let kind = match (d.delete, d.expire) {
-                        (true, _) => "delete",
-                        (false, true) => "expire",
-                        (false, false) => "keep",
+                    let kind = match d.action {
+                        GcAction::Delete => "delete",
+                        GcAction::Keep => "keep",
+                        GcAction::Expire => "expire",
+                        GcAction::Orphan => "orphan",
+                        GcAction::Purge => "purge",
+                        GcAction::Missing => "missing",
                     };
+                    if d.action == GcAction::Missing {
+                        report.errors.push(format!("missing: {} ({})", d.location.path, d.reason));
+                    }
                     let a = ActionReport {
                         kind: kind.into(),
-                        inputs: vec![d.id.to_string()],
-                        outputs: vec![],
+                        inputs: vec![d.id.map_or_else(
+                            || format!("{}:{}", d.location.tier.label(), d.location.path),
+                            |id| id.to_string(),
+                        )],
+                        outputs: vec![format!("{}:{}", d.location.tier.label(), d.location.path)],
                         bytes_before: d.bytes,
-                        bytes_after: if d.delete && !req.dry_run { Some(0) } else { None },
+                        bytes_after: if d.action == GcAction::Delete && !req.dry_run { Some(0) } else { None },
                         reason: d.reason,
                         duplicates_removed: None,
                         duplicates_segment: None,
                     };
-                    if d.delete || d.expire {
-                        report.actions.push(a);
-                    } else {
-                        report.kept.push(a);
+                    match d.action {
+                        GcAction::Keep | GcAction::Missing => report.kept.push(a),
+                        _ => report.actions.push(a),
                     }
                 }
             }
             Err(e) => report.errors.push(format!("gc: {e}")),
         }
+    }
+}
+
+fn move_report(raw: &str, o: &MoveOutcome) -> MoveReport {
+    MoveReport {
+        segment: raw.to_string(),
+        outcome: if o.from == o.to { "unchanged" } else { "moved" },
+        from: Some(o.from),
+        to: Some(o.to),
+        bytes_copied: o.bytes_copied,
+        error: None,
     }
 }

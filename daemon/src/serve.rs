@@ -1,8 +1,9 @@
 //! `tierd serve`: start-up, background tasks and ordered shutdown.
 //!
-//! Start-up order: configuration -> logging and metrics -> catalog -> crash recovery (the catalog and the hot
-//! directory agree before anything is served) -> hot writer -> HTTP. The ready line
-//! `tierd listening on http://ADDR` goes to stdout only after all of that.
+//! Start-up order: configuration -> logging and metrics -> IO budget and cold tier (a bad `cold.url` stops here) ->
+//! catalog -> crash recovery (the catalog and the hot directory agree before anything is served) -> hot writer ->
+//! cold cache (its index rebuilt from `DATA_DIR/cache`) -> HTTP. The ready line `tierd listening on http://ADDR`
+//! goes to stdout only after all of that.
 //! Shutdown (SIGTERM, SIGINT, or a fatal store error): stop accepting requests, let the hot writer answer what it
 //! queued and seal its open segments, flush the catalog.
 
@@ -14,7 +15,9 @@ use anyhow::Context;
 use tierd_codecs::BatchLimits;
 use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
-use tierd_store::{Catalog, Clock, Failpoints, SystemClock};
+use tierd_store::{
+    BlockCache, Catalog, Clock, ColdStore, Failpoints, FaultConfig, IoBudget, SegmentSource, SystemClock,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -63,6 +66,8 @@ pub async fn serve(
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
+    let budget = Arc::new(IoBudget::new(&config.budget));
+    let cold = Arc::new(open_cold(&config, budget.clone())?);
     let catalog = Arc::new(
         Catalog::open(&layout.catalog_dir())
             .with_context(|| format!("cannot open the catalog in {}", layout.catalog_dir().display()))?,
@@ -71,6 +76,10 @@ pub async fn serve(
         Ok(spec) => Failpoints::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_FAILPOINTS: {e}"))?,
         Err(_) => Failpoints::none(),
     });
+    // Moves first: an uncommitted hot copy of a crashed promote is deleted as tierd's own, not quarantined.
+    tierd_store::moves::roll_back_move_intents(&layout, &catalog, &cold, &failpoints)
+        .await
+        .context("crash recovery of moves failed")?;
     let report = tierd_store::recovery::recover(&layout, &catalog, clock.as_ref(), &failpoints)
         .context("crash recovery failed")?;
     if !report.missing.is_empty() || !report.corrupt.is_empty() {
@@ -102,9 +111,19 @@ pub async fn serve(
         catalog.clone(),
         clock.clone(),
         failpoints.clone(),
+        cold.clone(),
         config.clone(),
     ));
+    tierd_store::cache::describe_metrics();
+    let cache = Arc::new(
+        BlockCache::open(&layout.cache_dir(), &config.cache)
+            .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
+    );
+    // Queries never wait behind background work: the foreground store, without the IO budget.
+    let reads =
+        SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
     let state = Arc::new(AppState {
+        reads,
         layout: layout.clone(),
         catalog: catalog.clone(),
         hot: hot.clone(),
@@ -116,6 +135,8 @@ pub async fn serve(
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes,
+        cold,
+        budget,
     });
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -145,6 +166,19 @@ pub async fn serve(
         anyhow::bail!("stopped after a fatal store error: {why}");
     }
     Ok(())
+}
+
+/// Opens the cold tier (with the faults of `TIERD_COLD_FAULTS`, for tests) and logs where it is. Makes no request.
+fn open_cold(config: &Config, budget: Arc<IoBudget>) -> anyhow::Result<ColdStore> {
+    let faults = match std::env::var("TIERD_COLD_FAULTS") {
+        Ok(spec) => Some(FaultConfig::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_COLD_FAULTS: {e}"))?),
+        Err(_) => None,
+    };
+    tierd_store::cold::describe_metrics();
+    let cold = ColdStore::open(&config.cold, &config.data_dir, budget, faults)
+        .context("cannot open the cold tier (check the [cold] section of the configuration)")?;
+    info!(cold = cold.url(), budget = ?config.budget, "cold tier");
+    Ok(cold)
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

@@ -54,7 +54,7 @@ impl RewritePlanner for CompactPlanner {
             return Err(PolicyError::invalid(
                 POLICY,
                 "target_bytes",
-                "is 0: set the size a merged segment should reach, e.g. 268435456 (256 MiB)",
+                "is 0: set the size a merged segment should reach, e.g. 8388608 (8 MiB, the default)",
             ));
         }
         if self.min_inputs < 2 {

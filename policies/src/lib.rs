@@ -17,14 +17,18 @@
 //! `tests/planner_properties.rs` checks them for arbitrary segment sets. Configurations are checked with
 //! [`RewritePlanner::validate`], whose [`PolicyError`] names the offending field.
 //!
+//! And [`placement`]: which segments move between the hot disk and the cold tier, by the age of their newest
+//! event for now.
+//!
 //! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
-//! placement rules (age, heat, retention) deciding hot vs cold tier; the storage cost model (bytes x $/GB-month per
+//! placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
 //! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action; cron schedules
 //! computing their next fire time from a given `now`.
 
 pub mod compact;
 mod error;
 mod human;
+pub mod placement;
 mod planner;
 pub mod recompress;
 pub mod reencode;
@@ -34,7 +38,8 @@ mod testing;
 
 pub use compact::CompactPlanner;
 pub use error::PolicyError;
+pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
-pub use segment::{RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};
+pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};

@@ -29,6 +29,19 @@ pub enum SegmentState {
     Retired,
 }
 
+/// Which tiers hold a segment's live copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Only the hot disk.
+    #[default]
+    Hot,
+    /// Only the object store.
+    Cold,
+    /// Both: a hot copy of a cold segment.
+    Both,
+}
+
 /// A planner's view of one segment.
 ///
 /// Planners assume `id` is unique within one call. A segment whose id occurs more than once in the input is
@@ -50,6 +63,9 @@ pub struct SegmentStats {
     pub created_at_ms: i64,
     /// Time of the newest event in the segment.
     pub max_time_ms: i64,
+    /// Where its live copies are.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 /// What a rewrite does.

@@ -1,6 +1,6 @@
 //! Helpers shared by the unit tests.
 
-use crate::segment::{RewriteAction, SegmentFormat, SegmentState, SegmentStats};
+use crate::segment::{Placement, RewriteAction, SegmentFormat, SegmentState, SegmentStats};
 
 pub(crate) const MIB: u64 = 1 << 20;
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -22,6 +22,7 @@ pub(crate) fn seg(id: &str) -> SegmentStats {
         bytes: MIB,
         created_at_ms: 0,
         max_time_ms: 0,
+        placement: Placement::Hot,
     }
 }
 

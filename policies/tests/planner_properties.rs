@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
 use tierd_policies::{
-    CompactPlanner, LadderStep, RecompressPlanner, ReencodePlanner, RewriteAction, RewritePlanner, SegmentFormat,
-    SegmentState, SegmentStats,
+    CompactPlanner, LadderStep, Placement, RecompressPlanner, ReencodePlanner, RewriteAction, RewritePlanner,
+    SegmentFormat, SegmentState, SegmentStats,
 };
 
 const CODECS: [&str; 6] = ["lz4", "none", "zstd-1", "zstd-3", "zstd-9", "zstd-19"];
@@ -48,6 +48,7 @@ fn segment() -> impl Strategy<Value = SegmentStats> {
             bytes,
             created_at_ms,
             max_time_ms,
+            placement: Placement::Hot,
         })
 }
 

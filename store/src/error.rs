@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::catalog::Tier;
 use crate::layout::SegmentId;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum StoreError {
     SegmentMissing { id: SegmentId, path: PathBuf, rows: u64 },
     #[error("segment {id} is corrupt: {message}")]
     Corrupt { id: SegmentId, message: String },
+    #[error("segment {id} has no copy this reader can read: {message}")]
+    NoReadableCopy { id: SegmentId, message: String },
     #[error("ingest is backpressured: {0}")]
     Backpressure(String),
     #[error("the hot tier is full: {0}")]
@@ -27,6 +30,18 @@ pub enum StoreError {
     InvalidQuery(String),
     #[error("the plan is stale: {0}")]
     StalePlan(String),
+    #[error("cannot move: {0}")]
+    InvalidMove(String),
+    #[error("config key `{key}`: {message}")]
+    Config { key: &'static str, message: String },
+    #[error("{op} on the {} tier: object {key:?} not found", tier.label())]
+    ObjectNotFound { tier: Tier, op: &'static str, key: String },
+    #[error("{op} on the {} tier: object {key:?} already exists (object keys are never reused)", tier.label())]
+    ObjectExists { tier: Tier, op: &'static str, key: String },
+    #[error("{op} on the {} tier: invalid object key {key:?}: {message}", tier.label())]
+    InvalidObjectKey { tier: Tier, op: &'static str, key: String, message: String },
+    #[error("{op} on the {} tier: object {key:?} failed after {attempts} attempt(s): {source}", tier.label())]
+    ObjectStore { tier: Tier, op: &'static str, key: String, attempts: u32, source: Box<object_store::Error> },
 }
 
 impl StoreError {

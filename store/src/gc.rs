@@ -1,170 +1,417 @@
-//! Garbage collection of retired segments: the only code that deletes segment data.
+//! Garbage collection: the only code that deletes segment data, in the hot directory and in the cold tier.
 //!
-//! A retired segment's file is deleted only when all of these hold, and the reason for keeping it otherwise is
-//! reported (`tierd pass run gc --dry-run` lists both):
-//! - it was retired by a committed catalog change (state `retired`);
-//! - no unexpired lease lists it (leases are what query nodes hold between a lookup and their reads);
-//! - no in-process reader still holds a snapshot older than its retirement ([`Catalog::pin`]);
-//! - the grace period has passed since its retirement;
+//! A copy of a segment (a hot file or a cold object) is garbage when it was taken out of service by a committed
+//! catalog change: its segment was retired by a rewrite (every copy), or a move dropped it (`dropped`). It is
+//! deleted only when all of these hold, and the reason for keeping it otherwise is reported (`tierd pass run gc
+//! --dry-run` lists both):
+//! - no unexpired lease lists its segment (leases are what query nodes hold between a lookup and their reads);
+//! - no in-process reader still holds a snapshot older than the change ([`Catalog::pin`]);
+//! - the grace period has passed since the change;
 //! - the daemon has been up for at least one lease TTL (a lease granted just before a crash may not have reached
 //!   the disk, so leases alone cannot be trusted right after a restart).
 //!
-//! Order: delete the file, fsync the directory (`gc.delete`), then remove the records in one commit. A crash in
-//! between leaves retired records whose file is gone; recovery removes them.
+//! Deletion goes through the trash: a hot file is renamed to `DATA_DIR/trash/<ms>/<path>`, a cold object copied to
+//! `trash/<ms>/<key>` and then deleted (`gc.delete` after each), with the segment's catalog record saved beside
+//! them (`DATA_DIR/trash/<ms>/records/<id>.json`); then ONE commit removes the copies from the catalog. Trash
+//! entries are deleted for good `gc.trash_retention_secs` later: until then an operator can put a copy back (see
+//! ARCHITECTURE.md). A crash between the trash step and the commit leaves a catalog copy that no longer exists:
+//! recovery (hot) and the next run (cold: a copy that is already gone counts as moved) finish the job.
+//!
+//! Reconciliation: every run lists the cold tier's `segments/` prefix against the catalog. An object no record or
+//! move intent names is an orphan (an upload of a crashed move); once older than the grace period it goes to the
+//! trash. A copy a live segment needs that is not listed is reported loudly (`missing`, an error log and the
+//! `tierd_cold_objects_missing` gauge), never "repaired" by forgetting it.
 //!
 //! Side segments of removed duplicates ([`Role::Duplicates`]) are kept until their `keep_until_ms`; a run past it
 //! first retires them (one commit), after which they follow the rules above like any retired segment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use tracing::info;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogChange, Retirement, Role, SegmentState};
+use crate::catalog::{Catalog, CatalogChange, Location, Retirement, Role, SegmentMeta, SegmentState, Tier};
+use crate::cold::ColdStore;
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
 use crate::layout::{Layout, SegmentId};
 
+/// Where cold segment copies live; everything else under the cold prefix is not reconciled.
+pub const COLD_SEGMENTS_PREFIX: &str = "segments";
+/// Where deleted copies wait for their final deletion, in both tiers (`DATA_DIR/trash`, `trash/` in the bucket).
+pub const TRASH_PREFIX: &str = "trash";
+
 #[derive(Debug, Clone, Copy)]
 pub struct GcConfig {
-    /// How long a retired segment stays on disk after its retirement, at least.
+    /// How long a copy stays after it was taken out of service, at least; also the age an unknown cold object must
+    /// reach before it counts as an orphan.
     pub grace_ms: i64,
     /// The lease TTL handed to readers (the wait after a restart).
     pub lease_ttl_ms: i64,
+    /// How long deleted copies stay in the trash before their final deletion.
+    pub trash_retention_ms: i64,
 }
 
-/// What GC decided for one retired segment.
+/// What GC does with one copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcAction {
+    /// Out of service and held by nothing: to the trash.
+    Delete,
+    /// Out of service but still held (the reason says by what), or an unknown object younger than the grace.
+    Keep,
+    /// A live side segment of duplicates whose retention ended: retired now, deleted after the grace.
+    Expire,
+    /// An object under `segments/` that the catalog does not know, older than the grace: to the trash.
+    Orphan,
+    /// A trash entry past its retention: deleted for good.
+    Purge,
+    /// A copy a live segment needs that is not in the cold tier: reported, nothing done.
+    Missing,
+}
+
+/// What GC decided for one copy (or trash entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcDecision {
-    pub id: SegmentId,
-    pub location: String,
+    /// The segment, when the copy belongs to one the catalog knows.
+    pub id: Option<SegmentId>,
+    pub location: Location,
     pub bytes: u64,
-    pub delete: bool,
-    /// A live side segment of duplicates whose retention ended: [`run`] retires it (deleted after the grace).
-    pub expire: bool,
+    pub action: GcAction,
     pub reason: String,
 }
 
-/// Decides, for every retired segment, whether it may be deleted now (pure given its inputs).
-pub fn plan(catalog: &Catalog, now_ms: i64, started_at_ms: i64, cfg: GcConfig) -> Result<Vec<GcDecision>> {
-    let snapshot = catalog.snapshot();
-    let mut leased: HashMap<SegmentId, (String, i64)> = HashMap::new();
-    for (lease_id, rec) in catalog.live_leases(now_ms)? {
-        for id in rec.segments {
-            let e = leased.entry(id).or_insert((lease_id.clone(), rec.expires_at_ms));
-            if rec.expires_at_ms > e.1 {
-                *e = (lease_id.clone(), rec.expires_at_ms);
+/// The garbage collector of one node.
+pub struct Gc {
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    cold: Arc<ColdStore>,
+    handle: Handle,
+    failpoints: Arc<Failpoints>,
+    cfg: GcConfig,
+}
+
+impl std::fmt::Debug for Gc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gc").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Gc {
+    pub fn new(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        cold: Arc<ColdStore>,
+        handle: Handle,
+        failpoints: Arc<Failpoints>,
+        cfg: GcConfig,
+    ) -> Self {
+        Self { layout, catalog, cold, handle, failpoints, cfg }
+    }
+
+    /// Decides, for every copy out of service, every unknown cold object and every trash entry, what to do now.
+    /// Changes nothing. Blocking (lists the cold tier).
+    pub fn plan(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
+        let snapshot = self.catalog.snapshot();
+        let mut leased: HashMap<SegmentId, (String, i64)> = HashMap::new();
+        for (lease_id, rec) in self.catalog.live_leases(now_ms)? {
+            for id in rec.segments {
+                let e = leased.entry(id).or_insert((lease_id.clone(), rec.expires_at_ms));
+                if rec.expires_at_ms > e.1 {
+                    *e = (lease_id.clone(), rec.expires_at_ms);
+                }
             }
         }
+        let oldest_pin = self.catalog.oldest_pinned_generation();
+        let mut out = Vec::new();
+        // Why a copy taken out of service at (at_ms, generation) must stay, if it must.
+        let hold = |id: &SegmentId, at_ms: i64, generation: u64| -> Option<String> {
+            if let Some((lease, until)) = leased.get(id) {
+                Some(format!("held by lease {lease} until {until}"))
+            } else if let Some(g) = oldest_pin.filter(|g| *g < generation) {
+                Some(format!("a reader holds catalog generation {g} (< {generation}, when it left service)"))
+            } else if now_ms < at_ms.saturating_add(self.cfg.grace_ms) {
+                Some(format!("grace period until {}", at_ms.saturating_add(self.cfg.grace_ms)))
+            } else if now_ms < started_at_ms.saturating_add(self.cfg.lease_ttl_ms) {
+                Some(format!(
+                    "restarted recently: leases from before the restart may be lost; wait until {}",
+                    started_at_ms.saturating_add(self.cfg.lease_ttl_ms)
+                ))
+            } else {
+                None
+            }
+        };
+        let mut decide = |m: &SegmentMeta, location: &Location, at_ms: i64, generation: u64, why: String| {
+            let (action, reason) = match hold(&m.id, at_ms, generation) {
+                Some(reason) => (GcAction::Keep, reason),
+                None => (GcAction::Delete, format!("{why}; no lease or reader holds it; grace passed")),
+            };
+            out.push(GcDecision { id: Some(m.id), location: location.clone(), bytes: m.bytes, action, reason });
+        };
+        for m in snapshot.segments() {
+            match &m.retired {
+                Some(r) if m.state == SegmentState::Retired => {
+                    let why = format!(
+                        "retired at {} by generation {} (replaced by {:?})",
+                        r.at_ms,
+                        r.generation,
+                        r.replaced_by.iter().map(ToString::to_string).collect::<Vec<_>>()
+                    );
+                    for location in m.all_locations() {
+                        decide(m, location, r.at_ms, r.generation, why.clone());
+                    }
+                }
+                _ => {
+                    for d in &m.dropped {
+                        let why = format!("moved away at {} by generation {}", d.at_ms, d.generation);
+                        decide(m, &d.location, d.at_ms, d.generation, why);
+                    }
+                }
+            }
+        }
+        out.extend(expiries(&snapshot, now_ms));
+        out.extend(self.reconcile_cold(&snapshot, now_ms)?);
+        out.extend(self.trash_due(now_ms)?);
+        Ok(out)
     }
-    let oldest_pin = catalog.oldest_pinned_generation();
-    let mut out = Vec::new();
-    for m in snapshot.segments().filter(|m| m.state != SegmentState::Retired) {
-        if let Role::Duplicates { of, keep_until_ms } = m.role {
-            if now_ms >= keep_until_ms {
+
+    /// Carries out what [`Gc::plan`] decides: expiries first (one commit, then a new plan), copies to the trash
+    /// and one commit removing them, orphans to the trash, trash past retention deleted. Returns every decision.
+    pub fn run(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
+        let expired: Vec<GcDecision> =
+            self.plan(now_ms, started_at_ms)?.into_iter().filter(|d| d.action == GcAction::Expire).collect();
+        if !expired.is_empty() {
+            let snapshot = self.catalog.snapshot();
+            let ids: HashSet<SegmentId> = expired.iter().filter_map(|d| d.id).collect();
+            let retire = ids.iter().filter_map(|id| snapshot.get(id)).map(|m| {
+                let mut r = (**m).clone();
+                r.state = SegmentState::Retired;
+                r.retired = Some(Retirement { at_ms: now_ms, generation: 0, replaced_by: Vec::new() });
+                CatalogChange::Put(r)
+            });
+            self.catalog.commit(retire.collect())?;
+            for id in &ids {
+                info!(segment = %id, "duplicates side segment retired: retention ended");
+            }
+            metrics::counter!("tierd_gc_expired_duplicates_total").increment(ids.len() as u64);
+        }
+        let mut decisions = expired;
+        decisions.extend(self.plan(now_ms, started_at_ms)?.into_iter().filter(|d| d.action != GcAction::Expire));
+
+        let trash_dir = format!("{TRASH_PREFIX}/{now_ms}");
+        let mut gone: HashMap<SegmentId, Vec<Location>> = HashMap::new();
+        let snapshot = self.catalog.snapshot();
+        for d in decisions.iter().filter(|d| d.action == GcAction::Delete) {
+            let id = d.id.expect("deletions are of catalog copies");
+            if let Some(m) = snapshot.get(&id) {
+                self.save_record(&trash_dir, m)?;
+            }
+            self.to_trash(&trash_dir, &d.location)?;
+            self.failpoints.hit("gc.delete").map_err(|e| StoreError::io(&d.location.path, e))?;
+            info!(segment = %id, tier = d.location.tier.label(), location = %d.location.path, bytes = d.bytes, "copy moved to the trash");
+            metrics::counter!("tierd_gc_deleted_copies_total", "tier" => d.location.tier.label()).increment(1);
+            metrics::counter!("tierd_gc_deleted_bytes_total", "tier" => d.location.tier.label()).increment(d.bytes);
+            gone.entry(id).or_default().push(d.location.clone());
+        }
+        if !gone.is_empty() {
+            let mut changes = Vec::new();
+            for (id, locations) in gone {
+                let Some(m) = snapshot.get(&id) else { continue };
+                let mut next = (**m).clone();
+                next.locations.retain(|l| !locations.contains(l));
+                next.dropped.retain(|d| !locations.contains(&d.location));
+                changes.push(CatalogChange::Expect { id, updated_generation: m.updated_generation });
+                if next.state == SegmentState::Retired && next.locations.is_empty() && next.dropped.is_empty() {
+                    changes.push(CatalogChange::Remove(id));
+                } else {
+                    changes.push(CatalogChange::Put(next));
+                }
+            }
+            self.catalog.commit(changes)?;
+        }
+        for d in decisions.iter().filter(|d| d.action == GcAction::Orphan) {
+            self.to_trash(&trash_dir, &d.location)?;
+            self.failpoints.hit("gc.orphan").map_err(|e| StoreError::io(&d.location.path, e))?;
+            warn!(key = %d.location.path, bytes = d.bytes, "orphaned cold object moved to the trash");
+            metrics::counter!("tierd_gc_orphans_total", "tier" => d.location.tier.label()).increment(1);
+        }
+        for d in decisions.iter().filter(|d| d.action == GcAction::Purge) {
+            self.purge(&d.location)?;
+            metrics::counter!("tierd_gc_purged_total", "tier" => d.location.tier.label()).increment(1);
+        }
+        let missing = decisions.iter().filter(|d| d.action == GcAction::Missing).count();
+        metrics::gauge!("tierd_cold_objects_missing").set(missing as f64);
+        Ok(decisions)
+    }
+
+    /// Cold objects under `segments/` against the catalog: orphans (unknown, older than the grace), unknown objects
+    /// still young (kept: maybe an upload in progress), and copies live segments need that are not there.
+    fn reconcile_cold(&self, snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Result<Vec<GcDecision>> {
+        let objects = self.handle.block_on(self.cold.list(COLD_SEGMENTS_PREFIX))?;
+        let mut known: HashSet<&str> = HashSet::new();
+        for m in snapshot.segments() {
+            known.extend(m.all_locations().filter(|l| l.tier == Tier::Cold).map(|l| l.path.as_str()));
+        }
+        let intents = self.catalog.move_intents()?;
+        known.extend(intents.iter().filter(|i| i.location.tier == Tier::Cold).map(|i| i.location.path.as_str()));
+        let mut out = Vec::new();
+        let listed: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        for o in objects.iter().filter(|o| !known.contains(o.key.as_str())) {
+            let old = now_ms >= o.last_modified_ms.saturating_add(self.cfg.grace_ms);
+            let (action, reason) = if old {
+                (
+                    GcAction::Orphan,
+                    format!("no catalog record names it; written at {}, past the grace", o.last_modified_ms),
+                )
+            } else {
+                (
+                    GcAction::Keep,
+                    format!("unknown object written at {}: may be an upload in progress", o.last_modified_ms),
+                )
+            };
+            out.push(GcDecision { id: None, location: Location::cold(&o.key), bytes: o.size, action, reason });
+        }
+        for m in snapshot.segments().filter(|m| m.is_live()) {
+            if let Some(key) = m.cold_key().filter(|k| !listed.contains(k)) {
+                error!(segment = %m.id, key, rows = m.rows, "cold copy missing from the object store");
                 out.push(GcDecision {
-                    id: m.id,
-                    location: m.location.clone(),
+                    id: Some(m.id),
+                    location: Location::cold(key),
                     bytes: m.bytes,
-                    delete: false,
-                    expire: true,
-                    reason: format!(
-                        "duplicates removed by the rewrite into {of}, kept until {keep_until_ms}: retention ended"
-                    ),
+                    action: GcAction::Missing,
+                    reason: format!("segment {} ({} rows) needs it; the cold tier does not list it", m.id, m.rows),
                 });
             }
         }
+        Ok(out)
     }
-    for m in snapshot.segments().filter(|m| m.state == SegmentState::Retired) {
-        let Some(r) = &m.retired else { continue };
-        let keep = |reason: String| GcDecision {
-            id: m.id,
-            location: m.location.clone(),
-            bytes: m.bytes,
-            delete: false,
-            expire: false,
-            reason,
-        };
-        let decision = if let Some((lease, until)) = leased.get(&m.id) {
-            keep(format!("held by lease {lease} until {until}"))
-        } else if oldest_pin.is_some_and(|g| g < r.generation) {
-            keep(format!("a reader holds catalog generation {} (< retirement {})", oldest_pin.unwrap(), r.generation))
-        } else if now_ms < r.at_ms + cfg.grace_ms {
-            keep(format!("grace period until {}", r.at_ms + cfg.grace_ms))
-        } else if now_ms < started_at_ms + cfg.lease_ttl_ms {
-            keep(format!(
-                "restarted recently: leases from before the restart may be lost; wait until {}",
-                started_at_ms + cfg.lease_ttl_ms
-            ))
-        } else {
-            GcDecision {
-                id: m.id,
-                location: m.location.clone(),
-                bytes: m.bytes,
-                delete: true,
-                expire: false,
-                reason: format!(
-                    "retired at {} by generation {} (replaced by {:?}); no lease or reader holds it; grace passed",
-                    r.at_ms,
-                    r.generation,
-                    r.replaced_by.iter().map(ToString::to_string).collect::<Vec<_>>()
-                ),
+
+    /// Trash entries of both tiers whose retention has passed.
+    fn trash_due(&self, now_ms: i64) -> Result<Vec<GcDecision>> {
+        let due = |ms: Option<i64>| ms.is_some_and(|ms| now_ms >= ms.saturating_add(self.cfg.trash_retention_ms));
+        let reason = |ms: Option<i64>| format!("in the trash since {}, past the retention", ms.unwrap_or_default());
+        let mut out = Vec::new();
+        for o in self.handle.block_on(self.cold.list(TRASH_PREFIX))? {
+            let ms = trash_time(&o.key);
+            if due(ms) {
+                out.push(GcDecision {
+                    id: None,
+                    location: Location::cold(&o.key),
+                    bytes: o.size,
+                    action: GcAction::Purge,
+                    reason: reason(ms),
+                });
             }
-        };
-        out.push(decision);
+        }
+        let dir = self.layout.root().join(TRASH_PREFIX);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ms = name.parse::<i64>().ok();
+                if due(ms) {
+                    let bytes = dir_bytes(&entry.path());
+                    let location = Location::hot(format!("{TRASH_PREFIX}/{name}"));
+                    out.push(GcDecision { id: None, location, bytes, action: GcAction::Purge, reason: reason(ms) });
+                }
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// Moves one copy to the trash. A copy that is already gone counts as moved (a crash after an earlier attempt).
+    fn to_trash(&self, trash_dir: &str, location: &Location) -> Result<()> {
+        match location.tier {
+            Tier::Hot => {
+                let from = self.resolve(&location.path)?;
+                let to = self.layout.root().join(trash_dir).join(&location.path);
+                let parent = to.parent().expect("trash path has a parent");
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(StoreError::io(&from, e)),
+                }
+                for dir in [from.parent(), Some(parent)].into_iter().flatten() {
+                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+                }
+                Ok(())
+            }
+            Tier::Cold => {
+                let to = format!("{trash_dir}/{}", location.path);
+                match self.handle.block_on(self.cold.copy(&location.path, &to)) {
+                    Ok(()) => {}
+                    Err(StoreError::ObjectNotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+                self.handle.block_on(self.cold.delete(&location.path))
+            }
+        }
+    }
+
+    /// Saves a segment's catalog record beside its trashed copies, so an operator can restore it.
+    fn save_record(&self, trash_dir: &str, m: &SegmentMeta) -> Result<()> {
+        let dir = self.layout.root().join(trash_dir).join("records");
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let path = dir.join(format!("{}.json", m.id));
+        let json = serde_json::to_vec_pretty(m).map_err(|e| StoreError::Catalog(e.to_string()))?;
+        std::fs::write(&path, json).map_err(|e| StoreError::io(&path, e))
+    }
+
+    fn purge(&self, location: &Location) -> Result<()> {
+        match location.tier {
+            Tier::Cold => self.handle.block_on(self.cold.delete(&location.path)),
+            Tier::Hot => {
+                let path = self.resolve(&location.path)?;
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(StoreError::io(&path, e)),
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, path: &str) -> Result<PathBuf> {
+        self.layout.resolve(path).ok_or_else(|| StoreError::Catalog(format!("bad hot location {path:?}")))
+    }
 }
 
-/// Deletes what [`plan`] allows. Returns every decision (deleted or kept, with reasons).
-pub fn run(
-    layout: &Layout,
-    catalog: &Catalog,
-    failpoints: &Failpoints,
-    now_ms: i64,
-    started_at_ms: i64,
-    cfg: GcConfig,
-) -> Result<Vec<GcDecision>> {
-    let expired: Vec<GcDecision> =
-        plan(catalog, now_ms, started_at_ms, cfg)?.into_iter().filter(|d| d.expire).collect();
-    if !expired.is_empty() {
-        let snapshot = catalog.snapshot();
-        let retire = expired.iter().filter_map(|d| snapshot.get(&d.id)).map(|m| {
-            let mut r = (**m).clone();
-            r.state = SegmentState::Retired;
-            r.retired = Some(Retirement { at_ms: now_ms, generation: 0, replaced_by: Vec::new() });
-            CatalogChange::Put(r)
-        });
-        catalog.commit(retire.collect())?;
-        for d in &expired {
-            info!(segment = %d.id, bytes = d.bytes, "duplicates side segment retired: retention ended");
+/// The live side segments of duplicates whose retention ended, one decision per copy.
+fn expiries(snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Vec<GcDecision> {
+    let mut out = Vec::new();
+    for m in snapshot.segments().filter(|m| m.is_live()) {
+        if let Role::Duplicates { of, keep_until_ms } = m.role {
+            if now_ms >= keep_until_ms {
+                for location in &m.locations {
+                    out.push(GcDecision {
+                        id: Some(m.id),
+                        location: location.clone(),
+                        bytes: m.bytes,
+                        action: GcAction::Expire,
+                        reason: format!(
+                            "duplicates removed by the rewrite into {of}, kept until {keep_until_ms}: retention ended"
+                        ),
+                    });
+                }
+            }
         }
-        metrics::counter!("tierd_gc_expired_duplicates_total").increment(expired.len() as u64);
     }
-    let mut decisions = expired;
-    decisions.extend(plan(catalog, now_ms, started_at_ms, cfg)?.into_iter().filter(|d| !d.expire));
-    let mut removed = Vec::new();
-    for d in decisions.iter().filter(|d| d.delete) {
-        let path = layout
-            .resolve(&d.location)
-            .ok_or_else(|| StoreError::Corrupt { id: d.id, message: format!("bad location {:?}", d.location) })?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(path, e)),
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-        }
-        failpoints.hit("gc.delete").map_err(|e| StoreError::io(&path, e))?;
-        info!(segment = %d.id, bytes = d.bytes, "retired segment deleted");
-        metrics::counter!("tierd_gc_deleted_segments_total").increment(1);
-        metrics::counter!("tierd_gc_deleted_bytes_total").increment(d.bytes);
-        removed.push(CatalogChange::Remove(d.id));
-    }
-    if !removed.is_empty() {
-        catalog.commit(removed)?;
-    }
-    Ok(decisions)
+    out
+}
+
+/// The time in a trash key `trash/<ms>/...`.
+fn trash_time(key: &str) -> Option<i64> {
+    key.strip_prefix(TRASH_PREFIX)?.strip_prefix('/')?.split('/').next()?.parse().ok()
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    };
+    entries.flatten().map(|e| dir_bytes(&e.path())).sum()
 }
 
 #[cfg(test)]
@@ -184,6 +431,20 @@ mod tests {
 
     const T0: i64 = 1_767_225_600_000;
 
+    /// A collector over `memory://` cold storage (and the runtime that drives it).
+    fn collector(
+        layout: &Layout,
+        catalog: &Arc<Catalog>,
+        failpoints: &Arc<Failpoints>,
+        cfg: GcConfig,
+    ) -> (Gc, tokio::runtime::Runtime) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let cold_cfg = crate::cold::ColdConfig { url: "memory://".into(), ..Default::default() };
+        let budget = Arc::new(crate::budget::IoBudget::unlimited());
+        let cold = Arc::new(ColdStore::open(&cold_cfg, layout.root(), budget, None).unwrap());
+        (Gc::new(layout.clone(), catalog.clone(), cold, rt.handle().clone(), failpoints.clone(), cfg), rt)
+    }
+
     fn count(layout: &Layout, snapshot: &crate::CatalogSnapshot) -> u64 {
         let q = Query {
             project: "p".into(),
@@ -193,7 +454,7 @@ mod tests {
             filters: vec![],
             group_by: GroupBy::None,
         };
-        execute(layout, snapshot, &q).unwrap().total
+        execute(&crate::read::SegmentSource::hot_only(layout.clone()), snapshot, &q).unwrap().total
     }
 
     /// Three sealed row segments of project `p`: 30 events, ids (and times) 0..25 then 0..5 again (five re-sends
@@ -279,15 +540,16 @@ mod tests {
         let dups: Vec<SegmentId> = snapshot.lookup_duplicates("p", 0, i64::MAX).iter().map(|m| m.id).collect();
         assert_eq!(dups, vec![side_id]);
 
-        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0 };
-        let early = run(&layout, &catalog, &failpoints, T0 + 59_999, 0, cfg).unwrap();
-        assert!(early.iter().all(|d| d.id != side_id), "{early:?}");
-        assert!(layout.resolve(&side.location).unwrap().exists());
-        let due = run(&layout, &catalog, &failpoints, T0 + 60_000, 0, cfg).unwrap();
-        let expired: Vec<_> = due.iter().filter(|d| d.id == side_id).collect();
+        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 0 };
+        let (gc, _rt) = collector(&layout, &catalog, &failpoints, cfg);
+        let early = gc.run(T0 + 59_999, 0).unwrap();
+        assert!(early.iter().all(|d| d.id != Some(side_id)), "{early:?}");
+        assert!(layout.resolve(side.hot_path().unwrap()).unwrap().exists());
+        let due = gc.run(T0 + 60_000, 0).unwrap();
+        let expired: Vec<_> = due.iter().filter(|d| d.id == Some(side_id)).collect();
         assert_eq!(expired.len(), 2, "expired, then deleted past a zero grace: {due:?}");
-        assert!(expired[0].expire && expired[1].delete, "{expired:?}");
-        assert!(!layout.resolve(&side.location).unwrap().exists());
+        assert!(expired[0].action == GcAction::Expire && expired[1].action == GcAction::Delete, "{expired:?}");
+        assert!(!layout.resolve(side.hot_path().unwrap()).unwrap().exists());
         assert!(catalog.snapshot().get(&side_id).is_none());
         assert_eq!(count(&layout, &catalog.snapshot()), 25);
     }
@@ -339,27 +601,41 @@ mod tests {
         assert_eq!(count(&layout, &catalog.snapshot()), 25);
         assert_eq!(count(&layout, &before), 25);
 
-        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0 };
-        let decide = |now| plan(&catalog, now, 0, cfg).unwrap();
+        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
+        let (gc, _rt) = collector(&layout, &catalog, &failpoints, cfg);
+        let decide = |now| gc.plan(now, 0).unwrap();
         let d = decide(T0);
-        assert!(d.iter().all(|d| !d.delete && d.reason.contains("reader")), "{d:?}");
+        assert!(d.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("reader")), "{d:?}");
         let lease = catalog.grant_lease(T0, 60_000, 1, vec![input]).unwrap();
         drop(before);
         let d = decide(T0);
-        let held = d.iter().find(|d| d.id == input).unwrap();
-        assert!(!held.delete && held.reason.contains(&lease.id), "{held:?}");
+        let held = d.iter().find(|d| d.id == Some(input)).unwrap();
+        assert!(held.action == GcAction::Keep && held.reason.contains(&lease.id), "{held:?}");
         // Grace and the restart rule hold it too.
-        let graced = plan(&catalog, T0 + 60_001, 0, GcConfig { grace_ms: 3_600_000, lease_ttl_ms: 0 }).unwrap();
-        assert!(graced.iter().all(|d| !d.delete && d.reason.contains("grace")), "{graced:?}");
-        let fresh = plan(&catalog, T0 + 60_001, T0 + 60_000, GcConfig { grace_ms: 0, lease_ttl_ms: 10_000 }).unwrap();
-        assert!(fresh.iter().all(|d| !d.delete && d.reason.contains("restarted")), "{fresh:?}");
-        // Once the lease expired: deleted, files gone, answer unchanged.
-        let done = run(&layout, &catalog, &failpoints, T0 + 60_001, 0, cfg).unwrap();
-        assert_eq!(done.iter().filter(|d| d.delete).count(), outcome.inputs.len(), "{done:?}");
-        for d in &done {
-            assert!(!layout.resolve(&d.location).unwrap().exists());
-            assert!(catalog.snapshot().get(&d.id).is_none());
+        let graced = collector(&layout, &catalog, &failpoints, GcConfig { grace_ms: 3_600_000, ..cfg }).0;
+        let graced = graced.plan(T0 + 60_001, 0).unwrap();
+        assert!(graced.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("grace")), "{graced:?}");
+        let fresh = collector(&layout, &catalog, &failpoints, GcConfig { lease_ttl_ms: 10_000, ..cfg }).0;
+        let fresh = fresh.plan(T0 + 60_001, T0 + 60_000).unwrap();
+        assert!(fresh.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("restarted")), "{fresh:?}");
+        // Once the lease expired: to the trash, files gone from hot/, records saved, answer unchanged.
+        let done = gc.run(T0 + 60_001, 0).unwrap();
+        let deleted: Vec<_> = done.iter().filter(|d| d.action == GcAction::Delete).collect();
+        assert_eq!(deleted.len(), outcome.inputs.len(), "{done:?}");
+        let trash = layout.root().join(format!("{TRASH_PREFIX}/{}", T0 + 60_001));
+        for d in &deleted {
+            assert!(!layout.resolve(&d.location.path).unwrap().exists());
+            assert!(trash.join(&d.location.path).exists(), "in the trash: {}", d.location.path);
+            let id = d.id.unwrap();
+            assert!(trash.join(format!("records/{id}.json")).exists());
+            assert!(catalog.snapshot().get(&id).is_none());
         }
         assert_eq!(count(&layout, &catalog.snapshot()), 25);
+        // The trash is purged once its retention has passed, not before.
+        let kept = gc.run(T0 + 60_001 + 3_599_999, 0).unwrap();
+        assert!(kept.iter().all(|d| d.action != GcAction::Purge), "{kept:?}");
+        let purged = gc.run(T0 + 60_001 + 3_600_000, 0).unwrap();
+        assert_eq!(purged.iter().filter(|d| d.action == GcAction::Purge).count(), 1, "{purged:?}");
+        assert!(!trash.exists());
     }
 }

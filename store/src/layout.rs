@@ -136,9 +136,20 @@ impl Layout {
         self.root.join("quarantine")
     }
 
+    /// The cold-bytes cache (`crate::cache`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
     /// The catalog's `location` of a hot row segment, relative to the data directory.
     pub fn hot_location(project: &str, id: SegmentId) -> String {
         format!("hot/{project}/{id}.rows")
+    }
+
+    /// A fresh path for a hot copy of segment `id` written by a move (cold -> hot): the segment id and a new ULID,
+    /// so that it never collides with an earlier copy of the same segment still waiting for garbage collection.
+    pub fn hot_copy_location(project: &str, id: SegmentId, now_ms: i64, extension: &str) -> String {
+        format!("hot/{project}/{id}.{}.{extension}", SegmentId::generate(now_ms))
     }
 
     /// Resolves a catalog location. Locations are only ever built by [`Layout::hot_location`], but a corrupt

@@ -12,21 +12,33 @@
 //!   length, open segments are sealed, unknown files are quarantined (never served, never deleted).
 //! - [`read`] and [`query`]: the read path and the reference query engine, which counts deduplicated events.
 //! - [`clock`]: the only place that reads time.
+//! - [`cold`]: the cold tier's object store (`file://`, `s3://`, ...), with retries, metrics, fault injection and the
+//!   IO budget as wrappers around object_store's `ObjectStore`.
+//! - [`budget`]: the one IO budget every background byte and request draws from.
+//! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
 
+pub mod budget;
+pub mod cache;
 pub mod catalog;
 pub mod clock;
+pub mod cold;
 pub mod error;
 pub mod failpoint;
 pub mod gc;
 pub mod hot;
 pub mod layout;
+pub mod moves;
 pub mod query;
 pub mod read;
 pub mod recovery;
 pub mod rewrite;
 
+pub use budget::{BudgetConfig, IoBudget};
+pub use cache::{BlockCache, CacheConfig};
 pub use catalog::{Catalog, CatalogSnapshot, Lease, Role, SegmentMeta, SegmentState};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cold::{ColdConfig, ColdStore, FaultConfig, ObjectInfo};
 pub use error::StoreError;
 pub use failpoint::Failpoints;
 pub use layout::{day_of_ms, format_day, SegmentId};
+pub use read::SegmentSource;

@@ -4,20 +4,28 @@
 //! and `$insert_id`) only the one ingested last counts, and the filters and the group key are evaluated on that
 //! copy. So the answer is the same whether or not duplicates have been physically removed yet, and whatever the
 //! tier, format or codec of the segments.
+//!
+//! A plain count (no property filter, grouped by nothing or by event name) of a day held by one columnar segment
+//! skips all of that: such a segment holds one copy of each event and no copy can lie in another day, so its rows
+//! are counted per event name from the `time` and `event` columns alone (see `DayPlan`).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tierd_codecs::columnar::ScanRequest;
 use tierd_codecs::{dedup_key, DedupKey, Event};
 
-use crate::catalog::CatalogSnapshot;
+use crate::catalog::{CatalogSnapshot, Format, SegmentMeta};
 use crate::error::{Result, StoreError};
-use crate::layout::Layout;
+use crate::read::SegmentSource;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A comparison in a filter. Serde and [`std::str::FromStr`] use the same names, the ones the query API accepts:
+/// `eq`, `neq`, `lt`, `lte`, `gt`, `gte`, `exists`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Op {
     Eq,
     Neq,
@@ -203,39 +211,135 @@ impl Hasher for KeyHasher {
 /// Sentinel group for a winning copy that the filters reject.
 const FILTERED_OUT: u32 = u32::MAX;
 
-/// Runs a query over one catalog snapshot. Blocking: call from a blocking thread.
-pub fn execute(layout: &Layout, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
+/// How the segments of one UTC day are read.
+///
+/// Every copy of an event lies in the same day: the dedup key holds the exact `time_ms`, and every event of a
+/// segment lies in the segment's day ([`SegmentMeta::day`]). So dedup never has to look across days, and a day
+/// whose lookup returned a single segment that holds no two copies of an event needs no dedup at all. Every
+/// Parquet segment is such a segment: the rewriter writes it from events deduplicated by the same key
+/// (`tierd_codecs::dedup::dedup_split` in `crate::rewrite`; recompress re-writes one columnar segment's content as
+/// it is). Side segments of removed duplicates are Parquet too but never returned by
+/// [`CatalogSnapshot::lookup`], and a rewrite swaps its inputs for its output in one commit, so no snapshot holds
+/// both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DayPlan<'a> {
+    /// The day's only segment, columnar: counted per event name from its `time` and `event` columns alone.
+    CountOnly(&'a Arc<SegmentMeta>),
+    /// Every event of the day's segments in the window is built and deduplicated (the copy ingested last wins),
+    /// then filtered and grouped.
+    Scan(&'a [Arc<SegmentMeta>]),
+}
+
+impl Query {
+    /// Whether per-event-name counts of the events in the window (and of `event`, when given) answer the query:
+    /// no property filter, and no group key but the event name.
+    fn answered_by_event_counts(&self) -> bool {
+        self.filters.is_empty() && matches!(self.group_by, GroupBy::None | GroupBy::Event)
+    }
+}
+
+/// Splits `segments` (as [`CatalogSnapshot::lookup`] returns them: by day, then id) into one plan per UTC day, in
+/// day order. With `count_only`, a day of one Parquet segment is [`DayPlan::CountOnly`]; every other day is
+/// [`DayPlan::Scan`]. The days are found by comparing [`SegmentMeta::day`], not trusted from the order alone: a day
+/// split in two would count two copies of an event twice.
+fn plan_days(segments: &[Arc<SegmentMeta>], count_only: bool) -> Vec<DayPlan<'_>> {
+    let sorted = segments.is_sorted_by_key(|m| m.day);
+    debug_assert!(sorted, "lookup returns segments by day");
+    segments
+        .chunk_by(|a, b| a.day == b.day)
+        .map(|day| match day {
+            [only] if count_only && sorted && only.format == Format::Parquet => DayPlan::CountOnly(only),
+            _ => DayPlan::Scan(day),
+        })
+        .collect()
+}
+
+/// The groups of a query's answer: their keys, and the id of each key by its JSON text.
+#[derive(Default)]
+struct Groups {
+    keys: Vec<Value>,
+    ids: HashMap<String, u32>,
+}
+
+impl Groups {
+    fn id(&mut self, key: Value) -> u32 {
+        let keys = &mut self.keys;
+        *self.ids.entry(key.to_string()).or_insert_with(|| {
+            keys.push(key);
+            (keys.len() - 1) as u32
+        })
+    }
+}
+
+/// Runs a query over one catalog snapshot, reading segments through `source` (hot copies, or cold ones in ranges
+/// through the cache). Blocking: call from a blocking thread.
+///
+/// `bytes_scanned` counts the bytes read: a hot segment's whole length, a cold segment's blocks read (from the
+/// cache or the object store).
+///
+/// Days that need no dedup are counted without building events when the query allows it (see [`DayPlan`]): a
+/// `count(*)`, optionally of one event name and grouped by event name, over a day held by one columnar segment
+/// reads only that segment's `time` and `event` columns. The answer is the same as by the general path.
+pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
+    execute_planned(source, snapshot, q, true)
+}
+
+/// [`execute`], with the count-only path allowed or not (tests compare the two).
+fn execute_planned(
+    source: &SegmentSource,
+    snapshot: &CatalogSnapshot,
+    q: &Query,
+    count_only: bool,
+) -> Result<QueryResult> {
     q.validate()?;
     let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
     let req = q.scan_request();
     let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
-    let mut groups: Vec<Value> = Vec::new();
-    let mut group_ids: HashMap<String, u32> = HashMap::new();
+    let mut groups = Groups::default();
+    // Events counted without dedup (count-only days), per group id.
+    let mut counted: Vec<u64> = Vec::new();
     let mut bytes_scanned = 0u64;
-    for meta in &segments {
-        let bytes = crate::read::read_committed(layout, meta)?;
-        bytes_scanned += bytes.len() as u64;
-        crate::read::scan(meta, bytes::Bytes::from(bytes), &req, |se| {
-            let key = dedup_key(&q.project, &se.event);
-            if let Some((seq, _)) = winners.get(&key) {
-                if *seq >= se.seq {
-                    return;
+    let mut segments_counted = 0u64;
+    for day in plan_days(&segments, count_only && q.answered_by_event_counts()) {
+        match day {
+            DayPlan::CountOnly(meta) => {
+                let (counts, read) = source.count_by_event(meta, &req)?;
+                bytes_scanned += read;
+                segments_counted += 1;
+                for (name, n) in counts {
+                    let key = match q.group_by {
+                        GroupBy::Event => Value::String(name),
+                        _ => Value::Null,
+                    };
+                    let g = groups.id(key) as usize;
+                    if counted.len() <= g {
+                        counted.resize(g + 1, 0);
+                    }
+                    counted[g] += n;
                 }
             }
-            let group = if q.filters.iter().all(|f| f.matches(&se.event)) {
-                let k = q.group_by.key(&se.event);
-                let text = k.to_string();
-                *group_ids.entry(text).or_insert_with(|| {
-                    groups.push(k);
-                    (groups.len() - 1) as u32
-                })
-            } else {
-                FILTERED_OUT
-            };
-            winners.insert(key, (se.seq, group));
-        })?;
+            DayPlan::Scan(metas) => {
+                for meta in metas {
+                    bytes_scanned += source.scan(meta, &req, |se| {
+                        let key = dedup_key(&q.project, &se.event);
+                        if let Some((seq, _)) = winners.get(&key) {
+                            if *seq >= se.seq {
+                                return;
+                            }
+                        }
+                        let group = if q.filters.iter().all(|f| f.matches(&se.event)) {
+                            groups.id(q.group_by.key(&se.event))
+                        } else {
+                            FILTERED_OUT
+                        };
+                        winners.insert(key, (se.seq, group));
+                    })?;
+                }
+            }
+        }
     }
-    let mut counts = vec![0u64; groups.len()];
+    let mut counts = counted;
+    counts.resize(groups.keys.len(), 0);
     for (_, g) in winners.values() {
         if *g != FILTERED_OUT {
             counts[*g as usize] += 1;
@@ -244,12 +348,25 @@ pub fn execute(layout: &Layout, snapshot: &CatalogSnapshot, q: &Query) -> Result
     let total = counts.iter().sum();
     let mut rows: Vec<(Value, u64)> = match q.group_by {
         GroupBy::None => Vec::new(),
-        _ => groups.into_iter().zip(counts).filter(|(_, c)| *c > 0).collect(),
+        _ => groups.keys.into_iter().zip(counts).filter(|(_, c)| *c > 0).collect(),
     };
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_string().cmp(&b.0.to_string())));
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| tie_order(&a.0).cmp(&tie_order(&b.0))));
     metrics::counter!("tierd_query_segments_scanned_total").increment(segments.len() as u64);
+    metrics::counter!("tierd_query_segments_counted_total").increment(segments_counted);
     metrics::counter!("tierd_query_bytes_scanned_total").increment(bytes_scanned);
     Ok(QueryResult { total, rows, segments_scanned: segments.len() as u64, bytes_scanned })
+}
+
+#[cfg(test)]
+mod count_only_tests;
+
+/// How rows with equal counts are ordered: string keys by their bytes (so `"Diskuse"` comes before
+/// `"Diskuse s wikipedistou"`), before every other key, which is ordered by its JSON text.
+fn tie_order(key: &Value) -> (bool, std::borrow::Cow<'_, str>) {
+    match key {
+        Value::String(s) => (false, std::borrow::Cow::Borrowed(s.as_str())),
+        other => (true, std::borrow::Cow::Owned(other.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,23 @@
 //!
 //! A reader never trusts bytes past a segment's committed length (an open segment may have an unacknowledged tail
 //! being written), and never returns bytes whose checksum does not match the catalog: a mismatch is an error that is
-//! counted and logged. Later issues add the cold tier and its cache behind the same calls.
+//! counted and logged.
+//!
+//! [`SegmentSource`] is the one way queries, `GET /v1/segments/{id}` and the rewriter read a segment, whatever its
+//! tier: the hot copy when there is one, else the cold copy, read in verified blocks through the cache on the hot
+//! disk (`crate::cache`), a Parquet copy in ranges (footer, page index, then only the column chunks a request needs;
+//! see `cold`). The free functions below read hot copies and scan bytes already in memory.
 
+mod cold;
+mod source;
+mod sparse;
+#[cfg(test)]
+mod tests;
+
+pub use cold::ColdReadStats;
+pub use source::{RawSegment, SegmentSource};
+
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -19,9 +34,13 @@ use crate::layout::Layout;
 
 /// Opens a segment's stored object for reading its committed bytes `[0, meta.bytes)`.
 pub fn open_segment(layout: &Layout, meta: &SegmentMeta) -> Result<File> {
+    let location = meta.hot_path().ok_or_else(|| StoreError::Corrupt {
+        id: meta.id,
+        message: format!("no hot copy (the segment is {})", meta.placement()),
+    })?;
     let path = layout
-        .resolve(&meta.location)
-        .ok_or_else(|| StoreError::Corrupt { id: meta.id, message: format!("bad location {:?}", meta.location) })?;
+        .resolve(location)
+        .ok_or_else(|| StoreError::Corrupt { id: meta.id, message: format!("bad location {location:?}") })?;
     match File::open(&path) {
         Ok(f) => Ok(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -43,13 +62,14 @@ pub fn read_at(meta: &SegmentMeta, file: &File, offset: u64, len: usize) -> Resu
                 message: format!("file is shorter than its committed length {}", meta.bytes),
             }
         } else {
-            StoreError::io(&meta.location, e)
+            StoreError::io(meta.hot_path().unwrap_or_default(), e)
         }
     })?;
     Ok(buf)
 }
 
-/// Reads and verifies a segment's committed bytes.
+/// Reads and verifies the committed bytes of a segment's hot copy ([`SegmentSource::read_committed`] reads either
+/// tier).
 pub fn read_committed(layout: &Layout, meta: &SegmentMeta) -> Result<Vec<u8>> {
     let file = open_segment(layout, meta)?;
     let buf = read_at(meta, &file, 0, meta.bytes as usize)?;
@@ -95,22 +115,33 @@ pub fn scan(meta: &SegmentMeta, bytes: Bytes, req: &ScanRequest, mut f: impl FnM
     }
 }
 
+/// Per event name, how many of a segment's stored events (from its verified bytes) [`scan`] would deliver for `req`:
+/// names in byte order, counts above zero, `req.properties` ignored.
+///
+/// These are counts of stored copies, not deduplicated: they are deduplicated counts only for a segment that holds
+/// at most one copy of each event, which the caller must know. A Parquet segment is counted from its `time` and
+/// `event` columns alone (`tierd_codecs::columnar::count_by_event`), without building any event; a row segment
+/// (which may hold copies, and has no columns to skip) is scanned and its events counted.
+pub fn count_by_event(meta: &SegmentMeta, bytes: Bytes, req: &ScanRequest) -> Result<Vec<(String, u64)>> {
+    match meta.format {
+        Format::Rows => {
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            scan(meta, bytes, req, |e| *counts.entry(e.event.event).or_default() += 1)?;
+            Ok(counts.into_iter().collect())
+        }
+        Format::Parquet => columnar::count_by_event(bytes, req)
+            .map(|(counts, _)| counts)
+            .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() }),
+    }
+}
+
 /// A scan request for every event of a segment with all its properties.
 pub fn everything() -> ScanRequest {
     ScanRequest { from_ms: i64::MIN, to_ms: i64::MAX, event: None, properties: None }
 }
 
-/// Every event of a segment (all properties), in stored order.
+/// Every event of a segment's hot copy (all properties), in stored order: [`SegmentSource::read_events`] over hot
+/// copies only.
 pub fn read_events(layout: &Layout, meta: &SegmentMeta) -> Result<Vec<StoredEvent>> {
-    let bytes = read_committed(layout, meta)?;
-    match meta.format {
-        Format::Rows => {
-            let mut out = Vec::with_capacity(meta.rows as usize);
-            scan(meta, Bytes::from(bytes), &everything(), |e| out.push(e))?;
-            Ok(out)
-        }
-        Format::Parquet => columnar::decode(&bytes)
-            .map(|(_, events)| events)
-            .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() }),
-    }
+    SegmentSource::hot_only(layout.clone()).read_events(meta)
 }

@@ -52,26 +52,46 @@ pub fn recover(
     let mut known = std::collections::HashSet::new();
     let mut seal = Vec::new();
     let mut forget = Vec::new();
-    for meta in snapshot.segments().filter(|m| m.tier == Tier::Hot) {
-        known.insert(meta.location.clone());
-        let Some(path) = layout.resolve(&meta.location) else {
-            report.corrupt.push(meta.id.to_string());
+    for meta in snapshot.segments() {
+        // Dropped hot copies are files too: known (not quarantined) while they exist; one whose file is gone was
+        // deleted by garbage collection, which crashed before updating the record.
+        let gone = |path: &str| layout.resolve(path).is_some_and(|p| matches!(p.try_exists(), Ok(false)));
+        let mut fixed = (**meta).clone();
+        fixed.dropped.retain(|d| d.location.tier != Tier::Hot || !gone(&d.location.path));
+        known.extend(fixed.dropped.iter().filter(|d| d.location.tier == Tier::Hot).map(|d| d.location.path.clone()));
+        let hot = meta.hot_path().map(|location| (location, layout.resolve(location)));
+        let len = match hot {
+            None => None,
+            Some((location, None)) => {
+                error!(segment = %meta.id, location, "segment has an invalid hot location");
+                report.corrupt.push(meta.id.to_string());
+                None
+            }
+            Some((location, Some(path))) => {
+                known.insert(location.to_string());
+                match std::fs::metadata(&path) {
+                    Ok(m) => Some((path, m.len())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && meta.state == SegmentState::Retired => {
+                        // Garbage collection deleted the file and crashed before updating the record.
+                        fixed.locations.retain(|l| l.tier != Tier::Hot);
+                        None
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        error!(segment = %meta.id, path = %path.display(), rows = meta.rows, "segment missing: acknowledged data is gone");
+                        report.missing.push(meta.id.to_string());
+                        None
+                    }
+                    Err(e) => return Err(StoreError::io(path, e)),
+                }
+            }
+        };
+        if fixed.state == SegmentState::Retired && fixed.locations.is_empty() && fixed.dropped.is_empty() {
+            forget.push(CatalogChange::Remove(meta.id));
             continue;
-        };
-        let len = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && meta.state == SegmentState::Retired => {
-                // Garbage collection deleted the file and crashed before removing the record.
-                forget.push(CatalogChange::Remove(meta.id));
-                continue;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                error!(segment = %meta.id, path = %path.display(), rows = meta.rows, "segment missing: acknowledged data is gone");
-                report.missing.push(meta.id.to_string());
-                continue;
-            }
-            Err(e) => return Err(StoreError::io(path, e)),
-        };
+        } else if fixed != **meta {
+            forget.push(CatalogChange::Put(fixed));
+        }
+        let Some((path, len)) = len else { continue };
         if len < meta.bytes {
             error!(segment = %meta.id, len, committed = meta.bytes, "segment file is shorter than its committed length");
             report.corrupt.push(meta.id.to_string());

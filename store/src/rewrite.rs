@@ -24,12 +24,13 @@ use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
 use crate::catalog::{
-    Catalog, CatalogChange, Codec, Format, Retirement, RewriteIntent, Role, SegmentMeta, SegmentState, Tier,
+    Catalog, CatalogChange, Codec, Format, Location, Retirement, RewriteIntent, Role, SegmentMeta, SegmentState,
 };
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
 use crate::layout::{Layout, SegmentId};
+use crate::read::SegmentSource;
 
 /// What one executed rewrite did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Rewriter {
     base_spec: CodecSpec,
     /// `Some(ms)`: lossless dedup, the removed copies go to a side segment kept this long. `None`: dropped.
     keep_duplicates_ms: Option<i64>,
+    /// Where inputs are read from: hot copies, and cold ones when [`Rewriter::with_source`] gave a cold tier.
+    source: SegmentSource,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -80,7 +83,15 @@ impl Rewriter {
         failpoints: Arc<Failpoints>,
         base_spec: CodecSpec,
     ) -> Self {
-        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None }
+        let source = SegmentSource::hot_only(layout.clone());
+        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None, source }
+    }
+
+    /// Reads inputs through `source`, so that segments whose only copy is cold can be rewritten too. A rewrite is
+    /// background work: give it a source over the budgeted cold store (not [`crate::ColdStore::foreground`]).
+    pub fn with_source(mut self, source: SegmentSource) -> Self {
+        self.source = source;
+        self
     }
 
     /// Makes dedup lossless: every rewrite that removes copies also writes them to a side segment
@@ -141,13 +152,13 @@ impl Rewriter {
         let (bytes, rows_after, (min_seq, max_seq), removed) =
             if action.kind == RewriteKind::Recompress && single_parquet {
                 // Recompress without re-parsing events: the columnar data is re-written as it is.
-                let input = crate::read::read_committed(&self.layout, &inputs[0])?;
+                let input = self.source.read_committed(&inputs[0])?;
                 let out = columnar::recompress(&input, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
                 (out, inputs[0].rows, (inputs[0].min_seq, inputs[0].max_seq), Vec::new())
             } else {
                 let mut events: Vec<StoredEvent> = Vec::with_capacity(rows_before as usize);
                 for m in &inputs {
-                    events.extend(crate::read::read_events(&self.layout, m)?);
+                    events.extend(self.source.read_events(m)?);
                 }
                 let (kept, removed) = tierd_codecs::dedup::dedup_split(&action.project, events);
                 let out = columnar::encode(&info, &kept, &spec)
@@ -203,16 +214,16 @@ impl Rewriter {
         // Step 5: one transaction swaps the inputs for the output(s). If it fails nothing is rolled back here:
         // whether the transaction reached the disk is unknown, and recovery decides from the catalog (an intent
         // still present means "not committed").
-        let record = |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| {
-            SegmentMeta {
+        let record =
+            |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| SegmentMeta {
                 id,
                 project: action.project.clone(),
                 day: action.day,
                 state: SegmentState::Sealed,
-                tier: Tier::Hot,
                 format: Format::Parquet,
                 codec,
-                location: location_of(id),
+                locations: vec![Location::hot(location_of(id))],
+                dropped: Vec::new(),
                 min_time_ms: v.1.min_time_ms.unwrap_or(0),
                 max_time_ms: v.1.max_time_ms.unwrap_or(0),
                 rows,
@@ -225,9 +236,9 @@ impl Rewriter {
                 created_generation: 0,
                 updated_generation: 0,
                 retired: None,
+                blocks: None,
                 role: Role::Data,
-            }
-        };
+            };
         let mut changes = vec![
             CatalogChange::Put(record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])),
             CatalogChange::ClearIntent(output_id),
@@ -239,12 +250,22 @@ impl Rewriter {
             changes.push(CatalogChange::ClearIntent(*side_id));
         }
         for m in &inputs {
+            // The inputs must still be what was read: a concurrent move or rewrite fails this commit instead.
+            changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
             let mut r = (**m).clone();
             r.state = SegmentState::Retired;
             r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id] });
             changes.push(CatalogChange::Put(r));
         }
-        let generation = self.catalog.commit(changes)?;
+        let generation = match self.catalog.commit(changes) {
+            Ok(g) => g,
+            Err(e @ StoreError::StalePlan(_)) => {
+                // A failed precondition commits nothing: the outputs are known to be unreferenced.
+                self.roll_back(&intents);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if let Err(e) = self.failpoints.hit("rewrite.commit") {
             warn!(error = %e, "failpoint after the rewrite commit");
         }

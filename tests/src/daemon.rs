@@ -156,6 +156,8 @@ pub struct Daemon {
     starts: u32,
     /// `TIERD_FAILPOINTS` for the next start (the failpoint tests set it; everyone else leaves it unset).
     failpoints: Option<String>,
+    /// `TIERD_COLD_FAULTS` for the next start (fault injection in the cold tier).
+    cold_faults: Option<String>,
 }
 
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
@@ -192,6 +194,7 @@ impl Daemon {
             client: http_client(),
             starts: 0,
             failpoints: None,
+            cold_faults: None,
         };
         d.spawn()?;
         Ok(d)
@@ -207,6 +210,10 @@ impl Daemon {
         match &self.failpoints {
             Some(spec) => cmd.env("TIERD_FAILPOINTS", spec),
             None => cmd.env_remove("TIERD_FAILPOINTS"),
+        };
+        match &self.cold_faults {
+            Some(spec) => cmd.env("TIERD_COLD_FAULTS", spec),
+            None => cmd.env_remove("TIERD_COLD_FAULTS"),
         };
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
         if let Some(c) = &self.config_path {
@@ -310,6 +317,18 @@ impl Daemon {
     /// Sets `TIERD_FAILPOINTS` (e.g. `hot.fsync=exit@3`) for the next start; `None` clears it.
     pub fn set_failpoints(&mut self, spec: Option<&str>) {
         self.failpoints = spec.map(str::to_string);
+    }
+
+    /// Sets `TIERD_COLD_FAULTS` (e.g. `error_rate=0.1,seed=7`) for the next start; `None` clears it.
+    pub fn set_cold_faults(&mut self, spec: Option<&str>) {
+        self.cold_faults = spec.map(str::to_string);
+    }
+
+    /// Replaces the config file for the next start.
+    pub fn set_config(&mut self, toml: &str) {
+        let path = self.config_path.clone().unwrap_or_else(|| self.data_dir.with_extension("tierd.toml"));
+        std::fs::write(&path, toml).expect("write config");
+        self.config_path = Some(path);
     }
 
     /// Waits for the process to exit by itself (a failpoint that exits); `None` if it is still running after

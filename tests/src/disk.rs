@@ -1,5 +1,6 @@
-//! The catalog/hot-directory agreement check: the set of segment files (`*.rows`, `*.parquet`) under `DATA_DIR/hot` equals the set of
-//! catalog segment locations across all projects, and each file's length equals its catalog `bytes`.
+//! The catalog/storage agreement checks: the set of segment files (`*.rows`, `*.parquet`) under `DATA_DIR/hot`
+//! equals the set of hot copies (live and dropped) the catalog lists across all projects, and each file's length
+//! equals its catalog `bytes`; likewise the cold tier's objects under `segments/` and the catalog's cold copies.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -65,17 +66,8 @@ pub fn check_catalog_matches_disk(daemon: &Daemon) -> Result<(), String> {
             std::thread::sleep(std::time::Duration::from_millis(50));
             continue;
         }
-        let mut cat: BTreeMap<String, u64> = BTreeMap::new();
         let mut errs = String::new();
-        for (p, (_, segs)) in &after {
-            for s in segs {
-                let loc = s["location"].as_str().unwrap_or("<no location>").to_string();
-                let bytes = s["bytes"].as_u64().unwrap_or(u64::MAX);
-                if cat.insert(loc.clone(), bytes).is_some() {
-                    let _ = writeln!(errs, "location {loc} listed twice (project {p})");
-                }
-            }
-        }
+        let cat = copies(&after, "hot", &mut errs);
         for (loc, bytes) in &cat {
             match files.get(loc) {
                 None => {
@@ -95,4 +87,74 @@ pub fn check_catalog_matches_disk(daemon: &Daemon) -> Result<(), String> {
         return if errs.is_empty() { Ok(()) } else { Err(errs) };
     }
     Err(last_err)
+}
+
+/// The copies on `tier` (live `locations` and `dropped`) of every listed segment: path -> bytes. A path listed twice
+/// is an error.
+fn copies(catalog: &BTreeMap<String, (Value, Vec<Value>)>, tier: &str, errs: &mut String) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (p, (_, segs)) in catalog {
+        for s in segs {
+            let bytes = s["bytes"].as_u64().unwrap_or(u64::MAX);
+            let all =
+                s["locations"].as_array().into_iter().flatten().chain(s["dropped"].as_array().into_iter().flatten());
+            for l in all.filter(|l| l["tier"] == tier) {
+                let path = l["path"].as_str().unwrap_or("<no path>").to_string();
+                if out.insert(path.clone(), bytes).is_some() {
+                    let _ = writeln!(errs, "{tier} copy {path} listed twice (project {p})");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Checks the catalog's cold copies against `objects` (key -> size, the cold tier's listing under `segments/`,
+/// keys relative to the cold prefix): every copy exists with the catalog's size, and no object is unknown.
+pub fn check_catalog_matches_cold(daemon: &Daemon, objects: &BTreeMap<String, u64>) -> Result<(), String> {
+    let mut errs = String::new();
+    let cat = copies(&catalog(daemon), "cold", &mut errs);
+    for (key, bytes) in &cat {
+        match objects.get(key) {
+            None => {
+                let _ = writeln!(errs, "catalog cold copy {key} (bytes {bytes}) is not in the cold tier");
+            }
+            Some(len) if len != bytes => {
+                let _ = writeln!(errs, "{key}: object is {len} bytes, catalog bytes is {bytes}");
+            }
+            _ => {}
+        }
+    }
+    for (key, len) in objects.iter().filter(|(k, _)| k.starts_with("segments/")) {
+        if !cat.contains_key(key) {
+            let _ = writeln!(errs, "object {key} ({len} bytes) is not in the catalog");
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// `file://` cold tier: key -> size of every object under `root`.
+pub fn cold_files(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    walk_all(root, root, &mut out);
+    out
+}
+
+fn walk_all(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            walk_all(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).unwrap();
+            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            out.insert(rel, meta.len());
+        }
+    }
 }

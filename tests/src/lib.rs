@@ -9,12 +9,15 @@
 //! - [`mp`]: Mixpanel-shaped bodies (JSON array, NDJSON, gzip), the seconds-vs-ms rule and UTC day arithmetic.
 //! - [`gen`]: a small deterministic generator of Mixpanel-shaped events and request encodings.
 //! - [`disk`]: the check that the catalog and the hot directory agree.
+//! - [`s3`]: a real S3-compatible server (moto) on 127.0.0.1 for the cold-tier tests.
 
 pub mod daemon;
 pub mod disk;
 pub mod gen;
 pub mod model;
 pub mod mp;
+pub mod s3;
 
 pub use daemon::{tierd_bin, Daemon, Resp, StartFailure, TestDir};
 pub use model::{Answer, Model, ModelEvent};
+pub use s3::MotoServer;

@@ -1,7 +1,12 @@
-//! Rewrites keep every answer: a stream with re-sends and late arrivals (generated, plus the real GH Archive hour
-//! from `../shared/data/real`, mapped to Mixpanel's shape) is queried before and after `reencode`, `compact`,
-//! `recompress` and `gc`, against the independent model. DuckDB then reads the resulting Parquet segments
-//! unchanged and its `count(*) ... group by event` equals tierd's answer.
+//! Rewrites keep every answer: streams with re-sends and late arrivals are queried before and after `reencode`,
+//! `compact`, `recompress` and `gc`, against the independent model. DuckDB then reads the resulting Parquet segments
+//! unchanged and its `count(*) ... group by event` equals tierd's answer. Three projects:
+//! - `gen`: generated events over four days, with exact and changed re-sends, some arriving after re-encoding;
+//! - `gh`: the real GH Archive hour from `../shared/data/real`, mapped to Mixpanel's shape;
+//! - `wiki`: all 39,244 real Wikipedia edits of the wikiticker sample (`../shared/data/real`), mapped to Mixpanel's
+//!   shape as `tests/bench/columnar.py` maps them (event = channel, distinct_id = user, every other field a
+//!   property, nulls included), with millisecond times, plus exact and changed re-sends of some edits, both right
+//!   away and after re-encoding, so dedup runs on real data across row and Parquet segments.
 
 use std::io::Read;
 use std::process::Command;
@@ -18,6 +23,7 @@ use tierd_tests::mp::{FAR_FUTURE_MS, MS_PER_DAY};
 const DAY0: i64 = 19_800;
 const GEN: &str = "gen";
 const GH: &str = "gh";
+const WIKI: &str = "wiki";
 
 const CONFIG: &str = "
 [catalog]
@@ -61,6 +67,56 @@ fn gh_archive() -> Vec<Value> {
         .collect()
 }
 
+/// The wikiticker edits as Mixpanel events: event = channel, distinct_id = user, every other field (nulls included)
+/// a property. `time` keeps the source's milliseconds: integer ms (`>= 1e11`, read as ms), except that a time on a
+/// whole second is sent as integer seconds and one on a multiple of 125 ms as float seconds (exact in binary), so
+/// real data goes through all three forms of the seconds-vs-ms rule. `$insert_id` is the 1-based line number plus
+/// an FNV-1a hash of the line (unique by the line number; stable across runs).
+fn wikipedia() -> Vec<Value> {
+    let path =
+        workspace_root().join("../shared/data/real/wikipedia_edits_wikiticker/wikiticker-2015-09-12-sampled.json.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut text).unwrap();
+    let fnv1a = |bytes: &[u8]| {
+        bytes.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3))
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let Value::Object(mut props) = serde_json::from_str(line).unwrap() else {
+                panic!("line {}: not an object", i + 1)
+            };
+            let event = props.remove("channel").unwrap();
+            let user = props.remove("user").unwrap();
+            let iso = props.remove("time").unwrap();
+            let ms = chrono::DateTime::parse_from_rfc3339(iso.as_str().unwrap()).unwrap().timestamp_millis();
+            let time = match ms {
+                _ if ms % 1000 == 0 => json!(ms / 1000),
+                _ if ms % 125 == 0 => json!(ms as f64 / 1000.0),
+                _ => json!(ms),
+            };
+            props.insert("time".into(), time);
+            props.insert("distinct_id".into(), user);
+            props.insert("$insert_id".into(), json!(format!("{}-{:016x}", i + 1, fnv1a(line.as_bytes()))));
+            json!({"event": event, "properties": props})
+        })
+        .collect()
+}
+
+/// A re-send of a Wikipedia edit with the same key (channel, user, time, `$insert_id`) and changed properties: the
+/// robot flag flipped, another namespace and delta, the country dropped.
+fn wiki_changed_copy(e: &Value, n: usize) -> Value {
+    let mut c = e.clone();
+    let p = c["properties"].as_object_mut().unwrap();
+    let robot = p["isRobot"].as_bool().unwrap();
+    p.insert("isRobot".into(), json!(!robot));
+    p.insert("namespace".into(), json!(["Main", "User", "Talk", "Wikipedia"][n % 4]));
+    p.insert("delta".into(), json!(n as i64 % 7 - 3));
+    p.remove("countryName");
+    c
+}
+
 fn queries() -> Vec<Value> {
     let day = |k: i64| (DAY0 + k) * MS_PER_DAY;
     let all = |p: &str, extra: Value| {
@@ -68,6 +124,7 @@ fn queries() -> Vec<Value> {
         q.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         q
     };
+    let wf = |property: &str, op: &str, value: Value| json!({"property": property, "op": op, "value": value});
     let mut qs = vec![
         all(GEN, json!({})),
         all(GEN, json!({"group_by": "event"})),
@@ -84,6 +141,26 @@ fn queries() -> Vec<Value> {
         all(GH, json!({"group_by": "properties.public"})),
         all(GH, json!({"event": "PushEvent", "where": [{"property": "org", "op": "exists"}]})),
         all(GH, json!({"where": [{"property": "repo", "op": "gt", "value": 28_000_000}], "group_by": "event"})),
+        all(WIKI, json!({"group_by": "event"})),
+        all(WIKI, json!({"where": [wf("isRobot", "eq", json!(false))], "group_by": "properties.namespace"})),
+        all(WIKI, json!({"where": [wf("delta", "gt", json!(0))], "group_by": "properties.countryName"})),
+        all(
+            WIKI,
+            json!({
+                "event": "#en.wikipedia",
+                "where": [wf("isAnonymous", "eq", json!(true)), wf("countryIsoCode", "exists", Value::Null)],
+                "group_by": "properties.countryIsoCode",
+            }),
+        ),
+        all(
+            WIKI,
+            json!({
+                "where": [wf("delta", "lte", json!(-100)), wf("isRobot", "neq", json!(true))],
+                "group_by": "properties.isMinor",
+            }),
+        ),
+        all(WIKI, json!({"where": [wf("metroCode", "exists", Value::Null)], "group_by": "properties.metroCode"})),
+        all(WIKI, json!({"where": [wf("page", "lt", json!("M"))], "group_by": "properties.isNew"})),
     ];
     for k in 0..4 {
         qs.push(json!({"project": GEN, "from": day(k), "to": day(k + 1), "group_by": "event"}));
@@ -91,6 +168,11 @@ fn queries() -> Vec<Value> {
     qs.push(
         json!({"project": GEN, "from": day(1) + 3_600_000, "to": day(2) + 7_200_000, "group_by": "properties.$os"}),
     );
+    // 2015-09-12 from 02:00, for one hour and for the rest of the day: leaves out the rows on other days.
+    let wiki_day = 16_690 * MS_PER_DAY;
+    for (from, to) in [(wiki_day + 7_200_000, wiki_day + 10_800_000), (wiki_day + 7_200_000, wiki_day + MS_PER_DAY)] {
+        qs.push(json!({"project": WIKI, "from": from, "to": to, "group_by": "properties.namespace"}));
+    }
     qs
 }
 
@@ -149,6 +231,16 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
     let gh = gh_archive();
     assert_eq!(gh.len(), 11_351);
     import(&d, &mut m, GH, &gh);
+    let wiki = wikipedia();
+    assert_eq!(wiki.len(), 39_244);
+    import(&d, &mut m, WIKI, &wiki);
+    let wiki_resend: Vec<Value> = wiki
+        .iter()
+        .step_by(97)
+        .enumerate()
+        .map(|(n, e)| if n % 2 == 0 { e.clone() } else { wiki_changed_copy(e, n) })
+        .collect();
+    import(&d, &mut m, WIKI, &wiki_resend);
     check_all(&d, &m, "ingest");
 
     // Seal everything (a clean stop seals open segments), then re-encode.
@@ -159,7 +251,7 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
     assert!(live_segments(&d, GEN).iter().all(|s| s["format"] == "rows"), "a dry run changes nothing");
     let done = run_pass(&d, "reencode", false);
     assert_eq!(done["actions"].as_array().unwrap().len(), dry["actions"].as_array().unwrap().len());
-    for p in [GEN, GH] {
+    for p in [GEN, GH, WIKI] {
         assert!(live_segments(&d, p).iter().all(|s| s["format"] == "parquet" && s["state"] == "sealed"));
     }
     check_all(&d, &m, "reencode");
@@ -169,6 +261,9 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
     import(&d, &mut m, GEN, &late);
     let late_resend: Vec<Value> = events.iter().skip(3).step_by(11).map(|e| g.changed_copy(e)).collect();
     import(&d, &mut m, GEN, &late_resend);
+    let wiki_late: Vec<Value> =
+        wiki.iter().skip(5).step_by(89).enumerate().map(|(n, e)| wiki_changed_copy(e, n)).collect();
+    import(&d, &mut m, WIKI, &wiki_late);
     d.stop();
     d.restart();
     run_pass(&d, "reencode", false);
@@ -181,14 +276,14 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
 
     // Recompress up the ladder: the events are months old, so the last rung (zstd-19) applies.
     run_pass(&d, "recompress", false);
-    for p in [GEN, GH] {
+    for p in [GEN, GH, WIKI] {
         assert!(live_segments(&d, p).iter().all(|s| s["codec"] == "zstd-19"), "{:?}", live_segments(&d, p));
     }
     check_all(&d, &m, "recompress");
 
     // DuckDB reads the segments unchanged; after compaction each (project, day) is one deduplicated segment, so
     // its plain count equals tierd's deduplicated count.
-    for p in [GEN, GH] {
+    for p in [GEN, GH, WIKI] {
         let q = json!({"project": p, "from": 0, "to": FAR_FUTURE_MS, "group_by": "event"});
         let tierd: serde_json::Map<String, Value> = d.query(&q)["rows"]
             .as_array()

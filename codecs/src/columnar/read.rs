@@ -30,8 +30,11 @@ use crate::event::{Event, StoredEvent};
 pub(crate) const BATCH_ROWS: usize = 8192;
 
 /// Loads the footer (and, if `options` ask for it, the page index) and the tierd layout it describes.
-pub(crate) fn open(bytes: &Bytes, options: ArrowReaderOptions) -> Result<(ArrowReaderMetadata, Layout), ColumnarError> {
-    let metadata = ArrowReaderMetadata::load(bytes, options).map_err(|source| ColumnarError::NotParquet { source })?;
+pub(crate) fn open<R: ChunkReader>(
+    reader: &R,
+    options: ArrowReaderOptions,
+) -> Result<(ArrowReaderMetadata, Layout), ColumnarError> {
+    let metadata = ArrowReaderMetadata::load(reader, options).map_err(|source| ColumnarError::NotParquet { source })?;
     let layout = Layout::from_footer(metadata.metadata().file_metadata().key_value_metadata(), metadata.schema())?;
     Ok((metadata, layout))
 }

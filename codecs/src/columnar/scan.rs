@@ -7,14 +7,16 @@ use std::ops::Range;
 
 use arrow_array::Array;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
-use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::{ColumnChunkMask, PageIndexPolicy, ParquetMetaData, RowGroupMetaData};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
-use super::layout::{DISTINCT_ID_INDEX, EVENT_INDEX, FIRST_PROPERTY_INDEX, INSERT_ID_INDEX, SEQ_INDEX, TIME_INDEX};
-use super::read::{open, BatchRows, BATCH_ROWS};
+use super::layout::{
+    Layout, DISTINCT_ID_INDEX, EVENT_INDEX, FIRST_PROPERTY_INDEX, INSERT_ID_INDEX, SEQ_INDEX, TIME_INDEX,
+};
+use super::ranged::{ChunkReader, ColumnarFooter};
+use super::read::{BatchRows, BATCH_ROWS};
 use super::ColumnarError;
 use crate::event::StoredEvent;
 
@@ -54,44 +56,71 @@ pub struct ScanStats {
 ///   requested key occurs in it somewhere in the segment (the footer lists those keys).
 ///
 /// Fails like [`super::decode`] on bytes that are not a readable columnar segment; `f` sees only events decoded
-/// before a failure.
-pub fn scan(bytes: Bytes, req: &ScanRequest, mut f: impl FnMut(StoredEvent)) -> Result<ScanStats, ColumnarError> {
-    // Page statistics (column index) are only consulted for `time` and `event`; page locations (offset index) are
-    // needed for every column read, to skip pages. Loading only those keeps the fixed cost of a scan down.
-    let options = ArrowReaderOptions::new()
-        .with_page_index_policy(PageIndexPolicy::Optional)
-        .with_column_index_mask(ColumnChunkMask::columns([TIME_INDEX, EVENT_INDEX]));
-    let (metadata, layout) = open(&bytes, options)?;
-    let segment_id = layout.info.segment_id.as_str();
-    let parquet = metadata.metadata().clone();
-    let mut stats = ScanStats { row_groups: parquet.num_row_groups(), ..ScanStats::default() };
-    if req.from_ms >= req.to_ms {
-        return Ok(stats);
-    }
+/// before a failure. [`ColumnarFooter::scan`] is the same over any [`ChunkReader`].
+pub fn scan(bytes: Bytes, req: &ScanRequest, f: impl FnMut(StoredEvent)) -> Result<ScanStats, ColumnarError> {
+    ColumnarFooter::load(&bytes)?.scan(bytes, req, f)
+}
 
-    // Row groups and, within them, row ranges to read; ranges are relative to the concatenation of the kept groups.
-    let (mut groups, mut ranges, mut kept_rows) = (Vec::new(), Vec::new(), 0usize);
-    for (i, group) in parquet.row_groups().iter().enumerate() {
-        if !group_may_match(group, req) {
-            continue;
+impl ColumnarFooter {
+    /// [`scan`] over `reader`, which must serve at least [`ColumnarFooter::scan_ranges`] of `req` (and the ranges
+    /// the footer was loaded from).
+    pub fn scan<R: ChunkReader + 'static>(
+        self,
+        reader: R,
+        req: &ScanRequest,
+        mut f: impl FnMut(StoredEvent),
+    ) -> Result<ScanStats, ColumnarError> {
+        let layout = &self.layout;
+        let segment_id = layout.info.segment_id.as_str();
+        let selection = Selection::new(self.metadata.metadata(), req);
+        let mut stats = selection.stats();
+        if selection.is_empty() {
+            return Ok(stats);
         }
-        let rows = usize::try_from(group.num_rows()).unwrap_or(0);
-        let pages = page_ranges(&parquet, i, rows, req);
-        if pages.is_empty() {
-            continue;
-        }
-        groups.push(i);
-        ranges.extend(pages.into_iter().map(|r| r.start + kept_rows..r.end + kept_rows));
-        kept_rows += rows;
-    }
-    stats.row_groups_read = groups.len();
-    if groups.is_empty() {
-        return Ok(stats);
-    }
 
-    let wanted: Option<BTreeSet<String>> = req.properties.as_ref().map(|keys| keys.iter().cloned().collect());
+        let wanted: Option<BTreeSet<String>> = req.properties.as_ref().map(|keys| keys.iter().cloned().collect());
+        let projection = self.projection(&scan_roots(layout, req));
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
+            .with_projection(projection)
+            .with_row_groups(selection.groups)
+            .with_row_selection(selection.rows)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(ColumnarError::parquet(segment_id, "read setup"))?;
+
+        for batch in reader {
+            let batch = batch.map_err(ColumnarError::arrow(segment_id, "read"))?;
+            stats.rows_read += batch.num_rows() as u64;
+            let rows = BatchRows::new(&batch, layout, wanted.as_ref())?;
+            // Per dictionary entry of this batch: is it the requested name? Then a row is checked by its key alone.
+            let names: Option<Vec<bool>> = req.event.as_deref().map(|name| {
+                let values = rows.event.values();
+                (0..values.len()).map(|i| values.is_valid(i) && values.value(i) == name).collect()
+            });
+            for row in 0..batch.num_rows() {
+                let time = rows.time.value(row);
+                if time < req.from_ms || time >= req.to_ms {
+                    continue;
+                }
+                if let Some(names) = &names {
+                    let key = usize::try_from(rows.event.keys().value(row)).ok();
+                    if !key.and_then(|k| names.get(k).copied()).unwrap_or(false) {
+                        continue;
+                    }
+                }
+                f(rows.event(row)?);
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// The root columns a scan of `req` reads: the five lifted ones, the shredded columns of the requested properties,
+/// and `_props` when a requested key occurs in it somewhere in the segment (every property column with
+/// `req.properties = None`).
+pub(super) fn scan_roots(layout: &Layout, req: &ScanRequest) -> Vec<usize> {
     let mut roots = vec![TIME_INDEX, EVENT_INDEX, DISTINCT_ID_INDEX, INSERT_ID_INDEX, SEQ_INDEX];
-    match &wanted {
+    match &req.properties {
         None => roots.extend(FIRST_PROPERTY_INDEX..=layout.props_index()),
         Some(keys) => {
             let shredded = layout.columns.iter().enumerate().filter(|(_, c)| keys.contains(&c.key));
@@ -101,39 +130,53 @@ pub fn scan(bytes: Bytes, req: &ScanRequest, mut f: impl FnMut(StoredEvent)) -> 
             }
         }
     }
-    let projection = ProjectionMask::roots(parquet.file_metadata().schema_descr(), roots);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-        .with_projection(projection)
-        .with_row_groups(groups)
-        .with_row_selection(RowSelection::from_consecutive_ranges(ranges.into_iter(), kept_rows))
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(ColumnarError::parquet(segment_id, "read setup"))?;
+    roots
+}
 
-    for batch in reader {
-        let batch = batch.map_err(ColumnarError::arrow(segment_id, "read"))?;
-        stats.rows_read += batch.num_rows() as u64;
-        let rows = BatchRows::new(&batch, &layout, wanted.as_ref())?;
-        // Per dictionary entry of this batch: is it the requested name? Then a row is checked by its key alone.
-        let names: Option<Vec<bool>> = req.event.as_deref().map(|name| {
-            let values = rows.event.values();
-            (0..values.len()).map(|i| values.is_valid(i) && values.value(i) == name).collect()
-        });
-        for row in 0..batch.num_rows() {
-            let time = rows.time.value(row);
-            if time < req.from_ms || time >= req.to_ms {
+/// What of a segment a request may match, by the row group statistics and the page index: the row groups to read
+/// and, within them, the rows. Every reader of a window ([`scan`], [`super::count_by_event`]) reads exactly this,
+/// then filters the decoded rows exactly.
+pub(super) struct Selection {
+    /// Row groups in the segment.
+    pub(super) row_groups: usize,
+    /// Row groups to read, ascending.
+    pub(super) groups: Vec<usize>,
+    /// Rows to read, relative to the concatenation of `groups`.
+    pub(super) rows: RowSelection,
+}
+
+impl Selection {
+    pub(super) fn new(parquet: &ParquetMetaData, req: &ScanRequest) -> Self {
+        let row_groups = parquet.num_row_groups();
+        if req.from_ms >= req.to_ms {
+            return Selection { row_groups, groups: Vec::new(), rows: RowSelection::from(Vec::new()) };
+        }
+        let (mut groups, mut ranges, mut kept_rows) = (Vec::new(), Vec::new(), 0usize);
+        for (i, group) in parquet.row_groups().iter().enumerate() {
+            if !group_may_match(group, req) {
                 continue;
             }
-            if let Some(names) = &names {
-                let key = usize::try_from(rows.event.keys().value(row)).ok();
-                if !key.and_then(|k| names.get(k).copied()).unwrap_or(false) {
-                    continue;
-                }
+            let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+            let pages = page_ranges(parquet, i, rows, req);
+            if pages.is_empty() {
+                continue;
             }
-            f(rows.event(row)?);
+            groups.push(i);
+            ranges.extend(pages.into_iter().map(|r| r.start + kept_rows..r.end + kept_rows));
+            kept_rows += rows;
         }
+        let rows = RowSelection::from_consecutive_ranges(ranges.into_iter(), kept_rows);
+        Selection { row_groups, groups, rows }
     }
-    Ok(stats)
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The statistics of a scan of this selection before any row is decoded.
+    pub(super) fn stats(&self) -> ScanStats {
+        ScanStats { row_groups: self.row_groups, row_groups_read: self.groups.len(), rows_read: 0 }
+    }
 }
 
 /// Whether a row group's statistics allow a matching row. Missing statistics allow everything. Byte array bounds

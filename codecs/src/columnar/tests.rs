@@ -12,7 +12,9 @@ use super::layout::KEY_VERSION;
 use super::*;
 use crate::event::{Event, StoredEvent};
 
+mod counts;
 mod properties;
+mod ranged;
 mod scans;
 
 pub(super) fn info() -> SegmentInfo {

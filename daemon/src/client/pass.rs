@@ -16,13 +16,13 @@ pub struct PassArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PassCommand {
-    /// Run one pass now: reencode, compact, recompress or gc.
+    /// Run one pass now: reencode, compact, recompress, migrate, promote or gc.
     Run(PassRunArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PassRunArgs {
-    /// reencode | compact | recompress | gc
+    /// reencode | compact | recompress | migrate | promote | gc
     pub name: String,
     /// Plan and report only; change nothing.
     #[arg(long)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tierd_store::query::Op;
 
 use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
 
@@ -55,40 +56,26 @@ pub enum QueryError {
     GroupBy(String),
 }
 
-/// A comparison in a `where` filter, named as the query API names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WhereOp {
-    Eq,
-    Neq,
-    Lt,
-    Lte,
-    Gt,
-    Gte,
-    Exists,
-}
-
-impl WhereOp {
-    /// The operator a command-line token names, if any (`=`, `==`, `eq`, ...; words in any case).
-    fn from_token(token: &str) -> Option<Self> {
-        Some(match token.to_ascii_lowercase().as_str() {
-            "=" | "==" | "eq" => Self::Eq,
-            "!=" | "neq" => Self::Neq,
-            "<" | "lt" => Self::Lt,
-            "<=" | "lte" => Self::Lte,
-            ">" | "gt" => Self::Gt,
-            ">=" | "gte" => Self::Gte,
-            "exists" => Self::Exists,
-            _ => return None,
-        })
-    }
+/// The operator a command-line token names, if any (`=`, `==`, `eq`, ...; words in any case).
+fn op_from_token(token: &str) -> Option<Op> {
+    Some(match token.to_ascii_lowercase().as_str() {
+        "=" | "==" | "eq" => Op::Eq,
+        "!=" | "neq" => Op::Neq,
+        "<" | "lt" => Op::Lt,
+        "<=" | "lte" => Op::Lte,
+        ">" | "gt" => Op::Gt,
+        ">=" | "gte" => Op::Gte,
+        "exists" => Op::Exists,
+        _ => return None,
+    })
 }
 
 /// One `where` filter of a query request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WhereClause {
     pub property: String,
-    pub op: WhereOp,
+    /// Sent by its query API name (`eq`, `neq`, ...).
+    pub op: Op,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
 }
@@ -169,29 +156,29 @@ pub fn parse_where(input: &str) -> Result<WhereClause, QueryError> {
         return Err(err("missing property name"));
     }
     let value = match (op, value.is_empty()) {
-        (WhereOp::Exists, true) => None,
-        (WhereOp::Exists, false) => return Err(err("`exists` takes no value")),
+        (Op::Exists, true) => None,
+        (Op::Exists, false) => return Err(err("`exists` takes no value")),
         (_, true) => return Err(err("missing value")),
         (_, false) => Some(parse_value(value)),
     };
     Ok(WhereClause { property: property.to_owned(), op, value })
 }
 
-fn split_spaced(s: &str) -> Option<(&str, WhereOp, &str)> {
+fn split_spaced(s: &str) -> Option<(&str, Op, &str)> {
     let mut tokens = s.split_whitespace().skip(1);
     tokens.find_map(|token| {
-        let op = WhereOp::from_token(token)?;
+        let op = op_from_token(token)?;
         // `token` is a subslice of `s`: its offset tells where the property ends and the value starts.
         let start = token.as_ptr() as usize - s.as_ptr() as usize;
         Some((&s[..start], op, &s[start + token.len()..]))
     })
 }
 
-fn split_compact(s: &str) -> Option<(&str, WhereOp, &str)> {
+fn split_compact(s: &str) -> Option<(&str, Op, &str)> {
     let start = s.find(['!', '<', '>', '='])?;
     let rest = &s[start..];
     let symbol = ["!=", "<=", ">=", "==", "=", "<", ">"].into_iter().find(|sym| rest.starts_with(sym))?;
-    Some((&s[..start], WhereOp::from_token(symbol)?, &rest[symbol.len()..]))
+    Some((&s[..start], op_from_token(symbol)?, &rest[symbol.len()..]))
 }
 
 fn parse_value(text: &str) -> Value {

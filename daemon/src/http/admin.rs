@@ -1,4 +1,4 @@
-//! Operator endpoints: run a pass now.
+//! Operator endpoints: run a pass now, move segments by hand.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use axum::Json;
 use bytes::Bytes;
 
 use super::{ApiError, AppState};
-use crate::passes::{PassReport, PassRequest};
+use crate::passes::{MoveReport, PassReport, PassRequest};
 
 /// `POST /v1/admin/passes/{name}/run` with an optional body `{"dry_run":bool,"project":"P"}`.
 pub async fn run_pass(
@@ -27,4 +27,33 @@ pub async fn run_pass(
     let passes = state.passes.clone();
     let report = tokio::task::spawn_blocking(move || passes.run(&name, &req)).await.expect("join");
     report.map(Json).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
+}
+
+/// Body of `POST /v1/admin/move`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub segments: Vec<String>,
+    /// `cold`, `hot` or `both`.
+    pub to: String,
+}
+
+/// `POST /v1/admin/move` with `{"segments":["ID",...],"to":"cold|hot|both"}`: moves each segment through the same
+/// crash-safe steps and IO budget as the passes; answers each segment's outcome
+/// (`{"to":..,"results":[{"segment","outcome","from","to","bytes_copied","error"}]}`), 200 even if some failed.
+pub async fn move_segments(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: MoveRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad move request: {e}")))?;
+    let to: tierd_store::moves::MoveTarget = req.to.parse().map_err(ApiError::bad_request)?;
+    if req.segments.is_empty() {
+        return Err(ApiError::bad_request("no segments to move: give \"segments\":[\"ID\",...]"));
+    }
+    let passes = state.passes.clone();
+    let ids = req.segments;
+    let results: Vec<MoveReport> =
+        tokio::task::spawn_blocking(move || passes.move_segments(&ids, to)).await.expect("join");
+    Ok(Json(serde_json::json!({"to": to, "results": results})))
 }

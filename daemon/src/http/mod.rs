@@ -33,6 +33,14 @@ pub struct AppState {
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     pub passes: Arc<crate::passes::Passes>,
+    /// The cold tier's object store (background requests draw from `budget`; use `cold.foreground()` for requests
+    /// a query waits on).
+    pub cold: Arc<tierd_store::ColdStore>,
+    /// The one IO budget of background work.
+    pub budget: Arc<tierd_store::IoBudget>,
+    /// How queries and segment reads reach segments of either tier (cold ones through the foreground store and the
+    /// cache on the hot disk).
+    pub reads: tierd_store::SegmentSource,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -45,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let ops = Router::new()
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
-        .route("/v1/admin/passes/{name}/run", post(admin::run_pass));
+        .route("/v1/admin/passes/{name}/run", post(admin::run_pass))
+        .route("/v1/admin/move", post(admin::move_segments));
     Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
 }

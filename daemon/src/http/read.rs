@@ -42,10 +42,12 @@ fn segment_json(m: &SegmentMeta) -> Value {
         "project": m.project,
         "day": format_day(m.day),
         "state": m.state,
-        "tier": m.tier,
+        "tier": m.placement(),
         "format": m.format,
         "codec": m.codec,
-        "location": m.location,
+        "location": m.locations.first().map(|l| l.path.as_str()),
+        "locations": m.locations,
+        "dropped": m.dropped,
         "min_time_ms": m.min_time_ms,
         "max_time_ms": m.max_time_ms,
         "rows": m.rows,
@@ -119,20 +121,26 @@ pub async fn segment(
             return Err(ApiError::bad_request(format!("unknown format {other:?}; use raw (default) or ndjson")))
         }
     };
-    // Open before answering so a missing file is an error status, not a broken body.
-    let layout = state.layout.clone();
+    // Open before answering so a missing file or object is an error status, not a broken body. NDJSON decodes the
+    // whole segment, so its bytes are read (and verified) whole first.
+    let reads = state.reads.clone();
     let m = meta.clone();
-    let file =
-        tokio::task::spawn_blocking(move || tierd_store::read::open_segment(&layout, &m)).await.expect("join")?;
+    let opened = tokio::task::spawn_blocking(move || {
+        if ndjson {
+            reads.read_committed(&m).map(Opened::Whole)
+        } else {
+            reads.open_raw(&m).map(|raw| Opened::Raw(Box::new(raw)))
+        }
+    })
+    .await
+    .expect("join")?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let layout = state.layout.clone();
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
-    if ndjson {
-        tokio::task::spawn_blocking(move || stream_ndjson(&layout, &m, tx, pinned));
-    } else {
-        tokio::task::spawn_blocking(move || stream_raw(&m, file, tx, pinned));
-    }
+    match opened {
+        Opened::Whole(bytes) => tokio::task::spawn_blocking(move || stream_ndjson(&m, bytes, tx, pinned)),
+        Opened::Raw(raw) => tokio::task::spawn_blocking(move || stream_raw(*raw, tx, pinned)),
+    };
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let mut resp = Response::new(Body::from_stream(stream));
     let headers = resp.headers_mut();
@@ -146,57 +154,49 @@ pub async fn segment(
     Ok(resp)
 }
 
-/// Streams `[0, bytes)` in chunks, verifying the checksum as it goes; on a mismatch the body is aborted, so a client
-/// never receives a complete body of bad data.
+/// Streams the stored bytes chunk by chunk, each verified before it is sent (a hot copy's crc32c is checked before
+/// its last chunk, a cold copy's block by block); on a mismatch the body is aborted, so a client never receives a
+/// complete body of bad data.
 fn stream_raw(
-    meta: &SegmentMeta,
-    file: std::fs::File,
+    mut raw: tierd_store::read::RawSegment,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     _pin: tierd_store::catalog::Pinned,
 ) {
-    let mut offset = 0u64;
-    let mut crc = 0u32;
-    while offset < meta.bytes {
-        let len = CHUNK.min((meta.bytes - offset) as usize);
-        let chunk = match tierd_store::read::read_at(meta, &file, offset, len) {
-            Ok(c) => c,
+    loop {
+        match raw.next_chunk() {
+            Ok(Some(chunk)) => {
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
             Err(e) => {
+                tracing::error!(segment = %raw.meta().id, error = %e, "segment read failed while streaming; body aborted");
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
                 return;
             }
-        };
-        crc = crc32c::crc32c_append(crc, &chunk);
-        offset += len as u64;
-        if offset == meta.bytes && crc != meta.checksum {
-            metrics::counter!("tierd_read_checksum_errors_total").increment(1);
-            tracing::error!(segment = %meta.id, "checksum mismatch while streaming; body aborted");
-            let _ = tx.blocking_send(Err(std::io::Error::other("segment checksum mismatch")));
-            return;
-        }
-        if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-            return;
         }
     }
-    metrics::counter!("tierd_read_bytes_total", "tier" => "hot").increment(meta.bytes);
+}
+
+/// A segment opened for `GET /v1/segments/{id}`.
+enum Opened {
+    /// Verified whole (NDJSON).
+    Whole(Bytes),
+    /// Streamed chunk by chunk, verified as it goes (raw).
+    Raw(Box<tierd_store::read::RawSegment>),
 }
 
 fn stream_ndjson(
-    layout: &tierd_store::layout::Layout,
     meta: &SegmentMeta,
+    bytes: Bytes,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     _pin: tierd_store::catalog::Pinned,
 ) {
-    let bytes = match tierd_store::read::read_committed(layout, meta) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            return;
-        }
-    };
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     // Set once the client went away: stop decoding.
     let closed = std::cell::Cell::new(false);
-    let result = tierd_store::read::scan(meta, bytes::Bytes::from(bytes), &tierd_store::read::everything(), |e| {
+    let result = tierd_store::read::scan(meta, bytes, &tierd_store::read::everything(), |e| {
         if closed.get() {
             return;
         }
@@ -269,8 +269,8 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Js
     let q = parse_query(&body)?;
     // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
     let snapshot = state.catalog.pin();
-    let layout = state.layout.clone();
-    let result = tokio::task::spawn_blocking(move || execute(&layout, &snapshot, &q)).await.expect("join");
+    let reads = state.reads.clone();
+    let result = tokio::task::spawn_blocking(move || execute(&reads, &snapshot, &q)).await.expect("join");
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
     metrics::histogram!("tierd_query_seconds").record(started.elapsed().as_secs_f64());

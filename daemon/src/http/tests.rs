@@ -15,6 +15,8 @@ use tower::ServiceExt;
 
 use super::{router, AppState};
 
+mod cold_reads;
+
 const T0_MS: i64 = 1_767_225_600_000;
 
 struct App {
@@ -36,14 +38,32 @@ fn app(limits: BatchLimits) -> App {
         failpoints.clone(),
         Arc::new(|_| {}),
     );
+    let budget = Arc::new(tierd_store::IoBudget::unlimited());
+    let cold = Arc::new(
+        tierd_store::ColdStore::open(
+            &tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() },
+            dir.path(),
+            budget.clone(),
+            None,
+        )
+        .unwrap(),
+    );
     let passes = Arc::new(crate::passes::Passes::new(
         layout.clone(),
         catalog.clone(),
         clock.clone(),
         failpoints.clone(),
+        cold.clone(),
         crate::config::Config::default(),
     ));
+    let reads = tierd_store::SegmentSource::new(
+        layout.clone(),
+        Arc::new(cold.foreground()),
+        Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
+        tokio::runtime::Handle::current(),
+    );
     let state = Arc::new(AppState {
+        reads,
         passes,
         layout,
         catalog,
@@ -52,6 +72,8 @@ fn app(limits: BatchLimits) -> App {
         limits,
         lease_ttl_ms: 60_000,
         metrics: None,
+        cold,
+        budget,
     });
     App { _dir: dir, router: router(state) }
 }

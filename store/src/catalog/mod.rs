@@ -11,6 +11,7 @@
 //! - `leases`: lease id -> [`LeaseRecord`]: a promise that the listed segments stay readable until `expires_at_ms`.
 //! - `intents`: output segment id -> [`RewriteIntent`]: a rewrite whose output may exist on disk but is not
 //!   committed yet.
+//! - `moves`: `tier:path` of a new copy -> [`MoveIntent`]: a move whose new copy may exist but is not committed.
 //!
 //! Readers inside the process [`Catalog::pin`] the snapshot they read; garbage collection never deletes a segment
 //! retired at or after the oldest pinned generation.
@@ -49,7 +50,8 @@ pub use snapshot::CatalogSnapshot;
 use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
 
-const SCHEMA_VERSION: u32 = 1;
+/// 1: one `tier` + `location` per segment. 2: `locations` (a copy per tier) and `dropped` copies.
+const SCHEMA_VERSION: u32 = 2;
 const KEY_GENERATION: &[u8] = b"generation";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 
@@ -65,10 +67,52 @@ pub enum SegmentState {
     Retired,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
+    /// The local hot directory (`DATA_DIR/hot`).
     Hot,
+    /// The object store (`cold.url`).
+    Cold,
+}
+
+impl Tier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        }
+    }
+}
+
+/// One stored copy of a segment's bytes. Every copy of a segment holds the same bytes (`bytes`, `checksum`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub tier: Tier,
+    /// Hot: a path relative to the data directory. Cold: an object key relative to the cold tier's prefix. Never
+    /// reused: every write of a copy gets a fresh path or key.
+    pub path: String,
+}
+
+impl Location {
+    pub fn hot(path: impl Into<String>) -> Self {
+        Self { tier: Tier::Hot, path: path.into() }
+    }
+
+    pub fn cold(key: impl Into<String>) -> Self {
+        Self { tier: Tier::Cold, path: key.into() }
+    }
+}
+
+/// A copy taken out of service by a committed move: no new reader is sent to it, readers that already hold it may
+/// finish; garbage collection deletes it after leases and the grace period, like a retired segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedLocation {
+    #[serde(flatten)]
+    pub location: Location,
+    pub at_ms: i64,
+    /// The generation of the commit that dropped it.
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -149,11 +193,14 @@ pub struct SegmentMeta {
     /// UTC day of the events' time (days since 1970-01-01); every event of the segment falls in it.
     pub day: i32,
     pub state: SegmentState,
-    pub tier: Tier,
     pub format: Format,
     pub codec: Codec,
-    /// Path relative to the data directory.
-    pub location: String,
+    /// Where the segment's bytes are served from: one copy per tier at most, at least one copy while the segment
+    /// is not retired. Hot first when both exist.
+    pub locations: Vec<Location>,
+    /// Copies taken out of service by moves, waiting for garbage collection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<DroppedLocation>,
     pub min_time_ms: i64,
     pub max_time_ms: i64,
     pub rows: u64,
@@ -176,6 +223,10 @@ pub struct SegmentMeta {
     /// For a retired segment: when and by which commit it was replaced, and by what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<Retirement>,
+    /// Checksums of the stored bytes block by block, so that a ranged read of whole blocks (cold reads) is
+    /// verified without reading the whole object. Recorded when the segment gets its cold copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<BlockChecksums>,
     /// What the segment is for: events queries read, or copies a dedup removed.
     #[serde(default, skip_serializing_if = "Role::is_data")]
     pub role: Role,
@@ -199,6 +250,32 @@ pub enum Role {
 impl Role {
     pub fn is_data(&self) -> bool {
         matches!(self, Role::Data)
+    }
+}
+
+/// crc32c of each `block_size`-byte block of a segment's stored bytes (the last block may be shorter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockChecksums {
+    pub block_size: u64,
+    pub crcs: Vec<u32>,
+}
+
+impl BlockChecksums {
+    /// Block size of cold reads and of the cold cache: 1 MiB, large enough that a block is one cheap ranged GET
+    /// (S3 charges per request; first-byte latency dominates below about 1 MiB), small enough that a query needing
+    /// a few columns does not fetch the whole object. The catalog carries 4 bytes per block.
+    pub const DEFAULT_BLOCK_SIZE: u64 = 1 << 20;
+
+    pub fn compute(bytes: &[u8], block_size: u64) -> Self {
+        assert!(block_size > 0, "block size must be positive");
+        let crcs = bytes.chunks(block_size as usize).map(crc32c::crc32c).collect();
+        Self { block_size, crcs }
+    }
+
+    /// The byte range of block `i` in an object of `len` bytes.
+    pub fn block_range(&self, i: usize, len: u64) -> std::ops::Range<u64> {
+        let start = i as u64 * self.block_size;
+        start..(start + self.block_size).min(len)
     }
 }
 
@@ -238,7 +315,41 @@ impl SegmentMeta {
             bytes: self.bytes,
             created_at_ms: self.created_at_ms,
             max_time_ms: self.max_time_ms,
+            placement: match self.placement() {
+                "cold" => tierd_policies::Placement::Cold,
+                "both" => tierd_policies::Placement::Both,
+                _ => tierd_policies::Placement::Hot,
+            },
         }
+    }
+
+    /// The path or key of the live copy on `tier`.
+    pub fn location_on(&self, tier: Tier) -> Option<&str> {
+        self.locations.iter().find(|l| l.tier == tier).map(|l| l.path.as_str())
+    }
+
+    /// The hot copy's path, if the segment has one.
+    pub fn hot_path(&self) -> Option<&str> {
+        self.location_on(Tier::Hot)
+    }
+
+    /// The cold copy's key, if the segment has one.
+    pub fn cold_key(&self) -> Option<&str> {
+        self.location_on(Tier::Cold)
+    }
+
+    /// `hot`, `cold` or `both`: where the live copies are.
+    pub fn placement(&self) -> &'static str {
+        match (self.hot_path().is_some(), self.cold_key().is_some()) {
+            (true, true) => "both",
+            (false, true) => "cold",
+            _ => "hot",
+        }
+    }
+
+    /// Every copy that may still exist: live and dropped ones.
+    pub fn all_locations(&self) -> impl Iterator<Item = &Location> {
+        self.locations.iter().chain(self.dropped.iter().map(|d| &d.location))
     }
 
     /// Whether it is in service (retired segments are only for readers that already hold them).
@@ -253,6 +364,8 @@ impl SegmentMeta {
 }
 
 /// One change in a catalog commit.
+// Changes live in short vectors for one commit; boxing the records would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CatalogChange {
     /// Insert or replace a segment's record.
@@ -260,6 +373,32 @@ pub enum CatalogChange {
     Remove(SegmentId),
     /// Drop the rewrite intent for this output (the rewrite committed or was rolled back).
     ClearIntent(SegmentId),
+    /// Drop the move intent for this new copy (the move committed or was rolled back).
+    ClearMoveIntent(Location),
+    /// A precondition: the commit fails, changing nothing, unless the segment is still at this generation (its
+    /// `updated_generation`). Work that read a record, did slow I/O and now writes the record back uses it so that
+    /// a concurrent commit (a rewrite retiring the segment, another move) is never overwritten.
+    Expect {
+        id: SegmentId,
+        updated_generation: u64,
+    },
+}
+
+/// A move in progress, recorded durably *before* the new copy is written, so that recovery can tell tierd's own
+/// uncommitted copies (deleted) from data it does not know (quarantined). The commit that records the copy in the
+/// segment's locations clears the intent in the same transaction: an intent still present means "not committed".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveIntent {
+    pub segment: SegmentId,
+    /// The new copy being written.
+    pub location: Location,
+    pub started_at_ms: i64,
+}
+
+impl MoveIntent {
+    fn key(location: &Location) -> String {
+        format!("{}:{}", location.tier.label(), location.path)
+    }
 }
 
 /// A rewrite in progress, recorded durably *before* its output is written, so that recovery can tell tierd's own
@@ -294,6 +433,7 @@ pub struct Catalog {
     segments: sled::Tree,
     leases: sled::Tree,
     intents: sled::Tree,
+    moves: sled::Tree,
     write_lock: Mutex<()>,
     snapshot: ArcSwap<CatalogSnapshot>,
     pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
@@ -336,21 +476,54 @@ fn decode_err(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Catalog(format!("cannot decode {what}: {e}"))
 }
 
+/// Schema 1 -> 2, in one transaction: `{"tier": T, "location": P}` becomes `{"locations": [{"tier": T, "path": P}]}`.
+fn migrate_v1(db: &sled::Db, meta: &sled::Tree, segments: &sled::Tree) -> Result<()> {
+    let mut rewritten = Vec::new();
+    for kv in segments.iter() {
+        let (k, v) = kv?;
+        let mut record: serde_json::Value = serde_json::from_slice(&v).map_err(|e| decode_err("v1 segment", e))?;
+        let obj = record.as_object_mut().ok_or_else(|| decode_err("v1 segment", "not an object"))?;
+        let (Some(tier), Some(path)) = (obj.remove("tier"), obj.remove("location")) else {
+            return Err(decode_err("v1 segment", format!("{} has no tier and location", String::from_utf8_lossy(&k))));
+        };
+        obj.insert("locations".into(), serde_json::json!([{"tier": tier, "path": path}]));
+        serde_json::from_value::<SegmentMeta>(record.clone()).map_err(|e| decode_err("migrated segment", e))?;
+        rewritten.push((k, serde_json::to_vec(&record).map_err(|e| StoreError::Catalog(e.to_string()))?));
+    }
+    (meta, segments)
+        .transaction(|(meta, segs)| {
+            for (k, v) in &rewritten {
+                segs.insert(k.as_ref(), v.as_slice())?;
+            }
+            meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e: TransactionError<()>| StoreError::Catalog(format!("schema 1 -> 2 migration: {e:?}")))?;
+    db.flush()?;
+    tracing::info!(segments = rewritten.len(), "catalog migrated from schema 1 to 2");
+    Ok(())
+}
+
 impl Catalog {
-    /// Opens (or creates) the catalog in `dir` and loads it into memory.
+    /// Opens (or creates) the catalog in `dir` and loads it into memory; a catalog of an older schema is migrated.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
         let meta = db.open_tree("meta")?;
         let segments = db.open_tree("segments")?;
         let leases = db.open_tree("leases")?;
         let intents = db.open_tree("intents")?;
+        let moves = db.open_tree("moves")?;
         match meta.get(KEY_SCHEMA)? {
             None => {
                 meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 db.flush()?;
             }
             Some(v) => {
-                let v = u32::from_be_bytes(v.as_ref().try_into().map_err(|e| decode_err("schema_version", e))?);
+                let mut v = u32::from_be_bytes(v.as_ref().try_into().map_err(|e| decode_err("schema_version", e))?);
+                if v == 1 {
+                    migrate_v1(&db, &meta, &segments)?;
+                    v = 2;
+                }
                 if v != SCHEMA_VERSION {
                     return Err(StoreError::Catalog(format!(
                         "catalog schema version {v} is not supported by this tierd (expects {SCHEMA_VERSION})"
@@ -375,6 +548,7 @@ impl Catalog {
             segments,
             leases,
             intents,
+            moves,
             write_lock: Mutex::new(()),
             snapshot: ArcSwap::from_pointee(snapshot),
             pins: Arc::default(),
@@ -409,6 +583,24 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a move intent durably (fsync) before the new copy is written.
+    pub fn record_move_intent(&self, intent: &MoveIntent) -> Result<()> {
+        let v = serde_json::to_vec(intent).map_err(|e| StoreError::Catalog(e.to_string()))?;
+        self.moves.insert(MoveIntent::key(&intent.location).as_bytes(), v)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every move intent not yet committed or rolled back.
+    pub fn move_intents(&self) -> Result<Vec<MoveIntent>> {
+        let mut out = Vec::new();
+        for kv in self.moves.iter() {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| decode_err("move intent", e))?);
+        }
+        Ok(out)
+    }
+
     /// Every rewrite intent not yet committed or rolled back.
     pub fn intents(&self) -> Result<Vec<RewriteIntent>> {
         let mut out = Vec::new();
@@ -426,6 +618,17 @@ impl Catalog {
         let started = std::time::Instant::now();
         let _guard = self.write_lock.lock();
         let current = self.snapshot.load_full();
+        for c in &changes {
+            if let CatalogChange::Expect { id, updated_generation } = c {
+                let found = current.get(id).map(|m| m.updated_generation);
+                if found != Some(*updated_generation) {
+                    return Err(StoreError::StalePlan(format!(
+                        "segment {id} changed since it was read (generation {updated_generation}, now {})",
+                        found.map_or("removed".to_string(), |g| g.to_string())
+                    )));
+                }
+            }
+        }
         let generation = current.generation() + 1;
         let mut changes = changes;
         for c in &mut changes {
@@ -440,6 +643,9 @@ impl Catalog {
                         r.generation = generation;
                     }
                 }
+                for d in m.dropped.iter_mut().filter(|d| d.generation == 0) {
+                    d.generation = generation;
+                }
             }
         }
         let mut encoded = Vec::with_capacity(changes.len());
@@ -449,7 +655,9 @@ impl Catalog {
                     (m.id.to_string(), Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?))
                 }
                 CatalogChange::Remove(id) => (id.to_string(), None),
-                CatalogChange::ClearIntent(_) => continue,
+                CatalogChange::ClearIntent(_) | CatalogChange::ClearMoveIntent(_) | CatalogChange::Expect { .. } => {
+                    continue
+                }
             });
         }
         let cleared: Vec<String> = changes
@@ -459,8 +667,15 @@ impl Catalog {
                 _ => None,
             })
             .collect();
-        (&self.meta, &self.segments, &self.intents)
-            .transaction(|(meta, segments, intents)| {
+        let cleared_moves: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                CatalogChange::ClearMoveIntent(l) => Some(MoveIntent::key(l)),
+                _ => None,
+            })
+            .collect();
+        (&self.meta, &self.segments, &self.intents, &self.moves)
+            .transaction(|(meta, segments, intents, moves)| {
                 for (key, value) in &encoded {
                     match value {
                         Some(v) => segments.insert(key.as_bytes(), v.as_slice())?,
@@ -469,6 +684,9 @@ impl Catalog {
                 }
                 for key in &cleared {
                     intents.remove(key.as_bytes())?;
+                }
+                for key in &cleared_moves {
+                    moves.remove(key.as_bytes())?;
                 }
                 meta.insert(KEY_GENERATION, &generation.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())

@@ -16,6 +16,7 @@ type ProjectIndex = OrdMap<(i32, SegmentId), Arc<SegmentMeta>>;
 #[derive(Debug, Clone, Default)]
 pub struct CatalogSnapshot {
     generation: u64,
+    hot_bytes: u64,
     by_id: OrdMap<SegmentId, Arc<SegmentMeta>>,
     by_project: OrdMap<String, ProjectIndex>,
 }
@@ -33,12 +34,13 @@ impl CatalogSnapshot {
             match change {
                 CatalogChange::Put(m) => {
                     next.remove(&m.id);
+                    next.hot_bytes += hot_bytes_of(&m);
                     let m = Arc::new(m);
                     next.by_project.entry(m.project.clone()).or_default().insert((m.day, m.id), m.clone());
                     next.by_id.insert(m.id, m);
                 }
                 CatalogChange::Remove(id) => next.remove(&id),
-                CatalogChange::ClearIntent(_) => {}
+                CatalogChange::ClearIntent(_) | CatalogChange::ClearMoveIntent(_) | CatalogChange::Expect { .. } => {}
             }
         }
         next
@@ -46,6 +48,7 @@ impl CatalogSnapshot {
 
     fn remove(&mut self, id: &SegmentId) {
         if let Some(old) = self.by_id.remove(id) {
+            self.hot_bytes -= hot_bytes_of(&old);
             if let Some(p) = self.by_project.get_mut(&old.project) {
                 p.remove(&(old.day, old.id));
                 if p.is_empty() {
@@ -105,29 +108,41 @@ impl CatalogSnapshot {
         index.range(lo..=hi).map(|(_, m)| m).filter(|m| keep(m) && m.overlaps(from_ms, to_ms)).cloned().collect()
     }
 
-    /// (segments, bytes) per (tier, state), for gauges and capacity checks.
+    /// (copies, bytes) per (tier, segment state), for gauges: a segment on both tiers counts on each, a dropped
+    /// copy (moved away, not yet deleted) counts as retired.
     pub fn totals(&self) -> Vec<((Tier, SegmentState), (u64, u64))> {
         let mut out: Vec<((Tier, SegmentState), (u64, u64))> = Vec::new();
+        let mut add = |k: (Tier, SegmentState), bytes: u64| match out.iter_mut().find(|(key, _)| *key == k) {
+            Some((_, (n, b))) => {
+                *n += 1;
+                *b += bytes;
+            }
+            None => out.push((k, (1, bytes))),
+        };
         for m in self.by_id.values() {
-            let k = (m.tier, m.state);
-            match out.iter_mut().find(|(key, _)| *key == k) {
-                Some((_, (n, b))) => {
-                    *n += 1;
-                    *b += m.bytes;
-                }
-                None => out.push((k, (1, m.bytes))),
+            for l in &m.locations {
+                add((l.tier, m.state), m.bytes);
+            }
+            for d in &m.dropped {
+                add((d.location.tier, SegmentState::Retired), m.bytes);
             }
         }
         out
     }
 
-    /// Bytes held in the hot tier.
+    /// Bytes held in the hot tier (live, retired and dropped copies: everything still on the disk). Kept up to date
+    /// by [`CatalogSnapshot::apply`], so the ingest path can check capacity on every group commit for free.
     pub fn hot_bytes(&self) -> u64 {
-        self.by_id.values().filter(|m| m.tier == Tier::Hot).map(|m| m.bytes).sum()
+        self.hot_bytes
     }
 
     /// The highest ingest sequence any committed segment holds.
     pub fn max_seq(&self) -> Option<u64> {
         self.by_id.values().filter(|m| m.rows > 0).map(|m| m.max_seq).max()
     }
+}
+
+/// The bytes `m` holds on the hot disk.
+fn hot_bytes_of(m: &SegmentMeta) -> u64 {
+    m.bytes * m.all_locations().filter(|l| l.tier == Tier::Hot).count() as u64
 }

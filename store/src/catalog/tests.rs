@@ -12,10 +12,10 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         project: project.to_string(),
         day,
         state: SegmentState::Open,
-        tier: Tier::Hot,
         format: Format::Rows,
         codec: Codec::Lz4,
-        location: Layout::hot_location(project, id),
+        locations: vec![Location::hot(Layout::hot_location(project, id))],
+        dropped: Vec::new(),
         min_time_ms: day_start_ms(day) + min_off,
         max_time_ms: day_start_ms(day) + max_off,
         rows,
@@ -28,6 +28,7 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         created_generation: 0,
         updated_generation: 0,
         retired: None,
+        blocks: None,
         role: Role::Data,
     }
 }
@@ -116,14 +117,15 @@ fn leases_persist_and_expire() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { slot: usize, project: u8, day: i32, rows: u64 },
+    Put { slot: usize, project: u8, day: i32, rows: u64, copies: u8 },
     Remove { slot: usize },
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..8usize, 0..3u8, 0..4i32, 1..50u64).prop_map(|(slot, project, day, rows)| Op::Put { slot, project, day, rows }),
+        4 => (0..8usize, 0..3u8, 0..4i32, 1..50u64, 0..4u8)
+            .prop_map(|(slot, project, day, rows, copies)| Op::Put { slot, project, day, rows, copies }),
         2 => (0..8usize).prop_map(|slot| Op::Remove { slot }),
         1 => Just(Op::Reopen),
     ]
@@ -146,9 +148,20 @@ proptest! {
             let mut reopen = false;
             for op in group {
                 match op {
-                    Op::Put { slot, project, day, rows } => {
+                    Op::Put { slot, project, day, rows, copies } => {
                         let mut m = meta(&format!("p{project}"), 19_000 + day, (rows as i64) * 10, (rows as i64) * 1000, rows);
                         m.id = ids[slot];
+                        // 0: hot, 1: cold, 2: both, 3: cold with a dropped hot copy not yet deleted.
+                        let hot = m.locations[0].clone();
+                        let cold = Location::cold(format!("segments/{}", m.id));
+                        m.locations = match copies {
+                            0 => vec![hot.clone()],
+                            1 | 3 => vec![cold],
+                            _ => vec![hot.clone(), cold],
+                        };
+                        if copies == 3 {
+                            m.dropped.push(DroppedLocation { location: hot, at_ms: 5, generation: 1 });
+                        }
                         changes.push(CatalogChange::Put(m));
                     }
                     Op::Remove { slot } => changes.push(CatalogChange::Remove(ids[slot])),
@@ -160,7 +173,7 @@ proptest! {
                     match ch {
                         CatalogChange::Put(m) => { model.insert(m.id, m.clone()); }
                         CatalogChange::Remove(id) => { model.remove(id); }
-                        CatalogChange::ClearIntent(_) => {}
+                        _ => {}
                     }
                 }
                 generation += 1;
@@ -177,6 +190,8 @@ proptest! {
             let want: BTreeMap<SegmentId, (String, i32, u64)> =
                 model.values().map(|m| (m.id, (m.project.clone(), m.day, m.rows))).collect();
             prop_assert_eq!(got, want);
+            let hot_bytes: u64 = model.values().map(|m| m.bytes * m.all_locations().filter(|l| l.tier == Tier::Hot).count() as u64).sum();
+            prop_assert_eq!(s.hot_bytes(), hot_bytes);
             for p in ["p0", "p1", "p2"] {
                 let from = day_start_ms(19_001) + 100;
                 let to = day_start_ms(19_002) + 20_000;
@@ -189,4 +204,57 @@ proptest! {
             }
         }
     }
+}
+
+/// A catalog written by schema 1 (one `tier` + `location` per segment) opens as schema 2 with the same content.
+#[test]
+fn schema_1_catalogs_are_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = SegmentId::generate(1_700_000_000_000);
+    let v1 = serde_json::json!({
+        "id": id, "project": "p", "day": 20_000, "state": "sealed", "tier": "hot", "format": "rows",
+        "codec": "lz4", "location": format!("hot/p/{id}.rows"), "min_time_ms": 1, "max_time_ms": 2, "rows": 3,
+        "bytes": 100, "checksum": 7, "min_seq": 1, "max_seq": 3, "created_at_ms": 1, "sealed_at_ms": 2,
+        "created_generation": 1, "updated_generation": 1,
+    });
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.open_tree("meta").unwrap().insert(KEY_SCHEMA, &1u32.to_be_bytes()).unwrap();
+        db.open_tree("meta").unwrap().insert(KEY_GENERATION, &1u64.to_be_bytes()).unwrap();
+        db.open_tree("segments").unwrap().insert(id.to_string().as_bytes(), serde_json::to_vec(&v1).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let c = reopen(dir.path());
+    let m = c.snapshot().get(&id).unwrap().clone();
+    assert_eq!(m.locations, vec![Location::hot(format!("hot/p/{id}.rows"))]);
+    assert_eq!((m.rows, m.bytes, m.state, m.placement()), (3, 100, SegmentState::Sealed, "hot"));
+    assert_eq!(c.snapshot().hot_bytes(), 100);
+    drop(c);
+    // Migrated once: a second open reads schema 2 as it is.
+    let c = reopen(dir.path());
+    assert_eq!(c.snapshot().get(&id).unwrap().locations.len(), 1);
+}
+
+/// A commit whose precondition fails changes nothing, so slow work never overwrites a newer record.
+#[test]
+fn expect_preconditions_guard_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(dir.path()).unwrap();
+    let a = meta("p", 20_000, 0, 10, 3);
+    c.commit(vec![CatalogChange::Put(a.clone())]).unwrap();
+    let read = c.snapshot().get(&a.id).unwrap().updated_generation;
+    let mut newer = a.clone();
+    newer.rows = 4;
+    c.commit(vec![CatalogChange::Put(newer)]).unwrap();
+    let mut stale = a.clone();
+    stale.rows = 99;
+    let e = c.commit(vec![CatalogChange::Expect { id: a.id, updated_generation: read }, CatalogChange::Put(stale)]);
+    assert!(matches!(e, Err(StoreError::StalePlan(_))), "{e:?}");
+    assert_eq!(c.snapshot().get(&a.id).unwrap().rows, 4);
+    assert_eq!(c.snapshot().generation(), 2);
+    let current = c.snapshot().get(&a.id).unwrap().updated_generation;
+    let mut fresh = a.clone();
+    fresh.rows = 5;
+    c.commit(vec![CatalogChange::Expect { id: a.id, updated_generation: current }, CatalogChange::Put(fresh)]).unwrap();
+    assert_eq!(c.snapshot().get(&a.id).unwrap().rows, 5);
 }

@@ -51,7 +51,7 @@ fn count(f: &Fixture, project: &str) -> u64 {
         filters: vec![],
         group_by: GroupBy::None,
     };
-    execute(&Layout::new(f.dir.path()), &f.catalog.snapshot(), &q).unwrap().total
+    execute(&crate::read::SegmentSource::hot_only(Layout::new(f.dir.path())), &f.catalog.snapshot(), &q).unwrap().total
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -125,7 +125,7 @@ fn recovery_cuts_unacknowledged_tails_seals_and_quarantines_unknown_files() {
         let f = start(dir, ManualClock::new(T0), HotConfig::default());
         f.hot.append(IngestBatch::encode("p".into(), (0..5).map(|i| event(i, T0 + i as i64)).collect())).await.unwrap();
         let seg = f.catalog.snapshot().lookup("p", 0, i64::MAX)[0].clone();
-        let path = f.dir.path().join(&seg.location);
+        let path = f.dir.path().join(seg.hot_path().unwrap());
         // Simulate a crash: an unacknowledged (and torn) frame past the committed length, and a stray file.
         let mut frame = Vec::new();
         tierd_codecs::FrameBody::encode(&[event(99, T0)]).write_frame(1_000, &mut frame);
@@ -196,7 +196,11 @@ fn sequences_continue_after_restart_so_later_copies_win() {
             filters: vec![crate::query::Filter { property: "v".into(), op: crate::query::Op::Eq, value: json!(2) }],
             group_by: GroupBy::None,
         };
-        assert_eq!(execute(&Layout::new(f.dir.path()), &s, &q).unwrap().total, 1, "the copy ingested last wins");
+        assert_eq!(
+            execute(&crate::read::SegmentSource::hot_only(Layout::new(f.dir.path())), &s, &q).unwrap().total,
+            1,
+            "the copy ingested last wins"
+        );
     });
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
-use crate::catalog::{Catalog, CatalogChange, Codec, Format, Role, SegmentMeta, SegmentState, Tier};
+use crate::catalog::{Catalog, CatalogChange, Codec, Format, Location, Role, SegmentMeta, SegmentState};
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
@@ -358,10 +358,10 @@ impl Writer {
             project: project.clone(),
             day: *day,
             state: SegmentState::Open,
-            tier: Tier::Hot,
             format: Format::Rows,
             codec: Codec::Lz4,
-            location,
+            locations: vec![Location::hot(location)],
+            dropped: Vec::new(),
             min_time_ms: 0,
             max_time_ms: 0,
             rows: 0,
@@ -374,6 +374,7 @@ impl Writer {
             created_generation: 0,
             updated_generation: 0,
             retired: None,
+            blocks: None,
             role: Role::Data,
         };
         self.open.insert(key.clone(), OpenSegment { meta, file, path, in_catalog: false, last_write_ms: now });

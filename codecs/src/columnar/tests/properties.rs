@@ -134,4 +134,18 @@ proptest! {
         prop_assert!(stats.row_groups_read <= stats.row_groups);
         prop_assert!(stats.rows_read >= got.len() as u64 && stats.rows_read <= events.len() as u64);
     }
+
+    #[test]
+    fn count_by_event_equals_counting_the_scan(
+        events in segment_events(48),
+        spec in any_spec(),
+        req in any_request(),
+    ) {
+        let bytes = Bytes::from(encode(&info(), &events, &spec).unwrap());
+        let mut expected: std::collections::BTreeMap<String, u64> = Default::default();
+        let scan_stats = scan(bytes.clone(), &req, |e| *expected.entry(e.event.event).or_default() += 1).unwrap();
+        let (counts, stats) = count_by_event(bytes, &req).unwrap();
+        prop_assert_eq!(counts, expected.into_iter().collect::<Vec<_>>());
+        prop_assert_eq!(stats, scan_stats);
+    }
 }

@@ -5,7 +5,7 @@ use crate::client::test_server::{Reply, TestServer};
 
 const JAN_1_2026_MS: i64 = 1_767_225_600_000;
 
-fn clause(property: &str, op: WhereOp, value: Option<Value>) -> WhereClause {
+fn clause(property: &str, op: Op, value: Option<Value>) -> WhereClause {
     WhereClause { property: property.to_owned(), op, value }
 }
 
@@ -26,21 +26,41 @@ fn times_are_dates_rfc3339_or_milliseconds() {
 #[test]
 fn every_operator_is_accepted_as_symbol_and_word() {
     let cases = [
-        (["=", "eq"], WhereOp::Eq),
-        (["!=", "neq"], WhereOp::Neq),
-        (["<", "lt"], WhereOp::Lt),
-        (["<=", "lte"], WhereOp::Lte),
-        ([">", "gt"], WhereOp::Gt),
-        ([">=", "gte"], WhereOp::Gte),
+        (["=", "eq"], Op::Eq),
+        (["!=", "neq"], Op::Neq),
+        (["<", "lt"], Op::Lt),
+        (["<=", "lte"], Op::Lte),
+        ([">", "gt"], Op::Gt),
+        ([">=", "gte"], Op::Gte),
     ];
     for (tokens, op) in cases {
         for token in tokens {
             assert_eq!(parse_where(&format!("price {token} 10")), Ok(clause("price", op, Some(json!(10)))), "{token}");
         }
     }
-    assert_eq!(parse_where("$os EQ iOS"), Ok(clause("$os", WhereOp::Eq, Some(json!("iOS")))));
-    assert_eq!(parse_where("$os == iOS"), Ok(clause("$os", WhereOp::Eq, Some(json!("iOS")))));
-    assert_eq!(parse_where("$city exists"), Ok(clause("$city", WhereOp::Exists, None)));
+    assert_eq!(parse_where("$os EQ iOS"), Ok(clause("$os", Op::Eq, Some(json!("iOS")))));
+    assert_eq!(parse_where("$os == iOS"), Ok(clause("$os", Op::Eq, Some(json!("iOS")))));
+    assert_eq!(parse_where("$city exists"), Ok(clause("$city", Op::Exists, None)));
+}
+
+#[test]
+fn operators_travel_by_the_names_the_api_parses() {
+    let names = [
+        (Op::Eq, "eq"),
+        (Op::Neq, "neq"),
+        (Op::Lt, "lt"),
+        (Op::Lte, "lte"),
+        (Op::Gt, "gt"),
+        (Op::Gte, "gte"),
+        (Op::Exists, "exists"),
+    ];
+    for (op, name) in names {
+        assert_eq!(serde_json::to_value(op).unwrap(), json!(name));
+        assert_eq!(serde_json::from_value::<Op>(json!(name)).unwrap(), op);
+        // The HTTP API parses the op with `FromStr`.
+        assert_eq!(name.parse::<Op>(), Ok(op));
+        assert_eq!(op_from_token(name), Some(op));
+    }
 }
 
 #[test]
@@ -61,14 +81,14 @@ fn values_are_json_when_they_parse_and_strings_otherwise() {
 fn property_names_may_have_spaces_and_operators_may_be_unspaced() {
     assert_eq!(
         parse_where("Product Name = Classic Mug"),
-        Ok(clause("Product Name", WhereOp::Eq, Some(json!("Classic Mug"))))
+        Ok(clause("Product Name", Op::Eq, Some(json!("Classic Mug"))))
     );
-    assert_eq!(parse_where("$os=iOS"), Ok(clause("$os", WhereOp::Eq, Some(json!("iOS")))));
-    assert_eq!(parse_where("price>=9.99"), Ok(clause("price", WhereOp::Gte, Some(json!(9.99)))));
-    assert_eq!(parse_where("a!=b"), Ok(clause("a", WhereOp::Neq, Some(json!("b")))));
-    assert_eq!(parse_where("n <3"), Ok(clause("n", WhereOp::Lt, Some(json!(3)))));
+    assert_eq!(parse_where("$os=iOS"), Ok(clause("$os", Op::Eq, Some(json!("iOS")))));
+    assert_eq!(parse_where("price>=9.99"), Ok(clause("price", Op::Gte, Some(json!(9.99)))));
+    assert_eq!(parse_where("a!=b"), Ok(clause("a", Op::Neq, Some(json!("b")))));
+    assert_eq!(parse_where("n <3"), Ok(clause("n", Op::Lt, Some(json!(3)))));
     // The first operator splits: the rest is the value.
-    assert_eq!(parse_where("url = /a?b=c"), Ok(clause("url", WhereOp::Eq, Some(json!("/a?b=c")))));
+    assert_eq!(parse_where("url = /a?b=c"), Ok(clause("url", Op::Eq, Some(json!("/a?b=c")))));
 }
 
 #[test]
@@ -101,7 +121,7 @@ fn the_request_body_has_the_api_shape() {
         from: 1,
         to: 2,
         event: Some("Purchase".to_owned()),
-        filters: vec![clause("$os", WhereOp::Eq, Some(json!("iOS"))), clause("$city", WhereOp::Exists, None)],
+        filters: vec![clause("$os", Op::Eq, Some(json!("iOS"))), clause("$city", Op::Exists, None)],
         group_by: Some("event".to_owned()),
     };
     assert_eq!(

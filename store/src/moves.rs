@@ -1,0 +1,412 @@
+//! Moves: a segment's bytes copied between the hot directory and the cold object store.
+//!
+//! `migrate` (hot -> cold), `promote` (cold -> hot) and "keep on both" are one operation, [`Mover::execute`], with
+//! a target placement. Every move follows the same crash-safe order (see ARCHITECTURE.md):
+//!
+//! 1. read the existing copy and verify it against the catalog (size, crc32c);
+//! 2. `move.intent`: record the new copy's location durably in the catalog's `moves` tree;
+//! 3. `move.write`: write the new copy at a fresh location (an object key or a file path never used before;
+//!    create-only, fsync for files);
+//! 4. `move.verify`: read the new copy back (from the object store or the disk) and compare size and crc32c;
+//! 5. `move.commit`: ONE catalog transaction records the new copy among the segment's locations, moves the copy
+//!    it replaces (if any) to `dropped`, and clears the intent; it fails, changing nothing, if the segment changed
+//!    since step 1 (a concurrent rewrite retired it, another move ran).
+//!
+//! The replaced copy is deleted only later, by garbage collection, after leases and the grace period. A crash
+//! before step 5 leaves an intent whose copy recovery deletes ([`roll_back_move_intents`]); the old copy still
+//! serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tracing::{info, warn};
+
+use crate::catalog::{
+    BlockChecksums, Catalog, CatalogChange, DroppedLocation, Format, Location, MoveIntent, SegmentMeta, SegmentState,
+    Tier,
+};
+use crate::clock::Clock;
+use crate::cold::ColdStore;
+use crate::error::{Result, StoreError};
+use crate::failpoint::Failpoints;
+use crate::layout::{Layout, SegmentId};
+
+/// Where a move should leave a segment's live copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveTarget {
+    /// Only in the object store (migrate).
+    Cold,
+    /// Only on the hot disk (promote).
+    Hot,
+    /// On both: a hot copy of a cold segment, for reads that must not wait for the object store.
+    Both,
+}
+
+impl std::str::FromStr for MoveTarget {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cold" => Ok(MoveTarget::Cold),
+            "hot" => Ok(MoveTarget::Hot),
+            "both" => Ok(MoveTarget::Both),
+            other => Err(format!("unknown move target {other:?}; expected cold, hot or both")),
+        }
+    }
+}
+
+impl MoveTarget {
+    pub fn label(self) -> &'static str {
+        match self {
+            MoveTarget::Cold => "cold",
+            MoveTarget::Hot => "hot",
+            MoveTarget::Both => "both",
+        }
+    }
+}
+
+/// What one move did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveOutcome {
+    pub segment: SegmentId,
+    /// Placement before and after: `hot`, `cold` or `both`.
+    pub from: &'static str,
+    pub to: &'static str,
+    /// Bytes copied (0 when the move only dropped a copy or had nothing to do).
+    pub bytes_copied: u64,
+    /// The copy written, if any.
+    pub new_location: Option<Location>,
+    /// The copy taken out of service (deleted later by gc), if any.
+    pub dropped: Option<Location>,
+}
+
+/// Carries out moves. Blocking: call from a blocking thread (it drives the object store through `handle`).
+pub struct Mover {
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    failpoints: Arc<Failpoints>,
+    cold: Arc<ColdStore>,
+    handle: Handle,
+}
+
+impl std::fmt::Debug for Mover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mover").field("cold", &self.cold.url()).finish_non_exhaustive()
+    }
+}
+
+impl Mover {
+    pub fn new(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        failpoints: Arc<Failpoints>,
+        cold: Arc<ColdStore>,
+        handle: Handle,
+    ) -> Self {
+        Self { layout, catalog, clock, failpoints, cold, handle }
+    }
+
+    /// Moves segment `id` to `target`. Fails, changing nothing visible, when the segment is not a sealed segment,
+    /// when a row segment is asked to go cold (the cold tier holds columnar segments only: cold reads are ranged
+    /// Parquet reads), or when any step fails; the caller reports the error and goes on.
+    pub fn execute(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
+        let started = Instant::now();
+        let result = self.execute_inner(id, target);
+        let outcome = match &result {
+            Ok(o) if o.from == o.to => "noop",
+            Ok(_) => "ok",
+            Err(StoreError::StalePlan(_)) => "stale",
+            Err(_) => "error",
+        };
+        metrics::counter!("tierd_moves_total", "to" => target.label(), "outcome" => outcome).increment(1);
+        metrics::histogram!("tierd_move_seconds", "to" => target.label()).record(started.elapsed().as_secs_f64());
+        if let Ok(o) = &result {
+            if let Some(l) = &o.new_location {
+                metrics::counter!("tierd_moved_bytes_total", "to" => l.tier.label()).increment(o.bytes_copied);
+            }
+        }
+        if let Err(e) = &result {
+            warn!(segment = %id, to = target.label(), error = %e, "move failed");
+        }
+        result
+    }
+
+    fn execute_inner(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
+        let snapshot = self.catalog.snapshot();
+        let meta = snapshot.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
+        if meta.state != SegmentState::Sealed {
+            return Err(StoreError::StalePlan(format!("segment {id} is {:?}; only sealed segments move", meta.state)));
+        }
+        let (has_hot, has_cold) = (meta.hot_path().is_some(), meta.cold_key().is_some());
+        let want_hot = matches!(target, MoveTarget::Hot | MoveTarget::Both);
+        let want_cold = matches!(target, MoveTarget::Cold | MoveTarget::Both);
+        if want_cold && meta.format != Format::Parquet {
+            return Err(StoreError::InvalidMove(format!(
+                "segment {id} is a row segment; only columnar segments go to the cold tier (run the reencode pass \
+                 first)"
+            )));
+        }
+        let from = meta.placement();
+        let mut outcome =
+            MoveOutcome { segment: id, from, to: from, bytes_copied: 0, new_location: None, dropped: None };
+        if has_hot == want_hot && has_cold == want_cold {
+            return Ok(outcome);
+        }
+        let now = self.clock.now_ms();
+
+        // Steps 1-4: the new copy, when the target needs one.
+        let new_location = if want_cold && !has_cold {
+            Some(self.copy_to_cold(&meta, now)?)
+        } else if want_hot && !has_hot {
+            Some((self.copy_to_hot(&meta, now)?, None))
+        } else {
+            None
+        };
+
+        // Step 5: one transaction.
+        let mut next = (*meta).clone();
+        if let Some((l, blocks)) = &new_location {
+            next.locations.push(l.clone());
+            if let Some(blocks) = blocks {
+                next.blocks = Some(blocks.clone());
+            }
+        }
+        let new_location = new_location.map(|(l, _)| l);
+        let drop_tier = match target {
+            MoveTarget::Cold if has_hot => Some(Tier::Hot),
+            MoveTarget::Hot if has_cold => Some(Tier::Cold),
+            _ => None,
+        };
+        if let Some(tier) = drop_tier {
+            let i = next.locations.iter().position(|l| l.tier == tier).expect("the copy being dropped exists");
+            let location = next.locations.remove(i);
+            outcome.dropped = Some(location.clone());
+            next.dropped.push(DroppedLocation { location, at_ms: now, generation: 0 });
+        }
+        next.locations.sort_by_key(|l| l.tier);
+        let mut changes = vec![
+            CatalogChange::Expect { id, updated_generation: meta.updated_generation },
+            CatalogChange::Put(next.clone()),
+        ];
+        if let Some(l) = &new_location {
+            changes.push(CatalogChange::ClearMoveIntent(l.clone()));
+        }
+        match self.catalog.commit(changes) {
+            Ok(generation) => {
+                if let Err(e) = self.failpoints.hit("move.commit") {
+                    warn!(error = %e, "failpoint after the move commit");
+                }
+                outcome.to = next.placement();
+                outcome.bytes_copied = if new_location.is_some() { meta.bytes } else { 0 };
+                outcome.new_location = new_location;
+                info!(
+                    segment = %id,
+                    from = outcome.from,
+                    to = outcome.to,
+                    bytes = outcome.bytes_copied,
+                    generation,
+                    "move committed"
+                );
+                Ok(outcome)
+            }
+            Err(e) => {
+                if let (StoreError::StalePlan(_), Some(l)) = (&e, &new_location) {
+                    // Nothing was committed: the new copy is known to be unreferenced.
+                    self.roll_back(id, l);
+                }
+                // Any other failure: whether the transaction reached the disk is unknown; recovery decides from the
+                // catalog (an intent still present means "not committed").
+                Err(e)
+            }
+        }
+    }
+
+    /// Hot -> cold: read and verify the hot copy, upload it to a fresh key, read it back and verify. Returns the
+    /// new location and the block checksums cold reads verify against.
+    fn copy_to_cold(&self, meta: &SegmentMeta, now: i64) -> Result<(Location, Option<BlockChecksums>)> {
+        self.cold.budget().acquire_disk_blocking(meta.bytes);
+        let bytes = Bytes::from(crate::read::read_committed(&self.layout, meta)?);
+        let blocks = BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE);
+        let location = Location::cold(cold_key(meta, now));
+        let intent = MoveIntent { segment: meta.id, location: location.clone(), started_at_ms: now };
+        self.catalog.record_move_intent(&intent)?;
+        let result = (|| {
+            let key = location.path.as_str();
+            let io = |e| StoreError::io(key, e);
+            self.failpoints.hit("move.intent").map_err(io)?;
+            self.handle.block_on(self.cold.put_new(key, bytes))?;
+            self.failpoints.hit("move.write").map_err(io)?;
+            let back = self.handle.block_on(self.cold.get(key))?;
+            check_copy(meta, &location, &back)?;
+            self.failpoints.hit("move.verify").map_err(io)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok((location, Some(blocks))),
+            Err(e) => {
+                self.roll_back(meta.id, &location);
+                Err(e)
+            }
+        }
+    }
+
+    /// Cold -> hot: fetch and verify the cold copy, write it create-only at a fresh path, fsync, read it back.
+    fn copy_to_hot(&self, meta: &SegmentMeta, now: i64) -> Result<Location> {
+        let key = meta.cold_key().expect("a segment without a hot copy has a cold one");
+        let bytes = self.handle.block_on(self.cold.get(key))?;
+        check_copy(meta, &Location::cold(key), &bytes)?;
+        let location = Location::hot(Layout::hot_copy_location(&meta.project, meta.id, now, meta.format.extension()));
+        let intent = MoveIntent { segment: meta.id, location: location.clone(), started_at_ms: now };
+        self.catalog.record_move_intent(&intent)?;
+        let result = (|| {
+            let path = self.layout.resolve(&location.path).expect("hot locations are relative");
+            let io = |e| StoreError::io(&path, e);
+            self.failpoints.hit("move.intent").map_err(io)?;
+            self.cold.budget().acquire_disk_blocking(meta.bytes);
+            let dir = path.parent().expect("has a parent");
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+            file.write_all_at(&bytes, 0).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+            self.failpoints.hit("move.write").map_err(io)?;
+            let mut back = vec![0u8; bytes.len()];
+            file.read_exact_at(&mut back, 0).map_err(io)?;
+            if file.metadata().map_err(io)?.len() != meta.bytes {
+                return Err(StoreError::Corrupt { id: meta.id, message: "hot copy has the wrong size".into() });
+            }
+            check_copy(meta, &location, &back)?;
+            self.failpoints.hit("move.verify").map_err(io)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(location),
+            Err(e) => {
+                self.roll_back(meta.id, &location);
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes an uncommitted copy: deletes it and clears its intent. Best effort: what is left is recovery's.
+    fn roll_back(&self, id: SegmentId, location: &Location) {
+        if let Err(e) = delete_copy(&self.layout, &self.cold, &self.handle, location) {
+            warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
+            return;
+        }
+        if let Err(e) = self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]) {
+            warn!(segment = %id, error = %e, "cannot clear a move intent; recovery will");
+        }
+        metrics::counter!("tierd_move_rollbacks_total").increment(1);
+    }
+}
+
+/// A fresh object key for a segment's cold copy: `segments/<project>/<day>/<id>.<nonce>.parquet`, the nonce a new
+/// ULID, so no key is ever written twice (correctness never depends on the server honouring create-only puts).
+pub fn cold_key(meta: &SegmentMeta, now_ms: i64) -> String {
+    format!(
+        "segments/{}/{}/{}.{}.{}",
+        meta.project,
+        crate::layout::format_day(meta.day),
+        meta.id,
+        SegmentId::generate(now_ms),
+        meta.format.extension()
+    )
+}
+
+/// Checks a copy's bytes against the catalog's size and crc32c; a mismatch is counted and logged, never used.
+pub fn check_copy(meta: &SegmentMeta, location: &Location, bytes: &[u8]) -> Result<()> {
+    let crc = crc32c::crc32c(bytes);
+    if bytes.len() as u64 != meta.bytes || crc != meta.checksum {
+        metrics::counter!("tierd_checksum_mismatches_total", "tier" => location.tier.label()).increment(1);
+        tracing::error!(
+            segment = %meta.id,
+            location = %location.path,
+            len = bytes.len(),
+            expected_len = meta.bytes,
+            crc,
+            expected_crc = meta.checksum,
+            "copy does not match the catalog"
+        );
+        return Err(StoreError::Corrupt {
+            id: meta.id,
+            message: format!(
+                "{} copy {} has {} bytes, crc32c {crc:08x}; the catalog says {} bytes, crc32c {:08x}",
+                location.tier.label(),
+                location.path,
+                bytes.len(),
+                meta.bytes,
+                meta.checksum
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes one copy (absent is fine). Blocking.
+pub fn delete_copy(layout: &Layout, cold: &ColdStore, handle: &Handle, location: &Location) -> Result<()> {
+    match location.tier {
+        Tier::Cold => handle.block_on(cold.delete(&location.path)),
+        Tier::Hot => remove_hot(layout, &location.path),
+    }
+}
+
+/// Recovery of moves: every move intent left by a crash is a copy that was never committed (the commit clears
+/// the intent in the same transaction), so the copy, if it was written, is deleted and the intent cleared
+/// (`recovery.rollback`). Runs at startup before hot-directory recovery, so an uncommitted hot copy is deleted
+/// rather than quarantined. Async: it talks to the object store.
+pub async fn roll_back_move_intents(
+    layout: &Layout,
+    catalog: &Catalog,
+    cold: &ColdStore,
+    failpoints: &Failpoints,
+) -> Result<usize> {
+    let intents = catalog.move_intents()?;
+    for intent in &intents {
+        let snapshot = catalog.snapshot();
+        // Defensive: a copy the catalog lists is never deleted here, whatever the intents say.
+        let committed = snapshot.get(&intent.segment).is_some_and(|m| m.all_locations().any(|l| *l == intent.location));
+        if !committed {
+            match intent.location.tier {
+                Tier::Cold => cold.delete(&intent.location.path).await?,
+                Tier::Hot => {
+                    let layout = layout.clone();
+                    let location = intent.location.clone();
+                    tokio::task::spawn_blocking(move || remove_hot(&layout, &location.path))
+                        .await
+                        .map_err(|e| StoreError::Catalog(format!("recovery task: {e}")))??;
+                }
+            }
+        }
+        failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location.path, e))?;
+        catalog.commit(vec![CatalogChange::ClearMoveIntent(intent.location.clone())])?;
+        warn!(segment = %intent.segment, location = ?intent.location, committed, "uncommitted move rolled back");
+    }
+    if !intents.is_empty() {
+        metrics::counter!("tierd_move_rollbacks_total").increment(intents.len() as u64);
+    }
+    Ok(intents.len())
+}
+
+fn remove_hot(layout: &Layout, path: &str) -> Result<()> {
+    let full = layout.resolve(path).ok_or_else(|| StoreError::Catalog(format!("bad hot location {path:?}")))?;
+    match std::fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io(&full, e)),
+    }
+    if let Some(dir) = full.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Moves against a `memory://` cold tier: every placement change, refusals, and rollback of failed or crashed moves.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use serde_json::json;
+use tierd_codecs::Event;
+use tierd_policies::{ReencodePlanner, RewritePlanner};
+
+use super::*;
+use crate::budget::IoBudget;
+use crate::clock::ManualClock;
+use crate::cold::ColdConfig;
+use crate::hot::{HotConfig, HotTier, IngestBatch};
+use crate::rewrite::Rewriter;
+
+const T0: i64 = 1_767_225_600_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    clock: ManualClock,
+    cold: Arc<ColdStore>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    /// One sealed row segment of 40 events, and (with `reencode`) its columnar replacement.
+    fn new(reencode: bool) -> (Self, SegmentId) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let clock = ManualClock::new(T0);
+        let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, ..Default::default() };
+        let cold =
+            Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap());
+        rt.block_on(async {
+            let hot = HotTier::start(
+                layout.clone(),
+                catalog.clone(),
+                Arc::new(clock.clone()),
+                HotConfig::default(),
+                Arc::new(Failpoints::none()),
+                Arc::new(|_| {}),
+            )
+            .unwrap();
+            let events: Vec<Event> = (0..40)
+                .map(|i| Event {
+                    event: format!("E{}", i % 3),
+                    time_ms: T0 + i,
+                    distinct_id: format!("u{i}"),
+                    insert_id: format!("{i}"),
+                    properties: json!({"i": i}).as_object().unwrap().clone(),
+                })
+                .collect();
+            hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
+            hot.shutdown().await;
+        });
+        let mut id = catalog.snapshot().segments().next().unwrap().id;
+        if reencode {
+            let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
+            let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
+            let action = planner.plan(T0, &stats).remove(0);
+            let rewriter = Rewriter::new(
+                layout.clone(),
+                catalog.clone(),
+                Arc::new(clock.clone()),
+                Arc::new(Failpoints::none()),
+                Default::default(),
+            );
+            id = rewriter.execute(&action).unwrap().outputs[0];
+        }
+        (Self { _dir: dir, layout, catalog, clock, cold, rt }, id)
+    }
+
+    fn mover(&self, failpoints: &str) -> Mover {
+        Mover::new(
+            self.layout.clone(),
+            self.catalog.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(Failpoints::parse(failpoints).unwrap()),
+            self.cold.clone(),
+            self.rt.handle().clone(),
+        )
+    }
+
+    fn meta(&self, id: SegmentId) -> SegmentMeta {
+        (**self.catalog.snapshot().get(&id).unwrap()).clone()
+    }
+
+    fn objects(&self) -> Vec<String> {
+        self.rt.block_on(self.cold.list("")).unwrap().into_iter().map(|o| o.key).collect()
+    }
+
+    fn hot_files(&self) -> usize {
+        std::fs::read_dir(self.layout.hot_dir().join("p")).unwrap().count()
+    }
+}
+
+#[test]
+fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
+    let (f, id) = Fixture::new(true);
+    let original = crate::read::read_committed(&f.layout, &f.meta(id)).unwrap();
+    let hot_path = f.meta(id).hot_path().unwrap().to_string();
+    let mover = f.mover("");
+
+    let o = mover.execute(id, MoveTarget::Cold).unwrap();
+    assert_eq!((o.from, o.to, o.bytes_copied), ("hot", "cold", original.len() as u64));
+    let m = f.meta(id);
+    let key = m.cold_key().unwrap().to_string();
+    assert!(key.starts_with(&format!("segments/p/{}/{id}.", crate::layout::format_day(m.day))), "{key}");
+    assert_eq!(f.rt.block_on(f.cold.get(&key)).unwrap(), original);
+    assert_eq!(m.blocks, Some(BlockChecksums::compute(&original, BlockChecksums::DEFAULT_BLOCK_SIZE)));
+    // The hot copy is out of service but still on disk, for gc.
+    assert_eq!(m.dropped.len(), 1);
+    assert_eq!(m.dropped[0].location, Location::hot(&hot_path));
+    assert!(m.dropped[0].generation > 0);
+    assert!(f.layout.resolve(&hot_path).unwrap().exists());
+    assert!(f.catalog.move_intents().unwrap().is_empty());
+
+    // Again: nothing to do.
+    let o = mover.execute(id, MoveTarget::Cold).unwrap();
+    assert_eq!((o.from, o.to, o.bytes_copied), ("cold", "cold", 0));
+
+    let o = mover.execute(id, MoveTarget::Both).unwrap();
+    assert_eq!((o.from, o.to), ("cold", "both"));
+    let m = f.meta(id);
+    let new_hot = m.hot_path().unwrap().to_string();
+    assert_ne!(new_hot, hot_path, "a promoted copy gets a fresh path");
+    assert_eq!(crate::read::read_committed(&f.layout, &m).unwrap(), original);
+
+    let o = mover.execute(id, MoveTarget::Hot).unwrap();
+    assert_eq!((o.from, o.to, o.bytes_copied), ("both", "hot", 0));
+    assert_eq!(o.dropped, Some(Location::cold(&key)));
+    let m = f.meta(id);
+    assert_eq!(m.locations, vec![Location::hot(&new_hot)]);
+    assert_eq!(m.dropped.len(), 2);
+}
+
+#[test]
+fn row_segments_and_unknown_segments_do_not_move() {
+    let (f, id) = Fixture::new(false);
+    let before = f.catalog.snapshot().generation();
+    let e = f.mover("").execute(id, MoveTarget::Cold).unwrap_err();
+    assert!(matches!(e, StoreError::InvalidMove(_)), "{e}");
+    assert!(e.to_string().contains("reencode"), "{e}");
+    let e = f.mover("").execute(SegmentId::generate(T0), MoveTarget::Hot).unwrap_err();
+    assert!(matches!(e, StoreError::SegmentNotFound { .. }), "{e}");
+    assert_eq!(f.catalog.snapshot().generation(), before);
+    assert!(f.objects().is_empty());
+}
+
+/// A move that fails at any step before its commit leaves the segment as it was, no new object or file, and no
+/// intent.
+#[test]
+fn a_failed_move_leaves_nothing_behind() {
+    for point in ["move.intent", "move.write", "move.verify"] {
+        let (f, id) = Fixture::new(true);
+        let before = f.meta(id);
+        let files = f.hot_files();
+        let e = f.mover(&format!("{point}=error")).execute(id, MoveTarget::Cold).unwrap_err();
+        assert!(e.to_string().contains(point), "{point}: {e}");
+        assert_eq!(f.meta(id), before, "{point}");
+        assert!(f.objects().is_empty(), "{point}: {:?}", f.objects());
+        assert!(f.catalog.move_intents().unwrap().is_empty(), "{point}");
+
+        // And the other way: a promote that fails leaves no hot file.
+        f.mover("").execute(id, MoveTarget::Cold).unwrap();
+        let cold = f.meta(id);
+        let e = f.mover(&format!("{point}=error")).execute(id, MoveTarget::Hot).unwrap_err();
+        assert!(e.to_string().contains(point), "{point}: {e}");
+        assert_eq!(f.meta(id), cold, "{point}");
+        assert_eq!(f.hot_files(), files, "{point}: only the dropped copy and the row input remain");
+        assert!(f.catalog.move_intents().unwrap().is_empty(), "{point}");
+    }
+}
+
+/// A crash between the intent and the commit leaves an intent and maybe a copy; recovery deletes the copy and
+/// clears the intent, and never touches a copy the catalog lists.
+#[test]
+fn recovery_rolls_back_uncommitted_moves() {
+    let (f, id) = Fixture::new(true);
+    let meta = f.meta(id);
+    let bytes = crate::read::read_committed(&f.layout, &meta).unwrap();
+    let orphan = Location::cold(cold_key(&meta, T0));
+    f.catalog.record_move_intent(&MoveIntent { segment: id, location: orphan.clone(), started_at_ms: T0 }).unwrap();
+    f.rt.block_on(f.cold.put_new(&orphan.path, bytes.into())).unwrap();
+    let hot_orphan = Location::hot(Layout::hot_copy_location("p", id, T0, "parquet"));
+    f.catalog.record_move_intent(&MoveIntent { segment: id, location: hot_orphan.clone(), started_at_ms: T0 }).unwrap();
+    std::fs::write(f.layout.resolve(&hot_orphan.path).unwrap(), b"partial").unwrap();
+
+    let n = f.rt.block_on(roll_back_move_intents(&f.layout, &f.catalog, &f.cold, &Failpoints::none())).unwrap();
+    assert_eq!(n, 2);
+    assert!(f.objects().is_empty());
+    assert!(!f.layout.resolve(&hot_orphan.path).unwrap().exists());
+    assert!(f.catalog.move_intents().unwrap().is_empty());
+    assert_eq!(f.meta(id), meta);
+
+    // An intent whose copy was committed (cannot happen: the commit clears it) is cleared, the copy kept.
+    f.mover("").execute(id, MoveTarget::Cold).unwrap();
+    let committed = f.meta(id).locations[0].clone();
+    f.catalog.record_move_intent(&MoveIntent { segment: id, location: committed.clone(), started_at_ms: T0 }).unwrap();
+    f.rt.block_on(roll_back_move_intents(&f.layout, &f.catalog, &f.cold, &Failpoints::none())).unwrap();
+    assert_eq!(f.objects(), vec![committed.path]);
+}
+
+/// After moves, gc takes the dropped copies (hot file, cold object) to the trash; it sends unknown objects older
+/// than the grace to the trash too, keeps younger ones, and reports a live segment's missing cold copy.
+#[test]
+fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
+    use crate::gc::{Gc, GcAction, GcConfig};
+    let (f, id) = Fixture::new(true);
+    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 86_400_000 };
+    let gc = Gc::new(
+        f.layout.clone(),
+        f.catalog.clone(),
+        f.cold.clone(),
+        f.rt.handle().clone(),
+        Arc::new(Failpoints::none()),
+        cfg,
+    );
+    let mover = f.mover("");
+    let hot_path = f.meta(id).hot_path().unwrap().to_string();
+    mover.execute(id, MoveTarget::Cold).unwrap();
+    let done = gc.run(T0, 0).unwrap();
+    let deleted: Vec<_> = done.iter().filter(|d| d.action == GcAction::Delete && d.id == Some(id)).collect();
+    assert_eq!(deleted.len(), 1, "{done:?}");
+    assert_eq!(deleted[0].location, Location::hot(&hot_path));
+    assert!(!f.layout.resolve(&hot_path).unwrap().exists());
+    assert!(f.meta(id).dropped.is_empty());
+    let key = f.meta(id).cold_key().unwrap().to_string();
+
+    mover.execute(id, MoveTarget::Hot).unwrap();
+    gc.run(T0, 0).unwrap();
+    assert!(f.objects().iter().all(|k| k.starts_with("trash/")), "{:?}", f.objects());
+    assert!(f.objects().contains(&format!("trash/{T0}/{key}")), "{:?}", f.objects());
+    assert!(f.meta(id).dropped.is_empty() && f.meta(id).placement() == "hot");
+
+    // An object nobody knows: kept while young (an upload may be in progress), trashed once older than the grace.
+    let orphan = "segments/p/2026-01-01/orphan.parquet";
+    f.rt.block_on(f.cold.put_new(orphan, Bytes::from_static(b"x"))).unwrap();
+    let written = f.rt.block_on(f.cold.head(orphan)).unwrap().unwrap().last_modified_ms;
+    let young = Gc::new(
+        f.layout.clone(),
+        f.catalog.clone(),
+        f.cold.clone(),
+        f.rt.handle().clone(),
+        Arc::new(Failpoints::none()),
+        GcConfig { grace_ms: 60_000, ..cfg },
+    );
+    let d = young.plan(written + 59_999, 0).unwrap();
+    let o = d.iter().find(|d| d.location.path == orphan).unwrap();
+    assert_eq!(o.action, GcAction::Keep, "{o:?}");
+    let d = young.run(written + 60_000, 0).unwrap();
+    let o = d.iter().find(|d| d.location.path == orphan).unwrap();
+    assert_eq!(o.action, GcAction::Orphan, "{o:?}");
+    assert!(!f.objects().contains(&orphan.to_string()));
+
+    // A live cold copy that vanished is reported, and the record is kept.
+    mover.execute(id, MoveTarget::Cold).unwrap();
+    let key = f.meta(id).cold_key().unwrap().to_string();
+    f.rt.block_on(f.cold.delete(&key)).unwrap();
+    let d = gc.run(T0, 0).unwrap();
+    let m = d.iter().find(|d| d.action == GcAction::Missing).expect("missing reported");
+    assert_eq!((m.id, m.location.path.as_str()), (Some(id), key.as_str()));
+    assert_eq!(f.meta(id).cold_key(), Some(key.as_str()));
+}

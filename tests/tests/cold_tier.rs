@@ -1,0 +1,360 @@
+//! The cold tier end to end, on the real daemon, on the embedded default (`file://DATA_DIR/cold`) and on a real
+//! S3-compatible server (moto on 127.0.0.1, started here): a stream with re-sends is re-encoded, migrated, read cold,
+//! moved by hand, promoted back and garbage-collected, and after every step every query equals the independent
+//! model and the catalog equals what the hot directory and the bucket hold. Then the real process is killed at every
+//! named step of migrate, promote and gc (a failpoint that exits, like `kill -9`): after restart the answers are
+//! unchanged, no object is lost, and after one gc past the grace no orphan is left. Finally, with 10% of the object
+//! store's calls failing, passes complete (retries) or roll back, and answers stay correct.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tierd_tests::daemon::{http_client, Daemon, TestDir};
+use tierd_tests::disk::{check_catalog_matches_cold, check_catalog_matches_disk, cold_files};
+use tierd_tests::gen::EventGen;
+use tierd_tests::model::{check_answer, Model};
+use tierd_tests::mp::FAR_FUTURE_MS;
+use tierd_tests::s3::MotoServer;
+
+const DAY0: i64 = 19_800;
+const P: &str = "cold";
+const PREFIX: &str = "tierd/node-a";
+
+enum Backend {
+    File,
+    Moto(MotoServer),
+}
+
+impl Backend {
+    fn cold_section(&self) -> String {
+        match self {
+            Backend::File => String::new(),
+            Backend::Moto(m) => format!(
+                "[cold]\nurl = \"{}\"\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\n\
+                 secret_access_key = \"{}\"\nallow_http = true\nretry_backoff_ms = 10\n",
+                m.url(PREFIX),
+                m.endpoint(),
+                MotoServer::REGION,
+                MotoServer::ACCESS_KEY_ID,
+                MotoServer::SECRET_ACCESS_KEY
+            ),
+        }
+    }
+
+    /// Every object of the cold tier (keys relative to its prefix) with its size.
+    fn objects(&self, d: &Daemon) -> BTreeMap<String, u64> {
+        match self {
+            Backend::File => cold_files(&d.data_dir().join("cold")),
+            Backend::Moto(m) => m
+                .list_objects(&format!("{PREFIX}/"))
+                .into_iter()
+                .map(|(k, size)| (k.strip_prefix(&format!("{PREFIX}/")).unwrap().to_string(), size))
+                .collect(),
+        }
+    }
+}
+
+/// `cold_after_secs`: 0 sends every columnar segment cold; a century brings every cold one back.
+fn config(backend: &Backend, cold_after_secs: u64) -> String {
+    format!(
+        "[catalog]\nlease_ttl_secs = 1\n[gc]\ngrace_secs = 0\ntrash_retention_secs = 3600\n\
+         [passes.reencode]\nmin_age_secs = 0\n[passes.migrate]\ncold_after_secs = {cold_after_secs}\n{}",
+        backend.cold_section()
+    )
+}
+
+const CENTURY: u64 = 100 * 365 * 86_400;
+
+/// 3,000 generated events over four days plus 150 re-sends with changed properties, acknowledged into the model.
+fn ingest(d: &Daemon, m: &mut Model) {
+    let mut g = EventGen::new(7, DAY0, 4);
+    let events = g.events(3_000);
+    let resent: Vec<Value> = events.iter().step_by(20).map(|e| g.changed_copy(e)).collect();
+    for chunk in events.chunks(500).chain(resent.chunks(500)) {
+        d.import_ok(P, chunk);
+        m.ack(P, chunk);
+    }
+}
+
+fn queries() -> Vec<Value> {
+    let all = |extra: Value| {
+        let mut q = json!({"project": P, "from": 0, "to": FAR_FUTURE_MS});
+        q.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        q
+    };
+    let day = |k: i64| (DAY0 + k) * 86_400_000;
+    vec![
+        all(json!({})),
+        all(json!({"group_by": "event"})),
+        all(json!({"group_by": "properties.$os"})),
+        all(json!({"event": "Purchase", "group_by": "properties.plan"})),
+        all(json!({"where": [{"property": "price", "op": "gte", "value": 12.25}], "group_by": "event"})),
+        json!({"project": P, "from": day(1) + 3_600_000, "to": day(2), "group_by": "event"}),
+    ]
+}
+
+fn check_all(d: &Daemon, m: &Model, stage: &str) {
+    for q in queries() {
+        let got = d.query(&q);
+        if let Err(e) = check_answer(&q, &got, &m.answer(&q)) {
+            panic!("after {stage}: {e}\n{}", d.log_tail(30));
+        }
+    }
+}
+
+fn check_storage(d: &Daemon, backend: &Backend, stage: &str) {
+    check_catalog_matches_disk(d).unwrap_or_else(|e| panic!("after {stage}: hot: {e}\n{}", d.log_tail(30)));
+    let objects = backend.objects(d);
+    check_catalog_matches_cold(d, &objects).unwrap_or_else(|e| panic!("after {stage}: cold: {e}\n{}", d.log_tail(30)));
+}
+
+fn pass(d: &Daemon, name: &str) -> Value {
+    let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
+    assert_eq!(r.status, 200, "pass {name}: {}", r.text());
+    assert_eq!(r.json["errors"], json!([]), "pass {name}: {}\n{}", r.text(), d.log_tail(30));
+    r.json
+}
+
+/// Pass that may die at a failpoint: `None` when the connection broke.
+fn pass_may_die(d: &Daemon, name: &str) -> Option<Value> {
+    let url = format!("{}/v1/admin/passes/{name}/run", d.url());
+    let r = http_client().post(url).json(&json!({})).send().ok()?;
+    r.json().ok()
+}
+
+fn placements(d: &Daemon) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for s in d.segments(P, None, None)["segments"].as_array().unwrap() {
+        *out.entry(s["tier"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    out
+}
+
+/// Waits out the lease TTL (1 s) after a start, so gc may delete.
+fn after_lease_ttl() {
+    std::thread::sleep(Duration::from_millis(1_100));
+}
+
+/// A daemon with the stream ingested, sealed and re-encoded to columnar segments (all hot).
+fn columnar(dir: &TestDir, backend: &Backend) -> (Daemon, Model) {
+    let mut d = Daemon::start(&dir.data_dir(), Some(&config(backend, 0)));
+    let mut m = Model::new();
+    ingest(&d, &mut m);
+    d.stop();
+    d.restart();
+    pass(&d, "reencode");
+    assert!(placements(&d).keys().all(|t| t == "hot"));
+    (d, m)
+}
+
+fn life_cycle(dir: &TestDir, backend: Backend) {
+    let (mut d, m) = columnar(dir, &backend);
+    check_all(&d, &m, "reencode");
+
+    // Migrate: every columnar segment goes cold; queries read it there.
+    let report = pass(&d, "migrate");
+    assert!(!report["actions"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(placements(&d).keys().collect::<Vec<_>>(), vec!["cold"], "{:?}", placements(&d));
+    check_all(&d, &m, "migrate");
+    check_storage(&d, &backend, "migrate");
+    // A cold segment streams back byte for byte and as events.
+    let seg = d.segments(P, None, None)["segments"][0].clone();
+    let id = seg["id"].as_str().unwrap();
+    let raw = d.get(&format!("/v1/segments/{id}"));
+    assert_eq!(raw.status, 200, "{}", raw.text());
+    assert_eq!(raw.body.len() as u64, seg["bytes"].as_u64().unwrap());
+    let ndjson = d.get(&format!("/v1/segments/{id}?format=ndjson"));
+    assert_eq!(ndjson.text().lines().count() as u64, seg["rows"].as_u64().unwrap());
+
+    // gc: the dropped hot copies and the retired row segments go to the trash.
+    after_lease_ttl();
+    let gc = pass(&d, "gc");
+    assert!(gc["actions"].as_array().unwrap().iter().any(|a| a["kind"] == "delete"), "{gc}");
+    check_storage(&d, &backend, "gc after migrate");
+    check_all(&d, &m, "gc after migrate");
+
+    // By hand: one segment also on the hot disk, another asked to stay cold (nothing to do), an unknown id.
+    let ids: Vec<String> = d.segments(P, None, None)["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let r = d.post_json("/v1/admin/move", &json!({"segments": [ids[0]], "to": "both"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json["results"][0]["outcome"], "moved", "{}", r.text());
+    let r = d.post_json("/v1/admin/move", &json!({"segments": [ids[1], "01K0000000000000000000000X"], "to": "cold"}));
+    assert_eq!(r.json["results"][0]["outcome"], "unchanged", "{}", r.text());
+    assert_eq!(r.json["results"][1]["outcome"], "error", "{}", r.text());
+    let bad = d.post_json("/v1/admin/move", &json!({"segments": [ids[1]], "to": "lukewarm"}));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(placements(&d).get("both"), Some(&1), "{:?}", placements(&d));
+    check_all(&d, &m, "move to both");
+
+    // Promote: with the threshold at a century, every cold segment is young again and comes back; the one on both
+    // tiers is left as the operator asked, until moved by hand.
+    d.set_config(&config(&backend, CENTURY));
+    d.restart();
+    pass(&d, "promote");
+    assert_eq!(placements(&d).get("cold"), None, "{:?}", placements(&d));
+    assert_eq!(placements(&d).get("both"), Some(&1), "{:?}", placements(&d));
+    check_all(&d, &m, "promote");
+    let r = d.post_json("/v1/admin/move", &json!({"segments": [ids[0]], "to": "hot"}));
+    assert_eq!(r.json["results"][0]["outcome"], "moved", "{}", r.text());
+    assert_eq!(r.json["results"][0]["bytes_copied"], 0, "dropping the cold copy copies nothing: {}", r.text());
+    assert_eq!(placements(&d).keys().collect::<Vec<_>>(), vec!["hot"], "{:?}", placements(&d));
+    after_lease_ttl();
+    pass(&d, "gc");
+    check_storage(&d, &backend, "gc after promote");
+    let objects = backend.objects(&d);
+    assert!(objects.keys().all(|k| k.starts_with("trash/")), "only the trash is left in the bucket: {objects:?}");
+    assert!(!objects.is_empty(), "the cold copies wait in the trash");
+    d.restart();
+    check_all(&d, &m, "restart");
+    check_storage(&d, &backend, "restart");
+}
+
+#[test]
+fn life_cycle_on_the_embedded_file_tier() {
+    let dir = TestDir::new("cold-file");
+    life_cycle(&dir, Backend::File);
+}
+
+#[test]
+fn life_cycle_on_s3() {
+    let dir = TestDir::new("cold-s3");
+    life_cycle(&dir, Backend::Moto(MotoServer::start()));
+}
+
+/// Cold segments are plain Parquet: DuckDB reads the objects of the `file://` tier unchanged, and its count by event
+/// equals tierd's.
+#[test]
+fn duckdb_reads_cold_segments_unchanged() {
+    let dir = TestDir::new("cold-duckdb");
+    let backend = Backend::File;
+    let (d, _m) = columnar(&dir, &backend);
+    pass(&d, "migrate");
+    let files: Vec<String> = d.segments(P, None, None)["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let key = s["locations"][0]["path"].as_str().unwrap();
+            assert_eq!(s["locations"][0]["tier"], "cold", "{s}");
+            d.data_dir().join("cold").join(key).to_string_lossy().into_owned()
+        })
+        .collect();
+    let script = "import duckdb, json, sys\n\
+                  files = json.loads(sys.argv[1])\n\
+                  rows = duckdb.sql(f'select event, count(*) from read_parquet({files!r}) group by event').fetchall()\n\
+                  print(json.dumps({str(e): n for e, n in rows}))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &serde_json::to_string(&files).unwrap()])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
+    let duck: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
+    let got = d.query(&json!({"project": P, "from": 0, "to": FAR_FUTURE_MS, "group_by": "event"}));
+    let tierd: BTreeMap<String, u64> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(duck, tierd);
+}
+
+/// Kills the daemon at `point` (a failpoint that exits) inside pass `name`, restarts, and checks: answers equal the
+/// model, the catalog equals the hot directory, and after one gc past the grace the bucket holds exactly the
+/// catalog's cold copies (no orphan).
+fn crash_in(point: &str, name: &str, prepare_cold: bool) {
+    let backend = Backend::Moto(MotoServer::start());
+    let dir = TestDir::new(&format!("cold-crash-{}-{name}", point.replace(['.', '@'], "-")));
+    let (mut d, m) = columnar(&dir, &backend);
+    if prepare_cold {
+        pass(&d, "migrate");
+        d.set_config(&config(&backend, CENTURY));
+    }
+    let spec = if point.contains('@') { point.replacen('@', "=exit@", 1) } else { format!("{point}=exit") };
+    d.set_failpoints(Some(&spec));
+    d.restart();
+    if name == "gc" {
+        after_lease_ttl();
+    }
+    assert!(pass_may_die(&d, name).is_none(), "pass {name} must die at {point}");
+    let status = d.wait_for_exit(Duration::from_secs(30)).expect("the daemon exits at the failpoint");
+    assert_eq!(status.code(), Some(101), "{status}\n{}", d.log_tail(30));
+    d.set_failpoints(None);
+    d.restart();
+    check_all(&d, &m, &format!("crash at {point}"));
+    // Recovery alone (no gc yet) left the hot directory and the bucket exactly as the catalog says: an uncommitted
+    // copy was deleted, a committed one kept.
+    check_storage(&d, &backend, &format!("recovery after a crash at {point}"));
+    // The pass runs to the end now, and one gc past the grace leaves no orphan.
+    pass(&d, name);
+    after_lease_ttl();
+    pass(&d, "gc");
+    check_all(&d, &m, &format!("{name} after crash at {point}"));
+    check_storage(&d, &backend, &format!("gc after crash at {point}"));
+}
+
+#[test]
+fn crash_during_migrate() {
+    for point in ["move.intent", "move.write", "move.verify", "move.commit@2"] {
+        crash_in(point, "migrate", false);
+    }
+}
+
+#[test]
+fn crash_during_promote() {
+    for point in ["move.write", "move.verify", "move.commit"] {
+        crash_in(point, "promote", true);
+    }
+}
+
+#[test]
+fn crash_during_gc() {
+    crash_in("gc.delete@2", "gc", true);
+}
+
+/// With 10% of the object store's calls failing (errors, timeouts, failed parts), migrate and promote passes
+/// complete after retries or roll back their failed moves; rerun, they finish; answers are right all along.
+#[test]
+fn passes_survive_a_faulty_object_store() {
+    let backend = Backend::Moto(MotoServer::start());
+    let dir = TestDir::new("cold-faults");
+    let (mut d, m) = columnar(&dir, &backend);
+    d.set_cold_faults(Some("error_rate=0.1,timeout_rate=0.02,timeout_ms=100,part_error_rate=0.1,seed=11"));
+    d.restart();
+    for (name, tier) in [("migrate", "cold"), ("promote", "hot")] {
+        if name == "promote" {
+            d.set_config(&config(&backend, CENTURY));
+            d.restart();
+        }
+        let mut done = false;
+        for _ in 0..5 {
+            let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
+            assert_eq!(r.status, 200, "{}", r.text());
+            check_all(&d, &m, &format!("{name} with faults"));
+            if r.json["errors"] == json!([]) && placements(&d).keys().all(|t| t == tier) {
+                done = true;
+                break;
+            }
+        }
+        assert!(done, "{name} did not finish in 5 passes: {:?}\n{}", placements(&d), d.log_tail(40));
+    }
+    let metrics = d.get("/metrics").text();
+    let retries: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tierd_cold_retries_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(retries > 0.0, "faults were injected and retried:\n{metrics}");
+    d.set_cold_faults(None);
+    d.restart();
+    after_lease_ttl();
+    pass(&d, "gc");
+    check_all(&d, &m, "gc after faults");
+    check_storage(&d, &backend, "gc after faults");
+}
