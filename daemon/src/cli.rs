@@ -1,4 +1,4 @@
-//! The command line: `tierd serve | import | query | gen | pass | move`.
+//! The command line: `tierd serve | import | query | gen | pass | move | gc`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +24,8 @@ pub enum Command {
     Gen(crate::gen::GenArgs),
     /// Run a background pass (reencode, compact, recompress, migrate, promote, gc) now on a running daemon.
     Pass(crate::client::PassArgs),
+    /// Garbage collection now (`--dry-run`: what would go to the trash or stay, and why).
+    Gc(crate::client::GcArgs),
     /// Move segments between the hot disk and the cold tier by hand on a running daemon.
     Move(crate::client::MoveArgs),
 }
@@ -49,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Query(args) => crate::client::run_query(args),
         Command::Gen(args) => crate::gen::run(args),
         Command::Pass(args) => crate::client::run_pass(args),
+        Command::Gc(args) => crate::client::run_gc(args),
         Command::Move(args) => crate::client::run_move(args),
     };
     match result {

@@ -19,7 +19,7 @@ pub use import::{
     ImportError, ImportReport, Importer, RetryPolicy, MAX_BATCH_BYTES,
 };
 pub use moves::{format_moves, run_move, MoveArgs};
-pub use pass::{format_report, run_pass, PassArgs, PassCommand, PassRunArgs};
+pub use pass::{format_report, run_gc, run_pass, GcArgs, PassArgs, PassCommand, PassRunArgs};
 pub use query::{
     execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
     QueryRequest, QueryResponse, QueryRow, WhereClause,

@@ -104,7 +104,7 @@ impl Passes {
         }
         let handle = tokio::runtime::Handle::current();
         // Rewrites read cold inputs too: whole, through the budgeted store (background work), not the query cache.
-        let rewriter = rewriter.with_source(tierd_store::SegmentSource::new(
+        let rewriter = rewriter.with_budget(cold.budget().clone()).with_source(tierd_store::SegmentSource::new(
             layout.clone(),
             cold.clone(),
             Arc::new(tierd_store::BlockCache::disabled()),

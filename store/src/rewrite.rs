@@ -58,6 +58,8 @@ pub struct Rewriter {
     keep_duplicates_ms: Option<i64>,
     /// Where inputs are read from: hot copies, and cold ones when [`Rewriter::with_source`] gave a cold tier.
     source: SegmentSource,
+    /// The node's IO budget: local-disk bytes read and written by rewrites are background IO.
+    budget: Option<Arc<crate::budget::IoBudget>>,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -84,7 +86,14 @@ impl Rewriter {
         base_spec: CodecSpec,
     ) -> Self {
         let source = SegmentSource::hot_only(layout.clone());
-        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None, source }
+        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None, source, budget: None }
+    }
+
+    /// Paces the rewrite's local-disk reads and writes with the node's IO budget (background work never takes the
+    /// disk from ingest and queries faster than `budget.disk_bytes_per_sec`).
+    pub fn with_budget(mut self, budget: Arc<crate::budget::IoBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Reads inputs through `source`, so that segments whose only copy is cold can be rewritten too. A rewrite is
@@ -148,6 +157,9 @@ impl Rewriter {
         let bytes_before: u64 = inputs.iter().map(|m| m.bytes).sum();
 
         // Step 1: inputs -> output bytes, in memory (and the removed copies, when they are kept).
+        if let Some(budget) = &self.budget {
+            budget.acquire_disk_blocking(bytes_before);
+        }
         let single_parquet = inputs.len() == 1 && inputs[0].format == Format::Parquet;
         let (bytes, rows_after, (min_seq, max_seq), removed) =
             if action.kind == RewriteKind::Recompress && single_parquet {
@@ -202,6 +214,9 @@ impl Rewriter {
         }
         let mut verified = Vec::with_capacity(written.len());
         for (intent, (bytes, rows)) in intents.iter().zip(written) {
+            if let Some(budget) = &self.budget {
+                budget.acquire_disk_blocking(bytes.len() as u64);
+            }
             match self.write_and_verify(intent, bytes, rows) {
                 Ok(v) => verified.push(v),
                 Err(e) => {

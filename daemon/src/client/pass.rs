@@ -37,6 +37,27 @@ pub struct PassRunArgs {
     pub json: bool,
 }
 
+/// `tierd gc [--dry-run]`: the gc pass, under its own name (what would go and why, or what went).
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// List what would be deleted, kept, expired, purged or reported, and why; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this project's copies in the report (gc itself is node-wide).
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Print the daemon's JSON answer unchanged.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_gc(a: GcArgs) -> anyhow::Result<()> {
+    let run = PassRunArgs { name: "gc".into(), dry_run: a.dry_run, project: a.project, url: a.url, json: a.json };
+    run_pass(PassArgs { command: PassCommand::Run(run) })
+}
+
 pub fn run_pass(args: PassArgs) -> anyhow::Result<()> {
     let PassCommand::Run(a) = args.command;
     let url = endpoint(&a.url, &format!("/v1/admin/passes/{}/run", a.name)).map_err(anyhow::Error::msg)?;
@@ -90,7 +111,8 @@ pub fn format_report(r: &Value) -> String {
     }
     for k in r["kept"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  keep       {}: {}\n",
+            "  {:<10} {}: {}\n",
+            k["kind"].as_str().unwrap_or("keep"),
             k["inputs"][0].as_str().unwrap_or("?"),
             k["reason"].as_str().unwrap_or("")
         ));
