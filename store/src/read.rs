@@ -9,6 +9,7 @@
 //! disk (`crate::cache`), a Parquet copy in ranges (footer, page index, then only the column chunks a request needs;
 //! see `cold`). The free functions below read hot copies and scan bytes already in memory.
 
+mod blocks;
 mod cold;
 mod source;
 mod sparse;

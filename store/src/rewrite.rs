@@ -24,7 +24,8 @@ use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
 use crate::catalog::{
-    Catalog, CatalogChange, Codec, Format, Location, Retirement, RewriteIntent, Role, SegmentMeta, SegmentState,
+    BlockChecksums, Catalog, CatalogChange, Codec, Format, Location, Retirement, RewriteIntent, Role, SegmentMeta,
+    SegmentState,
 };
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
@@ -251,7 +252,8 @@ impl Rewriter {
                 created_generation: 0,
                 updated_generation: 0,
                 retired: None,
-                blocks: None,
+                // Block checksums let reads of either tier fetch and verify only the blocks they need.
+                blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
                 role: Role::Data,
             };
         let mut changes = vec![

@@ -10,7 +10,8 @@ use tierd_codecs::StoredEvent;
 use tokio::runtime::Handle;
 use tracing::{error, warn};
 
-use super::cold::{ColdReadStats, ColdReads};
+use super::blocks::{Backing, BlockObject};
+use super::cold::{count_blocks, scan_blocks, ColdReadStats, ColdReads};
 use crate::cache::BlockCache;
 use crate::catalog::{Format, SegmentMeta};
 use crate::cold::ColdStore;
@@ -18,8 +19,9 @@ use crate::error::{Result, StoreError};
 use crate::layout::Layout;
 
 /// Reads segments from whichever copy the catalog lists: the hot copy when there is one (a local read), otherwise
-/// the cold copy, with ranged reads through the cache ([`super::cold`]). Every byte returned was verified against
-/// the catalog (whole-copy crc32c, or per-block crc32c for ranged cold reads).
+/// the cold copy, with ranged reads through the cache ([`super::cold`]). Scans and counts of a Parquet segment
+/// with block checksums read only the blocks they need, from either tier ([`super::blocks`]). Every byte returned
+/// was verified against the catalog (whole-copy crc32c, or per-block crc32c for block reads).
 ///
 /// Blocking: call from a blocking thread (cold reads drive the object store with `handle.block_on`). Cheap to
 /// clone. Queries and the HTTP API use a source over [`ColdStore::foreground`] (they never wait behind background
@@ -96,6 +98,17 @@ impl SegmentSource {
         }
     }
 
+    /// For a Parquet segment with block checksums, its hot file opened for reads in verified blocks (and its
+    /// catalog location); `None` when the hot copy is read whole (row segments, segments without block
+    /// checksums).
+    fn hot_blocks<'a>(&self, meta: &'a SegmentMeta) -> Result<Option<(File, &'a str)>> {
+        if meta.format != Format::Parquet || meta.blocks.is_none() {
+            return Ok(None);
+        }
+        let path = meta.hot_path().expect("called for a segment with a hot copy");
+        Ok(Some((super::open_segment(&self.layout, meta)?, path)))
+    }
+
     /// A segment's committed bytes `[0, bytes)`, whole and verified. Whole reads (exports, rewrites) use cached cold
     /// blocks but do not add to the cache, so one export of a big segment does not push out what queries read.
     pub fn read_committed(&self, meta: &SegmentMeta) -> Result<Bytes> {
@@ -115,10 +128,13 @@ impl SegmentSource {
         let take = || f.borrow_mut().take().expect("one copy is scanned");
         self.with_copy(
             meta,
-            || {
-                let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
-                super::scan(meta, bytes, req, take())?;
-                Ok(meta.bytes)
+            || match self.hot_blocks(meta)? {
+                Some((file, path)) => scan_blocks(hot_object(meta, file, path)?, req, take()),
+                None => {
+                    let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
+                    super::scan(meta, bytes, req, take())?;
+                    Ok(meta.bytes)
+                }
             },
             |cold, key| match meta.format {
                 Format::Parquet => cold.scan(meta, key, req, take()),
@@ -137,9 +153,12 @@ impl SegmentSource {
     pub fn count_by_event(&self, meta: &SegmentMeta, req: &ScanRequest) -> Result<(Vec<(String, u64)>, u64)> {
         self.with_copy(
             meta,
-            || {
-                let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
-                Ok((super::count_by_event(meta, bytes, req)?, meta.bytes))
+            || match self.hot_blocks(meta)? {
+                Some((file, path)) => count_blocks(hot_object(meta, file, path)?, req),
+                None => {
+                    let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
+                    Ok((super::count_by_event(meta, bytes, req)?, meta.bytes))
+                }
             },
             |cold, key| match meta.format {
                 Format::Parquet => cold.count_by_event(meta, key, req),
@@ -182,6 +201,11 @@ impl SegmentSource {
         )?;
         Ok(RawSegment { meta, inner })
     }
+}
+
+/// A hot Parquet copy read in verified blocks ([`SegmentSource::hot_blocks`] checked it has block checksums).
+fn hot_object<'a>(meta: &'a SegmentMeta, file: File, path: &'a str) -> Result<BlockObject<'a>> {
+    Ok(BlockObject::new(meta, Backing::Hot { file, path })?.expect("the segment has block checksums"))
 }
 
 /// A segment's stored bytes being streamed; see [`SegmentSource::open_raw`].
