@@ -47,13 +47,28 @@ pub struct RewriteConfig {
     pub keep_duplicates_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassesConfig {
+    /// How much lower than ingest and queries the CPU priority of the threads running passes and moves is (Linux
+    /// nice, 0-19; 0 = the same): encoding, compression and checksums then use the CPU ingest leaves idle.
+    pub nice: i32,
     pub reencode: ReencodeSection,
     pub compact: CompactSection,
     pub recompress: RecompressSection,
     pub migrate: MigrateSection,
+}
+
+impl Default for PassesConfig {
+    fn default() -> Self {
+        Self {
+            nice: 10,
+            reencode: ReencodeSection::default(),
+            compact: CompactSection::default(),
+            recompress: RecompressSection::default(),
+            migrate: MigrateSection::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -300,6 +315,9 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
+        if !(0..=19).contains(&self.passes.nice) {
+            return invalid("passes.nice", "must be 0 to 19 (how much lower than ingest background threads run)");
+        }
         if self.ingest.max_events_per_request == 0 {
             return invalid("ingest.max_events_per_request", "must be at least 1");
         }
@@ -453,6 +471,9 @@ mod tests {
     fn pass_settings_are_validated_by_name() {
         let e = parse("[passes.reencode]\ncodec = \"zstd-40\"\n").unwrap_err().to_string();
         assert!(e.contains("passes.reencode.codec"), "{e}");
+        let e = parse("[passes]\nnice = 20\n").unwrap_err().to_string();
+        assert!(e.contains("passes.nice"), "{e}");
+        assert_eq!(parse("[passes]\nnice = 0\n").unwrap().passes.nice, 0);
         let e = parse("[passes.compact]\nmin_inputs = 1\n").unwrap_err().to_string();
         assert!(e.contains("passes.compact") && e.contains("min_inputs"), "{e}");
         let e = parse("[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-3\"\n[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-9\"\n")

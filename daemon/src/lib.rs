@@ -10,5 +10,6 @@ pub mod config;
 pub mod gen;
 pub mod http;
 pub mod metrics;
+pub mod background;
 pub mod passes;
 pub mod serve;

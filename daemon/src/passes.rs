@@ -83,6 +83,17 @@ pub struct Passes {
 }
 
 impl Passes {
+    /// Runs `f` (a pass, a move) on its own thread at the background CPU priority (`passes.nice`; see
+    /// [`crate::background`]) and waits for it without blocking the runtime.
+    pub async fn in_background<T: Send + 'static>(
+        self: &Arc<Self>,
+        name: &str,
+        f: impl FnOnce(&Passes) -> T + Send + 'static,
+    ) -> T {
+        let passes = self.clone();
+        crate::background::run(name, self.config.passes.nice, move || f(&passes)).await
+    }
+
     /// Call from inside the tokio runtime: moves and gc drive the object store through its handle.
     pub fn new(
         layout: Layout,

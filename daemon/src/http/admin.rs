@@ -25,7 +25,7 @@ pub async fn run_pass(
         tierd_store::layout::validate_project(p).map_err(ApiError::bad_request)?;
     }
     let passes = state.passes.clone();
-    let report = tokio::task::spawn_blocking(move || passes.run(&name, &req)).await.expect("join");
+    let report = passes.in_background("tierd-pass", move |p| p.run(&name, &req)).await;
     report.map(Json).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
 }
 
@@ -53,7 +53,6 @@ pub async fn move_segments(
     }
     let passes = state.passes.clone();
     let ids = req.segments;
-    let results: Vec<MoveReport> =
-        tokio::task::spawn_blocking(move || passes.move_segments(&ids, to)).await.expect("join");
+    let results: Vec<MoveReport> = passes.in_background("tierd-move", move |p| p.move_segments(&ids, to)).await;
     Ok(Json(serde_json::json!({"to": to, "results": results})))
 }

@@ -1,0 +1,96 @@
+//! Threads for background work (passes, moves): their own OS threads at a lower CPU priority, so that encoding,
+//! compression and checksums of rewrites and moves take the CPU only when ingest and queries leave it idle.
+//!
+//! The IO budget (`tierd_store::budget`) paces what background work asks of the disk and the object store; this
+//! paces what it asks of the CPU. Ingest's group commit and the HTTP workers keep the default priority.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+use tracing::warn;
+
+/// Runs `f` on a new thread named `name` whose CPU priority is lowered by `nice` (Linux nice values, 0-19; 0 leaves
+/// it as it is) and waits for its answer without blocking the runtime. A panic in `f` is re-raised here.
+pub async fn run<T: Send + 'static>(name: &str, nice: i32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = oneshot::channel();
+    // The closure is handed over through a slot, so that it can still run elsewhere if no thread can be started.
+    let slot = Arc::new(Mutex::new(Some(f)));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        lower_priority(nice);
+        let f = theirs.lock().unwrap_or_else(|e| e.into_inner()).take().expect("taken once");
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    if let Err(e) = spawned {
+        // No thread to be had (resource limits): run it on the blocking pool at normal priority rather than fail.
+        warn!(error = %e, "cannot start a background thread; running on the blocking pool");
+        let f = slot.lock().unwrap_or_else(|e| e.into_inner()).take().expect("not taken: the thread never started");
+        return tokio::task::spawn_blocking(f).await.expect("join");
+    }
+    match rx.await.expect("the background thread answers or panics") {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Lowers the calling thread's CPU priority by `nice` (on Linux `setpriority` with a thread id applies to that
+/// thread only). Failure is logged, never fatal.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id; no memory is shared with the kernel.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        };
+        if rc != 0 {
+            warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower a background thread's CPU priority");
+        }
+    }
+}
+
+/// The calling thread's nice value (Linux; 0 elsewhere). For tests and the status page.
+pub fn current_nice() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as above. getpriority may legitimately return -1, so errno is reset first and checked after.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let tid = libc::gettid();
+            let v = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            if *libc::__errno_location() != 0 {
+                return 0;
+            }
+            return v;
+        }
+    }
+    #[allow(unreachable_code)]
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_at_a_lower_priority_and_answers() {
+        let here = current_nice();
+        let (value, there) = run("test-bg", 7, || (6 * 7, current_nice())).await;
+        assert_eq!(value, 42);
+        if cfg!(target_os = "linux") {
+            assert_eq!(there, (here + 7).min(19), "the background thread's nice value");
+            assert_eq!(current_nice(), here, "the caller's priority is unchanged");
+        }
+        let (_, unchanged) = run("test-bg", 0, || ((), current_nice())).await;
+        assert_eq!(unchanged, here);
+    }
+
+    #[tokio::test]
+    async fn a_panic_reaches_the_caller() {
+        let r = tokio::spawn(run("test-bg", 3, || -> u32 { panic!("boom") })).await;
+        assert!(r.unwrap_err().is_panic());
+    }
+}
