@@ -4,12 +4,12 @@
 //! metrics exporter, the command line ([`cli`]) including the client commands (`import`, `query`) and the event
 //! generator (`gen`).
 
+pub mod background;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod gen;
 pub mod http;
 pub mod metrics;
-pub mod background;
 pub mod passes;
 pub mod serve;

@@ -70,6 +70,15 @@ fn describe() {
     describe_counter!("tierd_passes_total", "Passes run, by pass and dry_run");
     describe_counter!("tierd_gc_deleted_segments_total", "Retired segments deleted by garbage collection");
     describe_counter!("tierd_gc_deleted_bytes_total", Unit::Bytes, "Bytes deleted by garbage collection");
+    describe_counter!("tierd_moves_total", "Moves between the tiers, by target placement and outcome");
+    describe_histogram!("tierd_move_seconds", Unit::Seconds, "Move latency, by target placement");
+    describe_counter!("tierd_moved_bytes_total", Unit::Bytes, "Bytes copied by moves, by the tier written");
+    describe_counter!("tierd_move_rollbacks_total", "Uncommitted move copies deleted (failed moves, recovery)");
+    describe_counter!(
+        "tierd_move_verifications_total",
+        "Uploaded copies verified before their commit, by method (etag: the server's MD5; read_back)"
+    );
+    describe_counter!("tierd_checksum_mismatches_total", "Copies or blocks that did not match the catalog, by tier");
 }
 
 /// Publishes segment counts and bytes by tier and state.

@@ -66,6 +66,10 @@ pub struct MoveReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<&'static str>,
     pub bytes_copied: u64,
+    /// How the copy written was checked before the commit: `etag` (the server's MD5 of what it received) or
+    /// `read_back`; absent when nothing was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -146,6 +150,7 @@ impl Passes {
                     from: None,
                     to: None,
                     bytes_copied: 0,
+                    verified_by: None,
                     error: Some(e),
                 };
                 let id: SegmentId = match raw.parse() {
@@ -344,6 +349,7 @@ fn move_report(raw: &str, o: &MoveOutcome) -> MoveReport {
         from: Some(o.from),
         to: Some(o.to),
         bytes_copied: o.bytes_copied,
+        verified_by: o.verified_by.map(|m| m.label()),
         error: None,
     }
 }

@@ -35,7 +35,8 @@ const MIB: u64 = 1024 * 1024;
 /// The defaults keep background work well below what one node can do, so that ingest and queries keep their
 /// headroom while a backlog of moves or rewrites drains:
 /// - `object_bytes_per_sec` = 64 MiB/s: about half of a 1 Gbit/s link and a twentieth of 10 Gbit/s; a 256 MiB segment
-///   still moves in 4 s, so a day's segments of a busy project migrate in minutes.
+///   still moves in 4 s when the upload is verified by its ETag (S3), in 8 s when it must be read back (the read
+///   is charged too), so a day's segments of a busy project migrate in minutes.
 /// - `object_requests_per_sec` = 200: far below S3's 3,500 PUT / 5,500 GET per second per prefix (no `SlowDown`
 ///   throttling that would also hit foreground reads), yet enough for the few ranged reads a cold Parquet scan needs
 ///   per segment.

@@ -32,6 +32,7 @@ pub mod query;
 pub mod read;
 pub mod recovery;
 pub mod rewrite;
+pub mod verify;
 
 pub use budget::{BudgetConfig, IoBudget};
 pub use cache::{BlockCache, CacheConfig};

@@ -7,7 +7,9 @@
 //! 2. `move.intent`: record the new copy's location durably in the catalog's `moves` tree;
 //! 3. `move.write`: write the new copy at a fresh location (an object key or a file path never used before;
 //!    create-only, fsync for files);
-//! 4. `move.verify`: read the new copy back (from the object store or the disk) and compare size and crc32c;
+//! 4. `move.verify`: check the new copy: a file is read back and its size and crc32c compared; an object by the
+//!    server's own checksum where it gives one (`cold.verify = "auto"`: an S3 ETag equal to the MD5 computed here,
+//!    [`crate::verify`], then a HEAD for its size), else read back like a file;
 //! 5. `move.commit`: ONE catalog transaction records the new copy among the segment's locations, moves the copy
 //!    it replaces (if any) to `dropped`, and clears the intent; it fails, changing nothing, if the segment changed
 //!    since step 1 (a concurrent rewrite retired it, another move ran).
@@ -83,6 +85,28 @@ pub struct MoveOutcome {
     pub new_location: Option<Location>,
     /// The copy taken out of service (deleted later by gc), if any.
     pub dropped: Option<Location>,
+    /// How the new copy was checked before the commit, if one was written.
+    pub verified_by: Option<VerifyMethod>,
+}
+
+/// How a move checked the copy it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMethod {
+    /// The server's ETag was the MD5 of the bytes sent (the server checksummed what it received), and a HEAD
+    /// found the object with its size.
+    Etag,
+    /// Read back whole; size and crc32c compared.
+    ReadBack,
+}
+
+impl VerifyMethod {
+    pub fn label(self) -> &'static str {
+        match self {
+            VerifyMethod::Etag => "etag",
+            VerifyMethod::ReadBack => "read_back",
+        }
+    }
 }
 
 /// Carries out moves. Blocking: call from a blocking thread (it drives the object store through `handle`).
@@ -154,8 +178,15 @@ impl Mover {
             )));
         }
         let from = meta.placement();
-        let mut outcome =
-            MoveOutcome { segment: id, from, to: from, bytes_copied: 0, new_location: None, dropped: None };
+        let mut outcome = MoveOutcome {
+            segment: id,
+            from,
+            to: from,
+            bytes_copied: 0,
+            new_location: None,
+            dropped: None,
+            verified_by: None,
+        };
         if has_hot == want_hot && has_cold == want_cold {
             return Ok(outcome);
         }
@@ -163,8 +194,11 @@ impl Mover {
 
         // Steps 1-4: the new copy, when the target needs one.
         let new_location = if want_cold && !has_cold {
-            Some(self.copy_to_cold(&meta, now)?)
+            let (location, blocks, method) = self.copy_to_cold(&meta, now)?;
+            outcome.verified_by = Some(method);
+            Some((location, Some(blocks)))
         } else if want_hot && !has_hot {
+            outcome.verified_by = Some(VerifyMethod::ReadBack);
             Some((self.copy_to_hot(&meta, now)?, None))
         } else {
             None
@@ -228,9 +262,10 @@ impl Mover {
         }
     }
 
-    /// Hot -> cold: read and verify the hot copy, upload it to a fresh key, read it back and verify. Returns the
-    /// new location and the block checksums cold reads verify against.
-    fn copy_to_cold(&self, meta: &SegmentMeta, now: i64) -> Result<(Location, Option<BlockChecksums>)> {
+    /// Hot -> cold: read and verify the hot copy, upload it to a fresh key, verify the upload
+    /// ([`Mover::verify_upload`]). Returns the new location, the block checksums cold reads verify against, and how
+    /// the upload was verified.
+    fn copy_to_cold(&self, meta: &SegmentMeta, now: i64) -> Result<(Location, BlockChecksums, VerifyMethod)> {
         self.cold.budget().acquire_disk_blocking(meta.bytes);
         let bytes = Bytes::from(crate::read::read_committed(&self.layout, meta)?);
         let blocks = BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE);
@@ -241,20 +276,67 @@ impl Mover {
             let key = location.path.as_str();
             let io = |e| StoreError::io(key, e);
             self.failpoints.hit("move.intent").map_err(io)?;
-            self.handle.block_on(self.cold.put_new(key, bytes))?;
+            let answer = self.handle.block_on(self.cold.put_new_answered(key, bytes.clone()))?;
             self.failpoints.hit("move.write").map_err(io)?;
-            let back = self.handle.block_on(self.cold.get(key))?;
-            check_copy(meta, &location, &back)?;
+            let method = self.verify_upload(meta, &location, &bytes, &answer)?;
             self.failpoints.hit("move.verify").map_err(io)?;
-            Ok(())
+            Ok(method)
         })();
         match result {
-            Ok(()) => Ok((location, Some(blocks))),
+            Ok(method) => Ok((location, blocks, method)),
             Err(e) => {
                 self.roll_back(meta.id, &location);
                 Err(e)
             }
         }
+    }
+
+    /// Checks an uploaded copy before anything points to it. With `cold.verify = "auto"` and an ETag shaped like
+    /// an S3 MD5 ETag: if it equals the MD5 computed here of the bytes sent ([`crate::verify::s3_etag`]), the
+    /// server checksummed exactly these bytes, and a HEAD checks the object is there with its size (a wrong size
+    /// or a missing object is an error). Any other ETag proves nothing either way, and the object is read back
+    /// whole and compared (size, crc32c), as always with `cold.verify = "read_back"`.
+    fn verify_upload(
+        &self,
+        meta: &SegmentMeta,
+        location: &Location,
+        bytes: &Bytes,
+        answer: &crate::cold::PutAnswer,
+    ) -> Result<VerifyMethod> {
+        let key = location.path.as_str();
+        let etag = answer.e_tag.as_deref().filter(|t| crate::verify::looks_like_s3_md5(t));
+        if let (crate::cold::VerifyMode::Auto, Some(e_tag)) = (self.cold.verify_mode(), etag) {
+            let expected = crate::verify::s3_etag(bytes, answer.part_size);
+            if crate::verify::etag_matches(e_tag, &expected) {
+                let head = self.handle.block_on(self.cold.head(key))?;
+                let found = head.as_ref().map(|h| (h.size, h.e_tag.clone()));
+                let size_ok = head.as_ref().is_some_and(|h| h.size == meta.bytes);
+                let tag_ok = head
+                    .as_ref()
+                    .is_some_and(|h| h.e_tag.as_deref().is_none_or(|t| crate::verify::etag_matches(t, &expected)));
+                if !(size_ok && tag_ok) {
+                    metrics::counter!("tierd_checksum_mismatches_total", "tier" => "cold").increment(1);
+                    tracing::error!(segment = %meta.id, key, found = ?found, expected_len = meta.bytes, expected_etag = %expected, "uploaded object is not what was sent");
+                    return Err(StoreError::Corrupt {
+                        id: meta.id,
+                        message: format!(
+                            "cold copy {key}: the upload was answered with ETag {expected} but a HEAD finds {found:?} \
+                             (expected {} bytes)",
+                            meta.bytes
+                        ),
+                    });
+                }
+                metrics::counter!("tierd_move_verifications_total", "method" => "etag").increment(1);
+                tracing::debug!(segment = %meta.id, key, e_tag, "upload verified by its ETag");
+                return Ok(VerifyMethod::Etag);
+            }
+            tracing::debug!(segment = %meta.id, key, e_tag, expected = %expected, "ETag is not the MD5 of the upload; reading back");
+        }
+        let back = self.handle.block_on(self.cold.get(key))?;
+        check_copy(meta, location, &back)?;
+        metrics::counter!("tierd_move_verifications_total", "method" => "read_back").increment(1);
+        tracing::debug!(segment = %meta.id, key, "upload verified by reading it back");
+        Ok(VerifyMethod::ReadBack)
     }
 
     /// Cold -> hot: fetch and verify the cold copy, write it create-only at a fresh path, fsync, read it back.

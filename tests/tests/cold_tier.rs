@@ -55,6 +55,12 @@ impl Backend {
     }
 }
 
+/// The sum of the samples of `/metrics` whose line starts with `prefix` (0 when there are none).
+fn metric_sum(d: &Daemon, prefix: &str) -> f64 {
+    let metrics = d.get("/metrics").text();
+    metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
 /// `cold_after_secs`: 0 sends every columnar segment cold; a century brings every cold one back.
 fn config(backend: &Backend, cold_after_secs: u64) -> String {
     format!(
@@ -156,6 +162,20 @@ fn life_cycle(dir: &TestDir, backend: Backend) {
     let report = pass(&d, "migrate");
     assert!(!report["actions"].as_array().unwrap().is_empty(), "{report}");
     assert_eq!(placements(&d).keys().collect::<Vec<_>>(), vec!["cold"], "{:?}", placements(&d));
+    // Each upload was verified before its commit: on S3 by its ETag (the server's MD5 of what it received) and a
+    // HEAD, with no object read back; on file:// (no MD5 ETag) by reading it back.
+    let moved = report["actions"].as_array().unwrap().len() as f64;
+    let (etag, read_back) = (
+        metric_sum(&d, "tierd_move_verifications_total{method=\"etag\"}"),
+        metric_sum(&d, "tierd_move_verifications_total{method=\"read_back\"}"),
+    );
+    match backend {
+        Backend::Moto(_) => {
+            assert_eq!((etag, read_back), (moved, 0.0), "verifications by etag, read back");
+            assert_eq!(metric_sum(&d, "tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
+        }
+        Backend::File => assert_eq!((etag, read_back), (0.0, moved), "verifications by etag, read back"),
+    }
     check_all(&d, &m, "migrate");
     check_storage(&d, &backend, "migrate");
     // A cold segment streams back byte for byte and as events.

@@ -37,11 +37,28 @@ pub struct ColdConfig {
     pub retry_backoff_ms: u64,
     /// Timeout of one HTTP request, body included.
     pub request_timeout_secs: u64,
+    /// How a move checks the object it uploaded before committing it ([`VerifyMode`]).
+    pub verify: VerifyMode,
+}
+
+/// How a move checks an uploaded copy before the catalog points to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// By the server's own checksum where it gives one: an S3 ETag equal to the MD5 tierd computed (of the bytes
+    /// of a single PUT, or S3's MD5-of-part-MD5s of a multipart upload) proves the server received exactly these
+    /// bytes; a HEAD then checks the object is there with its size. Where the ETag is anything else (`file://`,
+    /// `memory://`, GCS, Azure, S3 with SSE-KMS, a retried upload): read back whole, as `read_back`.
+    #[default]
+    Auto,
+    /// Always read the whole object back and check its size and crc32c (twice the object-store traffic).
+    ReadBack,
 }
 
 impl Default for ColdConfig {
-    /// Multipart from 16 MiB in 8 MiB parts (as the AWS CLI's 8 MiB chunks): small segments go in one request, big
-    /// ones in parts that upload concurrently. Five retries starting at 100 ms ride out a few seconds of server
+    /// Multipart from 100 MiB (where AWS's guidance starts to consider it; most segments are tens of MiB and go in
+    /// one request, which measured faster than parts on the local S3-compatible server, BENCHMARKS.md "Cold
+    /// tier") in 8 MiB parts (as the AWS CLI's 8 MiB chunks) that upload concurrently. Five retries starting at 100 ms ride out a few seconds of server
     /// trouble. 60 s per request lets an 8 MiB part through a link as slow as 150 KiB/s.
     fn default() -> Self {
         Self {
@@ -51,11 +68,12 @@ impl Default for ColdConfig {
             access_key_id: None,
             secret_access_key: None,
             allow_http: false,
-            multipart_threshold_bytes: 16 * MIB,
+            multipart_threshold_bytes: 100 * MIB,
             part_size_bytes: 8 * MIB,
             max_retries: 5,
             retry_backoff_ms: 100,
             request_timeout_secs: 60,
+            verify: VerifyMode::Auto,
         }
     }
 }
@@ -74,6 +92,7 @@ impl std::fmt::Debug for ColdConfig {
             .field("max_retries", &self.max_retries)
             .field("retry_backoff_ms", &self.retry_backoff_ms)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("verify", &self.verify)
             .finish()
     }
 }

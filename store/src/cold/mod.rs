@@ -23,8 +23,9 @@
 //! Transient failures (server errors, timeouts, connection errors) are retried here with exponential backoff
 //! ([`ColdConfig::max_retries`]); object_store's own HTTP retries are off, so every attempt is budgeted, counted
 //! (`tierd_cold_retries_total{op}`) and logged with its key. A `put_new` whose retry finds the object already
-//! there counts as done: the failed attempt may have landed before its answer was lost, and the caller verifies
-//! the object by reading it back before committing anything that points to it.
+//! there counts as done: the failed attempt may have landed before its answer was lost; its answer then carries no
+//! ETag, so the caller (a move) verifies the object by reading it back before committing anything that points to
+//! it.
 
 mod backend;
 mod budget_store;
@@ -49,7 +50,7 @@ use object_store::{GetOptions, MultipartUpload, ObjectMeta, ObjectStore, ObjectS
 use tracing::{debug, warn};
 
 pub use budget_store::BudgetStore;
-pub use config::{ColdConfig, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use config::{ColdConfig, VerifyMode, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use faults::{FaultConfig, FaultCounter, FaultCounts, FaultStore};
 pub use metrics_store::{describe_metrics, MetricsStore};
 
@@ -61,6 +62,16 @@ use crate::error::StoreError;
 const PARTS_IN_FLIGHT: usize = 4;
 /// S3's most parts in one upload.
 const MAX_PARTS: u64 = 10_000;
+
+/// What the server answered to an upload ([`ColdStore::put_new_answered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutAnswer {
+    /// The object's ETag, when the server gave one (S3 gives the MD5 of a single PUT's bytes, see
+    /// [`s3_etag`](crate::verify::s3_etag)); `None` after a retry that found the object already written.
+    pub e_tag: Option<String>,
+    /// The part size of a multipart upload (every part this big but the last); `None` for a single PUT.
+    pub part_size: Option<u64>,
+}
 
 /// One object, as listed or looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +108,7 @@ struct Shared {
     url: String,
     multipart_threshold: u64,
     part_size: u64,
+    verify: VerifyMode,
     max_retries: u32,
     backoff: retry::Backoff,
     retries: AtomicU64,
@@ -136,6 +148,7 @@ impl ColdStore {
                 url,
                 multipart_threshold: cfg.multipart_threshold_bytes,
                 part_size: cfg.part_size_bytes,
+                verify: cfg.verify,
                 max_retries: cfg.max_retries,
                 backoff: retry::Backoff::new(Duration::from_millis(cfg.retry_backoff_ms)),
                 retries: AtomicU64::new(0),
@@ -157,6 +170,11 @@ impl ColdStore {
     }
 
     /// The budget background requests draw from.
+    /// How moves verify the copies they upload (`cold.verify`).
+    pub fn verify_mode(&self) -> VerifyMode {
+        self.shared.verify
+    }
+
     pub fn budget(&self) -> &Arc<IoBudget> {
         &self.shared.budget
     }
@@ -171,35 +189,56 @@ impl ColdStore {
         self.shared.faults.as_ref().map(FaultCounter::get)
     }
 
-    /// Create-only upload of a new key (keys are never reused). Objects of at least `cold.multipart_threshold_bytes`
-    /// go up in parts (aborted on failure). Transient failures are retried; `AlreadyExists` on a retry counts as
-    /// success (an earlier attempt landed; the caller verifies by reading back). `AlreadyExists` on the first
-    /// attempt is [`StoreError::ObjectExists`].
+    /// Create-only upload of a new key (keys are never reused); see [`ColdStore::put_new_answered`].
     pub async fn put_new(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.put_new_answered(key, bytes).await.map(drop)
+    }
+
+    /// Create-only upload of a new key (keys are never reused), answering what the server said about the object
+    /// ([`PutAnswer`]: its ETag, and the part size of a multipart upload). Objects of at least
+    /// `cold.multipart_threshold_bytes` go up in parts (aborted on failure). Transient failures are retried;
+    /// `AlreadyExists` on a retry counts as success (an earlier attempt landed; the answer then has no ETag and the
+    /// caller must read the object back to know what is there). `AlreadyExists` on the first attempt is
+    /// [`StoreError::ObjectExists`].
+    pub async fn put_new_answered(&self, key: &str, bytes: Bytes) -> Result<PutAnswer, StoreError> {
         const OP: &str = "put_new";
         let path = self.path(OP, key)?;
         let multipart = bytes.len() as u64 >= self.shared.multipart_threshold;
+        let part_size = self.part_size(bytes.len() as u64);
         let (path, bytes) = (&path, &bytes);
-        self.with_retries(OP, key, move |attempt| async move {
-            let result = if multipart {
-                self.put_multipart_once(path, bytes.clone()).await
-            } else {
-                self.store.put_opts(path, PutPayload::from_bytes(bytes.clone()), PutMode::Create.into()).await.map(drop)
-            };
-            match result {
-                Err(object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
-                    warn!(key = %path, attempt, "cold tier: put_new found its object after a failed attempt; taking it as written");
-                    Ok(())
+        let answer = self
+            .with_retries(OP, key, move |attempt| async move {
+                let result = if multipart {
+                    self.put_multipart_once(path, bytes.clone(), part_size).await
+                } else {
+                    self.store.put_opts(path, PutPayload::from_bytes(bytes.clone()), PutMode::Create.into()).await
+                };
+                match result {
+                    Ok(put) => Ok(PutAnswer { e_tag: put.e_tag, part_size: multipart.then_some(part_size) }),
+                    Err(object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
+                        warn!(key = %path, attempt, "cold tier: put_new found its object after a failed attempt; taking it as written");
+                        Ok(PutAnswer { e_tag: None, part_size: None })
+                    }
+                    Err(e) => Err(e),
                 }
-                other => other,
-            }
-        })
-        .await?;
-        debug!(key, bytes = bytes.len(), multipart, "cold tier: object written");
-        Ok(())
+            })
+            .await?;
+        debug!(key, bytes = bytes.len(), multipart, e_tag = ?answer.e_tag, "cold tier: object written");
+        Ok(answer)
     }
 
-    async fn put_multipart_once(&self, path: &Path, bytes: Bytes) -> object_store::Result<()> {
+    /// The part size of a multipart upload of `len` bytes: `cold.part_size_bytes`, larger when needed to stay
+    /// within S3's 10,000 parts.
+    fn part_size(&self, len: u64) -> u64 {
+        self.shared.part_size.max(len.div_ceil(MAX_PARTS)).min(MAX_PART_SIZE)
+    }
+
+    async fn put_multipart_once(
+        &self,
+        path: &Path,
+        bytes: Bytes,
+        part_size: u64,
+    ) -> object_store::Result<object_store::PutResult> {
         match self.store.head(path).await {
             Ok(_) => {
                 return Err(object_store::Error::AlreadyExists {
@@ -210,7 +249,6 @@ impl ColdStore {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let part_size = self.shared.part_size.max((bytes.len() as u64).div_ceil(MAX_PARTS)).min(MAX_PART_SIZE);
         let mut upload = self.store.put_multipart_opts(path, Default::default()).await?;
         let result = upload_parts(upload.as_mut(), &bytes, part_size as usize).await;
         if result.is_err() {
@@ -360,7 +398,11 @@ impl ColdStore {
     }
 }
 
-async fn upload_parts(upload: &mut dyn MultipartUpload, bytes: &Bytes, part_size: usize) -> object_store::Result<()> {
+async fn upload_parts(
+    upload: &mut dyn MultipartUpload,
+    bytes: &Bytes,
+    part_size: usize,
+) -> object_store::Result<object_store::PutResult> {
     let mut in_flight = FuturesUnordered::new();
     let mut offset = 0;
     while offset < bytes.len() {
@@ -375,7 +417,7 @@ async fn upload_parts(upload: &mut dyn MultipartUpload, bytes: &Bytes, part_size
     while let Some(part) = in_flight.next().await {
         part?;
     }
-    upload.complete().await.map(drop)
+    upload.complete().await
 }
 
 fn check_range(op: &'static str, key: &str, range: &Range<u64>) -> Result<(), StoreError> {

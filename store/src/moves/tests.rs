@@ -108,6 +108,8 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
 
     let o = mover.execute(id, MoveTarget::Cold).unwrap();
     assert_eq!((o.from, o.to, o.bytes_copied), ("hot", "cold", original.len() as u64));
+    // memory:// answers ETags that are not MD5s: the upload was read back.
+    assert_eq!(o.verified_by, Some(crate::moves::VerifyMethod::ReadBack));
     let m = f.meta(id);
     let key = m.cold_key().unwrap().to_string();
     assert!(key.starts_with(&format!("segments/p/{}/{id}.", crate::layout::format_day(m.day))), "{key}");
@@ -123,6 +125,7 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
     // Again: nothing to do.
     let o = mover.execute(id, MoveTarget::Cold).unwrap();
     assert_eq!((o.from, o.to, o.bytes_copied), ("cold", "cold", 0));
+    assert_eq!(o.verified_by, None, "nothing was written");
 
     let o = mover.execute(id, MoveTarget::Both).unwrap();
     assert_eq!((o.from, o.to), ("cold", "both"));
@@ -266,4 +269,37 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     let m = d.iter().find(|d| d.action == GcAction::Missing).expect("missing reported");
     assert_eq!((m.id, m.location.path.as_str()), (Some(id), key.as_str()));
     assert_eq!(f.meta(id).cold_key(), Some(key.as_str()));
+}
+
+/// An upload's check: an ETag that is not the MD5 of what was sent proves nothing, and the object is read back
+/// (a good object passes, a corrupt one is an error); an ETag that is the MD5 is still checked by a HEAD, and an
+/// object of the wrong size there is an error.
+#[test]
+fn an_upload_is_read_back_unless_its_etag_proves_it() {
+    use crate::cold::PutAnswer;
+    use crate::verify::s3_etag;
+    let (f, id) = Fixture::new(true);
+    let meta = f.meta(id);
+    let bytes = Bytes::from(crate::read::read_committed(&f.layout, &meta).unwrap());
+    let mover = f.mover("");
+    let put = |key: &str, data: Bytes| f.rt.block_on(f.cold.put_new(key, data)).unwrap();
+    let wrong_md5 = PutAnswer { e_tag: Some(format!("\"{}\"", s3_etag(b"something else", None))), part_size: None };
+
+    put("v/good", bytes.clone());
+    let method = mover.verify_upload(&meta, &Location::cold("v/good"), &bytes, &wrong_md5).unwrap();
+    assert_eq!(method, VerifyMethod::ReadBack);
+
+    let mut corrupt = bytes.to_vec();
+    corrupt[10] ^= 1;
+    put("v/corrupt", Bytes::from(corrupt));
+    let e = mover.verify_upload(&meta, &Location::cold("v/corrupt"), &bytes, &wrong_md5).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+
+    // The server claims the MD5 of what was sent, but the object found is shorter.
+    put("v/short", bytes.slice(..bytes.len() - 1));
+    let right_md5 = PutAnswer { e_tag: Some(s3_etag(&bytes, None)), part_size: None };
+    let e = mover.verify_upload(&meta, &Location::cold("v/short"), &bytes, &right_md5).unwrap_err();
+    assert!(e.to_string().contains("HEAD"), "{e}");
+    let e = mover.verify_upload(&meta, &Location::cold("v/absent"), &bytes, &right_md5).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
 }
