@@ -33,7 +33,7 @@ use crate::catalog::{
     Tier,
 };
 use crate::clock::Clock;
-use crate::cold::ColdStore;
+use crate::cold::{ColdStore, VerifyMode};
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
 use crate::layout::{Layout, SegmentId};
@@ -276,9 +276,18 @@ impl Mover {
             let key = location.path.as_str();
             let io = |e| StoreError::io(key, e);
             self.failpoints.hit("move.intent").map_err(io)?;
-            let answer = self.handle.block_on(self.cold.put_new_answered(key, bytes.clone()))?;
+            // On S3 the ETag check needs the MD5 of what is sent: computed on a second thread while the upload
+            // runs (it costs about as much CPU time as the upload takes on a fast link).
+            let parts = self.cold.upload_parts(bytes.len() as u64);
+            let wants_md5 = self.cold.verify_mode() == VerifyMode::Auto && self.cold.etags_are_md5s();
+            let (answer, expected) = std::thread::scope(|scope| {
+                let md5 = wants_md5.then(|| scope.spawn(|| crate::verify::s3_etag(&bytes, parts)));
+                let answer = self.handle.block_on(self.cold.put_new_answered(key, bytes.clone()));
+                (answer, md5.map(|h| h.join().expect("the MD5 thread does not panic")))
+            });
+            let answer = answer?;
             self.failpoints.hit("move.write").map_err(io)?;
-            let method = self.verify_upload(meta, &location, &bytes, &answer)?;
+            let method = self.verify_upload(meta, &location, &bytes, &answer, expected)?;
             self.failpoints.hit("move.verify").map_err(io)?;
             Ok(method)
         })();
@@ -292,7 +301,8 @@ impl Mover {
     }
 
     /// Checks an uploaded copy before anything points to it. With `cold.verify = "auto"` and an ETag shaped like
-    /// an S3 MD5 ETag: if it equals the MD5 computed here of the bytes sent ([`crate::verify::s3_etag`]), the
+    /// an S3 MD5 ETag: if it equals the MD5 of the bytes sent ([`crate::verify::s3_etag`]; `expected` when the
+    /// caller computed it already, for the upload's part size), the
     /// server checksummed exactly these bytes, and a HEAD checks the object is there with its size (a wrong size
     /// or a missing object is an error). Any other ETag proves nothing either way, and the object is read back
     /// whole and compared (size, crc32c), as always with `cold.verify = "read_back"`.
@@ -302,11 +312,12 @@ impl Mover {
         location: &Location,
         bytes: &Bytes,
         answer: &crate::cold::PutAnswer,
+        expected: Option<String>,
     ) -> Result<VerifyMethod> {
         let key = location.path.as_str();
         let etag = answer.e_tag.as_deref().filter(|t| crate::verify::looks_like_s3_md5(t));
-        if let (crate::cold::VerifyMode::Auto, Some(e_tag)) = (self.cold.verify_mode(), etag) {
-            let expected = crate::verify::s3_etag(bytes, answer.part_size);
+        if let (VerifyMode::Auto, Some(e_tag)) = (self.cold.verify_mode(), etag) {
+            let expected = expected.unwrap_or_else(|| crate::verify::s3_etag(bytes, answer.part_size));
             if crate::verify::etag_matches(e_tag, &expected) {
                 let head = self.handle.block_on(self.cold.head(key))?;
                 let found = head.as_ref().map(|h| (h.size, h.e_tag.clone()));

@@ -17,15 +17,15 @@ Needs `moto_server` (`pip install 'moto[server]==5.2.5'`, as .ci/run installs it
    cold) and the cold tier at `s3://BUCKET/<fresh prefix>` on the one moto server. Each run's objects are deleted
    from moto afterwards.
 2. Migration throughput, per round (rounds interleave the variants, so drift of a shared machine hits all alike):
-   - tierd `migrate` under the default `[budget]`, with every budget limit at 0 (unlimited), and unlimited without
-     multipart uploads (`cold.multipart_threshold_bytes` = 5 GiB): wall time of
-     `POST /v1/admin/passes/migrate/run` (reads each hot copy, uploads it, reads it back and verifies it, commits;
-     one segment at a time), MB/s = bytes moved (the pass's report) / wall time;
+   - tierd `migrate` under the default `[budget]`, with every budget limit at 0 (unlimited), unlimited with every
+     upload read back (`cold.verify = "read_back"`), and unlimited with multipart uploads from 16 MiB: wall time of
+     `POST /v1/admin/passes/migrate/run` (reads each hot copy, uploads it, verifies it by its ETag and a HEAD,
+     commits; one segment at a time), MB/s = bytes moved (the pass's report) / wall time;
    - raw object_store (`cold-bench`, tests/src/bin/cold_bench.rs): the same Parquet files, copied out of the
      template's hot directory and read into memory first, put one after the other with object_store's AmazonS3 to
      the same bucket under another prefix: one PUT each (`put`), tierd's way (`multipart`: 8 MiB parts, 4 in flight,
-     for objects of 16 MiB and more), and a `put` followed by a GET of each object (the requests tierd makes; moto's
-     read speed), then 32 GETs of 1 MiB ranges (moto's ranged-read latency).
+     for objects of 16 MiB and more), and a `put` followed by a GET of each object (the requests a move that reads
+     back makes, `cold.verify = "read_back"`; moto's read speed), then 32 GETs of 1 MiB ranges (moto's ranged-read latency).
 3. Query latency on a cold segment: a fresh copy, all migrated; `POST /v1/query` counting one day (one segment) by
    event. First read: the daemon stopped, `DATA_DIR/cache` removed, restarted, one query on an unknown project to
    warm the HTTP path, then the query (bytes fetched from the object store = delta of
@@ -33,7 +33,7 @@ Needs `moto_server` (`pip install 'moto[server]==5.2.5'`, as .ci/run installs it
    `POST /v1/admin/move {"to":"hot"}` of that segment. Answers must be identical.
 4. Ingest ack latency: a fresh copy, default budget; `ingest-bench` offers --rate events/s open loop (latency from
    each request's scheduled start) for --ingest-secs, three times on one daemon, each into its own project: with
-   nothing else running (idle); while `cold-bench` puts and reads back the same files to moto paced at the
+   nothing else running (idle); while `cold-bench` puts the same files to moto paced at the
    default-budget migration's measured MB/s (a control: the object-store traffic without tierd's work); while the
    migrate pass moves the whole backlog. The background work starts 1 s before the ingest; the script reports
    whether it outlasted the ingest window (it must, for the figures to mean anything), and the CPU seconds tierd and
@@ -173,16 +173,19 @@ class Moto:
 # --- tierd ------------------------------------------------------------------------------------------------------
 
 def write_config(path, moto, prefix, budget, grace=None):
-    """budget: "default", "unlimited", or "single-put" (unlimited, and no multipart: 5 GiB threshold)."""
+    """budget: "default", "unlimited", "read-back" (unlimited, every upload read back: `cold.verify = "read_back"`)
+    or "multipart" (unlimited, multipart from 16 MiB: the threshold before it became 100 MiB)."""
     lines = [
         "[passes.migrate]", "cold_after_secs = 0", "",
         "[cold]", f'url = "s3://{BUCKET}/{prefix}"', f'endpoint = "{moto.endpoint}"', 'region = "us-east-1"',
         f'access_key_id = "{KEY_ID}"', f'secret_access_key = "{SECRET}"', "allow_http = true",
     ]
-    if budget == "single-put":
-        lines.append(f"multipart_threshold_bytes = {5 << 30}")
+    if budget == "read-back":
+        lines.append('verify = "read_back"')
+    if budget == "multipart":
+        lines.append(f"multipart_threshold_bytes = {16 << 20}")
     lines.append("")
-    if budget in ("unlimited", "single-put"):
+    if budget in ("unlimited", "read-back", "multipart"):
         lines += ["[budget]", "object_bytes_per_sec = 0", "object_requests_per_sec = 0", "object_max_concurrent = 0",
                   "disk_bytes_per_sec = 0", ""]
     if grace is not None:
@@ -430,7 +433,7 @@ def query_bench(args, work, template, moto, segs):
 
 
 def ingest_bench(args, work, template, moto, ingest_file, passes, r, files, pace):
-    """Three windows on one daemon, each ingest into its own project: idle; while `cold-bench` puts and reads back
+    """Three windows on one daemon, each ingest into its own project: idle; while `cold-bench` puts
     the same segment files to moto paced at `pace` MB/s (the default-budget migrate's measured rate: moto's and the
     disk's share of the load, no tierd background work); while tierd's migrate pass moves the backlog."""
     data = fresh_copy(template, work, "ingest")
@@ -469,7 +472,7 @@ def ingest_bench(args, work, template, moto, ingest_file, passes, r, files, pace
         out[name] = res
 
     def control():
-        done = subprocess.run(raw_cmd(files, moto, "put", True, f"ctl-{r}", pace=pace), capture_output=True,
+        done = subprocess.run(raw_cmd(files, moto, "put", False, f"ctl-{r}", pace=pace), capture_output=True,
                               text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -529,7 +532,7 @@ def main():
             shutil.copyfile(os.path.join(template, s["location"]), dest)
             files.append(dest)
 
-        mig = {"default": [], "unlimited": [], "single-put": []}
+        mig = {"default": [], "unlimited": [], "read-back": [], "multipart": []}
         raw = {"put": [], "multipart": [], "put+get": []}
         for r in range(args.runs):
             for budget in mig:
@@ -596,7 +599,8 @@ def report(args, machine, sizes, mig, raw, query, ing):
     raw_mp = med(r["put_mb_per_s"] for r in raw["multipart"])
     raw_pg = med(r["put_get_mb_per_s"] for r in raw["put+get"])
     names = {"default": "default budget", "unlimited": "unlimited budget",
-             "single-put": "unlimited budget, no multipart (`cold.multipart_threshold_bytes` = 5 GiB)"}
+             "read-back": "unlimited budget, every upload read back (`cold.verify = \"read_back\"`)",
+             "multipart": "unlimited budget, multipart from 16 MiB (8 MiB parts, 4 in flight)"}
     for budget in mig:
         rs = mig[budget]
         v = med(r["mb_per_s"] for r in rs)
@@ -638,7 +642,7 @@ def report(args, machine, sizes, mig, raw, query, ing):
           "each run) | tierd CPU s | moto CPU s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for k, name in (("idle", "idle"),
-                    ("control", f"during raw put + read-back of the same files to moto at "
+                    ("control", f"during raw puts of the same files to moto at "
                                 f"{statistics.median(r['mb_per_s'] for r in mig['default']):.1f} MB/s (no tierd work)"),
                     ("during", "during migrate, default budget")):
         g = lambda p: med(r[k]["ack_ms"][p] for r in ing)

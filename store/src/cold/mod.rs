@@ -203,8 +203,8 @@ impl ColdStore {
     pub async fn put_new_answered(&self, key: &str, bytes: Bytes) -> Result<PutAnswer, StoreError> {
         const OP: &str = "put_new";
         let path = self.path(OP, key)?;
-        let multipart = bytes.len() as u64 >= self.shared.multipart_threshold;
-        let part_size = self.part_size(bytes.len() as u64);
+        let parts = self.upload_parts(bytes.len() as u64);
+        let (multipart, part_size) = (parts.is_some(), parts.unwrap_or(0));
         let (path, bytes) = (&path, &bytes);
         let answer = self
             .with_retries(OP, key, move |attempt| async move {
@@ -225,6 +225,16 @@ impl ColdStore {
             .await?;
         debug!(key, bytes = bytes.len(), multipart, e_tag = ?answer.e_tag, "cold tier: object written");
         Ok(answer)
+    }
+
+    /// How [`ColdStore::put_new_answered`] uploads `len` bytes: `None` in one PUT, `Some(part size)` in parts.
+    pub fn upload_parts(&self, len: u64) -> Option<u64> {
+        (len >= self.shared.multipart_threshold).then(|| self.part_size(len))
+    }
+
+    /// Whether the backend is S3, whose upload ETags are MD5s of what it received ([`crate::verify`]).
+    pub fn etags_are_md5s(&self) -> bool {
+        self.shared.url.starts_with("s3://")
     }
 
     /// The part size of a multipart upload of `len` bytes: `cold.part_size_bytes`, larger when needed to stay

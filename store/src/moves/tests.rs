@@ -286,20 +286,20 @@ fn an_upload_is_read_back_unless_its_etag_proves_it() {
     let wrong_md5 = PutAnswer { e_tag: Some(format!("\"{}\"", s3_etag(b"something else", None))), part_size: None };
 
     put("v/good", bytes.clone());
-    let method = mover.verify_upload(&meta, &Location::cold("v/good"), &bytes, &wrong_md5).unwrap();
+    let method = mover.verify_upload(&meta, &Location::cold("v/good"), &bytes, &wrong_md5, None).unwrap();
     assert_eq!(method, VerifyMethod::ReadBack);
 
     let mut corrupt = bytes.to_vec();
     corrupt[10] ^= 1;
     put("v/corrupt", Bytes::from(corrupt));
-    let e = mover.verify_upload(&meta, &Location::cold("v/corrupt"), &bytes, &wrong_md5).unwrap_err();
+    let e = mover.verify_upload(&meta, &Location::cold("v/corrupt"), &bytes, &wrong_md5, None).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
 
     // The server claims the MD5 of what was sent, but the object found is shorter.
     put("v/short", bytes.slice(..bytes.len() - 1));
     let right_md5 = PutAnswer { e_tag: Some(s3_etag(&bytes, None)), part_size: None };
-    let e = mover.verify_upload(&meta, &Location::cold("v/short"), &bytes, &right_md5).unwrap_err();
+    let e = mover.verify_upload(&meta, &Location::cold("v/short"), &bytes, &right_md5, None).unwrap_err();
     assert!(e.to_string().contains("HEAD"), "{e}");
-    let e = mover.verify_upload(&meta, &Location::cold("v/absent"), &bytes, &right_md5).unwrap_err();
+    let e = mover.verify_upload(&meta, &Location::cold("v/absent"), &bytes, &right_md5, None).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
 }
