@@ -504,6 +504,16 @@ mod tests {
     }
 
     #[test]
+    fn cold_verify_is_auto_or_read_back() {
+        use tierd_store::cold::VerifyMode;
+        assert_eq!(parse("").unwrap().cold.verify, VerifyMode::Auto);
+        assert_eq!(parse("[cold]\nverify = \"read_back\"\n").unwrap().cold.verify, VerifyMode::ReadBack);
+        assert_eq!(parse("[cold]\nverify = \"auto\"\n").unwrap().cold.verify, VerifyMode::Auto);
+        let e = parse("[cold]\nverify = \"etag\"\n").unwrap_err().to_string();
+        assert!(e.contains("verify") && e.contains("read_back"), "{e}");
+    }
+
+    #[test]
     fn values_reach_the_hot_tier() {
         let c = parse("[hot]\nseal_max_age_secs = 2\nmax_bytes = 5\n[ingest]\nqueue_batches = 3\n").unwrap();
         let h = c.hot_config();

@@ -14,6 +14,8 @@
 //! - [`clock`]: the only place that reads time.
 //! - [`cold`]: the cold tier's object store (`file://`, `s3://`, ...), with retries, metrics, fault injection and the
 //!   IO budget as wrappers around object_store's `ObjectStore`.
+//! - [`verify`]: the ETag an S3 server gives an upload, computed locally, so a move can check an upload by the
+//!   server's own checksum instead of reading it back.
 //! - [`budget`]: the one IO budget every background byte and request draws from.
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
 

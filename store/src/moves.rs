@@ -301,11 +301,11 @@ impl Mover {
     }
 
     /// Checks an uploaded copy before anything points to it. With `cold.verify = "auto"` and an ETag shaped like
-    /// an S3 MD5 ETag: if it equals the MD5 of the bytes sent ([`crate::verify::s3_etag`]; `expected` when the
-    /// caller computed it already, for the upload's part size), the
-    /// server checksummed exactly these bytes, and a HEAD checks the object is there with its size (a wrong size
-    /// or a missing object is an error). Any other ETag proves nothing either way, and the object is read back
-    /// whole and compared (size, crc32c), as always with `cold.verify = "read_back"`.
+    /// an S3 MD5 ETag: if it equals the MD5 of the bytes sent ([`crate::verify::s3_etag`] for the upload's part
+    /// size; `expected` when the caller computed it already), the server checksummed exactly these bytes, and a
+    /// HEAD checks the object is there with its size (a wrong size or a missing object is an error). Any other
+    /// ETag proves nothing either way, and the object is read back whole and compared (size, crc32c), as always
+    /// with `cold.verify = "read_back"`.
     fn verify_upload(
         &self,
         meta: &SegmentMeta,
@@ -319,6 +319,19 @@ impl Mover {
         if let (VerifyMode::Auto, Some(e_tag)) = (self.cold.verify_mode(), etag) {
             let expected = expected.unwrap_or_else(|| crate::verify::s3_etag(bytes, answer.part_size));
             if crate::verify::etag_matches(e_tag, &expected) {
+                // The ETag vouches for the bytes in memory as they were sent; these must still be the catalog's
+                // (a read back would compare with the catalog directly).
+                let crc = crc32c::crc32c(bytes);
+                if bytes.len() as u64 != meta.bytes || crc != meta.checksum {
+                    return Err(StoreError::Corrupt {
+                        id: meta.id,
+                        message: format!(
+                            "the bytes uploaded to {key} no longer match the catalog (crc32c {crc:08x}, catalog \
+                             {:08x}): changed in memory",
+                            meta.checksum
+                        ),
+                    });
+                }
                 let head = self.handle.block_on(self.cold.head(key))?;
                 let found = head.as_ref().map(|h| (h.size, h.e_tag.clone()));
                 let size_ok = head.as_ref().is_some_and(|h| h.size == meta.bytes);

@@ -124,13 +124,17 @@ def post(url, body):
 # --- moto -------------------------------------------------------------------------------------------------------
 
 class Moto:
-    def __init__(self, work, tmpdir=None):
+    def __init__(self, work, tmpdir=None, nice=0):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(work, "moto.log"), "ab")
         # moto keeps an object over about 5 MiB in a temporary file (SpooledTemporaryFile), on TMPDIR's disk.
         env = dict(os.environ, **({"TMPDIR": tmpdir} if tmpdir else {}))
-        self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)], stdin=subprocess.DEVNULL,
+        # `nice`: moto at a lower CPU priority, a stand-in for an object store on another host (its CPU time then
+        # comes from what tierd and the ingest client leave idle).
+        niced = ["nice", "-n", str(nice)] if nice else []
+        self.proc = subprocess.Popen([*niced, "moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, start_new_session=True, env=env)
         deadline = time.time() + 60
         while True:
@@ -506,6 +510,8 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--quick", action="store_true", help="smoke run: small data, one run of each")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--moto-nice", type=int, default=0,
+                    help="run moto at this nice value (a stand-in for an object store on another host)")
     ap.add_argument("--moto-tmpdir", help="TMPDIR for moto, where it keeps objects over ~5 MiB (default: /tmp's disk; "
                                           "/dev/shm keeps them in memory)")
     ap.add_argument("--json", help="also write every run's raw results to this file")
@@ -521,7 +527,8 @@ def main():
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     log(f"# {machine}")
     work = tempfile.mkdtemp(prefix="tierd-cold-bench-")
-    moto = Moto(work, args.moto_tmpdir)
+    moto = Moto(work, args.moto_tmpdir, args.moto_nice)
+    machine["moto_nice"] = args.moto_nice
     machine["moto_tmpdir"] = args.moto_tmpdir or tempfile.gettempdir()
     try:
         template, segs, sizes = build_template(args, work, moto)
@@ -583,7 +590,8 @@ def report(args, machine, sizes, mig, raw, query, ing):
     med = statistics.median
     mb = sizes["bytes"] / 1e6
     print(f"machine: nproc {machine['nproc']}, load average (1, 5, 15 min) at start {machine['load_start']}, "
-          f"at end {machine['load_end']}; moto {machine['moto']} (objects over ~5 MiB in {machine['moto_tmpdir']}); "
+          f"at end {machine['load_end']}; moto {machine['moto']} (objects over ~5 MiB in {machine['moto_tmpdir']}"
+          f"{', nice ' + str(machine['moto_nice']) if machine.get('moto_nice') else ''}); "
           f"{machine['date']}")
     segs = sizes["segment_bytes"]
     print(f"data: {sizes['events']:,} events over {sizes['days']} days, {sizes['ndjson_bytes'] / 1e6:.0f} MB NDJSON "

@@ -247,6 +247,36 @@ fn life_cycle_on_s3() {
     life_cycle(&dir, Backend::Moto(MotoServer::start()));
 }
 
+/// Multipart uploads are verified by their ETag too (S3's MD5 of the parts' MD5s and `-N`, which tierd computes for
+/// the part size it used): with every upload in parts (`cold.multipart_threshold_bytes = 1`; these segments fit in
+/// one part each), every migrated segment went up as a completed multipart upload and was verified by its ETag and a
+/// HEAD, none read back.
+#[test]
+fn multipart_uploads_are_verified_by_etag_on_s3() {
+    let dir = TestDir::new("cold-s3-multipart");
+    let backend = Backend::Moto(MotoServer::start());
+    let (mut d, m) = columnar(&dir, &backend);
+    // `[cold]` is the last section of the configuration.
+    d.set_config(&format!("{}multipart_threshold_bytes = 1\n", config(&backend, 0)));
+    d.restart();
+    let report = pass(&d, "migrate");
+    let moved = report["actions"].as_array().unwrap().len() as f64;
+    assert!(moved > 0.0, "{report}");
+    let metrics = d.get("/metrics").text();
+    let completed: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tierd_cold_requests_total{") && l.contains("op=\"complete_multipart\""))
+        .filter(|l| l.contains("outcome=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(completed, moved, "every upload was a multipart upload");
+    assert_eq!(metric_sum(&d, "tierd_move_verifications_total{method=\"etag\"}"), moved);
+    assert_eq!(metric_sum(&d, "tierd_move_verifications_total{method=\"read_back\"}"), 0.0);
+    assert_eq!(metric_sum(&d, "tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
+    check_all(&d, &m, "multipart migrate");
+    check_storage(&d, &backend, "multipart migrate");
+}
+
 /// Cold segments are plain Parquet: DuckDB reads the objects of the `file://` tier unchanged, and its count by event
 /// equals tierd's.
 #[test]

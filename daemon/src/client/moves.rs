@@ -46,7 +46,7 @@ pub fn run_move(a: MoveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line per segment: `ID  hot -> cold  moved (1234 bytes copied)` or its error.
+/// One line per segment: `ID  hot -> cold  moved (1234 bytes copied, verified by etag)` or its error.
 pub fn format_moves(answer: &Value) -> String {
     let mut out = String::new();
     for r in answer["results"].as_array().into_iter().flatten() {
@@ -54,11 +54,12 @@ pub fn format_moves(answer: &Value) -> String {
         match r["outcome"].as_str() {
             Some("error") => out.push_str(&format!("{id}  error: {}\n", r["error"].as_str().unwrap_or("?"))),
             outcome => out.push_str(&format!(
-                "{id}  {} -> {}  {} ({} bytes copied)\n",
+                "{id}  {} -> {}  {} ({} bytes copied{})\n",
                 r["from"].as_str().unwrap_or("?"),
                 r["to"].as_str().unwrap_or("?"),
                 outcome.unwrap_or("?"),
-                r["bytes_copied"].as_u64().unwrap_or(0)
+                r["bytes_copied"].as_u64().unwrap_or(0),
+                r["verified_by"].as_str().map(|m| format!(", verified by {m}")).unwrap_or_default()
             )),
         }
     }
@@ -72,13 +73,15 @@ mod tests {
     #[test]
     fn outcomes_are_listed_one_per_segment() {
         let answer = json!({"to": "cold", "results": [
-            {"segment": "A", "outcome": "moved", "from": "hot", "to": "cold", "bytes_copied": 10},
+            {"segment": "A", "outcome": "moved", "from": "hot", "to": "cold", "bytes_copied": 10, "verified_by": "etag"},
             {"segment": "B", "outcome": "unchanged", "from": "cold", "to": "cold", "bytes_copied": 0},
             {"segment": "C", "outcome": "error", "bytes_copied": 0, "error": "segment C not found"},
+            {"segment": "D", "outcome": "moved", "from": "cold", "to": "both", "bytes_copied": 7, "verified_by": "read_back"},
         ]});
         assert_eq!(
             format_moves(&answer),
-            "A  hot -> cold  moved (10 bytes copied)\nB  cold -> cold  unchanged (0 bytes copied)\nC  error: segment C not found\n"
+            "A  hot -> cold  moved (10 bytes copied, verified by etag)\nB  cold -> cold  unchanged (0 bytes copied)\n\
+             C  error: segment C not found\nD  cold -> both  moved (7 bytes copied, verified by read_back)\n"
         );
     }
 }

@@ -40,7 +40,8 @@ pub struct MoveRequest {
 
 /// `POST /v1/admin/move` with `{"segments":["ID",...],"to":"cold|hot|both"}`: moves each segment through the same
 /// crash-safe steps and IO budget as the passes; answers each segment's outcome
-/// (`{"to":..,"results":[{"segment","outcome","from","to","bytes_copied","error"}]}`), 200 even if some failed.
+/// (`{"to":..,"results":[{"segment","outcome","from","to","bytes_copied","verified_by","error"}]}`), 200 even if
+/// some failed.
 pub async fn move_segments(
     State(state): State<Arc<AppState>>,
     body: Bytes,

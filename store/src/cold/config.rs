@@ -58,8 +58,9 @@ pub enum VerifyMode {
 impl Default for ColdConfig {
     /// Multipart from 100 MiB (where AWS's guidance starts to consider it; most segments are tens of MiB and go in
     /// one request, which measured faster than parts on the local S3-compatible server, BENCHMARKS.md "Cold
-    /// tier") in 8 MiB parts (as the AWS CLI's 8 MiB chunks) that upload concurrently. Five retries starting at 100 ms ride out a few seconds of server
-    /// trouble. 60 s per request lets an 8 MiB part through a link as slow as 150 KiB/s.
+    /// tier") in 8 MiB parts (as the AWS CLI's 8 MiB chunks) that upload concurrently. Five retries starting at
+    /// 100 ms ride out a few seconds of server trouble. 60 s per request lets an 8 MiB part through a link as slow
+    /// as 150 KiB/s.
     fn default() -> Self {
         Self {
             url: String::new(),

@@ -169,12 +169,12 @@ impl ColdStore {
         ColdStore { store: Arc::clone(&self.unbudgeted), ..self.clone() }
     }
 
-    /// The budget background requests draw from.
     /// How moves verify the copies they upload (`cold.verify`).
     pub fn verify_mode(&self) -> VerifyMode {
         self.shared.verify
     }
 
+    /// The budget background requests draw from.
     pub fn budget(&self) -> &Arc<IoBudget> {
         &self.shared.budget
     }

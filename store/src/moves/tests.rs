@@ -25,6 +25,12 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
 }
 
+/// A fresh, empty `memory://` cold tier.
+fn memory_cold(verify: VerifyMode) -> Arc<ColdStore> {
+    let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, verify, ..Default::default() };
+    Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap())
+}
+
 impl Fixture {
     /// One sealed row segment of 40 events, and (with `reencode`) its columnar replacement.
     fn new(reencode: bool) -> (Self, SegmentId) {
@@ -33,9 +39,7 @@ impl Fixture {
         let clock = ManualClock::new(T0);
         let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, ..Default::default() };
-        let cold =
-            Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap());
+        let cold = memory_cold(VerifyMode::Auto);
         rt.block_on(async {
             let hot = HotTier::start(
                 layout.clone(),
@@ -302,4 +306,44 @@ fn an_upload_is_read_back_unless_its_etag_proves_it() {
     assert!(e.to_string().contains("HEAD"), "{e}");
     let e = mover.verify_upload(&meta, &Location::cold("v/absent"), &bytes, &right_md5, None).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+}
+
+/// `cold.verify` decides whether an ETag equal to the MD5 of what was sent (single PUT or multipart, quoted or not,
+/// any case) is taken as proof. With "auto" it is, and only a HEAD follows: memory:// answers that HEAD with an
+/// ETag of its own, not the one the upload was answered with, which is an error (the object under the key is not
+/// the one uploaded). With "read_back" the same answers prove nothing: the object is read back and compared, so a
+/// good object passes and one with a flipped byte is caught by its crc32c, with no HEAD involved.
+#[test]
+fn an_md5_etag_is_trusted_only_with_verify_auto() {
+    use crate::cold::PutAnswer;
+    use crate::verify::s3_etag;
+    let (mut f, id) = Fixture::new(true);
+    let meta = f.meta(id);
+    let bytes = Bytes::from(crate::read::read_committed(&f.layout, &meta).unwrap());
+    let mut flipped = bytes.to_vec();
+    flipped[10] ^= 1;
+    let flipped = Bytes::from(flipped);
+    let part = bytes.len() as u64 / 3 + 1;
+    let single = PutAnswer { e_tag: Some(format!("\"{}\"", s3_etag(&bytes, None).to_uppercase())), part_size: None };
+    let multi = PutAnswer { e_tag: Some(s3_etag(&bytes, Some(part))), part_size: Some(part) };
+    assert!(multi.e_tag.as_ref().unwrap().ends_with("-3"));
+    let check = |f: &Fixture, key: &str, data: &Bytes, answer: &PutAnswer| {
+        f.rt.block_on(f.cold.put_new(key, data.clone())).unwrap();
+        f.mover("").verify_upload(&meta, &Location::cold(key), &bytes, answer, None)
+    };
+
+    for (key, answer) in [("auto/single", &single), ("auto/multi", &multi)] {
+        let e = check(&f, key, &bytes, answer).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }) && e.to_string().contains("HEAD"), "{key}: {e}");
+    }
+
+    f.cold = memory_cold(VerifyMode::ReadBack);
+    assert_eq!(f.cold.verify_mode(), VerifyMode::ReadBack);
+    assert_eq!(check(&f, "read-back/single", &bytes, &single).unwrap(), VerifyMethod::ReadBack);
+    assert_eq!(check(&f, "read-back/multi", &bytes, &multi).unwrap(), VerifyMethod::ReadBack);
+    let e = check(&f, "read-back/flipped", &flipped, &single).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }) && !e.to_string().contains("HEAD"), "{e}");
+    // A whole move reads back too (memory:// would anyway: its ETags are not MD5s).
+    let o = f.mover("").execute(id, MoveTarget::Cold).unwrap();
+    assert_eq!(o.verified_by, Some(VerifyMethod::ReadBack));
 }

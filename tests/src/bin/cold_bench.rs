@@ -12,7 +12,8 @@
 //!   in parts of `--part-size` with `--parts-in-flight` parts at once, smaller ones in one `PUT`.
 //!
 //! `--read-back` also `GET`s each object whole right after its put, timed separately (tierd's migrate reads each
-//! upload back to verify it), so the server's read speed is measured too. `--pace-mb-per-s` sleeps after each
+//! upload back to verify it with `cold.verify = "read_back"`, or where the ETag is not an MD5), so the server's
+//! read speed is measured too. `--pace-mb-per-s` sleeps after each
 //! object until the average rate is down to that (a stand-in for the background load of a budgeted migration,
 //! without tierd). `--range-probe N` then times N `GET`s of 1 MiB ranges spread over the objects (what a cold
 //! query's first read does). Prints one JSON line.
@@ -50,7 +51,9 @@ struct Args {
     prefix: String,
     #[arg(long, value_enum, default_value_t = Mode::Put)]
     mode: Mode,
-    /// tierd's `cold.multipart_threshold_bytes` default.
+    /// 16 MiB: tierd's `cold.multipart_threshold_bytes` default before it became 100 MiB, kept so that the
+    /// `multipart` peer splits the benchmark's segments of tens of MiB (tests/bench/cold.py compares it with tierd
+    /// configured the same way).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     multipart_threshold: usize,
     /// tierd's `cold.part_size_bytes` default.
