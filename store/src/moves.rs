@@ -340,7 +340,14 @@ impl Mover {
                     .is_some_and(|h| h.e_tag.as_deref().is_none_or(|t| crate::verify::etag_matches(t, &expected)));
                 if !(size_ok && tag_ok) {
                     metrics::counter!("tierd_checksum_mismatches_total", "tier" => "cold").increment(1);
-                    tracing::error!(segment = %meta.id, key, found = ?found, expected_len = meta.bytes, expected_etag = %expected, "uploaded object is not what was sent");
+                    tracing::error!(
+                        segment = %meta.id,
+                        key,
+                        found = ?found,
+                        expected_len = meta.bytes,
+                        expected_etag = %expected,
+                        "uploaded object is not what was sent"
+                    );
                     return Err(StoreError::Corrupt {
                         id: meta.id,
                         message: format!(
@@ -354,7 +361,13 @@ impl Mover {
                 tracing::debug!(segment = %meta.id, key, e_tag, "upload verified by its ETag");
                 return Ok(VerifyMethod::Etag);
             }
-            tracing::debug!(segment = %meta.id, key, e_tag, expected = %expected, "ETag is not the MD5 of the upload; reading back");
+            tracing::debug!(
+                segment = %meta.id,
+                key,
+                e_tag,
+                expected = %expected,
+                "ETag is not the MD5 of the upload; reading back"
+            );
         }
         let back = self.handle.block_on(self.cold.get(key))?;
         check_copy(meta, location, &back)?;

@@ -73,10 +73,12 @@ mod tests {
     #[test]
     fn outcomes_are_listed_one_per_segment() {
         let answer = json!({"to": "cold", "results": [
-            {"segment": "A", "outcome": "moved", "from": "hot", "to": "cold", "bytes_copied": 10, "verified_by": "etag"},
+            {"segment": "A", "outcome": "moved", "from": "hot", "to": "cold", "bytes_copied": 10,
+             "verified_by": "etag"},
             {"segment": "B", "outcome": "unchanged", "from": "cold", "to": "cold", "bytes_copied": 0},
             {"segment": "C", "outcome": "error", "bytes_copied": 0, "error": "segment C not found"},
-            {"segment": "D", "outcome": "moved", "from": "cold", "to": "both", "bytes_copied": 7, "verified_by": "read_back"},
+            {"segment": "D", "outcome": "moved", "from": "cold", "to": "both", "bytes_copied": 7,
+             "verified_by": "read_back"},
         ]});
         assert_eq!(
             format_moves(&answer),
