@@ -28,6 +28,8 @@ pub enum Command {
     Gc(crate::client::GcArgs),
     /// Move segments between the hot disk and the cold tier by hand on a running daemon.
     Move(crate::client::MoveArgs),
+    /// What garbage collection deleted and still keeps, and putting deleted segments back (`list`, `restore`).
+    Trash(crate::client::TrashArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Pass(args) => crate::client::run_pass(args),
         Command::Gc(args) => crate::client::run_gc(args),
         Command::Move(args) => crate::client::run_move(args),
+        Command::Trash(args) => crate::client::run_trash(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod pass;
 mod query;
 #[cfg(test)]
 mod test_server;
+mod trash;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use query::{
     execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
     QueryRequest, QueryResponse, QueryRow, WhereClause,
 };
+pub use trash::{format_list, format_restore, run_trash, TrashArgs, TrashCommand};
 
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";

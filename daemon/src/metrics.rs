@@ -79,6 +79,7 @@ fn describe() {
         "Uploaded copies verified before their commit, by method (etag: the server's MD5; read_back)"
     );
     describe_counter!("tierd_checksum_mismatches_total", "Copies or blocks that did not match the catalog, by tier");
+    describe_counter!("tierd_trash_restores_total", "Segments restored from the trash (or not), by outcome");
 }
 
 /// Publishes segment counts and bytes by tier and state.

@@ -12,6 +12,7 @@ use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::{Layout, SegmentId};
 use tierd_store::moves::{MoveOutcome, MoveTarget, Mover};
 use tierd_store::rewrite::{kind_label, Rewriter};
+use tierd_store::trash::{RestoreOutcome, Trash, TrashedSegment};
 use tierd_store::{Catalog, Clock, ColdStore, Failpoints};
 use tracing::{info, warn};
 
@@ -80,6 +81,7 @@ pub struct Passes {
     rewriter: Rewriter,
     mover: Mover,
     gc: Gc,
+    trash: Trash,
     config: Config,
     started_at_ms: i64,
     /// Serializes passes (they run on blocking threads).
@@ -133,9 +135,26 @@ impl Passes {
             cold.clone(),
             handle.clone(),
         );
+        let trash = Trash::new(layout.clone(), catalog.clone(), cold.clone(), handle.clone(), failpoints.clone());
         let gc = Gc::new(layout, catalog.clone(), cold, handle, failpoints, config.gc_config());
         let started_at_ms = clock.now_ms();
-        Self { catalog, clock, rewriter, mover, gc, config, started_at_ms, running: std::sync::Mutex::new(()) }
+        Self { catalog, clock, rewriter, mover, gc, trash, config, started_at_ms, running: std::sync::Mutex::new(()) }
+    }
+
+    /// What the trash holds (`GET /v1/admin/trash`). Blocking.
+    pub fn trash_list(&self) -> Result<Vec<TrashedSegment>, String> {
+        self.trash.list().map_err(|e| e.to_string())
+    }
+
+    /// Restores segments of trash batch `batch_ms` (all of the batch when `ids` is empty) through the crash-safe
+    /// steps of `store::trash`, never at the same time as a pass or a move. Blocking.
+    pub fn trash_restore(&self, batch_ms: i64, ids: &[String]) -> Result<Vec<RestoreOutcome>, String> {
+        let ids: Vec<SegmentId> = ids
+            .iter()
+            .map(|s| s.parse::<SegmentId>().map_err(|e| format!("bad segment id {s:?}: {e}")))
+            .collect::<Result<_, _>>()?;
+        let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        self.trash.restore(batch_ms, &ids, self.clock.now_ms()).map_err(|e| e.to_string())
     }
 
     /// Moves named segments by hand, one after the other, through the same crash-safe steps and IO budget as the

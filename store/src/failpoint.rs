@@ -27,6 +27,8 @@ pub const POINTS: &[&str] = &[
     "move.write",
     "move.verify",
     "move.commit",
+    "restore.write",
+    "restore.commit",
     "recovery.truncate",
     "recovery.seal",
     "recovery.quarantine",

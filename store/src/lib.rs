@@ -34,6 +34,7 @@ pub mod query;
 pub mod read;
 pub mod recovery;
 pub mod rewrite;
+pub mod trash;
 pub mod verify;
 
 pub use budget::{BudgetConfig, IoBudget};

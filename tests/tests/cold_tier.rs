@@ -438,3 +438,67 @@ fn crash_during_reconciliation() {
     assert!(objects.keys().any(|k| k.starts_with("trash/") && k.ends_with("/orphan.parquet")), "{objects:?}");
     check_all(&d, &m, "gc after a crash at gc.orphan");
 }
+
+/// Restore from the trash, the real process killed at each of its steps: the row segments a re-encode retired and
+/// gc deleted come back through `POST /v1/admin/trash/restore`; a crash before the commit leaves no copy behind
+/// (recovery rolls it back) and the trash intact, a crash after it leaves the segment restored; either way a second
+/// restore finishes the batch, and the answers equal the model's throughout (restored segments are deduplicated
+/// against their columnar replacement).
+#[test]
+fn trash_restore_survives_a_crash_at_each_step() {
+    for point in ["restore.write", "restore.commit"] {
+        let backend = Backend::File;
+        let dir = TestDir::new(&format!("trash-restore-{}", point.replace('.', "-")));
+        let (mut d, m) = columnar(&dir, &backend);
+        after_lease_ttl();
+        pass(&d, "gc");
+        let listed = d.get("/v1/admin/trash");
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        let trashed = listed.json["segments"].as_array().unwrap().clone();
+        assert!(!trashed.is_empty(), "gc deleted the retired row segments: {}", listed.text());
+        assert!(trashed.iter().all(|s| s["in_catalog"] == false && s["state"] == "retired"), "{}", listed.text());
+        let batch = trashed[0]["batch_ms"].as_i64().unwrap();
+        let in_batch = trashed.iter().filter(|s| s["batch_ms"] == batch).count();
+
+        d.set_failpoints(Some(&format!("{point}=exit")));
+        d.restart();
+        let url = format!("{}/v1/admin/trash/restore", d.url());
+        let died = http_client().post(url).json(&json!({"batch_ms": batch})).send().ok().and_then(|r| r.text().ok());
+        assert!(died.is_none(), "the restore must die at {point}: {died:?}");
+        let status = d.wait_for_exit(Duration::from_secs(30)).expect("the daemon exits at the failpoint");
+        assert_eq!(status.code(), Some(101), "{status}\n{}", d.log_tail(30));
+        d.set_failpoints(None);
+        d.restart();
+        check_all(&d, &m, &format!("crash at {point}"));
+        check_storage(&d, &backend, &format!("recovery after a crash at {point}"));
+        let after_crash = d.get("/v1/admin/trash").json;
+        let restored_before: usize =
+            after_crash["segments"].as_array().unwrap().iter().filter(|s| s["in_catalog"] == true).count();
+        assert_eq!(restored_before, usize::from(point == "restore.commit"), "{after_crash}");
+        assert!(
+            after_crash["segments"].as_array().unwrap().iter().all(|s| s["copies"][0]["present"] == true),
+            "the trash is intact: {after_crash}"
+        );
+
+        let r = d.post_json("/v1/admin/trash/restore", &json!({"batch_ms": batch}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let outcomes: Vec<&str> =
+            r.json["results"].as_array().unwrap().iter().map(|o| o["outcome"].as_str().unwrap()).collect();
+        assert_eq!(outcomes.len(), in_batch, "{}", r.text());
+        assert_eq!(outcomes.iter().filter(|o| **o == "in_catalog").count(), restored_before, "{}", r.text());
+        assert!(outcomes.iter().all(|o| *o == "restored" || *o == "in_catalog"), "{}", r.text());
+        check_all(&d, &m, &format!("restore after a crash at {point}"));
+        check_storage(&d, &backend, &format!("restore after a crash at {point}"));
+        let bad = d.post_json("/v1/admin/trash/restore", &json!({"batch_ms": batch + 1}));
+        assert_eq!(bad.status, 404, "{}", bad.text());
+        d.restart();
+        check_all(&d, &m, "restart after restore");
+        check_storage(&d, &backend, "restart after restore");
+        // Restored segments are live: gc leaves them alone.
+        after_lease_ttl();
+        pass(&d, "gc");
+        let last = d.get("/v1/admin/trash").json;
+        assert!(last["segments"].as_array().unwrap().iter().all(|s| s["in_catalog"] == true), "{last}");
+        check_all(&d, &m, "gc after restore");
+    }
+}

@@ -57,3 +57,48 @@ pub async fn move_segments(
     let results: Vec<MoveReport> = passes.in_background("tierd-move", move |p| p.move_segments(&ids, to)).await;
     Ok(Json(serde_json::json!({"to": to, "results": results})))
 }
+
+/// `GET /v1/admin/trash`: every segment record the trash holds (`{"segments":[{"batch_ms","id","project","day",
+/// "rows","bytes","state","copies":[{"location","trash_path","present"}],"in_catalog"}]}`), oldest batch first.
+pub async fn trash_list(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let passes = state.passes.clone();
+    let listed = tokio::task::spawn_blocking(move || passes.trash_list()).await.expect("join");
+    listed
+        .map(|segments| Json(serde_json::json!({"segments": segments})))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Body of `POST /v1/admin/trash/restore`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// The trash batch (the time of the gc run, as `GET /v1/admin/trash` lists it).
+    pub batch_ms: i64,
+    /// Segments of the batch to restore; all of them when absent or empty.
+    #[serde(default)]
+    pub segments: Vec<String>,
+}
+
+/// `POST /v1/admin/trash/restore` with `{"batch_ms":MS,"segments":["ID",...]}`: puts segments the catalog no longer
+/// has back into service from the trash (verified, crash-safe: see `store::trash`); answers each segment's outcome
+/// (`{"batch_ms":..,"results":[{"segment","outcome","location","error"}]}`), 200 even if some failed; 404 for an
+/// unknown batch.
+pub async fn trash_restore(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: RestoreRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad restore request: {e}")))?;
+    for s in &req.segments {
+        s.parse::<tierd_store::layout::SegmentId>()
+            .map_err(|e| ApiError::bad_request(format!("bad segment id {s:?}: {e}")))?;
+    }
+    let passes = state.passes.clone();
+    let batch_ms = req.batch_ms;
+    let results = passes.in_background("tierd-restore", move |p| p.trash_restore(req.batch_ms, &req.segments)).await;
+    results.map(|results| Json(serde_json::json!({"batch_ms": batch_ms, "results": results}))).map_err(|e| {
+        let status =
+            if e.contains("no trash batch") { StatusCode::NOT_FOUND } else { StatusCode::INTERNAL_SERVER_ERROR };
+        ApiError::new(status, e)
+    })
+}

@@ -54,6 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/v1/admin/passes/{name}/run", post(admin::run_pass))
-        .route("/v1/admin/move", post(admin::move_segments));
+        .route("/v1/admin/move", post(admin::move_segments))
+        .route("/v1/admin/trash", get(admin::trash_list))
+        .route("/v1/admin/trash/restore", post(admin::trash_restore));
     Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
 }

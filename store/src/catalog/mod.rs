@@ -382,6 +382,9 @@ pub enum CatalogChange {
         id: SegmentId,
         updated_generation: u64,
     },
+    /// A precondition: the commit fails, changing nothing, if the catalog has a record of this segment (a restore
+    /// from the trash must not overwrite one).
+    ExpectAbsent(SegmentId),
 }
 
 /// A move in progress, recorded durably *before* the new copy is written, so that recovery can tell tierd's own
@@ -619,6 +622,14 @@ impl Catalog {
         let _guard = self.write_lock.lock();
         let current = self.snapshot.load_full();
         for c in &changes {
+            if let CatalogChange::ExpectAbsent(id) = c {
+                if let Some(m) = current.get(id) {
+                    return Err(StoreError::StalePlan(format!(
+                        "segment {id} is in the catalog (generation {})",
+                        m.updated_generation
+                    )));
+                }
+            }
             if let CatalogChange::Expect { id, updated_generation } = c {
                 let found = current.get(id).map(|m| m.updated_generation);
                 if found != Some(*updated_generation) {
@@ -655,9 +666,10 @@ impl Catalog {
                     (m.id.to_string(), Some(serde_json::to_vec(m).map_err(|e| StoreError::Catalog(e.to_string()))?))
                 }
                 CatalogChange::Remove(id) => (id.to_string(), None),
-                CatalogChange::ClearIntent(_) | CatalogChange::ClearMoveIntent(_) | CatalogChange::Expect { .. } => {
-                    continue
-                }
+                CatalogChange::ClearIntent(_)
+                | CatalogChange::ClearMoveIntent(_)
+                | CatalogChange::Expect { .. }
+                | CatalogChange::ExpectAbsent(_) => continue,
             });
         }
         let cleared: Vec<String> = changes

@@ -40,7 +40,10 @@ impl CatalogSnapshot {
                     next.by_id.insert(m.id, m);
                 }
                 CatalogChange::Remove(id) => next.remove(&id),
-                CatalogChange::ClearIntent(_) | CatalogChange::ClearMoveIntent(_) | CatalogChange::Expect { .. } => {}
+                CatalogChange::ClearIntent(_)
+                | CatalogChange::ClearMoveIntent(_)
+                | CatalogChange::Expect { .. }
+                | CatalogChange::ExpectAbsent(_) => {}
             }
         }
         next

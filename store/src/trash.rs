@@ -1,0 +1,321 @@
+//! The trash, read and restored: what garbage collection deleted waits here for `gc.trash_retention_secs`
+//! ([`crate::gc`]), and a segment deleted by mistake can be put back into service within that window.
+//!
+//! A gc run that deletes copies writes one batch, `trash/<ms>/`: the copies (hot files under
+//! `DATA_DIR/trash/<ms>/<path>`, cold objects under `trash/<ms>/<key>` in the bucket) and the catalog record of each
+//! segment as it was (`DATA_DIR/trash/<ms>/records/<id>.json`).
+//!
+//! [`Trash::restore`] brings back segments the catalog no longer has, each through the crash-safe steps of a move
+//! (see ARCHITECTURE.md):
+//! 1. a trashed copy is read and checked against the saved record (size, crc32c); a hot one first, else a cold one;
+//! 2. a move intent for a fresh hot path is recorded;
+//! 3. `restore.write`: the bytes are written there create-only, fsynced, read back and checked;
+//! 4. `restore.commit`: ONE commit, failing unless the catalog still has no record of the segment, puts the record
+//!    back as a live sealed segment with that one copy and clears the intent.
+//!
+//! A crash before step 4 leaves an intent whose copy recovery deletes; the trash is never changed by a restore
+//! (its entries are purged when their retention ends, as always). A restored segment is live again: queries count
+//! it, deduplicated against the segments that replaced it (the query engine keeps one copy per dedup key), so
+//! restoring the inputs of a rewrite brings back any event the rewrite lost and changes no other count; later
+//! passes merge it again.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tracing::{info, warn};
+
+use crate::catalog::{BlockChecksums, Catalog, CatalogChange, Location, MoveIntent, SegmentMeta, SegmentState, Tier};
+use crate::cold::ColdStore;
+use crate::error::{Result, StoreError};
+use crate::failpoint::Failpoints;
+use crate::gc::TRASH_PREFIX;
+use crate::layout::{Layout, SegmentId};
+
+/// One copy of a trashed segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrashedCopy {
+    /// Where the copy was in service.
+    pub location: Location,
+    /// Where it waits now (a path under the data directory, or a key in the bucket).
+    pub trash_path: String,
+    /// Whether it is still there.
+    pub present: bool,
+}
+
+/// A segment whose record a gc batch saved.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrashedSegment {
+    /// The batch: the time (ms) of the gc run that deleted it.
+    pub batch_ms: i64,
+    pub id: SegmentId,
+    pub project: String,
+    pub day: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The record's state when it was saved (`sealed`, `retired`).
+    pub state: SegmentState,
+    pub copies: Vec<TrashedCopy>,
+    /// Whether the catalog has a record of the segment now (then it is not restored).
+    pub in_catalog: bool,
+}
+
+/// What a restore did with one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreOutcome {
+    pub segment: String,
+    /// `restored`, `in_catalog` (nothing to do), `not_in_batch` or `error`.
+    pub outcome: &'static str,
+    /// The restored copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reads and restores the trash of one node.
+pub struct Trash {
+    layout: Layout,
+    catalog: Arc<Catalog>,
+    cold: Arc<ColdStore>,
+    handle: Handle,
+    failpoints: Arc<Failpoints>,
+}
+
+impl std::fmt::Debug for Trash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trash").field("root", &self.layout.root()).finish_non_exhaustive()
+    }
+}
+
+impl Trash {
+    pub fn new(
+        layout: Layout,
+        catalog: Arc<Catalog>,
+        cold: Arc<ColdStore>,
+        handle: Handle,
+        failpoints: Arc<Failpoints>,
+    ) -> Self {
+        Self { layout, catalog, cold, handle, failpoints }
+    }
+
+    /// Every saved record of every batch, oldest batch first, with where its copies are. Blocking (looks up cold
+    /// copies).
+    pub fn list(&self) -> Result<Vec<TrashedSegment>> {
+        let snapshot = self.catalog.snapshot();
+        let mut out = Vec::new();
+        for (batch_ms, records) in self.batches()? {
+            for saved in records {
+                let mut copies = Vec::new();
+                for location in trashed_locations(&saved) {
+                    let trash_path = format!("{TRASH_PREFIX}/{batch_ms}/{}", location.path);
+                    let present = match location.tier {
+                        Tier::Hot => self.layout.root().join(&trash_path).is_file(),
+                        Tier::Cold => self.handle.block_on(self.cold.head(&trash_path))?.is_some(),
+                    };
+                    copies.push(TrashedCopy { location, trash_path, present });
+                }
+                out.push(TrashedSegment {
+                    batch_ms,
+                    id: saved.id,
+                    project: saved.project.clone(),
+                    day: crate::layout::format_day(saved.day),
+                    rows: saved.rows,
+                    bytes: saved.bytes,
+                    state: saved.state,
+                    copies,
+                    in_catalog: snapshot.get(&saved.id).is_some(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores the segments of batch `batch_ms` named in `ids` (all of the batch when empty) that the catalog no
+    /// longer has; see the module documentation. One outcome per segment; a failure of one does not stop the
+    /// others. Blocking.
+    pub fn restore(&self, batch_ms: i64, ids: &[SegmentId], now_ms: i64) -> Result<Vec<RestoreOutcome>> {
+        let batches = self.batches()?;
+        let Some(records) = batches.get(&batch_ms) else {
+            return Err(StoreError::Catalog(format!(
+                "no trash batch {batch_ms} (batches: {})",
+                batches.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let mut out = Vec::new();
+        for id in ids.iter().filter(|id| !records.iter().any(|r| r.id == **id)) {
+            out.push(RestoreOutcome {
+                segment: id.to_string(),
+                outcome: "not_in_batch",
+                location: None,
+                error: Some(format!("batch {batch_ms} holds no record of it")),
+            });
+        }
+        for saved in records.iter().filter(|r| ids.is_empty() || ids.contains(&r.id)) {
+            let outcome = if self.catalog.snapshot().get(&saved.id).is_some() {
+                RestoreOutcome { segment: saved.id.to_string(), outcome: "in_catalog", location: None, error: None }
+            } else {
+                match self.restore_one(batch_ms, saved, now_ms) {
+                    Ok(location) => RestoreOutcome {
+                        segment: saved.id.to_string(),
+                        outcome: "restored",
+                        location: Some(location),
+                        error: None,
+                    },
+                    Err(e) => {
+                        warn!(segment = %saved.id, batch_ms, error = %e, "restore from the trash failed");
+                        RestoreOutcome {
+                            segment: saved.id.to_string(),
+                            outcome: "error",
+                            location: None,
+                            error: Some(e.to_string()),
+                        }
+                    }
+                }
+            };
+            metrics::counter!("tierd_trash_restores_total", "outcome" => outcome.outcome).increment(1);
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+
+    /// Brings one segment back: a verified trashed copy to a fresh hot path, then one commit.
+    fn restore_one(&self, batch_ms: i64, saved: &SegmentMeta, now_ms: i64) -> Result<Location> {
+        let bytes = self.verified_copy(batch_ms, saved)?;
+        let location =
+            Location::hot(Layout::hot_copy_location(&saved.project, saved.id, now_ms, saved.format.extension()));
+        let intent = MoveIntent { segment: saved.id, location: location.clone(), started_at_ms: now_ms };
+        self.catalog.record_move_intent(&intent)?;
+        let written = (|| {
+            let path = self.layout.resolve(&location.path).expect("hot locations are relative");
+            let io = |e| StoreError::io(&path, e);
+            let dir = path.parent().expect("has a parent");
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+            file.write_all_at(&bytes, 0).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+            self.failpoints.hit("restore.write").map_err(io)?;
+            let mut back = vec![0u8; bytes.len()];
+            file.read_exact_at(&mut back, 0).map_err(io)?;
+            crate::moves::check_copy(saved, &location, &back)
+        })();
+        let committed = written.and_then(|()| {
+            let mut next = saved.clone();
+            next.state = SegmentState::Sealed;
+            next.retired = None;
+            next.locations = vec![location.clone()];
+            next.dropped = Vec::new();
+            if next.blocks.is_none() && next.format == crate::catalog::Format::Parquet {
+                next.blocks = Some(BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE));
+            }
+            self.catalog.commit(vec![
+                CatalogChange::ExpectAbsent(saved.id),
+                CatalogChange::Put(next),
+                CatalogChange::ClearMoveIntent(location.clone()),
+            ])
+        });
+        match committed {
+            Ok(generation) => {
+                if let Err(e) = self.failpoints.hit("restore.commit") {
+                    warn!(error = %e, "failpoint after the restore commit");
+                }
+                info!(segment = %saved.id, batch_ms, location = %location.path, generation, "segment restored from the trash");
+                Ok(location)
+            }
+            Err(e) => {
+                // Not committed (or not known to be: then recovery decides from the intent). The trash is intact.
+                if let Err(e) =
+                    crate::moves::delete_copy(&self.layout, &self.cold, &self.handle, &location).and_then(|()| {
+                        self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]).map(drop)
+                    })
+                {
+                    warn!(segment = %saved.id, error = %e, "cannot remove an uncommitted restored copy; recovery will");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The bytes of one of the segment's trashed copies that matches the saved record (size, crc32c): hot copies
+    /// first (local), then cold ones.
+    fn verified_copy(&self, batch_ms: i64, saved: &SegmentMeta) -> Result<Bytes> {
+        let mut locations = trashed_locations(saved);
+        locations.sort_by_key(|l| l.tier);
+        let mut problems = Vec::new();
+        for location in locations {
+            let trash_path = format!("{TRASH_PREFIX}/{batch_ms}/{}", location.path);
+            let bytes = match location.tier {
+                Tier::Hot => match std::fs::read(self.layout.root().join(&trash_path)) {
+                    Ok(b) => Bytes::from(b),
+                    Err(e) => {
+                        problems.push(format!("{trash_path}: {e}"));
+                        continue;
+                    }
+                },
+                Tier::Cold => match self.handle.block_on(self.cold.get(&trash_path)) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        problems.push(format!("{trash_path}: {e}"));
+                        continue;
+                    }
+                },
+            };
+            match crate::moves::check_copy(saved, &Location { tier: location.tier, path: trash_path.clone() }, &bytes) {
+                Ok(()) => return Ok(bytes),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Err(StoreError::Corrupt {
+            id: saved.id,
+            message: format!("no trashed copy matches the saved record: {}", problems.join("; ")),
+        })
+    }
+
+    /// Every batch with the records it saved, by batch time.
+    fn batches(&self) -> Result<BTreeMap<i64, Vec<SegmentMeta>>> {
+        let root = self.layout.root().join(TRASH_PREFIX);
+        let mut out = BTreeMap::new();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io(&root, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io(&root, e))?;
+            let Some(batch_ms) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else { continue };
+            let dir = entry.path().join("records");
+            let mut records = Vec::new();
+            if let Ok(files) = std::fs::read_dir(&dir) {
+                for file in files.flatten() {
+                    let path = file.path();
+                    if path.extension().is_none_or(|e| e != "json") {
+                        continue;
+                    }
+                    let text = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                    match serde_json::from_slice::<SegmentMeta>(&text) {
+                        Ok(m) => records.push(m),
+                        Err(e) => warn!(path = %path.display(), error = %e, "unreadable record in the trash; skipped"),
+                    }
+                }
+            }
+            records.sort_by_key(|m| m.id);
+            out.insert(batch_ms, records);
+        }
+        Ok(out)
+    }
+}
+
+/// The copies a saved record lists: live ones and those moves had dropped.
+fn trashed_locations(saved: &SegmentMeta) -> Vec<Location> {
+    let mut out: Vec<Location> = saved.locations.to_vec();
+    out.extend(saved.dropped.iter().map(|d| d.location.clone()));
+    out
+}
+
+#[cfg(test)]
+mod tests;
