@@ -186,6 +186,8 @@ impl Trash {
     /// Brings one segment back: a verified trashed copy to a fresh hot path, then one commit.
     fn restore_one(&self, batch_ms: i64, saved: &SegmentMeta, now_ms: i64) -> Result<Location> {
         let bytes = self.verified_copy(batch_ms, saved)?;
+        // Operator work, but background work all the same: the hot disk write draws from the IO budget.
+        self.cold.budget().acquire_disk_blocking(saved.bytes);
         let location =
             Location::hot(Layout::hot_copy_location(&saved.project, saved.id, now_ms, saved.format.extension()));
         let intent = MoveIntent { segment: saved.id, location: location.clone(), started_at_ms: now_ms };
@@ -204,21 +206,23 @@ impl Trash {
             file.read_exact_at(&mut back, 0).map_err(io)?;
             crate::moves::check_copy(saved, &location, &back)
         })();
-        let committed = written.and_then(|()| {
-            let mut next = saved.clone();
-            next.state = SegmentState::Sealed;
-            next.retired = None;
-            next.locations = vec![location.clone()];
-            next.dropped = Vec::new();
-            if next.blocks.is_none() && next.format == crate::catalog::Format::Parquet {
-                next.blocks = Some(BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE));
-            }
-            self.catalog.commit(vec![
-                CatalogChange::ExpectAbsent(saved.id),
-                CatalogChange::Put(next),
-                CatalogChange::ClearMoveIntent(location.clone()),
-            ])
-        });
+        if let Err(e) = written {
+            self.roll_back(saved.id, &location);
+            return Err(e);
+        }
+        let mut next = saved.clone();
+        next.state = SegmentState::Sealed;
+        next.retired = None;
+        next.locations = vec![location.clone()];
+        next.dropped = Vec::new();
+        if next.blocks.is_none() && next.format == crate::catalog::Format::Parquet {
+            next.blocks = Some(BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE));
+        }
+        let committed = self.catalog.commit(vec![
+            CatalogChange::ExpectAbsent(saved.id),
+            CatalogChange::Put(next),
+            CatalogChange::ClearMoveIntent(location.clone()),
+        ]);
         match committed {
             Ok(generation) => {
                 if let Err(e) = self.failpoints.hit("restore.commit") {
@@ -228,16 +232,23 @@ impl Trash {
                 Ok(location)
             }
             Err(e) => {
-                // Not committed (or not known to be: then recovery decides from the intent). The trash is intact.
-                if let Err(e) =
-                    crate::moves::delete_copy(&self.layout, &self.cold, &self.handle, &location).and_then(|()| {
-                        self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]).map(drop)
-                    })
-                {
-                    warn!(segment = %saved.id, error = %e, "cannot remove an uncommitted restored copy; recovery will");
+                // A failed precondition wrote nothing: the copy is known to be unreferenced. Any other failure may
+                // or may not have reached the disk: recovery decides from the intent (present = not committed).
+                if matches!(e, StoreError::StalePlan(_)) {
+                    self.roll_back(saved.id, &location);
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Removes an uncommitted restored copy and its intent; best effort (what is left is recovery's). The trash
+    /// copy it was made from is untouched.
+    fn roll_back(&self, id: SegmentId, location: &Location) {
+        let result = crate::moves::delete_copy(&self.layout, &self.cold, &self.handle, location)
+            .and_then(|()| self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]).map(drop));
+        if let Err(e) = result {
+            warn!(segment = %id, error = %e, "cannot remove an uncommitted restored copy; recovery will");
         }
     }
 
