@@ -385,23 +385,10 @@ impl Mover {
         let intent = MoveIntent { segment: meta.id, location: location.clone(), started_at_ms: now };
         self.catalog.record_move_intent(&intent)?;
         let result = (|| {
-            let path = self.layout.resolve(&location.path).expect("hot locations are relative");
-            let io = |e| StoreError::io(&path, e);
+            let io = |e| StoreError::io(&location.path, e);
             self.failpoints.hit("move.intent").map_err(io)?;
             self.cold.budget().acquire_disk_blocking(meta.bytes);
-            let dir = path.parent().expect("has a parent");
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-            file.write_all_at(&bytes, 0).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-            self.failpoints.hit("move.write").map_err(io)?;
-            let mut back = vec![0u8; bytes.len()];
-            file.read_exact_at(&mut back, 0).map_err(io)?;
-            if file.metadata().map_err(io)?.len() != meta.bytes {
-                return Err(StoreError::Corrupt { id: meta.id, message: "hot copy has the wrong size".into() });
-            }
-            check_copy(meta, &location, &back)?;
+            write_hot_copy(&self.layout, meta, &location, &bytes, &self.failpoints, "move.write")?;
             self.failpoints.hit("move.verify").map_err(io)?;
             Ok(())
         })();
@@ -414,17 +401,60 @@ impl Mover {
         }
     }
 
-    /// Undoes an uncommitted copy: deletes it and clears its intent. Best effort: what is left is recovery's.
+    /// Undoes an uncommitted copy ([`roll_back_copy`]) and counts it.
     fn roll_back(&self, id: SegmentId, location: &Location) {
-        if let Err(e) = delete_copy(&self.layout, &self.cold, &self.handle, location) {
-            warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
-            return;
+        if roll_back_copy(&self.layout, &self.catalog, &self.cold, &self.handle, id, location) {
+            metrics::counter!("tierd_move_rollbacks_total").increment(1);
         }
-        if let Err(e) = self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]) {
-            warn!(segment = %id, error = %e, "cannot clear a move intent; recovery will");
-        }
-        metrics::counter!("tierd_move_rollbacks_total").increment(1);
     }
+}
+
+/// Writes `bytes`, a copy of segment `meta`, at the fresh hot `location`: create-only, fsync of the file and of its
+/// directory, failpoint `write_point`, then read back and checked against the catalog's size and crc32c. Used by
+/// promotions and by restores from the trash.
+pub(crate) fn write_hot_copy(
+    layout: &Layout,
+    meta: &SegmentMeta,
+    location: &Location,
+    bytes: &[u8],
+    failpoints: &Failpoints,
+    write_point: &'static str,
+) -> Result<()> {
+    let path = layout.resolve(&location.path).expect("hot locations are relative");
+    let io = |e| StoreError::io(&path, e);
+    let dir = path.parent().expect("has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+    file.write_all_at(bytes, 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
+    failpoints.hit(write_point).map_err(io)?;
+    let mut back = vec![0u8; bytes.len()];
+    file.read_exact_at(&mut back, 0).map_err(io)?;
+    if file.metadata().map_err(io)?.len() != meta.bytes {
+        return Err(StoreError::Corrupt { id: meta.id, message: "hot copy has the wrong size".into() });
+    }
+    check_copy(meta, location, &back)
+}
+
+/// Undoes an uncommitted copy recorded by a move intent: deletes it and clears the intent. Best effort: what is
+/// left is recovery's. Returns whether the copy was deleted.
+pub(crate) fn roll_back_copy(
+    layout: &Layout,
+    catalog: &Catalog,
+    cold: &ColdStore,
+    handle: &Handle,
+    id: SegmentId,
+    location: &Location,
+) -> bool {
+    if let Err(e) = delete_copy(layout, cold, handle, location) {
+        warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
+        return false;
+    }
+    if let Err(e) = catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]) {
+        warn!(segment = %id, error = %e, "cannot clear a move intent; recovery will");
+    }
+    true
 }
 
 /// A fresh object key for a segment's cold copy: `segments/<project>/<day>/<id>.<nonce>.parquet`, the nonce a new

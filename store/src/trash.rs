@@ -20,8 +20,6 @@
 //! passes merge it again.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -192,20 +190,8 @@ impl Trash {
             Location::hot(Layout::hot_copy_location(&saved.project, saved.id, now_ms, saved.format.extension()));
         let intent = MoveIntent { segment: saved.id, location: location.clone(), started_at_ms: now_ms };
         self.catalog.record_move_intent(&intent)?;
-        let written = (|| {
-            let path = self.layout.resolve(&location.path).expect("hot locations are relative");
-            let io = |e| StoreError::io(&path, e);
-            let dir = path.parent().expect("has a parent");
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-            file.write_all_at(&bytes, 0).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-            self.failpoints.hit("restore.write").map_err(io)?;
-            let mut back = vec![0u8; bytes.len()];
-            file.read_exact_at(&mut back, 0).map_err(io)?;
-            crate::moves::check_copy(saved, &location, &back)
-        })();
+        let written =
+            crate::moves::write_hot_copy(&self.layout, saved, &location, &bytes, &self.failpoints, "restore.write");
         if let Err(e) = written {
             self.roll_back(saved.id, &location);
             return Err(e);
@@ -242,14 +228,10 @@ impl Trash {
         }
     }
 
-    /// Removes an uncommitted restored copy and its intent; best effort (what is left is recovery's). The trash
+    /// Removes an uncommitted restored copy and its intent (best effort: what is left is recovery's). The trash
     /// copy it was made from is untouched.
     fn roll_back(&self, id: SegmentId, location: &Location) {
-        let result = crate::moves::delete_copy(&self.layout, &self.cold, &self.handle, location)
-            .and_then(|()| self.catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]).map(drop));
-        if let Err(e) = result {
-            warn!(segment = %id, error = %e, "cannot remove an uncommitted restored copy; recovery will");
-        }
+        crate::moves::roll_back_copy(&self.layout, &self.catalog, &self.cold, &self.handle, id, location);
     }
 
     /// The bytes of one of the segment's trashed copies that matches the saved record (size, crc32c): hot copies

@@ -394,13 +394,8 @@ fn passes_survive_a_faulty_object_store() {
         }
         assert!(done, "{name} did not finish in 5 passes: {:?}\n{}", placements(&d), d.log_tail(40));
     }
-    let metrics = d.get("/metrics").text();
-    let retries: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("tierd_cold_retries_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(retries > 0.0, "faults were injected and retried:\n{metrics}");
+    let retries = metric_sum(&d, "tierd_cold_retries_total");
+    assert!(retries > 0.0, "faults were injected and retried:\n{}", d.get("/metrics").text());
     d.set_cold_faults(None);
     d.restart();
     after_lease_ttl();

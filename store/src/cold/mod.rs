@@ -204,17 +204,17 @@ impl ColdStore {
         const OP: &str = "put_new";
         let path = self.path(OP, key)?;
         let parts = self.upload_parts(bytes.len() as u64);
-        let (multipart, part_size) = (parts.is_some(), parts.unwrap_or(0));
         let (path, bytes) = (&path, &bytes);
         let answer = self
             .with_retries(OP, key, move |attempt| async move {
-                let result = if multipart {
-                    self.put_multipart_once(path, bytes.clone(), part_size).await
-                } else {
-                    self.store.put_opts(path, PutPayload::from_bytes(bytes.clone()), PutMode::Create.into()).await
+                let result = match parts {
+                    Some(part_size) => self.put_multipart_once(path, bytes.clone(), part_size).await,
+                    None => {
+                        self.store.put_opts(path, PutPayload::from_bytes(bytes.clone()), PutMode::Create.into()).await
+                    }
                 };
                 match result {
-                    Ok(put) => Ok(PutAnswer { e_tag: put.e_tag, part_size: multipart.then_some(part_size) }),
+                    Ok(put) => Ok(PutAnswer { e_tag: put.e_tag, part_size: parts }),
                     Err(object_store::Error::AlreadyExists { .. }) if attempt > 1 => {
                         warn!(key = %path, attempt, "cold tier: put_new found its object after a failed attempt; taking it as written");
                         Ok(PutAnswer { e_tag: None, part_size: None })
@@ -223,7 +223,7 @@ impl ColdStore {
                 }
             })
             .await?;
-        debug!(key, bytes = bytes.len(), multipart, e_tag = ?answer.e_tag, "cold tier: object written");
+        debug!(key, bytes = bytes.len(), multipart = parts.is_some(), e_tag = ?answer.e_tag, "cold tier: object written");
         Ok(answer)
     }
 

@@ -177,11 +177,7 @@ pub(crate) fn scan_blocks(mut object: BlockObject<'_>, req: &ScanRequest, f: imp
     let footer = object.footer()?;
     object.ensure(&footer.scan_ranges(req))?;
     let read = object.object.bytes_held();
-    let e = match footer.scan(object.object.clone(), req, f) {
-        Ok(_) => return Ok(read),
-        Err(e) => e,
-    };
-    Err(object.corrupt(e))
+    footer.scan(object.object.clone(), req, f).map(|_| read).map_err(|e| object.corrupt(e))
 }
 
 /// Counts a Parquet copy read in blocks by event name, reading only `time` and `event` of what `req` needs;
@@ -190,8 +186,5 @@ pub(crate) fn count_blocks(mut object: BlockObject<'_>, req: &ScanRequest) -> Re
     let footer = object.footer()?;
     object.ensure(&footer.count_ranges(req))?;
     let read = object.object.bytes_held();
-    match footer.count_by_event(object.object.clone(), req) {
-        Ok((counts, _)) => Ok((counts, read)),
-        Err(e) => Err(object.corrupt(e)),
-    }
+    footer.count_by_event(object.object.clone(), req).map(|(counts, _)| (counts, read)).map_err(|e| object.corrupt(e))
 }
