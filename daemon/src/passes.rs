@@ -63,9 +63,9 @@ pub struct MoveReport {
     /// `moved`, `unchanged` (already there) or `error`.
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<&'static str>,
+    pub from: Option<tierd_store::catalog::Placement>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'static str>,
+    pub to: Option<tierd_store::catalog::Placement>,
     pub bytes_copied: u64,
     /// How the copy written was checked before the commit: `etag` (the server's MD5 of what it received) or
     /// `read_back`; absent when nothing was written.

@@ -32,6 +32,8 @@ pub enum StoreError {
     StalePlan(String),
     #[error("cannot move: {0}")]
     InvalidMove(String),
+    #[error("no trash batch {batch_ms} (batches: {batches:?})")]
+    TrashBatchNotFound { batch_ms: i64, batches: Vec<i64> },
     #[error("config key `{key}`: {message}")]
     Config { key: &'static str, message: String },
     #[error("{op} on the {} tier: object {key:?} not found", tier.label())]

@@ -29,8 +29,8 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::catalog::{
-    BlockChecksums, Catalog, CatalogChange, DroppedLocation, Format, Location, MoveIntent, SegmentMeta, SegmentState,
-    Tier,
+    BlockChecksums, Catalog, CatalogChange, DroppedLocation, Format, Location, MoveIntent, Placement, SegmentMeta,
+    SegmentState, Tier,
 };
 use crate::clock::Clock;
 use crate::cold::{ColdStore, VerifyMode};
@@ -76,9 +76,9 @@ impl MoveTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MoveOutcome {
     pub segment: SegmentId,
-    /// Placement before and after: `hot`, `cold` or `both`.
-    pub from: &'static str,
-    pub to: &'static str,
+    /// Placement before and after.
+    pub from: Placement,
+    pub to: Placement,
     /// Bytes copied (0 when the move only dropped a copy or had nothing to do).
     pub bytes_copied: u64,
     /// The copy written, if any.
@@ -242,8 +242,8 @@ impl Mover {
                 outcome.new_location = new_location;
                 info!(
                     segment = %id,
-                    from = outcome.from,
-                    to = outcome.to,
+                    from = outcome.from.label(),
+                    to = outcome.to.label(),
                     bytes = outcome.bytes_copied,
                     generation,
                     "move committed"

@@ -63,11 +63,35 @@ pub struct TrashedSegment {
 }
 
 /// What a restore did with one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreStatus {
+    /// Back in service with a fresh hot copy.
+    Restored,
+    /// The catalog has a record of it: nothing to do.
+    InCatalog,
+    /// The batch holds no record of it.
+    NotInBatch,
+    /// A step failed; `error` says which.
+    Error,
+}
+
+impl RestoreStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            RestoreStatus::Restored => "restored",
+            RestoreStatus::InCatalog => "in_catalog",
+            RestoreStatus::NotInBatch => "not_in_batch",
+            RestoreStatus::Error => "error",
+        }
+    }
+}
+
+/// What a restore did with one segment (one row of the answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RestoreOutcome {
     pub segment: String,
-    /// `restored`, `in_catalog` (nothing to do), `not_in_batch` or `error`.
-    pub outcome: &'static str,
+    pub outcome: RestoreStatus,
     /// The restored copy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -139,28 +163,25 @@ impl Trash {
     pub fn restore(&self, batch_ms: i64, ids: &[SegmentId], now_ms: i64) -> Result<Vec<RestoreOutcome>> {
         let batches = self.batches()?;
         let Some(records) = batches.get(&batch_ms) else {
-            return Err(StoreError::Catalog(format!(
-                "no trash batch {batch_ms} (batches: {})",
-                batches.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
-            )));
+            return Err(StoreError::TrashBatchNotFound { batch_ms, batches: batches.keys().copied().collect() });
         };
         let mut out = Vec::new();
         for id in ids.iter().filter(|id| !records.iter().any(|r| r.id == **id)) {
             out.push(RestoreOutcome {
                 segment: id.to_string(),
-                outcome: "not_in_batch",
+                outcome: RestoreStatus::NotInBatch,
                 location: None,
                 error: Some(format!("batch {batch_ms} holds no record of it")),
             });
         }
         for saved in records.iter().filter(|r| ids.is_empty() || ids.contains(&r.id)) {
             let outcome = if self.catalog.snapshot().get(&saved.id).is_some() {
-                RestoreOutcome { segment: saved.id.to_string(), outcome: "in_catalog", location: None, error: None }
+                RestoreOutcome { segment: saved.id.to_string(), outcome: RestoreStatus::InCatalog, location: None, error: None }
             } else {
                 match self.restore_one(batch_ms, saved, now_ms) {
                     Ok(location) => RestoreOutcome {
                         segment: saved.id.to_string(),
-                        outcome: "restored",
+                        outcome: RestoreStatus::Restored,
                         location: Some(location),
                         error: None,
                     },
@@ -168,14 +189,14 @@ impl Trash {
                         warn!(segment = %saved.id, batch_ms, error = %e, "restore from the trash failed");
                         RestoreOutcome {
                             segment: saved.id.to_string(),
-                            outcome: "error",
+                            outcome: RestoreStatus::Error,
                             location: None,
                             error: Some(e.to_string()),
                         }
                     }
                 }
             };
-            metrics::counter!("tierd_trash_restores_total", "outcome" => outcome.outcome).increment(1);
+            metrics::counter!("tierd_trash_restores_total", "outcome" => outcome.outcome.label()).increment(1);
             out.push(outcome);
         }
         Ok(out)

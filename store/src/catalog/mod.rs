@@ -85,6 +85,32 @@ impl Tier {
     }
 }
 
+/// Where a segment's live copies are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    Hot,
+    Cold,
+    /// A copy on each tier.
+    Both,
+}
+
+impl Placement {
+    pub fn label(self) -> &'static str {
+        match self {
+            Placement::Hot => "hot",
+            Placement::Cold => "cold",
+            Placement::Both => "both",
+        }
+    }
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// One stored copy of a segment's bytes. Every copy of a segment holds the same bytes (`bytes`, `checksum`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Location {
@@ -316,9 +342,9 @@ impl SegmentMeta {
             created_at_ms: self.created_at_ms,
             max_time_ms: self.max_time_ms,
             placement: match self.placement() {
-                "cold" => tierd_policies::Placement::Cold,
-                "both" => tierd_policies::Placement::Both,
-                _ => tierd_policies::Placement::Hot,
+                Placement::Cold => tierd_policies::Placement::Cold,
+                Placement::Both => tierd_policies::Placement::Both,
+                Placement::Hot => tierd_policies::Placement::Hot,
             },
         }
     }
@@ -338,12 +364,12 @@ impl SegmentMeta {
         self.location_on(Tier::Cold)
     }
 
-    /// `hot`, `cold` or `both`: where the live copies are.
-    pub fn placement(&self) -> &'static str {
+    /// Where the live copies are.
+    pub fn placement(&self) -> Placement {
         match (self.hot_path().is_some(), self.cold_key().is_some()) {
-            (true, true) => "both",
-            (false, true) => "cold",
-            _ => "hot",
+            (true, true) => Placement::Both,
+            (false, true) => Placement::Cold,
+            _ => Placement::Hot,
         }
     }
 

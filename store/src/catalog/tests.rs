@@ -227,7 +227,7 @@ fn schema_1_catalogs_are_migrated_on_open() {
     let c = reopen(dir.path());
     let m = c.snapshot().get(&id).unwrap().clone();
     assert_eq!(m.locations, vec![Location::hot(format!("hot/p/{id}.rows"))]);
-    assert_eq!((m.rows, m.bytes, m.state, m.placement()), (3, 100, SegmentState::Sealed, "hot"));
+    assert_eq!((m.rows, m.bytes, m.state, m.placement()), (3, 100, SegmentState::Sealed, crate::catalog::Placement::Hot));
     assert_eq!(c.snapshot().hot_bytes(), 100);
     drop(c);
     // Migrated once: a second open reads schema 2 as it is.

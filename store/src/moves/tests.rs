@@ -111,7 +111,7 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
     let mover = f.mover("");
 
     let o = mover.execute(id, MoveTarget::Cold).unwrap();
-    assert_eq!((o.from, o.to, o.bytes_copied), ("hot", "cold", original.len() as u64));
+    assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Hot, Placement::Cold, original.len() as u64));
     // memory:// answers ETags that are not MD5s: the upload was read back.
     assert_eq!(o.verified_by, Some(crate::moves::VerifyMethod::ReadBack));
     let m = f.meta(id);
@@ -128,18 +128,18 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
 
     // Again: nothing to do.
     let o = mover.execute(id, MoveTarget::Cold).unwrap();
-    assert_eq!((o.from, o.to, o.bytes_copied), ("cold", "cold", 0));
+    assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Cold, Placement::Cold, 0));
     assert_eq!(o.verified_by, None, "nothing was written");
 
     let o = mover.execute(id, MoveTarget::Both).unwrap();
-    assert_eq!((o.from, o.to), ("cold", "both"));
+    assert_eq!((o.from, o.to), (Placement::Cold, Placement::Both));
     let m = f.meta(id);
     let new_hot = m.hot_path().unwrap().to_string();
     assert_ne!(new_hot, hot_path, "a promoted copy gets a fresh path");
     assert_eq!(crate::read::read_committed(&f.layout, &m).unwrap(), original);
 
     let o = mover.execute(id, MoveTarget::Hot).unwrap();
-    assert_eq!((o.from, o.to, o.bytes_copied), ("both", "hot", 0));
+    assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Both, Placement::Hot, 0));
     assert_eq!(o.dropped, Some(Location::cold(&key)));
     let m = f.meta(id);
     assert_eq!(m.locations, vec![Location::hot(&new_hot)]);
@@ -243,7 +243,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     gc.run(T0, 0).unwrap();
     assert!(f.objects().iter().all(|k| k.starts_with("trash/")), "{:?}", f.objects());
     assert!(f.objects().contains(&format!("trash/{T0}/{key}")), "{:?}", f.objects());
-    assert!(f.meta(id).dropped.is_empty() && f.meta(id).placement() == "hot");
+    assert!(f.meta(id).dropped.is_empty() && f.meta(id).placement() == Placement::Hot);
 
     // An object nobody knows: kept while young (an upload may be in progress), trashed once older than the grace.
     let orphan = "segments/p/2026-01-01/orphan.parquet";

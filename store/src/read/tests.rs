@@ -201,7 +201,7 @@ fn cold_segments_answer_queries_exactly_as_hot_ones() {
         assert_eq!(answers(&cold_answers), answers(&hot_answers), "block size {block_size}");
 
         let meta = f.meta(f.segments[0]);
-        assert_eq!(meta.placement(), "cold");
+        assert_eq!(meta.placement(), crate::catalog::Placement::Cold);
         assert_eq!(cold.read_events(&meta).unwrap(), hot_events);
         assert_eq!(cold.read_committed(&meta).unwrap(), hot_bytes);
         let mut raw = cold.open_raw(&meta).unwrap();
@@ -424,7 +424,7 @@ fn the_rewriter_reads_cold_inputs() {
     assert_eq!(f.meta(id), meta);
     let out = rewriter().with_source(f.source("cache", 1 << 30)).execute(&action).unwrap();
     let output = f.meta(out.outputs[0]);
-    assert_eq!(output.placement(), "hot");
+    assert_eq!(output.placement(), crate::catalog::Placement::Hot);
     let mut got = SegmentSource::hot_only(f.layout.clone()).read_events(&output).unwrap();
     let mut want = events;
     got.sort_by_key(|e| e.seq);

@@ -140,7 +140,7 @@ fn deleted_segments_come_back_live_and_counts_stay_deduplicated() {
     }
 
     let outcomes = trash.restore(f.batch_ms, &[], T0 + 2_000).unwrap();
-    assert!(outcomes.iter().all(|o| o.outcome == "restored"), "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.outcome == RestoreStatus::Restored), "{outcomes:?}");
     let snapshot = f.catalog.snapshot();
     for id in &f.inputs {
         let m = snapshot.get(id).expect("back in the catalog");
@@ -158,12 +158,12 @@ fn deleted_segments_come_back_live_and_counts_stay_deduplicated() {
     // The trash is untouched (purged at its retention as always); a second restore has nothing to do.
     assert!(trash.list().unwrap().iter().all(|t| t.in_catalog && t.copies[0].present));
     let again = trash.restore(f.batch_ms, &[f.inputs[0]], T0 + 3_000).unwrap();
-    assert_eq!(again.iter().map(|o| o.outcome).collect::<Vec<_>>(), ["in_catalog"]);
+    assert_eq!(again.iter().map(|o| o.outcome).collect::<Vec<_>>(), [RestoreStatus::InCatalog]);
     // Unknown batches and segments are named, nothing else happens.
     let e = trash.restore(f.batch_ms + 1, &[], T0).unwrap_err();
     assert!(e.to_string().contains(&f.batch_ms.to_string()), "{e}");
     let unknown = trash.restore(f.batch_ms, &[f.output], T0).unwrap();
-    assert_eq!(unknown.iter().map(|o| o.outcome).collect::<Vec<_>>(), ["not_in_batch"]);
+    assert_eq!(unknown.iter().map(|o| o.outcome).collect::<Vec<_>>(), [RestoreStatus::NotInBatch]);
 }
 
 #[test]
@@ -194,5 +194,5 @@ fn a_failed_restore_changes_nothing_and_a_corrupt_copy_is_refused() {
     assert_eq!(f.hot_files(), files);
     // The others still restore.
     let rest = f.trash("").restore(f.batch_ms, &[f.inputs[0], f.inputs[2]], T0 + 4_000).unwrap();
-    assert!(rest.iter().all(|o| o.outcome == "restored"), "{rest:?}");
+    assert!(rest.iter().all(|o| o.outcome == RestoreStatus::Restored), "{rest:?}");
 }

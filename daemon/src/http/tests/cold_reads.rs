@@ -149,7 +149,7 @@ async fn cold_segments_are_served_like_hot_ones() {
     let (s, _, v) = app.call(post("/v1/admin/move", Some("application/json"), body)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let snapshot = app.state.catalog.snapshot();
-    assert!(ids.iter().all(|id| snapshot.get(id).unwrap().placement() == "cold"), "{v}");
+    assert!(ids.iter().all(|id| snapshot.get(id).unwrap().placement() == tierd_store::catalog::Placement::Cold), "{v}");
 
     assert_eq!(app.queries().await, hot_answers);
     for (id, (raw, ndjson)) in ids.iter().zip(&hot_bodies) {
