@@ -117,7 +117,7 @@ impl Fixture {
             self.rt.handle().clone(),
         );
         for id in &self.segments {
-            assert_eq!(mover.execute(*id, MoveTarget::Cold).unwrap().to, "cold");
+            assert_eq!(mover.execute(*id, MoveTarget::Cold).unwrap().to, crate::catalog::Placement::Cold);
         }
     }
 

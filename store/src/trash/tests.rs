@@ -172,7 +172,7 @@ fn a_failed_restore_changes_nothing_and_a_corrupt_copy_is_refused() {
     let before: Vec<_> = f.catalog.snapshot().segments().cloned().collect();
     let files = f.hot_files();
     let outcomes = f.trash("restore.write=error").restore(f.batch_ms, &f.inputs[..1], T0 + 2_000).unwrap();
-    assert_eq!(outcomes[0].outcome, "error", "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, RestoreStatus::Error, "{outcomes:?}");
     assert!(outcomes[0].error.as_deref().unwrap().contains("restore.write"), "{outcomes:?}");
     assert_eq!(f.catalog.snapshot().segments().cloned().collect::<Vec<_>>(), before);
     assert!(f.catalog.move_intents().unwrap().is_empty());
@@ -188,7 +188,7 @@ fn a_failed_restore_changes_nothing_and_a_corrupt_copy_is_refused() {
     bytes[last] ^= 0x20;
     std::fs::write(&path, bytes).unwrap();
     let outcomes = f.trash("").restore(f.batch_ms, &[f.inputs[1]], T0 + 3_000).unwrap();
-    assert_eq!(outcomes[0].outcome, "error");
+    assert_eq!(outcomes[0].outcome, RestoreStatus::Error);
     assert!(outcomes[0].error.as_deref().unwrap().contains("no trashed copy matches"), "{outcomes:?}");
     assert!(f.catalog.snapshot().get(&f.inputs[1]).is_none());
     assert_eq!(f.hot_files(), files);
