@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use tierd_policies::MoveDirection;
 use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
 use tierd_store::gc::{Gc, GcAction};
-use tierd_store::layout::{Layout, SegmentId};
+use tierd_store::layout::SegmentId;
 use tierd_store::moves::{MoveOutcome, MoveTarget, Mover};
 use tierd_store::rewrite::{kind_label, Rewriter};
 use tierd_store::trash::{RestoreOutcome, Trash, TrashedSegment};
-use tierd_store::{Catalog, Clock, ColdStore, Failpoints};
+use tierd_store::{Catalog, Clock, StoreContext};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -100,43 +100,29 @@ impl Passes {
         crate::background::run(name, self.config.passes.nice, move || f(&passes)).await
     }
 
-    /// Call from inside the tokio runtime: moves and gc drive the object store through its handle.
-    pub fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        failpoints: Arc<Failpoints>,
-        cold: Arc<ColdStore>,
-        config: Config,
-    ) -> Self {
+    /// Call from inside the tokio runtime: moves and gc drive the object store through the context's handle.
+    pub fn new(ctx: StoreContext, config: Config) -> Self {
         let base_spec = tierd_codecs::columnar::CodecSpec {
             row_group_rows: config.rewrite.row_group_rows,
             dictionary: config.rewrite.dictionary,
             ..Default::default()
         };
-        let mut rewriter = Rewriter::new(layout.clone(), catalog.clone(), clock.clone(), failpoints.clone(), base_spec);
+        let mut rewriter = Rewriter::new(ctx.clone(), base_spec);
         if config.rewrite.keep_duplicates_secs > 0 {
             let keep_ms = i64::try_from(config.rewrite.keep_duplicates_secs).unwrap_or(i64::MAX / 1000) * 1000;
             rewriter = rewriter.keep_duplicates_for(keep_ms);
         }
-        let handle = tokio::runtime::Handle::current();
         // Rewrites read cold inputs too: whole, through the budgeted store (background work), not the query cache.
-        let rewriter = rewriter.with_budget(cold.budget().clone()).with_source(tierd_store::SegmentSource::new(
-            layout.clone(),
-            cold.clone(),
+        let rewriter = rewriter.budgeted().with_source(tierd_store::SegmentSource::new(
+            ctx.layout.clone(),
+            ctx.cold.clone(),
             Arc::new(tierd_store::BlockCache::disabled()),
-            handle.clone(),
+            ctx.handle.clone(),
         ));
-        let mover = Mover::new(
-            layout.clone(),
-            catalog.clone(),
-            clock.clone(),
-            failpoints.clone(),
-            cold.clone(),
-            handle.clone(),
-        );
-        let trash = Trash::new(layout.clone(), catalog.clone(), cold.clone(), handle.clone(), failpoints.clone());
-        let gc = Gc::new(layout, catalog.clone(), cold, handle, failpoints, config.gc_config());
+        let mover = Mover::new(ctx.clone());
+        let trash = Trash::new(ctx.clone());
+        let gc = Gc::new(ctx.clone(), config.gc_config());
+        let (catalog, clock) = (ctx.catalog, ctx.clock);
         let started_at_ms = clock.now_ms();
         Self { catalog, clock, rewriter, mover, gc, trash, config, started_at_ms, running: std::sync::Mutex::new(()) }
     }

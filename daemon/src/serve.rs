@@ -16,7 +16,7 @@ use tierd_codecs::BatchLimits;
 use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
 use tierd_store::{
-    BlockCache, Catalog, Clock, ColdStore, Failpoints, FaultConfig, IoBudget, SegmentSource, SystemClock,
+    BlockCache, Catalog, Clock, ColdStore, Failpoints, FaultConfig, IoBudget, SegmentSource, StoreContext, SystemClock,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -76,12 +76,22 @@ pub async fn serve(
         Ok(spec) => Failpoints::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_FAILPOINTS: {e}"))?,
         Err(_) => Failpoints::none(),
     });
-    // Moves first: an uncommitted hot copy of a crashed promote is deleted as tierd's own, not quarantined.
-    tierd_store::moves::roll_back_move_intents(&layout, &catalog, &cold, &failpoints)
-        .await
-        .context("crash recovery of moves failed")?;
-    let report = tierd_store::recovery::recover(&layout, &catalog, clock.as_ref(), &failpoints)
-        .context("crash recovery failed")?;
+    let ctx = StoreContext::new(
+        layout.clone(),
+        catalog.clone(),
+        clock.clone(),
+        failpoints,
+        cold.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    // Recovery is blocking I/O (and drives the object store through the runtime to delete uncommitted cold copies).
+    let report = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || tierd_store::recovery::recover(&ctx))
+            .await
+            .context("crash recovery stopped")?
+            .context("crash recovery failed")?
+    };
     if !report.missing.is_empty() || !report.corrupt.is_empty() {
         error!(
             missing = ?report.missing,
@@ -95,25 +105,15 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let fatal = fatal.clone();
         Arc::new(HotTier::start(
-            layout.clone(),
-            catalog.clone(),
-            clock.clone(),
+            &ctx,
             config.hot_config(),
-            failpoints.clone(),
             Arc::new(move |why| {
                 fatal.set(why);
                 shutdown.cancel();
             }),
         )?)
     };
-    let passes = Arc::new(crate::passes::Passes::new(
-        layout.clone(),
-        catalog.clone(),
-        clock.clone(),
-        failpoints.clone(),
-        cold.clone(),
-        config.clone(),
-    ));
+    let passes = Arc::new(crate::passes::Passes::new(ctx, config.clone()));
     tierd_store::cache::describe_metrics();
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)

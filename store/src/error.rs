@@ -1,17 +1,46 @@
-//! The store's error type. Variants carry what and where (segment id, path).
+//! The store's error type. Variants say what and where (segment id, path, key) and carry their sources (sled,
+//! serde_json, std::io, object_store, tokio), so callers decide by variant and logs keep the whole chain.
 
 use std::path::PathBuf;
 
-use crate::catalog::Tier;
-use crate::layout::SegmentId;
+use crate::layout::{SegmentId, Tier};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("catalog error: {0}")]
-    Catalog(String),
+    /// sled failed: an I/O error under the catalog, or a corrupt database.
+    #[error("catalog: cannot {op}: {source}")]
+    Catalog {
+        op: &'static str,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("catalog: cannot decode {what} {key:?}: {source}")]
+    CatalogDecode {
+        what: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("catalog: cannot encode {what}: {source}")]
+    CatalogEncode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("catalog: record {key:?} is not valid: {message}")]
+    CatalogRecord { key: String, message: String },
+    #[error("catalog schema version {found} is not supported by this tierd (it reads versions up to {supported})")]
+    CatalogSchema { found: u32, supported: u32 },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A catalog location that does not resolve to a path under the data directory.
+    #[error("invalid hot location {location:?}: not a relative path under the data directory")]
+    InvalidLocation { location: String },
     #[error("segment {id} not found")]
     SegmentNotFound { id: SegmentId },
     #[error("segment {id} at {path} is missing on disk (the catalog says it holds {rows} rows)")]
@@ -26,6 +55,12 @@ pub enum StoreError {
     HotTierFull(String),
     #[error("the hot tier is shutting down")]
     ShuttingDown,
+    /// The hot writer stopped accepting writes after a failure it cannot undo (a failed catalog commit).
+    #[error("the hot writer stopped: {reason}")]
+    WriterStopped { reason: String },
+    /// A write group failed before its commit; nothing of it was written.
+    #[error("the write was not made durable: {reason}")]
+    WriteFailed { reason: String },
     #[error("invalid query: {0}")]
     InvalidQuery(String),
     #[error("the plan is stale: {0}")]
@@ -43,18 +78,26 @@ pub enum StoreError {
     #[error("{op} on the {} tier: invalid object key {key:?}: {message}", tier.label())]
     InvalidObjectKey { tier: Tier, op: &'static str, key: String, message: String },
     #[error("{op} on the {} tier: object {key:?} failed after {attempts} attempt(s): {source}", tier.label())]
-    ObjectStore { tier: Tier, op: &'static str, key: String, attempts: u32, source: Box<object_store::Error> },
+    ObjectStore {
+        tier: Tier,
+        op: &'static str,
+        key: String,
+        attempts: u32,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// A task the store ran on another thread panicked or was cancelled.
+    #[error("{what}: the task failed: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 impl StoreError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io { path: path.into(), source }
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Catalog(e.to_string())
     }
 }
 

@@ -26,23 +26,16 @@
 //! first retires them (one commit), after which they follow the rules above like any retired segment.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogChange, Location, Retirement, Role, SegmentMeta, SegmentState, Tier};
-use crate::cold::ColdStore;
+use crate::catalog::{CatalogChange, Retirement, Role, SegmentMeta, SegmentState};
+use crate::context::StoreContext;
+use crate::durable;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::{Layout, SegmentId};
-
-/// Where cold segment copies live; everything else under the cold prefix is not reconciled.
-pub const COLD_SEGMENTS_PREFIX: &str = "segments";
-/// Where deleted copies wait for their final deletion, in both tiers (`DATA_DIR/trash`, `trash/` in the bucket).
-pub const TRASH_PREFIX: &str = "trash";
+use crate::layout::{Layout, Location, SegmentId, Tier};
+pub use crate::layout::{COLD_SEGMENTS_PREFIX, TRASH_PREFIX};
 
 #[derive(Debug, Clone, Copy)]
 pub struct GcConfig {
@@ -86,11 +79,7 @@ pub struct GcDecision {
 
 /// The garbage collector of one node.
 pub struct Gc {
-    layout: Layout,
-    catalog: Arc<Catalog>,
-    cold: Arc<ColdStore>,
-    handle: Handle,
-    failpoints: Arc<Failpoints>,
+    ctx: StoreContext,
     cfg: GcConfig,
 }
 
@@ -101,23 +90,16 @@ impl std::fmt::Debug for Gc {
 }
 
 impl Gc {
-    pub fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        cold: Arc<ColdStore>,
-        handle: Handle,
-        failpoints: Arc<Failpoints>,
-        cfg: GcConfig,
-    ) -> Self {
-        Self { layout, catalog, cold, handle, failpoints, cfg }
+    pub fn new(ctx: StoreContext, cfg: GcConfig) -> Self {
+        Self { ctx, cfg }
     }
 
     /// Decides, for every copy out of service, every unknown cold object and every trash entry, what to do now.
     /// Changes nothing. Blocking (lists the cold tier).
     pub fn plan(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         let mut leased: HashMap<SegmentId, (String, i64)> = HashMap::new();
-        for (lease_id, rec) in self.catalog.live_leases(now_ms)? {
+        for (lease_id, rec) in self.ctx.catalog.live_leases(now_ms)? {
             for id in rec.segments {
                 let e = leased.entry(id).or_insert((lease_id.clone(), rec.expires_at_ms));
                 if rec.expires_at_ms > e.1 {
@@ -125,7 +107,7 @@ impl Gc {
                 }
             }
         }
-        let oldest_pin = self.catalog.oldest_pinned_generation();
+        let oldest_pin = self.ctx.catalog.oldest_pinned_generation();
         let mut out = Vec::new();
         // Why a copy taken out of service at (at_ms, generation) must stay, if it must.
         let hold = |id: &SegmentId, at_ms: i64, generation: u64| -> Option<String> {
@@ -184,7 +166,7 @@ impl Gc {
         let expired: Vec<GcDecision> =
             self.plan(now_ms, started_at_ms)?.into_iter().filter(|d| d.action == GcAction::Expire).collect();
         if !expired.is_empty() {
-            let snapshot = self.catalog.snapshot();
+            let snapshot = self.ctx.catalog.snapshot();
             let ids: HashSet<SegmentId> = expired.iter().filter_map(|d| d.id).collect();
             let retire = ids.iter().filter_map(|id| snapshot.get(id)).map(|m| {
                 let mut r = (**m).clone();
@@ -192,7 +174,7 @@ impl Gc {
                 r.retired = Some(Retirement { at_ms: now_ms, generation: 0, replaced_by: Vec::new() });
                 CatalogChange::Put(r)
             });
-            self.catalog.commit(retire.collect())?;
+            self.ctx.catalog.commit(retire.collect())?;
             for id in &ids {
                 info!(segment = %id, "duplicates side segment retired: retention ended");
             }
@@ -201,16 +183,16 @@ impl Gc {
         let mut decisions = expired;
         decisions.extend(self.plan(now_ms, started_at_ms)?.into_iter().filter(|d| d.action != GcAction::Expire));
 
-        let trash_dir = format!("{TRASH_PREFIX}/{now_ms}");
+        let batch_ms = now_ms;
         let mut gone: HashMap<SegmentId, Vec<Location>> = HashMap::new();
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         for d in decisions.iter().filter(|d| d.action == GcAction::Delete) {
             let id = d.id.expect("deletions are of catalog copies");
             if let Some(m) = snapshot.get(&id) {
-                self.save_record(&trash_dir, m)?;
+                self.save_record(batch_ms, m)?;
             }
-            self.to_trash(&trash_dir, &d.location)?;
-            self.failpoints.hit("gc.delete").map_err(|e| StoreError::io(&d.location.path, e))?;
+            self.to_trash(batch_ms, &d.location)?;
+            self.ctx.failpoints.hit("gc.delete").map_err(|e| StoreError::io(&d.location.path, e))?;
             info!(segment = %id, tier = d.location.tier.label(), location = %d.location.path, bytes = d.bytes, "copy moved to the trash");
             metrics::counter!("tierd_gc_deleted_copies_total", "tier" => d.location.tier.label()).increment(1);
             metrics::counter!("tierd_gc_deleted_bytes_total", "tier" => d.location.tier.label()).increment(d.bytes);
@@ -230,11 +212,11 @@ impl Gc {
                     changes.push(CatalogChange::Put(next));
                 }
             }
-            self.catalog.commit(changes)?;
+            self.ctx.catalog.commit(changes)?;
         }
         for d in decisions.iter().filter(|d| d.action == GcAction::Orphan) {
-            self.to_trash(&trash_dir, &d.location)?;
-            self.failpoints.hit("gc.orphan").map_err(|e| StoreError::io(&d.location.path, e))?;
+            self.to_trash(batch_ms, &d.location)?;
+            self.ctx.failpoints.hit("gc.orphan").map_err(|e| StoreError::io(&d.location.path, e))?;
             warn!(key = %d.location.path, bytes = d.bytes, "orphaned cold object moved to the trash");
             metrics::counter!("tierd_gc_orphans_total", "tier" => d.location.tier.label()).increment(1);
         }
@@ -250,12 +232,12 @@ impl Gc {
     /// Cold objects under `segments/` against the catalog: orphans (unknown, older than the grace), unknown objects
     /// still young (kept: maybe an upload in progress), and copies live segments need that are not there.
     fn reconcile_cold(&self, snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Result<Vec<GcDecision>> {
-        let objects = self.handle.block_on(self.cold.list(COLD_SEGMENTS_PREFIX))?;
+        let objects = self.ctx.handle.block_on(self.ctx.cold.list(COLD_SEGMENTS_PREFIX))?;
         let mut known: HashSet<&str> = HashSet::new();
         for m in snapshot.segments() {
             known.extend(m.all_locations().filter(|l| l.tier == Tier::Cold).map(|l| l.path.as_str()));
         }
-        let intents = self.catalog.move_intents()?;
+        let intents = self.ctx.catalog.intents()?;
         known.extend(intents.iter().filter(|i| i.location.tier == Tier::Cold).map(|i| i.location.path.as_str()));
         let mut out = Vec::new();
         let listed: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
@@ -294,8 +276,8 @@ impl Gc {
         let due = |ms: Option<i64>| ms.is_some_and(|ms| now_ms >= ms.saturating_add(self.cfg.trash_retention_ms));
         let reason = |ms: Option<i64>| format!("in the trash since {}, past the retention", ms.unwrap_or_default());
         let mut out = Vec::new();
-        for o in self.handle.block_on(self.cold.list(TRASH_PREFIX))? {
-            let ms = trash_time(&o.key);
+        for o in self.ctx.handle.block_on(self.ctx.cold.list(TRASH_PREFIX))? {
+            let ms = Layout::trash_batch_of(&o.key);
             if due(ms) {
                 out.push(GcDecision {
                     id: None,
@@ -306,7 +288,7 @@ impl Gc {
                 });
             }
         }
-        let dir = self.layout.root().join(TRASH_PREFIX);
+        let dir = self.ctx.layout.root().join(TRASH_PREFIX);
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -321,61 +303,49 @@ impl Gc {
         Ok(out)
     }
 
-    /// Moves one copy to the trash. A copy that is already gone counts as moved (a crash after an earlier attempt).
-    fn to_trash(&self, trash_dir: &str, location: &Location) -> Result<()> {
+    /// Moves one copy to the trash batch `batch_ms`. A copy that is already gone counts as moved (a crash after an
+    /// earlier attempt).
+    fn to_trash(&self, batch_ms: i64, location: &Location) -> Result<()> {
+        let ctx = &self.ctx;
+        let to = Layout::trash_path(batch_ms, &location.path);
         match location.tier {
             Tier::Hot => {
-                let from = self.resolve(&location.path)?;
-                let to = self.layout.root().join(trash_dir).join(&location.path);
-                let parent = to.parent().expect("trash path has a parent");
-                std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-                match std::fs::rename(&from, &to) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(e) => return Err(StoreError::io(&from, e)),
-                }
-                for dir in [from.parent(), Some(parent)].into_iter().flatten() {
-                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-                }
+                durable::rename_synced(ctx.fs.as_ref(), &ctx.resolve(&location.path)?, &ctx.resolve(&to)?)?;
                 Ok(())
             }
             Tier::Cold => {
-                let to = format!("{trash_dir}/{}", location.path);
-                match self.handle.block_on(self.cold.copy(&location.path, &to)) {
+                match ctx.handle.block_on(ctx.cold.copy(&location.path, &to)) {
                     Ok(()) => {}
                     Err(StoreError::ObjectNotFound { .. }) => return Ok(()),
                     Err(e) => return Err(e),
                 }
-                self.handle.block_on(self.cold.delete(&location.path))
+                ctx.handle.block_on(ctx.cold.delete(&location.path))
             }
         }
     }
 
     /// Saves a segment's catalog record beside its trashed copies, so an operator can restore it.
-    fn save_record(&self, trash_dir: &str, m: &SegmentMeta) -> Result<()> {
-        let dir = self.layout.root().join(trash_dir).join("records");
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let path = dir.join(format!("{}.json", m.id));
-        let json = serde_json::to_vec_pretty(m).map_err(|e| StoreError::Catalog(e.to_string()))?;
+    fn save_record(&self, batch_ms: i64, m: &SegmentMeta) -> Result<()> {
+        let path = self.ctx.resolve(&Layout::trash_record(batch_ms, m.id))?;
+        let dir = path.parent().expect("a record has a directory");
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let json = serde_json::to_vec_pretty(m)
+            .map_err(|source| StoreError::CatalogEncode { what: "trash record", source })?;
         std::fs::write(&path, json).map_err(|e| StoreError::io(&path, e))
     }
 
     fn purge(&self, location: &Location) -> Result<()> {
         match location.tier {
-            Tier::Cold => self.handle.block_on(self.cold.delete(&location.path)),
+            Tier::Cold => self.ctx.handle.block_on(self.ctx.cold.delete(&location.path)),
             Tier::Hot => {
-                let path = self.resolve(&location.path)?;
-                match std::fs::remove_dir_all(&path) {
+                let path = self.ctx.resolve(&location.path)?;
+                match self.ctx.fs.remove_dir_all(&path) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(StoreError::io(&path, e)),
                 }
             }
         }
-    }
-
-    fn resolve(&self, path: &str) -> Result<PathBuf> {
-        self.layout.resolve(path).ok_or_else(|| StoreError::Catalog(format!("bad hot location {path:?}")))
     }
 }
 
@@ -402,11 +372,6 @@ fn expiries(snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Vec<GcDecision> {
     out
 }
 
-/// The time in a trash key `trash/<ms>/...`.
-fn trash_time(key: &str) -> Option<i64> {
-    key.strip_prefix(TRASH_PREFIX)?.strip_prefix('/')?.split('/').next()?.parse().ok()
-}
-
 fn dir_bytes(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -415,227 +380,4 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use serde_json::{json, Value};
-    use tierd_codecs::columnar::CodecSpec;
-    use tierd_codecs::Event;
-    use tierd_policies::{ReencodePlanner, RewritePlanner};
-
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::hot::{HotConfig, HotTier, IngestBatch};
-    use crate::query::{execute, GroupBy, Query};
-    use crate::rewrite::Rewriter;
-
-    const T0: i64 = 1_767_225_600_000;
-
-    /// A collector over `memory://` cold storage (and the runtime that drives it).
-    fn collector(
-        layout: &Layout,
-        catalog: &Arc<Catalog>,
-        failpoints: &Arc<Failpoints>,
-        cfg: GcConfig,
-    ) -> (Gc, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let cold_cfg = crate::cold::ColdConfig { url: "memory://".into(), ..Default::default() };
-        let budget = Arc::new(crate::budget::IoBudget::unlimited());
-        let cold = Arc::new(ColdStore::open(&cold_cfg, layout.root(), budget, None).unwrap());
-        (Gc::new(layout.clone(), catalog.clone(), cold, rt.handle().clone(), failpoints.clone(), cfg), rt)
-    }
-
-    fn count(layout: &Layout, snapshot: &crate::CatalogSnapshot) -> u64 {
-        let q = Query {
-            project: "p".into(),
-            from_ms: 0,
-            to_ms: i64::MAX,
-            event: None,
-            filters: vec![],
-            group_by: GroupBy::None,
-        };
-        execute(&crate::read::SegmentSource::hot_only(layout.clone()), snapshot, &q).unwrap().total
-    }
-
-    /// Three sealed row segments of project `p`: 30 events, ids (and times) 0..25 then 0..5 again (five re-sends
-    /// whose properties say `k = 2`; the first copies say `k = 0`).
-    fn three_segments_with_resends(
-        failpoints: Failpoints,
-    ) -> (tempfile::TempDir, Layout, ManualClock, Arc<Catalog>, Arc<Failpoints>) {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
-        let clock = ManualClock::new(T0);
-        let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
-        let failpoints = Arc::new(failpoints);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let hot = HotTier::start(
-                layout.clone(),
-                catalog.clone(),
-                Arc::new(clock.clone()),
-                HotConfig::default(),
-                failpoints.clone(),
-                Arc::new(|_| {}),
-            )
-            .unwrap();
-            for k in 0..3 {
-                let events: Vec<Event> = (0..10)
-                    .map(|i| Event {
-                        event: "E".into(),
-                        // ids (and times) 0..25 then 0..5 again: five re-sends with changed properties
-                        time_ms: T0 + (k * 10 + i) % 25,
-                        distinct_id: "u".into(),
-                        insert_id: format!("{}", (k * 10 + i) % 25),
-                        properties: json!({"k": k}).as_object().unwrap().clone(),
-                    })
-                    .collect();
-                hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
-            }
-            hot.shutdown().await; // seals
-        });
-        (dir, layout, clock, catalog, failpoints)
-    }
-
-    fn reencode_action(catalog: &Catalog) -> tierd_policies::RewriteAction {
-        let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
-        let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
-        let mut actions = planner.plan(T0, &stats);
-        assert_eq!(actions.len(), 1);
-        actions.remove(0)
-    }
-
-    /// Lossless dedup: the removed copies land in a side segment in the same commit; queries and passes do not
-    /// see it; GC keeps it until its retention ends, then retires and deletes it.
-    #[test]
-    fn removed_duplicates_are_kept_until_their_retention_ends() {
-        let (_dir, layout, clock, catalog, failpoints) = three_segments_with_resends(Failpoints::none());
-        let rewriter = Rewriter::new(
-            layout.clone(),
-            catalog.clone(),
-            Arc::new(clock.clone()),
-            failpoints.clone(),
-            Default::default(),
-        )
-        .keep_duplicates_for(60_000);
-        let outcome = rewriter.execute(&reencode_action(&catalog)).unwrap();
-        assert_eq!((outcome.rows_after, outcome.duplicates_removed), (25, 5));
-        let side_id = outcome.duplicates_segment.expect("a side segment");
-        let snapshot = catalog.snapshot();
-        let side = snapshot.get(&side_id).unwrap().clone();
-        assert_eq!(side.role, Role::Duplicates { of: outcome.outputs[0], keep_until_ms: T0 + 60_000 });
-        assert_eq!(side.rows, 5);
-        // Exactly the first copies of the re-sent ids: properties k = 0, ids 0..5.
-        let mut removed: Vec<(String, Value)> = crate::read::read_events(&layout, &side)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.event.insert_id.clone(), Value::Object(e.event.properties.clone())))
-            .collect();
-        removed.sort_by(|a, b| a.0.cmp(&b.0));
-        let expected: Vec<(String, Value)> = (0..5).map(|i| (i.to_string(), json!({"k": 0}))).collect();
-        assert_eq!(removed, expected);
-        // Queries see the 25 events, lookups only the output; the side segment is listed on its own.
-        assert_eq!(count(&layout, &snapshot), 25);
-        let ids: Vec<SegmentId> = snapshot.lookup("p", 0, i64::MAX).iter().map(|m| m.id).collect();
-        assert_eq!(ids, outcome.outputs);
-        let dups: Vec<SegmentId> = snapshot.lookup_duplicates("p", 0, i64::MAX).iter().map(|m| m.id).collect();
-        assert_eq!(dups, vec![side_id]);
-
-        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 0 };
-        let (gc, _rt) = collector(&layout, &catalog, &failpoints, cfg);
-        let early = gc.run(T0 + 59_999, 0).unwrap();
-        assert!(early.iter().all(|d| d.id != Some(side_id)), "{early:?}");
-        assert!(layout.resolve(side.hot_path().unwrap()).unwrap().exists());
-        let due = gc.run(T0 + 60_000, 0).unwrap();
-        let expired: Vec<_> = due.iter().filter(|d| d.id == Some(side_id)).collect();
-        assert_eq!(expired.len(), 2, "expired, then deleted past a zero grace: {due:?}");
-        assert!(expired[0].action == GcAction::Expire && expired[1].action == GcAction::Delete, "{expired:?}");
-        assert!(!layout.resolve(side.hot_path().unwrap()).unwrap().exists());
-        assert!(catalog.snapshot().get(&side_id).is_none());
-        assert_eq!(count(&layout, &catalog.snapshot()), 25);
-    }
-
-    /// A rewrite that fails after writing its output and side segment removes both and leaves the inputs live.
-    #[test]
-    fn a_failed_lossless_rewrite_leaves_no_file_behind() {
-        for point in ["rewrite.intent", "rewrite.write", "rewrite.verify"] {
-            let fp = Failpoints::parse(&format!("{point}=error@2")).unwrap();
-            let (_dir, layout, clock, catalog, failpoints) = three_segments_with_resends(fp);
-            let before: Vec<_> = catalog.snapshot().segments().cloned().collect();
-            let rewriter =
-                Rewriter::new(layout.clone(), catalog.clone(), Arc::new(clock.clone()), failpoints, Default::default())
-                    .keep_duplicates_for(60_000);
-            // The failpoint fires on its second hit: the side segment's step, after the output's succeeded.
-            let err = rewriter.execute(&reencode_action(&catalog)).unwrap_err();
-            assert!(err.to_string().contains(point), "{point}: {err}");
-            let after: Vec<_> = catalog.snapshot().segments().cloned().collect();
-            assert_eq!(before, after, "{point}");
-            assert!(catalog.intents().unwrap().is_empty(), "{point}");
-            let files = std::fs::read_dir(layout.hot_dir().join("p")).unwrap().count();
-            assert_eq!(files, before.len(), "{point}: only the inputs remain");
-            assert_eq!(count(&layout, &catalog.snapshot()), 25);
-        }
-    }
-
-    /// A query that pinned its snapshot before a rewrite keeps reading the retired inputs, GC keeps them while the
-    /// pin or a lease lives, and deletes them once neither does.
-    #[test]
-    fn retired_segments_outlive_pins_and_leases() {
-        let (_dir, layout, clock, catalog, failpoints) = three_segments_with_resends(Failpoints::none());
-        let before = catalog.pin();
-        assert_eq!(count(&layout, &before), 25);
-        let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
-        let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
-        let actions = planner.plan(T0, &stats);
-        assert_eq!(actions.len(), 1);
-        let rewriter = Rewriter::new(
-            layout.clone(),
-            catalog.clone(),
-            Arc::new(clock.clone()),
-            failpoints.clone(),
-            CodecSpec::default(),
-        );
-        let outcome = rewriter.execute(&actions[0]).unwrap();
-        assert_eq!((outcome.rows_before, outcome.rows_after), (30, 25));
-        let input = outcome.inputs[0];
-        // Both views give the same answer: the pinned one reads the retired input, the new one the output.
-        assert_eq!(count(&layout, &catalog.snapshot()), 25);
-        assert_eq!(count(&layout, &before), 25);
-
-        let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
-        let (gc, _rt) = collector(&layout, &catalog, &failpoints, cfg);
-        let decide = |now| gc.plan(now, 0).unwrap();
-        let d = decide(T0);
-        assert!(d.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("reader")), "{d:?}");
-        let lease = catalog.grant_lease(T0, 60_000, 1, vec![input]).unwrap();
-        drop(before);
-        let d = decide(T0);
-        let held = d.iter().find(|d| d.id == Some(input)).unwrap();
-        assert!(held.action == GcAction::Keep && held.reason.contains(&lease.id), "{held:?}");
-        // Grace and the restart rule hold it too.
-        let graced = collector(&layout, &catalog, &failpoints, GcConfig { grace_ms: 3_600_000, ..cfg }).0;
-        let graced = graced.plan(T0 + 60_001, 0).unwrap();
-        assert!(graced.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("grace")), "{graced:?}");
-        let fresh = collector(&layout, &catalog, &failpoints, GcConfig { lease_ttl_ms: 10_000, ..cfg }).0;
-        let fresh = fresh.plan(T0 + 60_001, T0 + 60_000).unwrap();
-        assert!(fresh.iter().all(|d| d.action == GcAction::Keep && d.reason.contains("restarted")), "{fresh:?}");
-        // Once the lease expired: to the trash, files gone from hot/, records saved, answer unchanged.
-        let done = gc.run(T0 + 60_001, 0).unwrap();
-        let deleted: Vec<_> = done.iter().filter(|d| d.action == GcAction::Delete).collect();
-        assert_eq!(deleted.len(), outcome.inputs.len(), "{done:?}");
-        let trash = layout.root().join(format!("{TRASH_PREFIX}/{}", T0 + 60_001));
-        for d in &deleted {
-            assert!(!layout.resolve(&d.location.path).unwrap().exists());
-            assert!(trash.join(&d.location.path).exists(), "in the trash: {}", d.location.path);
-            let id = d.id.unwrap();
-            assert!(trash.join(format!("records/{id}.json")).exists());
-            assert!(catalog.snapshot().get(&id).is_none());
-        }
-        assert_eq!(count(&layout, &catalog.snapshot()), 25);
-        // The trash is purged once its retention has passed, not before.
-        let kept = gc.run(T0 + 60_001 + 3_599_999, 0).unwrap();
-        assert!(kept.iter().all(|d| d.action != GcAction::Purge), "{kept:?}");
-        let purged = gc.run(T0 + 60_001 + 3_600_000, 0).unwrap();
-        assert_eq!(purged.iter().filter(|d| d.action == GcAction::Purge).count(), 1, "{purged:?}");
-        assert!(!trash.exists());
-    }
-}
+mod tests;

@@ -98,6 +98,44 @@ pub fn format_day(day: i32) -> String {
         .unwrap_or_else(|| format!("day{day}"))
 }
 
+/// Which tier a copy is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The local hot directory (`DATA_DIR/hot`).
+    Hot,
+    /// The object store (`cold.url`).
+    Cold,
+}
+
+impl Tier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Cold => "cold",
+        }
+    }
+}
+
+/// One stored copy of a segment's bytes. Every copy of a segment holds the same bytes (`bytes`, `checksum`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub tier: Tier,
+    /// Hot: a path relative to the data directory. Cold: an object key relative to the cold tier's prefix. Never
+    /// reused: every write of a copy gets a fresh path or key.
+    pub path: String,
+}
+
+impl Location {
+    pub fn hot(path: impl Into<String>) -> Self {
+        Self { tier: Tier::Hot, path: path.into() }
+    }
+
+    pub fn cold(key: impl Into<String>) -> Self {
+        Self { tier: Tier::Cold, path: key.into() }
+    }
+}
+
 /// Project names are `[A-Za-z0-9_-]{1,64}`: safe as a path component and a metric label.
 pub fn validate_project(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
@@ -109,7 +147,12 @@ pub fn validate_project(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Where things live under the data directory.
+/// Where cold segment copies live under the cold tier's prefix; everything else there is not reconciled.
+pub const COLD_SEGMENTS_PREFIX: &str = "segments";
+/// Where deleted copies wait for their final deletion, in both tiers (`DATA_DIR/trash`, `trash/` in the bucket).
+pub const TRASH_PREFIX: &str = "trash";
+
+/// Where things live under the data directory, and the names of every file and object tierd writes.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
@@ -141,15 +184,54 @@ impl Layout {
         self.root.join("cache")
     }
 
+    /// The trash of the hot tier (`crate::gc`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join(TRASH_PREFIX)
+    }
+
     /// The catalog's `location` of a hot row segment, relative to the data directory.
     pub fn hot_location(project: &str, id: SegmentId) -> String {
-        format!("hot/{project}/{id}.rows")
+        Self::hot_segment_location(project, id, "rows")
+    }
+
+    /// The location of a new segment `id` written on the hot disk (a row segment, a rewrite's output).
+    pub fn hot_segment_location(project: &str, id: SegmentId, extension: &str) -> String {
+        format!("hot/{project}/{id}.{extension}")
     }
 
     /// A fresh path for a hot copy of segment `id` written by a move (cold -> hot): the segment id and a new ULID,
     /// so that it never collides with an earlier copy of the same segment still waiting for garbage collection.
     pub fn hot_copy_location(project: &str, id: SegmentId, now_ms: i64, extension: &str) -> String {
         format!("hot/{project}/{id}.{}.{extension}", SegmentId::generate(now_ms))
+    }
+
+    /// A fresh object key for a cold copy of segment `id`: `segments/<project>/<day>/<id>.<nonce>.<extension>`, the
+    /// nonce a new ULID, so no key is ever written twice (correctness never depends on the server honouring
+    /// create-only puts).
+    pub fn cold_key(project: &str, day: i32, id: SegmentId, now_ms: i64, extension: &str) -> String {
+        let nonce = SegmentId::generate(now_ms);
+        format!("{COLD_SEGMENTS_PREFIX}/{project}/{}/{id}.{nonce}.{extension}", format_day(day))
+    }
+
+    /// The trash batch of a gc run at `batch_ms`: `trash/<ms>` (a directory under the data directory, a prefix in
+    /// the bucket).
+    pub fn trash_batch(batch_ms: i64) -> String {
+        format!("{TRASH_PREFIX}/{batch_ms}")
+    }
+
+    /// Where the copy at `path` (a hot location or a cold key) waits in trash batch `batch_ms`.
+    pub fn trash_path(batch_ms: i64, path: &str) -> String {
+        format!("{TRASH_PREFIX}/{batch_ms}/{path}")
+    }
+
+    /// Where trash batch `batch_ms` keeps the catalog record of segment `id`, relative to the data directory.
+    pub fn trash_record(batch_ms: i64, id: SegmentId) -> String {
+        format!("{TRASH_PREFIX}/{batch_ms}/records/{id}.json")
+    }
+
+    /// The batch time of a trash path or key `trash/<ms>/...`.
+    pub fn trash_batch_of(path: &str) -> Option<i64> {
+        path.strip_prefix(TRASH_PREFIX)?.strip_prefix('/')?.split('/').next()?.parse().ok()
     }
 
     /// Resolves a catalog location. Locations are only ever built by [`Layout::hot_location`], but a corrupt

@@ -24,6 +24,8 @@ pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod cold;
+pub mod context;
+pub mod durable;
 pub mod error;
 pub mod failpoint;
 pub mod gc;
@@ -34,6 +36,8 @@ pub mod query;
 pub mod read;
 pub mod recovery;
 pub mod rewrite;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod trash;
 pub mod verify;
 
@@ -42,6 +46,8 @@ pub use cache::{BlockCache, CacheConfig};
 pub use catalog::{Catalog, CatalogSnapshot, Lease, Role, SegmentMeta, SegmentState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold::{ColdConfig, ColdStore, FaultConfig, ObjectInfo};
+pub use context::StoreContext;
+pub use durable::{HotFs, OsFs};
 pub use error::StoreError;
 pub use failpoint::Failpoints;
 pub use layout::{day_of_ms, format_day, SegmentId};

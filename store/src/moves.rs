@@ -15,28 +15,23 @@
 //!    since step 1 (a concurrent rewrite retired it, another move ran).
 //!
 //! The replaced copy is deleted only later, by garbage collection, after leases and the grace period. A crash
-//! before step 5 leaves an intent whose copy recovery deletes ([`roll_back_move_intents`]); the old copy still
-//! serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
+//! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::roll_back_intents`]); the old copy
+//! still serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::catalog::{
-    BlockChecksums, Catalog, CatalogChange, DroppedLocation, Format, Location, MoveIntent, Placement, SegmentMeta,
-    SegmentState, Tier,
+    BlockChecksums, CatalogChange, DroppedLocation, Format, Intent, IntentKind, Placement, SegmentMeta, SegmentState,
 };
-use crate::clock::Clock;
-use crate::cold::{ColdStore, VerifyMode};
+use crate::cold::VerifyMode;
+use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::{Layout, SegmentId};
+use crate::layout::{Layout, Location, SegmentId, Tier};
+use crate::verify::check_copy;
 
 /// Where a move should leave a segment's live copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -109,32 +104,16 @@ impl VerifyMethod {
     }
 }
 
-/// Carries out moves. Blocking: call from a blocking thread (it drives the object store through `handle`).
+/// Carries out moves. Blocking: call from a blocking thread (it drives the object store through the context's
+/// runtime handle).
+#[derive(Debug)]
 pub struct Mover {
-    layout: Layout,
-    catalog: Arc<Catalog>,
-    clock: Arc<dyn Clock>,
-    failpoints: Arc<Failpoints>,
-    cold: Arc<ColdStore>,
-    handle: Handle,
-}
-
-impl std::fmt::Debug for Mover {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mover").field("cold", &self.cold.url()).finish_non_exhaustive()
-    }
+    ctx: StoreContext,
 }
 
 impl Mover {
-    pub fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        failpoints: Arc<Failpoints>,
-        cold: Arc<ColdStore>,
-        handle: Handle,
-    ) -> Self {
-        Self { layout, catalog, clock, failpoints, cold, handle }
+    pub fn new(ctx: StoreContext) -> Self {
+        Self { ctx }
     }
 
     /// Moves segment `id` to `target`. Fails, changing nothing visible, when the segment is not a sealed segment,
@@ -163,7 +142,7 @@ impl Mover {
     }
 
     fn execute_inner(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         let meta = snapshot.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
         if meta.state != SegmentState::Sealed {
             return Err(StoreError::StalePlan(format!("segment {id} is {:?}; only sealed segments move", meta.state)));
@@ -190,7 +169,7 @@ impl Mover {
         if has_hot == want_hot && has_cold == want_cold {
             return Ok(outcome);
         }
-        let now = self.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
 
         // Steps 1-4: the new copy, when the target needs one.
         let new_location = if want_cold && !has_cold {
@@ -230,11 +209,11 @@ impl Mover {
             CatalogChange::Put(next.clone()),
         ];
         if let Some(l) = &new_location {
-            changes.push(CatalogChange::ClearMoveIntent(l.clone()));
+            changes.push(CatalogChange::ClearIntent(l.clone()));
         }
-        match self.catalog.commit(changes) {
+        match self.ctx.catalog.commit(changes) {
             Ok(generation) => {
-                if let Err(e) = self.failpoints.hit("move.commit") {
+                if let Err(e) = self.ctx.failpoints.hit("move.commit") {
                     warn!(error = %e, "failpoint after the move commit");
                 }
                 outcome.to = next.placement();
@@ -266,29 +245,30 @@ impl Mover {
     /// ([`Mover::verify_upload`]). Returns the new location, the block checksums cold reads verify against, and how
     /// the upload was verified.
     fn copy_to_cold(&self, meta: &SegmentMeta, now: i64) -> Result<(Location, BlockChecksums, VerifyMethod)> {
-        self.cold.budget().acquire_disk_blocking(meta.bytes);
-        let bytes = Bytes::from(crate::read::read_committed(&self.layout, meta)?);
+        let ctx = &self.ctx;
+        ctx.budget().acquire_disk_blocking(meta.bytes);
+        let bytes = Bytes::from(crate::read::read_committed(&ctx.layout, meta)?);
         let blocks = BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE);
-        let location = Location::cold(cold_key(meta, now));
-        let intent = MoveIntent { segment: meta.id, location: location.clone(), started_at_ms: now };
-        self.catalog.record_move_intent(&intent)?;
+        let key = Layout::cold_key(&meta.project, meta.day, meta.id, now, meta.format.extension());
+        let location = Location::cold(key);
+        ctx.catalog.record_intents(&[Intent::new(meta.id, location.clone(), IntentKind::Move, now)])?;
         let result = (|| {
             let key = location.path.as_str();
             let io = |e| StoreError::io(key, e);
-            self.failpoints.hit("move.intent").map_err(io)?;
+            ctx.failpoints.hit("move.intent").map_err(io)?;
             // On S3 the ETag check needs the MD5 of what is sent: computed on a second thread while the upload
             // runs (it costs about as much CPU time as the upload takes on a fast link).
-            let parts = self.cold.upload_parts(bytes.len() as u64);
-            let wants_md5 = self.cold.verify_mode() == VerifyMode::Auto && self.cold.etags_are_md5s();
+            let parts = ctx.cold.upload_parts(bytes.len() as u64);
+            let wants_md5 = ctx.cold.verify_mode() == VerifyMode::Auto && ctx.cold.etags_are_md5s();
             let (answer, expected) = std::thread::scope(|scope| {
                 let md5 = wants_md5.then(|| scope.spawn(|| crate::verify::s3_etag(&bytes, parts)));
-                let answer = self.handle.block_on(self.cold.put_new_answered(key, bytes.clone()));
+                let answer = ctx.handle.block_on(ctx.cold.put_new_answered(key, bytes.clone()));
                 (answer, md5.map(|h| h.join().expect("the MD5 thread does not panic")))
             });
             let answer = answer?;
-            self.failpoints.hit("move.write").map_err(io)?;
+            ctx.failpoints.hit("move.write").map_err(io)?;
             let method = self.verify_upload(meta, &location, &bytes, &answer, expected)?;
-            self.failpoints.hit("move.verify").map_err(io)?;
+            ctx.failpoints.hit("move.verify").map_err(io)?;
             Ok(method)
         })();
         match result {
@@ -316,7 +296,8 @@ impl Mover {
     ) -> Result<VerifyMethod> {
         let key = location.path.as_str();
         let etag = answer.e_tag.as_deref().filter(|t| crate::verify::looks_like_s3_md5(t));
-        if let (VerifyMode::Auto, Some(e_tag)) = (self.cold.verify_mode(), etag) {
+        let cold = &self.ctx.cold;
+        if let (VerifyMode::Auto, Some(e_tag)) = (cold.verify_mode(), etag) {
             let expected = expected.unwrap_or_else(|| crate::verify::s3_etag(bytes, answer.part_size));
             if crate::verify::etag_matches(e_tag, &expected) {
                 // The ETag vouches for the bytes in memory as they were sent; these must still be the catalog's
@@ -332,7 +313,7 @@ impl Mover {
                         ),
                     });
                 }
-                let head = self.handle.block_on(self.cold.head(key))?;
+                let head = self.ctx.handle.block_on(cold.head(key))?;
                 let found = head.as_ref().map(|h| (h.size, h.e_tag.clone()));
                 let size_ok = head.as_ref().is_some_and(|h| h.size == meta.bytes);
                 let tag_ok = head
@@ -369,7 +350,7 @@ impl Mover {
                 "ETag is not the MD5 of the upload; reading back"
             );
         }
-        let back = self.handle.block_on(self.cold.get(key))?;
+        let back = self.ctx.handle.block_on(cold.get(key))?;
         check_copy(meta, location, &back)?;
         metrics::counter!("tierd_move_verifications_total", "method" => "read_back").increment(1);
         tracing::debug!(segment = %meta.id, key, "upload verified by reading it back");
@@ -378,19 +359,17 @@ impl Mover {
 
     /// Cold -> hot: fetch and verify the cold copy, write it create-only at a fresh path, fsync, read it back.
     fn copy_to_hot(&self, meta: &SegmentMeta, now: i64) -> Result<Location> {
+        let ctx = &self.ctx;
         let key = meta.cold_key().expect("a segment without a hot copy has a cold one");
-        let bytes = self.handle.block_on(self.cold.get(key))?;
+        let bytes = ctx.handle.block_on(ctx.cold.get(key))?;
         check_copy(meta, &Location::cold(key), &bytes)?;
         let location = Location::hot(Layout::hot_copy_location(&meta.project, meta.id, now, meta.format.extension()));
-        let intent = MoveIntent { segment: meta.id, location: location.clone(), started_at_ms: now };
-        self.catalog.record_move_intent(&intent)?;
+        ctx.catalog.record_intents(&[Intent::new(meta.id, location.clone(), IntentKind::Move, now)])?;
         let result = (|| {
-            let io = |e| StoreError::io(&location.path, e);
-            self.failpoints.hit("move.intent").map_err(io)?;
-            self.cold.budget().acquire_disk_blocking(meta.bytes);
-            write_hot_copy(&self.layout, meta, &location, &bytes, &self.failpoints, "move.write")?;
-            self.failpoints.hit("move.verify").map_err(io)?;
-            Ok(())
+            ctx.failpoints.hit("move.intent").map_err(|e| StoreError::io(&location.path, e))?;
+            ctx.budget().acquire_disk_blocking(meta.bytes);
+            write_hot_copy(ctx, meta, &location, &bytes, "move.write")?;
+            ctx.failpoints.hit("move.verify").map_err(|e| StoreError::io(&location.path, e))
         })();
         match result {
             Ok(()) => Ok(location),
@@ -401,160 +380,27 @@ impl Mover {
         }
     }
 
-    /// Undoes an uncommitted copy ([`roll_back_copy`]) and counts it.
+    /// Undoes an uncommitted copy ([`crate::recovery::roll_back_copy`]) and counts it.
     fn roll_back(&self, id: SegmentId, location: &Location) {
-        if roll_back_copy(&self.layout, &self.catalog, &self.cold, &self.handle, id, location) {
+        if crate::recovery::roll_back_copy(&self.ctx, id, location) {
             metrics::counter!("tierd_move_rollbacks_total").increment(1);
         }
     }
 }
 
-/// Writes `bytes`, a copy of segment `meta`, at the fresh hot `location`: create-only, fsync of the file and of its
-/// directory, failpoint `write_point`, then read back and checked against the catalog's size and crc32c. Used by
-/// promotions and by restores from the trash.
+/// Writes `bytes`, a copy of segment `meta`, at the fresh hot `location` ([`crate::durable::write_new_verified`]:
+/// create-only, fsync of the file and of its directory, failpoint `write_point`, read back) and checks what is on
+/// disk against the catalog's size and crc32c. Used by promotions and by restores from the trash.
 pub(crate) fn write_hot_copy(
-    layout: &Layout,
+    ctx: &StoreContext,
     meta: &SegmentMeta,
     location: &Location,
     bytes: &[u8],
-    failpoints: &Failpoints,
     write_point: &'static str,
 ) -> Result<()> {
-    let path = layout.resolve(&location.path).expect("hot locations are relative");
-    let io = |e| StoreError::io(&path, e);
-    let dir = path.parent().expect("has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-    file.write_all_at(bytes, 0).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-    failpoints.hit(write_point).map_err(io)?;
-    let mut back = vec![0u8; bytes.len()];
-    file.read_exact_at(&mut back, 0).map_err(io)?;
-    if file.metadata().map_err(io)?.len() != meta.bytes {
-        return Err(StoreError::Corrupt { id: meta.id, message: "hot copy has the wrong size".into() });
-    }
+    let path = ctx.resolve(&location.path)?;
+    let back = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, write_point)?;
     check_copy(meta, location, &back)
-}
-
-/// Undoes an uncommitted copy recorded by a move intent: deletes it and clears the intent. Best effort: what is
-/// left is recovery's. Returns whether the copy was deleted.
-pub(crate) fn roll_back_copy(
-    layout: &Layout,
-    catalog: &Catalog,
-    cold: &ColdStore,
-    handle: &Handle,
-    id: SegmentId,
-    location: &Location,
-) -> bool {
-    if let Err(e) = delete_copy(layout, cold, handle, location) {
-        warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
-        return false;
-    }
-    if let Err(e) = catalog.commit(vec![CatalogChange::ClearMoveIntent(location.clone())]) {
-        warn!(segment = %id, error = %e, "cannot clear a move intent; recovery will");
-    }
-    true
-}
-
-/// A fresh object key for a segment's cold copy: `segments/<project>/<day>/<id>.<nonce>.parquet`, the nonce a new
-/// ULID, so no key is ever written twice (correctness never depends on the server honouring create-only puts).
-pub fn cold_key(meta: &SegmentMeta, now_ms: i64) -> String {
-    format!(
-        "segments/{}/{}/{}.{}.{}",
-        meta.project,
-        crate::layout::format_day(meta.day),
-        meta.id,
-        SegmentId::generate(now_ms),
-        meta.format.extension()
-    )
-}
-
-/// Checks a copy's bytes against the catalog's size and crc32c; a mismatch is counted and logged, never used.
-pub fn check_copy(meta: &SegmentMeta, location: &Location, bytes: &[u8]) -> Result<()> {
-    let crc = crc32c::crc32c(bytes);
-    if bytes.len() as u64 != meta.bytes || crc != meta.checksum {
-        metrics::counter!("tierd_checksum_mismatches_total", "tier" => location.tier.label()).increment(1);
-        tracing::error!(
-            segment = %meta.id,
-            location = %location.path,
-            len = bytes.len(),
-            expected_len = meta.bytes,
-            crc,
-            expected_crc = meta.checksum,
-            "copy does not match the catalog"
-        );
-        return Err(StoreError::Corrupt {
-            id: meta.id,
-            message: format!(
-                "{} copy {} has {} bytes, crc32c {crc:08x}; the catalog says {} bytes, crc32c {:08x}",
-                location.tier.label(),
-                location.path,
-                bytes.len(),
-                meta.bytes,
-                meta.checksum
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Deletes one copy (absent is fine). Blocking.
-pub fn delete_copy(layout: &Layout, cold: &ColdStore, handle: &Handle, location: &Location) -> Result<()> {
-    match location.tier {
-        Tier::Cold => handle.block_on(cold.delete(&location.path)),
-        Tier::Hot => remove_hot(layout, &location.path),
-    }
-}
-
-/// Recovery of moves: every move intent left by a crash is a copy that was never committed (the commit clears
-/// the intent in the same transaction), so the copy, if it was written, is deleted and the intent cleared
-/// (`recovery.rollback`). Runs at startup before hot-directory recovery, so an uncommitted hot copy is deleted
-/// rather than quarantined. Async: it talks to the object store.
-pub async fn roll_back_move_intents(
-    layout: &Layout,
-    catalog: &Catalog,
-    cold: &ColdStore,
-    failpoints: &Failpoints,
-) -> Result<usize> {
-    let intents = catalog.move_intents()?;
-    for intent in &intents {
-        let snapshot = catalog.snapshot();
-        // Defensive: a copy the catalog lists is never deleted here, whatever the intents say.
-        let committed = snapshot.get(&intent.segment).is_some_and(|m| m.all_locations().any(|l| *l == intent.location));
-        if !committed {
-            match intent.location.tier {
-                Tier::Cold => cold.delete(&intent.location.path).await?,
-                Tier::Hot => {
-                    let layout = layout.clone();
-                    let location = intent.location.clone();
-                    tokio::task::spawn_blocking(move || remove_hot(&layout, &location.path))
-                        .await
-                        .map_err(|e| StoreError::Catalog(format!("recovery task: {e}")))??;
-                }
-            }
-        }
-        failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location.path, e))?;
-        catalog.commit(vec![CatalogChange::ClearMoveIntent(intent.location.clone())])?;
-        warn!(segment = %intent.segment, location = ?intent.location, committed, "uncommitted move rolled back");
-    }
-    if !intents.is_empty() {
-        metrics::counter!("tierd_move_rollbacks_total").increment(intents.len() as u64);
-    }
-    Ok(intents.len())
-}
-
-fn remove_hot(layout: &Layout, path: &str) -> Result<()> {
-    let full = layout.resolve(path).ok_or_else(|| StoreError::Catalog(format!("bad hot location {path:?}")))?;
-    match std::fs::remove_file(&full) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StoreError::io(&full, e)),
-    }
-    if let Some(dir) = full.parent() {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,11 @@
-//! Crash recovery: reconcile the catalog with the hot directory before the writer starts.
+//! Crash recovery: reconcile the catalog with the hot directory (and uncommitted copies with both tiers) before the
+//! writer starts. This is the one home of rollback: every copy written under an intent that never committed (a
+//! rewrite's output, a move's new copy, a restored segment) is deleted here, at start-up, and by
+//! [`roll_back_copy`] when a step fails at run time.
+//!
+//! First, every intent left by a crash (`recovery.rollback`): its copy, if written and if no record names it, is
+//! deleted (a hot file or a cold object), and the intent cleared. This runs before the hot directory is
+//! reconciled, so an uncommitted hot copy is deleted as tierd's own rather than quarantined. Then:
 //!
 //! The catalog is the truth about what was acknowledged. For every hot segment it knows:
 //! - open, file longer than the committed length: the tail was never acknowledged (written, maybe torn, but not
@@ -15,11 +22,11 @@ use std::path::{Path, PathBuf};
 use tierd_codecs::rows::{valid_prefix, SegmentHeader};
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogChange, Format, SegmentState, Tier};
-use crate::clock::Clock;
+use crate::catalog::{CatalogChange, Format, IntentKind, SegmentState};
+use crate::context::StoreContext;
+use crate::durable;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::Layout;
+use crate::layout::{Layout, Location, SegmentId, Tier};
 
 /// What recovery found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,20 +41,18 @@ pub struct RecoveryReport {
     pub missing: Vec<String>,
     /// Segments whose file is shorter than committed or does not verify.
     pub corrupt: Vec<String>,
-    /// Uncommitted rewrite outputs deleted (their intents rolled back).
+    /// Uncommitted copies deleted (their intents rolled back): `tier:path`.
     pub rolled_back: Vec<String>,
     /// Retired segments whose file garbage collection had already deleted: records removed.
     pub forgotten: usize,
 }
 
-pub fn recover(
-    layout: &Layout,
-    catalog: &Catalog,
-    clock: &dyn Clock,
-    failpoints: &Failpoints,
-) -> Result<RecoveryReport> {
+/// Recovers the store of `ctx`. Blocking (deletes uncommitted cold copies through the context's runtime handle):
+/// call it from outside the runtime or from a blocking thread.
+pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
+    let (layout, catalog, failpoints) = (&ctx.layout, &ctx.catalog, &ctx.failpoints);
     let mut report = RecoveryReport::default();
-    roll_back_intents(layout, catalog, failpoints, &mut report)?;
+    roll_back_intents(ctx, &mut report)?;
     let snapshot = catalog.snapshot();
     let mut known = std::collections::HashSet::new();
     let mut seal = Vec::new();
@@ -99,11 +104,8 @@ pub fn recover(
         }
         if len > meta.bytes {
             // Step `recovery.truncate`: bytes past the commit point were never acknowledged.
-            let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
-            f.set_len(meta.bytes)
-                .and_then(|_| f.sync_all())
-                .and_then(|_| failpoints.hit("recovery.truncate"))
-                .map_err(|e| StoreError::io(&path, e))?;
+            durable::truncate_synced(ctx.fs.as_ref(), &path, meta.bytes)?;
+            failpoints.hit("recovery.truncate").map_err(|e| StoreError::io(&path, e))?;
             warn!(segment = %meta.id, removed = len - meta.bytes, "cut unacknowledged tail");
             report.truncated.push((meta.id.to_string(), len - meta.bytes));
         }
@@ -114,7 +116,7 @@ pub fn recover(
         if meta.state == SegmentState::Open {
             let mut m = (**meta).clone();
             m.state = SegmentState::Sealed;
-            m.sealed_at_ms = Some(clock.now_ms());
+            m.sealed_at_ms = Some(ctx.clock.now_ms());
             report.sealed.push(m.id.to_string());
             seal.push(CatalogChange::Put(m));
         }
@@ -128,7 +130,7 @@ pub fn recover(
         catalog.commit(seal)?;
         failpoints.hit("recovery.seal").map_err(|e| StoreError::io(layout.catalog_dir(), e))?;
     }
-    quarantine_unknown(layout, &known, clock.now_ms(), failpoints, &mut report)?;
+    quarantine_unknown(ctx, &known, &mut report)?;
     metrics::gauge!("tierd_segments_missing").set(report.missing.len() as f64);
     metrics::gauge!("tierd_segments_corrupt").set(report.corrupt.len() as f64);
     metrics::counter!("tierd_quarantined_files_total").increment(report.quarantined.len() as u64);
@@ -166,12 +168,11 @@ fn verify(layout: &Layout, path: &Path, meta: &crate::catalog::SegmentMeta) -> b
 }
 
 fn quarantine_unknown(
-    layout: &Layout,
+    ctx: &StoreContext,
     known: &std::collections::HashSet<String>,
-    now_ms: i64,
-    failpoints: &Failpoints,
     report: &mut RecoveryReport,
 ) -> Result<()> {
+    let layout = &ctx.layout;
     let hot = layout.hot_dir();
     if !hot.exists() {
         return Ok(());
@@ -193,52 +194,52 @@ fn quarantine_unknown(
             }
         }
     }
+    let now_ms = ctx.clock.now_ms();
     for path in unknown {
         let rel = path.strip_prefix(layout.root()).expect("under the data dir").to_path_buf();
         let dest = layout.quarantine_dir().join(now_ms.to_string()).join(&rel);
-        let parent = dest.parent().expect("quarantine path has a parent");
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-        std::fs::rename(&path, &dest)
-            .and_then(|_| failpoints.hit("recovery.quarantine"))
-            .map_err(|e| StoreError::io(&path, e))?;
+        durable::rename_synced(ctx.fs.as_ref(), &path, &dest)?;
+        ctx.failpoints.hit("recovery.quarantine").map_err(|e| StoreError::io(&path, e))?;
         warn!(file = %rel.display(), to = %dest.display(), "file unknown to the catalog quarantined");
         report.quarantined.push(rel.to_string_lossy().into_owned());
-    }
-    if !report.quarantined.is_empty() {
-        std::fs::File::open(&hot).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(&hot, e))?;
     }
     Ok(())
 }
 
-/// Rewrites that recorded an intent but never committed: their output (if it was written) is tierd's own and was
-/// never visible, so it is deleted, and the intent cleared (`recovery.rollback`).
-fn roll_back_intents(
-    layout: &Layout,
-    catalog: &Catalog,
-    failpoints: &Failpoints,
-    report: &mut RecoveryReport,
-) -> Result<()> {
-    let intents = catalog.intents()?;
-    if intents.is_empty() {
-        return Ok(());
-    }
-    let snapshot = catalog.snapshot();
-    let mut clear = Vec::new();
-    for intent in intents {
-        if snapshot.get(&intent.output).is_none() {
-            if let Some(path) = layout.resolve(&intent.location) {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StoreError::io(path, e)),
-                }
-            }
-            failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location, e))?;
-            warn!(output = %intent.output, "uncommitted rewrite output removed");
-            report.rolled_back.push(intent.output.to_string());
+/// Every intent left by a crash names a copy that was never committed (the commit clears the intent in the same
+/// transaction): the copy, if it was written, is tierd's own and was never visible, so it is deleted, and the
+/// intent cleared (`recovery.rollback`). Defensive: a copy a record names is never deleted here, whatever the
+/// intents say.
+fn roll_back_intents(ctx: &StoreContext, report: &mut RecoveryReport) -> Result<()> {
+    for intent in ctx.catalog.intents()? {
+        let snapshot = ctx.catalog.snapshot();
+        let committed = snapshot.get(&intent.segment).is_some_and(|m| m.all_locations().any(|l| *l == intent.location));
+        if !committed {
+            ctx.delete_copy(&intent.location)?;
         }
-        clear.push(CatalogChange::ClearIntent(intent.output));
+        ctx.failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location.path, e))?;
+        ctx.catalog.commit(vec![CatalogChange::ClearIntent(intent.location.clone())])?;
+        let (kind, counter) = match intent.kind {
+            IntentKind::Rewrite { .. } => ("rewrite", "tierd_rewrite_rollbacks_total"),
+            IntentKind::Move => ("move", "tierd_move_rollbacks_total"),
+            IntentKind::Restore => ("restore", "tierd_move_rollbacks_total"),
+        };
+        warn!(segment = %intent.segment, location = ?intent.location, kind, committed, "uncommitted copy rolled back");
+        metrics::counter!(counter).increment(1);
+        report.rolled_back.push(format!("{}:{}", intent.location.tier.label(), intent.location.path));
     }
-    catalog.commit(clear)?;
     Ok(())
+}
+
+/// Undoes a copy that failed before its commit: deletes it and clears its intent. Best effort: whatever is left is
+/// recovery's ([`roll_back_intents`] at the next start). Returns whether the copy was deleted.
+pub fn roll_back_copy(ctx: &StoreContext, id: SegmentId, location: &Location) -> bool {
+    if let Err(e) = ctx.delete_copy(location) {
+        warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
+        return false;
+    }
+    if let Err(e) = ctx.catalog.commit(vec![CatalogChange::ClearIntent(location.clone())]) {
+        warn!(segment = %id, error = %e, "cannot clear an intent; recovery will");
+    }
+    true
 }

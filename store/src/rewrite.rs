@@ -13,8 +13,6 @@
 //! and the grace period has passed. A crash before step 5 leaves an intent whose output recovery deletes (it was
 //! never committed, so nobody can hold it); a crash after it leaves a normal, committed state.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,13 +22,11 @@ use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
 use crate::catalog::{
-    BlockChecksums, Catalog, CatalogChange, Codec, Format, Location, Retirement, RewriteIntent, Role, SegmentMeta,
-    SegmentState,
+    BlockChecksums, CatalogChange, Codec, Format, Intent, IntentKind, Retirement, Role, SegmentMeta, SegmentState,
 };
-use crate::clock::Clock;
+use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::{Layout, SegmentId};
+use crate::layout::{Layout, Location, SegmentId};
 use crate::read::SegmentSource;
 
 /// What one executed rewrite did.
@@ -49,18 +45,15 @@ pub struct RewriteOutcome {
 
 /// Carries out planned rewrites. One rewrite at a time per instance (the passes run them in sequence).
 pub struct Rewriter {
-    layout: Layout,
-    catalog: Arc<Catalog>,
-    clock: Arc<dyn Clock>,
-    failpoints: Arc<Failpoints>,
+    ctx: StoreContext,
     /// Layout knobs of every columnar output (row group size, dictionary); the compression comes from the action.
     base_spec: CodecSpec,
     /// `Some(ms)`: lossless dedup, the removed copies go to a side segment kept this long. `None`: dropped.
     keep_duplicates_ms: Option<i64>,
     /// Where inputs are read from: hot copies, and cold ones when [`Rewriter::with_source`] gave a cold tier.
     source: SegmentSource,
-    /// The node's IO budget: local-disk bytes read and written by rewrites are background IO.
-    budget: Option<Arc<crate::budget::IoBudget>>,
+    /// Whether local-disk bytes read and written by rewrites draw from the node's IO budget (background IO).
+    budgeted: bool,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -79,22 +72,23 @@ pub fn compression_of(codec: Codec) -> Compression {
 }
 
 impl Rewriter {
-    pub fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        failpoints: Arc<Failpoints>,
-        base_spec: CodecSpec,
-    ) -> Self {
-        let source = SegmentSource::hot_only(layout.clone());
-        Self { layout, catalog, clock, failpoints, base_spec, keep_duplicates_ms: None, source, budget: None }
+    /// A rewriter that reads hot copies only ([`Rewriter::with_source`] adds cold ones).
+    pub fn new(ctx: StoreContext, base_spec: CodecSpec) -> Self {
+        let source = SegmentSource::hot_only(ctx.layout.clone());
+        Self { ctx, base_spec, keep_duplicates_ms: None, source, budgeted: false }
     }
 
     /// Paces the rewrite's local-disk reads and writes with the node's IO budget (background work never takes the
     /// disk from ingest and queries faster than `budget.disk_bytes_per_sec`).
-    pub fn with_budget(mut self, budget: Arc<crate::budget::IoBudget>) -> Self {
-        self.budget = Some(budget);
+    pub fn budgeted(mut self) -> Self {
+        self.budgeted = true;
         self
+    }
+
+    fn acquire_disk(&self, bytes: u64) {
+        if self.budgeted {
+            self.ctx.budget().acquire_disk_blocking(bytes);
+        }
     }
 
     /// Reads inputs through `source`, so that segments whose only copy is cold can be rewritten too. A rewrite is
@@ -134,7 +128,7 @@ impl Rewriter {
             .output_codec
             .parse()
             .map_err(|e: String| StoreError::InvalidQuery(format!("action output codec: {e}")))?;
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         let mut inputs: Vec<Arc<SegmentMeta>> = Vec::with_capacity(action.inputs.len());
         for id in &action.inputs {
             let id: SegmentId = id.parse().map_err(|e| StoreError::InvalidQuery(format!("{e}")))?;
@@ -150,7 +144,7 @@ impl Rewriter {
         if inputs.is_empty() {
             return Err(StoreError::StalePlan("an action without inputs".into()));
         }
-        let now = self.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
         let info = SegmentInfo { segment_id: output_id.to_string(), project: action.project.clone(), day: action.day };
         let spec = CodecSpec { compression: compression_of(codec), ..self.base_spec.clone() };
@@ -158,9 +152,7 @@ impl Rewriter {
         let bytes_before: u64 = inputs.iter().map(|m| m.bytes).sum();
 
         // Step 1: inputs -> output bytes, in memory (and the removed copies, when they are kept).
-        if let Some(budget) = &self.budget {
-            budget.acquire_disk_blocking(bytes_before);
-        }
+        self.acquire_disk(bytes_before);
         let single_parquet = inputs.len() == 1 && inputs[0].format == Format::Parquet;
         let (bytes, rows_after, (min_seq, max_seq), removed) =
             if action.kind == RewriteKind::Recompress && single_parquet {
@@ -196,28 +188,24 @@ impl Rewriter {
         drop(removed);
 
         // Step 2: the intents, durable before any byte of an output exists.
-        let location_of = |id: SegmentId| format!("hot/{}/{id}.{}", action.project, Format::Parquet.extension());
-        let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
-        let intent_of = |id: SegmentId| RewriteIntent {
-            output: id,
-            location: location_of(id),
-            inputs: input_ids.clone(),
-            started_at_ms: now,
+        let location_of = |id: SegmentId| {
+            Location::hot(Layout::hot_segment_location(&action.project, id, Format::Parquet.extension()))
         };
+        let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
+        let intent_of =
+            |id: SegmentId| Intent::new(id, location_of(id), IntentKind::Rewrite { inputs: input_ids.clone() }, now);
         let mut intents = vec![intent_of(output_id)];
         if let Some((side_id, ..)) = &side {
             intents.push(intent_of(*side_id));
         }
-        self.catalog.record_intents(&intents)?;
+        self.ctx.catalog.record_intents(&intents)?;
         let mut written = vec![(bytes.as_slice(), rows_after)];
         if let Some((_, side_bytes, side_rows, ..)) = &side {
             written.push((side_bytes.as_slice(), *side_rows));
         }
         let mut verified = Vec::with_capacity(written.len());
         for (intent, (bytes, rows)) in intents.iter().zip(written) {
-            if let Some(budget) = &self.budget {
-                budget.acquire_disk_blocking(bytes.len() as u64);
-            }
+            self.acquire_disk(bytes.len() as u64);
             match self.write_and_verify(intent, bytes, rows) {
                 Ok(v) => verified.push(v),
                 Err(e) => {
@@ -238,7 +226,7 @@ impl Rewriter {
                 state: SegmentState::Sealed,
                 format: Format::Parquet,
                 codec,
-                locations: vec![Location::hot(location_of(id))],
+                locations: vec![location_of(id)],
                 dropped: Vec::new(),
                 min_time_ms: v.1.min_time_ms.unwrap_or(0),
                 max_time_ms: v.1.max_time_ms.unwrap_or(0),
@@ -258,13 +246,13 @@ impl Rewriter {
             };
         let mut changes = vec![
             CatalogChange::Put(record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])),
-            CatalogChange::ClearIntent(output_id),
+            CatalogChange::ClearIntent(location_of(output_id)),
         ];
         if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
             let mut m = record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1]);
             m.role = *role;
             changes.push(CatalogChange::Put(m));
-            changes.push(CatalogChange::ClearIntent(*side_id));
+            changes.push(CatalogChange::ClearIntent(location_of(*side_id)));
         }
         for m in &inputs {
             // The inputs must still be what was read: a concurrent move or rewrite fails this commit instead.
@@ -274,7 +262,7 @@ impl Rewriter {
             r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id] });
             changes.push(CatalogChange::Put(r));
         }
-        let generation = match self.catalog.commit(changes) {
+        let generation = match self.ctx.catalog.commit(changes) {
             Ok(g) => g,
             Err(e @ StoreError::StalePlan(_)) => {
                 // A failed precondition commits nothing: the outputs are known to be unreferenced.
@@ -283,7 +271,7 @@ impl Rewriter {
             }
             Err(e) => return Err(e),
         };
-        if let Err(e) = self.failpoints.hit("rewrite.commit") {
+        if let Err(e) = self.ctx.failpoints.hit("rewrite.commit") {
             warn!(error = %e, "failpoint after the rewrite commit");
         }
         let outcome = RewriteOutcome {
@@ -315,23 +303,11 @@ impl Rewriter {
         Ok(outcome)
     }
 
-    /// Undoes an uncommitted rewrite: removes its outputs and their intents. Best effort: what is left is
-    /// recovery's.
-    fn roll_back(&self, intents: &[RewriteIntent]) {
+    /// Undoes an uncommitted rewrite: removes its outputs and their intents ([`crate::recovery::roll_back_copy`]).
+    /// Best effort: what is left is recovery's.
+    fn roll_back(&self, intents: &[Intent]) {
         for intent in intents {
-            if let Some(path) = self.layout.resolve(&intent.location) {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        warn!(output = %intent.output, error = %e, "cannot remove an uncommitted rewrite output")
-                    }
-                }
-            }
-        }
-        let clear = intents.iter().map(|i| CatalogChange::ClearIntent(i.output)).collect();
-        if let Err(e) = self.catalog.commit(clear) {
-            warn!(error = %e, "cannot clear rewrite intents; recovery will");
+            crate::recovery::roll_back_copy(&self.ctx, intent.segment, &intent.location);
         }
         metrics::counter!("tierd_rewrite_rollbacks_total").increment(1);
     }
@@ -339,32 +315,22 @@ impl Rewriter {
     /// Steps 3 and 4: the output on disk, durable and verified. Returns its checksum and its metadata as read back.
     fn write_and_verify(
         &self,
-        intent: &RewriteIntent,
+        intent: &Intent,
         bytes: &[u8],
         rows_after: u64,
     ) -> Result<(u32, columnar::ColumnarMeta)> {
-        let output_id = intent.output;
-        let path = self.layout.resolve(&intent.location).expect("relative location");
-        let io = |e| StoreError::io(&path, e);
-        self.failpoints.hit("rewrite.intent").map_err(io)?;
-
-        // Step 3: write, create-only, durable.
-        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-        file.write_all_at(bytes, 0).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        let dir = path.parent().expect("has a parent");
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))?;
-        self.failpoints.hit("rewrite.write").map_err(io)?;
-
-        // Step 4: verify what is on disk, not what is in memory.
+        let output_id = intent.segment;
+        let ctx = &self.ctx;
+        let path = ctx.resolve(&intent.location.path)?;
+        ctx.failpoints.hit("rewrite.intent").map_err(|e| StoreError::io(&path, e))?;
+        // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
+        let on_disk =
+            crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, "rewrite.write")?;
         let checksum = crc32c::crc32c(bytes);
-        let mut on_disk = vec![0u8; bytes.len()];
-        file.read_exact_at(&mut on_disk, 0).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len != bytes.len() as u64 || crc32c::crc32c(&on_disk) != checksum {
+        if crc32c::crc32c(&on_disk) != checksum {
             return Err(StoreError::Corrupt {
                 id: output_id,
-                message: format!("written output does not read back ({len} bytes on disk, {} written)", bytes.len()),
+                message: format!("written output does not read back ({} bytes written)", bytes.len()),
             });
         }
         let verified = columnar::read_meta(&on_disk)
@@ -375,7 +341,7 @@ impl Rewriter {
                 message: format!("verify: {} rows on disk, {rows_after} encoded", verified.rows),
             });
         }
-        self.failpoints.hit("rewrite.verify").map_err(io)?;
+        ctx.failpoints.hit("rewrite.verify").map_err(|e| StoreError::io(&path, e))?;
         Ok((checksum, verified))
     }
 

@@ -20,19 +20,16 @@
 //! passes merge it again.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::runtime::Handle;
 use tracing::{info, warn};
 
-use crate::catalog::{BlockChecksums, Catalog, CatalogChange, Location, MoveIntent, SegmentMeta, SegmentState, Tier};
-use crate::cold::ColdStore;
+use crate::catalog::{BlockChecksums, CatalogChange, Intent, IntentKind, SegmentMeta, SegmentState};
+use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::gc::TRASH_PREFIX;
-use crate::layout::{Layout, SegmentId};
+use crate::layout::{Layout, Location, SegmentId, Tier};
+use crate::verify::check_copy;
 
 /// One copy of a trashed segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,44 +97,29 @@ pub struct RestoreOutcome {
 }
 
 /// Reads and restores the trash of one node.
+#[derive(Debug)]
 pub struct Trash {
-    layout: Layout,
-    catalog: Arc<Catalog>,
-    cold: Arc<ColdStore>,
-    handle: Handle,
-    failpoints: Arc<Failpoints>,
-}
-
-impl std::fmt::Debug for Trash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trash").field("root", &self.layout.root()).finish_non_exhaustive()
-    }
+    ctx: StoreContext,
 }
 
 impl Trash {
-    pub fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        cold: Arc<ColdStore>,
-        handle: Handle,
-        failpoints: Arc<Failpoints>,
-    ) -> Self {
-        Self { layout, catalog, cold, handle, failpoints }
+    pub fn new(ctx: StoreContext) -> Self {
+        Self { ctx }
     }
 
     /// Every saved record of every batch, oldest batch first, with where its copies are. Blocking (looks up cold
     /// copies).
     pub fn list(&self) -> Result<Vec<TrashedSegment>> {
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         let mut out = Vec::new();
         for (batch_ms, records) in self.batches()? {
             for saved in records {
                 let mut copies = Vec::new();
                 for location in trashed_locations(&saved) {
-                    let trash_path = format!("{TRASH_PREFIX}/{batch_ms}/{}", location.path);
+                    let trash_path = Layout::trash_path(batch_ms, &location.path);
                     let present = match location.tier {
-                        Tier::Hot => self.layout.root().join(&trash_path).is_file(),
-                        Tier::Cold => self.handle.block_on(self.cold.head(&trash_path))?.is_some(),
+                        Tier::Hot => self.ctx.layout.root().join(&trash_path).is_file(),
+                        Tier::Cold => self.ctx.handle.block_on(self.ctx.cold.head(&trash_path))?.is_some(),
                     };
                     copies.push(TrashedCopy { location, trash_path, present });
                 }
@@ -175,8 +157,13 @@ impl Trash {
             });
         }
         for saved in records.iter().filter(|r| ids.is_empty() || ids.contains(&r.id)) {
-            let outcome = if self.catalog.snapshot().get(&saved.id).is_some() {
-                RestoreOutcome { segment: saved.id.to_string(), outcome: RestoreStatus::InCatalog, location: None, error: None }
+            let outcome = if self.ctx.catalog.snapshot().get(&saved.id).is_some() {
+                RestoreOutcome {
+                    segment: saved.id.to_string(),
+                    outcome: RestoreStatus::InCatalog,
+                    location: None,
+                    error: None,
+                }
             } else {
                 match self.restore_one(batch_ms, saved, now_ms) {
                     Ok(location) => RestoreOutcome {
@@ -204,17 +191,15 @@ impl Trash {
 
     /// Brings one segment back: a verified trashed copy to a fresh hot path, then one commit.
     fn restore_one(&self, batch_ms: i64, saved: &SegmentMeta, now_ms: i64) -> Result<Location> {
+        let ctx = &self.ctx;
         let bytes = self.verified_copy(batch_ms, saved)?;
         // Operator work, but background work all the same: the hot disk write draws from the IO budget.
-        self.cold.budget().acquire_disk_blocking(saved.bytes);
+        ctx.budget().acquire_disk_blocking(saved.bytes);
         let location =
             Location::hot(Layout::hot_copy_location(&saved.project, saved.id, now_ms, saved.format.extension()));
-        let intent = MoveIntent { segment: saved.id, location: location.clone(), started_at_ms: now_ms };
-        self.catalog.record_move_intent(&intent)?;
-        let written =
-            crate::moves::write_hot_copy(&self.layout, saved, &location, &bytes, &self.failpoints, "restore.write");
-        if let Err(e) = written {
-            self.roll_back(saved.id, &location);
+        ctx.catalog.record_intents(&[Intent::new(saved.id, location.clone(), IntentKind::Restore, now_ms)])?;
+        if let Err(e) = crate::moves::write_hot_copy(ctx, saved, &location, &bytes, "restore.write") {
+            crate::recovery::roll_back_copy(ctx, saved.id, &location);
             return Err(e);
         }
         let mut next = saved.clone();
@@ -225,14 +210,14 @@ impl Trash {
         if next.blocks.is_none() && next.format == crate::catalog::Format::Parquet {
             next.blocks = Some(BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE));
         }
-        let committed = self.catalog.commit(vec![
+        let committed = ctx.catalog.commit(vec![
             CatalogChange::ExpectAbsent(saved.id),
             CatalogChange::Put(next),
-            CatalogChange::ClearMoveIntent(location.clone()),
+            CatalogChange::ClearIntent(location.clone()),
         ]);
         match committed {
             Ok(generation) => {
-                if let Err(e) = self.failpoints.hit("restore.commit") {
+                if let Err(e) = ctx.failpoints.hit("restore.commit") {
                     warn!(error = %e, "failpoint after the restore commit");
                 }
                 info!(segment = %saved.id, batch_ms, location = %location.path, generation, "segment restored from the trash");
@@ -242,17 +227,11 @@ impl Trash {
                 // A failed precondition wrote nothing: the copy is known to be unreferenced. Any other failure may
                 // or may not have reached the disk: recovery decides from the intent (present = not committed).
                 if matches!(e, StoreError::StalePlan(_)) {
-                    self.roll_back(saved.id, &location);
+                    crate::recovery::roll_back_copy(ctx, saved.id, &location);
                 }
                 Err(e)
             }
         }
-    }
-
-    /// Removes an uncommitted restored copy and its intent (best effort: what is left is recovery's). The trash
-    /// copy it was made from is untouched.
-    fn roll_back(&self, id: SegmentId, location: &Location) {
-        crate::moves::roll_back_copy(&self.layout, &self.catalog, &self.cold, &self.handle, id, location);
     }
 
     /// The bytes of one of the segment's trashed copies that matches the saved record (size, crc32c): hot copies
@@ -262,16 +241,16 @@ impl Trash {
         locations.sort_by_key(|l| l.tier);
         let mut problems = Vec::new();
         for location in locations {
-            let trash_path = format!("{TRASH_PREFIX}/{batch_ms}/{}", location.path);
+            let trash_path = Layout::trash_path(batch_ms, &location.path);
             let bytes = match location.tier {
-                Tier::Hot => match std::fs::read(self.layout.root().join(&trash_path)) {
+                Tier::Hot => match std::fs::read(self.ctx.layout.root().join(&trash_path)) {
                     Ok(b) => Bytes::from(b),
                     Err(e) => {
                         problems.push(format!("{trash_path}: {e}"));
                         continue;
                     }
                 },
-                Tier::Cold => match self.handle.block_on(self.cold.get(&trash_path)) {
+                Tier::Cold => match self.ctx.handle.block_on(self.ctx.cold.get(&trash_path)) {
                     Ok(b) => b,
                     Err(e) => {
                         problems.push(format!("{trash_path}: {e}"));
@@ -279,7 +258,7 @@ impl Trash {
                     }
                 },
             };
-            match crate::moves::check_copy(saved, &Location { tier: location.tier, path: trash_path.clone() }, &bytes) {
+            match check_copy(saved, &Location { tier: location.tier, path: trash_path.clone() }, &bytes) {
                 Ok(()) => return Ok(bytes),
                 Err(e) => problems.push(e.to_string()),
             }
@@ -292,7 +271,7 @@ impl Trash {
 
     /// Every batch with the records it saved, by batch time.
     fn batches(&self) -> Result<BTreeMap<i64, Vec<SegmentMeta>>> {
-        let root = self.layout.root().join(TRASH_PREFIX);
+        let root = self.ctx.layout.trash_dir();
         let mut out = BTreeMap::new();
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,

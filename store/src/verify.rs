@@ -1,5 +1,6 @@
-//! The checksum an S3 server reports for an upload, computed locally, so a move can check an upload by the
-//! server's own checksum instead of reading every byte back (`cold.verify = "auto"`).
+//! Checks of copies before anything points to them or serves them: [`check_copy`] compares a copy's bytes with the
+//! catalog's size and crc32c; [`s3_etag`] computes the checksum an S3 server reports for an upload, so a move can
+//! check an upload by the server's own checksum instead of reading every byte back (`cold.verify = "auto"`).
 //!
 //! S3 (and the S3-compatible servers that follow it, moto among them) gives a single PUT the ETag
 //! `"<hex MD5 of the bytes>"`, computed by the server from the bytes it received, and a multipart upload the ETag
@@ -9,6 +10,39 @@
 //! object back instead.
 
 use md5::{Digest, Md5};
+
+use crate::catalog::SegmentMeta;
+use crate::error::{Result, StoreError};
+use crate::layout::Location;
+
+/// Checks a copy's bytes against the catalog's size and crc32c; a mismatch is counted and logged, never used.
+pub fn check_copy(meta: &SegmentMeta, location: &Location, bytes: &[u8]) -> Result<()> {
+    let crc = crc32c::crc32c(bytes);
+    if bytes.len() as u64 != meta.bytes || crc != meta.checksum {
+        metrics::counter!("tierd_checksum_mismatches_total", "tier" => location.tier.label()).increment(1);
+        tracing::error!(
+            segment = %meta.id,
+            location = %location.path,
+            len = bytes.len(),
+            expected_len = meta.bytes,
+            crc,
+            expected_crc = meta.checksum,
+            "copy does not match the catalog"
+        );
+        return Err(StoreError::Corrupt {
+            id: meta.id,
+            message: format!(
+                "{} copy {} has {} bytes, crc32c {crc:08x}; the catalog says {} bytes, crc32c {:08x}",
+                location.tier.label(),
+                location.path,
+                bytes.len(),
+                meta.bytes,
+                meta.checksum
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// The ETag S3 gives `bytes` uploaded in one PUT (`part_size = None`) or in parts of `part_size` bytes (every part
 /// that size but the last): lowercase hex, without quotes.

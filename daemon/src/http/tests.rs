@@ -30,14 +30,6 @@ fn app(limits: BatchLimits) -> App {
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
     let clock = Arc::new(ManualClock::new(T0_MS));
     let failpoints = Arc::new(Failpoints::none());
-    let hot = HotTier::start(
-        layout.clone(),
-        catalog.clone(),
-        clock.clone(),
-        HotConfig::default(),
-        failpoints.clone(),
-        Arc::new(|_| {}),
-    );
     let budget = Arc::new(tierd_store::IoBudget::unlimited());
     let cold = Arc::new(
         tierd_store::ColdStore::open(
@@ -48,14 +40,16 @@ fn app(limits: BatchLimits) -> App {
         )
         .unwrap(),
     );
-    let passes = Arc::new(crate::passes::Passes::new(
+    let ctx = tierd_store::StoreContext::new(
         layout.clone(),
         catalog.clone(),
         clock.clone(),
         failpoints.clone(),
         cold.clone(),
-        crate::config::Config::default(),
-    ));
+        tokio::runtime::Handle::current(),
+    );
+    let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
+    let passes = Arc::new(crate::passes::Passes::new(ctx.clone(), crate::config::Config::default()));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),

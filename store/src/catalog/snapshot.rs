@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use super::{CatalogChange, SegmentMeta, SegmentState, Tier};
-use crate::layout::{day_of_ms, SegmentId};
+use super::change::CatalogChange;
+use super::record::{SegmentMeta, SegmentState};
+use crate::layout::{day_of_ms, SegmentId, Tier};
 
 /// Segments of one project, keyed by (UTC day, id) so a time window maps to a key range.
 type ProjectIndex = OrdMap<(i32, SegmentId), Arc<SegmentMeta>>;
@@ -40,10 +41,7 @@ impl CatalogSnapshot {
                     next.by_id.insert(m.id, m);
                 }
                 CatalogChange::Remove(id) => next.remove(&id),
-                CatalogChange::ClearIntent(_)
-                | CatalogChange::ClearMoveIntent(_)
-                | CatalogChange::Expect { .. }
-                | CatalogChange::ExpectAbsent(_) => {}
+                CatalogChange::ClearIntent(_) | CatalogChange::Expect { .. } | CatalogChange::ExpectAbsent(_) => {}
             }
         }
         next

@@ -2,8 +2,10 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::schema::{KEY_GENERATION, KEY_SCHEMA, SCHEMA_VERSION};
 use super::*;
-use crate::layout::{day_start_ms, Layout};
+use crate::error::StoreError;
+use crate::layout::{day_start_ms, Layout, SegmentId};
 
 fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> SegmentMeta {
     let id = SegmentId::generate(1_700_000_000_000);
@@ -227,12 +229,79 @@ fn schema_1_catalogs_are_migrated_on_open() {
     let c = reopen(dir.path());
     let m = c.snapshot().get(&id).unwrap().clone();
     assert_eq!(m.locations, vec![Location::hot(format!("hot/p/{id}.rows"))]);
-    assert_eq!((m.rows, m.bytes, m.state, m.placement()), (3, 100, SegmentState::Sealed, crate::catalog::Placement::Hot));
+    assert_eq!(
+        (m.rows, m.bytes, m.state, m.placement()),
+        (3, 100, SegmentState::Sealed, crate::catalog::Placement::Hot)
+    );
     assert_eq!(c.snapshot().hot_bytes(), 100);
     drop(c);
-    // Migrated once: a second open reads schema 2 as it is.
+    // Migrated once: a second open reads the current schema as it is.
     let c = reopen(dir.path());
     assert_eq!(c.snapshot().get(&id).unwrap().locations.len(), 1);
+}
+
+/// A schema-2 catalog keeps rewrite intents by output id and move intents in a `moves` tree: opened, both are
+/// intents by location in one tree, and recovery sees every one of them.
+#[test]
+fn schema_2_intents_become_one_kind_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, moved) = (SegmentId::generate(1_700_000_000_000), SegmentId::generate(1_700_000_000_001));
+    let input = SegmentId::generate(1_700_000_000_002);
+    let rewrite = serde_json::json!({
+        "output": output, "location": format!("hot/p/{output}.parquet"), "inputs": [input], "started_at_ms": 5,
+    });
+    let key = format!("segments/p/2023-11-14/{moved}.X.parquet");
+    let mv = serde_json::json!({"segment": moved, "location": {"tier": "cold", "path": key}, "started_at_ms": 6});
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.open_tree("meta").unwrap().insert(KEY_SCHEMA, &2u32.to_be_bytes()).unwrap();
+        let intents = db.open_tree("intents").unwrap();
+        intents.insert(output.to_string().as_bytes(), serde_json::to_vec(&rewrite).unwrap()).unwrap();
+        let moves = db.open_tree("moves").unwrap();
+        moves.insert(format!("cold:{key}").as_bytes(), serde_json::to_vec(&mv).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let c = reopen(dir.path());
+    let mut got = c.intents().unwrap();
+    got.sort_by_key(|i| i.started_at_ms);
+    let rewrite_location = Location::hot(format!("hot/p/{output}.parquet"));
+    assert_eq!(
+        got,
+        vec![
+            Intent::new(output, rewrite_location.clone(), IntentKind::Rewrite { inputs: vec![input] }, 5),
+            Intent::new(moved, Location::cold(key.clone()), IntentKind::Move, 6),
+        ]
+    );
+    // Clearing one by its location leaves the other; the migration is not repeated on the next open.
+    c.commit(vec![CatalogChange::ClearIntent(rewrite_location)]).unwrap();
+    drop(c);
+    let c = reopen(dir.path());
+    assert_eq!(c.intents().unwrap().iter().map(|i| i.segment).collect::<Vec<_>>(), vec![moved]);
+}
+
+/// A catalog newer than this tierd is refused, not misread.
+#[test]
+fn newer_schemas_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.open_tree("meta").unwrap().insert(KEY_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let mut tries = 0;
+    let err = loop {
+        match Catalog::open(dir.path()) {
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.expect_err("a newer schema is refused"),
+        }
+    };
+    assert!(
+        matches!(err, StoreError::CatalogSchema { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+        "{err}"
+    );
 }
 
 /// A commit whose precondition fails changes nothing, so slow work never overwrites a newer record.

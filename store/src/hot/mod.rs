@@ -31,11 +31,9 @@ use parking_lot::Mutex;
 use tierd_codecs::{Event, EventRow, FrameBody, RowBatch};
 use tokio::sync::oneshot;
 
-use crate::catalog::Catalog;
-use crate::clock::Clock;
+use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::{day_of_ms, Layout};
+use crate::layout::day_of_ms;
 
 /// Tuning of the hot tier. Defaults are the daemon's defaults.
 #[derive(Debug, Clone)]
@@ -148,18 +146,11 @@ impl std::fmt::Debug for HotTier {
 
 impl HotTier {
     /// Starts the writer. Run [`crate::recovery::recover`] first: the writer assumes no segment is open.
-    pub fn start(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        config: HotConfig,
-        failpoints: Arc<Failpoints>,
-        on_fatal: FatalHook,
-    ) -> Result<Self> {
-        let hot_dir = layout.hot_dir();
-        std::fs::create_dir_all(&hot_dir).map_err(|e| StoreError::io(&hot_dir, e))?;
+    pub fn start(ctx: &StoreContext, config: HotConfig, on_fatal: FatalHook) -> Result<Self> {
+        let hot_dir = ctx.layout.hot_dir();
+        crate::durable::ensure_dir(ctx.fs.as_ref(), &hot_dir)?;
         let (tx, rx) = sync_channel(config.queue_batches.max(1));
-        let writer = writer::Writer::new(layout, catalog, clock, config, failpoints, on_fatal.clone(), rx);
+        let writer = writer::Writer::new(ctx.clone(), config, on_fatal.clone(), rx);
         let thread = std::thread::Builder::new()
             .name("tierd-hot-writer".into())
             .spawn(move || {

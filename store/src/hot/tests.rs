@@ -4,14 +4,14 @@ use serde_json::json;
 use tierd_codecs::Event;
 
 use super::*;
-use crate::catalog::SegmentState;
+use crate::catalog::{Catalog, SegmentState};
 use crate::clock::ManualClock;
-use crate::failpoint::Failpoints;
+use crate::layout::Layout;
 use crate::query::{execute, GroupBy, Query};
 use crate::recovery::recover;
+use crate::testing::{context, T0};
 
 const DAY_MS: i64 = 86_400_000;
-const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
 fn event(i: u64, time_ms: i64) -> Event {
     let mut properties = serde_json::Map::new();
@@ -27,18 +27,24 @@ struct Fixture {
 }
 
 fn start(dir: tempfile::TempDir, clock: ManualClock, config: HotConfig) -> Fixture {
+    start_on(dir, clock, config, None)
+}
+
+/// [`start`] over a hot-tier file system of the test's choice (faults).
+fn start_on(
+    dir: tempfile::TempDir,
+    clock: ManualClock,
+    config: HotConfig,
+    fs: Option<Arc<dyn crate::durable::HotFs>>,
+) -> Fixture {
     let layout = Layout::new(dir.path());
     let catalog = Arc::new(crate::catalog::open_retrying(&layout.catalog_dir()));
-    recover(&layout, &catalog, &clock, &Failpoints::none()).unwrap();
-    let hot = HotTier::start(
-        layout,
-        catalog.clone(),
-        Arc::new(clock.clone()),
-        config,
-        Arc::new(Failpoints::none()),
-        Arc::new(|_| {}),
-    )
-    .unwrap();
+    let mut ctx = context(&layout, &catalog, &clock, "");
+    if let Some(fs) = fs {
+        ctx = ctx.with_fs(fs);
+    }
+    recover(&ctx).unwrap();
+    let hot = HotTier::start(&ctx, config, Arc::new(|_| {})).unwrap();
     Fixture { dir, clock, catalog, hot }
 }
 
@@ -118,6 +124,61 @@ fn hot_tier_limit_refuses_whole_batches_and_writes_nothing() {
     });
 }
 
+/// Disk faults in the middle of a group commit (a full disk, a failed fsync, a failed create, a disk that drops
+/// half a write) are answered as errors and acknowledge nothing; the file is cut back to its committed length, and
+/// the next request is written as if nothing had happened.
+#[test]
+fn disk_faults_acknowledge_nothing_and_leave_the_segment_as_committed() {
+    use crate::durable::{FaultyFs, FsFault, FsFaultKind, FsOp, OsFs};
+    // The first request creates a segment (a create, a header write and a frame write, one data fsync); the second
+    // creates another (a create and a header write) and writes a frame into each (two writes, two data fsyncs).
+    // `skip` lets the operations before the one under test pass.
+    let cases = [
+        (FsOp::Write, 3, FsFaultKind::Enospc, "full"),
+        (FsOp::SyncData, 1, FsFaultKind::Eio, "EIO"),
+        (FsOp::CreateNew, 1, FsFaultKind::Eio, "EIO"),
+    ];
+    for (op, skip, kind, says) in cases {
+        rt().block_on(async {
+            let fs = FaultyFs::new(Arc::new(OsFs), vec![FsFault::new(op, kind).after(skip).times(1)]);
+            let f =
+                start_on(tempfile::tempdir().unwrap(), ManualClock::new(T0), HotConfig::default(), Some(Arc::new(fs)));
+            f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0)])).await.unwrap();
+            let before = f.catalog.snapshot();
+            // A new day (a new segment, for the create case) and the open one.
+            let batch = vec![event(2, T0 + 1), event(3, T0 + DAY_MS)];
+            let err = f.hot.append(IngestBatch::encode("p".into(), batch.clone())).await.unwrap_err();
+            assert!(err.to_string().contains(says), "{op:?}: {err}");
+            assert_eq!(f.catalog.snapshot().generation(), before.generation(), "{op:?}: nothing committed");
+            for m in before.segments() {
+                let len = std::fs::metadata(f.dir.path().join(m.hot_path().unwrap())).unwrap().len();
+                assert_eq!(len, m.bytes, "{op:?}: the file is cut back to its committed length");
+            }
+            assert_eq!(count(&f, "p"), 1, "{op:?}");
+            // The fault is gone: the same request goes through whole.
+            f.hot.append(IngestBatch::encode("p".into(), batch)).await.unwrap();
+            assert_eq!(count(&f, "p"), 3, "{op:?}");
+            f.hot.shutdown().await;
+        });
+    }
+}
+
+/// A disk that silently drops half of a write is not caught by the writer (it trusts `pwrite`), but the
+/// segment's checksum is: the committed bytes no longer carry the catalog's crc32c, and reads refuse them.
+#[test]
+fn a_torn_write_is_refused_on_read_not_served() {
+    use crate::durable::{FaultyFs, FsFault, FsFaultKind, FsOp, OsFs};
+    rt().block_on(async {
+        let fs = FaultyFs::new(Arc::new(OsFs), vec![FsFault::new(FsOp::Write, FsFaultKind::ShortWrite).after(1)]);
+        let f = start_on(tempfile::tempdir().unwrap(), ManualClock::new(T0), HotConfig::default(), Some(Arc::new(fs)));
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, T0), event(2, T0 + 1)])).await.unwrap();
+        let m = f.catalog.snapshot().segments().next().unwrap().clone();
+        let err = crate::read::read_committed(&Layout::new(f.dir.path()), &m).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Io { .. }), "{err}");
+        f.hot.shutdown().await;
+    });
+}
+
 #[test]
 fn recovery_cuts_unacknowledged_tails_seals_and_quarantines_unknown_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,8 +203,8 @@ fn recovery_cuts_unacknowledged_tails_seals_and_quarantines_unknown_files() {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), copy.path());
     let layout2 = Layout::new(copy.path());
-    let catalog = Catalog::open(&layout2.catalog_dir()).unwrap();
-    let report = recover(&layout2, &catalog, &ManualClock::new(T0 + 1), &Failpoints::none()).unwrap();
+    let catalog = Arc::new(Catalog::open(&layout2.catalog_dir()).unwrap());
+    let report = recover(&context(&layout2, &catalog, &ManualClock::new(T0 + 1), "")).unwrap();
     let _ = layout;
     assert_eq!(report.truncated.len(), 1);
     assert_eq!(report.sealed, vec![seg.id.to_string()]);

@@ -1,11 +1,8 @@
 //! The hot tier's single writer thread: group commit, sealing and their crash-safe ordering (see `super`).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tierd_codecs::SegmentHeader;
@@ -13,11 +10,11 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
-use crate::catalog::{Catalog, CatalogChange, Codec, Format, Location, Role, SegmentMeta, SegmentState};
-use crate::clock::Clock;
+use crate::catalog::{CatalogChange, Codec, Format, Role, SegmentMeta, SegmentState};
+use crate::context::StoreContext;
+use crate::durable::{self, HotFile};
 use crate::error::{Result, StoreError};
-use crate::failpoint::Failpoints;
-use crate::layout::{Layout, SegmentId};
+use crate::layout::{Layout, Location, SegmentId};
 
 /// How often the writer wakes up to seal by age when no request arrives.
 const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -25,7 +22,7 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 struct OpenSegment {
     /// The record as committed (or, before the first commit, as it will be).
     meta: SegmentMeta,
-    file: File,
+    file: Box<dyn HotFile>,
     path: PathBuf,
     /// Whether the catalog knows this segment yet (a new file joins the catalog with its first commit).
     in_catalog: bool,
@@ -38,11 +35,8 @@ type Reply = oneshot::Sender<Result<Appended>>;
 type Staged = HashMap<(String, i32), (Vec<u8>, SegmentMeta)>;
 
 pub(super) struct Writer {
-    layout: Layout,
-    catalog: Arc<Catalog>,
-    clock: Arc<dyn Clock>,
+    ctx: StoreContext,
     config: HotConfig,
-    failpoints: Arc<Failpoints>,
     on_fatal: FatalHook,
     rx: Receiver<Msg>,
     open: HashMap<(String, i32), OpenSegment>,
@@ -51,26 +45,10 @@ pub(super) struct Writer {
     broken: Option<String>,
 }
 
-fn is_out_of_space(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(28) // ENOSPC
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
 impl Writer {
-    pub(super) fn new(
-        layout: Layout,
-        catalog: Arc<Catalog>,
-        clock: Arc<dyn Clock>,
-        config: HotConfig,
-        failpoints: Arc<Failpoints>,
-        on_fatal: FatalHook,
-        rx: Receiver<Msg>,
-    ) -> Self {
-        let next_seq = catalog.snapshot().max_seq().map_or(1, |s| s + 1);
-        Self { layout, catalog, clock, config, failpoints, on_fatal, rx, open: HashMap::new(), next_seq, broken: None }
+    pub(super) fn new(ctx: StoreContext, config: HotConfig, on_fatal: FatalHook, rx: Receiver<Msg>) -> Self {
+        let next_seq = ctx.catalog.snapshot().max_seq().map_or(1, |s| s + 1);
+        Self { ctx, config, on_fatal, rx, open: HashMap::new(), next_seq, broken: None }
     }
 
     pub(super) fn run(mut self) {
@@ -153,13 +131,13 @@ impl Writer {
         let started = Instant::now();
         if let Some(why) = &self.broken {
             for (_, reply) in group {
-                let _ = reply.send(Err(StoreError::Catalog(why.clone())));
+                let _ = reply.send(Err(StoreError::WriterStopped { reason: why.clone() }));
             }
             return;
         }
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.ctx.catalog.snapshot();
         let hot_bytes = snapshot.hot_bytes();
-        let free = fs4::available_space(self.layout.hot_dir()).ok();
+        let free = fs4::available_space(self.ctx.layout.hot_dir()).ok();
         let mut accepted = Vec::with_capacity(group.len());
         let mut pending = 0u64;
         for (batch, reply) in group {
@@ -198,7 +176,8 @@ impl Writer {
                         StoreError::Io { path, source } => {
                             StoreError::io(path.clone(), std::io::Error::new(source.kind(), msg.clone()))
                         }
-                        _ => StoreError::Catalog(msg.clone()),
+                        StoreError::WriterStopped { reason } => StoreError::WriterStopped { reason: reason.clone() },
+                        _ => StoreError::WriteFailed { reason: msg.clone() },
                     };
                     let _ = reply.send(Err(err));
                 }
@@ -209,7 +188,7 @@ impl Writer {
     /// Steps 2-4 for a group of accepted requests. On an I/O error every touched file is cut back to its committed
     /// length and nothing of the group is acknowledged.
     fn write_and_commit(&mut self, batches: &[&IngestBatch]) -> Result<u64> {
-        let now = self.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         // Stage: frames per segment, and each touched segment's record as it will be after the commit.
         let mut staged: Staged = HashMap::new();
         let seq_before = self.next_seq;
@@ -243,7 +222,7 @@ impl Writer {
         for (key, (buf, meta)) in staged.iter_mut() {
             let seg = &self.open[key];
             let offset = seg.meta.bytes;
-            let written = seg.file.write_all_at(buf, offset).and_then(|_| self.failpoints.hit("hot.write"));
+            let written = seg.file.write_all_at(buf, offset).and_then(|_| self.ctx.failpoints.hit("hot.write"));
             if let Err(e) = written {
                 self.next_seq = seq_before;
                 let err = StoreError::io(&seg.path, e);
@@ -255,7 +234,7 @@ impl Writer {
         }
         for key in staged.keys() {
             let seg = &self.open[key];
-            if let Err(e) = seg.file.sync_data().and_then(|_| self.failpoints.hit("hot.fsync")) {
+            if let Err(e) = seg.file.sync_data().and_then(|_| self.ctx.failpoints.hit("hot.fsync")) {
                 self.next_seq = seq_before;
                 let err = StoreError::io(&seg.path, e);
                 return Err(self.io_failure(err, &staged));
@@ -264,21 +243,21 @@ impl Writer {
         }
         // The commit point: one transaction for every touched segment.
         let changes = staged.values().map(|(_, m)| CatalogChange::Put(m.clone())).collect();
-        let generation = match self.catalog.commit(changes) {
+        let generation = match self.ctx.catalog.commit(changes) {
             Ok(g) => {
                 // The group is durable; a crash here loses only the acknowledgements.
-                if let Err(e) = self.failpoints.hit("hot.commit") {
+                if let Err(e) = self.ctx.failpoints.hit("hot.commit") {
                     warn!(error = %e, "failpoint after commit");
                 }
                 g
             }
             Err(e) => {
                 self.next_seq = seq_before;
-                let err = StoreError::Catalog(format!("commit of a write group failed: {e}"));
+                let reason = format!("commit of a write group failed: {e}");
                 // Cut the files back so that disk and (old) catalog agree, then stop accepting writes.
-                let _ = self.io_failure(StoreError::Catalog(String::new()), &staged);
-                self.fatal(err.to_string());
-                return Err(err);
+                self.cut_back(&staged);
+                self.fatal(reason.clone());
+                return Err(StoreError::WriterStopped { reason });
             }
         };
         metrics::counter!("tierd_hot_bytes_written_total").increment(bytes_written);
@@ -293,14 +272,9 @@ impl Writer {
 
     /// After a failed write: cut every touched file back to its committed length. Returns the error to report.
     fn io_failure(&self, err: StoreError, staged: &Staged) -> StoreError {
-        for key in staged.keys() {
-            let seg = &self.open[key];
-            if let Err(e) = seg.file.set_len(seg.meta.bytes) {
-                error!(segment = %seg.meta.id, path = %seg.path.display(), error = %e, "cannot cut back a failed write");
-            }
-        }
+        self.cut_back(staged);
         match err {
-            StoreError::Io { path, source } if is_out_of_space(&source) => {
+            StoreError::Io { path, source } if durable::is_out_of_space(&source) => {
                 metrics::counter!("tierd_hot_write_errors_total", "kind" => "enospc").increment(1);
                 StoreError::HotTierFull(format!("no space left writing {}", path.display()))
             }
@@ -308,6 +282,16 @@ impl Writer {
                 metrics::counter!("tierd_hot_write_errors_total", "kind" => "io").increment(1);
                 warn!(error = %other, "hot write failed; the group was not acknowledged");
                 other
+            }
+        }
+    }
+
+    /// Cuts every touched file back to its committed length.
+    fn cut_back(&self, staged: &Staged) {
+        for key in staged.keys() {
+            let seg = &self.open[key];
+            if let Err(e) = seg.file.set_len(seg.meta.bytes) {
+                error!(segment = %seg.meta.id, path = %seg.path.display(), error = %e, "cannot cut back a failed write");
             }
         }
     }
@@ -332,25 +316,10 @@ impl Writer {
         let (project, day) = key;
         let id = SegmentId::generate(now);
         let location = Layout::hot_location(project, id);
-        let path = self.layout.resolve(&location).expect("hot locations are relative");
-        let dir = path.parent().expect("hot location has a directory").to_path_buf();
-        let new_dir = !dir.exists();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        if new_dir {
-            sync_dir(&self.layout.hot_dir()).map_err(|e| StoreError::io(self.layout.hot_dir(), e))?;
-        }
+        let path = self.ctx.resolve(&location)?;
         let header = SegmentHeader { segment_id: id.to_string(), project: project.clone(), day: *day }.encode();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
-        let io = |e| StoreError::io(&path, e);
-        file.write_all_at(&header, 0).map_err(io)?;
-        file.sync_data().map_err(io)?;
-        sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        self.failpoints.hit("hot.create").map_err(|e| StoreError::io(&path, e))?;
+        let file = durable::create_new_synced(self.ctx.fs.as_ref(), &path, &header)?;
+        self.ctx.failpoints.hit("hot.create").map_err(|e| StoreError::io(&path, e))?;
         debug!(segment = %id, project = %project, day, "hot segment created");
         metrics::counter!("tierd_hot_segments_created_total").increment(1);
         let meta = SegmentMeta {
@@ -382,7 +351,7 @@ impl Writer {
     }
 
     fn seal_due(&mut self) {
-        let now = self.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let cfg = &self.config;
         let due: Vec<_> = self
             .open
@@ -401,20 +370,20 @@ impl Writer {
         if self.broken.is_some() {
             return;
         }
-        let now = self.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let mut changes = Vec::new();
         let mut sealed = Vec::new();
         for key in keys {
             let Some(seg) = self.open.remove(&key) else { continue };
             if !seg.in_catalog {
-                if let Err(e) = std::fs::remove_file(&seg.path) {
+                if let Err(e) = self.ctx.fs.remove_file(&seg.path) {
                     warn!(segment = %seg.meta.id, error = %e, "cannot remove an empty, uncommitted segment file");
                 }
                 continue;
             }
             // A failed write may have left bytes past the committed length; the sealed file is exactly `bytes`.
-            if let Ok(m) = seg.file.metadata() {
-                if m.len() != seg.meta.bytes {
+            if let Ok(len) = seg.file.len() {
+                if len != seg.meta.bytes {
                     if let Err(e) = seg.file.set_len(seg.meta.bytes).and_then(|_| seg.file.sync_data()) {
                         error!(segment = %seg.meta.id, error = %e, "cannot cut a segment to its committed length");
                     }
@@ -429,11 +398,11 @@ impl Writer {
         if changes.is_empty() {
             return;
         }
-        if let Err(e) = self.failpoints.hit("hot.seal") {
+        if let Err(e) = self.ctx.failpoints.hit("hot.seal") {
             warn!(error = %e, "seal skipped by failpoint; the segments stay open");
             return;
         }
-        match self.catalog.commit(changes) {
+        match self.ctx.catalog.commit(changes) {
             Ok(generation) => {
                 metrics::counter!("tierd_hot_segments_sealed_total").increment(sealed.len() as u64);
                 for (id, rows, bytes) in sealed {

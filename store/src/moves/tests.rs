@@ -1,20 +1,19 @@
 //! Moves against a `memory://` cold tier: every placement change, refusals, and rollback of failed or crashed moves.
 
-use std::path::Path;
-
 use bytes::Bytes;
 use serde_json::json;
 use tierd_codecs::Event;
 use tierd_policies::{ReencodePlanner, RewritePlanner};
 
+use std::sync::Arc;
+
 use super::*;
-use crate::budget::IoBudget;
+use crate::catalog::{Catalog, Intent, IntentKind};
 use crate::clock::ManualClock;
-use crate::cold::ColdConfig;
+use crate::cold::ColdStore;
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::rewrite::Rewriter;
-
-const T0: i64 = 1_767_225_600_000;
+use crate::testing::{context_with, memory_cold, T0};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,12 +22,6 @@ struct Fixture {
     clock: ManualClock,
     cold: Arc<ColdStore>,
     rt: tokio::runtime::Runtime,
-}
-
-/// A fresh, empty `memory://` cold tier.
-fn memory_cold(verify: VerifyMode) -> Arc<ColdStore> {
-    let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, verify, ..Default::default() };
-    Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap())
 }
 
 impl Fixture {
@@ -40,16 +33,9 @@ impl Fixture {
         let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let cold = memory_cold(VerifyMode::Auto);
+        let ctx = context_with(&layout, &catalog, &clock, "", cold.clone(), rt.handle().clone());
         rt.block_on(async {
-            let hot = HotTier::start(
-                layout.clone(),
-                catalog.clone(),
-                Arc::new(clock.clone()),
-                HotConfig::default(),
-                Arc::new(Failpoints::none()),
-                Arc::new(|_| {}),
-            )
-            .unwrap();
+            let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
             let events: Vec<Event> = (0..40)
                 .map(|i| Event {
                     event: format!("E{}", i % 3),
@@ -67,27 +53,21 @@ impl Fixture {
             let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
             let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
             let action = planner.plan(T0, &stats).remove(0);
-            let rewriter = Rewriter::new(
-                layout.clone(),
-                catalog.clone(),
-                Arc::new(clock.clone()),
-                Arc::new(Failpoints::none()),
-                Default::default(),
-            );
-            id = rewriter.execute(&action).unwrap().outputs[0];
+            id = Rewriter::new(ctx, Default::default()).execute(&action).unwrap().outputs[0];
         }
         (Self { _dir: dir, layout, catalog, clock, cold, rt }, id)
     }
 
+    fn ctx(&self, failpoints: &str) -> StoreContext {
+        context_with(&self.layout, &self.catalog, &self.clock, failpoints, self.cold.clone(), self.rt.handle().clone())
+    }
+
     fn mover(&self, failpoints: &str) -> Mover {
-        Mover::new(
-            self.layout.clone(),
-            self.catalog.clone(),
-            Arc::new(self.clock.clone()),
-            Arc::new(Failpoints::parse(failpoints).unwrap()),
-            self.cold.clone(),
-            self.rt.handle().clone(),
-        )
+        Mover::new(self.ctx(failpoints))
+    }
+
+    fn record_intent(&self, id: SegmentId, location: &Location) {
+        self.catalog.record_intents(&[Intent::new(id, location.clone(), IntentKind::Move, T0)]).unwrap();
     }
 
     fn meta(&self, id: SegmentId) -> SegmentMeta {
@@ -124,7 +104,7 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
     assert_eq!(m.dropped[0].location, Location::hot(&hot_path));
     assert!(m.dropped[0].generation > 0);
     assert!(f.layout.resolve(&hot_path).unwrap().exists());
-    assert!(f.catalog.move_intents().unwrap().is_empty());
+    assert!(f.catalog.intents().unwrap().is_empty());
 
     // Again: nothing to do.
     let o = mover.execute(id, MoveTarget::Cold).unwrap();
@@ -171,7 +151,7 @@ fn a_failed_move_leaves_nothing_behind() {
         assert!(e.to_string().contains(point), "{point}: {e}");
         assert_eq!(f.meta(id), before, "{point}");
         assert!(f.objects().is_empty(), "{point}: {:?}", f.objects());
-        assert!(f.catalog.move_intents().unwrap().is_empty(), "{point}");
+        assert!(f.catalog.intents().unwrap().is_empty(), "{point}");
 
         // And the other way: a promote that fails leaves no hot file.
         f.mover("").execute(id, MoveTarget::Cold).unwrap();
@@ -180,7 +160,7 @@ fn a_failed_move_leaves_nothing_behind() {
         assert!(e.to_string().contains(point), "{point}: {e}");
         assert_eq!(f.meta(id), cold, "{point}");
         assert_eq!(f.hot_files(), files, "{point}: only the dropped copy and the row input remain");
-        assert!(f.catalog.move_intents().unwrap().is_empty(), "{point}");
+        assert!(f.catalog.intents().unwrap().is_empty(), "{point}");
     }
 }
 
@@ -191,25 +171,27 @@ fn recovery_rolls_back_uncommitted_moves() {
     let (f, id) = Fixture::new(true);
     let meta = f.meta(id);
     let bytes = crate::read::read_committed(&f.layout, &meta).unwrap();
-    let orphan = Location::cold(cold_key(&meta, T0));
-    f.catalog.record_move_intent(&MoveIntent { segment: id, location: orphan.clone(), started_at_ms: T0 }).unwrap();
+    let orphan = Location::cold(Layout::cold_key("p", meta.day, id, T0, "parquet"));
+    f.record_intent(id, &orphan);
     f.rt.block_on(f.cold.put_new(&orphan.path, bytes.into())).unwrap();
     let hot_orphan = Location::hot(Layout::hot_copy_location("p", id, T0, "parquet"));
-    f.catalog.record_move_intent(&MoveIntent { segment: id, location: hot_orphan.clone(), started_at_ms: T0 }).unwrap();
+    f.record_intent(id, &hot_orphan);
     std::fs::write(f.layout.resolve(&hot_orphan.path).unwrap(), b"partial").unwrap();
 
-    let n = f.rt.block_on(roll_back_move_intents(&f.layout, &f.catalog, &f.cold, &Failpoints::none())).unwrap();
-    assert_eq!(n, 2);
+    let report = crate::recovery::recover(&f.ctx("")).unwrap();
+    assert_eq!(report.rolled_back.len(), 2, "{report:?}");
+    assert!(report.quarantined.is_empty(), "an uncommitted hot copy is deleted, not quarantined: {report:?}");
     assert!(f.objects().is_empty());
     assert!(!f.layout.resolve(&hot_orphan.path).unwrap().exists());
-    assert!(f.catalog.move_intents().unwrap().is_empty());
+    assert!(f.catalog.intents().unwrap().is_empty());
     assert_eq!(f.meta(id), meta);
 
     // An intent whose copy was committed (cannot happen: the commit clears it) is cleared, the copy kept.
     f.mover("").execute(id, MoveTarget::Cold).unwrap();
     let committed = f.meta(id).locations[0].clone();
-    f.catalog.record_move_intent(&MoveIntent { segment: id, location: committed.clone(), started_at_ms: T0 }).unwrap();
-    f.rt.block_on(roll_back_move_intents(&f.layout, &f.catalog, &f.cold, &Failpoints::none())).unwrap();
+    f.record_intent(id, &committed);
+    crate::recovery::recover(&f.ctx("")).unwrap();
+    assert!(f.catalog.intents().unwrap().is_empty());
     assert_eq!(f.objects(), vec![committed.path]);
 }
 
@@ -220,14 +202,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     use crate::gc::{Gc, GcAction, GcConfig};
     let (f, id) = Fixture::new(true);
     let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 86_400_000 };
-    let gc = Gc::new(
-        f.layout.clone(),
-        f.catalog.clone(),
-        f.cold.clone(),
-        f.rt.handle().clone(),
-        Arc::new(Failpoints::none()),
-        cfg,
-    );
+    let gc = Gc::new(f.ctx(""), cfg);
     let mover = f.mover("");
     let hot_path = f.meta(id).hot_path().unwrap().to_string();
     mover.execute(id, MoveTarget::Cold).unwrap();
@@ -249,14 +224,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     let orphan = "segments/p/2026-01-01/orphan.parquet";
     f.rt.block_on(f.cold.put_new(orphan, Bytes::from_static(b"x"))).unwrap();
     let written = f.rt.block_on(f.cold.head(orphan)).unwrap().unwrap().last_modified_ms;
-    let young = Gc::new(
-        f.layout.clone(),
-        f.catalog.clone(),
-        f.cold.clone(),
-        f.rt.handle().clone(),
-        Arc::new(Failpoints::none()),
-        GcConfig { grace_ms: 60_000, ..cfg },
-    );
+    let young = Gc::new(f.ctx(""), GcConfig { grace_ms: 60_000, ..cfg });
     let d = young.plan(written + 59_999, 0).unwrap();
     let o = d.iter().find(|d| d.location.path == orphan).unwrap();
     assert_eq!(o.action, GcAction::Keep, "{o:?}");

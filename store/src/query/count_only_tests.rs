@@ -13,7 +13,6 @@ use tierd_policies::{ReencodePlanner, RewritePlanner};
 use super::*;
 use crate::catalog::Catalog;
 use crate::clock::{Clock, ManualClock};
-use crate::failpoint::Failpoints;
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::layout::{day_of_ms, Layout};
 use crate::rewrite::Rewriter;
@@ -80,15 +79,8 @@ impl Fixture {
     fn ingest(&mut self, batches: Vec<Vec<Event>>) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let hot = HotTier::start(
-                self.layout.clone(),
-                self.catalog.clone(),
-                Arc::new(self.clock.clone()),
-                HotConfig::default(),
-                Arc::new(Failpoints::none()),
-                Arc::new(|_| {}),
-            )
-            .unwrap();
+            let ctx = crate::testing::context(&self.layout, &self.catalog, &self.clock, "");
+            let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
             for batch in batches {
                 self.model.ingest(&batch);
                 hot.append(IngestBatch::encode("p".into(), batch)).await.unwrap();
@@ -102,10 +94,7 @@ impl Fixture {
         let stats: Vec<_> = self.catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
         let planner = ReencodePlanner { output_codec: "lz4".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
         let rewriter = Rewriter::new(
-            self.layout.clone(),
-            self.catalog.clone(),
-            Arc::new(self.clock.clone()),
-            Arc::new(Failpoints::none()),
+            crate::testing::context(&self.layout, &self.catalog, &self.clock, ""),
             // Small row groups: the counted segment has several, for pruning to matter.
             CodecSpec { row_group_rows: 100, ..CodecSpec::default() },
         );

@@ -13,19 +13,33 @@ use std::fs::File;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use tierd_codecs::columnar::{self, ChunkReader, ColumnarFooter, FOOTER_TAIL_LEN};
+use tierd_codecs::columnar::{self, ChunkReader, ColumnarFooter, ScanRequest, FOOTER_TAIL_LEN};
+use tierd_codecs::StoredEvent;
 use tracing::error;
 
-use super::cold::{ColdReads, Fill};
 use super::sparse::SparseObject;
-use crate::cache::BlockKey;
+use crate::cache::{BlockCache, BlockKey};
 use crate::catalog::{BlockChecksums, SegmentMeta};
 use crate::error::{Result, StoreError};
+
+/// Where a cold object's blocks come from: a local cache, and the object store (`super::cold::ColdReads`).
+pub(crate) trait RemoteBlocks {
+    fn block_cache(&self) -> &BlockCache;
+    /// Fetches byte ranges of the object at `key` (one request).
+    fn fetch_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>>;
+}
+
+/// Whether blocks fetched from the object store go into the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fill {
+    Yes,
+    No,
+}
 
 /// Where a [`BlockObject`]'s blocks come from.
 pub(crate) enum Backing<'a> {
     /// A cold object: the cache first, then ranged GETs (added to the cache when `fill` says so).
-    Cold { reads: &'a ColdReads, key: &'a str, fill: Fill },
+    Cold { reads: &'a dyn RemoteBlocks, key: &'a str, fill: Fill },
     /// A hot file, opened; `path` is its catalog location (for messages).
     Hot { file: File, path: &'a str },
 }
@@ -148,7 +162,11 @@ impl<'a> BlockObject<'a> {
             let cached = match &self.backing {
                 Backing::Cold { reads, key, .. } => {
                     let range = self.blocks.block_range(i as usize, len);
-                    reads.cache().get(&BlockKey::new(key, i), range.end - range.start, self.blocks.crcs[i as usize])
+                    reads.block_cache().get(
+                        &BlockKey::new(key, i),
+                        range.end - range.start,
+                        self.blocks.crcs[i as usize],
+                    )
                 }
                 Backing::Hot { .. } => None,
             };
@@ -193,7 +211,7 @@ impl<'a> BlockObject<'a> {
                     ));
                 }
                 if let Backing::Cold { reads, key, fill: Fill::Yes } = &self.backing {
-                    reads.cache().put(&BlockKey::new(key, i), &data);
+                    reads.block_cache().put(&BlockKey::new(key, i), &data);
                 }
                 self.object.insert(i, data);
             }
@@ -209,4 +227,22 @@ impl<'a> BlockObject<'a> {
         let kind = if tier == "cold" { "cold object" } else { "hot file" };
         StoreError::Corrupt { id: self.meta.id, message: format!("{kind} {name} block {block}: {what}; not used") }
     }
+}
+
+/// Scans a Parquet copy read in blocks: footer and page index, then the column chunks `req` needs; returns the
+/// bytes of the blocks read.
+pub(crate) fn scan_blocks(mut object: BlockObject<'_>, req: &ScanRequest, f: impl FnMut(StoredEvent)) -> Result<u64> {
+    let footer = object.footer()?;
+    object.ensure(&footer.scan_ranges(req))?;
+    let read = object.object.bytes_held();
+    footer.scan(object.object.clone(), req, f).map(|_| read).map_err(|e| object.corrupt(e))
+}
+
+/// Counts a Parquet copy read in blocks by event name, reading only `time` and `event` of what `req` needs;
+/// returns the counts and the bytes of the blocks read.
+pub(crate) fn count_blocks(mut object: BlockObject<'_>, req: &ScanRequest) -> Result<(Vec<(String, u64)>, u64)> {
+    let footer = object.footer()?;
+    object.ensure(&footer.count_ranges(req))?;
+    let read = object.object.bytes_held();
+    footer.count_by_event(object.object.clone(), req).map(|(counts, _)| (counts, read)).map_err(|e| object.corrupt(e))
 }

@@ -22,7 +22,7 @@ use tierd_codecs::columnar::ScanRequest;
 use tierd_codecs::StoredEvent;
 use tokio::runtime::Handle;
 
-use super::blocks::{Backing, BlockObject};
+use super::blocks::{count_blocks, scan_blocks, Backing, BlockObject, Fill, RemoteBlocks};
 use crate::cache::BlockCache;
 use crate::catalog::{Location, SegmentMeta};
 use crate::cold::ColdStore;
@@ -45,13 +45,6 @@ struct Counters {
     bytes: AtomicU64,
 }
 
-/// Whether blocks fetched from the object store go into the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fill {
-    Yes,
-    No,
-}
-
 /// The cold side of a [`super::SegmentSource`]. Blocking: drives the object store through `handle`.
 #[derive(Clone)]
 pub(crate) struct ColdReads {
@@ -67,6 +60,16 @@ impl std::fmt::Debug for ColdReads {
             .field("store", &self.store.url())
             .field("cache", &self.cache)
             .finish_non_exhaustive()
+    }
+}
+
+impl RemoteBlocks for ColdReads {
+    fn block_cache(&self) -> &BlockCache {
+        &self.cache
+    }
+
+    fn fetch_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        ColdReads::fetch_ranges(self, key, ranges)
     }
 }
 
@@ -123,7 +126,7 @@ impl ColdReads {
                 bytes
             }
         };
-        crate::moves::check_copy(meta, &Location::cold(key), &bytes)?;
+        crate::verify::check_copy(meta, &Location::cold(key), &bytes)?;
         Ok(bytes)
     }
 
@@ -169,22 +172,4 @@ impl ColdReads {
             }
         }
     }
-}
-
-/// Scans a Parquet copy read in blocks: footer and page index, then the column chunks `req` needs; returns the
-/// bytes of the blocks read.
-pub(crate) fn scan_blocks(mut object: BlockObject<'_>, req: &ScanRequest, f: impl FnMut(StoredEvent)) -> Result<u64> {
-    let footer = object.footer()?;
-    object.ensure(&footer.scan_ranges(req))?;
-    let read = object.object.bytes_held();
-    footer.scan(object.object.clone(), req, f).map(|_| read).map_err(|e| object.corrupt(e))
-}
-
-/// Counts a Parquet copy read in blocks by event name, reading only `time` and `event` of what `req` needs;
-/// returns the counts and the bytes of the blocks read.
-pub(crate) fn count_blocks(mut object: BlockObject<'_>, req: &ScanRequest) -> Result<(Vec<(String, u64)>, u64)> {
-    let footer = object.footer()?;
-    object.ensure(&footer.count_ranges(req))?;
-    let read = object.object.bytes_held();
-    footer.count_by_event(object.object.clone(), req).map(|(counts, _)| (counts, read)).map_err(|e| object.corrupt(e))
 }

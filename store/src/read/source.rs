@@ -10,8 +10,8 @@ use tierd_codecs::StoredEvent;
 use tokio::runtime::Handle;
 use tracing::{error, warn};
 
-use super::blocks::{Backing, BlockObject};
-use super::cold::{count_blocks, scan_blocks, ColdReadStats, ColdReads};
+use super::blocks::{count_blocks, scan_blocks, Backing, BlockObject};
+use super::cold::{ColdReadStats, ColdReads};
 use crate::cache::BlockCache;
 use crate::catalog::{Format, SegmentMeta};
 use crate::cold::ColdStore;

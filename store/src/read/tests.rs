@@ -16,7 +16,6 @@ use crate::cache::{BlockCache, BlockKey, CacheConfig};
 use crate::catalog::{BlockChecksums, Catalog, CatalogChange};
 use crate::clock::{Clock, ManualClock};
 use crate::cold::{ColdConfig, ColdStore};
-use crate::failpoint::Failpoints;
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::layout::SegmentId;
 use crate::moves::{MoveTarget, Mover};
@@ -76,16 +75,9 @@ impl Fixture {
         let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, ..Default::default() };
         let cold =
             Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap());
+        let ctx = crate::testing::context_with(&layout, &catalog, &clock, "", cold.clone(), rt.handle().clone());
         rt.block_on(async {
-            let hot = HotTier::start(
-                layout.clone(),
-                catalog.clone(),
-                Arc::new(clock.clone()),
-                HotConfig::default(),
-                Arc::new(Failpoints::none()),
-                Arc::new(|_| {}),
-            )
-            .unwrap();
+            let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
             for day in 0..days {
                 hot.append(IngestBatch::encode("p".into(), events_of_day(day, per_day))).await.unwrap();
             }
@@ -94,8 +86,7 @@ impl Fixture {
         let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
         let planner = ReencodePlanner { output_codec: "lz4".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
         let spec = CodecSpec { row_group_rows: 2_000, ..CodecSpec::default() };
-        let rewriter =
-            Rewriter::new(layout.clone(), catalog.clone(), Arc::new(clock.clone()), Arc::new(Failpoints::none()), spec);
+        let rewriter = Rewriter::new(ctx, spec);
         let mut segments: Vec<SegmentId> =
             planner.plan(clock.now_ms(), &stats).iter().map(|a| rewriter.execute(a).unwrap().outputs[0]).collect();
         segments.sort_by_key(|id| catalog.snapshot().get(id).unwrap().day);
@@ -107,15 +98,19 @@ impl Fixture {
     }
 
     /// Migrates every segment to the cold tier with the real mover.
-    fn migrate(&self) {
-        let mover = Mover::new(
-            self.layout.clone(),
-            self.catalog.clone(),
-            Arc::new(self.clock.clone()),
-            Arc::new(Failpoints::none()),
+    fn ctx(&self) -> crate::StoreContext {
+        crate::testing::context_with(
+            &self.layout,
+            &self.catalog,
+            &self.clock,
+            "",
             self.cold.clone(),
             self.rt.handle().clone(),
-        );
+        )
+    }
+
+    fn migrate(&self) {
+        let mover = Mover::new(self.ctx());
         for id in &self.segments {
             assert_eq!(mover.execute(*id, MoveTarget::Cold).unwrap().to, crate::catalog::Placement::Cold);
         }
@@ -410,15 +405,7 @@ fn the_rewriter_reads_cold_inputs() {
         bytes_before: meta.bytes,
         reason: "test".into(),
     };
-    let rewriter = || {
-        Rewriter::new(
-            f.layout.clone(),
-            f.catalog.clone(),
-            Arc::new(f.clock.clone()),
-            Arc::new(Failpoints::none()),
-            CodecSpec::default(),
-        )
-    };
+    let rewriter = || Rewriter::new(f.ctx(), CodecSpec::default());
     let e = rewriter().execute(&action).unwrap_err();
     assert!(matches!(e, StoreError::NoReadableCopy { .. }), "{e}");
     assert_eq!(f.meta(id), meta);

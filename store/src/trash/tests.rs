@@ -2,25 +2,26 @@
 //! deduplicated, a corrupt or missing trashed copy is refused, and a failed restore leaves the trash and the
 //! catalog as they were.
 
-use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 use tierd_codecs::Event;
 use tierd_policies::{ReencodePlanner, RewritePlanner};
 
 use super::*;
-use crate::budget::IoBudget;
+use crate::catalog::Catalog;
 use crate::clock::ManualClock;
+use crate::cold::{ColdStore, VerifyMode};
 use crate::gc::{Gc, GcAction, GcConfig};
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::query::{execute, GroupBy, Query};
 use crate::rewrite::Rewriter;
-
-const T0: i64 = 1_767_225_600_000;
+use crate::testing::{context_with, memory_cold, T0};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     layout: Layout,
+    clock: ManualClock,
     catalog: Arc<Catalog>,
     cold: Arc<ColdStore>,
     rt: tokio::runtime::Runtime,
@@ -40,21 +41,12 @@ impl Fixture {
         let clock = ManualClock::new(T0);
         let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let cfg = crate::cold::ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, ..Default::default() };
-        let cold =
-            Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap());
+        let cold = memory_cold(VerifyMode::Auto);
+        let ctx = context_with(&layout, &catalog, &clock, "", cold.clone(), rt.handle().clone());
         // One hot tier per batch: each shutdown seals its segment, so there are three inputs.
         for k in 0..3i64 {
             rt.block_on(async {
-                let hot = HotTier::start(
-                    layout.clone(),
-                    catalog.clone(),
-                    Arc::new(clock.clone()),
-                    HotConfig::default(),
-                    Arc::new(Failpoints::none()),
-                    Arc::new(|_| {}),
-                )
-                .unwrap();
+                let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
                 let events: Vec<Event> = (0..10i64)
                     .map(|i| Event {
                         event: "E".into(),
@@ -71,37 +63,25 @@ impl Fixture {
         let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
         let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
         let action = planner.plan(T0, &stats).remove(0);
-        let rewriter = Rewriter::new(
-            layout.clone(),
-            catalog.clone(),
-            Arc::new(clock.clone()),
-            Arc::new(Failpoints::none()),
-            Default::default(),
-        );
-        let outcome = rewriter.execute(&action).unwrap();
+        let outcome = Rewriter::new(ctx.clone(), Default::default()).execute(&action).unwrap();
         let gc_cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
-        let gc = Gc::new(
-            layout.clone(),
-            catalog.clone(),
-            cold.clone(),
-            rt.handle().clone(),
-            Arc::new(Failpoints::none()),
-            gc_cfg,
-        );
+        let gc = Gc::new(ctx, gc_cfg);
         let batch_ms = T0 + 1_000;
         let done = gc.run(batch_ms, 0).unwrap();
         assert_eq!(done.iter().filter(|d| d.action == GcAction::Delete).count(), 3, "{done:?}");
-        Self { _dir: dir, layout, catalog, cold, rt, inputs: outcome.inputs, output: outcome.outputs[0], batch_ms }
+        let (inputs, output) = (outcome.inputs, outcome.outputs[0]);
+        Self { _dir: dir, layout, clock, catalog, cold, rt, inputs, output, batch_ms }
     }
 
     fn trash(&self, failpoints: &str) -> Trash {
-        Trash::new(
-            self.layout.clone(),
-            self.catalog.clone(),
+        Trash::new(context_with(
+            &self.layout,
+            &self.catalog,
+            &self.clock,
+            failpoints,
             self.cold.clone(),
             self.rt.handle().clone(),
-            Arc::new(Failpoints::parse(failpoints).unwrap()),
-        )
+        ))
     }
 
     fn count(&self) -> u64 {
@@ -149,7 +129,7 @@ fn deleted_segments_come_back_live_and_counts_stay_deduplicated() {
         assert!(path.starts_with("hot/p/") && f.layout.resolve(path).unwrap().is_file(), "{path}");
         crate::read::read_committed(&f.layout, m).unwrap();
     }
-    assert!(f.catalog.move_intents().unwrap().is_empty());
+    assert!(f.catalog.intents().unwrap().is_empty());
     // Live again next to the segment that replaced them: still 25 (one copy per dedup key).
     assert_eq!(f.count(), 25);
     // Without the replacement, the restored segments alone hold every event.
@@ -175,7 +155,7 @@ fn a_failed_restore_changes_nothing_and_a_corrupt_copy_is_refused() {
     assert_eq!(outcomes[0].outcome, RestoreStatus::Error, "{outcomes:?}");
     assert!(outcomes[0].error.as_deref().unwrap().contains("restore.write"), "{outcomes:?}");
     assert_eq!(f.catalog.snapshot().segments().cloned().collect::<Vec<_>>(), before);
-    assert!(f.catalog.move_intents().unwrap().is_empty());
+    assert!(f.catalog.intents().unwrap().is_empty());
     assert_eq!(f.hot_files(), files, "the uncommitted copy was removed");
     assert!(f.trash("").list().unwrap().iter().all(|t| t.copies[0].present), "the trash is intact");
 

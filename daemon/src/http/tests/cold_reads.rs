@@ -19,17 +19,25 @@ async fn cold_app() -> ColdApp {
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
     let clock = Arc::new(ManualClock::new(T0_MS + 3 * 86_400_000));
     let failpoints = Arc::new(Failpoints::none());
-    let hot = Arc::new(
-        HotTier::start(
-            layout.clone(),
-            catalog.clone(),
-            clock.clone(),
-            HotConfig::default(),
-            failpoints.clone(),
-            Arc::new(|_| {}),
+    let budget = Arc::new(tierd_store::IoBudget::unlimited());
+    let cold = Arc::new(
+        tierd_store::ColdStore::open(
+            &tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() },
+            dir.path(),
+            budget.clone(),
+            None,
         )
         .unwrap(),
     );
+    let ctx = tierd_store::StoreContext::new(
+        layout.clone(),
+        catalog.clone(),
+        clock.clone(),
+        failpoints.clone(),
+        cold.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    let hot = Arc::new(HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap());
     for day in 0..2i64 {
         let events = (0..3_000i64)
             .map(|i| tierd_codecs::Event {
@@ -47,24 +55,7 @@ async fn cold_app() -> ColdApp {
     }
     // Seals the row segments (the passes rewrite sealed segments only).
     hot.shutdown().await;
-    let budget = Arc::new(tierd_store::IoBudget::unlimited());
-    let cold = Arc::new(
-        tierd_store::ColdStore::open(
-            &tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() },
-            dir.path(),
-            budget.clone(),
-            None,
-        )
-        .unwrap(),
-    );
-    let passes = Arc::new(crate::passes::Passes::new(
-        layout.clone(),
-        catalog.clone(),
-        clock.clone(),
-        failpoints.clone(),
-        cold.clone(),
-        crate::config::Config::default(),
-    ));
+    let passes = Arc::new(crate::passes::Passes::new(ctx.clone(), crate::config::Config::default()));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),

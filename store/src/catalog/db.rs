@@ -1,0 +1,211 @@
+//! The catalog's database: opening it, the one commit path every change takes, and the pins of in-process readers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+use super::change::CatalogChange;
+use super::intents::Intent;
+use super::record::SegmentMeta;
+use super::schema::{self, decode, encode, sled_err, transaction_err, KEY_GENERATION};
+use super::snapshot::CatalogSnapshot;
+use crate::error::{Result, StoreError};
+
+/// The catalog of one node: sled on disk, a snapshot in memory.
+pub struct Catalog {
+    db: sled::Db,
+    meta: sled::Tree,
+    segments: sled::Tree,
+    pub(super) leases: sled::Tree,
+    pub(super) intents: sled::Tree,
+    write_lock: Mutex<()>,
+    snapshot: ArcSwap<CatalogSnapshot>,
+    pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+}
+
+/// A snapshot held by an in-process reader; while it lives, segments retired after its generation are not deleted.
+#[derive(Debug)]
+pub struct Pinned {
+    snapshot: Arc<CatalogSnapshot>,
+    pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+}
+
+impl std::ops::Deref for Pinned {
+    type Target = CatalogSnapshot;
+    fn deref(&self) -> &CatalogSnapshot {
+        &self.snapshot
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock();
+        let g = self.snapshot.generation();
+        if let Some(n) = pins.get_mut(&g) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&g);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("generation", &self.snapshot().generation()).finish()
+    }
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalog in `dir` and loads it into memory; a catalog of an older schema is migrated.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().map_err(sled_err("open"))?;
+        let trees = schema::open(&db)?;
+        let generation = match trees.meta.get(KEY_GENERATION).map_err(sled_err("read the generation"))? {
+            None => 0,
+            Some(v) => schema::u64_value(KEY_GENERATION, &v)?,
+        };
+        let mut all = Vec::new();
+        for kv in trees.segments.iter() {
+            let (k, v) = kv.map_err(sled_err("read segments"))?;
+            all.push(decode::<SegmentMeta>("segment record", &k, &v)?);
+        }
+        let snapshot = CatalogSnapshot::build(generation, all);
+        Ok(Self {
+            db,
+            meta: trees.meta,
+            segments: trees.segments,
+            leases: trees.leases,
+            intents: trees.intents,
+            write_lock: Mutex::new(()),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            pins: Arc::default(),
+        })
+    }
+
+    /// The current snapshot: one generation, whole.
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The current snapshot, pinned for the life of the returned value (see [`Pinned`]).
+    pub fn pin(&self) -> Pinned {
+        let mut pins = self.pins.lock();
+        let snapshot = self.snapshot.load_full();
+        *pins.entry(snapshot.generation()).or_default() += 1;
+        Pinned { snapshot, pins: self.pins.clone() }
+    }
+
+    /// The oldest generation an in-process reader still holds.
+    pub fn oldest_pinned_generation(&self) -> Option<u64> {
+        self.pins.lock().keys().next().copied()
+    }
+
+    /// Records intents durably (one flush) before their copies are written.
+    pub fn record_intents(&self, intents: &[Intent]) -> Result<()> {
+        for intent in intents {
+            self.intents
+                .insert(Intent::key(&intent.location).as_bytes(), encode("intent", intent)?)
+                .map_err(|source| StoreError::Catalog { op: "record an intent", source })?;
+        }
+        self.flush()
+    }
+
+    /// Every intent not yet committed or rolled back.
+    pub fn intents(&self) -> Result<Vec<Intent>> {
+        let mut out = Vec::new();
+        for kv in self.intents.iter() {
+            let (k, v) = kv.map_err(|source| StoreError::Catalog { op: "read intents", source })?;
+            out.push(decode("intent", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Applies `changes` atomically (one sled transaction), bumps the generation, makes it durable (fsync) and
+    /// publishes the new snapshot. Returns the new generation. `created_generation`/`updated_generation` of put
+    /// records are filled in here.
+    pub fn commit(&self, changes: Vec<CatalogChange>) -> Result<u64> {
+        let started = std::time::Instant::now();
+        let _guard = self.write_lock.lock();
+        let current = self.snapshot.load_full();
+        for c in &changes {
+            if let CatalogChange::ExpectAbsent(id) = c {
+                if let Some(m) = current.get(id) {
+                    return Err(StoreError::StalePlan(format!(
+                        "segment {id} is in the catalog (generation {})",
+                        m.updated_generation
+                    )));
+                }
+            }
+            if let CatalogChange::Expect { id, updated_generation } = c {
+                let found = current.get(id).map(|m| m.updated_generation);
+                if found != Some(*updated_generation) {
+                    return Err(StoreError::StalePlan(format!(
+                        "segment {id} changed since it was read (generation {updated_generation}, now {})",
+                        found.map_or("removed".to_string(), |g| g.to_string())
+                    )));
+                }
+            }
+        }
+        let generation = current.generation() + 1;
+        let mut changes = changes;
+        for c in &mut changes {
+            if let CatalogChange::Put(m) = c {
+                m.created_generation = match current.get(&m.id) {
+                    Some(old) => old.created_generation,
+                    None => generation,
+                };
+                m.updated_generation = generation;
+                if let Some(r) = &mut m.retired {
+                    if r.generation == 0 {
+                        r.generation = generation;
+                    }
+                }
+                for d in m.dropped.iter_mut().filter(|d| d.generation == 0) {
+                    d.generation = generation;
+                }
+            }
+        }
+        let mut encoded = Vec::with_capacity(changes.len());
+        let mut cleared = Vec::new();
+        for c in &changes {
+            match c {
+                CatalogChange::Put(m) => encoded.push((m.id.to_string(), Some(encode("segment record", m)?))),
+                CatalogChange::Remove(id) => encoded.push((id.to_string(), None)),
+                CatalogChange::ClearIntent(l) => cleared.push(Intent::key(l)),
+                CatalogChange::Expect { .. } | CatalogChange::ExpectAbsent(_) => {}
+            }
+        }
+        (&self.meta, &self.segments, &self.intents)
+            .transaction(|(meta, segments, intents)| {
+                for (key, value) in &encoded {
+                    match value {
+                        Some(v) => segments.insert(key.as_bytes(), v.as_slice())?,
+                        None => segments.remove(key.as_bytes())?,
+                    };
+                }
+                for key in &cleared {
+                    intents.remove(key.as_bytes())?;
+                }
+                meta.insert(KEY_GENERATION, &generation.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_err("commit"))?;
+        self.flush()?;
+        let next = current.apply(generation, changes);
+        self.snapshot.store(Arc::new(next));
+        metrics::counter!("tierd_catalog_commits_total").increment(1);
+        metrics::gauge!("tierd_catalog_generation").set(generation as f64);
+        metrics::histogram!("tierd_catalog_commit_seconds").record(started.elapsed().as_secs_f64());
+        Ok(generation)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(sled_err("flush"))?;
+        Ok(())
+    }
+}

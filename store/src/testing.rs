@@ -1,0 +1,46 @@
+//! Helpers for the store's unit tests: one way to build a [`StoreContext`] over a temporary directory.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use crate::budget::IoBudget;
+use crate::catalog::Catalog;
+use crate::clock::ManualClock;
+use crate::cold::{ColdConfig, ColdStore, VerifyMode};
+use crate::context::StoreContext;
+use crate::failpoint::Failpoints;
+use crate::layout::Layout;
+
+/// 2026-01-01T00:00:00Z.
+pub(crate) const T0: i64 = 1_767_225_600_000;
+
+/// One runtime for every test of the crate that needs a handle to drive the object store from blocking code.
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap())
+}
+
+/// A fresh, empty `memory://` cold tier without an IO budget.
+pub(crate) fn memory_cold(verify: VerifyMode) -> Arc<ColdStore> {
+    let cfg = ColdConfig { url: "memory://".into(), retry_backoff_ms: 1, verify, ..Default::default() };
+    Arc::new(ColdStore::open(&cfg, Path::new("/nonexistent"), Arc::new(IoBudget::unlimited()), None).unwrap())
+}
+
+/// A context over `layout` and `catalog` on the manual `clock`, with `failpoints` (a `TIERD_FAILPOINTS` spec) and
+/// a fresh `memory://` cold tier driven by [`runtime`].
+pub(crate) fn context(layout: &Layout, catalog: &Arc<Catalog>, clock: &ManualClock, failpoints: &str) -> StoreContext {
+    context_with(layout, catalog, clock, failpoints, memory_cold(VerifyMode::Auto), runtime().handle().clone())
+}
+
+/// [`context`] over the given cold tier and runtime.
+pub(crate) fn context_with(
+    layout: &Layout,
+    catalog: &Arc<Catalog>,
+    clock: &ManualClock,
+    failpoints: &str,
+    cold: Arc<ColdStore>,
+    handle: tokio::runtime::Handle,
+) -> StoreContext {
+    let failpoints = Arc::new(Failpoints::parse(failpoints).expect("a valid failpoint spec"));
+    StoreContext::new(layout.clone(), catalog.clone(), Arc::new(clock.clone()), failpoints, cold, handle)
+}
