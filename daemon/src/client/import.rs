@@ -21,7 +21,10 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use tierd_policies::RetryPolicy;
+
+use super::daemon::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use crate::api::ImportAnswer;
 
 /// The most bytes one request body may hold (uncompressed), whatever `--batch-size` says.
 pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
@@ -286,29 +289,15 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// How long to keep re-sending one batch while the daemon is unavailable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Stop retrying a batch once this much time has passed since its first attempt.
-    pub give_up_after: Duration,
-    /// Longest wait between attempts when the daemon gives no `Retry-After` (waits double from 1 s up to this).
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { give_up_after: Duration::from_secs(600), max_backoff: Duration::from_secs(30) }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (1 for the first retry), given the daemon's `Retry-After` and the time
-    /// spent on this batch so far; `None` once the time is up. A wait never runs past the deadline, so the last
-    /// attempt happens at the deadline.
-    pub fn next_wait(&self, retry_after: Option<Duration>, attempt: u32, elapsed: Duration) -> Option<Duration> {
-        let left = self.give_up_after.checked_sub(elapsed).filter(|d| !d.is_zero())?;
-        let backoff = || Duration::from_secs(1 << attempt.saturating_sub(1).min(16)).min(self.max_backoff);
-        Some(retry_after.unwrap_or_else(backoff).min(left))
+/// How `tierd import` re-sends one batch while the daemon is unavailable: waits double from 1 s up to 30 s (the
+/// daemon's `Retry-After` wins over that), for at most 10 minutes from the batch's first attempt. No jitter: one
+/// importer sends one batch at a time.
+pub fn import_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        first: Duration::from_secs(1),
+        cap: Duration::from_secs(30),
+        jitter: 0.0,
+        give_up_after: Some(Duration::from_secs(600)),
     }
 }
 
@@ -359,7 +348,7 @@ impl Importer {
             url,
             gzip: args.gzip,
             max_events: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
-            policy: RetryPolicy::default(),
+            policy: import_retry_policy(),
             progress: ProgressBar::hidden(),
             imported: 0,
             batches: 0,
@@ -456,7 +445,7 @@ impl Importer {
                 Err(e) => (unreachable_message(&self.base, &e), None),
             };
             attempt += 1;
-            let Some(wait) = self.policy.next_wait(retry_after, attempt, started.elapsed()) else {
+            let Some(wait) = self.policy.next_wait(attempt, started.elapsed(), retry_after, 0.0) else {
                 return Err(ImportError::GaveUp {
                     last: reason,
                     waited: started.elapsed(),
@@ -475,10 +464,8 @@ impl Importer {
     }
 
     fn accepted(&mut self, batch: &Batch, body: &str) {
-        let imported = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("num_records_imported").and_then(Value::as_u64))
-            .unwrap_or(batch.len() as u64);
+        let imported =
+            serde_json::from_str::<ImportAnswer>(body).map_or(batch.len() as u64, |answer| answer.num_records_imported);
         self.imported += imported;
         self.batches += 1;
         self.progress.set_position(batch.input_end);

@@ -57,13 +57,13 @@ async fn cold_app() -> ColdApp {
         )
         .unwrap(),
     );
-    let passes = Arc::new(crate::passes::Passes::new(
+    let passes = Arc::new(crate::server::passes::Passes::new(
         layout.clone(),
         catalog.clone(),
         clock.clone(),
         failpoints.clone(),
         cold.clone(),
-        crate::config::Config::default(),
+        crate::server::config::Config::default(),
     ));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),

@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn example_file_parses_to_the_defaults() {
-        let text = include_str!("../../tierd.example.toml");
+        let text = include_str!("../../../tierd.example.toml");
         assert_eq!(parse(text).unwrap(), Config::default(), "tierd.example.toml must show the defaults");
     }
 

@@ -48,13 +48,13 @@ fn app(limits: BatchLimits) -> App {
         )
         .unwrap(),
     );
-    let passes = Arc::new(crate::passes::Passes::new(
+    let passes = Arc::new(crate::server::passes::Passes::new(
         layout.clone(),
         catalog.clone(),
         clock.clone(),
         failpoints.clone(),
         cold.clone(),
-        crate::config::Config::default(),
+        crate::server::config::Config::default(),
     ));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
@@ -217,4 +217,45 @@ async fn catalog_lookup_returns_a_lease_and_the_segments() {
     let (s, _, _) =
         call(&app, Request::get("/v1/catalog/segments?project=default&from=5&to=5").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn operator_errors_get_their_status_by_variant() {
+    let app = app(BatchLimits::default());
+    let cases = [
+        ("/v1/admin/passes/nope/run", json!({}), StatusCode::NOT_FOUND, "unknown pass \"nope\""),
+        ("/v1/admin/trash/restore", json!({"batch_ms": 5}), StatusCode::NOT_FOUND, "no trash batch 5"),
+        (
+            "/v1/admin/trash/restore",
+            json!({"batch_ms": 5, "segments": ["x"]}),
+            StatusCode::BAD_REQUEST,
+            "bad segment id",
+        ),
+        ("/v1/admin/move", json!({"segments": [], "to": "cold"}), StatusCode::BAD_REQUEST, "no segments"),
+        ("/v1/admin/move", json!({"segments": ["x"], "to": "mars"}), StatusCode::BAD_REQUEST, "mars"),
+    ];
+    for (uri, body, status, needle) in cases {
+        let (s, _, v) = call(&app, post(uri, Some("application/json"), body.to_string())).await;
+        assert_eq!(s, status, "{uri} {body}: {v}");
+        assert_eq!(v["code"], json!(status.as_u16()), "{v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
+    }
+    let (s, _, v) = call(&app, post("/v1/query", None, json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().starts_with("where[1]: unknown op \"like\""), "{v}");
+}
+
+#[tokio::test]
+async fn a_panicking_background_task_answers_a_json_500() {
+    use axum::routing::get;
+    let panics = || async {
+        let n = crate::server::background::run("tierd-test", 3, || -> u32 { panic!("boom") }).await?;
+        Ok::<_, super::ApiError>(n.to_string())
+    };
+    let router = axum::Router::new().route("/panic", get(panics));
+    let resp = router.oneshot(Request::get("/panic").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v, json!({"code": 500, "status": "Internal Server Error", "error": "tierd-test panicked: boom"}));
 }
