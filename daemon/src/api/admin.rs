@@ -4,52 +4,26 @@
 use serde::{Deserialize, Serialize};
 use tierd_store::catalog::Placement;
 
-/// The passes an operator can run now, by the name the URL and `tierd pass run NAME` use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PassName {
-    Reencode,
-    Compact,
-    Recompress,
-    /// Hot -> cold, by the placement planner.
-    Migrate,
-    /// Cold -> hot, by the placement planner.
-    Promote,
-    /// Garbage collection.
-    Gc,
-}
+use super::labels::labelled_enum;
 
-impl PassName {
-    pub const ALL: [PassName; 6] = [
-        PassName::Reencode,
-        PassName::Compact,
-        PassName::Recompress,
-        PassName::Migrate,
-        PassName::Promote,
-        PassName::Gc,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            PassName::Reencode => "reencode",
-            PassName::Compact => "compact",
-            PassName::Recompress => "recompress",
-            PassName::Migrate => "migrate",
-            PassName::Promote => "promote",
-            PassName::Gc => "gc",
-        }
-    }
-}
-
-impl std::fmt::Display for PassName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
+labelled_enum! {
+    /// The passes an operator can run now, by the name the URL and `tierd pass run NAME` use.
+    pub enum PassName {
+        Reencode = "reencode",
+        Compact = "compact",
+        Recompress = "recompress",
+        /// Hot -> cold, by the placement planner.
+        Migrate = "migrate",
+        /// Cold -> hot, by the placement planner.
+        Promote = "promote",
+        /// Garbage collection.
+        Gc = "gc",
     }
 }
 
 /// A pass name that is not one of [`PassName::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown pass {name:?}; passes are {}", PassName::ALL.map(PassName::label).join(", "))]
+#[error("unknown pass {name:?}; passes are {}", PassName::ALL.iter().map(|p| p.label()).collect::<Vec<_>>().join(", "))]
 pub struct UnknownPass {
     pub name: String,
 }
@@ -58,7 +32,7 @@ impl std::str::FromStr for PassName {
     type Err = UnknownPass;
 
     fn from_str(s: &str) -> Result<Self, UnknownPass> {
-        PassName::ALL.into_iter().find(|p| p.label() == s).ok_or_else(|| UnknownPass { name: s.to_string() })
+        PassName::from_label(s).ok_or_else(|| UnknownPass { name: s.to_string() })
     }
 }
 
@@ -71,52 +45,27 @@ pub struct PassRequest {
     pub project: Option<String>,
 }
 
-/// What one action of a pass is (or, in a dry run, would be).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionKind {
-    /// Rewrites, named after their pass.
-    Reencode,
-    Compact,
-    Recompress,
-    /// Moves, named after their pass.
-    Migrate,
-    Promote,
-    /// Garbage collection (`tierd_store::gc::GcAction`): out of service and held by nothing, to the trash.
-    Delete,
-    /// Out of service but still held, or too young to be an orphan (listed under `kept`, with the reason).
-    Keep,
-    /// A side segment of duplicates whose retention ended: retired now, deleted after the grace period.
-    Expire,
-    /// An object the catalog does not know, older than the grace period: to the trash.
-    Orphan,
-    /// A trash entry past its retention: deleted for good.
-    Purge,
-    /// A copy a live segment needs is missing (listed under `kept`, and as an error).
-    Missing,
-}
-
-impl ActionKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ActionKind::Reencode => "reencode",
-            ActionKind::Compact => "compact",
-            ActionKind::Recompress => "recompress",
-            ActionKind::Migrate => "migrate",
-            ActionKind::Promote => "promote",
-            ActionKind::Delete => "delete",
-            ActionKind::Keep => "keep",
-            ActionKind::Expire => "expire",
-            ActionKind::Orphan => "orphan",
-            ActionKind::Purge => "purge",
-            ActionKind::Missing => "missing",
-        }
-    }
-}
-
-impl std::fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
+labelled_enum! {
+    /// What one action of a pass is (or, in a dry run, would be): a rewrite or a move, named after its pass, or what
+    /// garbage collection decided for one copy (`tierd_store::gc::GcAction`).
+    pub enum ActionKind {
+        Reencode = "reencode",
+        Compact = "compact",
+        Recompress = "recompress",
+        Migrate = "migrate",
+        Promote = "promote",
+        /// To the trash.
+        Delete = "delete",
+        /// Still held (listed under `kept`, with the reason).
+        Keep = "keep",
+        /// A side segment of duplicates retired when its time was up.
+        Expire = "expire",
+        /// An object no record names, to the trash.
+        Orphan = "orphan",
+        /// A trash entry deleted for good.
+        Purge = "purge",
+        /// A copy a live segment needs is not there (listed under `kept`, and as an error).
+        Missing = "missing",
     }
 }
 
@@ -159,43 +108,23 @@ pub struct MoveRequest {
     pub to: String,
 }
 
-/// What a move by hand did with one segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveStatus {
-    Moved,
-    /// Already where it should be.
-    Unchanged,
-    /// The move failed; `error` says why.
-    Error,
-}
-
-impl MoveStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            MoveStatus::Moved => "moved",
-            MoveStatus::Unchanged => "unchanged",
-            MoveStatus::Error => "error",
-        }
+labelled_enum! {
+    /// What a move by hand did with one segment.
+    pub enum MoveStatus {
+        Moved = "moved",
+        /// Already where it should be.
+        Unchanged = "unchanged",
+        /// The move failed; `error` says why.
+        Error = "error",
     }
 }
 
-/// How the copy a move wrote was checked before its commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerifiedBy {
-    /// The server's ETag, the MD5 of what it received.
-    Etag,
-    /// Read back whole; size and crc32c compared.
-    ReadBack,
-}
-
-impl VerifiedBy {
-    pub fn label(self) -> &'static str {
-        match self {
-            VerifiedBy::Etag => "etag",
-            VerifiedBy::ReadBack => "read_back",
-        }
+labelled_enum! {
+    /// How the copy a move wrote was checked before its commit: by the server's ETag (the MD5 of what it received),
+    /// or read back whole (size and crc32c).
+    pub enum VerifiedBy {
+        Etag = "etag",
+        ReadBack = "read_back",
     }
 }
 
@@ -229,21 +158,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_are_the_serde_names() {
+    fn pass_names_parse_and_name_the_passes_when_unknown() {
         for p in PassName::ALL {
-            assert_eq!(serde_json::to_value(p).unwrap(), p.label());
-            assert_eq!(p.label().parse::<PassName>(), Ok(p));
+            assert_eq!(p.label().parse::<PassName>(), Ok(*p));
         }
         let e = "nope".parse::<PassName>().unwrap_err().to_string();
         assert_eq!(e, "unknown pass \"nope\"; passes are reencode, compact, recompress, migrate, promote, gc");
-        for k in [ActionKind::Reencode, ActionKind::Migrate, ActionKind::Delete, ActionKind::Missing] {
-            assert_eq!(serde_json::to_value(k).unwrap(), k.label());
-        }
-        for m in [MoveStatus::Moved, MoveStatus::Unchanged, MoveStatus::Error] {
-            assert_eq!(serde_json::to_value(m).unwrap(), m.label());
-        }
-        for v in [VerifiedBy::Etag, VerifiedBy::ReadBack] {
-            assert_eq!(serde_json::to_value(v).unwrap(), v.label());
-        }
     }
 }

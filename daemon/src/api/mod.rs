@@ -11,6 +11,7 @@
 
 mod admin;
 mod ingest;
+mod labels;
 mod read;
 mod trash;
 

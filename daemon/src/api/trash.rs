@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use tierd_store::catalog::{Location, SegmentState};
 
+use super::labels::labelled_enum;
+
 /// The answer of `GET /v1/admin/trash`: every segment record the trash holds, oldest batch first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrashList {
@@ -50,28 +52,17 @@ pub struct RestoreRequest {
     pub segments: Vec<String>,
 }
 
-/// What a restore did with one segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestoreStatus {
-    /// Back in service with a fresh hot copy.
-    Restored,
-    /// The catalog has a record of it: nothing to do.
-    InCatalog,
-    /// The batch holds no record of it.
-    NotInBatch,
-    /// A step failed; `error` says which.
-    Error,
-}
-
-impl RestoreStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            RestoreStatus::Restored => "restored",
-            RestoreStatus::InCatalog => "in_catalog",
-            RestoreStatus::NotInBatch => "not_in_batch",
-            RestoreStatus::Error => "error",
-        }
+labelled_enum! {
+    /// What a restore did with one segment (the store's `RestoreStatus`, as the API writes it).
+    pub enum RestoreStatus {
+        /// Back in service with a fresh hot copy.
+        Restored = "restored",
+        /// The catalog has a record of it: nothing to do.
+        InCatalog = "in_catalog",
+        /// The batch holds no record of it.
+        NotInBatch = "not_in_batch",
+        /// A step failed; `error` says which.
+        Error = "error",
     }
 }
 
@@ -92,16 +83,4 @@ pub struct RestoreResult {
 pub struct RestoreAnswer {
     pub batch_ms: i64,
     pub results: Vec<RestoreResult>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restore_labels_are_the_serde_names() {
-        for s in [RestoreStatus::Restored, RestoreStatus::InCatalog, RestoreStatus::NotInBatch, RestoreStatus::Error] {
-            assert_eq!(serde_json::to_value(s).unwrap(), s.label());
-        }
-    }
 }

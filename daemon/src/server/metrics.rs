@@ -4,10 +4,9 @@
 //! requests); this module only installs the recorder, chooses histogram buckets, describes the metrics the daemon
 //! emits (the store describes its own, each metric once) and publishes catalog totals.
 
-use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tierd_store::catalog::{SegmentState, Tier};
-use tierd_store::metrics::{counter, gauge, histogram, MetricDoc};
+use tierd_store::metrics::{bytes_counter, bytes_gauge, counter, gauge, seconds_histogram, MetricDoc};
 use tierd_store::CatalogSnapshot;
 
 use crate::api::state_label;
@@ -31,16 +30,16 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 
 /// Every metric the daemon itself emits (the store describes its own: `tierd_store::metrics`).
 pub const DAEMON_METRICS: &[MetricDoc] = &[
-    counter("tierd_ingest_events_total", None, "Events acknowledged by /import, by project"),
-    counter("tierd_ingest_bytes_total", Some(Unit::Bytes), "Request body bytes (uncompressed) acknowledged"),
-    counter("tierd_ingest_batches_total", None, "Requests acknowledged by /import"),
-    histogram("tierd_ingest_ack_seconds", Some(Unit::Seconds), "Time from request start to durable ack"),
-    gauge("tierd_segments", None, "Segments in the catalog, by tier and state"),
-    gauge("tierd_segment_bytes", Some(Unit::Bytes), "Bytes of segments in the catalog, by tier and state"),
-    counter("tierd_catalog_lookups_total", None, "Catalog segment lookups served"),
-    counter("tierd_query_total", None, "Queries answered, by outcome"),
-    histogram("tierd_query_seconds", Some(Unit::Seconds), "Query latency"),
-    counter("tierd_passes_total", None, "Passes run, by pass and dry_run"),
+    counter("tierd_ingest_events_total", "Events acknowledged by /import, by project"),
+    bytes_counter("tierd_ingest_bytes_total", "Request body bytes (uncompressed) acknowledged"),
+    counter("tierd_ingest_batches_total", "Requests acknowledged by /import"),
+    seconds_histogram("tierd_ingest_ack_seconds", "Time from request start to durable ack"),
+    gauge("tierd_segments", "Segments in the catalog, by tier and state"),
+    bytes_gauge("tierd_segment_bytes", "Bytes of segments in the catalog, by tier and state"),
+    counter("tierd_catalog_lookups_total", "Catalog segment lookups served"),
+    counter("tierd_query_total", "Queries answered, by outcome"),
+    seconds_histogram("tierd_query_seconds", "Query latency"),
+    counter("tierd_passes_total", "Passes run, by pass and dry_run"),
 ];
 
 /// Describes every metric of the process, the store's and the daemon's, each once.
@@ -67,7 +66,7 @@ pub fn publish_catalog(snapshot: &CatalogSnapshot) {
 mod tests {
     use std::sync::Mutex;
 
-    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString};
+    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
     use super::*;
 

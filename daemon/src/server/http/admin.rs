@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
 
-use super::error::ApiError;
-use super::json::{parse_body, SortedJson};
+use super::error::{parse_body, ApiError};
+use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
     MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, RestoreAnswer, RestoreRequest, TrashList,

@@ -1,8 +1,10 @@
-//! API errors: one JSON shape for every failure ([`crate::api::ErrorBody`]), and the one place that picks an HTTP
-//! status for each error variant of the store and the server.
+//! API errors: one JSON shape for every failure ([`crate::api::ErrorBody`]), the one place that picks an HTTP status
+//! for each error variant of the store and the server, and request bodies parsed with a 400 that says what was
+//! wrong.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use tierd_codecs::RecordError;
 use tierd_store::StoreError;
 
@@ -91,6 +93,11 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Parses a JSON request body; `what` names it in the 400 (`bad move request: ...`).
+pub fn parse_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {

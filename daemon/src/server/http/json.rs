@@ -1,17 +1,8 @@
-//! JSON in and out of handlers: request bodies parsed into `api` types with a 400 that says what was wrong, and
-//! answers sent with their object keys in the order clients have always received them.
+//! JSON answers sent with their object keys in the order clients have always received them.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use super::error::ApiError;
-
-/// Parses a JSON request body; `what` names it in the 400 (`bad move request: ...`).
-pub fn parse_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
-}
 
 /// A JSON answer whose objects (nested ones too) have their keys in sorted order.
 ///

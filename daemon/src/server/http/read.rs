@@ -17,8 +17,8 @@ use tierd_store::query::{execute, Filter, GroupBy, Op};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
-use super::error::ApiError;
-use super::json::{parse_body, SortedJson};
+use super::error::{parse_body, ApiError};
+use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer};
 use crate::server::error::ServerError;

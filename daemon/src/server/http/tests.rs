@@ -259,3 +259,16 @@ async fn a_panicking_background_task_answers_a_json_500() {
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v, json!({"code": 500, "status": "Internal Server Error", "error": "tierd-test panicked: boom"}));
 }
+
+#[tokio::test]
+async fn answers_keep_their_sorted_key_order() {
+    let app = app(BatchLimits::default());
+    let req = post("/v1/admin/move", Some("application/json"), json!({"segments": ["x"], "to": "cold"}).to_string());
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"results":[{"bytes_copied":0,"error":"invalid segment id \"x\": expected 26 characters of Crockford base32 (a ULID)","outcome":"error","segment":"x"}],"to":"cold"}"#
+    );
+}
