@@ -1,6 +1,7 @@
-//! The command line: `tierd serve | import | query | gen | pass | move | gc`.
+//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash`. Parsing and dispatch only:
+//! each command is carried out by [`crate::server`], [`crate::client`] or `crate::gen`, none of which depends on
+//! this module.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (embedded default: ./tierd-data, 127.0.0.1:7070, no config needed).
-    Serve(ServeArgs),
+    Serve(crate::server::serve::ServeArgs),
     /// Send a JSON/NDJSON file of Mixpanel events to a running daemon, in batches.
     Import(crate::client::ImportArgs),
     /// Count deduplicated events through a running daemon's query API.
@@ -32,23 +33,10 @@ pub enum Command {
     Trash(crate::client::TrashArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// TOML config file; every key is optional (see tierd.example.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Data directory (overrides the config's `data_dir`).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Listen address (overrides the config's `listen`); port 0 picks a free port.
-    #[arg(long)]
-    pub listen: Option<String>,
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => crate::serve::run(args),
+        Command::Serve(args) => crate::server::serve::run(args),
         Command::Import(args) => crate::client::run_import(args),
         Command::Query(args) => crate::client::run_query(args),
         Command::Gen(args) => crate::gen::run(args),

@@ -1,15 +1,15 @@
-//! The tierd daemon: CLI, HTTP API and background tasks.
+//! The tierd daemon: the server, the client commands and the event generator behind one binary.
 //!
-//! `daemon` wires `store` (all I/O) to the outside world. It owns the configuration, the HTTP API ([`http`]), the
-//! metrics exporter, the command line ([`cli`]) including the client commands (`import`, `query`) and the event
-//! generator (`gen`).
+//! `daemon` wires `store` (all I/O) to the outside world, in separate rooms:
+//! - [`server`]: `tierd serve`, the HTTP API, background passes, metrics and the configuration;
+//! - [`client`]: the client commands (`import`, `query`, `pass`, `gc`, `move`, `trash`), thin HTTP clients of a
+//!   running daemon;
+//! - [`api`]: the request and response bodies the server and the client share;
+//! - `gen`: the event generator;
+//! - [`cli`]: the command line, which parses arguments and hands them to one of the above (nothing depends on it).
 
-pub mod background;
+pub mod api;
 pub mod cli;
 pub mod client;
-pub mod config;
 pub mod gen;
-pub mod http;
-pub mod metrics;
-pub mod passes;
-pub mod serve;
+pub mod server;

@@ -32,6 +32,7 @@ pub mod placement;
 mod planner;
 pub mod recompress;
 pub mod reencode;
+pub mod retry;
 mod segment;
 #[cfg(test)]
 mod testing;
@@ -42,4 +43,5 @@ pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
+pub use retry::RetryPolicy;
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};

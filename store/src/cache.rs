@@ -334,18 +334,3 @@ fn remove_any(path: &Path) {
         Err(e) => warn!(path = %path.display(), error = %e, "cannot remove a cold cache file"),
     }
 }
-
-/// Describes the cache's metrics (call once after installing a recorder).
-pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge, Unit};
-    describe_counter!("tierd_cache_hits_total", "Cold blocks read from the local cache");
-    describe_counter!("tierd_cache_misses_total", "Cold blocks not in the local cache (fetched from the object store)");
-    describe_gauge!("tierd_cache_bytes", Unit::Bytes, "Bytes of cold blocks held by the local cache");
-    describe_counter!("tierd_cache_evictions_total", "Blocks evicted from the local cache to stay within its bound");
-    describe_counter!("tierd_cache_fill_bytes_total", Unit::Bytes, "Bytes written into the local cache");
-    describe_counter!("tierd_cache_corrupt_total", "Cached blocks found damaged on read (dropped, fetched again)");
-    describe_counter!(
-        "tierd_checksum_mismatches_total",
-        "Copies or blocks whose bytes did not match the catalog's checksum, by tier (never returned as data)"
-    );
-}

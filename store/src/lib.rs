@@ -18,6 +18,7 @@
 //!   server's own checksum instead of reading it back.
 //! - [`budget`]: the one IO budget every background byte and request draws from.
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
+//! - [`metrics`]: the one description of every metric the store emits.
 
 pub mod budget;
 pub mod cache;
@@ -31,6 +32,7 @@ pub mod failpoint;
 pub mod gc;
 pub mod hot;
 pub mod layout;
+pub mod metrics;
 pub mod moves;
 pub mod query;
 pub mod read;

@@ -20,8 +20,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
+use tierd_policies::RetryPolicy;
 
-use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use super::daemon::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use crate::api::ImportAnswer;
+
+mod array;
+mod error;
+
+pub use array::{split_json_array, ArrayElement};
+pub use error::ImportError;
 
 /// The most bytes one request body may hold (uncompressed), whatever `--batch-size` says.
 pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
@@ -43,55 +51,6 @@ pub struct ImportArgs {
     /// Gzip request bodies (sent with `Content-Encoding: gzip`).
     #[arg(long)]
     pub gzip: bool,
-}
-
-/// Why an import stopped. Every variant raised after the first batch says how many events were imported before.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ImportError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("reading {what}: {source}; {imported_before} events were imported before the error")]
-    Read { what: String, imported_before: u64, source: io::Error },
-    #[error("the event on line {line} is {bytes} bytes, over the {limit}-byte request limit; nothing after line {line} was sent")]
-    EventTooLarge { line: u64, bytes: usize, limit: usize },
-    #[error("malformed JSON array at line {line}: {reason}; fix the file or convert it to NDJSON")]
-    MalformedArray { line: u64, reason: &'static str },
-    #[error("{message}; {imported_before} events were imported before the error")]
-    Unreachable { message: String, imported_before: u64 },
-    #[error(
-        "the daemon rejected the batch of lines {}-{} ({status}): {message}; {}",
-        lines.start(), lines.end(), imported_note(*imported_before, *lines.start())
-    )]
-    Rejected {
-        status: StatusCode,
-        message: String,
-        /// The server's error body, with each `failed_records[]` entry given its file `line`; pretty JSON when the
-        /// body was JSON, else the body as received.
-        response: String,
-        lines: RangeInclusive<u64>,
-        imported_before: u64,
-    },
-    #[error(
-        "the daemon answered {status} to the batch of lines {}-{}: {message}; {}",
-        lines.start(), lines.end(), imported_note(*imported_before, *lines.start())
-    )]
-    Server { status: StatusCode, message: String, lines: RangeInclusive<u64>, imported_before: u64 },
-    #[error(
-        "gave up on the batch of lines {}-{} after retrying for {} s (last: {last}); {}; re-run the import once the \
-         daemon accepts writes (re-sent events are deduplicated by $insert_id)",
-        lines.start(), lines.end(), waited.as_secs(), imported_note(*imported_before, *lines.start())
-    )]
-    GaveUp { last: String, waited: Duration, lines: RangeInclusive<u64>, imported_before: u64 },
-}
-
-/// How much of the file made it in, for errors that stop an import at the batch starting on `first_line`.
-fn imported_note(imported_before: u64, first_line: u64) -> String {
-    if imported_before == 0 {
-        "no events were imported".to_owned()
-    } else {
-        format!("{imported_before} events, all from before line {first_line}, were imported")
-    }
 }
 
 /// One request body and where its events came from.
@@ -158,115 +117,6 @@ impl Batcher {
     }
 }
 
-/// One element of a JSON array file, with insignificant whitespace removed so it fits on one NDJSON line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArrayElement {
-    /// The line the element starts on (1-based).
-    pub line: u64,
-    pub json: Vec<u8>,
-    /// Offset in the input just past the element.
-    pub end: usize,
-}
-
-/// Splits a JSON array (`[ev, ev, ...]`, whitespace and a UTF-8 BOM allowed around it) into its elements.
-///
-/// Only the array's own structure is checked (brackets, commas, strings); each element's JSON is left for the
-/// daemon to judge, so a bad element comes back as a `failed_records` entry with its line, like a bad NDJSON line.
-/// Removing whitespace never joins two tokens: `1 2` stays `1 2`.
-pub fn split_json_array(input: &[u8]) -> Result<Vec<ArrayElement>, ImportError> {
-    let malformed = |line, reason| ImportError::MalformedArray { line, reason };
-    let mut line = 1u64;
-    let mut pos = if input.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-    while pos < input.len() && input[pos].is_ascii_whitespace() {
-        line += u64::from(input[pos] == b'\n');
-        pos += 1;
-    }
-    if input.get(pos) != Some(&b'[') {
-        return Err(malformed(line, "expected `[`"));
-    }
-    let mut elements = Vec::new();
-    let mut current: Option<ArrayElement> = None;
-    // Inside `current`: nesting depth, string state, and whether whitespace was dropped since the last kept byte.
-    let (mut depth, mut in_string, mut escaped, mut gap) = (0usize, false, false, false);
-    let mut closed = false;
-    for (offset, &b) in input.iter().enumerate().skip(pos + 1) {
-        if closed {
-            if !b.is_ascii_whitespace() {
-                return Err(malformed(line, "data after the closing `]`"));
-            }
-            line += u64::from(b == b'\n');
-            continue;
-        }
-        let Some(element) = current.as_mut() else {
-            match b {
-                b'\n' => line += 1,
-                _ if b.is_ascii_whitespace() => {}
-                b']' if elements.is_empty() => closed = true,
-                b']' => return Err(malformed(line, "`,` followed by `]` (trailing comma)")),
-                b',' => return Err(malformed(line, "missing element before `,`")),
-                _ => {
-                    current = Some(ArrayElement { line, json: vec![b], end: offset + 1 });
-                    match b {
-                        b'"' => in_string = true,
-                        b'[' | b'{' => depth = 1,
-                        _ => {}
-                    }
-                }
-            }
-            continue;
-        };
-        if in_string {
-            line += u64::from(b == b'\n');
-            element.json.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b',' | b']' if depth == 0 => {
-                let mut done = current.take().expect("inside an element");
-                done.end = offset;
-                elements.push(done);
-                gap = false;
-                closed = b == b']';
-                continue;
-            }
-            b'\n' => {
-                line += 1;
-                gap = true;
-                continue;
-            }
-            _ if b.is_ascii_whitespace() => {
-                gap = true;
-                continue;
-            }
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if gap && element.json.last().is_some_and(|&last| is_word_byte(last)) && is_word_byte(b) {
-            element.json.push(b' ');
-        }
-        gap = false;
-        element.json.push(b);
-    }
-    if !closed {
-        return Err(malformed(line, "the array is not closed (missing `]`, or an unterminated string)"));
-    }
-    Ok(elements)
-}
-
-/// Bytes that can be part of a bare JSON token (number, `true`, ...): two of them must not be glued together.
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-')
-}
-
 /// Adds `"line": <file line>` to every `failed_records[]` entry of a daemon error response whose `index` points into
 /// the batch.
 pub fn annotate_failed_records(response: &mut Value, lines: &[u64]) {
@@ -286,29 +136,15 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// How long to keep re-sending one batch while the daemon is unavailable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Stop retrying a batch once this much time has passed since its first attempt.
-    pub give_up_after: Duration,
-    /// Longest wait between attempts when the daemon gives no `Retry-After` (waits double from 1 s up to this).
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { give_up_after: Duration::from_secs(600), max_backoff: Duration::from_secs(30) }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (1 for the first retry), given the daemon's `Retry-After` and the time
-    /// spent on this batch so far; `None` once the time is up. A wait never runs past the deadline, so the last
-    /// attempt happens at the deadline.
-    pub fn next_wait(&self, retry_after: Option<Duration>, attempt: u32, elapsed: Duration) -> Option<Duration> {
-        let left = self.give_up_after.checked_sub(elapsed).filter(|d| !d.is_zero())?;
-        let backoff = || Duration::from_secs(1 << attempt.saturating_sub(1).min(16)).min(self.max_backoff);
-        Some(retry_after.unwrap_or_else(backoff).min(left))
+/// How `tierd import` re-sends one batch while the daemon is unavailable: waits double from 1 s up to 30 s (the
+/// daemon's `Retry-After` wins over that), for at most 10 minutes from the batch's first attempt. No jitter: one
+/// importer sends one batch at a time.
+pub fn import_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        first: Duration::from_secs(1),
+        cap: Duration::from_secs(30),
+        jitter: 0.0,
+        give_up_after: Some(Duration::from_secs(600)),
     }
 }
 
@@ -359,7 +195,7 @@ impl Importer {
             url,
             gzip: args.gzip,
             max_events: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
-            policy: RetryPolicy::default(),
+            policy: import_retry_policy(),
             progress: ProgressBar::hidden(),
             imported: 0,
             batches: 0,
@@ -456,7 +292,7 @@ impl Importer {
                 Err(e) => (unreachable_message(&self.base, &e), None),
             };
             attempt += 1;
-            let Some(wait) = self.policy.next_wait(retry_after, attempt, started.elapsed()) else {
+            let Some(wait) = self.policy.next_wait(attempt, started.elapsed(), retry_after, 0.0) else {
                 return Err(ImportError::GaveUp {
                     last: reason,
                     waited: started.elapsed(),
@@ -475,10 +311,8 @@ impl Importer {
     }
 
     fn accepted(&mut self, batch: &Batch, body: &str) {
-        let imported = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("num_records_imported").and_then(Value::as_u64))
-            .unwrap_or(batch.len() as u64);
+        let imported =
+            serde_json::from_str::<ImportAnswer>(body).map_or(batch.len() as u64, |answer| answer.num_records_imported);
         self.imported += imported;
         self.batches += 1;
         self.progress.set_position(batch.input_end);

@@ -1,12 +1,10 @@
 //! `tierd move SEGMENT_ID... --to cold|hot|both`: move named segments by hand on a running daemon, through the same
 //! crash-safe steps and IO budget as the passes, and show each segment's outcome.
 
-use std::time::Duration;
-
 use anyhow::bail;
-use serde_json::{json, Value};
 
-use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use super::daemon::{admin_call, show, DaemonArgs};
+use crate::api::{MoveAnswer, MoveRequest, MoveStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct MoveArgs {
@@ -16,30 +14,15 @@ pub struct MoveArgs {
     /// cold (object store only), hot (hot disk only) or both (a hot copy of a cold segment).
     #[arg(long, value_parser = ["cold", "hot", "both"])]
     pub to: String,
-    #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
-    pub url: String,
-    /// Print the daemon's JSON answer unchanged.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 pub fn run_move(a: MoveArgs) -> anyhow::Result<()> {
-    let url = endpoint(&a.url, "/v1/admin/move").map_err(anyhow::Error::msg)?;
-    let client = http_client(Duration::from_secs(3600))?;
-    let body = json!({"segments": a.segments, "to": a.to});
-    let resp = client.post(url).json(&body).send().map_err(|e| anyhow::anyhow!(unreachable_message(&a.url, &e)))?;
-    let status = resp.status();
-    let text = resp.text()?;
-    if !status.is_success() {
-        bail!("move failed ({status}): {}", server_message(&text));
-    }
-    if a.json {
-        println!("{text}");
-    } else {
-        print!("{}", format_moves(&serde_json::from_str(&text)?));
-    }
-    let answer: Value = serde_json::from_str(&text)?;
-    let failed = answer["results"].as_array().into_iter().flatten().filter(|r| r["outcome"] == "error").count();
+    let body = MoveRequest { segments: a.segments, to: a.to };
+    let text = admin_call(&a.daemon.url, "/v1/admin/move", Some(&body), "move")?;
+    let answer: MoveAnswer = show(&text, a.daemon.json, format_moves)?;
+    let failed = answer.results.iter().filter(|r| r.outcome == MoveStatus::Error).count();
     if failed > 0 {
         bail!("{failed} segment(s) did not move");
     }
@@ -47,19 +30,19 @@ pub fn run_move(a: MoveArgs) -> anyhow::Result<()> {
 }
 
 /// One line per segment: `ID  hot -> cold  moved (1234 bytes copied, verified by etag)` or its error.
-pub fn format_moves(answer: &Value) -> String {
+pub fn format_moves(answer: &MoveAnswer) -> String {
     let mut out = String::new();
-    for r in answer["results"].as_array().into_iter().flatten() {
-        let id = r["segment"].as_str().unwrap_or("?");
-        match r["outcome"].as_str() {
-            Some("error") => out.push_str(&format!("{id}  error: {}\n", r["error"].as_str().unwrap_or("?"))),
+    for r in &answer.results {
+        let id = &r.segment;
+        match r.outcome {
+            MoveStatus::Error => out.push_str(&format!("{id}  error: {}\n", r.error.as_deref().unwrap_or("?"))),
             outcome => out.push_str(&format!(
                 "{id}  {} -> {}  {} ({} bytes copied{})\n",
-                r["from"].as_str().unwrap_or("?"),
-                r["to"].as_str().unwrap_or("?"),
-                outcome.unwrap_or("?"),
-                r["bytes_copied"].as_u64().unwrap_or(0),
-                r["verified_by"].as_str().map(|m| format!(", verified by {m}")).unwrap_or_default()
+                r.from.map_or("?", |p| p.label()),
+                r.to.map_or("?", |p| p.label()),
+                outcome.label(),
+                r.bytes_copied,
+                r.verified_by.map(|m| format!(", verified by {}", m.label())).unwrap_or_default()
             )),
         }
     }
@@ -68,6 +51,8 @@ pub fn format_moves(answer: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -81,7 +66,7 @@ mod tests {
              "verified_by": "read_back"},
         ]});
         assert_eq!(
-            format_moves(&answer),
+            format_moves(&serde_json::from_value(answer).unwrap()),
             "A  hot -> cold  moved (10 bytes copied, verified by etag)\nB  cold -> cold  unchanged (0 bytes copied)\n\
              C  error: segment C not found\nD  cold -> both  moved (7 bytes copied, verified by read_back)\n"
         );

@@ -1,12 +1,10 @@
 //! `tierd pass run NAME [--dry-run] [--project P]`: run a background pass now on a running daemon and show what
 //! it did (or, with `--dry-run`, what it would do and why).
 
-use std::time::Duration;
-
 use anyhow::bail;
-use serde_json::{json, Value};
 
-use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use super::daemon::{admin_call, DaemonArgs};
+use crate::api::{PassReport, PassRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct PassArgs {
@@ -24,110 +22,98 @@ pub enum PassCommand {
 pub struct PassRunArgs {
     /// reencode | compact | recompress | migrate | promote | gc
     pub name: String,
+    #[command(flatten)]
+    pub options: PassOptions,
+}
+
+/// What `tierd pass run` and `tierd gc` take besides the pass.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PassOptions {
     /// Plan and report only; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Only this project's segments.
     #[arg(long)]
     pub project: Option<String>,
-    #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
-    pub url: String,
-    /// Print the daemon's JSON answer unchanged.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
-/// `tierd gc [--dry-run]`: the gc pass, under its own name (what would go and why, or what went).
+/// `tierd gc [--dry-run]`: the gc pass, under its own name (what would go and why, or what went), with the options
+/// of `tierd pass run` described as they apply to gc.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("dry_run", |a| a.help(
+    "List what would be deleted, kept, expired, purged or reported, and why; change nothing"
+)))]
+#[command(mut_arg("project", |a| a.help("Only this project's copies in the report (gc itself is node-wide)")))]
 pub struct GcArgs {
-    /// List what would be deleted, kept, expired, purged or reported, and why; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Only this project's copies in the report (gc itself is node-wide).
-    #[arg(long)]
-    pub project: Option<String>,
-    #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
-    pub url: String,
-    /// Print the daemon's JSON answer unchanged.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub options: PassOptions,
 }
 
 pub fn run_gc(a: GcArgs) -> anyhow::Result<()> {
-    let run = PassRunArgs { name: "gc".into(), dry_run: a.dry_run, project: a.project, url: a.url, json: a.json };
-    run_pass(PassArgs { command: PassCommand::Run(run) })
+    run_pass(PassArgs { command: PassCommand::Run(PassRunArgs { name: "gc".into(), options: a.options }) })
 }
 
 pub fn run_pass(args: PassArgs) -> anyhow::Result<()> {
-    let PassCommand::Run(a) = args.command;
-    let url = endpoint(&a.url, &format!("/v1/admin/passes/{}/run", a.name)).map_err(anyhow::Error::msg)?;
-    let client = http_client(Duration::from_secs(3600))?;
-    let body = json!({"dry_run": a.dry_run, "project": a.project});
-    let resp = client.post(url).json(&body).send().map_err(|e| anyhow::anyhow!(unreachable_message(&a.url, &e)))?;
-    let status = resp.status();
-    let text = resp.text()?;
-    if !status.is_success() {
-        bail!("pass {} failed ({status}): {}", a.name, server_message(&text));
-    }
-    if a.json {
+    let PassCommand::Run(PassRunArgs { name, options: o }) = args.command;
+    let body = PassRequest { dry_run: o.dry_run, project: o.project };
+    let path = format!("/v1/admin/passes/{name}/run");
+    let text = admin_call(&o.daemon.url, &path, Some(&body), &format!("pass {name}"))?;
+    if o.daemon.json {
         println!("{text}");
         return Ok(());
     }
-    let report: Value = serde_json::from_str(&text)?;
+    let report: PassReport = serde_json::from_str(&text)?;
     print!("{}", format_report(&report));
-    let errors = report["errors"].as_array().map_or(0, Vec::len);
-    if errors > 0 {
-        bail!("{errors} action(s) of pass {} failed", a.name);
+    if !report.errors.is_empty() {
+        bail!("{} action(s) of pass {name} failed", report.errors.len());
     }
     Ok(())
 }
 
 /// A readable listing of a pass report.
-pub fn format_report(r: &Value) -> String {
+pub fn format_report(r: &PassReport) -> String {
     let mut out = String::new();
-    let dry = r["dry_run"].as_bool().unwrap_or(false);
-    let actions = r["actions"].as_array().cloned().unwrap_or_default();
-    let verb = if dry { "would run" } else { "ran" };
-    out.push_str(&format!("pass {}: {verb} {} action(s)\n", r["pass"].as_str().unwrap_or("?"), actions.len()));
+    let verb = if r.dry_run { "would run" } else { "ran" };
+    out.push_str(&format!("pass {}: {verb} {} action(s)\n", r.pass, r.actions.len()));
     let (mut before, mut after) = (0u64, 0u64);
-    for a in &actions {
-        let b = a["bytes_before"].as_u64().unwrap_or(0);
-        before += b;
-        let after_text = match a["bytes_after"].as_u64() {
+    for a in &r.actions {
+        before += a.bytes_before;
+        let after_text = match a.bytes_after {
             Some(x) => {
                 after += x;
                 format!(" -> {x} bytes")
             }
             None => String::new(),
         };
-        let outputs = a["outputs"].as_array().map(|o| o.len()).unwrap_or(0);
+        let outputs = a.outputs.len();
         out.push_str(&format!(
-            "  {:<10} {} input(s), {b} bytes{after_text}{}: {}\n",
-            a["kind"].as_str().unwrap_or("?"),
-            a["inputs"].as_array().map_or(0, Vec::len),
+            "  {:<10} {} input(s), {} bytes{after_text}{}: {}\n",
+            a.kind.label(),
+            a.inputs.len(),
+            a.bytes_before,
             if outputs > 0 { format!(", {outputs} output(s)") } else { String::new() },
-            a["reason"].as_str().unwrap_or("")
+            a.reason
         ));
     }
-    for k in r["kept"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "  {:<10} {}: {}\n",
-            k["kind"].as_str().unwrap_or("keep"),
-            k["inputs"][0].as_str().unwrap_or("?"),
-            k["reason"].as_str().unwrap_or("")
-        ));
+    for k in &r.kept {
+        let input = k.inputs.first().map_or("?", String::as_str);
+        out.push_str(&format!("  {:<10} {input}: {}\n", k.kind.label(), k.reason));
     }
-    if !dry && !actions.is_empty() {
+    if !r.dry_run && !r.actions.is_empty() {
         out.push_str(&format!("bytes: {before} -> {after}\n"));
     }
-    for e in r["errors"].as_array().into_iter().flatten() {
-        out.push_str(&format!("error: {}\n", e.as_str().unwrap_or("?")));
+    for e in &r.errors {
+        out.push_str(&format!("error: {e}\n"));
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -140,13 +126,13 @@ mod tests {
                       "reason": "held by lease L"}],
             "errors": ["compact of [\"E\"]: stale"],
         });
-        let text = format_report(&r);
+        let text = format_report(&serde_json::from_value(r).unwrap());
         assert!(text.starts_with("pass compact: ran 1 action(s)\n"), "{text}");
         assert!(text.contains("2 input(s), 300 bytes -> 120 bytes, 1 output(s): 2 small segments"), "{text}");
         assert!(text.contains("keep       D: held by lease L"), "{text}");
         assert!(text.contains("bytes: 300 -> 120"), "{text}");
         assert!(text.contains("error: compact of"), "{text}");
         let dry = json!({"pass": "gc", "dry_run": true, "actions": [], "errors": []});
-        assert_eq!(format_report(&dry), "pass gc: would run 0 action(s)\n");
+        assert_eq!(format_report(&serde_json::from_value(dry).unwrap()), "pass gc: would run 0 action(s)\n");
     }
 }

@@ -8,11 +8,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tierd_store::query::Op;
 
-use super::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use super::daemon::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use crate::api::{QueryRequest, QueryResponse, WhereClause};
 
 /// `tierd query`.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,34 +70,11 @@ fn op_from_token(token: &str) -> Option<Op> {
     })
 }
 
-/// One `where` filter of a query request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WhereClause {
-    pub property: String,
-    /// Sent by its query API name (`eq`, `neq`, ...).
-    pub op: Op,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
-}
-
-/// The body of `POST /v1/query`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct QueryRequest {
-    pub project: String,
-    pub from: i64,
-    pub to: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
-    #[serde(rename = "where")]
-    pub filters: Vec<WhereClause>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_by: Option<String>,
-}
-
 impl QueryRequest {
+    /// The request `tierd query` sends.
     pub fn from_args(args: &QueryArgs) -> Self {
         Self {
-            project: args.project.clone(),
+            project: Some(args.project.clone()),
             from: args.from,
             to: args.to,
             event: args.event.clone(),
@@ -105,25 +82,6 @@ impl QueryRequest {
             group_by: args.group_by.clone(),
         }
     }
-}
-
-/// The answer of `POST /v1/query`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QueryResponse {
-    pub total: u64,
-    #[serde(default)]
-    pub rows: Vec<QueryRow>,
-    #[serde(default)]
-    pub segments_scanned: u64,
-    #[serde(default)]
-    pub bytes_scanned: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QueryRow {
-    /// A string, number, bool or null (events without the grouped property).
-    pub key: Value,
-    pub count: u64,
 }
 
 /// Parses a time bound: epoch milliseconds (an integer), a date `YYYY-MM-DD` (UTC midnight) or an RFC 3339

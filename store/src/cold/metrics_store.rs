@@ -221,18 +221,3 @@ impl MultipartUpload for MetricsUpload {
         result
     }
 }
-
-/// Describes the cold tier's and the IO budget's metrics (call once after installing a recorder).
-pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_histogram, Unit};
-    describe_counter!("tierd_cold_requests_total", "Object-store requests of the cold tier, by op and outcome");
-    describe_histogram!("tierd_cold_request_seconds", Unit::Seconds, "Object-store request latency, by op");
-    describe_counter!("tierd_cold_bytes_total", Unit::Bytes, "Bytes moved to (write) and from (read) the object store");
-    describe_counter!("tierd_cold_retries_total", "Object-store requests retried after a transient failure, by op");
-    describe_counter!("tierd_cold_faults_injected_total", "Faults injected by TIERD_COLD_FAULTS, by kind");
-    describe_histogram!(
-        "tierd_budget_wait_seconds",
-        Unit::Seconds,
-        "Time background IO waited for the IO budget, by resource"
-    );
-}

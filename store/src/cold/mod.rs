@@ -52,7 +52,7 @@ use tracing::{debug, warn};
 pub use budget_store::BudgetStore;
 pub use config::{ColdConfig, VerifyMode, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use faults::{FaultConfig, FaultCounter, FaultCounts, FaultStore};
-pub use metrics_store::{describe_metrics, MetricsStore};
+pub use metrics_store::MetricsStore;
 
 use crate::budget::IoBudget;
 use crate::catalog::Tier;

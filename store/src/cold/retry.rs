@@ -4,37 +4,41 @@
 //! and body errors, and injected faults; and a failed background task (`JoinError`). Everything else (not found,
 //! already exists, precondition, permission, bad path, unsupported) is an answer, not an accident.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tierd_policies::RetryPolicy;
 
 pub(crate) fn is_transient(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. })
 }
 
-/// Exponential backoff with jitter: attempt `n` (1-based) waits between half and all of `base * 2^(n-1)`, capped at
-/// `100 * base`.
+/// The object-store requests' backoff: the shared [`RetryPolicy`] (the request loop counts attempts against
+/// `cold.max_retries`, so there is no deadline) with half of each wait random, so that concurrent requests that
+/// failed together do not retry together. Attempt `n` (1-based) waits between half and all of `base * 2^(n-1)`,
+/// capped at `100 * base`.
 #[derive(Debug)]
 pub(crate) struct Backoff {
-    base: Duration,
-    jitter: AtomicU64,
+    policy: RetryPolicy,
+    /// Jitter draws: a randomly keyed hash (std's SipHash) of a counter. Any spread will do; nothing needs to be
+    /// reproduced.
+    keys: RandomState,
+    draws: AtomicU64,
 }
 
 impl Backoff {
     pub(crate) fn new(base: Duration) -> Self {
-        // Any varying seed will do (jitter only spreads concurrent callers' retries apart): the standard library's
-        // randomly keyed hasher gives one without reading the clock.
-        let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
-        Self { base, jitter: AtomicU64::new(seed) }
+        let policy = RetryPolicy { first: base, cap: base.saturating_mul(100), jitter: 0.5, give_up_after: None };
+        Self { policy, keys: RandomState::new(), draws: AtomicU64::new(0) }
     }
 
     pub(crate) fn delay(&self, retry: u32) -> Duration {
-        let full = self.base.saturating_mul(1u32 << retry.saturating_sub(1).min(16)).min(self.base * 100);
-        let n = self.jitter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        let mut z = n;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        let fraction = 0.5 + 0.5 * ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
-        full.mul_f64(fraction)
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        // The top 53 bits as a uniform draw in [0, 1).
+        let draw = (self.keys.hash_one(n) >> 11) as f64 / (1u64 << 53) as f64;
+        self.policy.delay(retry, draw)
     }
 }
 
@@ -51,6 +55,8 @@ mod tests {
             assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} not within [{:?}, {full:?}]", full / 2);
         }
         assert!(Backoff::new(Duration::ZERO).delay(3).is_zero());
+        let spread: std::collections::HashSet<Duration> = (0..20).map(|_| b.delay(5)).collect();
+        assert!(spread.len() > 1, "jitter spreads concurrent retries apart: {spread:?}");
     }
 
     #[test]

@@ -173,16 +173,17 @@ fn retry_after_is_delta_seconds() {
 
 #[test]
 fn retry_policy_honours_retry_after_backs_off_and_gives_up() {
-    let policy = RetryPolicy { give_up_after: Duration::from_secs(600), max_backoff: Duration::from_secs(30) };
+    let policy = import_retry_policy();
     let s = Duration::from_secs;
-    assert_eq!(policy.next_wait(Some(s(7)), 1, s(0)), Some(s(7)));
+    assert_eq!(policy.next_wait(1, s(0), Some(s(7)), 0.0), Some(s(7)));
     // The daemon's Retry-After wins over the backoff cap, but not over the deadline.
-    assert_eq!(policy.next_wait(Some(s(120)), 1, s(0)), Some(s(120)));
-    assert_eq!(policy.next_wait(Some(s(120)), 1, s(590)), Some(s(10)));
-    let backoff: Vec<_> = (1..=7).map(|attempt| policy.next_wait(None, attempt, s(0)).unwrap().as_secs()).collect();
+    assert_eq!(policy.next_wait(1, s(0), Some(s(120)), 0.0), Some(s(120)));
+    assert_eq!(policy.next_wait(1, s(590), Some(s(120)), 0.0), Some(s(10)));
+    let backoff: Vec<_> =
+        (1..=7).map(|attempt| policy.next_wait(attempt, s(0), None, 0.0).unwrap().as_secs()).collect();
     assert_eq!(backoff, vec![1, 2, 4, 8, 16, 30, 30]);
-    assert_eq!(policy.next_wait(Some(s(1)), 100, s(600)), None);
-    assert_eq!(policy.next_wait(None, 1, s(601)), None);
+    assert_eq!(policy.next_wait(100, s(600), Some(s(1)), 0.0), None);
+    assert_eq!(policy.next_wait(1, s(601), None, 0.0), None);
 }
 
 // ---- against a scripted daemon --------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ fn a_503_is_retried_with_the_same_batch() {
 fn a_daemon_that_stays_unavailable_is_given_up_on() {
     let busy = Reply::json(503, r#"{"error":"busy"}"#).with_header("Retry-After", "0");
     let server = TestServer::start(vec![ok(1), busy]);
-    let policy = RetryPolicy { give_up_after: Duration::ZERO, max_backoff: Duration::ZERO };
+    let policy = RetryPolicy { give_up_after: Some(Duration::ZERO), cap: Duration::ZERO, ..import_retry_policy() };
     let mut importer = Importer::new(&args(&server.url, 1)).unwrap().with_retry_policy(policy);
     let err = importer.import(Cursor::new("{\"a\":1}\n{\"a\":2}\n"), "test input").unwrap_err();
     match &err {

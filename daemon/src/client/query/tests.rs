@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::api::QueryRow;
 use crate::client::test_server::{Reply, TestServer};
 
 const JAN_1_2026_MS: i64 = 1_767_225_600_000;
@@ -117,7 +118,7 @@ fn group_by_is_event_or_a_property() {
 #[test]
 fn the_request_body_has_the_api_shape() {
     let request = QueryRequest {
-        project: "P".to_owned(),
+        project: Some("P".to_owned()),
         from: 1,
         to: 2,
         event: Some("Purchase".to_owned()),

@@ -8,17 +8,20 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tierd_store::catalog::SegmentMeta;
 use tierd_store::layout::{format_day, validate_project};
 use tierd_store::query::{execute, Filter, GroupBy, Op};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
-use super::{ApiError, AppState};
+use super::error::{parse_body, ApiError};
+use super::json::SortedJson;
+use super::state::AppState;
+use crate::api::{Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer};
+use crate::server::error::ServerError;
 
 /// Chunk size of streamed segment bodies.
 const CHUNK: usize = 1 << 20;
@@ -36,26 +39,26 @@ pub struct SegmentsParams {
     duplicates: bool,
 }
 
-fn segment_json(m: &SegmentMeta) -> Value {
-    json!({
-        "id": m.id,
-        "project": m.project,
-        "day": format_day(m.day),
-        "state": m.state,
-        "tier": m.placement(),
-        "format": m.format,
-        "codec": m.codec,
-        "location": m.locations.first().map(|l| l.path.as_str()),
-        "locations": m.locations,
-        "dropped": m.dropped,
-        "min_time_ms": m.min_time_ms,
-        "max_time_ms": m.max_time_ms,
-        "rows": m.rows,
-        "bytes": m.bytes,
-        "checksum": format!("crc32c:{:08x}", m.checksum),
-        "created_generation": m.created_generation,
-        "role": m.role,
-    })
+fn segment_record(m: &SegmentMeta) -> SegmentRecord {
+    SegmentRecord {
+        id: m.id,
+        project: m.project.clone(),
+        day: format_day(m.day),
+        state: m.state,
+        tier: m.placement(),
+        format: m.format,
+        codec: m.codec,
+        location: m.locations.first().map(|l| l.path.clone()),
+        locations: m.locations.clone(),
+        dropped: m.dropped.clone(),
+        min_time_ms: m.min_time_ms,
+        max_time_ms: m.max_time_ms,
+        rows: m.rows,
+        bytes: m.bytes,
+        checksum: format!("crc32c:{:08x}", m.checksum),
+        created_generation: m.created_generation,
+        role: m.role,
+    }
 }
 
 /// `GET /v1/catalog/segments?project=P&from=MS&to=MS`: the segments that may hold events in `[from, to)`, from one
@@ -63,7 +66,7 @@ fn segment_json(m: &SegmentMeta) -> Value {
 pub async fn catalog_segments(
     State(state): State<Arc<AppState>>,
     p: Result<Query<SegmentsParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<SortedJson<SegmentsAnswer>, ApiError> {
     let Query(p) = p.map_err(ApiError::from_rejection)?;
     let project = p.project.unwrap_or_else(|| "default".into());
     validate_project(&project).map_err(ApiError::bad_request)?;
@@ -86,16 +89,16 @@ pub async fn catalog_segments(
         segments.iter().map(|m| m.id).collect(),
     )?;
     metrics::counter!("tierd_catalog_lookups_total").increment(1);
-    Ok(Json(json!({
-        "generation": snapshot.generation(),
-        "lease": lease,
-        "segments": segments.iter().map(|m| segment_json(m)).collect::<Vec<_>>(),
-    })))
+    Ok(SortedJson(SegmentsAnswer {
+        generation: snapshot.generation(),
+        lease,
+        segments: segments.iter().map(|m| segment_record(m)).collect(),
+    }))
 }
 
-pub async fn catalog_projects(State(state): State<Arc<AppState>>) -> Json<Value> {
+pub async fn catalog_projects(State(state): State<Arc<AppState>>) -> SortedJson<ProjectsAnswer> {
     let snapshot = state.catalog.snapshot();
-    Json(json!({"generation": snapshot.generation(), "projects": snapshot.projects().collect::<Vec<_>>()}))
+    SortedJson(ProjectsAnswer { generation: snapshot.generation(), projects: snapshot.projects().cloned().collect() })
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,7 +136,7 @@ pub async fn segment(
         }
     })
     .await
-    .expect("join")?;
+    .map_err(|e| ServerError::joined("opening the segment", e))??;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
@@ -217,82 +220,73 @@ fn stream_ndjson(
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryBody {
-    project: Option<String>,
-    from: i64,
-    to: i64,
-    event: Option<String>,
-    #[serde(rename = "where", default)]
-    filters: Vec<FilterBody>,
-    group_by: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilterBody {
-    property: String,
-    op: String,
-    #[serde(default)]
-    value: Value,
-}
-
+/// Turns a query request into the store's query. A filter with an unknown operator or no property is named by its
+/// index (`where[1]: ...`), as the API has always done.
 fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
-    let b: QueryBody = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-    let filters = b
-        .filters
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let op: Op = f.op.parse().map_err(|e| ApiError::bad_request(format!("where[{i}]: {e}")))?;
-            if f.property.is_empty() {
-                return Err(ApiError::bad_request(format!("where[{i}]: property must not be empty")));
-            }
-            Ok(Filter { property: f.property, op, value: f.value })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let group_by = GroupBy::parse(b.group_by.as_deref()).map_err(ApiError::bad_request)?;
+    let q: QueryRequest = parse_body(body, "bad query").map_err(|e| unknown_op(body).unwrap_or(e))?;
+    let mut filters = Vec::with_capacity(q.filters.len());
+    for (i, f) in q.filters.into_iter().enumerate() {
+        if f.property.is_empty() {
+            return Err(ApiError::bad_request(format!("where[{i}]: property must not be empty")));
+        }
+        filters.push(Filter { property: f.property, op: f.op, value: f.value.unwrap_or(Value::Null) });
+    }
+    let group_by = GroupBy::parse(q.group_by.as_deref()).map_err(ApiError::bad_request)?;
     Ok(tierd_store::query::Query {
-        project: b.project.unwrap_or_else(|| "default".into()),
-        from_ms: b.from,
-        to_ms: b.to,
-        event: b.event,
+        project: q.project.unwrap_or_else(|| "default".into()),
+        from_ms: q.from,
+        to_ms: q.to,
+        event: q.event,
         filters,
         group_by,
     })
 }
 
+/// When a query body did not parse because a filter's `op` is text but no operator: that filter's error, or the
+/// error of an earlier filter without a property (filters are checked in order, the operator first).
+fn unknown_op(body: &[u8]) -> Option<ApiError> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let filters = value["where"].as_array()?;
+    let op = |f: &Value| f["op"].as_str().map(str::parse::<Op>);
+    let bad = filters.iter().position(|f| matches!(op(f), Some(Err(_))))?;
+    if let Some(i) = filters[..bad].iter().position(|f| f["property"] == "") {
+        return Some(ApiError::bad_request(format!("where[{i}]: property must not be empty")));
+    }
+    let Some(Err(e)) = op(&filters[bad]) else { return None };
+    Some(ApiError::bad_request(format!("where[{bad}]: {e}")))
+}
+
 /// `POST /v1/query`: counts of deduplicated events.
-pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<SortedJson<QueryResponse>, ApiError> {
     let started = Instant::now();
     let q = parse_query(&body)?;
     // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
     let snapshot = state.catalog.pin();
     let reads = state.reads.clone();
-    let result = tokio::task::spawn_blocking(move || execute(&reads, &snapshot, &q)).await.expect("join");
+    let joined = tokio::task::spawn_blocking(move || execute(&reads, &snapshot, &q)).await;
+    let result = joined.map_err(|e| ServerError::joined("the query", e)).and_then(|r| r.map_err(ServerError::from));
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
     metrics::histogram!("tierd_query_seconds").record(started.elapsed().as_secs_f64());
     let r = result?;
-    Ok(Json(json!({
-        "total": r.total,
-        "rows": r.rows.into_iter().map(|(key, count)| json!({"key": key, "count": count})).collect::<Vec<_>>(),
-        "segments_scanned": r.segments_scanned,
-        "bytes_scanned": r.bytes_scanned,
-    })))
+    Ok(SortedJson(QueryResponse {
+        total: r.total,
+        rows: r.rows.into_iter().map(|(key, count)| QueryRow { key, count }).collect(),
+        segments_scanned: r.segments_scanned,
+        bytes_scanned: r.bytes_scanned,
+    }))
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match &state.metrics {
         Some(h) => {
-            crate::metrics::publish_catalog(&state.catalog.snapshot());
+            crate::server::metrics::publish_catalog(&state.catalog.snapshot());
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response()
         }
         None => ApiError::new(StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
     }
 }
 
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"status": "ok", "generation": state.catalog.snapshot().generation()}))
+pub async fn healthz(State(state): State<Arc<AppState>>) -> SortedJson<Health> {
+    SortedJson(Health { generation: state.catalog.snapshot().generation(), status: "ok".into() })
 }

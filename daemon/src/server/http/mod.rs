@@ -1,13 +1,16 @@
 //! The HTTP API.
 //!
 //! Routes are grouped by who calls them (ingest writers, query nodes, operators), so that the access tokens of a
-//! later release attach as one layer per group. Every error is JSON `{"code","status","error"}` (plus
-//! `failed_records` for rejected import batches).
+//! later release attach as one layer per group. Bodies are the types of [`crate::api`]. Every error is JSON
+//! `{"code","status","error"}` (plus `failed_records` for rejected import batches), with its status chosen by the
+//! error's variant in [`error`].
 
 mod admin;
-mod error;
+pub mod error;
 mod import;
+mod json;
 mod read;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -15,33 +18,9 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
-use tierd_codecs::BatchLimits;
-use tierd_store::hot::HotTier;
-use tierd_store::layout::Layout;
-use tierd_store::{Catalog, Clock};
 
 pub use error::ApiError;
-
-/// What every handler needs.
-pub struct AppState {
-    pub layout: Layout,
-    pub catalog: Arc<Catalog>,
-    pub hot: Arc<HotTier>,
-    pub clock: Arc<dyn Clock>,
-    pub limits: BatchLimits,
-    pub lease_ttl_ms: i64,
-    pub metrics: Option<PrometheusHandle>,
-    pub passes: Arc<crate::passes::Passes>,
-    /// The cold tier's object store (background requests draw from `budget`; use `cold.foreground()` for requests
-    /// a query waits on).
-    pub cold: Arc<tierd_store::ColdStore>,
-    /// The one IO budget of background work.
-    pub budget: Arc<tierd_store::IoBudget>,
-    /// How queries and segment reads reach segments of either tier (cold ones through the foreground store and the
-    /// cache on the hot disk).
-    pub reads: tierd_store::SegmentSource,
-}
+pub use state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let ingest = Router::new().route("/import", post(import::import));

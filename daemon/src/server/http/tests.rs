@@ -49,7 +49,7 @@ fn app(limits: BatchLimits) -> App {
         tokio::runtime::Handle::current(),
     );
     let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
-    let passes = Arc::new(crate::passes::Passes::new(ctx.clone(), crate::config::Config::default()));
+    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),
@@ -211,4 +211,58 @@ async fn catalog_lookup_returns_a_lease_and_the_segments() {
     let (s, _, _) =
         call(&app, Request::get("/v1/catalog/segments?project=default&from=5&to=5").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn operator_errors_get_their_status_by_variant() {
+    let app = app(BatchLimits::default());
+    let cases = [
+        ("/v1/admin/passes/nope/run", json!({}), StatusCode::NOT_FOUND, "unknown pass \"nope\""),
+        ("/v1/admin/trash/restore", json!({"batch_ms": 5}), StatusCode::NOT_FOUND, "no trash batch 5"),
+        (
+            "/v1/admin/trash/restore",
+            json!({"batch_ms": 5, "segments": ["x"]}),
+            StatusCode::BAD_REQUEST,
+            "bad segment id",
+        ),
+        ("/v1/admin/move", json!({"segments": [], "to": "cold"}), StatusCode::BAD_REQUEST, "no segments"),
+        ("/v1/admin/move", json!({"segments": ["x"], "to": "mars"}), StatusCode::BAD_REQUEST, "mars"),
+    ];
+    for (uri, body, status, needle) in cases {
+        let (s, _, v) = call(&app, post(uri, Some("application/json"), body.to_string())).await;
+        assert_eq!(s, status, "{uri} {body}: {v}");
+        assert_eq!(v["code"], json!(status.as_u16()), "{v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
+    }
+    let (s, _, v) = call(&app, post("/v1/query", None, json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().starts_with("where[1]: unknown op \"like\""), "{v}");
+}
+
+#[tokio::test]
+async fn a_panicking_background_task_answers_a_json_500() {
+    use axum::routing::get;
+    let panics = || async {
+        let n = crate::server::background::run("tierd-test", 3, || -> u32 { panic!("boom") }).await?;
+        Ok::<_, super::ApiError>(n.to_string())
+    };
+    let router = axum::Router::new().route("/panic", get(panics));
+    let resp = router.oneshot(Request::get("/panic").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v, json!({"code": 500, "status": "Internal Server Error", "error": "tierd-test panicked: boom"}));
+}
+
+#[tokio::test]
+async fn answers_keep_their_sorted_key_order() {
+    let app = app(BatchLimits::default());
+    let req = post("/v1/admin/move", Some("application/json"), json!({"segments": ["x"], "to": "cold"}).to_string());
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"results":[{"bytes_copied":0,"error":"invalid segment id \"x\": expected 26 characters of Crockford base32 (a ULID)","outcome":"error","segment":"x"}],"to":"cold"}"#
+    );
 }

@@ -1,37 +1,57 @@
-//! The client commands, `tierd import` and `tierd query`: thin, synchronous HTTP clients of a running daemon.
-//!
-//! They run before any tokio runtime exists, so they use `reqwest::blocking`. What can be decided without the
-//! network (batching lines, splitting a JSON array, parsing `--where` and times, formatting the result table,
-//! translating a batch index back to a file line) is kept in pure functions next to each command and unit-tested;
-//! the functions that talk to the daemon only carry those decisions out.
-
-mod import;
-mod moves;
-mod pass;
-mod query;
-#[cfg(test)]
-mod test_server;
-mod trash;
+//! Talking to a running daemon: its URL, the HTTP client, and what to tell the user when the daemon cannot be
+//! reached or answers with an error. Shared by every client command.
 
 use std::time::Duration;
 
-pub use import::{
-    annotate_failed_records, parse_retry_after, run_import, split_json_array, ArrayElement, Batch, Batcher, ImportArgs,
-    ImportError, ImportReport, Importer, RetryPolicy, MAX_BATCH_BYTES,
-};
-pub use moves::{format_moves, run_move, MoveArgs};
-pub use pass::{format_report, run_gc, run_pass, GcArgs, PassArgs, PassCommand, PassRunArgs};
-pub use query::{
-    execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
-    QueryRequest, QueryResponse, QueryRow, WhereClause,
-};
-pub use trash::{format_list, format_restore, run_trash, TrashArgs, TrashCommand};
+use anyhow::bail;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
 
+/// `--url` and `--json` of the operator commands (`pass`, `gc`, `move`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Print the daemon's JSON answer unchanged.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sends one operator request (`GET` without a body, `POST` with `body` as JSON) to `path` on the daemon at `base`
+/// and returns the text of a successful answer. An unreachable daemon or an error status is an error that says
+/// `what` failed and why. Operator requests may run long (a pass, a move): the timeout is an hour.
+pub fn admin_call(base: &str, path: &str, body: Option<&impl Serialize>, what: &str) -> anyhow::Result<String> {
+    let url = endpoint(base, path).map_err(anyhow::Error::msg)?;
+    let client = http_client(Duration::from_secs(3600))?;
+    let request = match body {
+        Some(body) => client.post(url).json(body),
+        None => client.get(url),
+    };
+    let resp = request.send().map_err(|e| anyhow::anyhow!(unreachable_message(base, &e)))?;
+    let status = resp.status();
+    let text = resp.text()?;
+    if !status.is_success() {
+        bail!("{what} failed ({status}): {}", server_message(&text));
+    }
+    Ok(text)
+}
+
+/// Parses an answer and prints it: as received with `json`, else as `format` shows it.
+pub fn show<T: DeserializeOwned>(text: &str, json: bool, format: impl FnOnce(&T) -> String) -> anyhow::Result<T> {
+    let answer: T = serde_json::from_str(text)?;
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", format(&answer));
+    }
+    Ok(answer)
+}
+
 /// The URL of `path` on the daemon at `base` (`base` may end in `/` and may carry a path prefix).
-fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
+pub fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let joined = format!("{}{}", base.trim_end_matches('/'), path);
     let url = reqwest::Url::parse(&joined).map_err(|e| format!("invalid daemon URL `{base}`: {e}"))?;
     if url.scheme() != "http" {
@@ -42,12 +62,12 @@ fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Client> {
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Client> {
     reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(timeout).build()
 }
 
 /// What to tell the user when a request could not be sent at all.
-fn unreachable_message(base: &str, err: &reqwest::Error) -> String {
+pub fn unreachable_message(base: &str, err: &reqwest::Error) -> String {
     let cause = root_cause(err);
     if err.is_connect() {
         format!(
@@ -70,7 +90,7 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The human part of an error response: its `error` or `message` field, else the body itself (shortened).
-fn server_message(body: &str) -> String {
+pub fn server_message(body: &str) -> String {
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
         for key in ["error", "message"] {
             if let Some(serde_json::Value::String(s)) = map.get(key) {

@@ -5,75 +5,23 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tierd_policies::MoveDirection;
 use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
+use tierd_store::catalog::Placement;
 use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::SegmentId;
-use tierd_store::moves::{MoveOutcome, MoveTarget, Mover};
-use tierd_store::rewrite::{kind_label, Rewriter};
-use tierd_store::trash::{RestoreOutcome, Trash, TrashedSegment};
+use tierd_store::moves::{MoveOutcome, MoveTarget, Mover, VerifyMethod};
+use tierd_store::rewrite::Rewriter;
+use tierd_store::trash::{RestoreOutcome, RestoreStatus as StoreRestoreStatus, Trash, TrashedSegment};
 use tierd_store::{Catalog, Clock, StoreContext};
 use tracing::{info, warn};
 
-use crate::config::Config;
-
-pub const PASSES: &[&str] = &["reencode", "compact", "recompress", "migrate", "promote", "gc"];
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PassRequest {
-    #[serde(default)]
-    pub dry_run: bool,
-    pub project: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ActionReport {
-    pub kind: String,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
-    pub bytes_before: u64,
-    /// `None` in a dry run (not known before the rewrite).
-    pub bytes_after: Option<u64>,
-    pub reason: String,
-    /// Copies the rewrite's dedup removed (not in a dry run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duplicates_removed: Option<u64>,
-    /// The side segment keeping them, when dedup is lossless (`rewrite.keep_duplicates_secs`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duplicates_segment: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PassReport {
-    pub pass: String,
-    pub dry_run: bool,
-    pub actions: Vec<ActionReport>,
-    /// Segments GC keeps, with why (only for `gc`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kept: Vec<ActionReport>,
-    pub errors: Vec<String>,
-}
-
-/// One segment's outcome in a move by hand (`POST /v1/admin/move`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MoveReport {
-    pub segment: String,
-    /// `moved`, `unchanged` (already there) or `error`.
-    pub outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<tierd_store::catalog::Placement>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<tierd_store::catalog::Placement>,
-    pub bytes_copied: u64,
-    /// How the copy written was checked before the commit: `etag` (the server's MD5 of what it received) or
-    /// `read_back`; absent when nothing was written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified_by: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
+use super::config::Config;
+use super::error::ServerError;
+use crate::api::{
+    ActionKind, ActionReport, MoveAnswer, MoveReport, MoveStatus, PassName, PassReport, PassRequest, RestoreResult,
+    RestoreStatus, TrashedCopy, VerifiedBy,
+};
 
 pub struct Passes {
     catalog: Arc<Catalog>,
@@ -90,14 +38,14 @@ pub struct Passes {
 
 impl Passes {
     /// Runs `f` (a pass, a move) on its own thread at the background CPU priority (`passes.nice`; see
-    /// [`crate::background`]) and waits for it without blocking the runtime.
+    /// [`super::background`]) and waits for it without blocking the runtime; a panic in `f` is an error.
     pub async fn in_background<T: Send + 'static>(
         self: &Arc<Self>,
         name: &str,
         f: impl FnOnce(&Passes) -> T + Send + 'static,
-    ) -> T {
+    ) -> Result<T, ServerError> {
         let passes = self.clone();
-        crate::background::run(name, self.config.passes.nice, move || f(&passes)).await
+        super::background::run(name, self.config.passes.nice, move || f(&passes)).await
     }
 
     /// Call from inside the tokio runtime: moves and gc drive the object store through the context's handle.
@@ -128,76 +76,54 @@ impl Passes {
     }
 
     /// What the trash holds (`GET /v1/admin/trash`). Blocking.
-    pub fn trash_list(&self) -> Result<Vec<TrashedSegment>, String> {
-        self.trash.list().map_err(|e| e.to_string())
+    pub fn trash_list(&self) -> Result<Vec<crate::api::TrashedSegment>, ServerError> {
+        Ok(self.trash.list()?.into_iter().map(trashed_segment).collect())
     }
 
     /// Restores segments of trash batch `batch_ms` (all of the batch when `ids` is empty) through the crash-safe
     /// steps of `store::trash`, never at the same time as a pass or a move. Blocking.
-    pub fn trash_restore(&self, batch_ms: i64, ids: &[String]) -> Result<Vec<RestoreOutcome>, String> {
-        let ids: Vec<SegmentId> = ids
-            .iter()
-            .map(|s| s.parse::<SegmentId>().map_err(|e| format!("bad segment id {s:?}: {e}")))
-            .collect::<Result<_, _>>()?;
+    pub fn trash_restore(&self, batch_ms: i64, ids: &[SegmentId]) -> Result<Vec<RestoreResult>, ServerError> {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        self.trash.restore(batch_ms, &ids, self.clock.now_ms()).map_err(|e| e.to_string())
+        Ok(self.trash.restore(batch_ms, ids, self.clock.now_ms())?.into_iter().map(restore_result).collect())
     }
 
     /// Moves named segments by hand, one after the other, through the same crash-safe steps and IO budget as the
     /// passes (and never at the same time as a pass). Blocking.
-    pub fn move_segments(&self, ids: &[String], to: MoveTarget) -> Vec<MoveReport> {
+    pub fn move_segments(&self, ids: &[String], to: MoveTarget) -> MoveAnswer {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        ids.iter()
-            .map(|raw| {
-                let failed = |e: String| MoveReport {
-                    segment: raw.clone(),
-                    outcome: "error",
-                    from: None,
-                    to: None,
-                    bytes_copied: 0,
-                    verified_by: None,
-                    error: Some(e),
-                };
-                let id: SegmentId = match raw.parse() {
-                    Ok(id) => id,
-                    Err(e) => return failed(format!("{e}")),
-                };
-                match self.mover.execute(id, to) {
-                    Ok(o) => move_report(raw, &o),
-                    Err(e) => failed(e.to_string()),
-                }
-            })
-            .collect()
+        let results = ids.iter().map(|raw| move_report(raw, self.move_one(raw, to))).collect();
+        MoveAnswer { results, to: placement(to) }
     }
 
-    /// Runs pass `name`. Blocking: call from a blocking thread. `Err` only for an unknown pass name.
-    pub fn run(&self, name: &str, req: &PassRequest) -> Result<PassReport, String> {
-        if !PASSES.contains(&name) {
-            return Err(format!("unknown pass {name:?}; passes are {}", PASSES.join(", ")));
-        }
+    /// One move, its error as the report shows it.
+    fn move_one(&self, raw: &str, to: MoveTarget) -> Result<MoveOutcome, String> {
+        let id: SegmentId = raw.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| e.to_string())?;
+        self.mover.execute(id, to).map_err(|e| e.to_string())
+    }
+
+    /// Runs pass `pass`. Blocking: call from a blocking thread. A failed action is reported, not an error.
+    pub fn run(&self, pass: PassName, req: &PassRequest) -> PassReport {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report =
-            PassReport { pass: name.to_string(), dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
-        if name == "gc" {
-            self.run_gc(req, &mut report);
-        } else if name == "migrate" || name == "promote" {
-            self.run_moves(name, req, &mut report);
-        } else {
-            self.run_rewrites(name, req, &mut report);
+        let mut report = PassReport { pass, dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
+        match pass {
+            PassName::Gc => self.run_gc(req, &mut report),
+            PassName::Migrate => self.run_moves(ActionKind::Migrate, req, &mut report),
+            PassName::Promote => self.run_moves(ActionKind::Promote, req, &mut report),
+            PassName::Reencode | PassName::Compact | PassName::Recompress => self.run_rewrites(pass, req, &mut report),
         }
         info!(
-            pass = name,
+            pass = pass.label(),
             dry_run = req.dry_run,
             actions = report.actions.len(),
             errors = report.errors.len(),
             "pass finished"
         );
-        metrics::counter!("tierd_passes_total", "pass" => name.to_string(), "dry_run" => req.dry_run.to_string())
+        metrics::counter!("tierd_passes_total", "pass" => pass.label(), "dry_run" => req.dry_run.to_string())
             .increment(1);
-        Ok(report)
+        report
     }
 
-    fn plan(&self, name: &str, req: &PassRequest) -> Vec<RewriteAction> {
+    fn plan(&self, pass: PassName, req: &PassRequest) -> Vec<RewriteAction> {
         let snapshot = self.catalog.snapshot();
         let stats: Vec<SegmentStats> = snapshot
             .segments()
@@ -210,18 +136,18 @@ impl Passes {
             .map(|m| m.planner_stats())
             .collect();
         let now = self.clock.now_ms();
-        match name {
-            "reencode" => self.config.reencode_planner().plan(now, &stats),
-            "compact" => self.config.compact_planner().plan(now, &stats),
-            "recompress" => self.config.recompress_planner().plan(now, &stats),
-            _ => unreachable!("checked by run"),
+        match pass {
+            PassName::Reencode => self.config.reencode_planner().plan(now, &stats),
+            PassName::Compact => self.config.compact_planner().plan(now, &stats),
+            PassName::Recompress => self.config.recompress_planner().plan(now, &stats),
+            PassName::Migrate | PassName::Promote | PassName::Gc => unreachable!("run calls plan for rewrites only"),
         }
     }
 
-    fn run_rewrites(&self, name: &str, req: &PassRequest, report: &mut PassReport) {
-        for action in self.plan(name, req) {
+    fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
+        for action in self.plan(pass, req) {
             let mut a = ActionReport {
-                kind: kind_label(action.kind).to_string(),
+                kind: rewrite_kind(action.kind),
                 inputs: action.inputs.clone(),
                 outputs: vec![],
                 bytes_before: action.bytes_before,
@@ -239,7 +165,7 @@ impl Passes {
                         a.duplicates_segment = o.duplicates_segment.map(|id| id.to_string());
                     }
                     Err(e) => {
-                        warn!(pass = name, inputs = ?action.inputs, error = %e, "rewrite failed");
+                        warn!(pass = pass.label(), inputs = ?action.inputs, error = %e, "rewrite failed");
                         report.errors.push(format!("{} of {:?}: {e}", a.kind, action.inputs));
                         continue;
                     }
@@ -250,20 +176,20 @@ impl Passes {
     }
 
     /// Moves planned by the placement planner over one snapshot, carried out one by one.
-    fn run_moves(&self, name: &str, req: &PassRequest, report: &mut PassReport) {
+    fn run_moves(&self, kind: ActionKind, req: &PassRequest, report: &mut PassReport) {
         let snapshot = self.catalog.snapshot();
         let stats: Vec<SegmentStats> = snapshot
             .segments()
             .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
             .map(|m| m.planner_stats())
             .collect();
-        let (direction, target) = match name {
-            "migrate" => (MoveDirection::ToCold, MoveTarget::Cold),
+        let (direction, target) = match kind {
+            ActionKind::Migrate => (MoveDirection::ToCold, MoveTarget::Cold),
             _ => (MoveDirection::ToHot, MoveTarget::Hot),
         };
         for action in self.config.placement_planner().plan(self.clock.now_ms(), &stats, direction) {
             let mut a = ActionReport {
-                kind: name.to_string(),
+                kind,
                 inputs: vec![action.segment.clone()],
                 outputs: vec![],
                 bytes_before: action.bytes,
@@ -273,18 +199,13 @@ impl Passes {
                 duplicates_segment: None,
             };
             if !req.dry_run {
-                let result = action
-                    .segment
-                    .parse::<SegmentId>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|id| self.mover.execute(id, target).map_err(|e| e.to_string()));
-                match result {
+                match self.move_one(&action.segment, target) {
                     Ok(o) => {
                         a.outputs = o.new_location.iter().map(|l| format!("{}:{}", l.tier.label(), l.path)).collect();
                         a.bytes_after = Some(o.bytes_copied);
                     }
                     Err(e) => {
-                        report.errors.push(format!("{name} of {}: {e}", action.segment));
+                        report.errors.push(format!("{kind} of {}: {e}", action.segment));
                         continue;
                     }
                 }
@@ -312,19 +233,11 @@ impl Passes {
                     if !req.project.as_ref().is_none_or(in_project) {
                         continue;
                     }
-                    let kind = match d.action {
-                        GcAction::Delete => "delete",
-                        GcAction::Keep => "keep",
-                        GcAction::Expire => "expire",
-                        GcAction::Orphan => "orphan",
-                        GcAction::Purge => "purge",
-                        GcAction::Missing => "missing",
-                    };
                     if d.action == GcAction::Missing {
                         report.errors.push(format!("missing: {} ({})", d.location.path, d.reason));
                     }
                     let a = ActionReport {
-                        kind: kind.into(),
+                        kind: gc_kind(d.action),
                         inputs: vec![d.id.map_or_else(
                             || format!("{}:{}", d.location.tier.label(), d.location.path),
                             |id| id.to_string(),
@@ -347,14 +260,85 @@ impl Passes {
     }
 }
 
-fn move_report(raw: &str, o: &MoveOutcome) -> MoveReport {
-    MoveReport {
-        segment: raw.to_string(),
-        outcome: if o.from == o.to { "unchanged" } else { "moved" },
-        from: Some(o.from),
-        to: Some(o.to),
-        bytes_copied: o.bytes_copied,
-        verified_by: o.verified_by.map(|m| m.label()),
-        error: None,
+fn move_report(raw: &str, result: Result<MoveOutcome, String>) -> MoveReport {
+    match result {
+        Ok(o) => MoveReport {
+            segment: raw.to_string(),
+            outcome: if o.from == o.to { MoveStatus::Unchanged } else { MoveStatus::Moved },
+            from: Some(o.from),
+            to: Some(o.to),
+            bytes_copied: o.bytes_copied,
+            verified_by: o.verified_by.map(|m| match m {
+                VerifyMethod::Etag => VerifiedBy::Etag,
+                VerifyMethod::ReadBack => VerifiedBy::ReadBack,
+            }),
+            error: None,
+        },
+        Err(e) => MoveReport {
+            segment: raw.to_string(),
+            outcome: MoveStatus::Error,
+            from: None,
+            to: None,
+            bytes_copied: 0,
+            verified_by: None,
+            error: Some(e),
+        },
     }
+}
+
+/// Where a move to `to` leaves a segment's live copies.
+fn placement(to: MoveTarget) -> Placement {
+    match to {
+        MoveTarget::Cold => Placement::Cold,
+        MoveTarget::Hot => Placement::Hot,
+        MoveTarget::Both => Placement::Both,
+    }
+}
+
+fn rewrite_kind(kind: tierd_policies::RewriteKind) -> ActionKind {
+    match kind {
+        tierd_policies::RewriteKind::Reencode => ActionKind::Reencode,
+        tierd_policies::RewriteKind::Compact => ActionKind::Compact,
+        tierd_policies::RewriteKind::Recompress => ActionKind::Recompress,
+    }
+}
+
+fn gc_kind(action: GcAction) -> ActionKind {
+    match action {
+        GcAction::Delete => ActionKind::Delete,
+        GcAction::Keep => ActionKind::Keep,
+        GcAction::Expire => ActionKind::Expire,
+        GcAction::Orphan => ActionKind::Orphan,
+        GcAction::Purge => ActionKind::Purge,
+        GcAction::Missing => ActionKind::Missing,
+    }
+}
+
+fn trashed_segment(s: TrashedSegment) -> crate::api::TrashedSegment {
+    let copies = s
+        .copies
+        .into_iter()
+        .map(|c| TrashedCopy { location: c.location, trash_path: c.trash_path, present: c.present })
+        .collect();
+    crate::api::TrashedSegment {
+        batch_ms: s.batch_ms,
+        id: s.id.to_string(),
+        project: s.project,
+        day: s.day,
+        rows: s.rows,
+        bytes: s.bytes,
+        state: s.state,
+        copies,
+        in_catalog: s.in_catalog,
+    }
+}
+
+fn restore_result(o: RestoreOutcome) -> RestoreResult {
+    let outcome = match o.outcome {
+        StoreRestoreStatus::Restored => RestoreStatus::Restored,
+        StoreRestoreStatus::InCatalog => RestoreStatus::InCatalog,
+        StoreRestoreStatus::NotInBatch => RestoreStatus::NotInBatch,
+        StoreRestoreStatus::Error => RestoreStatus::Error,
+    };
+    RestoreResult { segment: o.segment, outcome, location: o.location, error: o.error }
 }

@@ -55,7 +55,7 @@ async fn cold_app() -> ColdApp {
     }
     // Seals the row segments (the passes rewrite sealed segments only).
     hot.shutdown().await;
-    let passes = Arc::new(crate::passes::Passes::new(ctx.clone(), crate::config::Config::default()));
+    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),

@@ -9,9 +9,16 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use super::error::ServerError;
+
 /// Runs `f` on a new thread named `name` whose CPU priority is lowered by `nice` (Linux nice values, 0-19; 0 leaves
-/// it as it is) and waits for its answer without blocking the runtime. A panic in `f` is re-raised here.
-pub async fn run<T: Send + 'static>(name: &str, nice: i32, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// it as it is) and waits for its answer without blocking the runtime. A panic in `f` comes back as
+/// [`ServerError::TaskPanicked`] (the HTTP layer answers it with a JSON 500; the daemon goes on).
+pub async fn run<T: Send + 'static>(
+    name: &str,
+    nice: i32,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServerError> {
     let (tx, rx) = oneshot::channel();
     // The closure is handed over through a slot, so that it can still run elsewhere if no thread can be started.
     let slot = Arc::new(Mutex::new(Some(f)));
@@ -25,11 +32,13 @@ pub async fn run<T: Send + 'static>(name: &str, nice: i32, f: impl FnOnce() -> T
         // No thread to be had (resource limits): run it on the blocking pool at normal priority rather than fail.
         warn!(error = %e, "cannot start a background thread; running on the blocking pool");
         let f = slot.lock().unwrap_or_else(|e| e.into_inner()).take().expect("not taken: the thread never started");
-        return tokio::task::spawn_blocking(f).await.expect("join");
+        return tokio::task::spawn_blocking(f).await.map_err(|e| ServerError::joined(name, e));
     }
-    match rx.await.expect("the background thread answers or panics") {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(panic)) => Err(ServerError::panicked(name, panic)),
+        // The thread catches panics, so it always answers unless the process is going down.
+        Err(_) => Err(ServerError::TaskCancelled { task: name.to_string() }),
     }
 }
 
@@ -78,19 +87,26 @@ mod tests {
     #[tokio::test]
     async fn runs_at_a_lower_priority_and_answers() {
         let here = current_nice();
-        let (value, there) = run("test-bg", 7, || (6 * 7, current_nice())).await;
+        let (value, there) = run("test-bg", 7, || (6 * 7, current_nice())).await.unwrap();
         assert_eq!(value, 42);
         if cfg!(target_os = "linux") {
             assert_eq!(there, (here + 7).min(19), "the background thread's nice value");
             assert_eq!(current_nice(), here, "the caller's priority is unchanged");
         }
-        let (_, unchanged) = run("test-bg", 0, || ((), current_nice())).await;
+        let (_, unchanged) = run("test-bg", 0, || ((), current_nice())).await.unwrap();
         assert_eq!(unchanged, here);
     }
 
     #[tokio::test]
-    async fn a_panic_reaches_the_caller() {
-        let r = tokio::spawn(run("test-bg", 3, || -> u32 { panic!("boom") })).await;
-        assert!(r.unwrap_err().is_panic());
+    async fn a_panic_reaches_the_caller_as_an_error() {
+        let r = run("test-bg", 3, || -> u32 { panic!("boom {}", 7) }).await;
+        match r {
+            Err(ServerError::TaskPanicked { task, message }) => {
+                assert_eq!((task.as_str(), message.as_str()), ("test-bg", "boom 7"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = run("test-bg", 0, || -> u32 { std::panic::panic_any(5u8) }).await;
+        assert!(matches!(r, Err(ServerError::TaskPanicked { message, .. }) if message == "no message"));
     }
 }

@@ -8,14 +8,15 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tierd_codecs::{parse_batch_rows, BatchError};
 use tierd_store::hot::IngestBatch;
 use tierd_store::layout::validate_project;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use super::json::SortedJson;
+use super::state::AppState;
+use crate::api::ImportAnswer;
 
 #[derive(Debug, Deserialize)]
 pub struct ImportParams {
@@ -29,7 +30,7 @@ pub async fn import(
     params: Result<Query<ImportParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<SortedJson<ImportAnswer>, ApiError> {
     let started = Instant::now();
     let result = match params {
         Ok(Query(params)) => import_inner(&state, params, &headers, body).await,
@@ -47,7 +48,7 @@ pub async fn import(
         }
     }
     let (_, events, _) = result?;
-    Ok(Json(json!({"code": 200, "status": "OK", "num_records_imported": events})))
+    Ok(SortedJson(ImportAnswer { code: 200, num_records_imported: events, status: "OK".into() }))
 }
 
 async fn import_inner(

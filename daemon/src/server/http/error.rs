@@ -1,10 +1,16 @@
-//! API errors: one JSON shape for every failure.
+//! API errors: one JSON shape for every failure ([`crate::api::ErrorBody`]), the one place that picks an HTTP status
+//! for each error variant of the store and the server, and request bodies parsed with a 400 that says what was
+//! wrong.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::de::DeserializeOwned;
 use tierd_codecs::RecordError;
 use tierd_store::StoreError;
+
+use super::json::SortedJson;
+use crate::api::ErrorBody;
+use crate::server::error::ServerError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -38,43 +44,60 @@ impl ApiError {
             _ => "internal",
         }
     }
+
+    /// A 500: logged here, since the client only sees the message.
+    fn internal(message: String) -> Self {
+        tracing::error!(error = %message, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let (status, retry) = match &e {
-            StoreError::SegmentNotFound { .. } => (StatusCode::NOT_FOUND, None),
+            StoreError::SegmentNotFound { .. } | StoreError::TrashBatchNotFound { .. } => (StatusCode::NOT_FOUND, None),
             StoreError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, None),
             StoreError::Backpressure(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             StoreError::HotTierFull(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
             StoreError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            _ => return ApiError::internal(e.to_string()),
         };
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(error = %e, "request failed");
-        }
         let mut err = ApiError::new(status, e.to_string());
         err.retry_after_secs = retry;
         err
     }
 }
 
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::UnknownPass(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            ServerError::BadSegmentId { .. } => ApiError::bad_request(e.to_string()),
+            ServerError::Store(e) => e.into(),
+            ServerError::TaskPanicked { .. } | ServerError::TaskCancelled { .. } => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "code": self.status.as_u16(),
-            "status": self.status.canonical_reason().unwrap_or(""),
-            "error": self.message,
-        });
-        if let Some(records) = &self.failed_records {
-            body["failed_records"] = json!(records);
-        }
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let body = ErrorBody {
+            code: self.status.as_u16(),
+            error: self.message,
+            failed_records: self.failed_records,
+            status: self.status.canonical_reason().unwrap_or("").to_string(),
+        };
+        let mut resp = (self.status, SortedJson(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
+}
+
+/// Parses a JSON request body; `what` names it in the 400 (`bad move request: ...`).
+pub fn parse_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -8,6 +8,7 @@
 //! queued and seal its open segments, flush the catalog.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +22,25 @@ use tierd_store::{
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::cli::ServeArgs;
-use crate::config::Config;
-use crate::http::{router, AppState};
+use super::config::Config;
+use super::http::{router, AppState};
 
 /// How often expired leases are pruned and catalog gauges refreshed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+
+/// `tierd serve`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file; every key is optional (see tierd.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config's `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (overrides the config's `listen`); port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
 
 pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
@@ -46,7 +60,7 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     init_logging(&config.log.level);
-    let metrics = crate::metrics::install()?;
+    let metrics = super::metrics::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tierd").build()?;
     runtime.block_on(serve(config, Some(metrics)))
 }
@@ -113,8 +127,7 @@ pub async fn serve(
             }),
         )?)
     };
-    let passes = Arc::new(crate::passes::Passes::new(ctx, config.clone()));
-    tierd_store::cache::describe_metrics();
+    let passes = Arc::new(super::passes::Passes::new(ctx, config.clone()));
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
@@ -174,7 +187,6 @@ fn open_cold(config: &Config, budget: Arc<IoBudget>) -> anyhow::Result<ColdStore
         Ok(spec) => Some(FaultConfig::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_COLD_FAULTS: {e}"))?),
         Err(_) => None,
     };
-    tierd_store::cold::describe_metrics();
     let cold = ColdStore::open(&config.cold, &config.data_dir, budget, faults)
         .context("cannot open the cold tier (check the [cold] section of the configuration)")?;
     info!(cold = cold.url(), budget = ?config.budget, "cold tier");
@@ -205,7 +217,7 @@ async fn housekeeping(catalog: Arc<Catalog>, clock: Arc<dyn Clock>, shutdown: Ca
             Ok(_) => {}
             Err(e) => error!(error = %e, "cannot prune leases"),
         }
-        crate::metrics::publish_catalog(&catalog.snapshot());
+        super::metrics::publish_catalog(&catalog.snapshot());
     }
 }
 

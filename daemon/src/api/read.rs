@@ -1,0 +1,131 @@
+//! The read side: queries (`POST /v1/query`), catalog lookups (`GET /v1/catalog/...`) and health.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tierd_store::catalog::{Codec, DroppedLocation, Format, Lease, Location, Placement, Role, SegmentState};
+use tierd_store::query::Op;
+use tierd_store::SegmentId;
+
+/// The body of `POST /v1/query`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// `default` when absent (or null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Start of the time range (inclusive), epoch milliseconds.
+    pub from: i64,
+    /// End of the time range (exclusive).
+    pub to: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// All must hold.
+    #[serde(rename = "where", default)]
+    pub filters: Vec<WhereClause>,
+    /// `event` or `properties.NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+}
+
+/// One `where` filter of a query request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhereClause {
+    pub property: String,
+    /// By its query API name (`eq`, `neq`, ...).
+    pub op: Op,
+    /// Absent (or null) for `exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+/// The answer of `POST /v1/query`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    pub total: u64,
+    #[serde(default)]
+    pub rows: Vec<QueryRow>,
+    #[serde(default)]
+    pub segments_scanned: u64,
+    #[serde(default)]
+    pub bytes_scanned: u64,
+}
+
+/// One group of a grouped query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryRow {
+    /// A string, number, bool or null (events without the grouped property).
+    pub key: Value,
+    pub count: u64,
+}
+
+/// A segment as `GET /v1/catalog/segments` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub id: SegmentId,
+    pub project: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub state: SegmentState,
+    /// Which tiers hold a live copy.
+    pub tier: Placement,
+    pub format: Format,
+    pub codec: Codec,
+    /// The first live copy's path (hot first), if any.
+    pub location: Option<String>,
+    pub locations: Vec<Location>,
+    /// Copies taken out of service by moves, waiting for garbage collection.
+    pub dropped: Vec<DroppedLocation>,
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// `crc32c:` and 8 hex digits.
+    pub checksum: String,
+    pub created_generation: u64,
+    pub role: Role,
+}
+
+/// A segment state's name as the API (and the metrics' `state` label) writes it: its serde name.
+pub fn state_label(state: SegmentState) -> &'static str {
+    match state {
+        SegmentState::Open => "open",
+        SegmentState::Sealed => "sealed",
+        SegmentState::Retired => "retired",
+    }
+}
+
+/// The answer of `GET /v1/catalog/segments`: one catalog generation, and a lease that keeps its segments readable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentsAnswer {
+    pub generation: u64,
+    pub lease: Lease,
+    pub segments: Vec<SegmentRecord>,
+}
+
+/// The answer of `GET /v1/catalog/projects`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectsAnswer {
+    pub generation: u64,
+    pub projects: Vec<String>,
+}
+
+/// The answer of `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub generation: u64,
+    /// `ok`.
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_labels_are_the_serde_names() {
+        for s in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
+            assert_eq!(serde_json::to_value(s).unwrap(), state_label(s));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+use super::*;
+
+fn parse(s: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(s, Path::new("t.toml"))
+}
+
+#[test]
+fn empty_file_is_the_embedded_default() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert!(Config::default().validate().is_ok());
+}
+
+#[test]
+fn example_file_parses_to_the_defaults() {
+    let text = include_str!("../../../../tierd.example.toml");
+    assert_eq!(parse(text).unwrap(), Config::default(), "tierd.example.toml must show the defaults");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key() {
+    let e = parse("[hot]\nseal_max_age = 3\n").unwrap_err().to_string();
+    assert!(e.contains("seal_max_age"), "{e}");
+    let e = parse("[ingest]\nmax_events_per_request = \"many\"\n").unwrap_err().to_string();
+    assert!(e.contains("max_events_per_request"), "{e}");
+    let e = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
+    assert!(e.contains("`listen`"), "{e}");
+    let e = parse("[hot]\nseal_max_age_secs = 0\n").unwrap_err().to_string();
+    assert!(e.contains("hot.seal_max_age_secs"), "{e}");
+}
+
+#[test]
+fn pass_settings_are_validated_by_name() {
+    let e = parse("[passes.reencode]\ncodec = \"zstd-40\"\n").unwrap_err().to_string();
+    assert!(e.contains("passes.reencode.codec"), "{e}");
+    let e = parse("[passes]\nnice = 20\n").unwrap_err().to_string();
+    assert!(e.contains("passes.nice"), "{e}");
+    assert_eq!(parse("[passes]\nnice = 0\n").unwrap().passes.nice, 0);
+    let e = parse("[passes.compact]\nmin_inputs = 1\n").unwrap_err().to_string();
+    assert!(e.contains("passes.compact") && e.contains("min_inputs"), "{e}");
+    let e = parse("[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-3\"\n[[passes.recompress.ladder]]\nmin_age_secs = 5\ncodec = \"zstd-9\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("passes.recompress"), "{e}");
+    let ok = parse("[[passes.recompress.ladder]]\nmin_age_secs = 60\ncodec = \"zstd-1\"\n").unwrap();
+    assert_eq!(ok.recompress_planner().ladder[0].min_age_ms, 60_000);
+}
+
+#[test]
+fn cold_and_budget_sections() {
+    let c = parse("[cold]\nurl = \"s3://bucket/prefix\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n[budget]\nobject_max_concurrent = 0\n").unwrap();
+    assert_eq!(c.cold.url, "s3://bucket/prefix");
+    assert_eq!(c.cold.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(c.budget.object_max_concurrent, 0);
+    assert_eq!(c.budget.object_bytes_per_sec, BudgetConfig::default().object_bytes_per_sec);
+    let e = parse("[cold]\nurl = \"ftp://x/y\"\n").unwrap_err().to_string();
+    assert!(e.contains("`cold.url`") && e.contains("ftp://x/y"), "{e}");
+    let e = parse("[cold]\nurl = \"s3://b/p\"\nendpoint = \"http://127.0.0.1:9000\"\n").unwrap_err().to_string();
+    assert!(e.contains("`cold.endpoint`") && e.contains("allow_http"), "{e}");
+    let e = parse("[cold]\npart_size_bytes = 1\n").unwrap_err().to_string();
+    assert!(e.contains("`cold.part_size_bytes`"), "{e}");
+    let e = parse("[cold]\nurl_typo = \"memory://\"\n").unwrap_err().to_string();
+    assert!(e.contains("url_typo"), "{e}");
+    let e = parse("[budget]\ndisk_bytes = 5\n").unwrap_err().to_string();
+    assert!(e.contains("disk_bytes"), "{e}");
+}
+
+#[test]
+fn cold_verify_is_auto_or_read_back() {
+    use tierd_store::cold::VerifyMode;
+    assert_eq!(parse("").unwrap().cold.verify, VerifyMode::Auto);
+    assert_eq!(parse("[cold]\nverify = \"read_back\"\n").unwrap().cold.verify, VerifyMode::ReadBack);
+    assert_eq!(parse("[cold]\nverify = \"auto\"\n").unwrap().cold.verify, VerifyMode::Auto);
+    let e = parse("[cold]\nverify = \"etag\"\n").unwrap_err().to_string();
+    assert!(e.contains("verify") && e.contains("read_back"), "{e}");
+}
+
+#[test]
+fn values_reach_the_hot_tier() {
+    let c = parse("[hot]\nseal_max_age_secs = 2\nmax_bytes = 5\n[ingest]\nqueue_batches = 3\n").unwrap();
+    let h = c.hot_config();
+    assert_eq!(h.seal_max_age_ms, 2000);
+    assert_eq!(h.max_bytes, 5);
+    assert_eq!(h.queue_batches, 3);
+}

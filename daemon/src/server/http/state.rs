@@ -1,0 +1,30 @@
+//! What every handler needs.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tierd_codecs::BatchLimits;
+use tierd_store::hot::HotTier;
+use tierd_store::layout::Layout;
+use tierd_store::{Catalog, Clock};
+
+use crate::server::passes::Passes;
+
+pub struct AppState {
+    pub layout: Layout,
+    pub catalog: Arc<Catalog>,
+    pub hot: Arc<HotTier>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: BatchLimits,
+    pub lease_ttl_ms: i64,
+    pub metrics: Option<PrometheusHandle>,
+    pub passes: Arc<Passes>,
+    /// The cold tier's object store (background requests draw from `budget`; use `cold.foreground()` for requests
+    /// a query waits on).
+    pub cold: Arc<tierd_store::ColdStore>,
+    /// The one IO budget of background work.
+    pub budget: Arc<tierd_store::IoBudget>,
+    /// How queries and segment reads reach segments of either tier (cold ones through the foreground store and the
+    /// cache on the hot disk).
+    pub reads: tierd_store::SegmentSource,
+}

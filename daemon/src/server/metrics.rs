@@ -1,0 +1,115 @@
+//! The Prometheus exporter behind `GET /metrics`, and the gauges refreshed from the catalog.
+//!
+//! Every counter and histogram is recorded where the action happens (`store` records I/O, the HTTP layer records
+//! requests); this module only installs the recorder, chooses histogram buckets, describes the metrics the daemon
+//! emits (the store describes its own, each metric once) and publishes catalog totals.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tierd_store::catalog::{SegmentState, Tier};
+use tierd_store::metrics::{bytes_counter, bytes_gauge, counter, gauge, seconds_histogram, MetricDoc};
+use tierd_store::CatalogSnapshot;
+
+use crate::api::state_label;
+
+/// Latency buckets in seconds, from 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Count buckets (batches or events per group).
+const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0];
+
+/// Installs the global recorder. Call once per process.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_batches".into()), COUNT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_events".into()), COUNT_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// Every metric the daemon itself emits (the store describes its own: `tierd_store::metrics`).
+pub const DAEMON_METRICS: &[MetricDoc] = &[
+    counter("tierd_ingest_events_total", "Events acknowledged by /import, by project"),
+    bytes_counter("tierd_ingest_bytes_total", "Request body bytes (uncompressed) acknowledged"),
+    counter("tierd_ingest_batches_total", "Requests acknowledged by /import"),
+    seconds_histogram("tierd_ingest_ack_seconds", "Time from request start to durable ack"),
+    gauge("tierd_segments", "Segments in the catalog, by tier and state"),
+    bytes_gauge("tierd_segment_bytes", "Bytes of segments in the catalog, by tier and state"),
+    counter("tierd_catalog_lookups_total", "Catalog segment lookups served"),
+    counter("tierd_query_total", "Queries answered, by outcome"),
+    seconds_histogram("tierd_query_seconds", "Query latency"),
+    counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+];
+
+/// Describes every metric of the process, the store's and the daemon's, each once.
+pub fn describe() {
+    tierd_store::metrics::describe();
+    tierd_store::metrics::describe_all(DAEMON_METRICS);
+}
+
+/// Publishes segment counts and bytes by tier and state.
+pub fn publish_catalog(snapshot: &CatalogSnapshot) {
+    let totals = snapshot.totals();
+    for tier in [Tier::Hot, Tier::Cold] {
+        for state in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
+            let (n, b) = totals.iter().find(|(k, _)| *k == (tier, state)).map_or((0, 0), |(_, v)| *v);
+            let labels = [("tier", tier.label()), ("state", state_label(state))];
+            metrics::gauge!("tierd_segments", &labels).set(n as f64);
+            metrics::gauge!("tierd_segment_bytes", &labels).set(b as f64);
+        }
+    }
+    metrics::gauge!("tierd_catalog_generation").set(snapshot.generation() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+    use super::*;
+
+    /// Records only the names described to it.
+    #[derive(Default)]
+    struct Descriptions(Mutex<Vec<String>>);
+
+    impl Descriptions {
+        fn push(&self, key: KeyName) {
+            self.0.lock().unwrap().push(key.as_str().to_string());
+        }
+    }
+
+    impl Recorder for Descriptions {
+        fn describe_counter(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.push(key);
+        }
+        fn describe_gauge(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.push(key);
+        }
+        fn describe_histogram(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.push(key);
+        }
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn no_metric_is_described_twice() {
+        let recorder = Descriptions::default();
+        metrics::with_local_recorder(&recorder, describe);
+        let mut names = recorder.0.into_inner().unwrap();
+        assert!(names.len() >= 60, "the store's and the daemon's metrics: {names:?}");
+        assert!(names.iter().all(|n| n.starts_with("tierd_")), "{names:?}");
+        names.sort_unstable();
+        let twice: Vec<_> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0].clone()).collect();
+        assert!(twice.is_empty(), "described twice: {twice:?}");
+    }
+}

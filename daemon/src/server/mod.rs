@@ -1,0 +1,14 @@
+//! What serves: `tierd serve`'s start-up and shutdown ([`serve`]), the HTTP API ([`http`]), the passes and moves
+//! run on demand ([`passes`]) on background threads ([`background`]), the metrics exporter ([`metrics`]) and the
+//! configuration ([`config`]).
+//!
+//! Nothing here depends on the client commands or the command line; request and response bodies come from
+//! [`crate::api`], which the client shares.
+
+pub mod background;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod passes;
+pub mod serve;
