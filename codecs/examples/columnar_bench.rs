@@ -206,7 +206,7 @@ fn event(rng: &mut Rng, users: &[User], day_start_ms: i64) -> Event {
 
 /// One day of events with sequence numbers in arrival order (time order, 2% of events arriving up to an hour late).
 fn generate(n: usize, day_start_ms: i64) -> Vec<StoredEvent> {
-    let mut rng = Rng(0xC011_0AA2_5EED_0001);
+    let mut rng = Rng::new(0xC011_0AA2_5EED_0001);
     let users = users(&mut rng, 50_000);
     let mut events: Vec<(i64, Event)> = (0..n)
         .map(|_| {

@@ -119,7 +119,7 @@ fn main() {
     // Only the measurements whose name contains this (e.g. `rows`), to profile one path.
     let only = args.next().unwrap_or_default();
 
-    let mut rng = Rng(0x7133_D5EE_D000_0001);
+    let mut rng = Rng::new(0x7133_D5EE_D000_0001);
     let records: Vec<String> = (0..n).map(|i| record(&mut rng, i)).collect();
     let array = format!("[{}]", records.join(",")).into_bytes();
     let ndjson = records.iter().map(|r| format!("{r}\n")).collect::<String>().into_bytes();

@@ -25,7 +25,7 @@
 //! sort order it was written with, the shredded column map and the set of keys that occur in `_props` (so a scan
 //! that needs only shredded keys that never spill does not read `_props` at all). Statistics and the page index are
 //! written for every column, so readers prune row groups and pages by time, event and shredded properties.
-//! [`count_by_event`] (a count per event name over a window) prunes like [`scan`] and decodes only `time` and
+//! [`count_by_event`] (a count per event name over a window) prunes like [`scan()`] and decodes only `time` and
 //! `event`. Both also run over any Parquet [`ChunkReader`] that serves the byte ranges [`ColumnarFooter`] plans
 //! (`ranged`), so a reader that pays per byte (the cold tier) fetches only the footer, the page index and the
 //! column chunks a request needs.
@@ -42,6 +42,7 @@ pub mod layout;
 mod ranged;
 mod read;
 mod scan;
+mod select;
 pub mod shred;
 mod spec;
 mod write;
@@ -49,7 +50,8 @@ mod write;
 pub use count::count_by_event;
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};
 pub use read::{decode, read_meta};
-pub use scan::{scan, ScanRequest, ScanStats};
+pub use scan::scan;
+pub use select::{ScanRequest, ScanStats};
 pub use shred::{property_column_name, ColumnKind, ShreddedColumn, PROPERTY_COLUMN_PREFIX};
 pub use spec::{CodecSpec, CodecSpecError, Compression, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS, ZSTD_LEVELS};
 pub use write::{encode, encode_with_order, recompress, sort_permutation};

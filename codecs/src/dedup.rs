@@ -105,13 +105,15 @@ mod tests {
         assert_ne!(dedup_key("p", &event("e", "", 0, "x")), dedup_key("p", &event("e", "x", 0, "")));
     }
 
+    /// One copy of the same event (one dedup key), told apart by its sequence and a `version` property.
+    fn copy(seq: u64, version: i64) -> StoredEvent {
+        let mut e = event("signup", "u1", 1_700_000_000_000, "i1");
+        e.properties.insert("version".to_owned(), json!(version));
+        StoredEvent { seq, event: e }
+    }
+
     #[test]
     fn keeps_the_highest_sequence() {
-        let copy = |seq: u64, version: i64| {
-            let mut e = event("signup", "u1", 1_700_000_000_000, "i1");
-            e.properties.insert("version".to_owned(), json!(version));
-            StoredEvent { seq, event: e }
-        };
         let other = StoredEvent { seq: 5, event: event("login", "u1", 1_700_000_000_000, "i9") };
         let mut events = vec![copy(7, 1), other.clone(), copy(9, 2), copy(3, 0)];
         assert_eq!(dedup_sorted("p", &mut events), 2);
@@ -123,11 +125,6 @@ mod tests {
 
     #[test]
     fn split_keeps_the_highest_sequence_and_returns_the_rest() {
-        let copy = |seq: u64, version: i64| {
-            let mut e = event("signup", "u1", 1_700_000_000_000, "i1");
-            e.properties.insert("version".to_owned(), json!(version));
-            StoredEvent { seq, event: e }
-        };
         let other = StoredEvent { seq: 5, event: event("login", "u1", 1_700_000_000_000, "i9") };
         let (kept, removed) = dedup_split("p", vec![copy(7, 1), other.clone(), copy(9, 2), copy(3, 0)]);
         assert_eq!(kept.len(), 2);

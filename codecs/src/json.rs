@@ -129,6 +129,28 @@ impl<'a> Cursor<'a> {
         Ok(RawStr { raw: &self.text[start..self.pos - 1], quoted: &self.text[start - 1..self.pos], escaped, canonical })
     }
 
+    /// Reads an object after whitespace: `{`, its entries separated by `,`, then `}`. `entry` gets each key with
+    /// the cursor just after its `:` and must read the value. Every object reader ([`Canonicalizer::object`], the
+    /// ingest fast path's record reader) walks the object grammar through here.
+    pub(crate) fn object_entries(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, RawStr<'a>) -> Result<(), GiveUp>,
+    ) -> Result<(), GiveUp> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            entry(self, key)?;
+            if self.eat(b'}') {
+                return Ok(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
     /// Validates the escape after a `\`; returns whether serde_json would write it exactly so.
     fn escape(&mut self) -> Result<bool, GiveUp> {
         let bytes = self.bytes();
@@ -489,25 +511,7 @@ impl Canonicalizer {
         // The frame is moved out while its entries are read, so nested objects can use deeper frames.
         let mut frame = std::mem::take(&mut self.frames[depth]);
         frame.clear();
-        let result = self.entries(cursor, &mut frame, depth, filter).and_then(|()| frame.emit_sorted(out));
-        self.frames[depth] = frame;
-        result
-    }
-
-    fn entries<'a>(
-        &mut self,
-        cursor: &mut Cursor<'a>,
-        frame: &mut ObjectFrame,
-        depth: usize,
-        filter: &mut impl EntryFilter<'a>,
-    ) -> Result<(), GiveUp> {
-        cursor.expect(b'{')?;
-        if cursor.eat(b'}') {
-            return Ok(());
-        }
-        loop {
-            let key = cursor.string()?;
-            cursor.expect(b':')?;
+        let read = cursor.object_entries(|cursor, key| {
             let decoded = match key.unescaped() {
                 Some(_) => None,
                 None => {
@@ -533,11 +537,11 @@ impl Canonicalizer {
                 };
                 frame.entries.push(entry);
             }
-            if cursor.eat(b'}') {
-                return Ok(());
-            }
-            cursor.expect(b',')?;
-        }
+            Ok(())
+        });
+        let result = read.and_then(|()| frame.emit_sorted(out));
+        self.frames[depth] = frame;
+        result
     }
 }
 

@@ -6,16 +6,20 @@
 
 use std::fmt::Write as _;
 
-/// SplitMix64: a tiny deterministic generator, enough to vary the events.
-pub struct Rng(pub u64);
+use rand_xoshiro::rand_core::{RngCore as _, SeedableRng as _};
+use rand_xoshiro::SplitMix64;
+
+/// SplitMix64 (the workspace's seeded generator, from `rand_xoshiro`): tiny and deterministic, enough to vary the
+/// events.
+pub struct Rng(SplitMix64);
 
 impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(SplitMix64::seed_from_u64(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (with a modulo bias no benchmark can notice).

@@ -1,5 +1,5 @@
 //! Counting a columnar segment's events per name over a time window without materializing them: the count-only
-//! form of [`super::scan`], for queries that need nothing but `count(*) ... group by event`.
+//! form of [`super::scan()`], for queries that need nothing but `count(*) ... group by event`.
 //!
 //! A scan builds a [`StoredEvent`](crate::StoredEvent) per row, so it decodes `distinct_id`, `$insert_id` and
 //! `seq` and copies three strings per row, though a count needs none of them. This reads the same row groups and
@@ -16,15 +16,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::layout::{EVENT_COLUMN, EVENT_INDEX, TIME_COLUMN, TIME_INDEX};
 use super::ranged::{ChunkReader, ColumnarFooter};
-use super::read::BATCH_ROWS;
-use super::scan::{ScanRequest, ScanStats, Selection};
+use super::select::{ScanRequest, ScanStats, Selection};
 use super::ColumnarError;
 
-/// Per event name, how many events of the segment in `bytes` match `req`: exactly the events [`super::scan`] would
+/// Per event name, how many events of the segment in `bytes` match `req`: exactly the events [`super::scan()`] would
 /// deliver for `req`, counted by name. Names come in byte order, each with a count above zero. `req.properties`
 /// is ignored (no property is read).
 ///
@@ -50,18 +48,9 @@ impl ColumnarFooter {
             return Ok((Vec::new(), stats));
         }
 
-        let projection = self.projection(&[TIME_INDEX, EVENT_INDEX]);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
-            .with_projection(projection)
-            .with_row_groups(selection.groups)
-            .with_row_selection(selection.rows)
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(ColumnarError::parquet(segment_id, "read setup"))?;
-
         let mut counts = Counts::new(segment_id);
-        for batch in reader {
-            let batch = batch.map_err(ColumnarError::arrow(segment_id, "read"))?;
+        for batch in self.read_selected(reader, selection, &[TIME_INDEX, EVENT_INDEX])? {
+            let batch = batch?;
             stats.rows_read += batch.num_rows() as u64;
             counts.add(&batch, req)?;
         }

@@ -7,7 +7,7 @@
 //! 2. the footer gives where the page index lies (just before the footer): [`page_index_range`];
 //! 3. footer and page index ([`ColumnarFooter::load`]) give the byte ranges a request reads:
 //!    [`ColumnarFooter::scan_ranges`] / [`ColumnarFooter::count_ranges`]: the column chunks of the projected columns
-//!    in the row groups the statistics and page index do not rule out, pruned exactly as [`super::scan`] and
+//!    in the row groups the statistics and page index do not rule out, pruned exactly as [`super::scan()`] and
 //!    [`super::count_by_event`] prune (one [`Selection`], one projection).
 //!
 //! The caller fetches those ranges and runs [`ColumnarFooter::scan`] / [`ColumnarFooter::count_by_event`] over any
@@ -16,14 +16,15 @@
 
 use std::ops::Range;
 
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{ColumnChunkMask, FooterTail, PageIndexPolicy, ParquetMetaDataReader};
 pub use parquet::file::reader::{ChunkReader, Length};
 
 use super::layout::{Layout, EVENT_INDEX, TIME_INDEX};
-use super::read::open;
-use super::scan::{scan_roots, ScanRequest, Selection};
+use super::read::{batches, open};
+use super::select::{scan_roots, ScanRequest, Selection};
 use super::ColumnarError;
 
 /// Bytes at the very end of every Parquet file: the footer's length (u32 little endian) and the magic `PAR1`.
@@ -112,8 +113,24 @@ impl ColumnarFooter {
     }
 
     /// The projection of `roots` over the file's schema.
-    pub(super) fn projection(&self, roots: &[usize]) -> ProjectionMask {
+    fn projection(&self, roots: &[usize]) -> ProjectionMask {
         ProjectionMask::roots(self.metadata.metadata().file_metadata().schema_descr(), roots.iter().copied())
+    }
+
+    /// The record batches of `selection` in `reader`, holding only the columns under `roots`: what
+    /// [`ColumnarFooter::scan`] and [`ColumnarFooter::count_by_event`] read, inside the ranges
+    /// [`ColumnarFooter::scan_ranges`] / [`ColumnarFooter::count_ranges`] plan for the same selection and roots.
+    pub(super) fn read_selected<R: ChunkReader + 'static>(
+        &self,
+        reader: R,
+        selection: Selection,
+        roots: &[usize],
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, ColumnarError>> + '_, ColumnarError> {
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
+            .with_projection(self.projection(roots))
+            .with_row_groups(selection.groups)
+            .with_row_selection(selection.rows);
+        batches(builder, &self.layout.info.segment_id)
     }
 
     /// The column chunks of the columns under `roots` in the row groups `req` selects. The Parquet reader reads a

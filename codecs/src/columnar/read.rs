@@ -1,5 +1,5 @@
 //! Reading columnar segments: the footer ([`read_meta`]), whole segments ([`decode`]), and turning record batches
-//! back into events (shared with [`super::scan`]).
+//! back into events (shared with [`super::scan()`]).
 
 use std::collections::BTreeSet;
 
@@ -39,6 +39,18 @@ pub(crate) fn open<R: ChunkReader>(
     Ok((metadata, layout))
 }
 
+/// The record batches `builder` reads, [`BATCH_ROWS`] rows at a time, with Parquet and Arrow errors told as the
+/// read of `segment_id` ("read setup" when the reader cannot be built, "read" for a batch). Every reader of a
+/// segment ([`decode`], [`super::scan()`], [`super::count_by_event`], [`super::recompress`]) reads through here.
+pub(crate) fn batches<'a, R: ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<R>,
+    segment_id: &'a str,
+) -> Result<impl Iterator<Item = Result<RecordBatch, ColumnarError>> + 'a, ColumnarError> {
+    let reader =
+        builder.with_batch_size(BATCH_ROWS).build().map_err(ColumnarError::parquet(segment_id, "read setup"))?;
+    Ok(reader.map(move |batch| batch.map_err(ColumnarError::arrow(segment_id, "read"))))
+}
+
 /// Decodes a whole columnar segment: its info and every event, in the segment's sort order.
 ///
 /// Fails with [`ColumnarError::NotParquet`] / [`ColumnarError::NotColumnar`] /
@@ -50,13 +62,9 @@ pub fn decode(bytes: &[u8]) -> Result<(SegmentInfo, Vec<StoredEvent>), ColumnarE
     let (metadata, layout) = open(&bytes, ArrowReaderOptions::new())?;
     let segment_id = layout.info.segment_id.as_str();
     let rows = usize::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(ColumnarError::parquet(segment_id, "read setup"))?;
     let mut events = Vec::with_capacity(rows);
-    for batch in reader {
-        let batch = batch.map_err(ColumnarError::arrow(segment_id, "read"))?;
+    for batch in batches(ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata), segment_id)? {
+        let batch = batch?;
         let rows = BatchRows::new(&batch, &layout, None)?;
         for row in 0..batch.num_rows() {
             events.push(rows.event(row)?);

@@ -14,7 +14,7 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
 use super::layout::Layout;
-use super::read::{open, BATCH_ROWS};
+use super::read::{batches, open, BATCH_ROWS};
 use super::shred::{self, ColumnKind, PropertyBuilder, ShreddedColumn};
 use super::spec::CodecSpec;
 use super::{ColumnarError, SegmentInfo, SortOrder};
@@ -129,17 +129,13 @@ pub fn recompress(bytes: &[u8], spec: &CodecSpec) -> Result<Vec<u8>, ColumnarErr
     let (metadata, mut layout) = open(&bytes, ArrowReaderOptions::new())?;
     layout.spec = spec.clone();
     let segment_id = layout.info.segment_id.clone();
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(ColumnarError::parquet(&segment_id, "read setup"))?;
+    let reader = batches(ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata), &segment_id)?;
     // The reader's schema carries the old footer as schema metadata; write with the bare schema, as `encode` does.
     let schema = Layout::schema(&layout.columns);
     let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(layout.writer_properties()))
         .map_err(ColumnarError::parquet(&segment_id, "writer setup"))?;
     for batch in reader {
-        let batch = batch.map_err(ColumnarError::arrow(&segment_id, "read"))?;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+        let batch = RecordBatch::try_new(schema.clone(), batch?.columns().to_vec())
             .map_err(ColumnarError::arrow(&segment_id, "batch assembly"))?;
         writer.write(&batch).map_err(ColumnarError::parquet(&segment_id, "write"))?;
     }

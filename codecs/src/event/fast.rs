@@ -104,46 +104,38 @@ impl Parser {
         let mut event = false;
         let mut properties = None;
         let mut lifted = Lifted::new(&mut self.distinct_id, &mut self.insert_id);
-        cursor.expect(b'{')?;
-        if !cursor.eat(b'}') {
-            loop {
-                let raw_key = cursor.string()?;
-                cursor.expect(b':')?;
-                let key = match raw_key.unescaped() {
-                    Some(key) => key,
-                    None => {
-                        self.key.clear();
-                        raw_key.decode_into(&mut self.key);
-                        &self.key
-                    }
-                };
-                match key {
-                    // A repeated key is left to the reference (serde_json keeps the last one).
-                    "event" if !event => {
-                        event = true;
-                        self.event.clear();
-                        cursor.string()?.decode_into(&mut self.event);
-                    }
-                    "properties" if properties.is_none() => {
-                        if cursor.peek() != Some(b'{') {
-                            return Err(GiveUp);
-                        }
-                        let start = self.text.len();
-                        self.canonicalizer.object(cursor, &mut self.text, depth + 1, &mut lifted)?;
-                        properties = Some(start..self.text.len());
-                    }
-                    "event" | "properties" => return Err(GiveUp),
-                    _ => {
-                        self.ignored.clear();
-                        self.canonicalizer.value(cursor, &mut self.ignored, depth)?;
-                    }
+        cursor.object_entries(|cursor, raw_key| {
+            let key = match raw_key.unescaped() {
+                Some(key) => key,
+                None => {
+                    self.key.clear();
+                    raw_key.decode_into(&mut self.key);
+                    &self.key
                 }
-                if cursor.eat(b'}') {
-                    break;
+            };
+            match key {
+                // A repeated key is left to the reference (serde_json keeps the last one).
+                "event" if !event => {
+                    event = true;
+                    self.event.clear();
+                    cursor.string()?.decode_into(&mut self.event);
                 }
-                cursor.expect(b',')?;
+                "properties" if properties.is_none() => {
+                    if cursor.peek() != Some(b'{') {
+                        return Err(GiveUp);
+                    }
+                    let start = self.text.len();
+                    self.canonicalizer.object(cursor, &mut self.text, depth + 1, &mut lifted)?;
+                    properties = Some(start..self.text.len());
+                }
+                "event" | "properties" => return Err(GiveUp),
+                _ => {
+                    self.ignored.clear();
+                    self.canonicalizer.value(cursor, &mut self.ignored, depth)?;
+                }
             }
-        }
+            Ok(())
+        })?;
 
         let properties_json = properties.ok_or(GiveUp)?;
         if !event || self.event.is_empty() || self.event.len() > MAX_EVENT_NAME_BYTES {

@@ -1,86 +1,37 @@
-//! The generator's random numbers: a fixed algorithm so that a seed means the same stream forever.
+//! The generator's random numbers: fixed algorithms so that a seed means the same stream forever.
 //!
 //! `rand`'s `StdRng` and `SmallRng` are documented as not portable across `rand` releases; a benchmark corpus that
-//! changes when a dependency is bumped is useless for comparing runs. So the main stream uses xoshiro256++ (written out
-//! here, 20 lines, checked against the reference vectors) and per-event details use SplitMix64 keyed by a value stored
-//! in the event, which makes an event's bytes a pure function of the event.
+//! changes when a dependency is bumped is useless for comparing runs. So the main stream is xoshiro256++
+//! ([`StreamRng`], from `rand_xoshiro`, seeded through SplitMix64 as its authors recommend) and per-event details
+//! use SplitMix64 ([`Draw`]) keyed by a value stored in the event, which makes an event's bytes a pure function of
+//! the event. Both algorithms are pinned by reference vectors in the tests.
 
-use rand::RngCore;
+use rand::{RngCore as _, SeedableRng as _};
+use rand_xoshiro::SplitMix64;
 
-/// One SplitMix64 step: advances `state` and returns a well-mixed 64-bit value.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// The main stream: xoshiro256++ (Blackman and Vigna, 2019). `seed_from_u64` expands the seed with SplitMix64.
+pub(crate) type StreamRng = rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Hashes two values into one key (used to derive per-user and per-session identities from the seed).
+/// Hashes two values into one key (used to derive per-user and per-session identities from the seed): one
+/// SplitMix64 step from a state that mixes both.
 pub(crate) fn mix(a: u64, b: u64) -> u64 {
-    let mut state = a ^ b.rotate_left(32).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    splitmix64(&mut state)
+    SplitMix64::seed_from_u64(a ^ b.rotate_left(32).wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64()
 }
 
-/// xoshiro256++ (Blackman and Vigna, 2019).
-#[derive(Clone, Debug)]
-pub(crate) struct StreamRng {
-    s: [u64; 4],
-}
-
-impl StreamRng {
-    /// Expands a 64-bit seed into the 256-bit state with SplitMix64, as the reference implementation recommends.
-    pub(crate) fn seed_from_u64(seed: u64) -> Self {
-        let mut state = seed;
-        let s = [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)];
-        Self { s }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn from_state(s: [u64; 4]) -> Self {
-        Self { s }
-    }
-}
-
-impl RngCore for StreamRng {
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
-
-/// A cheap deterministic stream of choices keyed by one `u64` (a user, a session or one event's details).
+/// A cheap deterministic stream of choices keyed by one `u64` (a user, a session or one event's details): the
+/// SplitMix64 sequence whose state starts at the key.
 #[derive(Clone, Debug)]
 pub(crate) struct Draw {
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Draw {
     pub(crate) fn new(key: u64) -> Self {
-        Self { state: key }
+        Self { rng: SplitMix64::seed_from_u64(key) }
     }
 
     pub(crate) fn next(&mut self) -> u64 {
-        splitmix64(&mut self.state)
+        self.rng.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`); the multiply-shift bias is far below anything a demo data set could show.

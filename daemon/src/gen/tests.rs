@@ -1,10 +1,11 @@
 use std::collections::{HashMap, HashSet};
 
-use rand::RngCore as _;
+use rand::{RngCore as _, SeedableRng as _};
 use serde_json::Value;
 
+use super::config::{DAY_MS, HOUR_MS};
 use super::diurnal::DiurnalClock;
-use super::rng::StreamRng;
+use super::rng::{mix, Draw, StreamRng};
 use super::*;
 
 fn ndjson(config: &GenConfig) -> Vec<u8> {
@@ -266,11 +267,34 @@ fn cli_start_date_is_utc_midnight() {
 #[test]
 fn xoshiro_matches_the_reference_vector() {
     // First outputs of the reference xoshiro256++ from state {1, 2, 3, 4}.
-    let mut rng = StreamRng::from_state([1, 2, 3, 4]);
+    let state: Vec<u8> = [1u64, 2, 3, 4].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut rng = StreamRng::from_seed(state.try_into().unwrap());
     let expected = [41943041, 58720359, 3588806011781223, 3591011842654386, 9228616714210784205];
     for e in expected {
         assert_eq!(rng.next_u64(), e);
     }
+}
+
+#[test]
+fn a_seed_expands_through_splitmix64() {
+    // The stream of seed 1 as the generator drew it when xoshiro256++ and its SplitMix64 seeding were written out
+    // here (state = four SplitMix64 outputs from state 1): a seed keeps meaning the same stream.
+    let mut rng = StreamRng::seed_from_u64(1);
+    let expected = [14971601782005023387, 13781649495232077965, 1847458086238483744, 13765271635752736470];
+    for e in expected {
+        assert_eq!(rng.next_u64(), e);
+    }
+}
+
+#[test]
+fn draws_follow_the_splitmix64_reference_vector() {
+    // First outputs of the reference splitmix64.c from state 1477776061723855037.
+    let mut d = Draw::new(1477776061723855037);
+    for e in [1985237415132408290, 2979275885539914483, 13511426838097143398] {
+        assert_eq!(d.next(), e);
+    }
+    // `mix` is one step from the mixed state.
+    assert_eq!(mix(1477776061723855037, 0), 1985237415132408290);
 }
 
 #[test]

@@ -27,6 +27,8 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
     PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
+use rand_xoshiro::rand_core::{RngCore as _, SeedableRng as _};
+use rand_xoshiro::SplitMix64;
 use tracing::debug;
 
 mod config;
@@ -81,13 +83,15 @@ struct Injector {
 }
 
 impl Injector {
-    /// A uniform draw in `[0, 1)`: SplitMix64 of the seed and the draw's number.
+    /// A uniform draw in `[0, 1)`: output number `n` (the draw's number) of the SplitMix64 sequence seeded with
+    /// the configured seed. SplitMix64's state moves by a fixed step per output, so output `n` is the next output
+    /// from the state `seed + n * step`: computed from the counter alone, concurrent requests share no lock.
     fn roll(&self) -> f64 {
+        /// SplitMix64's state increment (the golden ratio in 64 bits), as `rand_xoshiro::SplitMix64` adds it.
+        const SPLITMIX64_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
-        let mut z = self.config.seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let state = self.config.seed.wrapping_add(n.wrapping_mul(SPLITMIX64_STEP));
+        let z = SplitMix64::seed_from_u64(state).next_u64();
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 

@@ -199,7 +199,7 @@ fn scan_reads_props_only_when_a_requested_key_can_be_there() {
 #[test]
 fn range_intersection() {
     let ranges = |pairs: &[(usize, usize)]| pairs.iter().map(|&(a, b)| a..b).collect::<Vec<_>>();
-    let intersect = |a: &[(usize, usize)], b: &[(usize, usize)]| scan::intersect(&ranges(a), &ranges(b));
+    let intersect = |a: &[(usize, usize)], b: &[(usize, usize)]| select::intersect(&ranges(a), &ranges(b));
     assert_eq!(intersect(&[(0, 10)], &[(2, 4), (6, 12)]), ranges(&[(2, 4), (6, 10)]));
     assert_eq!(intersect(&[(0, 3), (5, 8)], &[(2, 6)]), ranges(&[(2, 3), (5, 6)]));
     assert_eq!(intersect(&[(0, 3)], &[(3, 6)]), ranges(&[]));
