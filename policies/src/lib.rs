@@ -27,6 +27,7 @@
 
 pub mod compact;
 mod error;
+pub mod gc;
 mod human;
 pub mod placement;
 mod planner;

@@ -1,19 +1,36 @@
-//! Time, injected. Nothing else in tierd reads the system time: decisions take `now` from a [`Clock`], and tests
-//! advance a [`ManualClock`] instead of sleeping.
+//! Time, injected. Nothing else in tierd reads the system time or waits for it: decisions take `now` from a
+//! [`Clock`], background loops wait with [`Clock::sleep_until`], and tests advance a [`ManualClock`] instead of
+//! sleeping.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 /// Milliseconds since the Unix epoch.
 pub type TimestampMs = i64;
 
+/// What [`Clock::sleep_until`] returns: boxed, so that the daemon can hold clocks as `Arc<dyn Clock>`; `'static`,
+/// so that it can be selected on, stored or moved into a task without borrowing the clock.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     fn now_ms(&self) -> TimestampMs;
+
+    /// Completes once [`Clock::now_ms`] has reached `deadline_ms` (at once if it has already). Cancel-safe: dropping
+    /// the future just stops waiting.
+    fn sleep_until(&self, deadline_ms: TimestampMs) -> Sleep;
 }
 
 /// The real wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
+
+/// The longest one tokio sleep of [`SystemClock::sleep_until`] lasts before the wall clock is read again: tokio
+/// sleeps on a monotonic clock, so a wall clock set forward is noticed within this long.
+const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(1);
 
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one sanctioned reader of the system time
@@ -22,34 +39,70 @@ impl Clock for SystemClock {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("system clock is before 1970");
         d.as_millis() as i64
     }
+
+    fn sleep_until(&self, deadline_ms: TimestampMs) -> Sleep {
+        let clock = *self;
+        Box::pin(async move {
+            // The wall clock can jump either way while we sleep: wake at the deadline as tokio measures it (or
+            // sooner), then look at the wall clock again.
+            loop {
+                let left = deadline_ms.saturating_sub(clock.now_ms());
+                if left <= 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(left as u64).min(WALL_CLOCK_RECHECK)).await;
+            }
+        })
+    }
 }
 
-/// A clock that moves only when told to.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
+/// A clock that moves only when told to. Clones share one time; sleepers wake when a clone moves it past their
+/// deadline, never by themselves.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<watch::Sender<TimestampMs>>);
 
 impl ManualClock {
     pub fn new(start_ms: TimestampMs) -> Self {
-        Self(Arc::new(AtomicI64::new(start_ms)))
+        Self(Arc::new(watch::Sender::new(start_ms)))
     }
 
     pub fn advance_ms(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.0.send_modify(|now| *now = now.wrapping_add(ms));
     }
 
     pub fn set_ms(&self, ms: TimestampMs) {
-        self.0.store(ms, Ordering::SeqCst);
+        self.0.send_replace(ms);
+    }
+}
+
+impl Default for ManualClock {
+    /// A manual clock at the epoch.
+    fn default() -> Self {
+        Self::new(0)
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> TimestampMs {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    fn sleep_until(&self, deadline_ms: TimestampMs) -> Sleep {
+        let mut time = self.0.subscribe();
+        Box::pin(async move {
+            // `wait_for` looks at the current time first, then at every change. It fails only when every sender is
+            // gone; this receiver's clock is then dropped and can never reach the deadline.
+            if time.wait_for(|now| *now >= deadline_ms).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::Poll;
+
     use super::*;
 
     #[test]
@@ -65,5 +118,73 @@ mod tests {
     #[test]
     fn system_clock_is_after_2020() {
         assert!(SystemClock.now_ms() > 1_577_836_800_000);
+    }
+
+    /// Whether `sleep` completes when polled once, without waiting.
+    fn done(sleep: &mut Sleep) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        sleep.as_mut().poll(&mut cx).is_ready()
+    }
+
+    #[test]
+    fn a_manual_sleeper_wakes_exactly_when_the_clock_reaches_its_deadline() {
+        let c = ManualClock::new(1_000);
+        let mut sleep = c.sleep_until(1_500);
+        assert!(!done(&mut sleep));
+        c.advance_ms(499);
+        assert!(!done(&mut sleep), "one ms before the deadline");
+        c.clone().advance_ms(1); // any clone moves the shared time
+        assert!(done(&mut sleep), "at the deadline");
+        assert!(done(&mut c.sleep_until(1_500)), "a deadline already reached is no wait");
+        assert!(done(&mut c.sleep_until(i64::MIN)));
+        let mut sleep = c.sleep_until(2_000);
+        c.set_ms(1_999);
+        assert!(!done(&mut sleep));
+        c.set_ms(3_000);
+        assert!(done(&mut sleep), "set past the deadline");
+    }
+
+    /// A task waiting on the manual clock is woken by the test moving it, not by time passing: with tokio's time
+    /// paused, an hour of auto-advanced tokio time does not wake it.
+    #[tokio::test(start_paused = true)]
+    async fn a_manual_sleeper_in_a_task_is_woken_by_the_clock_and_not_by_time() {
+        let c = ManualClock::new(0);
+        let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (sleep, woke) = (c.sleep_until(10_000), woke.clone());
+            async move {
+                sleep.await;
+                woke.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        assert!(!woke.load(std::sync::atomic::Ordering::SeqCst));
+        c.advance_ms(9_999);
+        tokio::task::yield_now().await;
+        assert!(!woke.load(std::sync::atomic::Ordering::SeqCst));
+        c.advance_ms(1);
+        tokio::time::timeout(Duration::from_secs(1), task).await.expect("woken").unwrap();
+        assert!(woke.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_dropped_manual_clock_never_wakes_its_sleepers() {
+        let c = ManualClock::new(0);
+        let mut sleep = c.sleep_until(1);
+        drop(c);
+        assert!(!done(&mut sleep));
+    }
+
+    #[tokio::test]
+    async fn a_system_sleep_of_a_few_ms_returns_after_its_deadline() {
+        let deadline = SystemClock.now_ms() + 5;
+        SystemClock.sleep_until(deadline).await;
+        assert!(SystemClock.now_ms() >= deadline);
+        // A deadline in the past is no wait.
+        let mut past = SystemClock.sleep_until(0);
+        assert!(matches!(
+            past.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())),
+            Poll::Ready(())
+        ));
     }
 }

@@ -3,9 +3,10 @@
 //! A copy of a segment (a hot file or a cold object) is garbage when it was taken out of service by a committed
 //! catalog change: its segment was retired by a rewrite (every copy), or a move dropped it (`dropped`). It is
 //! deleted only when all of these hold, and the reason for keeping it otherwise is reported (`tierd pass run gc
-//! --dry-run` lists both):
+//! --dry-run` lists both). The decision is pure and lives in [`tierd_policies::gc`] (with its property tests);
+//! this module gathers its inputs and carries its decisions out:
 //! - no unexpired lease lists its segment (leases are what query nodes hold between a lookup and their reads);
-//! - no in-process reader still holds a snapshot older than the change ([`Catalog::pin`]);
+//! - no in-process reader still holds a snapshot older than the change (`Catalog::pin`);
 //! - the grace period has passed since the change;
 //! - the daemon has been up for at least one lease TTL (a lease granted just before a crash may not have reached
 //!   the disk, so leases alone cannot be trusted right after a restart).
@@ -18,7 +19,7 @@
 //! recovery (hot) and the next run (cold: a copy that is already gone counts as moved) finish the job.
 //!
 //! Reconciliation: every run lists the cold tier's `segments/` prefix against the catalog. An object no record or
-//! move intent names is an orphan (an upload of a crashed move); once older than the grace period it goes to the
+//! intent names is an orphan (an upload of a crashed move); once older than the grace period it goes to the
 //! trash. A copy a live segment needs that is not listed is reported loudly (`missing`, an error log and the
 //! `tierd_cold_objects_missing` gauge), never "repaired" by forgetting it.
 //!
@@ -27,7 +28,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use tierd_policies::gc::{
+    ColdObject, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment, TrashEntry,
+};
 use tracing::{error, info, warn};
 
 use crate::catalog::{CatalogChange, Retirement, Role, SegmentMeta, SegmentState};
@@ -37,45 +40,14 @@ use crate::error::{Result, StoreError};
 use crate::layout::{Layout, Location, SegmentId, Tier};
 pub use crate::layout::{COLD_SEGMENTS_PREFIX, TRASH_PREFIX};
 
-#[derive(Debug, Clone, Copy)]
-pub struct GcConfig {
-    /// How long a copy stays after it was taken out of service, at least; also the age an unknown cold object must
-    /// reach before it counts as an orphan.
-    pub grace_ms: i64,
-    /// The lease TTL handed to readers (the wait after a restart).
-    pub lease_ttl_ms: i64,
-    /// How long deleted copies stay in the trash before their final deletion.
-    pub trash_retention_ms: i64,
-}
+/// The collector's waiting times (grace, lease TTL, trash retention): the GC policy's settings.
+pub type GcConfig = GcPolicy;
 
-/// What GC does with one copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GcAction {
-    /// Out of service and held by nothing: to the trash.
-    Delete,
-    /// Out of service but still held (the reason says by what), or an unknown object younger than the grace.
-    Keep,
-    /// A live side segment of duplicates whose retention ended: retired now, deleted after the grace.
-    Expire,
-    /// An object under `segments/` that the catalog does not know, older than the grace: to the trash.
-    Orphan,
-    /// A trash entry past its retention: deleted for good.
-    Purge,
-    /// A copy a live segment needs that is not in the cold tier: reported, nothing done.
-    Missing,
-}
+/// What GC does with one copy (decided by [`GcPolicy`]).
+pub use tierd_policies::gc::GcAction;
 
-/// What GC decided for one copy (or trash entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GcDecision {
-    /// The segment, when the copy belongs to one the catalog knows.
-    pub id: Option<SegmentId>,
-    pub location: Location,
-    pub bytes: u64,
-    pub action: GcAction,
-    pub reason: String,
-}
+/// What GC decided for one copy (or trash entry), over the store's segment ids and locations.
+pub type GcDecision = tierd_policies::gc::GcDecision<SegmentId, Location>;
 
 /// The garbage collector of one node.
 pub struct Gc {
@@ -94,70 +66,31 @@ impl Gc {
         Self { ctx, cfg }
     }
 
-    /// Decides, for every copy out of service, every unknown cold object and every trash entry, what to do now.
-    /// Changes nothing. Blocking (lists the cold tier).
+    /// Decides, for every copy out of service, every unknown cold object and every trash entry, what to do now:
+    /// gathers what [`GcPolicy::plan`] decides over (one catalog snapshot, the leases, the pins, the listings of
+    /// the cold tier and of the trash) and asks it. Changes nothing. Blocking (lists the cold tier).
     pub fn plan(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
         let snapshot = self.ctx.catalog.snapshot();
-        let mut leased: HashMap<SegmentId, (String, i64)> = HashMap::new();
-        for (lease_id, rec) in self.ctx.catalog.live_leases(now_ms)? {
-            for id in rec.segments {
-                let e = leased.entry(id).or_insert((lease_id.clone(), rec.expires_at_ms));
-                if rec.expires_at_ms > e.1 {
-                    *e = (lease_id.clone(), rec.expires_at_ms);
-                }
+        let leases = self.ctx.catalog.live_leases(now_ms)?.into_iter();
+        let leases = leases.map(|(id, rec)| Lease { id, expires_at_ms: rec.expires_at_ms, segments: rec.segments });
+        let mut inputs = GcInputs {
+            started_at_ms,
+            leases: leases.collect(),
+            oldest_pinned_generation: self.ctx.catalog.oldest_pinned_generation(),
+            out_of_service: out_of_service(&snapshot),
+            side_segments: side_segments(&snapshot),
+            ..GcInputs::default()
+        };
+        self.list_cold(&snapshot, &mut inputs)?;
+        inputs.trash = self.trash_entries()?;
+        let decisions = self.cfg.plan(now_ms, &inputs);
+        for d in decisions.iter().filter(|d| d.action == GcAction::Missing) {
+            if let Some(m) = d.id.and_then(|id| snapshot.get(&id)) {
+                let key = d.location.path.as_str();
+                error!(segment = %m.id, key, rows = m.rows, "cold copy missing from the object store");
             }
         }
-        let oldest_pin = self.ctx.catalog.oldest_pinned_generation();
-        let mut out = Vec::new();
-        // Why a copy taken out of service at (at_ms, generation) must stay, if it must.
-        let hold = |id: &SegmentId, at_ms: i64, generation: u64| -> Option<String> {
-            if let Some((lease, until)) = leased.get(id) {
-                Some(format!("held by lease {lease} until {until}"))
-            } else if let Some(g) = oldest_pin.filter(|g| *g < generation) {
-                Some(format!("a reader holds catalog generation {g} (< {generation}, when it left service)"))
-            } else if now_ms < at_ms.saturating_add(self.cfg.grace_ms) {
-                Some(format!("grace period until {}", at_ms.saturating_add(self.cfg.grace_ms)))
-            } else if now_ms < started_at_ms.saturating_add(self.cfg.lease_ttl_ms) {
-                Some(format!(
-                    "restarted recently: leases from before the restart may be lost; wait until {}",
-                    started_at_ms.saturating_add(self.cfg.lease_ttl_ms)
-                ))
-            } else {
-                None
-            }
-        };
-        let mut decide = |m: &SegmentMeta, location: &Location, at_ms: i64, generation: u64, why: String| {
-            let (action, reason) = match hold(&m.id, at_ms, generation) {
-                Some(reason) => (GcAction::Keep, reason),
-                None => (GcAction::Delete, format!("{why}; no lease or reader holds it; grace passed")),
-            };
-            out.push(GcDecision { id: Some(m.id), location: location.clone(), bytes: m.bytes, action, reason });
-        };
-        for m in snapshot.segments() {
-            match &m.retired {
-                Some(r) if m.state == SegmentState::Retired => {
-                    let why = format!(
-                        "retired at {} by generation {} (replaced by {:?})",
-                        r.at_ms,
-                        r.generation,
-                        r.replaced_by.iter().map(ToString::to_string).collect::<Vec<_>>()
-                    );
-                    for location in m.all_locations() {
-                        decide(m, location, r.at_ms, r.generation, why.clone());
-                    }
-                }
-                _ => {
-                    for d in &m.dropped {
-                        let why = format!("moved away at {} by generation {}", d.at_ms, d.generation);
-                        decide(m, &d.location, d.at_ms, d.generation, why);
-                    }
-                }
-            }
-        }
-        out.extend(expiries(&snapshot, now_ms));
-        out.extend(self.reconcile_cold(&snapshot, now_ms)?);
-        out.extend(self.trash_due(now_ms)?);
-        Ok(out)
+        Ok(decisions)
     }
 
     /// Carries out what [`Gc::plan`] decides: expiries first (one commit, then a new plan), copies to the trash
@@ -229,75 +162,43 @@ impl Gc {
         Ok(decisions)
     }
 
-    /// Cold objects under `segments/` against the catalog: orphans (unknown, older than the grace), unknown objects
-    /// still young (kept: maybe an upload in progress), and copies live segments need that are not there.
-    fn reconcile_cold(&self, snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Result<Vec<GcDecision>> {
+    /// What reconciling the cold tier needs: the objects listed under `segments/`, the cold locations the catalog
+    /// and the move intents name, and the cold copies live segments need.
+    fn list_cold(&self, snapshot: &crate::CatalogSnapshot, inputs: &mut GcInputs<SegmentId, Location>) -> Result<()> {
         let objects = self.ctx.handle.block_on(self.ctx.cold.list(COLD_SEGMENTS_PREFIX))?;
-        let mut known: HashSet<&str> = HashSet::new();
+        inputs.cold_objects = objects
+            .into_iter()
+            .map(|o| ColdObject { location: Location::cold(o.key), bytes: o.size, written_at_ms: o.last_modified_ms })
+            .collect();
+        let cold = |l: &&Location| l.tier == Tier::Cold;
         for m in snapshot.segments() {
-            known.extend(m.all_locations().filter(|l| l.tier == Tier::Cold).map(|l| l.path.as_str()));
+            inputs.known_cold.extend(m.all_locations().filter(cold).cloned());
         }
         let intents = self.ctx.catalog.intents()?;
-        known.extend(intents.iter().filter(|i| i.location.tier == Tier::Cold).map(|i| i.location.path.as_str()));
-        let mut out = Vec::new();
-        let listed: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-        for o in objects.iter().filter(|o| !known.contains(o.key.as_str())) {
-            let old = now_ms >= o.last_modified_ms.saturating_add(self.cfg.grace_ms);
-            let (action, reason) = if old {
-                (
-                    GcAction::Orphan,
-                    format!("no catalog record names it; written at {}, past the grace", o.last_modified_ms),
-                )
-            } else {
-                (
-                    GcAction::Keep,
-                    format!("unknown object written at {}: may be an upload in progress", o.last_modified_ms),
-                )
-            };
-            out.push(GcDecision { id: None, location: Location::cold(&o.key), bytes: o.size, action, reason });
-        }
+        inputs.known_cold.extend(intents.into_iter().map(|i| i.location).filter(|l| l.tier == Tier::Cold));
         for m in snapshot.segments().filter(|m| m.is_live()) {
-            if let Some(key) = m.cold_key().filter(|k| !listed.contains(k)) {
-                error!(segment = %m.id, key, rows = m.rows, "cold copy missing from the object store");
-                out.push(GcDecision {
-                    id: Some(m.id),
-                    location: Location::cold(key),
-                    bytes: m.bytes,
-                    action: GcAction::Missing,
-                    reason: format!("segment {} ({} rows) needs it; the cold tier does not list it", m.id, m.rows),
-                });
+            if let Some(key) = m.cold_key() {
+                let location = Location::cold(key);
+                inputs.needed_cold.push(NeededCopy { id: m.id, location, bytes: m.bytes, rows: m.rows });
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Trash entries of both tiers whose retention has passed.
-    fn trash_due(&self, now_ms: i64) -> Result<Vec<GcDecision>> {
-        let due = |ms: Option<i64>| ms.is_some_and(|ms| now_ms >= ms.saturating_add(self.cfg.trash_retention_ms));
-        let reason = |ms: Option<i64>| format!("in the trash since {}, past the retention", ms.unwrap_or_default());
+    /// The trash entries of both tiers: cold objects under `trash/`, then the hot trash directories.
+    fn trash_entries(&self) -> Result<Vec<TrashEntry<Location>>> {
         let mut out = Vec::new();
         for o in self.ctx.handle.block_on(self.ctx.cold.list(TRASH_PREFIX))? {
-            let ms = Layout::trash_batch_of(&o.key);
-            if due(ms) {
-                out.push(GcDecision {
-                    id: None,
-                    location: Location::cold(&o.key),
-                    bytes: o.size,
-                    action: GcAction::Purge,
-                    reason: reason(ms),
-                });
-            }
+            let since_ms = Layout::trash_batch_of(&o.key);
+            out.push(TrashEntry { location: Location::cold(o.key), bytes: o.size, since_ms });
         }
-        let dir = self.ctx.layout.root().join(TRASH_PREFIX);
+        let dir = self.ctx.layout.trash_dir();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let ms = name.parse::<i64>().ok();
-                if due(ms) {
-                    let bytes = dir_bytes(&entry.path());
-                    let location = Location::hot(format!("{TRASH_PREFIX}/{name}"));
-                    out.push(GcDecision { id: None, location, bytes, action: GcAction::Purge, reason: reason(ms) });
-                }
+                let since_ms = name.parse::<i64>().ok();
+                let bytes = dir_bytes(&entry.path());
+                out.push(TrashEntry { location: Location::hot(Layout::trash_entry(&name)), bytes, since_ms });
             }
         }
         Ok(out)
@@ -349,24 +250,38 @@ impl Gc {
     }
 }
 
-/// The live side segments of duplicates whose retention ended, one decision per copy.
-fn expiries(snapshot: &crate::CatalogSnapshot, now_ms: i64) -> Vec<GcDecision> {
+/// Every copy that a committed change took out of service: all copies of a retired segment, and the copies moves
+/// dropped from the others.
+fn out_of_service(snapshot: &crate::CatalogSnapshot) -> Vec<OutOfService<SegmentId, Location>> {
+    let mut out = Vec::new();
+    for m in snapshot.segments() {
+        let copy = |location: &Location, at_ms, generation, cause| OutOfService {
+            id: m.id,
+            location: location.clone(),
+            bytes: m.bytes,
+            at_ms,
+            generation,
+            cause,
+        };
+        match &m.retired {
+            Some(r) if m.state == SegmentState::Retired => {
+                for location in m.all_locations() {
+                    let cause = LeftService::Retired { replaced_by: r.replaced_by.clone() };
+                    out.push(copy(location, r.at_ms, r.generation, cause));
+                }
+            }
+            _ => out.extend(m.dropped.iter().map(|d| copy(&d.location, d.at_ms, d.generation, LeftService::Moved))),
+        }
+    }
+    out
+}
+
+/// The live side segments of duplicates, with their retention ends.
+fn side_segments(snapshot: &crate::CatalogSnapshot) -> Vec<SideSegment<SegmentId, Location>> {
     let mut out = Vec::new();
     for m in snapshot.segments().filter(|m| m.is_live()) {
         if let Role::Duplicates { of, keep_until_ms } = m.role {
-            if now_ms >= keep_until_ms {
-                for location in &m.locations {
-                    out.push(GcDecision {
-                        id: Some(m.id),
-                        location: location.clone(),
-                        bytes: m.bytes,
-                        action: GcAction::Expire,
-                        reason: format!(
-                            "duplicates removed by the rewrite into {of}, kept until {keep_until_ms}: retention ended"
-                        ),
-                    });
-                }
-            }
+            out.push(SideSegment { id: m.id, of, locations: m.locations.clone(), bytes: m.bytes, keep_until_ms });
         }
     }
     out

@@ -216,7 +216,12 @@ impl Layout {
     /// The trash batch of a gc run at `batch_ms`: `trash/<ms>` (a directory under the data directory, a prefix in
     /// the bucket).
     pub fn trash_batch(batch_ms: i64) -> String {
-        format!("{TRASH_PREFIX}/{batch_ms}")
+        Self::trash_entry(&batch_ms.to_string())
+    }
+
+    /// An entry `name` of the trash's top level (a batch directory, or anything else found there).
+    pub fn trash_entry(name: &str) -> String {
+        format!("{TRASH_PREFIX}/{name}")
     }
 
     /// Where the copy at `path` (a hot location or a cold key) waits in trash batch `batch_ms`.

@@ -205,12 +205,14 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Prunes expired leases and refreshes catalog gauges.
+/// Prunes expired leases and refreshes catalog gauges, every [`HOUSEKEEPING_EVERY`] of the clock's time (a test
+/// clock drives it by moving).
 async fn housekeeping(catalog: Arc<Catalog>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
     loop {
+        let next = clock.now_ms().saturating_add(HOUSEKEEPING_EVERY.as_millis() as i64);
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            _ = clock.sleep_until(next) => {}
         }
         match catalog.prune_leases(clock.now_ms()) {
             Ok(n) if n > 0 => tracing::debug!(pruned = n, "expired leases pruned"),
