@@ -1,7 +1,9 @@
 //! Background passes run on demand (`POST /v1/admin/passes/{name}/run`, `tierd pass run NAME`): plan with the pure
 //! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
-//! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and reports without touching anything. Passes run one at a
-//! time; a failed action is reported and the pass goes on with the next. (Cron schedules come with a later issue.)
+//! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and
+//! reports without touching anything. Passes run one at a time; a failed action is reported and the pass goes on
+//! with the next. (Cron schedules come with a later issue.) Also the trash's listing and restores, which must not
+//! run at the same time as a pass. Reports are the types of [`crate::api`]; errors are [`ServerError`]s.
 
 use std::sync::Arc;
 
