@@ -24,6 +24,8 @@
 //!
 //! (The crate itself does no I/O and never reads a clock; a benchmark has to.)
 
+#![allow(clippy::disallowed_methods)] // a benchmark measures wall time itself (codecs has no clock)
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -2,12 +2,16 @@
 //! [`Clock`], background loops wait with [`Clock::sleep_until`], and tests advance a [`ManualClock`] instead of
 //! sleeping.
 
+mod stopwatch;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+pub use stopwatch::Stopwatch;
 
 /// Milliseconds since the Unix epoch.
 pub type TimestampMs = i64;

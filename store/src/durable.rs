@@ -23,6 +23,7 @@ use crate::failpoint::Failpoints;
 
 /// An open file of the hot tier. Positioned reads and writes only: the hot writer appends at committed lengths it
 /// tracks itself, and verification reads from offset 0.
+#[allow(clippy::len_without_is_empty)] // a file's length, not a collection's
 pub trait HotFile: Send + Sync + std::fmt::Debug {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

@@ -18,8 +18,6 @@
 //! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::roll_back_intents`]); the old copy
 //! still serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -27,6 +25,7 @@ use tracing::{info, warn};
 use crate::catalog::{
     BlockChecksums, CatalogChange, DroppedLocation, Format, Intent, IntentKind, Placement, SegmentMeta, SegmentState,
 };
+use crate::clock::Stopwatch;
 use crate::cold::VerifyMode;
 use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
@@ -120,7 +119,7 @@ impl Mover {
     /// when a row segment is asked to go cold (the cold tier holds columnar segments only: cold reads are ranged
     /// Parquet reads), or when any step fails; the caller reports the error and goes on.
     pub fn execute(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.execute_inner(id, target);
         let outcome = match &result {
             Ok(o) if o.from == o.to => "noop",

@@ -14,7 +14,6 @@
 //! never committed, so nobody can hold it); a crash after it leaves a normal, committed state.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tierd_codecs::columnar::{self, CodecSpec, Compression, SegmentInfo};
 use tierd_codecs::StoredEvent;
@@ -24,6 +23,7 @@ use tracing::{info, warn};
 use crate::catalog::{
     BlockChecksums, CatalogChange, Codec, Format, Intent, IntentKind, Retirement, Role, SegmentMeta, SegmentState,
 };
+use crate::clock::Stopwatch;
 use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
 use crate::layout::{Layout, Location, SegmentId};
@@ -108,7 +108,7 @@ impl Rewriter {
     /// Executes one planned action. Fails without changing anything visible if an input is no longer a sealed
     /// segment (the plan went stale) or any step fails; the caller reports the error and goes on.
     pub fn execute(&self, action: &RewriteAction) -> Result<RewriteOutcome> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let kind = kind_label(action.kind);
         let result = self.execute_inner(action);
         let outcome = if result.is_ok() { "ok" } else { "error" };

@@ -205,7 +205,7 @@ impl Daemon {
         self.starts += 1;
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log");
         writeln!(log, "===== test harness: start #{} =====", self.starts).unwrap();
-        let mut cmd = Command::new(tierd_bin());
+        let mut cmd = tierd_command();
         // Failpoints are set only where a test asks for them; an inherited setting would make the tests lie.
         match &self.failpoints {
             Some(spec) => cmd.env("TIERD_FAILPOINTS", spec),
@@ -219,7 +219,6 @@ impl Daemon {
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);
         }
-        die_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -298,9 +297,9 @@ impl Daemon {
     /// SIGTERM and wait up to [`STOP_TIMEOUT`]; panics if the daemon does not exit. Returns its exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("daemon running");
-        // SAFETY: plain kill(2) on our own child's pid, which we have not reaped yet.
-        let rc = unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        // Our own child's pid, which we have not reaped yet.
+        rustix::process::kill_process(rustix::process::Pid::from_child(&c), rustix::process::Signal::TERM)
+            .expect("kill(SIGTERM)");
         match wait_timeout(&mut c, STOP_TIMEOUT) {
             Some(st) => {
                 self.note(&format!("stopped with SIGTERM: {st}"));
@@ -471,8 +470,7 @@ pub fn assert_import_ok(r: &Resp, n: usize, what: &str) {
 pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration) -> (ExitStatus, String) {
     let cfg = dir.path().join("bad-config.toml");
     std::fs::write(&cfg, config_toml).unwrap();
-    let mut cmd = Command::new(tierd_bin());
-    die_with_parent(&mut cmd);
+    let mut cmd = tierd_command();
     let mut child = cmd
         .env_remove("TIERD_FAILPOINTS")
         .arg("serve")
@@ -511,25 +509,27 @@ pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration)
     (status, format!("{err}{out}"))
 }
 
-/// Linux: the daemon gets SIGKILL when the thread that spawned it ends, so a test process killed from outside (a CI
-/// timeout, an interrupted run) leaves no daemon behind. A [`Daemon`] must therefore be started (and restarted) on
-/// a thread that outlives it, as tests do naturally; `Drop` kills it in the normal case anyway.
-fn die_with_parent(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+/// A command that runs the `tierd` binary. On Linux the daemon gets SIGKILL when the thread that spawned it ends
+/// (util-linux's `setpriv --pdeathsig`, which then execs tierd under the same pid), so a test process killed from
+/// outside (a CI timeout, an interrupted run) leaves no daemon behind. A [`Daemon`] must therefore be started (and
+/// restarted) on a thread that outlives it, as tests do naturally; `Drop` kills it in the normal case anyway.
+fn tierd_command() -> Command {
+    static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let setpriv = SETPRIV.get_or_init(|| {
+        let found = ["/usr/bin/setpriv", "/bin/setpriv"].into_iter().map(PathBuf::from).find(|p| p.is_file());
+        if found.is_none() {
+            eprintln!("setpriv not found: daemons started by the tests will outlive a killed test process");
         }
+        found
+    });
+    match setpriv {
+        Some(setpriv) if cfg!(target_os = "linux") => {
+            let mut cmd = Command::new(setpriv);
+            cmd.args(["--pdeathsig", "KILL", "--"]).arg(tierd_bin());
+            cmd
+        }
+        _ => Command::new(tierd_bin()),
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
 }
 
 fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {

@@ -192,9 +192,8 @@ impl MotoServer {
 impl Drop for MotoServer {
     fn drop(&mut self) {
         // The whole process group (see `process_group(0)`), then reap the child.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-        }
+        let group = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal as _, Write as _};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -24,6 +24,7 @@ use tierd_policies::RetryPolicy;
 
 use super::daemon::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
 use crate::api::ImportAnswer;
+use tierd_store::clock::Stopwatch;
 
 mod array;
 mod error;
@@ -215,7 +216,7 @@ impl Importer {
 
     /// Imports every event `input` holds: a JSON array if its first non-blank byte is `[`, else NDJSON.
     pub fn import<R: BufRead>(&mut self, mut input: R, what: &str) -> Result<ImportReport, ImportError> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let read_error = |imported_before, source| ImportError::Read { what: what.to_owned(), imported_before, source };
         let (is_array, skipped_lines, skipped_bytes) = sniff(&mut input).map_err(|e| read_error(0, e))?;
         let mut batcher = Batcher::new(self.max_events, MAX_BATCH_BYTES);
@@ -261,7 +262,7 @@ impl Importer {
     fn send(&mut self, batch: &Batch) -> Result<(), ImportError> {
         let body = if self.gzip { gzip(&batch.body) } else { batch.body.clone() };
         let lines = batch.line_range();
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let mut attempt = 0;
         loop {
             let mut request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/x-ndjson");

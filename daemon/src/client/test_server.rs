@@ -4,7 +4,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tierd_store::clock::Stopwatch;
 
 /// A request as the server received it.
 #[derive(Debug)]
@@ -53,13 +54,13 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
         let handle = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let waited = Stopwatch::start();
             let mut received = Vec::new();
             for reply in replies {
                 let stream = loop {
                     match listener.accept() {
                         Ok((stream, _)) => break stream,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && waited.elapsed() < Duration::from_secs(20) => {
                             std::thread::sleep(Duration::from_millis(5));
                         }
                         Err(_) => return received,

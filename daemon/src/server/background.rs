@@ -49,33 +49,15 @@ fn lower_priority(nice: i32) {
         return;
     }
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on the calling thread's own id; no memory is shared with the kernel.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
-        };
-        if rc != 0 {
-            warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower a background thread's CPU priority");
-        }
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        warn!(nice, error = %e, "cannot lower a background thread's CPU priority");
     }
 }
 
-/// The calling thread's nice value (Linux; 0 elsewhere). For tests and the status page.
+/// The calling thread's nice value (Linux; 0 elsewhere, or when it cannot be read). For tests and the status page.
 pub fn current_nice() -> i32 {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: as above. getpriority may legitimately return -1, so errno is reset first and checked after.
-        unsafe {
-            *libc::__errno_location() = 0;
-            let tid = libc::gettid();
-            let v = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-            if *libc::__errno_location() != 0 {
-                return 0;
-            }
-            return v;
-        }
-    }
+    return rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(0);
     #[allow(unreachable_code)]
     0
 }

@@ -147,7 +147,7 @@ async fn zero_means_unlimited() {
 #[test]
 fn the_blocking_variant_sleeps_the_thread() {
     let b = budget(|c| c.disk_bytes_per_sec = 1000);
-    let start = std::time::Instant::now();
+    let start = crate::clock::Stopwatch::start();
     b.acquire_disk_blocking(1000);
     b.acquire_disk_blocking(100);
     let took = start.elapsed();

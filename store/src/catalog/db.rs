@@ -12,6 +12,7 @@ use super::intents::Intent;
 use super::record::SegmentMeta;
 use super::schema::{self, decode, encode, sled_err, transaction_err, KEY_GENERATION};
 use super::snapshot::CatalogSnapshot;
+use crate::clock::Stopwatch;
 use crate::error::{Result, StoreError};
 
 /// The catalog of one node: sled on disk, a snapshot in memory.
@@ -128,7 +129,7 @@ impl Catalog {
     /// publishes the new snapshot. Returns the new generation. `created_generation`/`updated_generation` of put
     /// records are filled in here.
     pub fn commit(&self, changes: Vec<CatalogChange>) -> Result<u64> {
-        let started = std::time::Instant::now();
+        let started = Stopwatch::start();
         let _guard = self.write_lock.lock();
         let current = self.snapshot.load_full();
         for c in &changes {

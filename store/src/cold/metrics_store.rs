@@ -8,7 +8,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +17,8 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
+
+use crate::clock::Stopwatch;
 
 /// The `outcome` label of a request's result.
 pub fn outcome<T>(result: &Result<T>) -> &'static str {
@@ -31,7 +32,7 @@ pub fn outcome<T>(result: &Result<T>) -> &'static str {
     }
 }
 
-fn record<T>(op: &'static str, started: Instant, result: &Result<T>) {
+fn record<T>(op: &'static str, started: Stopwatch, result: &Result<T>) {
     metrics::counter!("tierd_cold_requests_total", "op" => op, "outcome" => outcome(result)).increment(1);
     metrics::histogram!("tierd_cold_request_seconds", "op" => op).record(started.elapsed().as_secs_f64());
 }
@@ -65,7 +66,7 @@ impl std::fmt::Display for MetricsStore {
 /// Records one streamed request (a listing, a deletion) when the stream ends or is dropped.
 struct StreamRequest {
     op: &'static str,
-    started: Instant,
+    started: Stopwatch,
     failed: bool,
 }
 
@@ -83,7 +84,7 @@ fn recorded_stream<T: Send + 'static>(
     op: &'static str,
     inner: BoxStream<'static, Result<T>>,
 ) -> BoxStream<'static, Result<T>> {
-    let mut request = StreamRequest { op, started: Instant::now(), failed: false };
+    let mut request = StreamRequest { op, started: Stopwatch::start(), failed: false };
     inner
         .map(move |item| {
             // Capture the whole guard (not just its field) so that it is recorded when the stream goes away.
@@ -100,7 +101,7 @@ fn recorded_stream<T: Send + 'static>(
 #[deny(clippy::missing_trait_methods)]
 impl ObjectStore for MetricsStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        let (started, len) = (Instant::now(), payload.content_length() as u64);
+        let (started, len) = (Stopwatch::start(), payload.content_length() as u64);
         let result = self.inner.put_opts(location, payload, opts).await;
         record("put", started, &result);
         if result.is_ok() {
@@ -110,7 +111,7 @@ impl ObjectStore for MetricsStore {
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.put_multipart_opts(location, opts).await;
         record("put_multipart", started, &result);
         Ok(Box::new(MetricsUpload { inner: result? }))
@@ -118,7 +119,7 @@ impl ObjectStore for MetricsStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let op = if options.head { "head" } else { "get" };
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.get_opts(location, options).await;
         record(op, started, &result);
         let mut r = result?;
@@ -143,7 +144,7 @@ impl ObjectStore for MetricsStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.get_ranges(location, ranges).await;
         record("get_ranges", started, &result);
         if let Ok(parts) = &result {
@@ -165,21 +166,21 @@ impl ObjectStore for MetricsStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.list_with_delimiter(prefix).await;
         record("list", started, &result);
         result
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.copy_opts(from, to, options).await;
         record("copy", started, &result);
         result
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.rename_opts(from, to, options).await;
         record("rename", started, &result);
         result
@@ -197,7 +198,7 @@ impl MultipartUpload for MetricsUpload {
         let len = data.content_length() as u64;
         let part = self.inner.put_part(data);
         Box::pin(async move {
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let result = part.await;
             record("put_part", started, &result);
             if result.is_ok() {
@@ -208,14 +209,14 @@ impl MultipartUpload for MetricsUpload {
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.complete().await;
         record("complete_multipart", started, &result);
         result
     }
 
     async fn abort(&mut self) -> Result<()> {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let result = self.inner.abort().await;
         record("abort_multipart", started, &result);
         result

@@ -41,7 +41,7 @@ use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
@@ -56,6 +56,7 @@ pub use metrics_store::MetricsStore;
 
 use crate::budget::IoBudget;
 use crate::catalog::Tier;
+use crate::clock::Stopwatch;
 use crate::error::StoreError;
 
 /// Parts of one multipart upload in flight at once (the IO budget's concurrency cap applies on top).
@@ -380,7 +381,7 @@ impl ColdStore {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = object_store::Result<T>>,
     {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tierd_codecs::SegmentHeader;
 use tokio::sync::oneshot;
@@ -11,6 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{Appended, FatalHook, HotConfig, IngestBatch, Msg};
 use crate::catalog::{CatalogChange, Codec, Format, Role, SegmentMeta, SegmentState};
+use crate::clock::Stopwatch;
 use crate::context::StoreContext;
 use crate::durable::{self, HotFile};
 use crate::error::{Result, StoreError};
@@ -128,7 +129,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<(IngestBatch, Reply)>) {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         if let Some(why) = &self.broken {
             for (_, reply) in group {
                 let _ = reply.send(Err(StoreError::WriterStopped { reason: why.clone() }));

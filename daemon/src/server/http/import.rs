@@ -2,7 +2,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +16,7 @@ use super::error::ApiError;
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::ImportAnswer;
+use tierd_store::clock::Stopwatch;
 
 #[derive(Debug, Deserialize)]
 pub struct ImportParams {
@@ -31,7 +31,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<SortedJson<ImportAnswer>, ApiError> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let result = match params {
         Ok(Query(params)) => import_inner(&state, params, &headers, body).await,
         Err(rejection) => Err(ApiError::from_rejection(rejection)),

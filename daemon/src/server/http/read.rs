@@ -1,7 +1,6 @@
 //! The read side: catalog lookups with leases, segment reads, queries, metrics and health.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -22,6 +21,7 @@ use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer};
 use crate::server::error::ServerError;
+use tierd_store::clock::Stopwatch;
 
 /// Chunk size of streamed segment bodies.
 const CHUNK: usize = 1 << 20;
@@ -258,7 +258,7 @@ fn unknown_op(body: &[u8]) -> Option<ApiError> {
 
 /// `POST /v1/query`: counts of deduplicated events.
 pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<SortedJson<QueryResponse>, ApiError> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let q = parse_query(&body)?;
     // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
     let snapshot = state.catalog.pin();
