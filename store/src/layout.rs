@@ -229,9 +229,26 @@ impl Layout {
         format!("{TRASH_PREFIX}/{batch_ms}/{path}")
     }
 
+    /// Where trash batch `batch_ms` keeps the catalog records of the segments it holds, relative to the data
+    /// directory.
+    pub fn trash_records(batch_ms: i64) -> String {
+        format!("{TRASH_PREFIX}/{batch_ms}/records")
+    }
+
     /// Where trash batch `batch_ms` keeps the catalog record of segment `id`, relative to the data directory.
     pub fn trash_record(batch_ms: i64, id: SegmentId) -> String {
-        format!("{TRASH_PREFIX}/{batch_ms}/records/{id}.json")
+        format!("{}/{id}.json", Self::trash_records(batch_ms))
+    }
+
+    /// The project a hot location (`hot/<project>/...`) or cold key (`segments/<project>/...`) belongs to, also
+    /// when it waits in the trash (`trash/<ms>/...`).
+    pub fn project_of(path: &str) -> Option<&str> {
+        let path = match Self::trash_batch_of(path) {
+            Some(_) => path.splitn(3, '/').nth(2)?,
+            None => path,
+        };
+        let rest = path.strip_prefix("hot/").or_else(|| path.strip_prefix(&format!("{COLD_SEGMENTS_PREFIX}/")))?;
+        rest.split_once('/').map(|(project, _)| project)
     }
 
     /// The batch time of a trash path or key `trash/<ms>/...`.
@@ -284,6 +301,20 @@ mod tests {
         assert!(validate_project("").is_err());
         assert!(validate_project("a/b").unwrap_err().contains("'/'"));
         assert!(validate_project("..").is_err());
+    }
+
+    #[test]
+    fn paths_name_their_project() {
+        let id = SegmentId::generate(1);
+        let hot = Layout::hot_location("web", id);
+        let cold = Layout::cold_key("app", 20_000, id, 2, "parquet");
+        assert_eq!(Layout::project_of(&hot), Some("web"));
+        assert_eq!(Layout::project_of(&cold), Some("app"));
+        assert_eq!(Layout::project_of(&Layout::trash_path(7, &cold)), Some("app"));
+        assert_eq!(Layout::project_of(&Layout::trash_path(7, &hot)), Some("web"));
+        assert_eq!(Layout::project_of(&Layout::trash_batch(7)), None);
+        assert_eq!(Layout::project_of("cache/ab/x"), None);
+        assert_eq!(Layout::trash_batch_of(&Layout::trash_record(7, id)), Some(7));
     }
 
     #[test]

@@ -281,7 +281,7 @@ impl Trash {
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io(&root, e))?;
             let Some(batch_ms) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else { continue };
-            let dir = entry.path().join("records");
+            let dir = self.ctx.layout.root().join(Layout::trash_records(batch_ms));
             let mut records = Vec::new();
             if let Ok(files) = std::fs::read_dir(&dir) {
                 for file in files.flatten() {

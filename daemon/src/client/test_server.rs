@@ -60,7 +60,10 @@ impl TestServer {
                 let stream = loop {
                     match listener.accept() {
                         Ok((stream, _)) => break stream,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && waited.elapsed() < Duration::from_secs(20) => {
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                && waited.elapsed() < Duration::from_secs(20) =>
+                        {
                             std::thread::sleep(Duration::from_millis(5));
                         }
                         Err(_) => return received,

@@ -11,7 +11,7 @@ use tierd_policies::MoveDirection;
 use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
 use tierd_store::catalog::Placement;
 use tierd_store::gc::{Gc, GcAction};
-use tierd_store::layout::SegmentId;
+use tierd_store::layout::{Layout, SegmentId};
 use tierd_store::moves::{MoveOutcome, MoveTarget, Mover, VerifyMethod};
 use tierd_store::rewrite::Rewriter;
 use tierd_store::trash::{RestoreOutcome, RestoreStatus as StoreRestoreStatus, Trash, TrashedSegment};
@@ -225,12 +225,8 @@ impl Passes {
             Ok(decisions) => {
                 for d in decisions {
                     let in_project = |p: &String| {
-                        d.id.and_then(|id| self.catalog.snapshot().get(&id).map(|m| m.project == *p)).unwrap_or_else(
-                            || {
-                                d.location.path.starts_with(&format!("hot/{p}/"))
-                                    || d.location.path.contains(&format!("segments/{p}/"))
-                            },
-                        )
+                        d.id.and_then(|id| self.catalog.snapshot().get(&id).map(|m| m.project == *p))
+                            .unwrap_or_else(|| Layout::project_of(&d.location.path) == Some(p.as_str()))
                     };
                     if !req.project.as_ref().is_none_or(in_project) {
                         continue;
