@@ -225,14 +225,17 @@ impl Gc {
         }
     }
 
-    /// Saves a segment's catalog record beside its trashed copies, so an operator can restore it.
+    /// Saves a segment's catalog record beside its trashed copies, durably (before any copy moves), so an operator
+    /// can restore it. A segment with copies on both tiers is saved once per batch: the record is the same.
     fn save_record(&self, batch_ms: i64, m: &SegmentMeta) -> Result<()> {
         let path = self.ctx.resolve(&Layout::trash_record(batch_ms, m.id))?;
-        let dir = path.parent().expect("a record has a directory");
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        let json = serde_json::to_vec_pretty(m)
-            .map_err(|source| StoreError::CatalogEncode { what: "trash record", source })?;
-        std::fs::write(&path, json).map_err(|e| StoreError::io(&path, e))
+        let json =
+            serde_json::to_vec_pretty(m).map_err(|source| StoreError::CatalogEncode { what: "trash record", source })?;
+        match durable::create_new_synced(self.ctx.fs.as_ref(), &path, &json) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn purge(&self, location: &Location) -> Result<()> {
