@@ -1,6 +1,7 @@
 //! Time, injected. Nothing else in tierd reads the system time or waits for it: decisions take `now` from a
 //! [`Clock`], background loops wait with [`Clock::sleep_until`], and tests advance a [`ManualClock`] instead of
-//! sleeping.
+//! sleeping. End-to-end tests of the real binary run it on an [`OffsetClock`] (the daemon turns it on from its
+//! environment only, like failpoints) and move that forward instead of sleeping.
 
 mod stopwatch;
 
@@ -103,6 +104,61 @@ impl Clock for ManualClock {
     }
 }
 
+/// The wall clock plus an offset that can only grow: the test clock of the real binary. End-to-end tests start the
+/// daemon on it and move it forward instead of sleeping out a lease TTL or a grace period; the daemon turns it on
+/// from its environment only, so no configuration can. Clones share one offset. Sleepers wake when the wall time
+/// reaches their deadline, as with [`SystemClock`], or as soon as a clone moves the offset far enough.
+#[derive(Debug, Clone)]
+pub struct OffsetClock(Arc<watch::Sender<u64>>);
+
+impl OffsetClock {
+    /// A clock `offset_ms` ahead of the wall clock. The offset is never negative, so a daemon restarted with the
+    /// offset its predecessor reached never sees time go back.
+    pub fn new(offset_ms: u64) -> Self {
+        Self(Arc::new(watch::Sender::new(offset_ms)))
+    }
+
+    /// How far ahead of the wall clock this clock is.
+    pub fn offset_ms(&self) -> u64 {
+        *self.0.borrow()
+    }
+
+    /// Moves the clock `ms` forward (it cannot move back) and returns the new offset; saturates instead of wrapping.
+    pub fn advance_ms(&self, ms: u64) -> u64 {
+        self.0.send_modify(|offset| *offset = offset.saturating_add(ms));
+        self.offset_ms()
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> TimestampMs {
+        SystemClock.now_ms().saturating_add_unsigned(*self.0.borrow())
+    }
+
+    fn sleep_until(&self, deadline_ms: TimestampMs) -> Sleep {
+        let mut offset = self.0.subscribe();
+        Box::pin(async move {
+            loop {
+                // Marks the offset seen before the deadline is compared, so a move after this line wakes `changed`.
+                let ahead = *offset.borrow_and_update();
+                let left = deadline_ms.saturating_sub(SystemClock.now_ms().saturating_add_unsigned(ahead));
+                if left <= 0 {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(left as u64).min(WALL_CLOCK_RECHECK)) => {}
+                    moved = offset.changed() => {
+                        if moved.is_err() {
+                            // Every clone is gone: the offset is fixed from now on, only the wall time moves.
+                            return SystemClock.sleep_until(deadline_ms.saturating_sub_unsigned(ahead)).await;
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::task::Poll;
@@ -190,5 +246,53 @@ mod tests {
             past.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())),
             Poll::Ready(())
         ));
+    }
+
+    #[test]
+    fn an_offset_clock_is_the_wall_clock_plus_an_offset_that_only_grows() {
+        let c = OffsetClock::new(5_000);
+        let (before, now, after) = (SystemClock.now_ms(), c.now_ms(), SystemClock.now_ms());
+        assert!((before + 5_000..=after + 5_000).contains(&now), "{before} {now} {after}");
+        assert_eq!(c.clone().advance_ms(250), 5_250, "any clone moves the shared offset");
+        assert_eq!(c.offset_ms(), 5_250);
+        assert!(c.now_ms() >= now + 250);
+        assert_eq!(OffsetClock::new(0).offset_ms(), 0);
+        let far = OffsetClock::new(u64::MAX - 1);
+        assert_eq!(far.advance_ms(10), u64::MAX, "saturates");
+        assert_eq!(far.now_ms(), i64::MAX);
+    }
+
+    /// Whether `task` has finished within `ms` of real time.
+    async fn done_within(task: &mut tokio::task::JoinHandle<()>, ms: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(ms), task).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_offset_sleeper_wakes_when_the_offset_moves_past_its_deadline() {
+        let c = OffsetClock::new(0);
+        let deadline = c.now_ms() + 3_600_000;
+        let mut task = tokio::spawn(c.sleep_until(deadline));
+        assert!(!done_within(&mut task, 50).await);
+        c.advance_ms(3_500_000);
+        assert!(!done_within(&mut task, 50).await, "still 100 s short");
+        c.advance_ms(100_000);
+        assert!(done_within(&mut task, 1_000).await, "woken by the move, not after an hour");
+        assert!(done(&mut c.sleep_until(deadline)), "a deadline already reached is no wait");
+    }
+
+    #[tokio::test]
+    async fn an_offset_sleeper_wakes_when_wall_time_passes() {
+        let c = OffsetClock::new(60_000);
+        let deadline = c.now_ms() + 20;
+        let mut task = tokio::spawn(c.sleep_until(deadline));
+        assert!(done_within(&mut task, 1_000).await);
+        assert!(c.now_ms() >= deadline);
+        // With every clone of the clock gone, the wall time still wakes a sleeper, at the offset it last had.
+        let deadline = c.now_ms() + 20;
+        let sleep = c.sleep_until(deadline);
+        drop(c);
+        let started = SystemClock.now_ms();
+        tokio::time::timeout(Duration::from_secs(1), sleep).await.expect("woken by the wall clock");
+        assert!(SystemClock.now_ms() >= started + 19, "not before its deadline");
     }
 }

@@ -2,6 +2,10 @@
 //! directory, wait for its readiness line, kill it (-9), stop it (SIGTERM), restart it on the same data directory,
 //! and talk to it over HTTP.
 //!
+//! Every daemon runs on the test clock (`TIERD_TEST_CLOCK_OFFSET_MS`): a test waits out a lease TTL or a grace
+//! period with [`Daemon::advance_clock`] instead of sleeping, and a restart starts from the offset reached, so time
+//! never goes back for the data directory.
+//!
 //! When a test panics while a [`Daemon`] is alive, its log tail (stderr and stdout of every start) is printed and the
 //! test directory is kept, so a failure explains itself.
 
@@ -23,6 +27,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The readiness line is `tierd listening on http://127.0.0.1:PORT`.
 pub const READY_PREFIX: &str = "tierd listening on ";
+/// Turns the daemon's test clock on, this many ms ahead of the wall clock.
+pub const TEST_CLOCK_ENV: &str = "TIERD_TEST_CLOCK_OFFSET_MS";
 
 /// The workspace root (this package lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
@@ -158,6 +164,8 @@ pub struct Daemon {
     failpoints: Option<String>,
     /// `TIERD_COLD_FAULTS` for the next start (fault injection in the cold tier).
     cold_faults: Option<String>,
+    /// How far the test clock is ahead of the wall clock: every start begins there.
+    clock_offset_ms: u64,
 }
 
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
@@ -195,6 +203,7 @@ impl Daemon {
             starts: 0,
             failpoints: None,
             cold_faults: None,
+            clock_offset_ms: 0,
         };
         d.spawn()?;
         Ok(d)
@@ -215,6 +224,7 @@ impl Daemon {
             Some(spec) => cmd.env("TIERD_COLD_FAULTS", spec),
             None => cmd.env_remove("TIERD_COLD_FAULTS"),
         };
+        cmd.env(TEST_CLOCK_ENV, self.clock_offset_ms.to_string());
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);
@@ -321,6 +331,37 @@ impl Daemon {
     /// Sets `TIERD_COLD_FAULTS` (e.g. `error_rate=0.1,seed=7`) for the next start; `None` clears it.
     pub fn set_cold_faults(&mut self, spec: Option<&str>) {
         self.cold_faults = spec.map(str::to_string);
+    }
+
+    /// Moves the daemon's clock `ms` forward (`POST /v1/admin/test/clock`) and returns its new time; later starts
+    /// begin at the offset reached. What a test waits out this way (a lease TTL after a start, a grace period) then
+    /// takes no wall time.
+    pub fn advance_clock(&mut self, ms: u64) -> i64 {
+        let r = self.post_json("/v1/admin/test/clock", &serde_json::json!({ "advance_ms": ms }));
+        assert_eq!(r.status, 200, "advancing the test clock answered {}: {}", r.status, r.text());
+        let offset = r.json["offset_ms"].as_u64().unwrap_or_else(|| panic!("no offset_ms: {}", r.text()));
+        assert_eq!(offset, self.clock_offset_ms + ms, "the daemon started at offset {}", self.clock_offset_ms);
+        self.clock_offset_ms = offset;
+        self.note(&format!("test clock advanced {ms} ms, to offset {offset} ms"));
+        r.json["now_ms"].as_i64().unwrap_or_else(|| panic!("no now_ms: {}", r.text()))
+    }
+
+    /// Asserts that gc would delete nothing yet (a dry run): every copy out of service is still held, by a lease
+    /// or by the restart rule (nothing is deleted within one lease TTL of a start). Called before
+    /// [`Daemon::advance_clock`], it shows that a later gc deletes because of the wait.
+    pub fn assert_gc_waits(&self) {
+        let r = self.post_json("/v1/admin/passes/gc/run", &serde_json::json!({ "dry_run": true }));
+        assert_eq!(r.status, 200, "gc dry run answered {}: {}", r.status, r.text());
+        let actions = r.json["actions"].as_array().unwrap_or_else(|| panic!("no actions: {}", r.text()));
+        assert!(actions.iter().all(|a| a["kind"] != "delete"), "gc would delete before the wait: {}", r.text());
+        let kept = r.json["kept"].as_array().map_or(&[][..], Vec::as_slice);
+        for k in kept.iter().filter(|k| k["kind"] == "keep") {
+            let reason = k["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.starts_with("restarted recently") || reason.starts_with("held by lease"),
+                "kept for another reason than the wait: {k}"
+            );
+        }
     }
 
     /// Replaces the config file for the next start.
@@ -473,6 +514,7 @@ pub fn serve_expecting_exit(dir: &TestDir, config_toml: &str, timeout: Duration)
     let mut cmd = tierd_command();
     let mut child = cmd
         .env_remove("TIERD_FAILPOINTS")
+        .env(TEST_CLOCK_ENV, "0")
         .arg("serve")
         .arg("--data-dir")
         .arg(dir.data_dir())

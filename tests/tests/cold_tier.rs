@@ -61,10 +61,13 @@ fn metric_sum(d: &Daemon, prefix: &str) -> f64 {
     metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
+/// gc deletes nothing within this long of a start; tests wait it out on the daemon's test clock.
+const LEASE_TTL_SECS: u64 = 60;
+
 /// `cold_after_secs`: 0 sends every columnar segment cold; a century brings every cold one back.
 fn config(backend: &Backend, cold_after_secs: u64) -> String {
     format!(
-        "[catalog]\nlease_ttl_secs = 1\n[gc]\ngrace_secs = 0\ntrash_retention_secs = 3600\n\
+        "[catalog]\nlease_ttl_secs = {LEASE_TTL_SECS}\n[gc]\ngrace_secs = 0\ntrash_retention_secs = 3600\n\
          [passes.reencode]\nmin_age_secs = 0\n[passes.migrate]\ncold_after_secs = {cold_after_secs}\n{}",
         backend.cold_section()
     )
@@ -137,9 +140,11 @@ fn placements(d: &Daemon) -> BTreeMap<String, usize> {
     out
 }
 
-/// Waits out the lease TTL (1 s) after a start, so gc may delete.
-fn after_lease_ttl() {
-    std::thread::sleep(Duration::from_millis(1_100));
+/// Waits out the lease TTL after a start on the test clock, so gc may delete; first checks that gc would delete
+/// nothing before.
+fn after_lease_ttl(d: &mut Daemon) {
+    d.assert_gc_waits();
+    d.advance_clock(LEASE_TTL_SECS * 1_000);
 }
 
 /// A daemon with the stream ingested, sealed and re-encoded to columnar segments (all hot).
@@ -188,7 +193,7 @@ fn life_cycle(dir: &TestDir, backend: Backend) {
     assert_eq!(ndjson.text().lines().count() as u64, seg["rows"].as_u64().unwrap());
 
     // gc: the dropped hot copies and the retired row segments go to the trash.
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     let gc = pass(&d, "gc");
     assert!(gc["actions"].as_array().unwrap().iter().any(|a| a["kind"] == "delete"), "{gc}");
     check_storage(&d, &backend, "gc after migrate");
@@ -224,7 +229,7 @@ fn life_cycle(dir: &TestDir, backend: Backend) {
     assert_eq!(r.json["results"][0]["outcome"], "moved", "{}", r.text());
     assert_eq!(r.json["results"][0]["bytes_copied"], 0, "dropping the cold copy copies nothing: {}", r.text());
     assert_eq!(placements(&d).keys().collect::<Vec<_>>(), vec!["hot"], "{:?}", placements(&d));
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     pass(&d, "gc");
     check_storage(&d, &backend, "gc after promote");
     let objects = backend.objects(&d);
@@ -330,7 +335,7 @@ fn crash_in(point: &str, name: &str, prepare_cold: bool) {
     d.set_failpoints(Some(&spec));
     d.restart();
     if name == "gc" {
-        after_lease_ttl();
+        after_lease_ttl(&mut d);
     }
     assert!(pass_may_die(&d, name).is_none(), "pass {name} must die at {point}");
     let status = d.wait_for_exit(Duration::from_secs(30)).expect("the daemon exits at the failpoint");
@@ -343,7 +348,7 @@ fn crash_in(point: &str, name: &str, prepare_cold: bool) {
     check_storage(&d, &backend, &format!("recovery after a crash at {point}"));
     // The pass runs to the end now, and one gc past the grace leaves no orphan.
     pass(&d, name);
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     pass(&d, "gc");
     check_all(&d, &m, &format!("{name} after crash at {point}"));
     check_storage(&d, &backend, &format!("gc after crash at {point}"));
@@ -398,7 +403,7 @@ fn passes_survive_a_faulty_object_store() {
     assert!(retries > 0.0, "faults were injected and retried:\n{}", d.get("/metrics").text());
     d.set_cold_faults(None);
     d.restart();
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     pass(&d, "gc");
     check_all(&d, &m, "gc after faults");
     check_storage(&d, &backend, "gc after faults");
@@ -420,13 +425,13 @@ fn crash_during_reconciliation() {
     assert!(check_catalog_matches_cold(&d, &backend.objects(&d)).is_err(), "the orphan is unknown to the catalog");
     d.set_failpoints(Some("gc.orphan=exit"));
     d.restart();
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     assert!(pass_may_die(&d, "gc").is_none(), "gc must die after trashing the orphan");
     assert_eq!(d.wait_for_exit(Duration::from_secs(30)).and_then(|s| s.code()), Some(101));
     d.set_failpoints(None);
     d.restart();
     check_all(&d, &m, "crash at gc.orphan");
-    after_lease_ttl();
+    after_lease_ttl(&mut d);
     pass(&d, "gc");
     check_storage(&d, &backend, "gc after a crash at gc.orphan");
     let objects = backend.objects(&d);
@@ -445,7 +450,7 @@ fn trash_restore_survives_a_crash_at_each_step() {
         let backend = Backend::File;
         let dir = TestDir::new(&format!("trash-restore-{}", point.replace('.', "-")));
         let (mut d, m) = columnar(&dir, &backend);
-        after_lease_ttl();
+        after_lease_ttl(&mut d);
         pass(&d, "gc");
         let listed = d.get("/v1/admin/trash");
         assert_eq!(listed.status, 200, "{}", listed.text());
@@ -490,7 +495,7 @@ fn trash_restore_survives_a_crash_at_each_step() {
         check_all(&d, &m, "restart after restore");
         check_storage(&d, &backend, "restart after restore");
         // Restored segments are live: gc leaves them alone.
-        after_lease_ttl();
+        after_lease_ttl(&mut d);
         pass(&d, "gc");
         let last = d.get("/v1/admin/trash").json;
         assert!(last["segments"].as_array().unwrap().iter().all(|s| s["in_catalog"] == true), "{last}");

@@ -34,7 +34,7 @@ fn every_dashboard_metric_is_exported() {
     let dir = TestDir::new("dashboards");
     // Every background path runs once, on the embedded default (file:// cold tier): re-encode, migrate, a cold
     // read, gc.
-    let config = "[catalog]\nlease_ttl_secs = 1\n[gc]\ngrace_secs = 0\n[passes.reencode]\nmin_age_secs = 0\n\
+    let config = "[catalog]\nlease_ttl_secs = 60\n[gc]\ngrace_secs = 0\n[passes.reencode]\nmin_age_secs = 0\n\
                   [passes.migrate]\ncold_after_secs = 0\n";
     let mut d = Daemon::start(&dir.data_dir(), Some(config));
     let ev = json!([{"event": "E", "properties": {"time": 1_767_225_600, "distinct_id": "u", "$os": "iOS"}}]);
@@ -45,9 +45,12 @@ fn every_dashboard_metric_is_exported() {
         let r = d.post_json(&format!("/v1/admin/passes/{pass}/run"), &json!({}));
         assert_eq!(r.json["errors"], json!([]), "{pass}: {}", r.text());
     }
-    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    // gc deletes the copies the passes dropped once one lease TTL has passed since the restart.
+    d.assert_gc_waits();
+    d.advance_clock(60_000);
     let r = d.post_json("/v1/admin/passes/gc/run", &json!({}));
     assert_eq!(r.json["errors"], json!([]), "gc: {}", r.text());
+    assert!(r.json["actions"].as_array().unwrap().iter().any(|a| a["kind"] == "delete"), "gc: {}", r.text());
     // The restart reset the process's counters: ingest again, and read the cold segment twice (miss, then hit).
     d.import_ok("dash", ev.as_array().unwrap());
     d.query(&json!({"project": "dash", "from": 0, "to": i64::MAX, "group_by": "event"}));

@@ -320,17 +320,20 @@ fn crash_during_recovery_rollback_of_a_rewrite() {
 #[test]
 fn crash_between_gc_deletes_and_the_catalog_commit() {
     let dir = TestDir::new("fp-gc");
-    let config = "[catalog]\nlease_ttl_secs = 1\n[gc]\ngrace_secs = 0\n";
+    let config = "[catalog]\nlease_ttl_secs = 60\n[gc]\ngrace_secs = 0\n";
+    let lease_ttl_ms = 60_000;
     let (mut d, tags) = sealed_rows(&dir, Some(config));
     assert_eq!(try_pass(&d, "reencode").unwrap()["errors"], json!([]));
     d.set_failpoints(Some("gc.delete=exit@1"));
     d.restart();
-    std::thread::sleep(Duration::from_millis(1100)); // one lease TTL after the restart
+    d.assert_gc_waits();
+    d.advance_clock(lease_ttl_ms); // one lease TTL after the restart
     assert!(try_pass(&d, "gc").is_none(), "gc must die after its first delete");
     expect_failpoint_exit(&mut d, "gc.delete");
     restart_clean(&mut d);
     check_after_restart(&d, &tags, "none", false);
-    std::thread::sleep(Duration::from_millis(1100));
+    d.assert_gc_waits();
+    d.advance_clock(lease_ttl_ms);
     let report = try_pass(&d, "gc").expect("gc runs");
     assert_eq!(report["errors"], json!([]), "{report}");
     check_after_restart(&d, &tags, "none", false);

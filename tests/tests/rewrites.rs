@@ -25,9 +25,11 @@ const GEN: &str = "gen";
 const GH: &str = "gh";
 const WIKI: &str = "wiki";
 
+/// `catalog.lease_ttl_secs` of [`CONFIG`]: gc waits this long after a start (the test clock, not the test, waits).
+const LEASE_TTL_MS: u64 = 60_000;
 const CONFIG: &str = "
 [catalog]
-lease_ttl_secs = 1
+lease_ttl_secs = 60
 [gc]
 grace_secs = 0
 [passes.reencode]
@@ -294,8 +296,10 @@ fn rewrites_keep_every_answer_and_duckdb_reads_the_segments() {
         assert_eq!(duckdb_counts(&d, p), Value::Object(tierd), "project {p}");
     }
 
-    // GC: retired inputs go once no lease holds them (TTL 1 s) and the grace (0) passed; answers stay.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // GC: retired inputs go once no lease holds them, the grace (0) passed and one lease TTL passed since the
+    // restart; answers stay.
+    d.assert_gc_waits();
+    d.advance_clock(LEASE_TTL_MS);
     let gc = run_pass(&d, "gc", false);
     assert!(!gc["actions"].as_array().unwrap().is_empty(), "{gc}");
     check_all(&d, &m, "gc");

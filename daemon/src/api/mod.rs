@@ -13,6 +13,7 @@ mod admin;
 mod ingest;
 mod labels;
 mod read;
+mod test_clock;
 mod trash;
 
 pub use admin::{
@@ -24,4 +25,5 @@ pub use read::{
     state_label, Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
     WhereClause,
 };
+pub use test_clock::{TestClockAnswer, TestClockRequest};
 pub use trash::{RestoreAnswer, RestoreRequest, RestoreResult, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

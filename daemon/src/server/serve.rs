@@ -14,19 +14,24 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tierd_codecs::BatchLimits;
+use tierd_store::clock::OffsetClock;
 use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
 use tierd_store::{
     BlockCache, Catalog, Clock, ColdStore, Failpoints, FaultConfig, IoBudget, SegmentSource, StoreContext, SystemClock,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::config::Config;
 use super::http::{router, AppState};
 
 /// How often expired leases are pruned and catalog gauges refreshed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+
+/// Set (to a number of milliseconds, 0 or more) only by end-to-end tests: the daemon then runs on an
+/// [`OffsetClock`] that far ahead of the wall clock, moved by `POST /v1/admin/test/clock`.
+const TEST_CLOCK_ENV: &str = "TIERD_TEST_CLOCK_OFFSET_MS";
 
 /// `tierd serve`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -76,7 +81,7 @@ pub async fn serve(
     config: Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (clock, test_clock) = clock_from_env()?;
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
@@ -163,7 +168,7 @@ pub async fn serve(
     }
     let housekeeping = tokio::spawn(housekeeping(catalog.clone(), clock.clone(), shutdown.clone()));
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown({
+    let server = axum::serve(listener, router(state, test_clock)).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     });
@@ -179,6 +184,28 @@ pub async fn serve(
         anyhow::bail!("stopped after a fatal store error: {why}");
     }
     Ok(())
+}
+
+/// The system clock; or, when the process started with `TIERD_TEST_CLOCK_OFFSET_MS=N`, the test clock N ms ahead
+/// of it, also returned for the route that moves it. Like failpoints, only the environment turns it on, never a
+/// configuration key, so a production configuration cannot.
+fn clock_from_env() -> anyhow::Result<(Arc<dyn Clock>, Option<OffsetClock>)> {
+    let spec = match std::env::var(TEST_CLOCK_ENV) {
+        Ok(spec) => spec,
+        Err(std::env::VarError::NotPresent) => return Ok((Arc::new(SystemClock), None)),
+        Err(e) => anyhow::bail!("{TEST_CLOCK_ENV}: {e}"),
+    };
+    let offset_ms: u64 = spec
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{TEST_CLOCK_ENV}={spec:?}: {e} (give a number of milliseconds, 0 or more)"))?;
+    let clock = OffsetClock::new(offset_ms);
+    warn!(
+        offset_ms,
+        "TEST CLOCK ON ({TEST_CLOCK_ENV} is set): time is the wall clock plus an offset that POST \
+         /v1/admin/test/clock moves forward; this is for tests only, never run a real daemon like this"
+    );
+    Ok((Arc::new(clock.clone()), Some(clock)))
 }
 
 /// Opens the cold tier (with the faults of `TIERD_COLD_FAULTS`, for tests) and logs where it is. Makes no request.

@@ -11,6 +11,7 @@ mod import;
 mod json;
 mod read;
 mod state;
+mod test_clock;
 #[cfg(test)]
 mod tests;
 
@@ -21,8 +22,10 @@ use axum::Router;
 
 pub use error::ApiError;
 pub use state::AppState;
+use tierd_store::clock::OffsetClock;
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Every route, on `state`; `POST /v1/admin/test/clock` only with a test clock (see [`test_clock`]).
+pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
     let ingest = Router::new().route("/import", post(import::import));
     let query = Router::new()
         .route("/v1/catalog/segments", get(read::catalog_segments))
@@ -36,5 +39,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/move", post(admin::move_segments))
         .route("/v1/admin/trash", get(admin::trash_list))
         .route("/v1/admin/trash/restore", post(admin::trash_restore));
+    let ops = ops.merge(test_clock.map(test_clock::routes).unwrap_or_default());
     Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
 }

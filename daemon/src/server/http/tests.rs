@@ -69,7 +69,7 @@ fn app(limits: BatchLimits) -> App {
         cold,
         budget,
     });
-    App { _dir: dir, router: router(state) }
+    App { _dir: dir, router: router(state, None) }
 }
 
 async fn call(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -227,6 +227,8 @@ async fn operator_errors_get_their_status_by_variant() {
         ),
         ("/v1/admin/move", json!({"segments": [], "to": "cold"}), StatusCode::BAD_REQUEST, "no segments"),
         ("/v1/admin/move", json!({"segments": ["x"], "to": "mars"}), StatusCode::BAD_REQUEST, "mars"),
+        // Without a test clock (TIERD_TEST_CLOCK_OFFSET_MS) its route does not exist.
+        ("/v1/admin/test/clock", json!({"advance_ms": 1000}), StatusCode::NOT_FOUND, "no such endpoint"),
     ];
     for (uri, body, status, needle) in cases {
         let (s, _, v) = call(&app, post(uri, Some("application/json"), body.to_string())).await;

@@ -75,7 +75,7 @@ async fn cold_app() -> ColdApp {
         cold,
         budget,
     });
-    let app = ColdApp { _dir: dir, router: router(state.clone()), state };
+    let app = ColdApp { _dir: dir, router: router(state.clone(), None), state };
     let (s, _, v) = app.call(post("/v1/admin/passes/reencode/run", None, "")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     app
