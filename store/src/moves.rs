@@ -15,7 +15,7 @@
 //!    since step 1 (a concurrent rewrite retired it, another move ran).
 //!
 //! The replaced copy is deleted only later, by garbage collection, after leases and the grace period. A crash
-//! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::roll_back_intents`]); the old copy
+//! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::recover`]); the old copy
 //! still serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
 
 use std::time::Instant;

@@ -142,10 +142,10 @@ pub struct SegmentMeta {
     pub created_at_ms: i64,
     #[serde(default)]
     pub sealed_at_ms: Option<i64>,
-    /// Catalog generation of the commit that created this segment (set by [`Catalog::commit`]).
+    /// Catalog generation of the commit that created this segment (set by [`Catalog::commit`](crate::Catalog::commit)).
     #[serde(default)]
     pub created_generation: u64,
-    /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`]).
+    /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`](crate::Catalog::commit)).
     #[serde(default)]
     pub updated_generation: u64,
     /// For a retired segment: when and by which commit it was replaced, and by what.
