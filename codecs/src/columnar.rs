@@ -35,6 +35,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::event::TimeRange;
+
 pub use parquet::errors::ParquetError;
 
 mod count;
@@ -117,8 +119,7 @@ pub struct ColumnarMeta {
     pub format_version: u32,
     pub rows: u64,
     /// Earliest and latest event time, from the row group statistics; `None` for a segment without events.
-    pub min_time_ms: Option<i64>,
-    pub max_time_ms: Option<i64>,
+    pub time: Option<TimeRange>,
     /// The spec as written, except `compression`, which is what the column chunks actually use (Parquet does not
     /// record zstd levels: the level is the recorded one when the codec matches the record, else the default).
     pub spec: CodecSpec,

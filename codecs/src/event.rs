@@ -55,6 +55,33 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// The time range of some events: the earliest and the latest event time, both inclusive. Where there may be no
+/// events at all (an empty segment, a prefix of no rows), it is an `Option<TimeRange>`: both ends or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub min_ms: i64,
+    pub max_ms: i64,
+}
+
+impl TimeRange {
+    /// The range of `times`; `None` when there are none.
+    pub fn of(times: impl IntoIterator<Item = i64>) -> Option<TimeRange> {
+        times.into_iter().map(|t| TimeRange { min_ms: t, max_ms: t }).reduce(|a, b| a.including(b))
+    }
+
+    /// The smallest range holding both; `None` only when both are.
+    pub fn union(a: Option<TimeRange>, b: Option<TimeRange>) -> Option<TimeRange> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.including(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn including(self, other: TimeRange) -> TimeRange {
+        TimeRange { min_ms: self.min_ms.min(other.min_ms), max_ms: self.max_ms.max(other.max_ms) }
+    }
+}
+
 /// Request limits, as Mixpanel's `/import`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {

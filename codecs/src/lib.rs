@@ -27,6 +27,6 @@ mod testing;
 pub use dedup::{dedup_key, dedup_sorted, dedup_split, DedupKey};
 pub use event::{
     derive_insert_id, parse_batch, parse_batch_rows, BatchError, BatchLimits, Event, EventRow, RecordError, RowBatch,
-    StoredEvent,
+    StoredEvent, TimeRange,
 };
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::{Event, EventRow, StoredEvent};
+use crate::event::{Event, EventRow, StoredEvent, TimeRange};
 
 pub const FILE_MAGIC: &[u8; 8] = b"TIERDRW1";
 
@@ -187,9 +187,9 @@ pub struct ValidPrefix {
     pub len: u64,
     pub frames: u64,
     pub rows: u64,
+    /// The rows' times; `None` when there are no rows.
+    pub time: Option<TimeRange>,
     /// `None` when there are no rows.
-    pub min_time_ms: Option<i64>,
-    pub max_time_ms: Option<i64>,
     pub max_seq: Option<u64>,
 }
 
@@ -211,12 +211,8 @@ pub fn valid_prefix(frames: &[u8]) -> ValidPrefix {
         }
         summary.frames += 1;
         summary.rows += u64::from(frame.count);
-        for stored in &decoder.rows {
-            let time = stored.event.time_ms;
-            summary.min_time_ms = Some(summary.min_time_ms.map_or(time, |t| t.min(time)));
-            summary.max_time_ms = Some(summary.max_time_ms.map_or(time, |t| t.max(time)));
-            summary.max_seq = Some(summary.max_seq.map_or(stored.seq, |s| s.max(stored.seq)));
-        }
+        summary.time = TimeRange::union(summary.time, TimeRange::of(decoder.rows.iter().map(|s| s.event.time_ms)));
+        summary.max_seq = decoder.rows.iter().map(|s| s.seq).chain(summary.max_seq).max();
         pos = next;
     }
     summary.len = pos as u64;

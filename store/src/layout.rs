@@ -98,22 +98,14 @@ pub fn format_day(day: i32) -> String {
         .unwrap_or_else(|| format!("day{day}"))
 }
 
-/// Which tier a copy is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// The local hot directory (`DATA_DIR/hot`).
-    Hot,
-    /// The object store (`cold.url`).
-    Cold,
-}
-
-impl Tier {
-    pub fn label(self) -> &'static str {
-        match self {
-            Tier::Hot => "hot",
-            Tier::Cold => "cold",
-        }
+crate::labelled_enum! {
+    /// Which tier a copy is on.
+    #[derive(Hash, PartialOrd, Ord)]
+    pub enum Tier {
+        /// The local hot directory (`DATA_DIR/hot`).
+        Hot = "hot",
+        /// The object store (`cold.url`).
+        Cold = "cold",
     }
 }
 

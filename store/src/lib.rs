@@ -19,6 +19,7 @@
 //! - [`budget`]: the one IO budget every background byte and request draws from.
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
 //! - [`metrics`]: the one description of every metric the store emits.
+//! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
 
 pub mod budget;
 pub mod cache;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod failpoint;
 pub mod gc;
 pub mod hot;
+pub mod labels;
 pub mod layout;
 pub mod metrics;
 pub mod moves;

@@ -15,7 +15,7 @@
 //!    since step 1 (a concurrent rewrite retired it, another move ran).
 //!
 //! The replaced copy is deleted only later, by garbage collection, after leases and the grace period. A crash
-//! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::roll_back_intents`]); the old copy
+//! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::recover`]); the old copy
 //! still serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
 
 use bytes::Bytes;
@@ -32,38 +32,11 @@ use crate::error::{Result, StoreError};
 use crate::layout::{Layout, Location, SegmentId, Tier};
 use crate::verify::check_copy;
 
-/// Where a move should leave a segment's live copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveTarget {
-    /// Only in the object store (migrate).
-    Cold,
-    /// Only on the hot disk (promote).
-    Hot,
-    /// On both: a hot copy of a cold segment, for reads that must not wait for the object store.
-    Both,
-}
-
-impl std::str::FromStr for MoveTarget {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "cold" => Ok(MoveTarget::Cold),
-            "hot" => Ok(MoveTarget::Hot),
-            "both" => Ok(MoveTarget::Both),
-            other => Err(format!("unknown move target {other:?}; expected cold, hot or both")),
-        }
-    }
-}
-
-impl MoveTarget {
-    pub fn label(self) -> &'static str {
-        match self {
-            MoveTarget::Cold => "cold",
-            MoveTarget::Hot => "hot",
-            MoveTarget::Both => "both",
-        }
-    }
+/// Parses where a move should leave a segment's live copies (a [`Placement`]: `cold` to migrate, `hot` to promote,
+/// `both` for a hot copy of a cold segment, for reads that must not wait for the object store), as
+/// `POST /v1/admin/move` names it.
+pub fn parse_target(s: &str) -> std::result::Result<Placement, String> {
+    Placement::from_label(s).ok_or_else(|| format!("unknown move target {s:?}; expected cold, hot or both"))
 }
 
 /// What one move did.
@@ -83,23 +56,14 @@ pub struct MoveOutcome {
     pub verified_by: Option<VerifyMethod>,
 }
 
-/// How a move checked the copy it wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerifyMethod {
-    /// The server's ETag was the MD5 of the bytes sent (the server checksummed what it received), and a HEAD
-    /// found the object with its size.
-    Etag,
-    /// Read back whole; size and crc32c compared.
-    ReadBack,
-}
-
-impl VerifyMethod {
-    pub fn label(self) -> &'static str {
-        match self {
-            VerifyMethod::Etag => "etag",
-            VerifyMethod::ReadBack => "read_back",
-        }
+crate::labelled_enum! {
+    /// How a move checked the copy it wrote before its commit (the API's `verified_by`).
+    pub enum VerifyMethod {
+        /// The server's ETag was the MD5 of the bytes sent (the server checksummed what it received), and a HEAD
+        /// found the object with its size.
+        Etag = "etag",
+        /// Read back whole; size and crc32c compared.
+        ReadBack = "read_back",
     }
 }
 
@@ -118,7 +82,7 @@ impl Mover {
     /// Moves segment `id` to `target`. Fails, changing nothing visible, when the segment is not a sealed segment,
     /// when a row segment is asked to go cold (the cold tier holds columnar segments only: cold reads are ranged
     /// Parquet reads), or when any step fails; the caller reports the error and goes on.
-    pub fn execute(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
+    pub fn execute(&self, id: SegmentId, target: Placement) -> Result<MoveOutcome> {
         let started = Stopwatch::start();
         let result = self.execute_inner(id, target);
         let outcome = match &result {
@@ -140,15 +104,15 @@ impl Mover {
         result
     }
 
-    fn execute_inner(&self, id: SegmentId, target: MoveTarget) -> Result<MoveOutcome> {
+    fn execute_inner(&self, id: SegmentId, target: Placement) -> Result<MoveOutcome> {
         let snapshot = self.ctx.catalog.snapshot();
         let meta = snapshot.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
         if meta.state != SegmentState::Sealed {
             return Err(StoreError::StalePlan(format!("segment {id} is {:?}; only sealed segments move", meta.state)));
         }
         let (has_hot, has_cold) = (meta.hot_path().is_some(), meta.cold_key().is_some());
-        let want_hot = matches!(target, MoveTarget::Hot | MoveTarget::Both);
-        let want_cold = matches!(target, MoveTarget::Cold | MoveTarget::Both);
+        let want_hot = matches!(target, Placement::Hot | Placement::Both);
+        let want_cold = matches!(target, Placement::Cold | Placement::Both);
         if want_cold && meta.format != Format::Parquet {
             return Err(StoreError::InvalidMove(format!(
                 "segment {id} is a row segment; only columnar segments go to the cold tier (run the reencode pass \
@@ -192,8 +156,8 @@ impl Mover {
         }
         let new_location = new_location.map(|(l, _)| l);
         let drop_tier = match target {
-            MoveTarget::Cold if has_hot => Some(Tier::Hot),
-            MoveTarget::Hot if has_cold => Some(Tier::Cold),
+            Placement::Cold if has_hot => Some(Tier::Hot),
+            Placement::Hot if has_cold => Some(Tier::Cold),
             _ => None,
         };
         if let Some(tier) = drop_tier {

@@ -277,7 +277,7 @@ impl Groups {
 /// `bytes_scanned` counts the bytes read: a hot segment's whole length, a cold segment's blocks read (from the
 /// cache or the object store).
 ///
-/// Days that need no dedup are counted without building events when the query allows it (see [`DayPlan`]): a
+/// Days that need no dedup are counted without building events when the query allows it (see `DayPlan`): a
 /// `count(*)`, optionally of one event name and grouped by event name, over a day held by one columnar segment
 /// reads only that segment's `time` and `event` columns. The answer is the same as by the general path.
 pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {

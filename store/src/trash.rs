@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::catalog::{BlockChecksums, CatalogChange, Intent, IntentKind, SegmentMeta, SegmentState};
@@ -32,7 +32,7 @@ use crate::layout::{Layout, Location, SegmentId, Tier};
 use crate::verify::check_copy;
 
 /// One copy of a trashed segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrashedCopy {
     /// Where the copy was in service.
     pub location: Location,
@@ -42,13 +42,14 @@ pub struct TrashedCopy {
     pub present: bool,
 }
 
-/// A segment whose record a gc batch saved.
-#[derive(Debug, Clone, Serialize)]
+/// A segment whose record a gc batch saved: one row of the trash listing (`GET /v1/admin/trash` sends it as it is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrashedSegment {
     /// The batch: the time (ms) of the gc run that deleted it.
     pub batch_ms: i64,
     pub id: SegmentId,
     pub project: String,
+    /// `YYYY-MM-DD`.
     pub day: String,
     pub rows: u64,
     pub bytes: u64,
@@ -59,40 +60,29 @@ pub struct TrashedSegment {
     pub in_catalog: bool,
 }
 
-/// What a restore did with one segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestoreStatus {
-    /// Back in service with a fresh hot copy.
-    Restored,
-    /// The catalog has a record of it: nothing to do.
-    InCatalog,
-    /// The batch holds no record of it.
-    NotInBatch,
-    /// A step failed; `error` says which.
-    Error,
-}
-
-impl RestoreStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            RestoreStatus::Restored => "restored",
-            RestoreStatus::InCatalog => "in_catalog",
-            RestoreStatus::NotInBatch => "not_in_batch",
-            RestoreStatus::Error => "error",
-        }
+crate::labelled_enum! {
+    /// What a restore did with one segment.
+    pub enum RestoreStatus {
+        /// Back in service with a fresh hot copy.
+        Restored = "restored",
+        /// The catalog has a record of it: nothing to do.
+        InCatalog = "in_catalog",
+        /// The batch holds no record of it.
+        NotInBatch = "not_in_batch",
+        /// A step failed; `error` says which.
+        Error = "error",
     }
 }
 
-/// What a restore did with one segment (one row of the answer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a restore did with one segment: one row of the answer (`POST /v1/admin/trash/restore` sends it as it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreOutcome {
     pub segment: String,
     pub outcome: RestoreStatus,
     /// The restored copy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

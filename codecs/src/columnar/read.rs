@@ -23,7 +23,7 @@ use super::layout::{
 use super::shred::PropertyReader;
 use super::spec::{Compression, DEFAULT_ZSTD_LEVEL};
 use super::{ColumnarError, ColumnarMeta, SegmentInfo};
-use crate::event::{Event, StoredEvent};
+use crate::event::{Event, StoredEvent, TimeRange};
 
 /// Rows per record batch, reading and writing: big enough to amortise per-batch work, small enough that a batch of
 /// ~500-byte events stays a few MiB.
@@ -89,7 +89,7 @@ pub fn read_meta(bytes: &[u8]) -> Result<ColumnarMeta, ColumnarError> {
     let segment_id = layout.info.segment_id.as_str();
     let corrupt = |message: String| ColumnarError::Corrupt { segment_id: segment_id.to_owned(), message };
 
-    let (mut min_time_ms, mut max_time_ms) = (None::<i64>, None::<i64>);
+    let mut time = None;
     for (i, group) in metadata.row_groups().iter().enumerate() {
         let (min, max) = match group.column(TIME_INDEX).statistics() {
             Some(Statistics::Int64(stats)) => (stats.min_opt().copied(), stats.max_opt().copied()),
@@ -98,8 +98,7 @@ pub fn read_meta(bytes: &[u8]) -> Result<ColumnarMeta, ColumnarError> {
         let (Some(min), Some(max)) = (min, max) else {
             return Err(corrupt(format!("row group {i} has no time statistics")));
         };
-        min_time_ms = Some(min_time_ms.map_or(min, |m| m.min(min)));
-        max_time_ms = Some(max_time_ms.map_or(max, |m| m.max(max)));
+        time = TimeRange::union(time, Some(TimeRange { min_ms: min, max_ms: max }));
     }
 
     let mut spec = layout.spec.clone();
@@ -109,8 +108,7 @@ pub fn read_meta(bytes: &[u8]) -> Result<ColumnarMeta, ColumnarError> {
         format_version: FORMAT_VERSION,
         rows: u64::try_from(file.num_rows())
             .map_err(|_| corrupt(format!("row count {} is negative", file.num_rows())))?,
-        min_time_ms,
-        max_time_ms,
+        time,
         spec,
         sort: layout.sort,
         row_groups: metadata.num_row_groups(),

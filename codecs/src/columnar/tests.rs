@@ -241,7 +241,7 @@ fn unicode_empty_and_huge_strings() {
     let meta = read_meta(&encode(&info(), &events, &CodecSpec::default()).unwrap()).unwrap();
     let names: Vec<&str> = meta.columns.iter().map(|c| c.column.as_str()).collect();
     assert_eq!(names, ["p.", "p._props", "p.a.b", "p.p.x", "p.time", "p.\u{1F600}"]);
-    assert_eq!((meta.min_time_ms, meta.max_time_ms), (Some(i64::MIN), Some(i64::MAX)));
+    assert_eq!(meta.time, Some(TimeRange { min_ms: i64::MIN, max_ms: i64::MAX }));
 }
 
 #[test]
@@ -258,8 +258,7 @@ fn metadata_describes_the_segment() {
             info: info(),
             format_version: layout::FORMAT_VERSION,
             rows: 250,
-            min_time_ms: Some(100),
-            max_time_ms: Some(349),
+            time: Some(TimeRange { min_ms: 100, max_ms: 349 }),
             spec: spec.clone(),
             sort: SortOrder::DEFAULT,
             row_groups: 3,
@@ -297,7 +296,7 @@ fn an_empty_segment_is_a_valid_file() {
     let bytes = encode(&info(), &[], &CodecSpec::default()).unwrap();
     assert_eq!(decode(&bytes).unwrap(), (info(), vec![]));
     let meta = read_meta(&bytes).unwrap();
-    assert_eq!((meta.rows, meta.row_groups, meta.min_time_ms, meta.max_time_ms), (0, 0, None, None));
+    assert_eq!((meta.rows, meta.row_groups, meta.time), (0, 0, None));
     assert_eq!(meta.spec, CodecSpec::default());
     let req = ScanRequest { from_ms: i64::MIN, to_ms: i64::MAX, event: None, properties: None };
     let stats = scan(Bytes::from(bytes.clone()), &req, |_| panic!("no events")).unwrap();
@@ -412,7 +411,7 @@ fn recompress_keeps_content_and_metadata() {
     assert_eq!(meta_after.spec, target);
     assert_eq!(meta_after.row_groups, 2);
     assert_eq!(meta_before.row_groups, 5);
-    let comparable = |m: ColumnarMeta| (m.info, m.rows, m.min_time_ms, m.max_time_ms, m.sort, m.columns, m.props_keys);
+    let comparable = |m: ColumnarMeta| (m.info, m.rows, m.time, m.sort, m.columns, m.props_keys);
     assert_eq!(comparable(meta_after), comparable(meta_before));
     assert!(matches!(recompress(&original, &spec(Compression::Zstd(23), 10)), Err(ColumnarError::InvalidSpec(_))));
     assert!(matches!(recompress(b"not parquet", &CodecSpec::default()), Err(ColumnarError::NotParquet { .. })));

@@ -453,3 +453,14 @@ proptest! {
         prop_assert_eq!(parse_batch(&body, &limits), Ok(events));
     }
 }
+
+#[test]
+fn time_ranges_hold_both_ends_or_neither() {
+    let r = |min_ms, max_ms| TimeRange { min_ms, max_ms };
+    assert_eq!(TimeRange::of([]), None);
+    assert_eq!(TimeRange::of([5, -3, 9, 0]), Some(r(-3, 9)));
+    assert_eq!(TimeRange::union(None, None), None);
+    assert_eq!(TimeRange::union(Some(r(1, 2)), None), Some(r(1, 2)));
+    assert_eq!(TimeRange::union(None, Some(r(1, 2))), Some(r(1, 2)));
+    assert_eq!(TimeRange::union(Some(r(4, 6)), Some(r(i64::MIN, 5))), Some(r(i64::MIN, 6)));
+}

@@ -42,8 +42,12 @@ fn expected_prefix(parts: &[Vec<Event>], ends: &[usize], base_seq: u64, frames: 
         len: if frames == 0 { 0 } else { ends[frames - 1] as u64 },
         frames: frames as u64,
         rows,
-        min_time_ms: events.iter().map(|e| e.time_ms).min(),
-        max_time_ms: events.iter().map(|e| e.time_ms).max(),
+        time: events
+            .iter()
+            .map(|e| e.time_ms)
+            .min()
+            .zip(events.iter().map(|e| e.time_ms).max())
+            .map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms }),
         max_seq: (rows > 0).then(|| base_seq + rows - 1),
     }
 }
@@ -188,8 +192,7 @@ fn frames_decode_with_their_sequences() {
             len: bytes.len() as u64,
             frames: 2,
             rows: 3,
-            min_time_ms: Some(10),
-            max_time_ms: Some(12),
+            time: Some(TimeRange { min_ms: 10, max_ms: 12 }),
             max_seq: Some(102)
         }
     );
@@ -206,7 +209,10 @@ fn a_frame_of_no_events_is_well_formed() {
     let (bytes, _, _) = write_parts(&[vec![], vec![event(5, "a")]], 7);
     assert_eq!(decode_frames(&bytes, 0).unwrap(), vec![StoredEvent { seq: 7, event: event(5, "a") }]);
     let prefix = valid_prefix(&bytes);
-    assert_eq!((prefix.frames, prefix.rows, prefix.max_seq, prefix.min_time_ms), (2, 1, Some(7), Some(5)));
+    assert_eq!(
+        (prefix.frames, prefix.rows, prefix.max_seq, prefix.time),
+        (2, 1, Some(7), Some(TimeRange { min_ms: 5, max_ms: 5 }))
+    );
 }
 
 #[test]

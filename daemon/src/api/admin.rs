@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use tierd_store::catalog::Placement;
-
-use super::labels::labelled_enum;
+use tierd_store::labelled_enum;
+pub use tierd_store::moves::VerifyMethod;
 
 labelled_enum! {
     /// The passes an operator can run now, by the name the URL and `tierd pass run NAME` use.
@@ -119,15 +119,6 @@ labelled_enum! {
     }
 }
 
-labelled_enum! {
-    /// How the copy a move wrote was checked before its commit: by the server's ETag (the MD5 of what it received),
-    /// or read back whole (size and crc32c).
-    pub enum VerifiedBy {
-        Etag = "etag",
-        ReadBack = "read_back",
-    }
-}
-
 /// One segment's outcome in a move by hand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MoveReport {
@@ -140,7 +131,7 @@ pub struct MoveReport {
     pub bytes_copied: u64,
     /// Absent when nothing was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_by: Option<VerifiedBy>,
+    pub verified_by: Option<VerifyMethod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -86,15 +86,6 @@ pub struct SegmentRecord {
     pub role: Role,
 }
 
-/// A segment state's name as the API (and the metrics' `state` label) writes it: its serde name.
-pub fn state_label(state: SegmentState) -> &'static str {
-    match state {
-        SegmentState::Open => "open",
-        SegmentState::Sealed => "sealed",
-        SegmentState::Retired => "retired",
-    }
-}
-
 /// The answer of `GET /v1/catalog/segments`: one catalog generation, and a lease that keeps its segments readable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegmentsAnswer {
@@ -116,16 +107,4 @@ pub struct Health {
     pub generation: u64,
     /// `ok`.
     pub status: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_labels_are_the_serde_names() {
-        for s in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
-            assert_eq!(serde_json::to_value(s).unwrap(), state_label(s));
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use anyhow::bail;
 
 use super::daemon::{admin_call, show, DEFAULT_URL};
-use crate::api::{state_label, RestoreAnswer, RestoreRequest, RestoreStatus, TrashList};
+use crate::api::{RestoreAnswer, RestoreRequest, RestoreStatus, TrashList};
 
 #[derive(Debug, clap::Args)]
 pub struct TrashArgs {
@@ -70,7 +70,7 @@ pub fn format_list(answer: &TrashList) -> String {
             s.day,
             s.rows,
             s.bytes,
-            state_label(s.state),
+            s.state,
             copies.join(", "),
             if s.in_catalog { "  (in the catalog)" } else { "" }
         ));
@@ -98,10 +98,13 @@ mod tests {
 
     use super::*;
 
+    /// A segment id (the listing carries real ones).
+    const ID: &str = "01HZY3Q8W6V4B2N7K9M5T1R0CX";
+
     #[test]
     fn listing_and_outcomes_read_well() {
         let list = json!({"segments": [
-            {"batch_ms": 5, "id": "A", "project": "p", "day": "2026-01-01", "rows": 10, "bytes": 99, "state": "retired",
+            {"batch_ms": 5, "id": ID, "project": "p", "day": "2026-01-01", "rows": 10, "bytes": 99, "state": "retired",
              "copies": [{"location": {"tier": "hot", "path": "hot/p/A.rows"}, "trash_path": "trash/5/hot/p/A.rows",
                          "present": true},
                         {"location": {"tier": "cold", "path": "segments/p/x"}, "trash_path": "trash/5/segments/p/x",
@@ -109,7 +112,7 @@ mod tests {
              "in_catalog": false}]});
         assert_eq!(
             format_list(&serde_json::from_value(list).unwrap()),
-            "5  A  p 2026-01-01  10 rows  99 bytes  retired  copies: hot, cold (gone)\n"
+            format!("5  {ID}  p 2026-01-01  10 rows  99 bytes  retired  copies: hot, cold (gone)\n")
         );
         assert_eq!(format_list(&serde_json::from_value(json!({"segments": []})).unwrap()), "the trash is empty\n");
         let restore = json!({"batch_ms": 5, "results": [

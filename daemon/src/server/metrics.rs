@@ -9,8 +9,6 @@ use tierd_store::catalog::{SegmentState, Tier};
 use tierd_store::metrics::{bytes_counter, bytes_gauge, counter, gauge, seconds_histogram, MetricDoc};
 use tierd_store::CatalogSnapshot;
 
-use crate::api::state_label;
-
 /// Latency buckets in seconds, from 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -54,7 +52,7 @@ pub fn publish_catalog(snapshot: &CatalogSnapshot) {
     for tier in [Tier::Hot, Tier::Cold] {
         for state in [SegmentState::Open, SegmentState::Sealed, SegmentState::Retired] {
             let (n, b) = totals.iter().find(|(k, _)| *k == (tier, state)).map_or((0, 0), |(_, v)| *v);
-            let labels = [("tier", tier.label()), ("state", state_label(state))];
+            let labels = [("tier", tier.label()), ("state", state.label())];
             metrics::gauge!("tierd_segments", &labels).set(n as f64);
             metrics::gauge!("tierd_segment_bytes", &labels).set(b as f64);
         }

@@ -12,18 +12,15 @@ use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
 use tierd_store::catalog::Placement;
 use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::{Layout, SegmentId};
-use tierd_store::moves::{MoveOutcome, MoveTarget, Mover, VerifyMethod};
+use tierd_store::moves::{MoveOutcome, Mover};
 use tierd_store::rewrite::Rewriter;
-use tierd_store::trash::{RestoreOutcome, RestoreStatus as StoreRestoreStatus, Trash, TrashedSegment};
+use tierd_store::trash::{RestoreOutcome, Trash, TrashedSegment};
 use tierd_store::{Catalog, Clock, StoreContext};
 use tracing::{info, warn};
 
 use super::config::Config;
 use super::error::ServerError;
-use crate::api::{
-    ActionKind, ActionReport, MoveAnswer, MoveReport, MoveStatus, PassName, PassReport, PassRequest, RestoreResult,
-    RestoreStatus, TrashedCopy, VerifiedBy,
-};
+use crate::api::{ActionKind, ActionReport, MoveAnswer, MoveReport, MoveStatus, PassName, PassReport, PassRequest};
 
 pub struct Passes {
     catalog: Arc<Catalog>,
@@ -78,27 +75,27 @@ impl Passes {
     }
 
     /// What the trash holds (`GET /v1/admin/trash`). Blocking.
-    pub fn trash_list(&self) -> Result<Vec<crate::api::TrashedSegment>, ServerError> {
-        Ok(self.trash.list()?.into_iter().map(trashed_segment).collect())
+    pub fn trash_list(&self) -> Result<Vec<TrashedSegment>, ServerError> {
+        Ok(self.trash.list()?)
     }
 
     /// Restores segments of trash batch `batch_ms` (all of the batch when `ids` is empty) through the crash-safe
     /// steps of `store::trash`, never at the same time as a pass or a move. Blocking.
-    pub fn trash_restore(&self, batch_ms: i64, ids: &[SegmentId]) -> Result<Vec<RestoreResult>, ServerError> {
+    pub fn trash_restore(&self, batch_ms: i64, ids: &[SegmentId]) -> Result<Vec<RestoreOutcome>, ServerError> {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(self.trash.restore(batch_ms, ids, self.clock.now_ms())?.into_iter().map(restore_result).collect())
+        Ok(self.trash.restore(batch_ms, ids, self.clock.now_ms())?)
     }
 
     /// Moves named segments by hand, one after the other, through the same crash-safe steps and IO budget as the
     /// passes (and never at the same time as a pass). Blocking.
-    pub fn move_segments(&self, ids: &[String], to: MoveTarget) -> MoveAnswer {
+    pub fn move_segments(&self, ids: &[String], to: Placement) -> MoveAnswer {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let results = ids.iter().map(|raw| move_report(raw, self.move_one(raw, to))).collect();
-        MoveAnswer { results, to: placement(to) }
+        MoveAnswer { results, to }
     }
 
     /// One move, its error as the report shows it.
-    fn move_one(&self, raw: &str, to: MoveTarget) -> Result<MoveOutcome, String> {
+    fn move_one(&self, raw: &str, to: Placement) -> Result<MoveOutcome, String> {
         let id: SegmentId = raw.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| e.to_string())?;
         self.mover.execute(id, to).map_err(|e| e.to_string())
     }
@@ -186,8 +183,8 @@ impl Passes {
             .map(|m| m.planner_stats())
             .collect();
         let (direction, target) = match kind {
-            ActionKind::Migrate => (MoveDirection::ToCold, MoveTarget::Cold),
-            _ => (MoveDirection::ToHot, MoveTarget::Hot),
+            ActionKind::Migrate => (MoveDirection::ToCold, Placement::Cold),
+            _ => (MoveDirection::ToHot, Placement::Hot),
         };
         for action in self.config.placement_planner().plan(self.clock.now_ms(), &stats, direction) {
             let mut a = ActionReport {
@@ -266,10 +263,7 @@ fn move_report(raw: &str, result: Result<MoveOutcome, String>) -> MoveReport {
             from: Some(o.from),
             to: Some(o.to),
             bytes_copied: o.bytes_copied,
-            verified_by: o.verified_by.map(|m| match m {
-                VerifyMethod::Etag => VerifiedBy::Etag,
-                VerifyMethod::ReadBack => VerifiedBy::ReadBack,
-            }),
+            verified_by: o.verified_by,
             error: None,
         },
         Err(e) => MoveReport {
@@ -281,15 +275,6 @@ fn move_report(raw: &str, result: Result<MoveOutcome, String>) -> MoveReport {
             verified_by: None,
             error: Some(e),
         },
-    }
-}
-
-/// Where a move to `to` leaves a segment's live copies.
-fn placement(to: MoveTarget) -> Placement {
-    match to {
-        MoveTarget::Cold => Placement::Cold,
-        MoveTarget::Hot => Placement::Hot,
-        MoveTarget::Both => Placement::Both,
     }
 }
 
@@ -310,33 +295,4 @@ fn gc_kind(action: GcAction) -> ActionKind {
         GcAction::Purge => ActionKind::Purge,
         GcAction::Missing => ActionKind::Missing,
     }
-}
-
-fn trashed_segment(s: TrashedSegment) -> crate::api::TrashedSegment {
-    let copies = s
-        .copies
-        .into_iter()
-        .map(|c| TrashedCopy { location: c.location, trash_path: c.trash_path, present: c.present })
-        .collect();
-    crate::api::TrashedSegment {
-        batch_ms: s.batch_ms,
-        id: s.id.to_string(),
-        project: s.project,
-        day: s.day,
-        rows: s.rows,
-        bytes: s.bytes,
-        state: s.state,
-        copies,
-        in_catalog: s.in_catalog,
-    }
-}
-
-fn restore_result(o: RestoreOutcome) -> RestoreResult {
-    let outcome = match o.outcome {
-        StoreRestoreStatus::Restored => RestoreStatus::Restored,
-        StoreRestoreStatus::InCatalog => RestoreStatus::InCatalog,
-        StoreRestoreStatus::NotInBatch => RestoreStatus::NotInBatch,
-        StoreRestoreStatus::Error => RestoreStatus::Error,
-    };
-    RestoreResult { segment: o.segment, outcome, location: o.location, error: o.error }
 }

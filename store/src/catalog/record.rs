@@ -7,41 +7,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::{Location, SegmentId, Tier};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SegmentState {
-    /// Being appended to by the hot writer; `bytes`/`rows` grow with each committed group.
-    Open,
-    /// Immutable.
-    Sealed,
-    /// Replaced by the outputs of a committed rewrite: invisible to new lookups, still readable by anyone holding a
-    /// lease or an older snapshot, deleted by garbage collection after leases and the grace period.
-    Retired,
-}
-
-/// Where a segment's live copies are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Placement {
-    Hot,
-    Cold,
-    /// A copy on each tier.
-    Both,
-}
-
-impl Placement {
-    pub fn label(self) -> &'static str {
-        match self {
-            Placement::Hot => "hot",
-            Placement::Cold => "cold",
-            Placement::Both => "both",
-        }
+crate::labelled_enum! {
+    /// A segment's life-cycle state (its label is also the metrics' `state` label).
+    #[derive(Hash)]
+    pub enum SegmentState {
+        /// Being appended to by the hot writer; `bytes`/`rows` grow with each committed group.
+        Open = "open",
+        /// Immutable.
+        Sealed = "sealed",
+        /// Replaced by the outputs of a committed rewrite: invisible to new lookups, still readable by anyone holding
+        /// a lease or an older snapshot, deleted by garbage collection after leases and the grace period.
+        Retired = "retired",
     }
 }
 
-impl std::fmt::Display for Placement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
+crate::labelled_enum! {
+    /// Where a segment's live copies are.
+    #[derive(Hash)]
+    pub enum Placement {
+        Hot = "hot",
+        Cold = "cold",
+        /// A copy on each tier.
+        Both = "both",
     }
 }
 
@@ -155,10 +142,10 @@ pub struct SegmentMeta {
     pub created_at_ms: i64,
     #[serde(default)]
     pub sealed_at_ms: Option<i64>,
-    /// Catalog generation of the commit that created this segment (set by [`Catalog::commit`]).
+    /// Catalog generation of the commit that created this segment (set by [`Catalog::commit`](crate::Catalog::commit)).
     #[serde(default)]
     pub created_generation: u64,
-    /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`]).
+    /// Catalog generation of the last commit that changed it (set by [`Catalog::commit`](crate::Catalog::commit)).
     #[serde(default)]
     pub updated_generation: u64,
     /// For a retired segment: when and by which commit it was replaced, and by what.

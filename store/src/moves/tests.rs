@@ -90,7 +90,7 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
     let hot_path = f.meta(id).hot_path().unwrap().to_string();
     let mover = f.mover("");
 
-    let o = mover.execute(id, MoveTarget::Cold).unwrap();
+    let o = mover.execute(id, Placement::Cold).unwrap();
     assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Hot, Placement::Cold, original.len() as u64));
     // memory:// answers ETags that are not MD5s: the upload was read back.
     assert_eq!(o.verified_by, Some(crate::moves::VerifyMethod::ReadBack));
@@ -107,18 +107,18 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
     assert!(f.catalog.intents().unwrap().is_empty());
 
     // Again: nothing to do.
-    let o = mover.execute(id, MoveTarget::Cold).unwrap();
+    let o = mover.execute(id, Placement::Cold).unwrap();
     assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Cold, Placement::Cold, 0));
     assert_eq!(o.verified_by, None, "nothing was written");
 
-    let o = mover.execute(id, MoveTarget::Both).unwrap();
+    let o = mover.execute(id, Placement::Both).unwrap();
     assert_eq!((o.from, o.to), (Placement::Cold, Placement::Both));
     let m = f.meta(id);
     let new_hot = m.hot_path().unwrap().to_string();
     assert_ne!(new_hot, hot_path, "a promoted copy gets a fresh path");
     assert_eq!(crate::read::read_committed(&f.layout, &m).unwrap(), original);
 
-    let o = mover.execute(id, MoveTarget::Hot).unwrap();
+    let o = mover.execute(id, Placement::Hot).unwrap();
     assert_eq!((o.from, o.to, o.bytes_copied), (Placement::Both, Placement::Hot, 0));
     assert_eq!(o.dropped, Some(Location::cold(&key)));
     let m = f.meta(id);
@@ -130,10 +130,10 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
 fn row_segments_and_unknown_segments_do_not_move() {
     let (f, id) = Fixture::new(false);
     let before = f.catalog.snapshot().generation();
-    let e = f.mover("").execute(id, MoveTarget::Cold).unwrap_err();
+    let e = f.mover("").execute(id, Placement::Cold).unwrap_err();
     assert!(matches!(e, StoreError::InvalidMove(_)), "{e}");
     assert!(e.to_string().contains("reencode"), "{e}");
-    let e = f.mover("").execute(SegmentId::generate(T0), MoveTarget::Hot).unwrap_err();
+    let e = f.mover("").execute(SegmentId::generate(T0), Placement::Hot).unwrap_err();
     assert!(matches!(e, StoreError::SegmentNotFound { .. }), "{e}");
     assert_eq!(f.catalog.snapshot().generation(), before);
     assert!(f.objects().is_empty());
@@ -147,16 +147,16 @@ fn a_failed_move_leaves_nothing_behind() {
         let (f, id) = Fixture::new(true);
         let before = f.meta(id);
         let files = f.hot_files();
-        let e = f.mover(&format!("{point}=error")).execute(id, MoveTarget::Cold).unwrap_err();
+        let e = f.mover(&format!("{point}=error")).execute(id, Placement::Cold).unwrap_err();
         assert!(e.to_string().contains(point), "{point}: {e}");
         assert_eq!(f.meta(id), before, "{point}");
         assert!(f.objects().is_empty(), "{point}: {:?}", f.objects());
         assert!(f.catalog.intents().unwrap().is_empty(), "{point}");
 
         // And the other way: a promote that fails leaves no hot file.
-        f.mover("").execute(id, MoveTarget::Cold).unwrap();
+        f.mover("").execute(id, Placement::Cold).unwrap();
         let cold = f.meta(id);
-        let e = f.mover(&format!("{point}=error")).execute(id, MoveTarget::Hot).unwrap_err();
+        let e = f.mover(&format!("{point}=error")).execute(id, Placement::Hot).unwrap_err();
         assert!(e.to_string().contains(point), "{point}: {e}");
         assert_eq!(f.meta(id), cold, "{point}");
         assert_eq!(f.hot_files(), files, "{point}: only the dropped copy and the row input remain");
@@ -187,7 +187,7 @@ fn recovery_rolls_back_uncommitted_moves() {
     assert_eq!(f.meta(id), meta);
 
     // An intent whose copy was committed (cannot happen: the commit clears it) is cleared, the copy kept.
-    f.mover("").execute(id, MoveTarget::Cold).unwrap();
+    f.mover("").execute(id, Placement::Cold).unwrap();
     let committed = f.meta(id).locations[0].clone();
     f.record_intent(id, &committed);
     crate::recovery::recover(&f.ctx("")).unwrap();
@@ -205,7 +205,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     let gc = Gc::new(f.ctx(""), cfg);
     let mover = f.mover("");
     let hot_path = f.meta(id).hot_path().unwrap().to_string();
-    mover.execute(id, MoveTarget::Cold).unwrap();
+    mover.execute(id, Placement::Cold).unwrap();
     let done = gc.run(T0, 0).unwrap();
     let deleted: Vec<_> = done.iter().filter(|d| d.action == GcAction::Delete && d.id == Some(id)).collect();
     assert_eq!(deleted.len(), 1, "{done:?}");
@@ -214,7 +214,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     assert!(f.meta(id).dropped.is_empty());
     let key = f.meta(id).cold_key().unwrap().to_string();
 
-    mover.execute(id, MoveTarget::Hot).unwrap();
+    mover.execute(id, Placement::Hot).unwrap();
     gc.run(T0, 0).unwrap();
     assert!(f.objects().iter().all(|k| k.starts_with("trash/")), "{:?}", f.objects());
     assert!(f.objects().contains(&format!("trash/{T0}/{key}")), "{:?}", f.objects());
@@ -234,7 +234,7 @@ fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     assert!(!f.objects().contains(&orphan.to_string()));
 
     // A live cold copy that vanished is reported, and the record is kept.
-    mover.execute(id, MoveTarget::Cold).unwrap();
+    mover.execute(id, Placement::Cold).unwrap();
     let key = f.meta(id).cold_key().unwrap().to_string();
     f.rt.block_on(f.cold.delete(&key)).unwrap();
     let d = gc.run(T0, 0).unwrap();
@@ -312,6 +312,6 @@ fn an_md5_etag_is_trusted_only_with_verify_auto() {
     let e = check(&f, "read-back/flipped", &flipped, &single).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }) && !e.to_string().contains("HEAD"), "{e}");
     // A whole move reads back too (memory:// would anyway: its ETags are not MD5s).
-    let o = f.mover("").execute(id, MoveTarget::Cold).unwrap();
+    let o = f.mover("").execute(id, Placement::Cold).unwrap();
     assert_eq!(o.verified_by, Some(VerifyMethod::ReadBack));
 }

@@ -18,7 +18,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::cold::{ColdConfig, ColdStore};
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::layout::SegmentId;
-use crate::moves::{MoveTarget, Mover};
+use crate::moves::Mover;
 use crate::query::{execute, Filter, GroupBy, Op, Query, QueryResult};
 use crate::rewrite::Rewriter;
 
@@ -112,7 +112,10 @@ impl Fixture {
     fn migrate(&self) {
         let mover = Mover::new(self.ctx());
         for id in &self.segments {
-            assert_eq!(mover.execute(*id, MoveTarget::Cold).unwrap().to, crate::catalog::Placement::Cold);
+            assert_eq!(
+                mover.execute(*id, crate::catalog::Placement::Cold).unwrap().to,
+                crate::catalog::Placement::Cold
+            );
         }
     }
 

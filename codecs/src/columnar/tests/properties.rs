@@ -87,8 +87,8 @@ proptest! {
                 let meta = read_meta(&bytes).unwrap();
                 prop_assert_eq!(meta.rows, events.len() as u64);
                 prop_assert_eq!(&meta.spec, &spec);
-                prop_assert_eq!(meta.min_time_ms, events.iter().map(|e| e.event.time_ms).min());
-                prop_assert_eq!(meta.max_time_ms, events.iter().map(|e| e.event.time_ms).max());
+                prop_assert_eq!(meta.time.map(|t| t.min_ms), events.iter().map(|e| e.event.time_ms).min());
+                prop_assert_eq!(meta.time.map(|t| t.max_ms), events.iter().map(|e| e.event.time_ms).max());
             }
         }
     }

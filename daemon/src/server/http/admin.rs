@@ -41,7 +41,7 @@ pub async fn move_segments(
     body: Bytes,
 ) -> Result<SortedJson<MoveAnswer>, ApiError> {
     let req: MoveRequest = parse_body(&body, "bad move request")?;
-    let to: tierd_store::moves::MoveTarget = req.to.parse().map_err(ApiError::bad_request)?;
+    let to = tierd_store::moves::parse_target(&req.to).map_err(ApiError::bad_request)?;
     if req.segments.is_empty() {
         return Err(ApiError::bad_request("no segments to move: give \"segments\":[\"ID\",...]"));
     }

@@ -1,8 +1,18 @@
-//! The API's enums travel as fixed lowercase labels. [`labelled_enum!`] writes each such enum once, as a list of
-//! variants and their labels, and derives from that one list its serde form, `label()`, `Display`, `ALL` and
-//! `from_label`, so the label of a variant is written in exactly one place.
+//! Labelled enums: enums that travel as fixed lowercase labels (in the catalog's JSON, the HTTP API, metric labels,
+//! log fields and the command line). [`labelled_enum!`](crate::labelled_enum) writes each such enum once, as a list
+//! of variants and their labels, and derives from that one list its serde form, `label()`, `Display`, `ALL` and
+//! `from_label`, so the label of a variant is written in exactly one place and the serde name and the label cannot
+//! drift apart.
+//!
+//! The store declares its own enums with it (tiers, placements, states, move targets, ...), and the daemon its API
+//! enums, so that both crates spell a label the same way. The calling crate needs `serde` as a dependency (the
+//! derives name it).
 
-/// `labelled_enum! { /// docs  pub enum Name { /// docs  Variant = "label", ... } }`.
+/// `labelled_enum! { /// docs  #[derive(Hash)]  pub enum Name { /// docs  Variant = "label", ... } }`.
+///
+/// The enum derives `Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize`; attributes written before `pub enum`
+/// (docs, more derives) are kept. Each variant serializes as its label.
+#[macro_export]
 macro_rules! labelled_enum {
     (
         $(#[$meta:meta])*
@@ -18,7 +28,7 @@ macro_rules! labelled_enum {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            /// The label the API writes.
+            /// The variant's label: its serde form.
             pub fn label(self) -> &'static str {
                 match self {
                     $($name::$variant => $label,)+
@@ -39,12 +49,11 @@ macro_rules! labelled_enum {
     };
 }
 
-pub(crate) use labelled_enum;
-
 #[cfg(test)]
 mod tests {
-    labelled_enum! {
+    crate::labelled_enum! {
         /// A test enum.
+        #[derive(Hash, PartialOrd, Ord)]
         pub enum Color {
             /// Red.
             Red = "red",
@@ -61,5 +70,6 @@ mod tests {
         }
         assert_eq!(Color::from_label("Red"), None);
         assert_eq!(format!("[{:<10}]", Color::DarkBlue), "[dark_blue ]");
+        assert!(Color::Red < Color::DarkBlue);
     }
 }
