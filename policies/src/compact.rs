@@ -50,28 +50,15 @@ impl RewritePlanner for CompactPlanner {
     }
 
     fn validate(&self) -> Result<(), PolicyError> {
-        if self.target_bytes == 0 {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "target_bytes",
-                "is 0: set the size a merged segment should reach, e.g. 8388608 (8 MiB, the default)",
-            ));
-        }
-        if self.min_inputs < 2 {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "min_inputs",
-                format!("is {}: a merge needs at least 2 inputs; set 2 or more", self.min_inputs),
-            ));
-        }
-        if !(self.small_fraction > 0.0 && self.small_fraction <= 1.0) {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "small_fraction",
-                format!("is {}: set a fraction of target_bytes in (0, 1], e.g. 0.5", self.small_fraction),
-            ));
-        }
-        Ok(())
+        PolicyError::require(self.target_bytes > 0, POLICY, "target_bytes", || {
+            "is 0: set the size a merged segment should reach, e.g. 8388608 (8 MiB, the default)".into()
+        })?;
+        PolicyError::require(self.min_inputs >= 2, POLICY, "min_inputs", || {
+            format!("is {}: a merge needs at least 2 inputs; set 2 or more", self.min_inputs)
+        })?;
+        PolicyError::require(self.small_fraction > 0.0 && self.small_fraction <= 1.0, POLICY, "small_fraction", || {
+            format!("is {}: set a fraction of target_bytes in (0, 1], e.g. 0.5", self.small_fraction)
+        })
     }
 
     fn plan(&self, _now_ms: i64, segments: &[SegmentStats]) -> Vec<RewriteAction> {

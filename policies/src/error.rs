@@ -12,6 +12,21 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
+    /// `Ok` when the requirement `holds`, else the [`PolicyError::InvalidConfig`] that names `field` and says what
+    /// to set (`problem` is only built when it is needed). Validations read as a list of requirements.
+    pub(crate) fn require(
+        holds: bool,
+        policy: &'static str,
+        field: &str,
+        problem: impl FnOnce() -> String,
+    ) -> Result<(), PolicyError> {
+        if holds {
+            Ok(())
+        } else {
+            Err(PolicyError::invalid(policy, field, problem()))
+        }
+    }
+
     pub(crate) fn invalid(policy: &'static str, field: impl Into<String>, problem: impl Into<String>) -> PolicyError {
         PolicyError::InvalidConfig { policy, field: field.into(), problem: problem.into() }
     }

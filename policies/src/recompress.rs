@@ -47,41 +47,28 @@ impl RewritePlanner for RecompressPlanner {
     }
 
     fn validate(&self) -> Result<(), PolicyError> {
-        if self.ladder.is_empty() {
-            return Err(PolicyError::invalid(POLICY, "ladder", "is empty: give at least one step {min_age_ms, codec}"));
-        }
+        PolicyError::require(!self.ladder.is_empty(), POLICY, "ladder", || {
+            "is empty: give at least one step {min_age_ms, codec}".into()
+        })?;
         let mut codecs = HashSet::new();
         for (i, step) in self.ladder.iter().enumerate() {
-            if step.codec.is_empty() {
-                return Err(PolicyError::invalid(POLICY, format!("ladder[{i}].codec"), "is empty: name a codec"));
-            }
-            if !codecs.insert(step.codec.as_str()) {
-                return Err(PolicyError::invalid(
-                    POLICY,
-                    format!("ladder[{i}].codec"),
-                    format!("repeats {:?}: each codec may appear on one step only", step.codec),
-                ));
-            }
-            if step.min_age_ms < 0 {
-                return Err(PolicyError::invalid(
-                    POLICY,
-                    format!("ladder[{i}].min_age_ms"),
-                    format!("is negative ({}): ages are 0 or more", step.min_age_ms),
-                ));
-            }
+            let (codec, age) = (format!("ladder[{i}].codec"), format!("ladder[{i}].min_age_ms"));
+            PolicyError::require(!step.codec.is_empty(), POLICY, &codec, || "is empty: name a codec".into())?;
+            PolicyError::require(codecs.insert(step.codec.as_str()), POLICY, &codec, || {
+                format!("repeats {:?}: each codec may appear on one step only", step.codec)
+            })?;
+            PolicyError::require(step.min_age_ms >= 0, POLICY, &age, || {
+                format!("is negative ({}): ages are 0 or more", step.min_age_ms)
+            })?;
             if let Some(prev) = i.checked_sub(1).map(|p| &self.ladder[p]) {
-                if step.min_age_ms <= prev.min_age_ms {
-                    return Err(PolicyError::invalid(
-                        POLICY,
-                        format!("ladder[{i}].min_age_ms"),
-                        format!(
-                            "is {} but ladder[{}].min_age_ms is {}: order the steps by strictly increasing age",
-                            step.min_age_ms,
-                            i - 1,
-                            prev.min_age_ms
-                        ),
-                    ));
-                }
+                PolicyError::require(step.min_age_ms > prev.min_age_ms, POLICY, &age, || {
+                    format!(
+                        "is {} but ladder[{}].min_age_ms is {}: order the steps by strictly increasing age",
+                        step.min_age_ms,
+                        i - 1,
+                        prev.min_age_ms
+                    )
+                })?;
             }
         }
         Ok(())

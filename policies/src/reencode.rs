@@ -59,28 +59,15 @@ impl RewritePlanner for ReencodePlanner {
     }
 
     fn validate(&self) -> Result<(), PolicyError> {
-        if self.output_codec.is_empty() {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "output_codec",
-                "is empty: name the columnar codec, e.g. \"zstd-3\"",
-            ));
-        }
-        if self.max_output_bytes == 0 {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "max_output_bytes",
-                "is 0: set the largest input total per output, e.g. 268435456 (256 MiB)",
-            ));
-        }
-        if self.min_age_ms < 0 {
-            return Err(PolicyError::invalid(
-                POLICY,
-                "min_age_ms",
-                format!("is negative ({}): set 0 to re-encode as soon as a segment is sealed", self.min_age_ms),
-            ));
-        }
-        Ok(())
+        PolicyError::require(!self.output_codec.is_empty(), POLICY, "output_codec", || {
+            "is empty: name the columnar codec, e.g. \"zstd-3\"".into()
+        })?;
+        PolicyError::require(self.max_output_bytes > 0, POLICY, "max_output_bytes", || {
+            "is 0: set the largest input total per output, e.g. 268435456 (256 MiB)".into()
+        })?;
+        PolicyError::require(self.min_age_ms >= 0, POLICY, "min_age_ms", || {
+            format!("is negative ({}): set 0 to re-encode as soon as a segment is sealed", self.min_age_ms)
+        })
     }
 
     fn plan(&self, now_ms: i64, segments: &[SegmentStats]) -> Vec<RewriteAction> {

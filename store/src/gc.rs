@@ -229,8 +229,8 @@ impl Gc {
     /// can restore it. A segment with copies on both tiers is saved once per batch: the record is the same.
     fn save_record(&self, batch_ms: i64, m: &SegmentMeta) -> Result<()> {
         let path = self.ctx.resolve(&Layout::trash_record(batch_ms, m.id))?;
-        let json =
-            serde_json::to_vec_pretty(m).map_err(|source| StoreError::CatalogEncode { what: "trash record", source })?;
+        let json = serde_json::to_vec_pretty(m)
+            .map_err(|source| StoreError::CatalogEncode { what: "trash record", source })?;
         match durable::create_new_synced(self.ctx.fs.as_ref(), &path, &json) {
             Ok(_) => Ok(()),
             Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),

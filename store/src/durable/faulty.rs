@@ -124,42 +124,46 @@ fn injected(kind: FsFaultKind, op: FsOp, path: &Path) -> io::Error {
     io::Error::new(os.kind(), format!("injected {what} on {op:?} of {}: {os}", path.display()))
 }
 
+impl FaultyFs {
+    /// `f`, unless a fault hits operation `op` on `path` first.
+    fn guard<T>(&self, op: FsOp, path: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        self.fail(op, path)?;
+        f()
+    }
+
+    /// A file opened by the inner file system, wrapped so that its operations meet the faults too.
+    fn wrap(&self, path: &Path, inner: Box<dyn HotFile>) -> Box<dyn HotFile> {
+        Box::new(FaultyFile { inner, fs: self.clone(), path: path.to_path_buf() })
+    }
+}
+
 impl HotFs for FaultyFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn HotFile>> {
-        self.fail(FsOp::CreateNew, path)?;
-        let inner = self.inner.create_new(path)?;
-        Ok(Box::new(FaultyFile { inner, fs: self.clone(), path: path.to_path_buf() }))
+        self.guard(FsOp::CreateNew, path, || self.inner.create_new(path)).map(|f| self.wrap(path, f))
     }
 
     fn open_rw(&self, path: &Path) -> io::Result<Box<dyn HotFile>> {
-        self.fail(FsOp::OpenRw, path)?;
-        let inner = self.inner.open_rw(path)?;
-        Ok(Box::new(FaultyFile { inner, fs: self.clone(), path: path.to_path_buf() }))
+        self.guard(FsOp::OpenRw, path, || self.inner.open_rw(path)).map(|f| self.wrap(path, f))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.fail(FsOp::CreateDir, path)?;
-        self.inner.create_dir_all(path)
+        self.guard(FsOp::CreateDir, path, || self.inner.create_dir_all(path))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.fail(FsOp::SyncDir, path)?;
-        self.inner.sync_dir(path)
+        self.guard(FsOp::SyncDir, path, || self.inner.sync_dir(path))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.fail(FsOp::Remove, path)?;
-        self.inner.remove_file(path)
+        self.guard(FsOp::Remove, path, || self.inner.remove_file(path))
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.fail(FsOp::Remove, path)?;
-        self.inner.remove_dir_all(path)
+        self.guard(FsOp::Remove, path, || self.inner.remove_dir_all(path))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.fail(FsOp::Rename, from)?;
-        self.inner.rename(from, to)
+        self.guard(FsOp::Rename, from, || self.inner.rename(from, to))
     }
 }
 
@@ -180,18 +184,15 @@ impl HotFile for FaultyFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.fs.fail(FsOp::Read, &self.path)?;
-        self.inner.read_exact_at(buf, offset)
+        self.fs.guard(FsOp::Read, &self.path, || self.inner.read_exact_at(buf, offset))
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.fail(FsOp::SyncData, &self.path)?;
-        self.inner.sync_data()
+        self.fs.guard(FsOp::SyncData, &self.path, || self.inner.sync_data())
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        self.fs.fail(FsOp::SyncAll, &self.path)?;
-        self.inner.sync_all()
+        self.fs.guard(FsOp::SyncAll, &self.path, || self.inner.sync_all())
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -199,7 +200,6 @@ impl HotFile for FaultyFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fs.fail(FsOp::SetLen, &self.path)?;
-        self.inner.set_len(len)
+        self.fs.guard(FsOp::SetLen, &self.path, || self.inner.set_len(len))
     }
 }
