@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use serde_json::json;
+use tierd_codecs::Event;
+use tierd_policies::{ReencodePlanner, RewriteAction, RewritePlanner};
+
 use crate::budget::IoBudget;
 use crate::catalog::Catalog;
 use crate::clock::ManualClock;
@@ -43,4 +47,28 @@ pub(crate) fn context_with(
 ) -> StoreContext {
     let failpoints = Arc::new(Failpoints::parse(failpoints).expect("a valid failpoint spec"));
     StoreContext::new(layout.clone(), catalog.clone(), Arc::new(clock.clone()), failpoints, cold, handle)
+}
+
+/// Batch `k` (0, 1, 2) of a small workload with re-sends: ten events of project `p` each, ids (and times) 0..25
+/// then 0..5 again across the three batches, so the third batch re-sends five events with changed properties
+/// (`k = 2`; the first copies say `k = 0`).
+pub(crate) fn resend_batch(k: i64) -> Vec<Event> {
+    (0..10i64)
+        .map(|i| Event {
+            event: "E".into(),
+            time_ms: T0 + (k * 10 + i) % 25,
+            distinct_id: "u".into(),
+            insert_id: format!("{}", (k * 10 + i) % 25),
+            properties: json!({"k": k}).as_object().unwrap().clone(),
+        })
+        .collect()
+}
+
+/// The one re-encode action (to `zstd-3`) a catalog of sealed row segments of one project and day plans at `T0`.
+pub(crate) fn reencode_action(catalog: &Catalog) -> RewriteAction {
+    let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
+    let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
+    let mut actions = planner.plan(T0, &stats);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    actions.remove(0)
 }

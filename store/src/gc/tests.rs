@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tierd_codecs::columnar::CodecSpec;
-use tierd_codecs::Event;
 use tierd_policies::{ReencodePlanner, RewritePlanner};
 
 use super::*;
@@ -14,7 +13,7 @@ use crate::clock::ManualClock;
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::query::{execute, GroupBy, Query};
 use crate::rewrite::Rewriter;
-use crate::testing::{context, T0};
+use crate::testing::{context, reencode_action, resend_batch, T0};
 
 /// What the tests of one store share: its directory, layout, clock, catalog and failpoints.
 struct Store {
@@ -64,29 +63,11 @@ fn three_segments_with_resends(failpoints: &str) -> Store {
     rt.block_on(async {
         let hot = HotTier::start(&store.ctx(), HotConfig::default(), Arc::new(|_| {})).unwrap();
         for k in 0..3 {
-            let events: Vec<Event> = (0..10)
-                .map(|i| Event {
-                    event: "E".into(),
-                    // ids (and times) 0..25 then 0..5 again: five re-sends with changed properties
-                    time_ms: T0 + (k * 10 + i) % 25,
-                    distinct_id: "u".into(),
-                    insert_id: format!("{}", (k * 10 + i) % 25),
-                    properties: json!({"k": k}).as_object().unwrap().clone(),
-                })
-                .collect();
-            hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
+            hot.append(IngestBatch::encode("p".into(), resend_batch(k))).await.unwrap();
         }
         hot.shutdown().await; // seals
     });
     store
-}
-
-fn reencode_action(catalog: &Catalog) -> tierd_policies::RewriteAction {
-    let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
-    let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
-    let mut actions = planner.plan(T0, &stats);
-    assert_eq!(actions.len(), 1);
-    actions.remove(0)
 }
 
 /// Lossless dedup: the removed copies land in a side segment in the same commit; queries and passes do not

@@ -4,10 +4,6 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-use tierd_codecs::Event;
-use tierd_policies::{ReencodePlanner, RewritePlanner};
-
 use super::*;
 use crate::catalog::Catalog;
 use crate::clock::ManualClock;
@@ -16,7 +12,7 @@ use crate::gc::{Gc, GcAction, GcConfig};
 use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::query::{execute, GroupBy, Query};
 use crate::rewrite::Rewriter;
-use crate::testing::{context_with, memory_cold, T0};
+use crate::testing::{context_with, memory_cold, reencode_action, resend_batch, T0};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -47,23 +43,11 @@ impl Fixture {
         for k in 0..3i64 {
             rt.block_on(async {
                 let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
-                let events: Vec<Event> = (0..10i64)
-                    .map(|i| Event {
-                        event: "E".into(),
-                        time_ms: T0 + (k * 10 + i) % 25,
-                        distinct_id: "u".into(),
-                        insert_id: format!("{}", (k * 10 + i) % 25),
-                        properties: json!({"k": k}).as_object().unwrap().clone(),
-                    })
-                    .collect();
-                hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
+                hot.append(IngestBatch::encode("p".into(), resend_batch(k))).await.unwrap();
                 hot.shutdown().await;
             });
         }
-        let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
-        let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
-        let action = planner.plan(T0, &stats).remove(0);
-        let outcome = Rewriter::new(ctx.clone(), Default::default()).execute(&action).unwrap();
+        let outcome = Rewriter::new(ctx.clone(), Default::default()).execute(&reencode_action(&catalog)).unwrap();
         let gc_cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
         let gc = Gc::new(ctx, gc_cfg);
         let batch_ms = T0 + 1_000;
