@@ -24,30 +24,27 @@ struct App {
     router: axum::Router,
 }
 
+/// A store over `root` on `clock`, with a `memory://` cold tier without limits (and that budget).
+fn store_context(
+    root: &std::path::Path,
+    clock: Arc<ManualClock>,
+) -> (tierd_store::StoreContext, Arc<tierd_store::IoBudget>) {
+    let layout = Layout::new(root);
+    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+    let budget = Arc::new(tierd_store::IoBudget::unlimited());
+    let cold_config = tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() };
+    let cold = Arc::new(tierd_store::ColdStore::open(&cold_config, root, budget.clone(), None).unwrap());
+    let failpoints = Arc::new(Failpoints::none());
+    let ctx =
+        tierd_store::StoreContext::new(layout, catalog, clock, failpoints, cold, tokio::runtime::Handle::current());
+    (ctx, budget)
+}
+
 fn app(limits: BatchLimits) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::new(dir.path());
-    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
     let clock = Arc::new(ManualClock::new(T0_MS));
-    let failpoints = Arc::new(Failpoints::none());
-    let budget = Arc::new(tierd_store::IoBudget::unlimited());
-    let cold = Arc::new(
-        tierd_store::ColdStore::open(
-            &tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() },
-            dir.path(),
-            budget.clone(),
-            None,
-        )
-        .unwrap(),
-    );
-    let ctx = tierd_store::StoreContext::new(
-        layout.clone(),
-        catalog.clone(),
-        clock.clone(),
-        failpoints.clone(),
-        cold.clone(),
-        tokio::runtime::Handle::current(),
-    );
+    let (ctx, budget) = store_context(dir.path(), clock.clone());
+    let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
     let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
     let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
     let reads = tierd_store::SegmentSource::new(

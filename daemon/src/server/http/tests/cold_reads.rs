@@ -15,28 +15,9 @@ struct ColdApp {
 /// An app over two sealed columnar segments (two days, 3,000 events each), still hot.
 async fn cold_app() -> ColdApp {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::new(dir.path());
-    let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
     let clock = Arc::new(ManualClock::new(T0_MS + 3 * 86_400_000));
-    let failpoints = Arc::new(Failpoints::none());
-    let budget = Arc::new(tierd_store::IoBudget::unlimited());
-    let cold = Arc::new(
-        tierd_store::ColdStore::open(
-            &tierd_store::ColdConfig { url: "memory://".into(), ..Default::default() },
-            dir.path(),
-            budget.clone(),
-            None,
-        )
-        .unwrap(),
-    );
-    let ctx = tierd_store::StoreContext::new(
-        layout.clone(),
-        catalog.clone(),
-        clock.clone(),
-        failpoints.clone(),
-        cold.clone(),
-        tokio::runtime::Handle::current(),
-    );
+    let (ctx, budget) = store_context(dir.path(), clock.clone());
+    let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
     let hot = Arc::new(HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap());
     for day in 0..2i64 {
         let events = (0..3_000i64)
