@@ -26,6 +26,7 @@
 //! computing their next fire time from a given `now`.
 
 pub mod compact;
+pub mod cost;
 mod error;
 pub mod gc;
 mod human;
@@ -39,6 +40,7 @@ mod segment;
 mod testing;
 
 pub use compact::CompactPlanner;
+pub use cost::{Prices, StorageClass};
 pub use error::PolicyError;
 pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;

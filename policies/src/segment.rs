@@ -46,7 +46,7 @@ pub enum Placement {
 ///
 /// Planners assume `id` is unique within one call. A segment whose id occurs more than once in the input is
 /// ambiguous (a broken catalog invariant) and is left out of every plan rather than acted on twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentStats {
     /// Opaque, unique.
     pub id: String,
@@ -66,6 +66,17 @@ pub struct SegmentStats {
     /// Where its live copies are.
     #[serde(default)]
     pub placement: Placement,
+    /// Since when the segment has had its current placement (its last committed move; for a segment never moved,
+    /// when it was created). Residency rules count from here.
+    #[serde(default)]
+    pub placed_at_ms: i64,
+    /// Read heat: the exponentially decayed read rate, in reads per day, as of the snapshot (0 = never read, or
+    /// long ago). Filled from the heat tracker; planners must treat it as an estimate.
+    #[serde(default)]
+    pub heat: f64,
+    /// The decayed rate of bytes read, in bytes per day, beside [`SegmentStats::heat`].
+    #[serde(default)]
+    pub heat_bytes: f64,
 }
 
 /// What a rewrite does.

@@ -23,6 +23,9 @@ pub(crate) fn seg(id: &str) -> SegmentStats {
         created_at_ms: 0,
         max_time_ms: 0,
         placement: Placement::Hot,
+        placed_at_ms: 0,
+        heat: 0.0,
+        heat_bytes: 0.0,
     }
 }
 

@@ -49,6 +49,9 @@ fn segment() -> impl Strategy<Value = SegmentStats> {
             created_at_ms,
             max_time_ms,
             placement: Placement::Hot,
+            placed_at_ms: created_at_ms,
+            heat: 0.0,
+            heat_bytes: 0.0,
         })
 }
 

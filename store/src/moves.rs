@@ -167,6 +167,7 @@ impl Mover {
             next.dropped.push(DroppedLocation { location, at_ms: now, generation: 0 });
         }
         next.locations.sort_by_key(|l| l.tier);
+        next.placed_at_ms = Some(now);
         let mut changes = vec![
             CatalogChange::Expect { id, updated_generation: meta.updated_generation },
             CatalogChange::Put(next.clone()),

@@ -242,6 +242,7 @@ impl Rewriter {
                 retired: None,
                 // Block checksums let reads of either tier fetch and verify only the blocks they need.
                 blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
+                placed_at_ms: None,
                 role: Role::Data,
             };
         let mut changes = vec![

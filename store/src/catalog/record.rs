@@ -155,6 +155,10 @@ pub struct SegmentMeta {
     /// verified without reading the whole object. Recorded when the segment gets its cold copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<BlockChecksums>,
+    /// When the last committed move changed where the segment's copies are (`None`: never moved; it has been where
+    /// it is since `created_at_ms`). Residency rules count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_at_ms: Option<i64>,
     /// What the segment is for: events queries read, or copies a dedup removed.
     #[serde(default, skip_serializing_if = "Role::is_data")]
     pub role: Role,
@@ -248,6 +252,9 @@ impl SegmentMeta {
                 Placement::Both => tierd_policies::Placement::Both,
                 Placement::Hot => tierd_policies::Placement::Hot,
             },
+            placed_at_ms: self.placed_at_ms.unwrap_or(self.created_at_ms),
+            heat: 0.0,
+            heat_bytes: 0.0,
         }
     }
 

@@ -31,6 +31,7 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         updated_generation: 0,
         retired: None,
         blocks: None,
+        placed_at_ms: None,
         role: Role::Data,
     }
 }

@@ -345,6 +345,7 @@ impl Writer {
             updated_generation: 0,
             retired: None,
             blocks: None,
+            placed_at_ms: None,
             role: Role::Data,
         };
         self.open.insert(key.clone(), OpenSegment { meta, file, path, in_catalog: false, last_write_ms: now });
