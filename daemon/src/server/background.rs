@@ -48,8 +48,11 @@ fn lower_priority(nice: i32) {
     if nice == 0 {
         return;
     }
+    // Relative to where the thread starts (it inherits the process's nice value), never raising its priority.
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), (current_nice() + nice.max(0)).min(19))
+    {
         warn!(nice, error = %e, "cannot lower a background thread's CPU priority");
     }
 }
