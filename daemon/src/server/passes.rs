@@ -211,8 +211,8 @@ impl Passes {
     fn run_moves(&self, kind: ActionKind, req: &PassRequest, report: &mut PassReport) {
         let snapshot = self.catalog.snapshot();
         let now = self.clock.now_ms();
-        let stats =
-            self.planner_stats(snapshot.segments().filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project)), now);
+        let stats = self
+            .planner_stats(snapshot.segments().filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project)), now);
         let (direction, target) = match kind {
             ActionKind::Migrate => (MoveDirection::ToCold, Placement::Cold),
             _ => (MoveDirection::ToHot, Placement::Hot),

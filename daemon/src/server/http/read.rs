@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
-use crate::api::{Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer};
+use crate::api::{
+    Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
+};
 use crate::server::error::ServerError;
 use tierd_store::clock::Stopwatch;
 
@@ -59,7 +61,11 @@ fn segment_record(m: &SegmentMeta, heat: &tierd_store::HeatTracker, now_ms: i64)
         checksum: format!("crc32c:{:08x}", m.checksum),
         created_generation: m.created_generation,
         role: m.role,
-        heat: HeatRecord { reads_per_day: h.reads_per_day, bytes_per_day: h.bytes_per_day, last_read_ms: h.last_read_ms },
+        heat: HeatRecord {
+            reads_per_day: h.reads_per_day,
+            bytes_per_day: h.bytes_per_day,
+            last_read_ms: h.last_read_ms,
+        },
     }
 }
 
