@@ -20,8 +20,10 @@
 //! And [`placement`]: which segments move between the hot disk and the cold tier, by the age of their newest
 //! event for now.
 //!
-//! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
-//! placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
+//! And [`heat`]: per-segment read heat, an exponentially decayed read count with a half-life, as reads and bytes
+//! per day (aggregated and persisted by `store::heat`).
+//!
+//! Still to come with the tiering issues: placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
 //! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action; cron schedules
 //! computing their next fire time from a given `now`.
 
@@ -29,6 +31,7 @@ pub mod compact;
 pub mod cost;
 mod error;
 pub mod gc;
+pub mod heat;
 mod human;
 pub mod placement;
 mod planner;
@@ -42,6 +45,7 @@ mod testing;
 pub use compact::CompactPlanner;
 pub use cost::{Prices, StorageClass};
 pub use error::PolicyError;
+pub use heat::{HalfLife, Heat};
 pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};

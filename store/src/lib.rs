@@ -18,6 +18,7 @@
 //!   server's own checksum instead of reading it back.
 //! - [`budget`]: the one IO budget every background byte and request draws from.
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
+//! - [`heat`]: read heat of every segment, counted in memory, persisted in batches, carried over rewrites.
 //! - [`metrics`]: the one description of every metric the store emits.
 //! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
 
@@ -31,6 +32,7 @@ pub mod durable;
 pub mod error;
 pub mod failpoint;
 pub mod gc;
+pub mod heat;
 pub mod hot;
 pub mod labels;
 pub mod layout;
@@ -54,5 +56,6 @@ pub use context::StoreContext;
 pub use durable::{HotFs, OsFs};
 pub use error::StoreError;
 pub use failpoint::Failpoints;
+pub use heat::{HeatConfig, HeatTracker, HeatView, ReadSource};
 pub use layout::{day_of_ms, format_day, SegmentId};
 pub use read::SegmentSource;

@@ -71,6 +71,14 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_catalog_commits_total", "Catalog transactions committed"),
     seconds_histogram("tierd_catalog_commit_seconds", "Catalog transaction + flush latency"),
     counter("tierd_catalog_leases_granted_total", "Leases granted to readers"),
+    // Read heat (`heat`).
+    counter("tierd_heat_reads_total", "Segment reads counted for heat, by source (query, segment_get, lookup)"),
+    counter("tierd_heat_refused_total", "Reads not counted because heat.max_tracked_segments segments are tracked"),
+    counter("tierd_heat_flushes_total", "Heat flushes (one batch + fsync each), by outcome"),
+    counter("tierd_heat_written_total", "Heat records written by flushes"),
+    seconds_histogram("tierd_heat_flush_seconds", "Latency of a heat flush (carry-over, batch write, fsync)"),
+    histogram("tierd_segment_heat", "Read heat of tracked segments at each flush, in reads per day"),
+    gauge("tierd_heat_tracked_segments", "Segments whose heat is tracked"),
     // Reads and queries.
     counter("tierd_query_segments_scanned_total", "Segments read by queries"),
     counter(

@@ -20,6 +20,7 @@ use tierd_codecs::{dedup_key, DedupKey, Event};
 
 use crate::catalog::{CatalogSnapshot, Format, SegmentMeta};
 use crate::error::{Result, StoreError};
+use crate::layout::SegmentId;
 use crate::read::SegmentSource;
 
 /// A comparison in a filter. Serde and [`std::str::FromStr`] use the same names, the ones the query API accepts:
@@ -85,6 +86,8 @@ pub struct QueryResult {
     pub rows: Vec<(Value, u64)>,
     pub segments_scanned: u64,
     pub bytes_scanned: u64,
+    /// Each segment read and the bytes read from it, for read heat.
+    pub segments_read: Vec<(SegmentId, u64)>,
 }
 
 /// A property of an event, including the lifted fields.
@@ -300,11 +303,13 @@ fn execute_planned(
     let mut counted: Vec<u64> = Vec::new();
     let mut bytes_scanned = 0u64;
     let mut segments_counted = 0u64;
+    let mut segments_read = Vec::with_capacity(segments.len());
     for day in plan_days(&segments, count_only && q.answered_by_event_counts()) {
         match day {
             DayPlan::CountOnly(meta) => {
                 let (counts, read) = source.count_by_event(meta, &req)?;
                 bytes_scanned += read;
+                segments_read.push((meta.id, read));
                 segments_counted += 1;
                 for (name, n) in counts {
                     let key = match q.group_by {
@@ -320,7 +325,7 @@ fn execute_planned(
             }
             DayPlan::Scan(metas) => {
                 for meta in metas {
-                    bytes_scanned += source.scan(meta, &req, |se| {
+                    let read = source.scan(meta, &req, |se| {
                         let key = dedup_key(&q.project, &se.event);
                         if let Some((seq, _)) = winners.get(&key) {
                             if *seq >= se.seq {
@@ -334,6 +339,8 @@ fn execute_planned(
                         };
                         winners.insert(key, (se.seq, group));
                     })?;
+                    bytes_scanned += read;
+                    segments_read.push((meta.id, read));
                 }
             }
         }
@@ -354,7 +361,7 @@ fn execute_planned(
     metrics::counter!("tierd_query_segments_scanned_total").increment(segments.len() as u64);
     metrics::counter!("tierd_query_segments_counted_total").increment(segments_counted);
     metrics::counter!("tierd_query_bytes_scanned_total").increment(bytes_scanned);
-    Ok(QueryResult { total, rows, segments_scanned: segments.len() as u64, bytes_scanned })
+    Ok(QueryResult { total, rows, segments_scanned: segments.len() as u64, bytes_scanned, segments_read })
 }
 
 #[cfg(test)]

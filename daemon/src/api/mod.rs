@@ -22,7 +22,8 @@ pub use admin::{
 };
 pub use ingest::{ErrorBody, ImportAnswer};
 pub use read::{
-    Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer, WhereClause,
+    Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
+    WhereClause,
 };
 pub use test_clock::{TestClockAnswer, TestClockRequest};
 pub use trash::{RestoreAnswer, RestoreOutcome, RestoreRequest, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

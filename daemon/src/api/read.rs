@@ -84,6 +84,18 @@ pub struct SegmentRecord {
     pub checksum: String,
     pub created_generation: u64,
     pub role: Role,
+    /// How often the segment is read (absent from answers of daemons older than read heat: zero, never read).
+    #[serde(default)]
+    pub heat: HeatRecord,
+}
+
+/// A segment's read heat: exponentially decayed rates (half-life `heat.half_life_secs`) as of the answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeatRecord {
+    pub reads_per_day: f64,
+    pub bytes_per_day: f64,
+    /// The last read counted (for a rewrite's output, its inputs' last read), epoch ms; null: never read.
+    pub last_read_ms: Option<i64>,
 }
 
 /// The answer of `GET /v1/catalog/segments`: one catalog generation, and a lease that keeps its segments readable.

@@ -31,7 +31,33 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// The cache of cold bytes on the hot disk (0 = off).
     pub cache: CacheConfig,
+    /// Read heat: how reads are counted and how fast they cool.
+    pub heat: HeatSection,
     pub log: LogConfig,
+}
+
+/// `[heat]`: the read heat of segments (see `tierd_store::heat`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeatSection {
+    /// After this many seconds a read counts half as much.
+    pub half_life_secs: u64,
+    /// At most this many segments have their heat tracked (in memory and in the catalog's `heat` tree); reads of
+    /// further segments are refused and counted in `tierd_heat_refused_total`.
+    pub max_tracked_segments: usize,
+    /// What a catalog lookup returning a segment counts for, in reads (a query node's intent to read it).
+    pub lookup_weight: f64,
+}
+
+impl Default for HeatSection {
+    fn default() -> Self {
+        let d = tierd_store::HeatConfig::default();
+        Self {
+            half_life_secs: (d.half_life.ms() / 1000) as u64,
+            max_tracked_segments: d.max_tracked_segments,
+            lookup_weight: d.lookup_weight,
+        }
+    }
 }
 
 /// Layout of the columnar segments rewrites write.
@@ -196,6 +222,7 @@ impl Default for Config {
             cold: ColdConfig::default(),
             budget: BudgetConfig::default(),
             cache: CacheConfig::default(),
+            heat: HeatSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -351,6 +378,7 @@ impl Config {
             Err(tierd_store::StoreError::Config { key, message }) => return Err(ConfigError::Invalid { key, message }),
             Err(other) => return Err(ConfigError::Invalid { key: "cold", message: other.to_string() }),
         }
+        self.heat_config()?;
         if self.rewrite.row_group_rows == 0 {
             return invalid("rewrite.row_group_rows", "must be at least 1");
         }
@@ -406,6 +434,25 @@ impl Config {
                 .map(|s| tierd_policies::LadderStep { min_age_ms: secs_to_ms(s.min_age_secs), codec: s.codec.clone() })
                 .collect(),
         }
+    }
+
+    /// The heat tracker's settings, or the error naming the `[heat]` key that is wrong.
+    pub fn heat_config(&self) -> Result<tierd_store::HeatConfig, ConfigError> {
+        let h = &self.heat;
+        let invalid = |key, message: &str| ConfigError::Invalid { key, message: message.to_string() };
+        let half_life = tierd_policies::HalfLife::from_secs(h.half_life_secs)
+            .map_err(|_| invalid("heat.half_life_secs", "must be at least 1 second"))?;
+        if h.max_tracked_segments == 0 {
+            return Err(invalid("heat.max_tracked_segments", "must be at least 1"));
+        }
+        if !(h.lookup_weight.is_finite() && (0.0..=1.0).contains(&h.lookup_weight)) {
+            return Err(invalid("heat.lookup_weight", "must be a number from 0 to 1 (what a lookup counts, in reads)"));
+        }
+        Ok(tierd_store::HeatConfig {
+            half_life,
+            max_tracked_segments: h.max_tracked_segments,
+            lookup_weight: h.lookup_weight,
+        })
     }
 
     pub fn hot_config(&self) -> HotConfig {

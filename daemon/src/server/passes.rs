@@ -33,6 +33,8 @@ pub struct Passes {
     started_at_ms: i64,
     /// Serializes passes (they run on blocking threads).
     running: std::sync::Mutex<()>,
+    /// Read heat for the planners' input (`SegmentStats::heat`); none: every segment looks unread.
+    heat: Option<Arc<tierd_store::HeatTracker>>,
 }
 
 impl Passes {
@@ -71,7 +73,37 @@ impl Passes {
         let gc = Gc::new(ctx.clone(), config.gc_config());
         let (catalog, clock) = (ctx.catalog, ctx.clock);
         let started_at_ms = clock.now_ms();
-        Self { catalog, clock, rewriter, mover, gc, trash, config, started_at_ms, running: std::sync::Mutex::new(()) }
+        Self {
+            catalog,
+            clock,
+            rewriter,
+            mover,
+            gc,
+            trash,
+            config,
+            started_at_ms,
+            running: std::sync::Mutex::new(()),
+            heat: None,
+        }
+    }
+
+    /// Gives the planners the read heat `heat` tracks.
+    pub fn with_heat(mut self, heat: Arc<tierd_store::HeatTracker>) -> Self {
+        self.heat = Some(heat);
+        self
+    }
+
+    /// The planners' view of `segments`, with their read heat as of `now_ms`.
+    fn planner_stats<'a>(
+        &self,
+        segments: impl Iterator<Item = &'a Arc<tierd_store::SegmentMeta>>,
+        now_ms: i64,
+    ) -> Vec<SegmentStats> {
+        let mut stats: Vec<SegmentStats> = segments.map(|m| m.planner_stats()).collect();
+        if let Some(heat) = &self.heat {
+            heat.annotate(&mut stats, now_ms);
+        }
+        stats
     }
 
     /// What the trash holds (`GET /v1/admin/trash`). Blocking.
@@ -124,17 +156,18 @@ impl Passes {
 
     fn plan(&self, pass: PassName, req: &PassRequest) -> Vec<RewriteAction> {
         let snapshot = self.catalog.snapshot();
-        let stats: Vec<SegmentStats> = snapshot
-            .segments()
-            .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
-            // Side segments of removed duplicates are kept as they are until retention ends.
-            .filter(|m| m.role.is_data())
-            // Rewrites read their inputs and write their output on the hot disk: a cold-only segment would come back
-            // hot and have to migrate again. The default ladder finishes before data goes cold.
-            .filter(|m| m.hot_path().is_some())
-            .map(|m| m.planner_stats())
-            .collect();
         let now = self.clock.now_ms();
+        let stats = self.planner_stats(
+            snapshot
+                .segments()
+                .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
+                // Side segments of removed duplicates are kept as they are until retention ends.
+                .filter(|m| m.role.is_data())
+                // Rewrites read their inputs and write their output on the hot disk: a cold-only segment would come
+                // back hot and have to migrate again. The default ladder finishes before data goes cold.
+                .filter(|m| m.hot_path().is_some()),
+            now,
+        );
         match pass {
             PassName::Reencode => self.config.reencode_planner().plan(now, &stats),
             PassName::Compact => self.config.compact_planner().plan(now, &stats),
@@ -177,16 +210,14 @@ impl Passes {
     /// Moves planned by the placement planner over one snapshot, carried out one by one.
     fn run_moves(&self, kind: ActionKind, req: &PassRequest, report: &mut PassReport) {
         let snapshot = self.catalog.snapshot();
-        let stats: Vec<SegmentStats> = snapshot
-            .segments()
-            .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
-            .map(|m| m.planner_stats())
-            .collect();
+        let now = self.clock.now_ms();
+        let stats = self
+            .planner_stats(snapshot.segments().filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project)), now);
         let (direction, target) = match kind {
             ActionKind::Migrate => (MoveDirection::ToCold, Placement::Cold),
             _ => (MoveDirection::ToHot, Placement::Hot),
         };
-        for action in self.config.placement_planner().plan(self.clock.now_ms(), &stats, direction) {
+        for action in self.config.placement_planner().plan(now, &stats, direction) {
             let mut a = ActionReport {
                 kind,
                 inputs: vec![action.segment.clone()],

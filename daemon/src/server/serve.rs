@@ -132,7 +132,12 @@ pub async fn serve(
             }),
         )?)
     };
-    let passes = Arc::new(super::passes::Passes::new(ctx, config.clone()));
+    // Read heat, loaded from the catalog's `heat` tree; flushed by housekeeping and at shutdown.
+    let heat = Arc::new(
+        tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), config.heat_config()?)
+            .context("cannot load read heat from the catalog")?,
+    );
+    let passes = Arc::new(super::passes::Passes::new(ctx, config.clone()).with_heat(heat.clone()));
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
@@ -141,6 +146,7 @@ pub async fn serve(
     let reads =
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
     let state = Arc::new(AppState {
+        heat: heat.clone(),
         reads,
         layout: layout.clone(),
         catalog: catalog.clone(),
@@ -166,7 +172,7 @@ pub async fn serve(
         writeln!(out, "tierd listening on http://{addr}")?;
         out.flush()?;
     }
-    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), clock.clone(), shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), heat.clone(), clock.clone(), shutdown.clone()));
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let server = axum::serve(listener, router(state, test_clock)).with_graceful_shutdown({
         let shutdown = shutdown.clone();
@@ -177,6 +183,8 @@ pub async fn serve(
     signals.abort();
     let _ = housekeeping.await;
     hot.shutdown().await;
+    // The reads counted since the last housekeeping flush (in one batch; a crash before here loses only those).
+    flush_heat(&heat).await;
     catalog.flush()?;
     info!("tierd stopped");
     served?;
@@ -232,9 +240,25 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Prunes expired leases and refreshes catalog gauges, every [`HOUSEKEEPING_EVERY`] of the clock's time (a test
-/// clock drives it by moving).
-async fn housekeeping(catalog: Arc<Catalog>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+/// Persists read heat (one batch, one fsync) off the runtime's threads; a failure is logged and counted, the
+/// counts stay in memory for the next flush.
+async fn flush_heat(heat: &Arc<tierd_store::HeatTracker>) {
+    let heat = heat.clone();
+    match tokio::task::spawn_blocking(move || heat.flush()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!(error = %e, "cannot persist read heat; retried at the next flush"),
+        Err(e) => error!(error = %e, "the heat flush stopped"),
+    }
+}
+
+/// Prunes expired leases, refreshes catalog gauges and persists read heat, every [`HOUSEKEEPING_EVERY`] of the
+/// clock's time (a test clock drives it by moving). Until the heat pass has its own schedule, this is its flush.
+async fn housekeeping(
+    catalog: Arc<Catalog>,
+    heat: Arc<tierd_store::HeatTracker>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) {
     loop {
         let next = clock.now_ms().saturating_add(HOUSEKEEPING_EVERY.as_millis() as i64);
         tokio::select! {
@@ -247,6 +271,7 @@ async fn housekeeping(catalog: Arc<Catalog>, clock: Arc<dyn Clock>, shutdown: Ca
             Err(e) => error!(error = %e, "cannot prune leases"),
         }
         super::metrics::publish_catalog(&catalog.snapshot());
+        flush_heat(&heat).await;
     }
 }
 

@@ -204,6 +204,12 @@ impl Catalog {
         Ok(generation)
     }
 
+    /// A tree of the catalog's database that is not part of the catalog's schema (the heat tracker's counts):
+    /// written outside catalog commits, made durable by [`Catalog::flush`].
+    pub(crate) fn side_tree(&self, name: &'static str) -> Result<sled::Tree> {
+        self.db.open_tree(name).map_err(sled_err("open a tree"))
+    }
+
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.db.flush().map_err(sled_err("flush"))?;

@@ -82,3 +82,20 @@ fn values_reach_the_hot_tier() {
     assert_eq!(h.max_bytes, 5);
     assert_eq!(h.queue_batches, 3);
 }
+
+#[test]
+fn heat_settings_are_validated_by_name() {
+    for (toml, key) in [
+        ("[heat]\nhalf_life_secs = 0\n", "heat.half_life_secs"),
+        ("[heat]\nmax_tracked_segments = 0\n", "heat.max_tracked_segments"),
+        ("[heat]\nlookup_weight = 1.5\n", "heat.lookup_weight"),
+        ("[heat]\nlookup_weight = -0.1\n", "heat.lookup_weight"),
+        ("[heat]\nhalf_life = 3\n", "half_life"),
+    ] {
+        let e = parse(toml).unwrap_err().to_string();
+        assert!(e.contains(key), "{toml}: {e}");
+    }
+    let ok = parse("[heat]\nhalf_life_secs = 3600\nmax_tracked_segments = 5\nlookup_weight = 0\n").unwrap();
+    let h = ok.heat_config().unwrap();
+    assert_eq!((h.half_life.ms(), h.max_tracked_segments, h.lookup_weight), (3_600_000, 5, 0.0));
+}

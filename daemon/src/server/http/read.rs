@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
-use crate::api::{Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer};
+use crate::api::{
+    Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
+};
 use crate::server::error::ServerError;
 use tierd_store::clock::Stopwatch;
 
@@ -39,7 +41,8 @@ pub struct SegmentsParams {
     duplicates: bool,
 }
 
-fn segment_record(m: &SegmentMeta) -> SegmentRecord {
+fn segment_record(m: &SegmentMeta, heat: &tierd_store::HeatTracker, now_ms: i64) -> SegmentRecord {
+    let h = heat.view(&m.id, now_ms);
     SegmentRecord {
         id: m.id,
         project: m.project.clone(),
@@ -58,6 +61,11 @@ fn segment_record(m: &SegmentMeta) -> SegmentRecord {
         checksum: format!("crc32c:{:08x}", m.checksum),
         created_generation: m.created_generation,
         role: m.role,
+        heat: HeatRecord {
+            reads_per_day: h.reads_per_day,
+            bytes_per_day: h.bytes_per_day,
+            last_read_ms: h.last_read_ms,
+        },
     }
 }
 
@@ -89,11 +97,12 @@ pub async fn catalog_segments(
         segments.iter().map(|m| m.id).collect(),
     )?;
     metrics::counter!("tierd_catalog_lookups_total").increment(1);
-    Ok(SortedJson(SegmentsAnswer {
-        generation: snapshot.generation(),
-        lease,
-        segments: segments.iter().map(|m| segment_record(m)).collect(),
-    }))
+    // A lookup is a query node's intent to read: each segment returned counts `heat.lookup_weight` of a read. The
+    // records show the heat as it was before this lookup.
+    let now = state.clock.now_ms();
+    let records = segments.iter().map(|m| segment_record(m, &state.heat, now)).collect();
+    state.heat.record_all(segments.iter().map(|m| (m.id, 0)), tierd_store::ReadSource::Lookup);
+    Ok(SortedJson(SegmentsAnswer { generation: snapshot.generation(), lease, segments: records }))
 }
 
 pub async fn catalog_projects(State(state): State<Arc<AppState>>) -> SortedJson<ProjectsAnswer> {
@@ -137,6 +146,8 @@ pub async fn segment(
     })
     .await
     .map_err(|e| ServerError::joined("opening the segment", e))??;
+    // Counted once the segment is opened: the bytes it serves (raw) or decodes (NDJSON) are its stored bytes.
+    state.heat.record(meta.id, tierd_store::ReadSource::SegmentGet, meta.bytes);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
@@ -269,6 +280,7 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<So
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
     metrics::histogram!("tierd_query_seconds").record(started.elapsed().as_secs_f64());
     let r = result?;
+    state.heat.record_all(r.segments_read.iter().copied(), tierd_store::ReadSource::Query);
     Ok(SortedJson(QueryResponse {
         total: r.total,
         rows: r.rows.into_iter().map(|(key, count)| QueryRow { key, count }).collect(),

@@ -27,4 +27,6 @@ pub struct AppState {
     /// How queries and segment reads reach segments of either tier (cold ones through the foreground store and the
     /// cache on the hot disk).
     pub reads: tierd_store::SegmentSource,
+    /// Counts every read of a segment (queries, segment reads, lookups) for read heat.
+    pub heat: Arc<tierd_store::HeatTracker>,
 }

@@ -53,7 +53,9 @@ fn app(limits: BatchLimits) -> App {
         Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
         tokio::runtime::Handle::current(),
     );
+    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
     let state = Arc::new(AppState {
+        heat,
         reads,
         passes,
         layout,
