@@ -22,8 +22,10 @@
 //!
 //! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
 //! placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
-//! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action; cron schedules
-//! computing their next fire time from a given `now`.
+//! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action.
+//!
+//! And [`schedule`]: the cron schedules of the background passes, the next fire time after a given `now` and a
+//! deterministic, bounded jitter.
 
 pub mod compact;
 pub mod cost;
@@ -35,6 +37,7 @@ mod planner;
 pub mod recompress;
 pub mod reencode;
 pub mod retry;
+pub mod schedule;
 mod segment;
 #[cfg(test)]
 mod testing;
@@ -47,4 +50,5 @@ pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
 pub use retry::RetryPolicy;
+pub use schedule::{NextRun, Schedule};
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};
