@@ -2,7 +2,7 @@
 //! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
 //! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and
 //! reports without touching anything. Passes run one at a time; a failed action is reported and the pass goes on
-//! with the next. (Cron schedules come with a later issue.) Also the trash's listing and restores, which must not
+//! with the next. They also run on cron schedules ([`super::schedule`]). Also the trash's listing and restores, which must not
 //! run at the same time as a pass. Reports are the types of [`crate::api`]; errors are [`ServerError`]s.
 
 use std::sync::Arc;
@@ -31,8 +31,9 @@ pub struct Passes {
     trash: Trash,
     config: Config,
     started_at_ms: i64,
-    /// Serializes passes (they run on blocking threads).
-    running: std::sync::Mutex<()>,
+    /// Serializes passes (they run on blocking threads); shared with the [`Passes`] a config reload builds, so
+    /// that a pass running with the old settings and one with the new never overlap.
+    running: Arc<std::sync::Mutex<()>>,
 }
 
 impl Passes {
@@ -71,7 +72,31 @@ impl Passes {
         let gc = Gc::new(ctx.clone(), config.gc_config());
         let (catalog, clock) = (ctx.catalog, ctx.clock);
         let started_at_ms = clock.now_ms();
-        Self { catalog, clock, rewriter, mover, gc, trash, config, started_at_ms, running: std::sync::Mutex::new(()) }
+        Self {
+            catalog,
+            clock,
+            rewriter,
+            mover,
+            gc,
+            trash,
+            config,
+            started_at_ms,
+            running: Arc::new(std::sync::Mutex::new(())),
+        }
+    }
+
+    /// The passes with the settings of a reloaded `config` (see [`super::reload`]): same start time (gc's
+    /// protection of what predates the daemon), same lock, so runs of the old and the new never overlap.
+    pub fn reconfigured(&self, ctx: StoreContext, config: Config) -> Self {
+        let mut passes = Self::new(ctx, config);
+        passes.started_at_ms = self.started_at_ms;
+        passes.running = self.running.clone();
+        passes
+    }
+
+    /// The configuration these passes run with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// What the trash holds (`GET /v1/admin/trash`). Blocking.

@@ -46,7 +46,15 @@ fn app(limits: BatchLimits) -> App {
     let (ctx, budget) = store_context(dir.path(), clock.clone());
     let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
     let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
-    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
+    let control = crate::server::schedule::Control::new(
+        ctx.clone(),
+        &crate::server::config::Config::default(),
+        false,
+        None,
+        (None, None),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap();
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),
@@ -55,7 +63,9 @@ fn app(limits: BatchLimits) -> App {
     );
     let state = Arc::new(AppState {
         reads,
-        passes,
+        passes: control.passes,
+        scheduler: control.scheduler,
+        reloader: control.reloader,
         layout,
         catalog,
         hot: Arc::new(hot.unwrap()),

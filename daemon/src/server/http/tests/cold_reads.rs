@@ -36,7 +36,15 @@ async fn cold_app() -> ColdApp {
     }
     // Seals the row segments (the passes rewrite sealed segments only).
     hot.shutdown().await;
-    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
+    let control = crate::server::schedule::Control::new(
+        ctx.clone(),
+        &crate::server::config::Config::default(),
+        false,
+        None,
+        (None, None),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap();
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),
@@ -45,7 +53,9 @@ async fn cold_app() -> ColdApp {
     );
     let state = Arc::new(AppState {
         reads,
-        passes,
+        passes: control.passes,
+        scheduler: control.scheduler,
+        reloader: control.reloader,
         layout,
         catalog,
         hot,
