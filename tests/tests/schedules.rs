@@ -122,7 +122,7 @@ fn a_daemon_left_alone_takes_segments_from_rows_to_cold() {
         let last = &p["last_run"];
         assert_eq!((last["trigger"].as_str(), last["outcome"].as_str()), (Some("schedule"), Some("ok")), "{p}");
     }
-    assert!(metric_sum(&d, "tierd_pass_runs_total{outcome=\"ok\",pass=\"migrate\",trigger=\"schedule\"}") >= 1.0);
+    assert!(metric_sum(&d, "tierd_pass_runs_total{pass=\"migrate\",outcome=\"ok\",trigger=\"schedule\"}") >= 1.0);
     assert!(metric_sum(&d, "tierd_pass_seconds_count{pass=\"reencode\"}") >= 1.0);
     assert!(metric_sum(&d, "tierd_pass_next_run_timestamp_seconds{pass=\"gc\"}") > 1.0e9);
     // A run by hand is the last run too.
@@ -152,7 +152,7 @@ fn a_failing_pass_is_counted_and_retried_and_the_others_keep_running() {
     let reencode = pass_status(&d, "reencode");
     assert_eq!(reencode["failures"], 0, "{reencode}");
     assert!(reencode["runs"].as_u64().unwrap() >= 1);
-    assert!(metric_sum(&d, "tierd_pass_runs_total{outcome=\"failed\",pass=\"migrate\",trigger=\"schedule\"}") >= 2.0);
+    assert!(metric_sum(&d, "tierd_pass_runs_total{pass=\"migrate\",outcome=\"failed\",trigger=\"schedule\"}") >= 2.0);
     check_all(&d, &m, "failing migrations");
     // Without the failpoint, the next scheduled migrate succeeds.
     d.set_failpoints(None);
