@@ -168,7 +168,9 @@ fn sighup_refuses_an_invalid_file_and_applies_a_valid_one() {
     let mut d = Daemon::start_scheduled(&dir.data_dir(), Some(&config("")));
     let reloads = |d: &Daemon| d.status()["config"].clone();
     // A schedule that does not parse: refused, naming the key; the old schedule keeps running.
-    d.set_config(&config("").replace("[passes.gc]\nschedule = \"* * * * * *\"", "[passes.gc]\nschedule = \"*/5 * * * *\""));
+    d.set_config(
+        &config("").replace("[passes.gc]\nschedule = \"* * * * * *\"", "[passes.gc]\nschedule = \"*/5 * * * *\""),
+    );
     d.sighup();
     wait_for(&d, "refusal", || reloads(&d)["reloads_refused"] == 1);
     let last = reloads(&d)["last_reload"].clone();

@@ -70,10 +70,7 @@ pub fn format_status(s: &StatusAnswer) -> String {
     out.push_str("(* = run by hand)\n");
     let c = &s.config;
     let path = c.path.as_deref().unwrap_or("(none: started without --config)");
-    out.push_str(&format!(
-        "config: {path}; reloads: {} applied, {} refused\n",
-        c.reloads_applied, c.reloads_refused
-    ));
+    out.push_str(&format!("config: {path}; reloads: {} applied, {} refused\n", c.reloads_applied, c.reloads_refused));
     if let Some(r) = &c.last_reload {
         out.push_str(&format!("last reload {}: {}: {}\n", relative(r.at_ms, s.now_ms), r.outcome, r.message));
     }

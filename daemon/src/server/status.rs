@@ -36,7 +36,12 @@ impl StatusBoard {
         let jobs = names.iter().enumerate().map(|(order, n)| (n.to_string(), Entry { order, ..Entry::default() }));
         Self {
             jobs: Mutex::new(jobs.collect()),
-            config: Mutex::new(ConfigStatus { path: config_path, reloads_applied: 0, reloads_refused: 0, last_reload: None }),
+            config: Mutex::new(ConfigStatus {
+                path: config_path,
+                reloads_applied: 0,
+                reloads_refused: 0,
+                last_reload: None,
+            }),
             scheduler,
         }
     }

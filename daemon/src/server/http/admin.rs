@@ -14,8 +14,8 @@ use crate::api::{
     MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, ReloadOutcome, ReloadRecord, RestoreAnswer,
     RestoreRequest, RunTrigger, StatusAnswer, TrashList,
 };
-use crate::server::schedule::JobReport;
 use crate::server::error::ServerError;
+use crate::server::schedule::JobReport;
 
 /// `POST /v1/admin/passes/{name}/run` with an optional body `{"dry_run":bool,"project":"P"}`; 404 for an unknown
 /// pass.

@@ -75,7 +75,10 @@ async fn each_fire_runs_once_and_failures_and_panics_stop_nobody() {
     let (s, shutdown) = scheduler(&clock, &config(&["reencode", "compact", "gc"]));
     let ok = Arc::new(AtomicU64::new(0));
     let counted = ok.clone();
-    s.register("reencode", job(move || Ok(JobReport { actions: counted.fetch_add(1, Ordering::SeqCst) + 1, errors: vec![] })));
+    s.register(
+        "reencode",
+        job(move || Ok(JobReport { actions: counted.fetch_add(1, Ordering::SeqCst) + 1, errors: vec![] })),
+    );
     s.register("compact", job(|| Ok(JobReport { actions: 1, errors: vec!["compact of [\"A\"]: disk full".into()] })));
     s.register("gc", job(|| -> Result<JobReport, String> { panic!("gc broke") }));
     s.start();
