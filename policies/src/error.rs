@@ -1,4 +1,4 @@
-//! Errors of this crate: today only configuration that a planner refuses.
+//! Errors of this crate: configuration that a planner or a schedule refuses.
 
 /// A policy's configuration is invalid. Planners are validated once, when the daemon loads its configuration, so
 /// that a bad setting stops the start with a message naming it instead of producing odd plans later.
@@ -9,6 +9,9 @@ pub enum PolicyError {
     /// what to set instead.
     #[error("invalid {policy} policy: {field} {problem}")]
     InvalidConfig { policy: &'static str, field: String, problem: String },
+    /// The cron expression of config key `key` (e.g. `passes.gc.schedule`) cannot be parsed or never fires.
+    #[error("config key `{key}`: invalid schedule {expression:?}: {problem}")]
+    InvalidSchedule { key: String, expression: String, problem: String },
 }
 
 impl PolicyError {

@@ -23,9 +23,8 @@
 //! And [`heat`]: per-segment read heat, an exponentially decayed read count with a half-life, as reads and bytes
 //! per day (aggregated and persisted by `store::heat`).
 //!
-//! Still to come with the tiering issues: placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
-//! tier, requests, retrieval) behind `tierd plan`'s dollar what-if and a projected cost per action; cron schedules
-//! computing their next fire time from a given `now`.
+//! And [`schedule`]: the cron schedules of the background passes, the next fire time after a given `now` and a
+//! deterministic, bounded jitter.
 
 pub mod compact;
 pub mod cost;
@@ -38,6 +37,7 @@ mod planner;
 pub mod recompress;
 pub mod reencode;
 pub mod retry;
+pub mod schedule;
 mod segment;
 #[cfg(test)]
 mod testing;
@@ -51,4 +51,5 @@ pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
 pub use retry::RetryPolicy;
+pub use schedule::{NextRun, Schedule};
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};

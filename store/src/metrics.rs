@@ -65,6 +65,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     bytes_counter("tierd_hot_bytes_written_total", "Bytes appended to hot segments"),
     counter("tierd_hot_segments_created_total", "Hot segments created"),
     counter("tierd_hot_segments_sealed_total", "Hot segments sealed"),
+    counter(
+        "tierd_hot_sealed_by_date_total",
+        "Hot segments sealed because their UTC day ended (plus hot.seal_lateness_secs)",
+    ),
     counter("tierd_hot_write_errors_total", "Failed hot writes, by kind"),
     // The catalog.
     gauge("tierd_catalog_generation", "Current catalog generation"),

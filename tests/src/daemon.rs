@@ -166,6 +166,9 @@ pub struct Daemon {
     cold_faults: Option<String>,
     /// How far the test clock is ahead of the wall clock: every start begins there.
     clock_offset_ms: u64,
+    /// Run passes on their schedules. Off by default (`--no-schedules`): tests that drive passes by hand must not
+    /// race the scheduler; [`Daemon::start_scheduled`] turns it on.
+    schedules: bool,
 }
 
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
@@ -179,13 +182,23 @@ pub fn http_client() -> reqwest::blocking::Client {
 }
 
 impl Daemon {
-    /// Starts `tierd serve --data-dir DATA_DIR --listen 127.0.0.1:0 [--config FILE]`; panics (with the log tail)
-    /// when it does not become ready. `data_dir` should be [`TestDir::data_dir`]: logs go to its parent.
+    /// Starts `tierd serve --data-dir DATA_DIR --listen 127.0.0.1:0 --no-schedules [--config FILE]`; panics (with
+    /// the log tail) when it does not become ready. `data_dir` should be [`TestDir::data_dir`]: logs go to its
+    /// parent. Passes run only when the test calls them; see [`Daemon::start_scheduled`].
     pub fn start(data_dir: &Path, config_toml: Option<&str>) -> Daemon {
         Self::try_start(data_dir, config_toml).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// As [`Daemon::start`], with the scheduler on: passes run on the config's schedules (and restarts keep it on).
+    pub fn start_scheduled(data_dir: &Path, config_toml: Option<&str>) -> Daemon {
+        Self::try_start_with(data_dir, config_toml, true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn try_start(data_dir: &Path, config_toml: Option<&str>) -> Result<Daemon, StartFailure> {
+        Self::try_start_with(data_dir, config_toml, false)
+    }
+
+    fn try_start_with(data_dir: &Path, config_toml: Option<&str>, schedules: bool) -> Result<Daemon, StartFailure> {
         let parent = data_dir.parent().expect("data dir has a parent");
         let name = data_dir.file_name().expect("data dir has a name").to_string_lossy().into_owned();
         let config_path = config_toml.map(|toml| {
@@ -204,6 +217,7 @@ impl Daemon {
             failpoints: None,
             cold_faults: None,
             clock_offset_ms: 0,
+            schedules,
         };
         d.spawn()?;
         Ok(d)
@@ -228,6 +242,9 @@ impl Daemon {
         cmd.arg("serve").arg("--data-dir").arg(&self.data_dir).args(["--listen", "127.0.0.1:0"]);
         if let Some(c) = &self.config_path {
             cmd.arg("--config").arg(c);
+        }
+        if !self.schedules {
+            cmd.arg("--no-schedules");
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -364,7 +381,21 @@ impl Daemon {
         }
     }
 
-    /// Replaces the config file for the next start.
+    /// `GET /v1/status` (the scheduler's status), as JSON.
+    pub fn status(&self) -> Value {
+        let r = self.get("/v1/status");
+        assert_eq!(r.status, 200, "GET /v1/status answered {}: {}", r.status, r.text());
+        r.json
+    }
+
+    /// Sends SIGHUP (reload the config file).
+    pub fn sighup(&self) {
+        let st = Command::new("kill").args(["-HUP", &self.pid().to_string()]).status().expect("run kill");
+        assert!(st.success(), "kill -HUP failed: {st}");
+        self.note("SIGHUP sent");
+    }
+
+    /// Replaces the config file (for the next start, or a reload: [`Daemon::sighup`]).
     pub fn set_config(&mut self, toml: &str) {
         let path = self.config_path.clone().unwrap_or_else(|| self.data_dir.with_extension("tierd.toml"));
         std::fs::write(&path, toml).expect("write config");

@@ -13,6 +13,7 @@
 mod admin;
 mod ingest;
 mod read;
+mod status;
 mod test_clock;
 mod trash;
 
@@ -24,6 +25,9 @@ pub use ingest::{ErrorBody, ImportAnswer};
 pub use read::{
     Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
     WhereClause,
+};
+pub use status::{
+    ConfigStatus, PassStatus, ReloadOutcome, ReloadRecord, RunOutcome, RunRecord, RunTrigger, StatusAnswer,
 };
 pub use test_clock::{TestClockAnswer, TestClockRequest};
 pub use trash::{RestoreAnswer, RestoreOutcome, RestoreRequest, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

@@ -1,4 +1,4 @@
-//! The client commands, `tierd import | query | pass | gc | move | trash`: thin, synchronous HTTP clients of a
+//! The client commands, `tierd import | query | pass | gc | move | trash | status`: thin, synchronous HTTP clients of a
 //! running daemon.
 //!
 //! They run before any tokio runtime exists, so they use `reqwest::blocking`. What can be decided without the
@@ -12,6 +12,7 @@ mod import;
 mod moves;
 mod pass;
 mod query;
+mod status;
 #[cfg(test)]
 mod test_server;
 mod trash;
@@ -26,4 +27,5 @@ pub use pass::{format_report, run_gc, run_pass, GcArgs, PassArgs, PassCommand, P
 pub use query::{
     execute_query, format_table, parse_group_by, parse_time, parse_where, run_query, QueryArgs, QueryError,
 };
+pub use status::{format_status, run_status, StatusArgs};
 pub use trash::{format_list, format_restore, run_trash, TrashArgs, TrashCommand};

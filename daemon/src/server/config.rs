@@ -83,6 +83,37 @@ pub struct PassesConfig {
     pub compact: CompactSection,
     pub recompress: RecompressSection,
     pub migrate: MigrateSection,
+    pub promote: PromoteSection,
+    /// When the garbage collector runs (its settings are the top-level `[gc]` section).
+    pub gc: GcPassSection,
+    /// When read heat aggregated in memory is flushed to the catalog (the heat settings are `[heat]`).
+    pub heat: HeatPassSection,
+    /// Most seconds a scheduled run starts after its cron fire time (deterministic per pass and fire time, and at
+    /// most a tenth of the interval, so an every-second schedule still runs every second). Spreads passes that share
+    /// a schedule, and nodes that share a configuration, over time.
+    pub schedule_jitter_secs: u64,
+}
+
+/// `[passes.gc]`: only `schedule`, a cron expression with a seconds field (6 or 7 fields: sec min hour
+/// day-of-month month day-of-week [year], UTC), or `""` to run it only by hand.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcPassSection {
+    pub schedule: String,
+}
+
+/// `[passes.heat]`: only `schedule` (as `[passes.gc]`'s), of the heat flush.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeatPassSection {
+    pub schedule: String,
+}
+
+/// Cold -> hot moves (`promote`); the planner's settings are `[passes.migrate]`'s.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromoteSection {
+    pub schedule: String,
 }
 
 impl Default for PassesConfig {
@@ -93,7 +124,31 @@ impl Default for PassesConfig {
             compact: CompactSection::default(),
             recompress: RecompressSection::default(),
             migrate: MigrateSection::default(),
+            promote: PromoteSection::default(),
+            gc: GcPassSection::default(),
+            heat: HeatPassSection::default(),
+            schedule_jitter_secs: 30,
         }
+    }
+}
+
+impl Default for PromoteSection {
+    fn default() -> Self {
+        Self { schedule: "50 */5 * * * *".into() }
+    }
+}
+
+impl Default for GcPassSection {
+    /// Every 15 minutes: gc frees what the rewrites and moves retired, after `gc.grace_secs`.
+    fn default() -> Self {
+        Self { schedule: "20 */15 * * * *".into() }
+    }
+}
+
+impl Default for HeatPassSection {
+    /// Every 10 seconds: what a restart can lose of the read counts.
+    fn default() -> Self {
+        Self { schedule: "*/10 * * * * *".into() }
     }
 }
 
@@ -106,6 +161,8 @@ pub struct ReencodeSection {
     pub max_output_bytes: u64,
     /// Re-encode a row segment only this long after it was created.
     pub min_age_secs: u64,
+    /// When the pass runs (cron, seconds first; `""` = only by hand).
+    pub schedule: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -123,6 +180,8 @@ pub struct CompactSection {
     pub small_fraction: f64,
     /// Fewest segments in one merge (at least 2).
     pub min_inputs: usize,
+    /// When the pass runs (cron, seconds first; `""` = only by hand).
+    pub schedule: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -130,6 +189,8 @@ pub struct CompactSection {
 pub struct RecompressSection {
     /// The codec ladder: a columnar segment whose newest event is at least `min_age_secs` old moves up to `codec`.
     pub ladder: Vec<LadderSection>,
+    /// When the pass runs (cron, seconds first; `""` = only by hand).
+    pub schedule: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -147,11 +208,17 @@ pub struct MigrateSection {
     pub cold_after_secs: u64,
     /// Most bytes one `migrate` or `promote` pass moves (at least one segment); the IO budget paces them.
     pub max_bytes_per_pass: u64,
+    /// When `migrate` runs (cron, seconds first; `""` = only by hand); `promote` has its own `[passes.promote]`.
+    pub schedule: String,
 }
 
 impl Default for MigrateSection {
     fn default() -> Self {
-        Self { cold_after_secs: 7 * 86_400, max_bytes_per_pass: 64 * 1024 * 1024 * 1024 }
+        Self {
+            cold_after_secs: 7 * 86_400,
+            max_bytes_per_pass: 64 * 1024 * 1024 * 1024,
+            schedule: "40 */5 * * * *".into(),
+        }
     }
 }
 
@@ -186,6 +253,11 @@ pub struct HotSection {
     pub seal_max_bytes: u64,
     /// Seal an open segment this many seconds after it was created.
     pub seal_max_age_secs: u64,
+    /// Seal by date: an open segment of UTC day D is sealed once the clock passes the end of D (or the segment's
+    /// creation, if later) by this many seconds, even before `seal_max_age_secs`. Events of D arriving later open a
+    /// new segment of D, which compaction merges: a longer allowance means fewer such stragglers, a shorter one
+    /// means a finished day is re-encoded (and can go cold) sooner.
+    pub seal_lateness_secs: u64,
     /// Most segments open for appends at once.
     pub max_open_segments: usize,
     /// Refuse ingest (503) when the hot tier holds this many bytes; 0 = no limit.
@@ -237,14 +309,21 @@ impl Default for RewriteConfig {
 
 impl Default for ReencodeSection {
     fn default() -> Self {
-        Self { codec: "lz4".into(), max_output_bytes: 256 * 1024 * 1024, min_age_secs: 0 }
+        Self {
+            codec: "lz4".into(),
+            max_output_bytes: 256 * 1024 * 1024,
+            min_age_secs: 0,
+            // Every minute: a sealed row segment is columnar within about a minute of sealing.
+            schedule: "0 * * * * *".into(),
+        }
     }
 }
 
 impl Default for CompactSection {
     fn default() -> Self {
         // Measured, see `target_bytes`: memory bounds it, bytes/event does not reward more.
-        Self { target_bytes: 8 * 1024 * 1024, small_fraction: 0.5, min_inputs: 2 }
+        // Every minute, half a minute after re-encoding, whose outputs it merges.
+        Self { target_bytes: 8 * 1024 * 1024, small_fraction: 0.5, min_inputs: 2, schedule: "30 * * * * *".into() }
     }
 }
 
@@ -257,6 +336,8 @@ impl Default for RecompressSection {
                 // data reaches its last rung while still hot and goes cold at its smallest.
                 LadderSection { min_age_secs: 6 * 86_400, codec: "zstd-19".into() },
             ],
+            // Every 10 minutes: the ladder's steps are days apart.
+            schedule: "15 */10 * * * *".into(),
         }
     }
 }
@@ -285,6 +366,7 @@ impl Default for HotSection {
         Self {
             seal_max_bytes: hot.seal_max_bytes,
             seal_max_age_secs: (hot.seal_max_age_ms / 1000) as u64,
+            seal_lateness_secs: (hot.seal_lateness_ms / 1000) as u64,
             max_open_segments: hot.max_open_segments,
             max_bytes: hot.max_bytes,
             min_free_bytes: hot.min_free_bytes,
@@ -366,6 +448,7 @@ impl Config {
         self.compact_planner().validate().map_err(|e| policy("passes.compact", e))?;
         self.recompress_planner().validate().map_err(|e| policy("passes.recompress", e))?;
         self.placement_planner().validate().map_err(|e| policy("passes.migrate", e))?;
+        self.schedules()?;
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
             .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)));
         for (key, codec) in codecs {
@@ -386,6 +469,55 @@ impl Config {
             return invalid("log.level", "is not a tracing filter such as `info` or `tierd_store=debug,info`");
         }
         Ok(())
+    }
+
+    /// Every scheduled job's name and schedule, in a fixed order (the passes of [`crate::api::PassName::ALL`], then
+    /// the heat flush); an expression that does not parse is an error naming its key.
+    pub fn schedules(&self) -> Result<Vec<(&'static str, tierd_policies::Schedule)>, ConfigError> {
+        let p = &self.passes;
+        let exprs = [
+            ("reencode", "passes.reencode.schedule", &p.reencode.schedule),
+            ("compact", "passes.compact.schedule", &p.compact.schedule),
+            ("recompress", "passes.recompress.schedule", &p.recompress.schedule),
+            ("migrate", "passes.migrate.schedule", &p.migrate.schedule),
+            ("promote", "passes.promote.schedule", &p.promote.schedule),
+            ("gc", "passes.gc.schedule", &p.gc.schedule),
+            ("heat", "passes.heat.schedule", &p.heat.schedule),
+        ];
+        exprs
+            .into_iter()
+            .map(|(name, key, expr)| {
+                tierd_policies::Schedule::parse(key, expr)
+                    .map(|s| (name, s))
+                    .map_err(|e| ConfigError::Invalid { key, message: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// The most jitter of a scheduled run, in ms.
+    pub fn schedule_jitter_ms(&self) -> i64 {
+        secs_to_ms(self.passes.schedule_jitter_secs)
+    }
+
+    /// The keys of `new` that differ from `self` and take a restart to change (the hot writer, the cold store,
+    /// the cache, the listener and the catalog are opened once): a reload that changes any is refused whole.
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        check(self.data_dir != new.data_dir, "data_dir");
+        check(self.listen != new.listen, "listen");
+        check(self.ingest != new.ingest, "ingest");
+        check(self.hot != new.hot, "hot");
+        check(self.catalog != new.catalog, "catalog");
+        check(self.cold != new.cold, "cold");
+        check(self.budget != new.budget, "budget");
+        check(self.cache != new.cache, "cache");
+        check(self.log != new.log, "log");
+        changed
     }
 
     pub fn reencode_planner(&self) -> tierd_policies::ReencodePlanner {
@@ -459,6 +591,7 @@ impl Config {
         HotConfig {
             seal_max_bytes: self.hot.seal_max_bytes,
             seal_max_age_ms: (self.hot.seal_max_age_secs as i64).saturating_mul(1000),
+            seal_lateness_ms: secs_to_ms(self.hot.seal_lateness_secs),
             max_open_segments: self.hot.max_open_segments,
             max_bytes: self.hot.max_bytes,
             min_free_bytes: self.hot.min_free_bytes,

@@ -12,12 +12,15 @@ use tierd_store::CatalogSnapshot;
 /// Latency buckets in seconds, from 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Pass run durations in seconds, from 10 ms to an hour (a full-matcher override wins over the `_seconds` suffix).
+const PASS_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
 /// Count buckets (batches or events per group).
 const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0];
 
 /// Installs the global recorder. Call once per process.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("tierd_pass_seconds".into()), PASS_BUCKETS)?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Suffix("_batches".into()), COUNT_BUCKETS)?
         .set_buckets_for_metric(Matcher::Suffix("_events".into()), COUNT_BUCKETS)?
@@ -38,6 +41,11 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter("tierd_pass_runs_total", "Runs of scheduled jobs (passes, heat flush), by pass, outcome and trigger"),
+    seconds_histogram("tierd_pass_seconds", "Duration of a pass run (scheduled or manual), by pass"),
+    gauge("tierd_pass_next_run_timestamp_seconds", "When a pass next runs on its schedule (Unix seconds; 0 = never)"),
+    counter("tierd_pass_skipped_total", "Fire times skipped because the pass's previous run was still going"),
+    counter("tierd_config_reloads_total", "Configuration reloads (SIGHUP, POST /v1/admin/config/reload), by outcome"),
 ];
 
 /// Describes every metric of the process, the store's and the daemon's, each once.

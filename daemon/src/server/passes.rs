@@ -2,7 +2,7 @@
 //! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
 //! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and
 //! reports without touching anything. Passes run one at a time; a failed action is reported and the pass goes on
-//! with the next. (Cron schedules come with a later issue.) Also the trash's listing and restores, which must not
+//! with the next. They also run on cron schedules ([`super::schedule`]). Also the trash's listing and restores, which must not
 //! run at the same time as a pass. Reports are the types of [`crate::api`]; errors are [`ServerError`]s.
 
 use std::sync::Arc;
@@ -31,8 +31,9 @@ pub struct Passes {
     trash: Trash,
     config: Config,
     started_at_ms: i64,
-    /// Serializes passes (they run on blocking threads).
-    running: std::sync::Mutex<()>,
+    /// Serializes passes (they run on blocking threads); shared with the [`Passes`] a config reload builds, so
+    /// that a pass running with the old settings and one with the new never overlap.
+    running: Arc<std::sync::Mutex<()>>,
     /// Read heat for the planners' input (`SegmentStats::heat`); none: every segment looks unread.
     heat: Option<Arc<tierd_store::HeatTracker>>,
 }
@@ -82,15 +83,29 @@ impl Passes {
             trash,
             config,
             started_at_ms,
-            running: std::sync::Mutex::new(()),
+            running: Arc::new(std::sync::Mutex::new(())),
             heat: None,
         }
     }
 
     /// Gives the planners the read heat `heat` tracks.
-    pub fn with_heat(mut self, heat: Arc<tierd_store::HeatTracker>) -> Self {
-        self.heat = Some(heat);
+    pub fn with_heat(mut self, heat: Option<Arc<tierd_store::HeatTracker>>) -> Self {
+        self.heat = heat;
         self
+    }
+
+    /// The passes with the settings of a reloaded `config` (see [`super::reload`]): same start time (gc's
+    /// protection of what predates the daemon), same lock and heat, so runs of the old and the new never overlap.
+    pub fn reconfigured(&self, ctx: StoreContext, config: Config) -> Self {
+        let mut passes = Self::new(ctx, config).with_heat(self.heat.clone());
+        passes.started_at_ms = self.started_at_ms;
+        passes.running = self.running.clone();
+        passes
+    }
+
+    /// The configuration these passes run with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The planners' view of `segments`, with their read heat as of `now_ms`.

@@ -2,10 +2,11 @@
 //!
 //! Start-up order: configuration -> logging and metrics -> IO budget and cold tier (a bad `cold.url` stops here) ->
 //! catalog -> crash recovery (the catalog and the hot directory agree before anything is served) -> hot writer ->
-//! cold cache (its index rebuilt from `DATA_DIR/cache`) -> HTTP. The ready line `tierd listening on http://ADDR`
-//! goes to stdout only after all of that.
-//! Shutdown (SIGTERM, SIGINT, or a fatal store error): stop accepting requests, let the hot writer answer what it
-//! queued and seal its open segments, flush the catalog.
+//! cold cache (its index rebuilt from `DATA_DIR/cache`) -> HTTP -> scheduler (unless `--no-schedules`). The ready
+//! line `tierd listening on http://ADDR` goes to stdout only after all of that. SIGHUP reloads the configuration
+//! file ([`super::reload`]).
+//! Shutdown (SIGTERM, SIGINT, or a fatal store error): stop accepting requests and scheduling runs, wait for runs in
+//! flight, let the hot writer answer what it queued and seal its open segments, flush the catalog.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,6 +46,21 @@ pub struct ServeArgs {
     /// Listen address (overrides the config's `listen`); port 0 picks a free port.
     #[arg(long)]
     pub listen: Option<String>,
+    /// Run passes only when asked (`tierd pass run`), never on their schedules; `GET /v1/status` still shows them.
+    /// For tests that drive passes by hand, and for maintenance.
+    #[arg(long)]
+    pub no_schedules: bool,
+}
+
+/// What `serve` needs of the command line besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Scheduled runs on (`false` = `--no-schedules`).
+    pub schedules: bool,
+    /// The file a reload reads again.
+    pub config_path: Option<PathBuf>,
+    /// `--data-dir` and `--listen`, applied to reloaded files too.
+    pub overrides: (Option<PathBuf>, Option<String>),
 }
 
 pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -67,7 +83,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&config.log.level);
     let metrics = super::metrics::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tierd").build()?;
-    runtime.block_on(serve(config, Some(metrics)))
+    let options = ServeOptions {
+        schedules: !args.no_schedules,
+        config_path: args.config.clone(),
+        overrides: (args.data_dir.clone(), args.listen.clone()),
+    };
+    runtime.block_on(serve(config, Some(metrics), options))
 }
 
 fn init_logging(level: &str) {
@@ -80,6 +101,7 @@ fn init_logging(level: &str) {
 pub async fn serve(
     config: Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (clock, test_clock) = clock_from_env()?;
     let layout = Layout::new(&config.data_dir);
@@ -132,12 +154,21 @@ pub async fn serve(
             }),
         )?)
     };
-    // Read heat, loaded from the catalog's `heat` tree; flushed by housekeeping and at shutdown.
+    // Read heat, loaded from the catalog's `heat` tree; flushed on the `heat` schedule (by housekeeping under
+    // `--no-schedules`) and at shutdown.
     let heat = Arc::new(
         tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), config.heat_config()?)
             .context("cannot load read heat from the catalog")?,
     );
-    let passes = Arc::new(super::passes::Passes::new(ctx, config.clone()).with_heat(heat.clone()));
+    let control = super::schedule::Control::new(
+        ctx,
+        &config,
+        options.schedules,
+        options.config_path.clone(),
+        options.overrides.clone(),
+        shutdown.clone(),
+        heat.clone(),
+    )?;
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
@@ -158,7 +189,9 @@ pub async fn serve(
         },
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
-        passes,
+        passes: control.passes.clone(),
+        scheduler: control.scheduler.clone(),
+        reloader: control.reloader.clone(),
         cold,
         budget,
     });
@@ -172,8 +205,18 @@ pub async fn serve(
         writeln!(out, "tierd listening on http://{addr}")?;
         out.flush()?;
     }
-    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), heat.clone(), clock.clone(), shutdown.clone()));
+    // Under `--no-schedules` nothing flushes heat on a schedule; housekeeping does, so reads still persist and
+    // rewrites still carry them.
+    let unscheduled_heat = (!options.schedules).then(|| heat.clone());
+    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), unscheduled_heat, clock.clone(), shutdown.clone()));
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let reloads = tokio::spawn(super::reload::on_sighup(control.reloader.clone(), shutdown.clone()));
+    if options.schedules {
+        control.scheduler.start();
+        info!("scheduler started");
+    } else {
+        warn!("--no-schedules: passes run only when asked");
+    }
     let server = axum::serve(listener, router(state, test_clock)).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
@@ -181,7 +224,10 @@ pub async fn serve(
     let served = server.await;
     shutdown.cancel();
     signals.abort();
+    reloads.abort();
     let _ = housekeeping.await;
+    // Runs in flight finish (their passes commit or leave nothing behind) before the hot writer stops.
+    control.scheduler.stopped().await;
     hot.shutdown().await;
     // The reads counted since the last housekeeping flush (in one batch; a crash before here loses only those).
     flush_heat(&heat).await;
@@ -243,19 +289,17 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 /// Persists read heat (one batch, one fsync) off the runtime's threads; a failure is logged and counted, the
 /// counts stay in memory for the next flush.
 async fn flush_heat(heat: &Arc<tierd_store::HeatTracker>) {
-    let heat = heat.clone();
-    match tokio::task::spawn_blocking(move || heat.flush()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => error!(error = %e, "cannot persist read heat; retried at the next flush"),
-        Err(e) => error!(error = %e, "the heat flush stopped"),
+    if let Err(e) = super::schedule::flush_heat(heat.clone()).await {
+        error!(error = %e, "cannot persist read heat; retried at the next flush");
     }
 }
 
 /// Prunes expired leases, refreshes catalog gauges and persists read heat, every [`HOUSEKEEPING_EVERY`] of the
-/// clock's time (a test clock drives it by moving). Until the heat pass has its own schedule, this is its flush.
+/// clock's time (a test clock drives it by moving). Heat is flushed here only when given (`--no-schedules`;
+/// otherwise the scheduler's `heat` job flushes it).
 async fn housekeeping(
     catalog: Arc<Catalog>,
-    heat: Arc<tierd_store::HeatTracker>,
+    heat: Option<Arc<tierd_store::HeatTracker>>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
@@ -271,7 +315,9 @@ async fn housekeeping(
             Err(e) => error!(error = %e, "cannot prune leases"),
         }
         super::metrics::publish_catalog(&catalog.snapshot());
-        flush_heat(&heat).await;
+        if let Some(heat) = &heat {
+            flush_heat(heat).await;
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub struct HotConfig {
     pub seal_max_bytes: u64,
     /// Seal an open segment this long after it was created.
     pub seal_max_age_ms: i64,
+    /// Seal by date: an open segment of UTC day D is sealed once now >= max(end of D, its creation) + this, even
+    /// before `seal_max_age_ms` (see [`sealed_by_date`]).
+    pub seal_lateness_ms: i64,
     /// Most open segments at once; the least recently written is sealed beyond it.
     pub max_open_segments: usize,
     /// Refuse ingest (503) once the hot tier holds this many bytes; 0 = no limit.
@@ -59,6 +62,7 @@ impl Default for HotConfig {
         Self {
             seal_max_bytes: 64 * 1024 * 1024,
             seal_max_age_ms: 10 * 60 * 1000,
+            seal_lateness_ms: 10 * 60 * 1000,
             max_open_segments: 256,
             max_bytes: 0,
             min_free_bytes: 1024 * 1024 * 1024,
@@ -196,4 +200,16 @@ impl HotTier {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
     }
+}
+
+/// Whether an open segment of UTC day `day`, created at `created_at_ms`, is due to be sealed by date at `now_ms`:
+/// once the day is over (or, for a segment a late event opened after it, once that segment exists) by
+/// `lateness_ms`.
+///
+/// The trade-off: events of day D that arrive after the seal open a new segment of D, which compaction merges into
+/// D's columnar segments; a longer lateness means fewer such stragglers but a finished day waits longer before its
+/// rows are re-encoded (and can move on to colder codecs and tiers).
+pub fn sealed_by_date(day: i32, created_at_ms: i64, now_ms: i64, lateness_ms: i64) -> bool {
+    let end_of_day_ms = (i64::from(day) + 1).saturating_mul(86_400_000);
+    now_ms >= end_of_day_ms.max(created_at_ms).saturating_add(lateness_ms)
 }

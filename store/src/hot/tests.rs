@@ -5,7 +5,7 @@ use tierd_codecs::Event;
 
 use super::*;
 use crate::catalog::{Catalog, SegmentState};
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::layout::Layout;
 use crate::query::{execute, GroupBy, Query};
 use crate::recovery::recover;
@@ -107,6 +107,61 @@ fn segments_seal_by_age_on_the_manual_clock_and_by_size() {
         f.hot.seal_check().await.unwrap();
         assert_eq!(f.catalog.snapshot().lookup("p", 0, i64::MAX)[0].state, SegmentState::Sealed);
     });
+}
+
+/// A day's segment is sealed `seal_lateness_ms` after its UTC day ends, long before `seal_max_age_ms`; today's stays
+/// open; a late event of the sealed day opens a new segment, sealed `seal_lateness_ms` after it was created.
+#[test]
+fn segments_seal_by_date_after_the_lateness_allowance() {
+    rt().block_on(async {
+        let lateness = 600_000;
+        let cfg = HotConfig {
+            seal_max_age_ms: 7 * DAY_MS,
+            seal_lateness_ms: lateness,
+            seal_max_bytes: 1 << 30,
+            ..HotConfig::default()
+        };
+        let day = T0.div_euclid(DAY_MS);
+        let midnight = (day + 1) * DAY_MS;
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(midnight - 600_000), cfg);
+        let state = |f: &Fixture, from: i64, to: i64| -> Vec<SegmentState> {
+            f.catalog.snapshot().lookup("p", from, to).iter().map(|m| m.state).collect()
+        };
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(1, midnight - 700_000)])).await.unwrap();
+        f.clock.set_ms(midnight + lateness - 1);
+        // Today's first event: its segment must stay open.
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(2, midnight + 5)])).await.unwrap();
+        f.hot.seal_check().await.unwrap();
+        assert_eq!(state(&f, 0, midnight), vec![SegmentState::Open], "1 ms before midnight + lateness");
+        f.clock.advance_ms(1);
+        f.hot.seal_check().await.unwrap();
+        assert_eq!(state(&f, 0, midnight), vec![SegmentState::Sealed], "at midnight + lateness");
+        assert_eq!(state(&f, midnight, i64::MAX), vec![SegmentState::Open], "today stays open");
+        // A straggler of yesterday: a new segment of that day, with its own allowance from its creation.
+        f.hot.append(IngestBatch::encode("p".into(), vec![event(3, midnight - 1)])).await.unwrap();
+        let created = f.clock.now_ms();
+        f.clock.set_ms(created + lateness - 1);
+        f.hot.seal_check().await.unwrap();
+        let mut states = state(&f, 0, midnight);
+        states.sort_by_key(|s| s.label());
+        assert_eq!(states, vec![SegmentState::Open, SegmentState::Sealed]);
+        f.clock.advance_ms(1);
+        f.hot.seal_check().await.unwrap();
+        assert_eq!(state(&f, 0, midnight), vec![SegmentState::Sealed, SegmentState::Sealed]);
+        assert_eq!(count(&f, "p"), 3);
+    });
+}
+
+#[test]
+fn sealed_by_date_is_due_at_the_later_of_midnight_and_creation_plus_lateness() {
+    let day = 20_000;
+    let midnight = (i64::from(day) + 1) * DAY_MS;
+    assert!(!sealed_by_date(day, midnight - 5, midnight + 99, 100));
+    assert!(sealed_by_date(day, midnight - 5, midnight + 100, 100));
+    assert!(!sealed_by_date(day, midnight + 50, midnight + 149, 100), "created after midnight");
+    assert!(sealed_by_date(day, midnight + 50, midnight + 150, 100));
+    assert!(sealed_by_date(day, 0, midnight, 0));
+    assert!(!sealed_by_date(day, 0, midnight - 1, 0));
 }
 
 #[test]

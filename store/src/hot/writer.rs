@@ -364,6 +364,17 @@ impl Writer {
         if !due.is_empty() {
             self.seal(due, "size or age");
         }
+        let lateness_ms = self.config.seal_lateness_ms;
+        let by_date: Vec<_> = self
+            .open
+            .iter()
+            .filter(|((_, day), s)| super::sealed_by_date(*day, s.meta.created_at_ms, now, lateness_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !by_date.is_empty() {
+            metrics::counter!("tierd_hot_sealed_by_date_total").increment(by_date.len() as u64);
+            self.seal(by_date, "day over (hot.seal_lateness_secs)");
+        }
     }
 
     /// Seals the given open segments in one catalog commit. A segment that never got a committed row is only a

@@ -99,3 +99,34 @@ fn heat_settings_are_validated_by_name() {
     let h = ok.heat_config().unwrap();
     assert_eq!((h.half_life.ms(), h.max_tracked_segments, h.lookup_weight), (3_600_000, 5, 0.0));
 }
+
+#[test]
+fn every_pass_has_a_default_schedule_and_bad_ones_name_their_key() {
+    let all = Config::default().schedules().unwrap();
+    let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["reencode", "compact", "recompress", "migrate", "promote", "gc", "heat"]);
+    assert!(all.iter().all(|(_, s)| s.is_enabled()), "a bare `tierd serve` runs every pass");
+    let c = parse("[passes.gc]\nschedule = \"\"\n[passes.promote]\nschedule = \"*/3 * * * * *\"\n").unwrap();
+    let s: std::collections::BTreeMap<_, _> = c.schedules().unwrap().into_iter().collect();
+    assert!(!s["gc"].is_enabled());
+    assert_eq!(s["promote"].expression(), "*/3 * * * * *");
+    assert!(s["heat"].is_enabled(), "a section given with other keys keeps the default schedule");
+    for (section, key) in [("passes.compact", "passes.compact.schedule"), ("passes.heat", "passes.heat.schedule")] {
+        let e = parse(&format!("[{section}]\nschedule = \"*/5 * * * *\"\n")).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("6 or 7"), "{e}");
+    }
+}
+
+#[test]
+fn restart_only_keys_are_named_and_pass_settings_are_not() {
+    let old = Config::default();
+    let mut new = old.clone();
+    new.passes.reencode.schedule = "* * * * * *".into();
+    new.passes.compact.target_bytes = 1 << 20;
+    new.gc.grace_secs = 1;
+    assert!(old.restart_only_changes(&new).is_empty());
+    new.hot.seal_lateness_secs = 1;
+    new.listen = "127.0.0.1:1".into();
+    new.cold.url = "memory://".into();
+    assert_eq!(old.restart_only_changes(&new), ["listen", "hot", "cold"]);
+}

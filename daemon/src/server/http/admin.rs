@@ -1,4 +1,5 @@
-//! Operator endpoints: run a pass now, move segments by hand, list the trash and restore from it.
+//! Operator endpoints: run a pass now, move segments by hand, list the trash and restore from it; the scheduler's
+//! status and configuration reloads.
 
 use std::sync::Arc;
 
@@ -10,9 +11,11 @@ use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
-    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, RestoreAnswer, RestoreRequest, TrashList,
+    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, ReloadOutcome, ReloadRecord, RestoreAnswer,
+    RestoreRequest, RunTrigger, StatusAnswer, TrashList,
 };
 use crate::server::error::ServerError;
+use crate::server::schedule::JobReport;
 
 /// `POST /v1/admin/passes/{name}/run` with an optional body `{"dry_run":bool,"project":"P"}`; 404 for an unknown
 /// pass.
@@ -30,7 +33,18 @@ pub async fn run_pass(
         tierd_store::layout::validate_project(p).map_err(ApiError::bad_request)?;
     }
     let pass: PassName = name.parse().map_err(ServerError::from)?;
-    Ok(Json(state.passes.in_background("tierd-pass", move |p| p.run(pass, &req)).await?))
+    let dry_run = req.dry_run;
+    let (started_ms, watch) = (state.clock.now_ms(), tierd_store::clock::Stopwatch::start());
+    let result = state.passes.in_background("tierd-pass", move |p| p.run(pass, &req)).await;
+    // A real manual run is the pass's last run in `GET /v1/status` too (a dry run changes nothing: not a run).
+    if !dry_run {
+        let job = match &result {
+            Ok(r) => Ok(JobReport { actions: r.actions.len() as u64, errors: r.errors.clone() }),
+            Err(e) => Err(e.to_string()),
+        };
+        state.scheduler.record(pass.label(), RunTrigger::Manual, started_ms, watch, job);
+    }
+    Ok(Json(result?))
 }
 
 /// `POST /v1/admin/move` with `{"segments":["ID",...],"to":"cold|hot|both"}`: moves each segment through the same
@@ -51,7 +65,7 @@ pub async fn move_segments(
 
 /// `GET /v1/admin/trash`: every segment record the trash holds ([`TrashList`]), oldest batch first.
 pub async fn trash_list(State(state): State<Arc<AppState>>) -> Result<SortedJson<TrashList>, ApiError> {
-    let passes = state.passes.clone();
+    let passes = state.passes.current();
     let listed = tokio::task::spawn_blocking(move || passes.trash_list()).await;
     let segments = listed.map_err(|e| ServerError::joined("listing the trash", e))??;
     Ok(SortedJson(TrashList { segments }))
@@ -69,4 +83,19 @@ pub async fn trash_restore(
     let batch_ms = req.batch_ms;
     let results = state.passes.in_background("tierd-restore", move |p| p.trash_restore(batch_ms, &ids)).await??;
     Ok(SortedJson(RestoreAnswer { batch_ms, results }))
+}
+
+/// `GET /v1/status`: each scheduled job's schedule, next and last run and counts, and the reloads.
+pub async fn status(State(state): State<Arc<AppState>>) -> Json<StatusAnswer> {
+    Json(state.scheduler.board().answer(state.clock.now_ms()))
+}
+
+/// `POST /v1/admin/config/reload`: what SIGHUP does. 200 with the record when applied; 400 with the reason when
+/// refused (the old configuration stays).
+pub async fn reload_config(State(state): State<Arc<AppState>>) -> Result<Json<ReloadRecord>, ApiError> {
+    let record = state.reloader.reload().await;
+    match record.outcome {
+        ReloadOutcome::Applied => Ok(Json(record)),
+        ReloadOutcome::Refused => Err(ApiError::bad_request(format!("config reload refused: {}", record.message))),
+    }
 }

@@ -35,6 +35,8 @@ pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
     let ops = Router::new()
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
+        .route("/v1/status", get(admin::status))
+        .route("/v1/admin/config/reload", post(admin::reload_config))
         .route("/v1/admin/passes/{name}/run", post(admin::run_pass))
         .route("/v1/admin/move", post(admin::move_segments))
         .route("/v1/admin/trash", get(admin::trash_list))

@@ -8,7 +8,8 @@ use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
 use tierd_store::{Catalog, Clock};
 
-use crate::server::passes::Passes;
+use crate::server::reload::{LivePasses, Reloader};
+use crate::server::schedule::Scheduler;
 
 pub struct AppState {
     pub layout: Layout,
@@ -18,7 +19,12 @@ pub struct AppState {
     pub limits: BatchLimits,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
-    pub passes: Arc<Passes>,
+    /// The passes with the settings in force (a reload swaps them).
+    pub passes: Arc<LivePasses>,
+    /// Scheduled runs and the status board (`GET /v1/status`).
+    pub scheduler: Arc<Scheduler>,
+    /// `POST /v1/admin/config/reload`.
+    pub reloader: Arc<Reloader>,
     /// The cold tier's object store (background requests draw from `budget`; use `cold.foreground()` for requests
     /// a query waits on).
     pub cold: Arc<tierd_store::ColdStore>,

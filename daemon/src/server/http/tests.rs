@@ -46,18 +46,29 @@ fn app(limits: BatchLimits) -> App {
     let (ctx, budget) = store_context(dir.path(), clock.clone());
     let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
     let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
-    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
+    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
+    let control = crate::server::schedule::Control::new(
+        ctx.clone(),
+        &crate::server::config::Config::default(),
+        false,
+        None,
+        (None, None),
+        tokio_util::sync::CancellationToken::new(),
+        heat.clone(),
+    )
+    .unwrap();
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),
         Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
         tokio::runtime::Handle::current(),
     );
-    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
     let state = Arc::new(AppState {
         heat,
         reads,
-        passes,
+        passes: control.passes,
+        scheduler: control.scheduler,
+        reloader: control.reloader,
         layout,
         catalog,
         hot: Arc::new(hot.unwrap()),

@@ -36,18 +36,29 @@ async fn cold_app() -> ColdApp {
     }
     // Seals the row segments (the passes rewrite sealed segments only).
     hot.shutdown().await;
-    let passes = Arc::new(crate::server::passes::Passes::new(ctx.clone(), crate::server::config::Config::default()));
+    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
+    let control = crate::server::schedule::Control::new(
+        ctx.clone(),
+        &crate::server::config::Config::default(),
+        false,
+        None,
+        (None, None),
+        tokio_util::sync::CancellationToken::new(),
+        heat.clone(),
+    )
+    .unwrap();
     let reads = tierd_store::SegmentSource::new(
         layout.clone(),
         Arc::new(cold.foreground()),
         Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
         tokio::runtime::Handle::current(),
     );
-    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
     let state = Arc::new(AppState {
         heat,
         reads,
-        passes,
+        passes: control.passes,
+        scheduler: control.scheduler,
+        reloader: control.reloader,
         layout,
         catalog,
         hot,
