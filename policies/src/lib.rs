@@ -20,7 +20,7 @@
 //! And tiering: [`rules`] (ordered, declarative `[[policy.rules]]`: placement, codec and compaction prescriptions
 //! matched on project, age, heat, size, format, tier and hot-disk fill) and [`tiering`], the planner that turns
 //! them into priced moves within residency, hysteresis, capacity and per-pass limits, with the bill before and
-//! after ([`cost`] prices it). [`placement`] is the older age-only planner.
+//! after ([`cost`] prices it).
 //!
 //! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
 //! placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
@@ -32,7 +32,6 @@ pub mod cost;
 mod error;
 pub mod gc;
 mod human;
-pub mod placement;
 mod planner;
 pub mod recompress;
 pub mod reencode;
@@ -46,7 +45,6 @@ pub mod tiering;
 pub use compact::CompactPlanner;
 pub use cost::{Prices, StorageClass};
 pub use error::PolicyError;
-pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;

@@ -186,10 +186,18 @@ pub fn first_match<'r>(
     rules.iter().find(|r| has(r) && r.matches(s, cx))
 }
 
-/// The rule set a bare `tierd serve` runs with: fresh data hot, idle data cold after a day, data read often back
-/// hot, eviction when the hot disk is 90 % full. Codecs stay with the recompress ladder (`[passes.recompress]`), so
-/// the default set prescribes none.
+/// The rule set a bare `tierd serve` runs with: [`default_rules_idle_after`] a week, the daemon's default
+/// `passes.migrate.cold_after_secs`.
 pub fn default_rules() -> Vec<Rule> {
+    default_rules_idle_after(7 * DAY_SECS)
+}
+
+/// The default rule set with idle data going cold `idle_after_secs` after its newest event: data read often comes
+/// back hot (forced: read latency), data of the last day (or of the idle age, if shorter) stays hot, idle columnar
+/// data goes cold, and a hot disk more than 90 % full evicts its coldest columnar data. Codecs stay with the
+/// recompress ladder (`[passes.recompress]`, whose last step comes before the idle age so that data goes cold at
+/// its smallest), so the default set prescribes none.
+pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
     vec![
         Rule {
             name: "read-often".into(),
@@ -205,7 +213,7 @@ pub fn default_rules() -> Vec<Rule> {
         Rule {
             name: "idle".into(),
             format: Some(SegmentFormat::Columnar),
-            min_age_secs: Some(DAY_SECS),
+            min_age_secs: Some(idle_after_secs),
             max_heat: Some(DEFAULT_COLD_MAX_HEAT),
             placement: Some(Placement::Cold),
             ..Rule::default()

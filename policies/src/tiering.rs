@@ -280,6 +280,13 @@ impl TieringPolicy {
         first_match(&self.rules, s, cx, |r| r.codec.is_some())
     }
 
+    /// The first rule with a compaction target that matches `s`, if any: its target replaces the compact pass's
+    /// default `target_bytes` for that segment.
+    pub fn compact_rule(&self, now_ms: i64, s: &SegmentStats, capacity: &Capacity) -> Option<&Rule> {
+        let cx = RuleContext { now_ms, hot_fill: capacity.fill() };
+        first_match(&self.rules, s, cx, |r| r.compact_target_bytes.is_some())
+    }
+
     /// The plan at `now_ms` over one catalog snapshot; see the [module docs](self) for what it guarantees.
     pub fn plan(&self, now_ms: i64, segments: &[SegmentStats], prices: &Prices, capacity: &Capacity) -> TieringPlan {
         let cx = RuleContext { now_ms, hot_fill: capacity.fill() };

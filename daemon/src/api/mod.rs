@@ -25,4 +25,6 @@ pub use read::{
     Health, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer, WhereClause,
 };
 pub use test_clock::{TestClockAnswer, TestClockRequest};
+/// `GET /v1/plan` and `tierd plan --json`: the planner's own serde form is the wire form.
+pub use tierd_policies::{TierCost, TieringAction, TieringActionKind, TieringPlan};
 pub use trash::{RestoreAnswer, RestoreOutcome, RestoreRequest, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

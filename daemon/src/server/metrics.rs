@@ -38,6 +38,22 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter(
+        "tierd_policy_actions_planned_total",
+        "Tiering actions planned by the pass that carries them out, by rule and kind",
+    ),
+    counter(
+        "tierd_policy_actions_executed_total",
+        "Tiering actions carried out, by rule, kind and outcome (ok, error)",
+    ),
+    gauge(
+        "tierd_cost_monthly_usd",
+        "Projected monthly cost in USD after the current tiering plan, by tier (storage and cold reads)",
+    ),
+    gauge(
+        "tierd_cost_savings_usd_total",
+        "Running sum of the monthly saving in USD of the moves carried out since start",
+    ),
 ];
 
 /// Describes every metric of the process, the store's and the daemon's, each once.

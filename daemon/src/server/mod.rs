@@ -12,3 +12,4 @@ pub mod http;
 pub mod metrics;
 pub mod passes;
 pub mod serve;
+pub mod tiering;

@@ -1,4 +1,5 @@
-//! Operator endpoints: run a pass now, move segments by hand, list the trash and restore from it.
+//! Operator endpoints: run a pass now, preview the tiering plan, move segments by hand, list the trash and restore
+//! from it.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
-    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, RestoreAnswer, RestoreRequest, TrashList,
+    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, RestoreAnswer, RestoreRequest, TieringPlan, TrashList,
 };
 use crate::server::error::ServerError;
 
@@ -31,6 +32,13 @@ pub async fn run_pass(
     }
     let pass: PassName = name.parse().map_err(ServerError::from)?;
     Ok(Json(state.passes.in_background("tierd-pass", move |p| p.run(pass, &req)).await?))
+}
+
+/// `GET /v1/plan`: what the tiering policy would do now ([`TieringPlan`]: actions with their rule, reason and cost
+/// effect; the monthly bill by tier and codec before and after; the one-time transition cost; the break-even time).
+/// It moves nothing.
+pub async fn plan(State(state): State<Arc<AppState>>) -> Result<Json<TieringPlan>, ApiError> {
+    Ok(Json(state.passes.in_background("tierd-plan", |p| p.tiering_plan()).await?))
 }
 
 /// `POST /v1/admin/move` with `{"segments":["ID",...],"to":"cold|hot|both"}`: moves each segment through the same
