@@ -1,4 +1,5 @@
-//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status`. Parsing and dispatch only:
+//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status | plan`. Parsing and
+//! dispatch only:
 //! each command is carried out by [`crate::server`], [`crate::client`] or `crate::gen`, none of which depends on
 //! this module.
 
@@ -33,6 +34,8 @@ pub enum Command {
     Trash(crate::client::TrashArgs),
     /// The scheduler of a running daemon: each pass's schedule, next and last run, outcome; config reloads.
     Status(crate::client::StatusArgs),
+    /// What the tiering policy would do now and the monthly bill before and after, in USD; moves nothing.
+    Plan(crate::plan::PlanArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Move(args) => crate::client::run_move(args),
         Command::Trash(args) => crate::client::run_trash(args),
         Command::Status(args) => crate::client::run_status(args),
+        Command::Plan(args) => crate::plan::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

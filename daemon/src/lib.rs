@@ -6,10 +6,12 @@
 //!   running daemon;
 //! - [`api`]: the request and response bodies the server and the client share;
 //! - `gen`: the event generator;
+//! - [`plan`]: `tierd plan`, the tiering plan from a running daemon or a stopped one's data directory;
 //! - [`cli`]: the command line, which parses arguments and hands them to one of the above (nothing depends on it).
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod gen;
+pub mod plan;
 pub mod server;

@@ -17,8 +17,10 @@
 //! `tests/planner_properties.rs` checks them for arbitrary segment sets. Configurations are checked with
 //! [`RewritePlanner::validate`], whose [`PolicyError`] names the offending field.
 //!
-//! And [`placement`]: which segments move between the hot disk and the cold tier, by the age of their newest
-//! event for now.
+//! And tiering: [`rules`] (ordered, declarative `[[policy.rules]]`: placement, codec and compaction prescriptions
+//! matched on project, age, heat, size, format, tier and hot-disk fill) and [`tiering`], the planner that turns
+//! them into priced moves within residency, hysteresis, capacity and per-pass limits, with the bill before and
+//! after ([`cost`] prices it).
 //!
 //! And [`heat`]: per-segment read heat, an exponentially decayed read count with a half-life, as reads and bytes
 //! per day (aggregated and persisted by `store::heat`).
@@ -32,24 +34,26 @@ mod error;
 pub mod gc;
 pub mod heat;
 mod human;
-pub mod placement;
 mod planner;
 pub mod recompress;
 pub mod reencode;
 pub mod retry;
 pub mod schedule;
+pub mod rules;
 mod segment;
 #[cfg(test)]
 mod testing;
+pub mod tiering;
 
 pub use compact::CompactPlanner;
 pub use cost::{Prices, StorageClass};
 pub use error::PolicyError;
 pub use heat::{HalfLife, Heat};
-pub use placement::{MoveAction, MoveDirection, PlacementPlanner};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
 pub use retry::RetryPolicy;
 pub use schedule::{NextRun, Schedule};
+pub use rules::Rule;
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};
+pub use tiering::{Capacity, TierCost, TieringAction, TieringActionKind, TieringPlan, TieringPolicy};

@@ -30,4 +30,6 @@ pub use status::{
     ConfigStatus, PassStatus, ReloadOutcome, ReloadRecord, RunOutcome, RunRecord, RunTrigger, StatusAnswer,
 };
 pub use test_clock::{TestClockAnswer, TestClockRequest};
+/// `GET /v1/plan` and `tierd plan --json`: the planner's own serde form is the wire form.
+pub use tierd_policies::{TierCost, TieringAction, TieringActionKind, TieringPlan};
 pub use trash::{RestoreAnswer, RestoreOutcome, RestoreRequest, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

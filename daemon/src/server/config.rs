@@ -34,6 +34,35 @@ pub struct Config {
     /// Read heat: how reads are counted and how fast they cool.
     pub heat: HeatSection,
     pub log: LogConfig,
+    pub policy: PolicySection,
+    pub cost: tierd_policies::Prices,
+}
+
+/// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
+/// stays `passes.migrate.max_bytes_per_pass`, and without `[[policy.rules]]` the default rule set sends idle data
+/// cold after `passes.migrate.cold_after_secs`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// `[[policy.rules]]`, in order; absent: the default rule set.
+    pub rules: Option<Vec<tierd_policies::Rule>>,
+    pub horizon_secs: u64,
+    pub min_residency_secs: u64,
+    pub cold_max_heat: f64,
+    pub hot_min_heat: f64,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        let p = tierd_policies::TieringPolicy::default();
+        Self {
+            rules: None,
+            horizon_secs: (p.horizon_ms / 1000) as u64,
+            min_residency_secs: (p.min_residency_ms / 1000) as u64,
+            cold_max_heat: p.cold_max_heat,
+            hot_min_heat: p.hot_min_heat,
+        }
+    }
 }
 
 /// `[heat]`: the read heat of segments (see `tierd_store::heat`).
@@ -296,6 +325,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             heat: HeatSection::default(),
             log: LogConfig::default(),
+            policy: PolicySection::default(),
+            cost: tierd_policies::Prices::default(),
         }
     }
 }
@@ -447,10 +478,16 @@ impl Config {
         self.reencode_planner().validate().map_err(|e| policy("passes.reencode", e))?;
         self.compact_planner().validate().map_err(|e| policy("passes.compact", e))?;
         self.recompress_planner().validate().map_err(|e| policy("passes.recompress", e))?;
-        self.placement_planner().validate().map_err(|e| policy("passes.migrate", e))?;
         self.schedules()?;
+        if self.passes.migrate.max_bytes_per_pass == 0 {
+            return invalid("passes.migrate.max_bytes_per_pass", "is zero: no segment could ever move");
+        }
+        self.tiering_policy().validate().map_err(|e| policy("policy", e))?;
+        self.cost.validate().map_err(|e| policy("cost", e))?;
+        let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
-            .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)));
+            .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)))
+            .chain(rules.filter_map(|r| r.codec.as_ref()).map(|c| ("policy.rules.codec", c)));
         for (key, codec) in codecs {
             if let Err(e) = codec.parse::<tierd_store::catalog::Codec>() {
                 return Err(ConfigError::Invalid { key, message: e });
@@ -516,6 +553,7 @@ impl Config {
         check(self.cold != new.cold, "cold");
         check(self.budget != new.budget, "budget");
         check(self.cache != new.cache, "cache");
+        check(self.heat != new.heat, "heat");
         check(self.log != new.log, "log");
         changed
     }
@@ -529,10 +567,18 @@ impl Config {
         }
     }
 
-    pub fn placement_planner(&self) -> tierd_policies::PlacementPlanner {
-        let m = &self.passes.migrate;
-        tierd_policies::PlacementPlanner {
-            cold_after_ms: i64::try_from(m.cold_after_secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000),
+    /// The tiering planner of the migrate, promote, recompress and compact passes and of `tierd plan`.
+    pub fn tiering_policy(&self) -> tierd_policies::TieringPolicy {
+        let (p, m) = (&self.policy, &self.passes.migrate);
+        tierd_policies::TieringPolicy {
+            rules: p
+                .rules
+                .clone()
+                .unwrap_or_else(|| tierd_policies::rules::default_rules_idle_after(m.cold_after_secs)),
+            horizon_ms: secs_to_ms(p.horizon_secs),
+            min_residency_ms: secs_to_ms(p.min_residency_secs),
+            cold_max_heat: p.cold_max_heat,
+            hot_min_heat: p.hot_min_heat,
             max_bytes_per_pass: m.max_bytes_per_pass,
         }
     }

@@ -46,6 +46,22 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     gauge("tierd_pass_next_run_timestamp_seconds", "When a pass next runs on its schedule (Unix seconds; 0 = never)"),
     counter("tierd_pass_skipped_total", "Fire times skipped because the pass's previous run was still going"),
     counter("tierd_config_reloads_total", "Configuration reloads (SIGHUP, POST /v1/admin/config/reload), by outcome"),
+    counter(
+        "tierd_policy_actions_planned_total",
+        "Tiering actions planned by the pass that carries them out, by rule and kind",
+    ),
+    counter(
+        "tierd_policy_actions_executed_total",
+        "Tiering actions carried out, by rule, kind and outcome (ok, error)",
+    ),
+    gauge(
+        "tierd_cost_monthly_usd",
+        "Projected monthly cost in USD after the current tiering plan, by tier (storage and cold reads)",
+    ),
+    gauge(
+        "tierd_cost_savings_usd_total",
+        "Running sum of the monthly saving in USD of the moves carried out since start",
+    ),
 ];
 
 /// Describes every metric of the process, the store's and the daemon's, each once.

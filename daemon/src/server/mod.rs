@@ -16,3 +16,4 @@ pub mod reload;
 pub mod schedule;
 pub mod serve;
 pub mod status;
+pub mod tiering;

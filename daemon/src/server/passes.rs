@@ -7,8 +7,12 @@
 
 use std::sync::Arc;
 
-use tierd_policies::MoveDirection;
-use tierd_policies::{RewriteAction, RewritePlanner, SegmentStats};
+use std::collections::{BTreeMap, HashMap};
+
+use tierd_policies::{
+    Capacity, Placement as Planned, RewriteAction, RewriteKind, RewritePlanner, SegmentStats, TieringAction,
+    TieringActionKind, TieringPlan,
+};
 use tierd_store::catalog::Placement;
 use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::{Layout, SegmentId};
@@ -20,10 +24,12 @@ use tracing::{info, warn};
 
 use super::config::Config;
 use super::error::ServerError;
+use super::tiering;
 use crate::api::{ActionKind, ActionReport, MoveAnswer, MoveReport, MoveStatus, PassName, PassReport, PassRequest};
 
 pub struct Passes {
     catalog: Arc<Catalog>,
+    layout: Layout,
     clock: Arc<dyn Clock>,
     rewriter: Rewriter,
     mover: Mover,
@@ -72,10 +78,11 @@ impl Passes {
         let mover = Mover::new(ctx.clone());
         let trash = Trash::new(ctx.clone());
         let gc = Gc::new(ctx.clone(), config.gc_config());
-        let (catalog, clock) = (ctx.catalog, ctx.clock);
+        let (catalog, clock, layout) = (ctx.catalog, ctx.clock, ctx.layout);
         let started_at_ms = clock.now_ms();
         Self {
             catalog,
+            layout,
             clock,
             rewriter,
             mover,
@@ -106,19 +113,6 @@ impl Passes {
     /// The configuration these passes run with.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The planners' view of `segments`, with their read heat as of `now_ms`.
-    fn planner_stats<'a>(
-        &self,
-        segments: impl Iterator<Item = &'a Arc<tierd_store::SegmentMeta>>,
-        now_ms: i64,
-    ) -> Vec<SegmentStats> {
-        let mut stats: Vec<SegmentStats> = segments.map(|m| m.planner_stats()).collect();
-        if let Some(heat) = &self.heat {
-            heat.annotate(&mut stats, now_ms);
-        }
-        stats
     }
 
     /// What the trash holds (`GET /v1/admin/trash`). Blocking.
@@ -169,30 +163,94 @@ impl Passes {
         report
     }
 
-    fn plan(&self, pass: PassName, req: &PassRequest) -> Vec<RewriteAction> {
+    /// What the tiering policy would do now, over the whole catalog (`GET /v1/plan`); moves nothing. Blocking.
+    pub fn tiering_plan(&self) -> TieringPlan {
+        let snapshot = self.catalog.snapshot();
+        tiering::plan(&self.config, &self.layout.hot_dir(), &snapshot, self.heat.as_deref(), self.clock.now_ms())
+    }
+
+    /// The tiering plan over one snapshot (of `project` only, if given), with the stats it was made from.
+    fn tiering_snapshot(&self, req: &PassRequest) -> (TieringPlan, Vec<SegmentStats>, Capacity) {
         let snapshot = self.catalog.snapshot();
         let now = self.clock.now_ms();
-        let stats = self.planner_stats(
-            snapshot
-                .segments()
-                .filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project))
-                // Side segments of removed duplicates are kept as they are until retention ends.
-                .filter(|m| m.role.is_data())
-                // Rewrites read their inputs and write their output on the hot disk: a cold-only segment would come
-                // back hot and have to migrate again. The default ladder finishes before data goes cold.
-                .filter(|m| m.hot_path().is_some()),
-            now,
-        );
+        let stats = tiering::planner_stats(&snapshot, req.project.as_deref(), self.heat.as_deref(), now);
+        let capacity = tiering::hot_capacity(&self.config, &self.layout.hot_dir(), &snapshot);
+        let plan = self.config.tiering_policy().plan(now, &stats, &self.config.cost, &capacity);
+        tiering::publish_costs(&plan);
+        (plan, stats, capacity)
+    }
+
+    fn plan(&self, pass: PassName, req: &PassRequest) -> Vec<(RewriteAction, Option<TieringAction>)> {
+        let (tiering_plan, stats, capacity) = self.tiering_snapshot(req);
+        // Rewrites read their inputs and write their output on the hot disk: a cold-only segment would come back
+        // hot and have to migrate again. The default ladder finishes before data goes cold.
+        let stats: Vec<SegmentStats> = stats.into_iter().filter(|s| s.placement != Planned::Cold).collect();
+        let now = self.clock.now_ms();
+        let policy = self.config.tiering_policy();
+        let by_id: HashMap<&str, &SegmentStats> = stats.iter().map(|s| (s.id.as_str(), s)).collect();
         match pass {
-            PassName::Reencode => self.config.reencode_planner().plan(now, &stats),
-            PassName::Compact => self.config.compact_planner().plan(now, &stats),
-            PassName::Recompress => self.config.recompress_planner().plan(now, &stats),
+            PassName::Reencode => {
+                self.config.reencode_planner().plan(now, &stats).into_iter().map(|a| (a, None)).collect()
+            }
+            PassName::Recompress => {
+                // A codec a rule prescribes replaces the ladder's for the segments the rule matches.
+                let ladder: Vec<SegmentStats> =
+                    stats.iter().filter(|s| policy.codec_rule(now, s, &capacity).is_none()).cloned().collect();
+                let mut out: Vec<_> =
+                    self.config.recompress_planner().plan(now, &ladder).into_iter().map(|a| (a, None)).collect();
+                for t in tiering_plan.actions {
+                    let (TieringActionKind::Recompress { codec }, Some(s)) = (&t.kind, by_id.get(t.segment.as_str()))
+                    else {
+                        continue;
+                    };
+                    let action = RewriteAction {
+                        kind: RewriteKind::Recompress,
+                        project: s.project.clone(),
+                        day: s.day,
+                        inputs: vec![s.id.clone()],
+                        output_codec: codec.clone(),
+                        bytes_before: s.bytes,
+                        reason: t.reason.clone(),
+                    };
+                    tiering::count_planned(&t);
+                    out.push((action, Some(t)));
+                }
+                out
+            }
+            PassName::Compact => {
+                // A rule's compaction target replaces `passes.compact.target_bytes` for the segments it matches.
+                let default: Vec<SegmentStats> =
+                    stats.iter().filter(|s| policy.compact_rule(now, s, &capacity).is_none()).cloned().collect();
+                let mut out: Vec<_> =
+                    self.config.compact_planner().plan(now, &default).into_iter().map(|a| (a, None)).collect();
+                let mut groups: BTreeMap<u64, (Vec<SegmentStats>, HashMap<String, TieringAction>)> = BTreeMap::new();
+                for t in tiering_plan.actions {
+                    if let (TieringActionKind::Compact { target_bytes }, Some(s)) =
+                        (&t.kind, by_id.get(t.segment.as_str()))
+                    {
+                        let group = groups.entry(*target_bytes).or_default();
+                        group.0.push((*s).clone());
+                        group.1.insert(t.segment.clone(), t);
+                    }
+                }
+                for (target_bytes, (segments, planned)) in groups {
+                    let planner = tierd_policies::CompactPlanner { target_bytes, ..self.config.compact_planner() };
+                    for a in planner.plan(now, &segments) {
+                        let t = a.inputs.iter().find_map(|id| planned.get(id)).cloned();
+                        if let Some(t) = &t {
+                            tiering::count_planned(t);
+                        }
+                        out.push((a, t));
+                    }
+                }
+                out
+            }
             PassName::Migrate | PassName::Promote | PassName::Gc => unreachable!("run calls plan for rewrites only"),
         }
     }
 
     fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
-        for action in self.plan(pass, req) {
+        for (action, planned) in self.plan(pass, req) {
             let mut a = ActionReport {
                 kind: rewrite_kind(action.kind),
                 inputs: action.inputs.clone(),
@@ -214,25 +272,33 @@ impl Passes {
                     Err(e) => {
                         warn!(pass = pass.label(), inputs = ?action.inputs, error = %e, "rewrite failed");
                         report.errors.push(format!("{} of {:?}: {e}", a.kind, action.inputs));
+                        if let Some(t) = &planned {
+                            tiering::count_executed(t, false);
+                        }
                         continue;
                     }
+                }
+                if let Some(t) = &planned {
+                    tiering::count_executed(t, true);
                 }
             }
             report.actions.push(a);
         }
     }
 
-    /// Moves planned by the placement planner over one snapshot, carried out one by one.
+    /// The tiering planner's moves of this pass's direction over one snapshot (to the cold tier for migrate, to the
+    /// hot disk for promote), carried out one by one through the crash-safe `Mover`.
     fn run_moves(&self, kind: ActionKind, req: &PassRequest, report: &mut PassReport) {
-        let snapshot = self.catalog.snapshot();
-        let now = self.clock.now_ms();
-        let stats = self
-            .planner_stats(snapshot.segments().filter(|m| req.project.as_ref().is_none_or(|p| *p == m.project)), now);
-        let (direction, target) = match kind {
-            ActionKind::Migrate => (MoveDirection::ToCold, Placement::Cold),
-            _ => (MoveDirection::ToHot, Placement::Hot),
-        };
-        for action in self.config.placement_planner().plan(now, &stats, direction) {
+        let (plan, stats, _) = self.tiering_snapshot(req);
+        let from: HashMap<&str, Planned> = stats.iter().map(|s| (s.id.as_str(), s.placement)).collect();
+        let pass = if kind == ActionKind::Migrate { "migrate" } else { "promote" };
+        for action in plan.actions {
+            let TieringActionKind::Move { to } = action.kind else { continue };
+            let Some(&placement) = from.get(action.segment.as_str()) else { continue };
+            if tiering::pass_of(&action, placement) != pass {
+                continue;
+            }
+            tiering::count_planned(&action);
             let mut a = ActionReport {
                 kind,
                 inputs: vec![action.segment.clone()],
@@ -244,12 +310,17 @@ impl Passes {
                 duplicates_segment: None,
             };
             if !req.dry_run {
-                match self.move_one(&action.segment, target) {
+                match self.move_one(&action.segment, tiering::store_placement(to)) {
                     Ok(o) => {
+                        info!(segment = %action.segment, rule = %action.rule, to = ?to, bytes = o.bytes_copied,
+                            monthly_cost_delta = action.monthly_cost_delta, "policy move done");
+                        tiering::count_executed(&action, true);
                         a.outputs = o.new_location.iter().map(|l| format!("{}:{}", l.tier.label(), l.path)).collect();
                         a.bytes_after = Some(o.bytes_copied);
                     }
                     Err(e) => {
+                        warn!(segment = %action.segment, rule = %action.rule, error = %e, "policy move failed");
+                        tiering::count_executed(&action, false);
                         report.errors.push(format!("{kind} of {}: {e}", action.segment));
                         continue;
                     }

@@ -1,5 +1,5 @@
-//! Operator endpoints: run a pass now, move segments by hand, list the trash and restore from it; the scheduler's
-//! status and configuration reloads.
+//! Operator endpoints: run a pass now, preview the tiering plan, move segments by hand, list the trash and restore
+//! from it; the scheduler's status and configuration reloads.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
     MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, ReloadOutcome, ReloadRecord, RestoreAnswer,
-    RestoreRequest, RunTrigger, StatusAnswer, TrashList,
+    RestoreRequest, RunTrigger, StatusAnswer, TieringPlan, TrashList,
 };
 use crate::server::error::ServerError;
 use crate::server::schedule::JobReport;
@@ -45,6 +45,13 @@ pub async fn run_pass(
         state.scheduler.record(pass.label(), RunTrigger::Manual, started_ms, watch, job);
     }
     Ok(Json(result?))
+}
+
+/// `GET /v1/plan`: what the tiering policy would do now ([`TieringPlan`]: actions with their rule, reason and cost
+/// effect; the monthly bill by tier and codec before and after; the one-time transition cost; the break-even time).
+/// It moves nothing.
+pub async fn plan(State(state): State<Arc<AppState>>) -> Result<Json<TieringPlan>, ApiError> {
+    Ok(Json(state.passes.in_background("tierd-plan", |p| p.tiering_plan()).await?))
 }
 
 /// `POST /v1/admin/move` with `{"segments":["ID",...],"to":"cold|hot|both"}`: moves each segment through the same

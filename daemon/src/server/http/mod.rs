@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
         .route("/v1/status", get(admin::status))
         .route("/v1/admin/config/reload", post(admin::reload_config))
         .route("/v1/admin/passes/{name}/run", post(admin::run_pass))
+        .route("/v1/plan", get(admin::plan))
         .route("/v1/admin/move", post(admin::move_segments))
         .route("/v1/admin/trash", get(admin::trash_list))
         .route("/v1/admin/trash/restore", post(admin::trash_restore));

@@ -1,0 +1,190 @@
+//! `tierd plan [--json] [--config FILE] [--data-dir DIR | --url URL]`: what the tiering policy would do now, and the
+//! bill before and after, in dollars. It moves nothing.
+//!
+//! Two ways to get the plan: `--url` asks a running daemon (`GET /v1/plan`); otherwise the command opens a stopped
+//! daemon's catalog itself and plans with the configuration given (`--config`, else the defaults) and the hot disk
+//! under the data directory. The offline form runs no recovery and writes nothing of its own (opening the catalog is
+//! sled's open, which migrates an older schema as the daemon would); it refuses a data directory whose catalog a
+//! running daemon holds (sled's lock), pointing at `--url`. It lives beside `server` and `client` because it is
+//! both: a client of a daemon, or a reader of its data directory.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use tierd_policies::{TieringActionKind, TieringPlan};
+use tierd_store::layout::Layout;
+use tierd_store::{Catalog, Clock, SystemClock};
+
+use crate::client::daemon::{admin_call, DEFAULT_URL};
+use crate::server::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Print the plan as JSON (the body of `GET /v1/plan`).
+    #[arg(long)]
+    pub json: bool,
+    /// TOML config file of the daemon (offline form); every key is optional.
+    #[arg(long, conflicts_with = "url")]
+    pub config: Option<PathBuf>,
+    /// Data directory of a stopped daemon (overrides the config's `data_dir`).
+    #[arg(long, conflicts_with = "url")]
+    pub data_dir: Option<PathBuf>,
+    /// Ask the running daemon at this URL instead (`GET /v1/plan`).
+    #[arg(long, env = "TIERD_URL")]
+    pub url: Option<String>,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<()> {
+    // TIERD_URL set in the environment must not win over an explicit offline request.
+    let url = args.url.filter(|_| args.config.is_none() && args.data_dir.is_none());
+    let text = match url {
+        Some(url) => admin_call(&url, "/v1/plan", None::<&()>, "plan")?,
+        None => serde_json::to_string(&offline(args.config, args.data_dir)?)?,
+    };
+    if args.json {
+        println!("{text}");
+        return Ok(());
+    }
+    let plan: TieringPlan = serde_json::from_str(&text)?;
+    print!("{}", format_plan(&plan));
+    Ok(())
+}
+
+/// The plan over a stopped daemon's catalog.
+fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<TieringPlan> {
+    let mut config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    config.validate()?;
+    let layout = Layout::new(config.data_dir.clone());
+    let dir = layout.catalog_dir();
+    if !dir.is_dir() {
+        bail!("no catalog in {}: give the data directory of a tierd daemon (--data-dir)", dir.display());
+    }
+    let catalog = Catalog::open(&dir).with_context(|| {
+        format!(
+            "cannot open the catalog in {} (a running daemon holds it locked): ask the daemon instead with \
+             `tierd plan --url {DEFAULT_URL}`",
+            dir.display()
+        )
+    })?;
+    let catalog = std::sync::Arc::new(catalog);
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    // The read heat the daemon persisted at its last flush (loading it changes nothing).
+    let heat = tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), config.heat_config()?)
+        .context("cannot load read heat from the catalog")?;
+    let snapshot = catalog.snapshot();
+    Ok(crate::server::tiering::plan(&config, &layout.hot_dir(), &snapshot, Some(&heat), clock.now_ms()))
+}
+
+fn usd(v: f64) -> String {
+    if v.abs() >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.6}")
+    }
+}
+
+/// The plan as people read it: each action with its reason, the monthly bill by tier and codec before and after,
+/// the one-time transition cost and the break-even time.
+pub fn format_plan(plan: &TieringPlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "tiering plan: {} action(s); nothing is moved by `tierd plan`", plan.actions.len());
+    for a in &plan.actions {
+        let what = match &a.kind {
+            TieringActionKind::Move { to } => format!("move to {}", tierd_policies::tiering::label(*to)),
+            TieringActionKind::Recompress { codec } => format!("recompress to {codec}"),
+            TieringActionKind::Compact { target_bytes } => format!("compact towards {target_bytes} B"),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} day {}: {what} [rule {}] {:+.6} USD/month, {} once",
+            a.segment,
+            a.project,
+            a.day,
+            a.rule,
+            a.monthly_cost_delta,
+            usd(a.transition_cost)
+        );
+        let _ = writeln!(out, "      {}", a.reason);
+    }
+    let _ = writeln!(out, "monthly cost (storage and cold reads, USD):");
+    let _ = writeln!(out, "  {:<24} {:>14} {:>14} {:>10} {:>10}", "", "before", "after", "segments", "after");
+    let rows = plan
+        .by_tier
+        .iter()
+        .map(|(k, v)| (format!("tier {k}"), v))
+        .chain(plan.by_codec.iter().map(|(k, v)| (format!("codec {k}"), v)));
+    for (name, c) in rows {
+        let _ = writeln!(
+            out,
+            "  {name:<24} {:>14.6} {:>14.6} {:>10} {:>10}",
+            c.monthly_before, c.monthly_after, c.segments, c.segments_after
+        );
+    }
+    let _ = writeln!(out, "  {:<24} {:>14.6} {:>14.6}", "total", plan.monthly_cost_before, plan.monthly_cost_after);
+    let _ = writeln!(out, "one-time transition cost: {}", usd(plan.transition_cost));
+    let saving = plan.monthly_cost_before - plan.monthly_cost_after;
+    let _ = match plan.break_even_ms {
+        Some(ms) => writeln!(out, "break-even: {} (saves {} a month)", duration(ms), usd(saving)),
+        None => writeln!(out, "break-even: never (the plan saves nothing a month: {})", usd(saving)),
+    };
+    out
+}
+
+/// `3.2d`, `5.0h`, `12min`, `40s`.
+fn duration(ms: i64) -> String {
+    let s = ms as f64 / 1000.0;
+    if s >= 86_400.0 {
+        format!("{:.1}d", s / 86_400.0)
+    } else if s >= 3_600.0 {
+        format!("{:.1}h", s / 3_600.0)
+    } else if s >= 60.0 {
+        format!("{:.0}min", s / 60.0)
+    } else {
+        format!("{s:.0}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tierd_policies::{Capacity, Placement, Prices, SegmentFormat, SegmentState, SegmentStats, TieringPolicy};
+
+    use super::*;
+
+    #[test]
+    fn the_human_form_lists_actions_reasons_and_the_bill() {
+        let day = 86_400_000;
+        let s = SegmentStats {
+            id: "01ABC".into(),
+            project: "web".into(),
+            day: 20_000,
+            state: SegmentState::Sealed,
+            format: SegmentFormat::Columnar,
+            codec: "zstd-19".into(),
+            rows: 1,
+            bytes: 1 << 30,
+            created_at_ms: 0,
+            max_time_ms: 0,
+            placement: Placement::Hot,
+            placed_at_ms: 0,
+            heat: 0.0,
+            heat_bytes: 0.0,
+        };
+        let plan = TieringPolicy::default().plan(30 * day, &[s], &Prices::default(), &Capacity::default());
+        let text = format_plan(&plan);
+        assert!(text.contains("1 action(s)"), "{text}");
+        assert!(text.contains("01ABC web day 20000: move to cold [rule idle] -0.057000 USD/month"), "{text}");
+        assert!(text.contains("rule \"idle\": hot -> cold"), "{text}");
+        assert!(text.contains("tier hot") && text.contains("codec zstd-19"), "{text}");
+        assert!(text.contains("one-time transition cost: $0.000525"), "{text}");
+        assert!(text.contains("break-even: 6.6h"), "{text}");
+        let empty = format_plan(&TieringPlan::default());
+        assert!(empty.contains("break-even: never"), "{empty}");
+    }
+}
