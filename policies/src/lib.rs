@@ -36,6 +36,7 @@ pub mod recompress;
 pub mod reencode;
 pub mod retry;
 mod segment;
+pub mod simulate;
 #[cfg(test)]
 mod testing;
 
