@@ -193,7 +193,7 @@ impl Prices {
 /// How long until a one-time `cost` is paid back by a monthly saving of `monthly_saving`, in milliseconds; `None`
 /// when it never is (no saving, or a loss).
 pub fn break_even_ms(cost: f64, monthly_saving: f64) -> Option<i64> {
-    if !(monthly_saving > 0.0) || !cost.is_finite() {
+    if monthly_saving.is_nan() || monthly_saving <= 0.0 || !cost.is_finite() {
         return None;
     }
     if cost <= 0.0 {

@@ -17,8 +17,10 @@
 //! `tests/planner_properties.rs` checks them for arbitrary segment sets. Configurations are checked with
 //! [`RewritePlanner::validate`], whose [`PolicyError`] names the offending field.
 //!
-//! And [`placement`]: which segments move between the hot disk and the cold tier, by the age of their newest
-//! event for now.
+//! And tiering: [`rules`] (ordered, declarative `[[policy.rules]]`: placement, codec and compaction prescriptions
+//! matched on project, age, heat, size, format, tier and hot-disk fill) and [`tiering`], the planner that turns
+//! them into priced moves within residency, hysteresis, capacity and per-pass limits, with the bill before and
+//! after ([`cost`] prices it). [`placement`] is the older age-only planner.
 //!
 //! Still to come with the tiering issues: per-segment read heat (decayed access counts) and its aggregation;
 //! placement rules driven by heat and retention; the storage cost model (bytes x $/GB-month per
@@ -35,10 +37,12 @@ mod planner;
 pub mod recompress;
 pub mod reencode;
 pub mod retry;
+pub mod rules;
 mod segment;
 pub mod simulate;
 #[cfg(test)]
 mod testing;
+pub mod tiering;
 
 pub use compact::CompactPlanner;
 pub use cost::{Prices, StorageClass};
@@ -48,4 +52,6 @@ pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
 pub use retry::RetryPolicy;
+pub use rules::Rule;
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};
+pub use tiering::{Capacity, TierCost, TieringAction, TieringActionKind, TieringPlan, TieringPolicy};
