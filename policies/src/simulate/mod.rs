@@ -174,9 +174,7 @@ pub fn run(
                 (None, None) => break,
             }
         }
-        for action in scenario.plan(&store, next) {
-            store.apply(next, &action)?;
-        }
+        scenario.step(&mut store, prices, next)?;
         now = next;
     }
     // Anything stamped at or after the end (a log's last write) still counts as a segment.

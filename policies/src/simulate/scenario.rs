@@ -7,17 +7,21 @@
 //!   (90 days) its cold copy drops to `StorageClass::ColdInfrequent` (free, as IT's own transitions are), and a
 //!   read of a cold segment brings it back to the frequent tier, the hot disk, as IT does on access (the read
 //!   itself is served from the cold tier).
-//! - `tierd`: the configured policy, fed exactly what the daemon feeds it: the recompress ladder over segments with
-//!   a hot copy (the rewriter reads only those), and the placement planner over every segment, both on the same
-//!   snapshot of stats with heat; every action applied.
+//! - `tierd`: the configured policy, fed what the daemon feeds it: the recompress ladder over segments with a hot
+//!   copy (the rewriter reads only those) that no codec rule matches, then the real tiering planner
+//!   ([`TieringPolicy::plan`]) over a snapshot of every segment's stats with heat, the hot disk's use and the
+//!   prices; every Move, Recompress and Compact action is applied.
 
 use serde::{Deserialize, Serialize};
 
-use crate::cost::StorageClass;
-use crate::placement::{MoveDirection, PlacementPlanner};
+use std::collections::BTreeMap;
+
+use crate::cost::{Prices, StorageClass};
+use crate::error::PolicyError;
 use crate::planner::RewritePlanner as _;
 use crate::recompress::RecompressPlanner;
 use crate::segment::Placement;
+use crate::tiering::{Capacity, TieringActionKind, TieringPolicy};
 
 use super::state::{SimAction, SimStore};
 use super::workload::DAY_MS;
@@ -38,11 +42,14 @@ impl Default for AgeOnly {
     }
 }
 
-/// tierd's policy as the daemon runs it.
+/// tierd's policy as the daemon runs it: the recompress ladder (`[passes.recompress]`) for segments no codec rule
+/// matches, and the tiering planner (`[policy]`, `[cost]`) for placement, rule codecs and compaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierdPolicy {
     pub recompress: RecompressPlanner,
-    pub placement: PlacementPlanner,
+    pub tiering: TieringPolicy,
+    /// The hot disk's size for the planner's capacity checks; 0 = unknown (unbounded, no fill watermark holds).
+    pub hot_capacity_bytes: u64,
 }
 
 /// One scenario; see the [module docs](self).
@@ -72,13 +79,44 @@ impl Scenario {
         }
     }
 
-    /// The actions due at `now_ms`.
-    pub(crate) fn plan(&self, store: &SimStore<'_>, now_ms: i64) -> Vec<SimAction> {
+    /// Plans at `now_ms` and carries the plan out, as the daemon's passes would: first the recompress ladder over
+    /// segments with a hot copy and no codec rule, then the tiering planner over a fresh snapshot (a rewrite's
+    /// output is a new segment, which the next plan may move).
+    pub(crate) fn step(&self, store: &mut SimStore<'_>, prices: &Prices, now_ms: i64) -> Result<(), PolicyError> {
+        for action in self.plan(store, now_ms) {
+            store.apply(now_ms, &action)?;
+        }
+        if let Scenario::Tierd(p) = self {
+            let capacity = Capacity { hot_bytes_capacity: p.hot_capacity_bytes, hot_bytes_used: store.hot_bytes() };
+            let plan = p.tiering.plan(now_ms, &store.snapshot(now_ms), prices, &capacity);
+            let mut compactions: BTreeMap<(String, i32, u64), Vec<usize>> = BTreeMap::new();
+            for a in plan.actions {
+                let seg = index(store, &a.segment);
+                let action = match a.kind {
+                    TieringActionKind::Move { to } => SimAction::Move { seg, to, class: StorageClass::Cold },
+                    TieringActionKind::Recompress { codec } => SimAction::Recompress { seg, codec },
+                    TieringActionKind::Compact { target_bytes } => {
+                        compactions.entry((a.project, a.day, target_bytes)).or_default().push(seg);
+                        continue;
+                    }
+                };
+                store.apply(now_ms, &action)?;
+            }
+            for (_, mut segs) in compactions {
+                segs.sort_unstable();
+                store.apply(now_ms, &SimAction::Compact { segs })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The actions of the scenario's own rules due at `now_ms` (for `tierd`, the recompress ladder's).
+    fn plan(&self, store: &SimStore<'_>, now_ms: i64) -> Vec<SimAction> {
         match self {
             Scenario::AllHot => Vec::new(),
             Scenario::AgeOnly(a) => {
                 let mut out = Vec::new();
-                for (seg, s) in store.segments.iter().enumerate() {
+                for (seg, s) in store.segments.iter().enumerate().filter(|(_, s)| !s.retired) {
                     let idle = now_ms - s.last_access_ms;
                     if s.stats.placement == Placement::Hot && idle >= a.cold_after_ms {
                         out.push(SimAction::Move { seg, to: Placement::Cold, class: StorageClass::Cold });
@@ -89,31 +127,26 @@ impl Scenario {
                 out
             }
             Scenario::Tierd(p) => {
-                let snapshot = store.snapshot(now_ms);
-                let index = |id: &str| store.index(id).expect("planned segment exists");
-                let with_hot: Vec<_> =
-                    snapshot.iter().filter(|s| s.placement != Placement::Cold).cloned().collect();
-                let mut out: Vec<SimAction> = p
-                    .recompress
-                    .plan(now_ms, &with_hot)
+                let capacity = Capacity { hot_bytes_capacity: p.hot_capacity_bytes, hot_bytes_used: store.hot_bytes() };
+                let ladder: Vec<_> = store
+                    .snapshot(now_ms)
+                    .into_iter()
+                    .filter(|s| s.placement != Placement::Cold && p.tiering.codec_rule(now_ms, s, &capacity).is_none())
+                    .collect();
+                p.recompress
+                    .plan(now_ms, &ladder)
                     .into_iter()
                     .flat_map(|a| {
                         let codec = a.output_codec;
                         a.inputs.into_iter().map(move |id| (id, codec.clone()))
                     })
-                    .map(|(id, codec)| SimAction::Recompress { seg: index(&id), codec })
-                    .collect();
-                for direction in [MoveDirection::ToCold, MoveDirection::ToHot] {
-                    for m in p.placement.plan(now_ms, &snapshot, direction) {
-                        let to = match direction {
-                            MoveDirection::ToCold => Placement::Cold,
-                            MoveDirection::ToHot => Placement::Hot,
-                        };
-                        out.push(SimAction::Move { seg: index(&m.segment), to, class: StorageClass::Cold });
-                    }
-                }
-                out
+                    .map(|(id, codec)| SimAction::Recompress { seg: index(store, &id), codec })
+                    .collect()
             }
         }
     }
+}
+
+fn index(store: &SimStore<'_>, id: &str) -> usize {
+    store.index(id).expect("the planners only name segments of the snapshot")
 }

@@ -49,6 +49,8 @@ pub(crate) struct SimSegment {
     pub last_access_ms: i64,
     /// Bumped by every rewrite: a new object, so cached blocks of the old one are of no use.
     pub generation: u32,
+    /// Merged into another segment by a compaction: gone.
+    pub retired: bool,
 }
 
 impl SimSegment {
@@ -70,6 +72,8 @@ pub(crate) enum SimAction {
     Reclass { seg: usize, class: StorageClass },
     /// Rewrite with another codec.
     Recompress { seg: usize, codec: String },
+    /// Merge segments of one (project, day) into the first.
+    Compact { segs: Vec<usize> },
 }
 
 /// Everything counted over a run.
@@ -86,6 +90,7 @@ pub(crate) struct Tally {
     pub moves: u64,
     pub reclasses: u64,
     pub recompressions: u64,
+    pub compactions: u64,
     pub latencies_ms: Vec<f64>,
     pub reads_hot: u64,
     pub reads_cache: u64,
@@ -188,7 +193,7 @@ impl<'a> SimStore<'a> {
     /// Bytes of live copies per storage class.
     pub(crate) fn bytes_by_class(&self) -> [(StorageClass, u64); 3] {
         let mut out = [(StorageClass::Hot, 0), (StorageClass::Cold, 0), (StorageClass::ColdInfrequent, 0)];
-        for s in &self.segments {
+        for s in self.segments.iter().filter(|s| !s.retired) {
             if s.has_hot() {
                 out[0].1 += s.stats.bytes;
             }
@@ -230,6 +235,7 @@ impl<'a> SimStore<'a> {
                 heat_bytes: Decayed::default(),
                 last_access_ms: w.time_ms,
                 generation: 0,
+                retired: false,
             });
             self.ids.insert(self.segments[idx].stats.id.clone(), idx);
             self.by_day.entry((w.project.clone(), w.day)).or_default().push(idx);
@@ -239,10 +245,15 @@ impl<'a> SimStore<'a> {
     /// One read: every segment of its (project, day) is read in parallel, its share of the bytes scaled to its
     /// codec; the read's latency is the slowest segment's. Returns the segments read (for the scenario's hook).
     pub(crate) fn read(&mut self, r: &Read) -> Vec<usize> {
-        let Some(idxs) = self.by_day.get(&(r.project.clone(), r.day)).cloned() else {
+        let idxs: Vec<usize> = self
+            .by_day
+            .get(&(r.project.clone(), r.day))
+            .map(|v| v.iter().copied().filter(|&i| !self.segments[i].retired).collect())
+            .unwrap_or_default();
+        if idxs.is_empty() {
             self.tally.unserved_reads += 1;
             return Vec::new();
-        };
+        }
         let total: u64 = idxs.iter().map(|&i| self.segments[i].ingest_bytes).sum::<u64>().max(1);
         let mut slowest: f64 = 0.0;
         for &i in &idxs {
@@ -275,12 +286,18 @@ impl<'a> SimStore<'a> {
     pub(crate) fn snapshot(&self, now_ms: i64) -> Vec<SegmentStats> {
         self.segments
             .iter()
+            .filter(|s| !s.retired)
             .map(|s| SegmentStats {
                 heat: s.heat.at(now_ms, self.half_life_ms),
                 heat_bytes: s.heat_bytes.at(now_ms, self.half_life_ms),
                 ..s.stats.clone()
             })
             .collect()
+    }
+
+    /// Bytes on the hot disk.
+    pub(crate) fn hot_bytes(&self) -> u64 {
+        self.bytes_by_class()[0].1
     }
 
     /// Index of a segment id.
@@ -334,22 +351,60 @@ impl<'a> SimStore<'a> {
                     return Ok(());
                 }
                 let new_bytes = codec::rescale(s.ingest_bytes, self.ingest_codec, codec)?;
-                if s.has_cold() {
-                    if !s.has_hot() {
-                        t.transition_cost += p.read_cost(s.stats.bytes, s.cold_class);
-                        t.gets += p.read_requests(s.stats.bytes);
-                    }
-                    t.transition_cost += p.upload_cost(new_bytes, s.cold_class) + p.delete_cost(s.cold_class);
-                    t.puts += p.upload_requests(new_bytes);
-                    t.deletes += 1;
-                }
-                t.bytes_rewritten += s.stats.bytes;
+                Self::rewrite_input(p, t, s);
                 t.recompressions += 1;
                 s.stats.bytes = new_bytes;
                 s.stats.codec = codec.clone();
-                s.generation += 1;
+                Self::rewrite_output(s, now_ms);
+            }
+            SimAction::Compact { segs } => {
+                let Some((&first, rest)) = segs.split_first() else { return Ok(()) };
+                let (mut bytes, mut ingest, mut heat, mut heat_bytes) = (0, 0, 0.0, 0.0);
+                let mut last_access = i64::MIN;
+                for &i in segs {
+                    let s = &mut self.segments[i];
+                    Self::rewrite_input(p, t, s);
+                    bytes += s.stats.bytes;
+                    ingest += s.ingest_bytes;
+                    heat += s.heat.at(now_ms, self.half_life_ms);
+                    heat_bytes += s.heat_bytes.at(now_ms, self.half_life_ms);
+                    last_access = last_access.max(s.last_access_ms);
+                }
+                for &i in rest {
+                    self.segments[i].retired = true;
+                }
+                let s = &mut self.segments[first];
+                s.stats.bytes = bytes;
+                s.ingest_bytes = ingest;
+                s.heat = Decayed { value: heat, at_ms: now_ms };
+                s.heat_bytes = Decayed { value: heat_bytes, at_ms: now_ms };
+                s.last_access_ms = last_access;
+                t.compactions += 1;
+                Self::rewrite_output(s, now_ms);
             }
         }
         Ok(())
+    }
+
+    /// A rewrite reads its input from the hot disk (the rewriter reads only segments with a hot copy; a cold-only
+    /// input is fetched first) and retires it, deleting its cold copy.
+    fn rewrite_input(p: &Prices, t: &mut Tally, s: &SimSegment) {
+        if !s.has_hot() {
+            t.transition_cost += p.read_cost(s.stats.bytes, s.cold_class);
+            t.gets += p.read_requests(s.stats.bytes);
+        }
+        if s.has_cold() {
+            t.transition_cost += p.delete_cost(s.cold_class);
+            t.deletes += 1;
+        }
+        t.bytes_rewritten += s.stats.bytes;
+    }
+
+    /// A rewrite's output is a new segment on the hot disk, placed now. Its heat stays with the data (the reads
+    /// were of these events).
+    fn rewrite_output(s: &mut SimSegment, now_ms: i64) {
+        s.stats.placement = Placement::Hot;
+        s.stats.placed_at_ms = now_ms;
+        s.generation += 1;
     }
 }

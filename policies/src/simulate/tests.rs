@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::accesslog;
 use super::*;
-use crate::placement::PlacementPlanner;
+use crate::tiering::TieringPolicy;
 use crate::recompress::{LadderStep, RecompressPlanner};
 use crate::segment::Placement;
 
@@ -23,7 +23,8 @@ fn tierd() -> Scenario {
                 LadderStep { min_age_ms: 6 * DAY, codec: "zstd-19".into() },
             ],
         },
-        placement: PlacementPlanner { cold_after_ms: 7 * DAY, max_bytes_per_pass: u64::MAX },
+        tiering: TieringPolicy::default(),
+        hot_capacity_bytes: 0,
     }))
 }
 
