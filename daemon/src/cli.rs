@@ -1,4 +1,4 @@
-//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash`. Parsing and dispatch only:
+//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | simulate`. Parsing and dispatch only:
 //! each command is carried out by [`crate::server`], [`crate::client`] or `crate::gen`, none of which depends on
 //! this module.
 
@@ -31,6 +31,8 @@ pub enum Command {
     Move(crate::client::MoveArgs),
     /// What garbage collection deleted and still keeps, and putting deleted segments back (`list`, `restore`).
     Trash(crate::client::TrashArgs),
+    /// Replay a workload through all-hot, age-only and tierd's policy offline: cost, read latency, bytes moved.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => crate::client::run_gc(args),
         Command::Move(args) => crate::client::run_move(args),
         Command::Trash(args) => crate::client::run_trash(args),
+        Command::Simulate(args) => crate::simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //!   running daemon;
 //! - [`api`]: the request and response bodies the server and the client share;
 //! - `gen`: the event generator;
+//! - [`simulate`]: `tierd simulate`, the offline what-if of the placement policies;
 //! - [`cli`]: the command line, which parses arguments and hands them to one of the above (nothing depends on it).
 
 pub mod api;
@@ -13,3 +14,4 @@ pub mod cli;
 pub mod client;
 pub mod gen;
 pub mod server;
+pub mod simulate;

@@ -32,6 +32,9 @@ pub struct Config {
     /// The cache of cold bytes on the hot disk (0 = off).
     pub cache: CacheConfig,
     pub log: LogConfig,
+    /// `tierd simulate`: the generated workload, the latency model and the age-only baseline (the server ignores
+    /// it).
+    pub simulate: tierd_policies::simulate::SimConfig,
 }
 
 /// Layout of the columnar segments rewrites write.
@@ -197,6 +200,7 @@ impl Default for Config {
             budget: BudgetConfig::default(),
             cache: CacheConfig::default(),
             log: LogConfig::default(),
+            simulate: tierd_policies::simulate::SimConfig::default(),
         }
     }
 }

@@ -50,9 +50,11 @@ pub struct SimConfig {
     pub tick_ms: i64,
     /// Half-life of the simulated heat. Default one day.
     pub heat_half_life_ms: i64,
-    /// Bound of the simulated cache of cold blocks. Default 1 GiB, `cache.max_bytes`' default.
+    /// Bound of the simulated cache of cold blocks. Default 1 GiB; the daemon takes `cache.max_bytes`.
+    #[serde(skip)]
     pub cache_max_bytes: u64,
-    /// The codec data is sealed with (the re-encode codec). Default lz4, `passes.reencode.codec`'s default.
+    /// The codec data is sealed with (the re-encode codec). Default lz4; the daemon takes `passes.reencode.codec`.
+    #[serde(skip)]
     pub ingest_codec: String,
     pub latency: LatencyModel,
     pub age_only: AgeOnly,
