@@ -1,5 +1,5 @@
-//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status | plan`. Parsing and
-//! dispatch only:
+//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status | plan | simulate`.
+//! Parsing and dispatch only:
 //! each command is carried out by [`crate::server`], [`crate::client`] or `crate::gen`, none of which depends on
 //! this module.
 
@@ -36,6 +36,8 @@ pub enum Command {
     Status(crate::client::StatusArgs),
     /// What the tiering policy would do now and the monthly bill before and after, in USD; moves nothing.
     Plan(crate::plan::PlanArgs),
+    /// Replay a workload through all-hot, age-only and tierd's policy offline: cost, read latency, bytes moved.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -51,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Trash(args) => crate::client::run_trash(args),
         Command::Status(args) => crate::client::run_status(args),
         Command::Plan(args) => crate::plan::run(args),
+        Command::Simulate(args) => crate::simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

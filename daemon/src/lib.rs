@@ -7,6 +7,7 @@
 //! - [`api`]: the request and response bodies the server and the client share;
 //! - `gen`: the event generator;
 //! - [`plan`]: `tierd plan`, the tiering plan from a running daemon or a stopped one's data directory;
+//! - [`simulate`]: `tierd simulate`, the offline what-if of the placement policies;
 //! - [`cli`]: the command line, which parses arguments and hands them to one of the above (nothing depends on it).
 
 pub mod api;
@@ -15,3 +16,4 @@ pub mod client;
 pub mod gen;
 pub mod plan;
 pub mod server;
+pub mod simulate;

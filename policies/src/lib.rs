@@ -41,6 +41,7 @@ pub mod retry;
 pub mod schedule;
 pub mod rules;
 mod segment;
+pub mod simulate;
 #[cfg(test)]
 mod testing;
 pub mod tiering;

@@ -36,6 +36,9 @@ pub struct Config {
     pub log: LogConfig,
     pub policy: PolicySection,
     pub cost: tierd_policies::Prices,
+    /// `tierd simulate`: the generated workload, the latency model and the age-only baseline (the server ignores
+    /// it).
+    pub simulate: tierd_policies::simulate::SimConfig,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -327,6 +330,7 @@ impl Default for Config {
             log: LogConfig::default(),
             policy: PolicySection::default(),
             cost: tierd_policies::Prices::default(),
+            simulate: tierd_policies::simulate::SimConfig::default(),
         }
     }
 }

@@ -1,0 +1,100 @@
+//! `tierd simulate` on the real binary: the JSON report's shape and the invariants that hold for any workload
+//! (no tuned numbers): three scenarios side by side, costs finite and non-negative and adding up, all-hot moving
+//! nothing, the same seed giving the same report, `--config` reaching the latency model, and an access log replayed
+//! (or refused with the line named).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tierd_tests::daemon::{tierd_bin, TestDir};
+
+fn simulate(args: &[&str]) -> Output {
+    Command::new(tierd_bin()).arg("simulate").args(args).output().expect("run tierd simulate")
+}
+
+fn report(args: &[&str]) -> Value {
+    let out = simulate(args);
+    assert!(out.status.success(), "tierd simulate {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the report is JSON")
+}
+
+fn scenario<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("{name}"))
+}
+
+fn f(s: &Value, key: &str) -> f64 {
+    s[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {s}"))
+}
+
+#[test]
+fn generated_report_shape_and_invariants() {
+    let r = report(&["--json", "--days", "10", "--seed", "5"]);
+    let names: Vec<&str> = r["scenarios"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["all-hot", "age-only", "tierd"]);
+    assert_eq!(r["days"].as_f64(), Some(10.0));
+    assert!(r["reads"].as_u64().unwrap() > 0);
+    for s in r["scenarios"].as_array().unwrap() {
+        for key in ["monthly_cost", "total_cost", "storage_cost", "transition_cost", "read_cost", "p50_read_ms", "p99_read_ms"] {
+            let v = f(s, key);
+            assert!(v.is_finite() && v >= 0.0, "{key} = {v} in {s}");
+        }
+        for key in ["bytes_moved", "requests", "reads", "end_bytes_hot", "end_bytes_cold"] {
+            assert!(s[key].is_u64(), "{key} in {s}");
+        }
+        let parts = f(s, "storage_cost") + f(s, "transition_cost") + f(s, "read_cost");
+        assert!((f(s, "total_cost") - parts).abs() < 1e-6, "{s}");
+        assert!(f(s, "p50_read_ms") <= f(s, "p99_read_ms"));
+        assert_eq!(s["reads"], r["scenarios"][0]["reads"], "every scenario serves the same reads");
+    }
+    let hot = scenario(&r, "all-hot");
+    assert_eq!((hot["bytes_moved"].as_u64(), hot["requests"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(hot["end_bytes_cold"].as_u64(), Some(0));
+    // In 10 days nothing is 30 days idle: age-only is all-hot.
+    let age = scenario(&r, "age-only");
+    assert_eq!(age["bytes_moved"].as_u64(), Some(0));
+    assert_eq!(f(age, "monthly_cost"), f(hot, "monthly_cost"));
+    // The same seed, the same report; another seed, another workload.
+    assert_eq!(report(&["--json", "--days", "10", "--seed", "5"]), r);
+    assert_ne!(report(&["--json", "--days", "10", "--seed", "6"])["scenarios"], r["scenarios"]);
+}
+
+#[test]
+fn config_reaches_the_latency_model() {
+    let dir = TestDir::new("simulate-config");
+    let path = dir.path().join("tierd.toml");
+    std::fs::write(&path, "[simulate.latency]\nhot_first_byte_ms = 5000.0\n").unwrap();
+    let r = report(&["--json", "--days", "3", "--config", path.to_str().unwrap()]);
+    assert!(f(scenario(&r, "all-hot"), "p50_read_ms") >= 5000.0, "{r}");
+    std::fs::write(&path, "[simulate.latency]\nhot_first_byte_ms = -1.0\n").unwrap();
+    let out = simulate(&["--json", "--days", "3", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hot_first_byte_ms"));
+}
+
+#[test]
+fn access_log_is_replayed_and_a_bad_line_is_named() {
+    let dir = TestDir::new("simulate-log");
+    let path = dir.path().join("access.ndjson");
+    let day = 86_400_000i64;
+    let mut log = String::new();
+    for d in 0..5 {
+        let t = (20_758 + d + 1) * day;
+        log.push_str(&format!(
+            "{{\"time_ms\":{t},\"project\":\"web\",\"day\":\"2026-11-{:02}\",\"bytes\":1073741824,\"op\":\"write\"}}\n",
+            d + 1
+        ));
+        log.push_str(&format!("{{\"time_ms\":{},\"project\":\"web\",\"day\":\"2026-11-01\",\"bytes\":1048576}}\n", t + 3_600_000));
+    }
+    std::fs::write(&path, &log).unwrap();
+    let r = report(&["--json", "--access-log", path.to_str().unwrap()]);
+    assert_eq!(r["reads"].as_u64(), Some(5));
+    assert_eq!(r["segments"].as_u64(), Some(5 * 4), "1 GiB days are split into 4 segments of 256 MiB");
+    assert_eq!(scenario(&r, "all-hot")["end_bytes_hot"].as_u64(), Some(5 << 30));
+
+    log.push_str("{\"time_ms\":1,\"project\":\"web\",\"day\":\"2026-11-31\",\"bytes\":1}\n");
+    std::fs::write(&path, &log).unwrap();
+    let out = simulate(&["--access-log", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 11") && err.contains("2026-11-31"), "{err}");
+}
