@@ -96,17 +96,19 @@ pub fn table(report: &Report) -> String {
         ("  cold reads", Box::new(move |s| format!("${:.4}", s.read_cost))),
         ("read p50", Box::new(move |s| ms(s.p50_read_ms))),
         ("read p99", Box::new(move |s| ms(s.p99_read_ms))),
-        ("segment reads hot/cache/cold", Box::new(|s| {
-            format!("{}/{}/{}", s.segment_reads_hot, s.segment_reads_cache, s.segment_reads_cold)
-        })),
+        (
+            "segment reads hot/cache/cold",
+            Box::new(|s| format!("{}/{}/{}", s.segment_reads_hot, s.segment_reads_cache, s.segment_reads_cold)),
+        ),
         ("bytes moved", Box::new(move |s| gib(s.bytes_moved))),
         ("bytes rewritten", Box::new(move |s| gib(s.bytes_rewritten))),
         ("object-store requests", Box::new(move |s| n(s.requests))),
         ("moves / recompressions", Box::new(|s| format!("{} / {}", s.moves, s.recompressions))),
         ("end bytes hot", Box::new(move |s| gib(s.end_bytes_hot))),
-        ("end bytes cold (+ infrequent)", Box::new(move |s| {
-            format!("{} (+{})", gib(s.end_bytes_cold), gib(s.end_bytes_cold_infrequent))
-        })),
+        (
+            "end bytes cold (+ infrequent)",
+            Box::new(move |s| format!("{} (+{})", gib(s.end_bytes_cold), gib(s.end_bytes_cold_infrequent))),
+        ),
     ];
     let width = 32;
     let mut out = format!(

@@ -38,8 +38,8 @@ mod planner;
 pub mod recompress;
 pub mod reencode;
 pub mod retry;
-pub mod schedule;
 pub mod rules;
+pub mod schedule;
 mod segment;
 pub mod simulate;
 #[cfg(test)]
@@ -54,7 +54,7 @@ pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
 pub use retry::RetryPolicy;
-pub use schedule::{NextRun, Schedule};
 pub use rules::Rule;
+pub use schedule::{NextRun, Schedule};
 pub use segment::{Placement, RewriteAction, RewriteKind, SegmentFormat, SegmentState, SegmentStats};
 pub use tiering::{Capacity, TierCost, TieringAction, TieringActionKind, TieringPlan, TieringPolicy};

@@ -34,7 +34,9 @@ fn generated_report_shape_and_invariants() {
     assert_eq!(r["days"].as_f64(), Some(10.0));
     assert!(r["reads"].as_u64().unwrap() > 0);
     for s in r["scenarios"].as_array().unwrap() {
-        for key in ["monthly_cost", "total_cost", "storage_cost", "transition_cost", "read_cost", "p50_read_ms", "p99_read_ms"] {
+        for key in
+            ["monthly_cost", "total_cost", "storage_cost", "transition_cost", "read_cost", "p50_read_ms", "p99_read_ms"]
+        {
             let v = f(s, key);
             assert!(v.is_finite() && v >= 0.0, "{key} = {v} in {s}");
         }
@@ -83,7 +85,10 @@ fn access_log_is_replayed_and_a_bad_line_is_named() {
             "{{\"time_ms\":{t},\"project\":\"web\",\"day\":\"2026-11-{:02}\",\"bytes\":1073741824,\"op\":\"write\"}}\n",
             d + 1
         ));
-        log.push_str(&format!("{{\"time_ms\":{},\"project\":\"web\",\"day\":\"2026-11-01\",\"bytes\":1048576}}\n", t + 3_600_000));
+        log.push_str(&format!(
+            "{{\"time_ms\":{},\"project\":\"web\",\"day\":\"2026-11-01\",\"bytes\":1048576}}\n",
+            t + 3_600_000
+        ));
     }
     std::fs::write(&path, &log).unwrap();
     let r = report(&["--json", "--access-log", path.to_str().unwrap()]);

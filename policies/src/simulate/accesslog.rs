@@ -106,8 +106,7 @@ pub fn parse(text: &str) -> Result<Workload, AccessLogError> {
         return Err(AccessLogError { line: 0, problem: "the log has no lines".into() });
     }
     // Days read but never written: sealed at their end (or first read), as big as their largest read.
-    let written: std::collections::HashSet<(String, i32)> =
-        writes.iter().map(|w| (w.project.clone(), w.day)).collect();
+    let written: std::collections::HashSet<(String, i32)> = writes.iter().map(|w| (w.project.clone(), w.day)).collect();
     let mut implied: BTreeMap<(String, i32), (i64, u64)> = BTreeMap::new();
     for r in reads.iter().filter(|r| !written.contains(&(r.project.clone(), r.day))) {
         let e = implied.entry((r.project.clone(), r.day)).or_insert(((i64::from(r.day) + 1) * DAY_MS, 0));

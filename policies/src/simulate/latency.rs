@@ -105,6 +105,10 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
-        assert!(LatencyModel { cold_ms_per_mib: -1.0, ..m }.validate().unwrap_err().to_string().contains("cold_ms_per_mib"));
+        assert!(LatencyModel { cold_ms_per_mib: -1.0, ..m }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cold_ms_per_mib"));
     }
 }

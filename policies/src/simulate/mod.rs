@@ -222,8 +222,13 @@ pub fn simulate(
 ) -> Result<Report, PolicyError> {
     config.validate()?;
     prices.validate()?;
-    let mut out =
-        Report { days: (workload.end_ms - workload.start_ms) as f64 / workload::DAY_MS as f64, segments: 0, reads: workload.reads.len(), unserved_reads: 0, scenarios: Vec::new() };
+    let mut out = Report {
+        days: (workload.end_ms - workload.start_ms) as f64 / workload::DAY_MS as f64,
+        segments: 0,
+        reads: workload.reads.len(),
+        unserved_reads: 0,
+        scenarios: Vec::new(),
+    };
     for scenario in scenarios {
         let (report, unserved, segments) = run(workload, scenario, config, prices)?;
         out.unserved_reads = unserved;

@@ -211,7 +211,8 @@ impl<'a> SimStore<'a> {
         for i in 0..n {
             let bytes = w.bytes / n + u64::from(i < w.bytes % n);
             let idx = self.segments.len();
-            let id = format!("{}-{}-{}", w.project, w.day, self.by_day.get(&(w.project.clone(), w.day)).map_or(0, Vec::len));
+            let id =
+                format!("{}-{}-{}", w.project, w.day, self.by_day.get(&(w.project.clone(), w.day)).map_or(0, Vec::len));
             self.segments.push(SimSegment {
                 stats: SegmentStats {
                     id,
@@ -259,7 +260,8 @@ impl<'a> SimStore<'a> {
         for &i in &idxs {
             let s = &self.segments[i];
             let share = r.bytes as f64 * s.ingest_bytes as f64 / total as f64;
-            let bytes = ((share * s.stats.bytes as f64 / s.ingest_bytes.max(1) as f64).round() as u64).min(s.stats.bytes);
+            let bytes =
+                ((share * s.stats.bytes as f64 / s.ingest_bytes.max(1) as f64).round() as u64).min(s.stats.bytes);
             let source = if s.has_hot() {
                 self.tally.reads_hot += 1;
                 Source::Hot

@@ -2,15 +2,21 @@ use proptest::prelude::*;
 
 use super::accesslog;
 use super::*;
-use crate::tiering::TieringPolicy;
 use crate::recompress::{LadderStep, RecompressPlanner};
 use crate::segment::Placement;
+use crate::tiering::TieringPolicy;
 
 const DAY: i64 = workload::DAY_MS;
 
 fn small(days: u32) -> SimConfig {
     SimConfig {
-        workload: WorkloadParams { days, projects: 5, daily_bytes: 1 << 30, reads_per_day: 200, ..WorkloadParams::default() },
+        workload: WorkloadParams {
+            days,
+            projects: 5,
+            daily_bytes: 1 << 30,
+            reads_per_day: 200,
+            ..WorkloadParams::default()
+        },
         ..SimConfig::default()
     }
 }
@@ -71,7 +77,10 @@ fn tierd_moves_and_recompresses_old_data() {
 
 #[test]
 fn without_reads_age_only_colds_everything_after_30_days_then_colder_at_90() {
-    let c = SimConfig { workload: WorkloadParams { reads_per_day: 0, report_reads: 0, incidents: 0, ..small(40).workload }, ..small(40) };
+    let c = SimConfig {
+        workload: WorkloadParams { reads_per_day: 0, report_reads: 0, incidents: 0, ..small(40).workload },
+        ..small(40)
+    };
     let mut w = generate(&c.workload, 3).unwrap();
     assert!(w.reads.is_empty());
     let age_only = [Scenario::AgeOnly(c.age_only.clone())];
@@ -116,11 +125,16 @@ fn access_log_round_trip_and_errors_name_the_line() {
     assert_eq!(accesslog::parse_day("2026-02-30"), None);
 
     let ok = r#"{"time_ms":86400000,"project":"web","day":"1970-01-01","bytes":10}"#;
-    let e = accesslog::parse(&format!("{ok}\n\n{{\"time_ms\":1,\"project\":\"web\",\"day\":\"1970-13-01\",\"bytes\":1}}\n"));
+    let e = accesslog::parse(&format!(
+        "{ok}\n\n{{\"time_ms\":1,\"project\":\"web\",\"day\":\"1970-13-01\",\"bytes\":1}}\n"
+    ));
     assert_eq!(e.unwrap_err().line, 3);
     let e = accesslog::parse(&format!("# comment\n{ok}\nnot json\n")).unwrap_err();
     assert!(e.line == 3 && e.to_string().contains("line 3"), "{e}");
-    let e = accesslog::parse(&format!("{ok}\n{}", r#"{"time_ms":5,"project":"web","day":"1970-01-02","bytes":1,"op":"write"}"#));
+    let e = accesslog::parse(&format!(
+        "{ok}\n{}",
+        r#"{"time_ms":5,"project":"web","day":"1970-01-02","bytes":1,"op":"write"}"#
+    ));
     assert_eq!(e.unwrap_err().line, 2);
     // A log of reads alone: the day is taken to be as big as its largest read.
     let only = accesslog::parse(ok).unwrap();

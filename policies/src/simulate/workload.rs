@@ -122,9 +122,12 @@ impl WorkloadParams {
     pub fn validate(&self) -> Result<(), PolicyError> {
         PolicyError::require(self.days > 0, POLICY, "days", || "is zero: simulate at least one day".into())?;
         PolicyError::require(self.projects > 0, POLICY, "projects", || "is zero".into())?;
-        PolicyError::require(self.zipf_exponent.is_finite() && self.zipf_exponent >= 0.0, POLICY, "zipf_exponent", || {
-            format!("is {}: give 0 (uniform) or more", self.zipf_exponent)
-        })?;
+        PolicyError::require(
+            self.zipf_exponent.is_finite() && self.zipf_exponent >= 0.0,
+            POLICY,
+            "zipf_exponent",
+            || format!("is {}: give 0 (uniform) or more", self.zipf_exponent),
+        )?;
         PolicyError::require(self.segment_max_bytes > 0, POLICY, "segment_max_bytes", || "is zero".into())?;
         PolicyError::require(self.recency_days.is_finite() && self.recency_days > 0.0, POLICY, "recency_days", || {
             format!("is {}: give a positive number of days", self.recency_days)
