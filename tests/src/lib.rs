@@ -9,6 +9,7 @@
 //! - [`mp`]: Mixpanel-shaped bodies (JSON array, NDJSON, gzip), the seconds-vs-ms rule and UTC day arithmetic.
 //! - [`gen`]: a small deterministic generator of Mixpanel-shaped events and request encodings.
 //! - [`disk`]: the check that the catalog and the hot directory agree.
+//! - [`policy`]: tiering-policy sections for test configurations (move everything now, free requests).
 //! - [`s3`]: a real S3-compatible server (moto) on 127.0.0.1 for the cold-tier tests.
 
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod disk;
 pub mod gen;
 pub mod model;
 pub mod mp;
+pub mod policy;
 pub mod s3;
 
 pub use daemon::{tierd_bin, Daemon, Resp, StartFailure, TestDir};

@@ -34,9 +34,11 @@ fn every_dashboard_metric_is_exported() {
     let dir = TestDir::new("dashboards");
     // Every background path runs once, on the embedded default (file:// cold tier): re-encode, migrate, a cold
     // read, gc.
-    let config = "[catalog]\nlease_ttl_secs = 60\n[gc]\ngrace_secs = 0\n[passes.reencode]\nmin_age_secs = 0\n\
-                  [passes.migrate]\ncold_after_secs = 0\n";
-    let mut d = Daemon::start(&dir.data_dir(), Some(config));
+    let config = format!(
+        "[catalog]\nlease_ttl_secs = 60\n[gc]\ngrace_secs = 0\n[passes.reencode]\nmin_age_secs = 0\n{}",
+        tierd_tests::policy::ALL_COLD
+    );
+    let mut d = Daemon::start(&dir.data_dir(), Some(&config));
     let ev = json!([{"event": "E", "properties": {"time": 1_767_225_600, "distinct_id": "u", "$os": "iOS"}}]);
     d.import_ok("dash", ev.as_array().unwrap());
     d.stop();

@@ -17,7 +17,8 @@ use tierd_tests::mp::FAR_FUTURE_MS;
 const P: &str = "sched";
 const DAY_MS: i64 = 86_400_000;
 
-/// Every pass every second, no jitter; `extra` is appended (later keys of a section must not repeat).
+/// Every pass every second, no jitter, the default rules with free requests (so that small segments move by age
+/// alone); `extra` is appended (later keys of a section must not repeat).
 fn config(extra: &str) -> String {
     format!(
         "[hot]\nseal_max_age_secs = 1\n\
@@ -27,7 +28,8 @@ fn config(extra: &str) -> String {
          [passes.recompress]\nschedule = \"* * * * * *\"\nladder = [{{ min_age_secs = 172800, codec = \"zstd-3\" }}]\n\
          [passes.migrate]\nschedule = \"* * * * * *\"\ncold_after_secs = 345600\n\
          [passes.promote]\nschedule = \"* * * * * *\"\n\
-         [passes.gc]\nschedule = \"* * * * * *\"\n{extra}"
+         [passes.gc]\nschedule = \"* * * * * *\"\n{}{extra}",
+        tierd_tests::policy::FREE_REQUESTS
     )
 }
 
