@@ -32,8 +32,8 @@ fn dashboard_metrics() -> Vec<(String, bool)> {
 #[test]
 fn every_dashboard_metric_is_exported() {
     let dir = TestDir::new("dashboards");
-    // Every background path runs once, on the embedded default (file:// cold tier): re-encode, migrate, a cold
-    // read, gc.
+    // Every background path runs once, on the embedded default (file:// cold tier): re-encode, migrate (planned by
+    // the tiering policy, which publishes the projected cost), a cold read (counted as heat), gc.
     let config = format!(
         "[catalog]\nlease_ttl_secs = 60\n[gc]\ngrace_secs = 0\n[passes.reencode]\nmin_age_secs = 0\n{}",
         tierd_tests::policy::ALL_COLD
@@ -60,6 +60,13 @@ fn every_dashboard_metric_is_exported() {
     assert_eq!(bad.status, 400);
     d.query(&json!({"project": "dash", "from": 0, "to": i64::MAX, "group_by": "event"}));
     d.segments("dash", None, None);
+    // The heat histogram is recorded at each heat flush: housekeeping's, every 10 s of the test clock.
+    d.advance_clock(10_000);
+    let start = std::time::Instant::now();
+    while !d.get("/metrics").text().contains("tierd_segment_heat_bucket") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "no heat flush:\n{}", d.log_tail(20));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let text = d.get("/metrics").text();
     let exported: BTreeSet<&str> = text
         .lines()
