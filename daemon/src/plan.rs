@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use tierd_policies::{TieringActionKind, TieringPlan};
+use tierd_policies::TieringActionKind;
+
+use crate::api::PlanAnswer;
 use tierd_store::layout::Layout;
 use tierd_store::{Catalog, Clock, SystemClock};
 
@@ -46,13 +48,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         println!("{text}");
         return Ok(());
     }
-    let plan: TieringPlan = serde_json::from_str(&text)?;
+    let plan: PlanAnswer = serde_json::from_str(&text)?;
     print!("{}", format_plan(&plan));
     Ok(())
 }
 
 /// The plan over a stopped daemon's catalog.
-fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<TieringPlan> {
+fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<PlanAnswer> {
     let mut config = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -92,9 +94,11 @@ fn usd(v: f64) -> String {
 
 /// The plan as people read it: each action with its reason, the monthly bill by tier and codec before and after,
 /// the one-time transition cost and the break-even time.
-pub fn format_plan(plan: &TieringPlan) -> String {
+pub fn format_plan(answer: &PlanAnswer) -> String {
+    let (plan, omitted) = (&answer.plan, answer.omitted_actions);
     let mut out = String::new();
-    let _ = writeln!(out, "tiering plan: {} action(s); nothing is moved by `tierd plan`", plan.actions.len());
+    let total = plan.actions.len() as u64 + omitted;
+    let _ = writeln!(out, "tiering plan: {total} action(s); nothing is moved by `tierd plan`");
     for a in &plan.actions {
         let what = match &a.kind {
             TieringActionKind::Move { to } => format!("move to {}", tierd_policies::tiering::label(*to)),
@@ -112,6 +116,12 @@ pub fn format_plan(plan: &TieringPlan) -> String {
             usd(a.transition_cost)
         );
         let _ = writeln!(out, "      {}", a.reason);
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            out,
+            "  ... and {omitted} more action(s) not listed (policy.max_plan_actions); the totals count them"
+        );
     }
     let _ = writeln!(out, "monthly cost (storage and cold reads, USD):");
     let _ = writeln!(out, "  {:<24} {:>14} {:>14} {:>10} {:>10}", "", "before", "after", "segments", "after");
@@ -176,15 +186,32 @@ mod tests {
             heat: 0.0,
             heat_bytes: 0.0,
         };
-        let plan = TieringPolicy::default().plan(30 * day, &[s], &Prices::default(), &Capacity::default());
-        let text = format_plan(&plan);
+        let plan = TieringPolicy::default().plan(30 * day, &[s.clone()], &Prices::default(), &Capacity::default());
+        let text = format_plan(&PlanAnswer { plan: plan.clone(), omitted_actions: 0 });
         assert!(text.contains("1 action(s)"), "{text}");
         assert!(text.contains("01ABC web day 20000: move to cold [rule idle] -0.057000 USD/month"), "{text}");
         assert!(text.contains("rule \"idle\": hot -> cold"), "{text}");
         assert!(text.contains("tier hot") && text.contains("codec zstd-19"), "{text}");
         assert!(text.contains("one-time transition cost: $0.000525"), "{text}");
         assert!(text.contains("break-even: 6.6h"), "{text}");
-        let empty = format_plan(&TieringPlan::default());
+        let empty = format_plan(&PlanAnswer::default());
         assert!(empty.contains("break-even: never"), "{empty}");
+
+        // Two actions, one listed: the listing is cut, the count and the bill are not.
+        let mut other = s;
+        other.id = "01ABD".into();
+        let two = TieringPolicy::default().plan(30 * day, &[other], &Prices::default(), &Capacity::default());
+        let mut both = plan.clone();
+        both.actions.extend(two.actions);
+        both.monthly_cost_before *= 2.0;
+        let cut = crate::server::tiering::answer(both.clone(), 1);
+        assert_eq!((cut.plan.actions.len(), cut.omitted_actions), (1, 1));
+        assert_eq!(cut.plan.monthly_cost_before, both.monthly_cost_before);
+        let json: serde_json::Value = serde_json::to_value(&cut).unwrap();
+        assert_eq!((json["omitted_actions"].as_u64(), json["actions"].as_array().map(Vec::len)), (Some(1), Some(1)));
+        let text = format_plan(&cut);
+        assert!(text.contains("2 action(s)") && text.contains("and 1 more action(s) not listed"), "{text}");
+        let whole = crate::server::tiering::answer(both, 2);
+        assert_eq!((whole.plan.actions.len(), whole.omitted_actions), (2, 0));
     }
 }

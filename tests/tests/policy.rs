@@ -158,6 +158,7 @@ fn plan_previews_exactly_what_migrate_then_does_and_its_bill_is_the_hand_worked_
     assert_eq!(online.status, 200, "{}", online.text());
     let plan = online.json;
     assert_eq!(ids(&plan["actions"]), want, "{plan:#}");
+    assert_eq!(plan["omitted_actions"], 0, "every action is listed");
     for a in plan["actions"].as_array().unwrap() {
         assert_eq!((&a["kind"], &a["to"], &a["rule"]), (&json!("move"), &json!("cold"), &json!("web-old")), "{a}");
         assert!(!a["reason"].as_str().unwrap().is_empty(), "{a}");

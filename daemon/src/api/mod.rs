@@ -30,6 +30,18 @@ pub use status::{
     ConfigStatus, PassStatus, ReloadOutcome, ReloadRecord, RunOutcome, RunRecord, RunTrigger, StatusAnswer,
 };
 pub use test_clock::{TestClockAnswer, TestClockRequest};
-/// `GET /v1/plan` and `tierd plan --json`: the planner's own serde form is the wire form.
+/// `GET /v1/plan` and `tierd plan --json`: the planner's own serde form is the wire form, with the count of actions
+/// left out of the listing ([`PlanAnswer`]).
 pub use tierd_policies::{TierCost, TieringAction, TieringActionKind, TieringPlan};
+
+/// The answer of `GET /v1/plan` and `tierd plan --json`: the plan (every field of [`TieringPlan`] at the top level)
+/// with at most `policy.max_plan_actions` actions listed; the bill, the transition cost and the break-even still
+/// cover every action, and `omitted_actions` says how many were not listed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlanAnswer {
+    #[serde(flatten)]
+    pub plan: TieringPlan,
+    #[serde(default)]
+    pub omitted_actions: u64,
+}
 pub use trash::{RestoreAnswer, RestoreOutcome, RestoreRequest, RestoreStatus, TrashList, TrashedCopy, TrashedSegment};

@@ -53,6 +53,9 @@ pub struct PolicySection {
     pub min_residency_secs: u64,
     pub cold_max_heat: f64,
     pub hot_min_heat: f64,
+    /// `GET /v1/plan` and `tierd plan` list at most this many actions (the bill covers all of them): a plan over a
+    /// large catalog stays a bounded answer.
+    pub max_plan_actions: usize,
 }
 
 impl Default for PolicySection {
@@ -64,6 +67,7 @@ impl Default for PolicySection {
             min_residency_secs: (p.min_residency_ms / 1000) as u64,
             cold_max_heat: p.cold_max_heat,
             hot_min_heat: p.hot_min_heat,
+            max_plan_actions: 10_000,
         }
     }
 }
@@ -487,6 +491,9 @@ impl Config {
             return invalid("passes.migrate.max_bytes_per_pass", "is zero: no segment could ever move");
         }
         self.tiering_policy().validate().map_err(|e| policy("policy", e))?;
+        if self.policy.max_plan_actions == 0 {
+            return invalid("policy.max_plan_actions", "is zero: a plan could list nothing");
+        }
         self.cost.validate().map_err(|e| policy("cost", e))?;
         let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))

@@ -50,6 +50,10 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_pass_skipped_total", "Fire times skipped because the pass's previous run was still going"),
     counter("tierd_config_reloads_total", "Configuration reloads (SIGHUP, POST /v1/admin/config/reload), by outcome"),
     counter(
+        "tierd_plan_actions_omitted_total",
+        "Plan actions left out of GET /v1/plan answers (policy.max_plan_actions)",
+    ),
+    counter(
         "tierd_policy_actions_planned_total",
         "Tiering actions planned by the pass that carries them out, by rule and kind",
     ),

@@ -164,7 +164,7 @@ impl Passes {
     }
 
     /// What the tiering policy would do now, over the whole catalog (`GET /v1/plan`); moves nothing. Blocking.
-    pub fn tiering_plan(&self) -> TieringPlan {
+    pub fn tiering_plan(&self) -> crate::api::PlanAnswer {
         let snapshot = self.catalog.snapshot();
         tiering::plan(&self.config, &self.layout.hot_dir(), &snapshot, self.heat.as_deref(), self.clock.now_ms())
     }

@@ -15,6 +15,7 @@ use tierd_policies::{Capacity, Placement, SegmentStats, TieringAction, TieringAc
 use tierd_store::{CatalogSnapshot, HeatTracker};
 
 use super::config::Config;
+use crate::api::PlanAnswer;
 
 /// Every data segment of the snapshot (of `project` only, if given) as the planners see it. Side segments of
 /// removed duplicates are kept as they are until their retention ends, so they are left out. Read heat as of
@@ -50,19 +51,30 @@ pub fn hot_capacity(config: &Config, hot_dir: &Path, snapshot: &CatalogSnapshot)
     }
 }
 
-/// The plan at `now_ms` over `snapshot` (with read heat from `heat`), with the projected monthly cost by tier published as gauges.
+/// The plan at `now_ms` over `snapshot` (with read heat from `heat`), as answered ([`answer`]), with the projected monthly cost by tier published as gauges.
 pub fn plan(
     config: &Config,
     hot_dir: &Path,
     snapshot: &CatalogSnapshot,
     heat: Option<&HeatTracker>,
     now_ms: i64,
-) -> TieringPlan {
+) -> PlanAnswer {
     let stats = planner_stats(snapshot, None, heat, now_ms);
     let capacity = hot_capacity(config, hot_dir, snapshot);
     let plan = config.tiering_policy().plan(now_ms, &stats, &config.cost, &capacity);
     publish_costs(&plan);
-    plan
+    answer(plan, config.policy.max_plan_actions)
+}
+
+/// The plan as answered: at most `max_actions` actions listed (in the planner's order), the rest counted in
+/// `omitted_actions` and `tierd_plan_actions_omitted_total`; the totals still cover every action.
+pub fn answer(mut plan: TieringPlan, max_actions: usize) -> PlanAnswer {
+    let omitted = plan.actions.len().saturating_sub(max_actions);
+    if omitted > 0 {
+        plan.actions.truncate(max_actions);
+        metrics::counter!("tierd_plan_actions_omitted_total").increment(omitted as u64);
+    }
+    PlanAnswer { plan, omitted_actions: omitted as u64 }
 }
 
 /// `tierd_cost_monthly_usd{tier}`: the projected bill after the plan.

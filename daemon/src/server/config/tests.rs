@@ -130,3 +130,10 @@ fn restart_only_keys_are_named_and_pass_settings_are_not() {
     new.cold.url = "memory://".into();
     assert_eq!(old.restart_only_changes(&new), ["listen", "hot", "cold"]);
 }
+
+#[test]
+fn a_plan_must_be_allowed_to_list_something() {
+    let e = parse("[policy]\nmax_plan_actions = 0\n").unwrap_err().to_string();
+    assert!(e.contains("policy.max_plan_actions"), "{e}");
+    assert_eq!(parse("[policy]\nmax_plan_actions = 3\n").unwrap().policy.max_plan_actions, 3);
+}

@@ -11,8 +11,8 @@ use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
-    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, ReloadOutcome, ReloadRecord, RestoreAnswer,
-    RestoreRequest, RunTrigger, StatusAnswer, TieringPlan, TrashList,
+    MoveAnswer, MoveRequest, PassName, PassReport, PassRequest, PlanAnswer, ReloadOutcome, ReloadRecord, RestoreAnswer,
+    RestoreRequest, RunTrigger, StatusAnswer, TrashList,
 };
 use crate::server::error::ServerError;
 use crate::server::schedule::JobReport;
@@ -47,10 +47,10 @@ pub async fn run_pass(
     Ok(Json(result?))
 }
 
-/// `GET /v1/plan`: what the tiering policy would do now ([`TieringPlan`]: actions with their rule, reason and cost
+/// `GET /v1/plan`: what the tiering policy would do now ([`PlanAnswer`]: at most `policy.max_plan_actions` actions with their rule, reason and cost
 /// effect; the monthly bill by tier and codec before and after; the one-time transition cost; the break-even time).
 /// It moves nothing.
-pub async fn plan(State(state): State<Arc<AppState>>) -> Result<Json<TieringPlan>, ApiError> {
+pub async fn plan(State(state): State<Arc<AppState>>) -> Result<Json<PlanAnswer>, ApiError> {
     Ok(Json(state.passes.in_background("tierd-plan", |p| p.tiering_plan()).await?))
 }
 
