@@ -186,7 +186,8 @@ mod tests {
             heat: 0.0,
             heat_bytes: 0.0,
         };
-        let plan = TieringPolicy::default().plan(30 * day, &[s.clone()], &Prices::default(), &Capacity::default());
+        let plan =
+            TieringPolicy::default().plan(30 * day, std::slice::from_ref(&s), &Prices::default(), &Capacity::default());
         let text = format_plan(&PlanAnswer { plan: plan.clone(), omitted_actions: 0 });
         assert!(text.contains("1 action(s)"), "{text}");
         assert!(text.contains("01ABC web day 20000: move to cold [rule idle] -0.057000 USD/month"), "{text}");
