@@ -4,7 +4,7 @@
 //! their inputs (no I/O, no clock: `now_ms` is an argument), so that they can be property-tested and previewed.
 //! `store` and `daemon` carry the decisions out; dependencies point one way: daemon -> store -> codecs/policies.
 //!
-//! What exists now, the rewrite planners: each is a [`RewritePlanner`], `plan(now_ms, segments) -> Vec<RewriteAction>`
+//! The rewrite planners: each is a [`RewritePlanner`], `plan(now_ms, segments) -> Vec<RewriteAction>`
 //! over one catalog snapshot of [`SegmentStats`], each action naming its inputs, its output codec, the bytes it
 //! reads and a human-readable reason with the numbers behind it.
 //!
@@ -18,15 +18,21 @@
 //! [`RewritePlanner::validate`], whose [`PolicyError`] names the offending field.
 //!
 //! And tiering: [`rules`] (ordered, declarative `[[policy.rules]]`: placement, codec and compaction prescriptions
-//! matched on project, age, heat, size, format, tier and hot-disk fill) and [`tiering`], the planner that turns
-//! them into priced moves within residency, hysteresis, capacity and per-pass limits, with the bill before and
-//! after ([`cost`] prices it).
+//! matched on project, age, heat, size, format, tier and hot-disk fill; first match per aspect) and [`tiering`], the
+//! planner that turns them into priced moves within residency, hysteresis, capacity and per-pass limits, with the
+//! bill before and after ([`cost`] prices it). Placement follows read heat and cost as well as age; the idle age is
+//! one condition of the default rule set ([`rules::default_rules`]). `tests/tiering_properties.rs` checks the
+//! planner's invariants for arbitrary catalogs and rule sets.
 //!
 //! And [`heat`]: per-segment read heat, an exponentially decayed read count with a half-life, as reads and bytes
 //! per day (aggregated and persisted by `store::heat`).
 //!
 //! And [`schedule`]: the cron schedules of the background passes, the next fire time after a given `now` and a
 //! deterministic, bounded jitter.
+//!
+//! And [`simulate`]: `tierd simulate`'s replay of a workload through all-hot, age-only and the tiering planner on a
+//! simulated clock, with cost, read latency and bytes moved. Besides: [`gc`] (which copies out of service may be
+//! deleted, and why every other stays) and [`retry`] (backoff with jitter, deadlines, `Retry-After`).
 
 pub mod compact;
 pub mod cost;

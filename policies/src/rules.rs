@@ -54,7 +54,7 @@ pub struct Rule {
     /// Segment size in bytes, at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
-    /// Physical format (`rows`, `columnar`).
+    /// Physical format (`rows`, `columnar`). The planner acts on columnar segments only: row segments never go cold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<SegmentFormat>,
     /// Current placement (`hot`, `cold`, `both`).
@@ -70,7 +70,8 @@ pub struct Rule {
     /// Where matching segments should live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
-    /// The codec matching columnar segments should have (`zstd-19`): a recompression when theirs differs.
+    /// The codec matching columnar segments should have (`zstd-19`): a recompression when theirs differs (only of
+    /// segments with a hot copy). For the segments it matches it replaces the recompress ladder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<String>,
     /// Compact matching small columnar segments of one (project, day) towards segments of this size.
@@ -193,8 +194,9 @@ pub fn default_rules() -> Vec<Rule> {
 }
 
 /// The default rule set with idle data going cold `idle_after_secs` after its newest event: data read often comes
-/// back hot (forced: read latency), data of the last day (or of the idle age, if shorter) stays hot, idle columnar
-/// data goes cold, and a hot disk more than 90 % full evicts its coldest columnar data. Codecs stay with the
+/// back hot (forced: read latency), data of the last day stays hot (`fresh` comes before `idle`, so nothing goes
+/// cold by `idle` within a day of its newest event, even with a shorter idle age), idle columnar data goes cold, and
+/// a hot disk more than 90 % full evicts its coldest columnar data that no earlier rule matches. Codecs stay with the
 /// recompress ladder (`[passes.recompress]`, whose last step comes before the idle age so that data goes cold at
 /// its smallest), so the default set prescribes none.
 pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {

@@ -388,6 +388,29 @@ impl Daemon {
         r.json
     }
 
+    /// The sum of the samples of `GET /metrics` whose line starts with `prefix` (0 when there are none).
+    pub fn metric_sum(&self, prefix: &str) -> f64 {
+        let metrics = self.get("/metrics").text();
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Polls `cond` every 100 ms for at most 60 s of real time (for what a scheduled daemon does on its own);
+    /// panics with the scheduler's status and the log tail if it never holds.
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\nstatus: {}\n{}", self.status(), self.log_tail(40));
+    }
+
     /// Sends SIGHUP (reload the config file).
     pub fn sighup(&self) {
         let st = Command::new("kill").args(["-HUP", &self.pid().to_string()]).status().expect("run kill");

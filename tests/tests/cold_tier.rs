@@ -56,12 +56,6 @@ impl Backend {
     }
 }
 
-/// The sum of the samples of `/metrics` whose line starts with `prefix` (0 when there are none).
-fn metric_sum(d: &Daemon, prefix: &str) -> f64 {
-    let metrics = d.get("/metrics").text();
-    metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 /// gc deletes nothing within this long of a start; tests wait it out on the daemon's test clock.
 const LEASE_TTL_SECS: u64 = 60;
 
@@ -170,13 +164,13 @@ fn life_cycle(dir: &TestDir, backend: Backend) {
     // HEAD, with no object read back; on file:// (no MD5 ETag) by reading it back.
     let moved = report["actions"].as_array().unwrap().len() as f64;
     let (etag, read_back) = (
-        metric_sum(&d, "tierd_move_verifications_total{method=\"etag\"}"),
-        metric_sum(&d, "tierd_move_verifications_total{method=\"read_back\"}"),
+        d.metric_sum("tierd_move_verifications_total{method=\"etag\"}"),
+        d.metric_sum("tierd_move_verifications_total{method=\"read_back\"}"),
     );
     match backend {
         Backend::Moto(_) => {
             assert_eq!((etag, read_back), (moved, 0.0), "verifications by etag, read back");
-            assert_eq!(metric_sum(&d, "tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
+            assert_eq!(d.metric_sum("tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
         }
         Backend::File => assert_eq!((etag, read_back), (0.0, moved), "verifications by etag, read back"),
     }
@@ -274,9 +268,9 @@ fn multipart_uploads_are_verified_by_etag_on_s3() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(completed, moved, "every upload was a multipart upload");
-    assert_eq!(metric_sum(&d, "tierd_move_verifications_total{method=\"etag\"}"), moved);
-    assert_eq!(metric_sum(&d, "tierd_move_verifications_total{method=\"read_back\"}"), 0.0);
-    assert_eq!(metric_sum(&d, "tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
+    assert_eq!(d.metric_sum("tierd_move_verifications_total{method=\"etag\"}"), moved);
+    assert_eq!(d.metric_sum("tierd_move_verifications_total{method=\"read_back\"}"), 0.0);
+    assert_eq!(d.metric_sum("tierd_cold_bytes_total{direction=\"read\"}"), 0.0, "nothing was read back");
     check_all(&d, &m, "multipart migrate");
     check_storage(&d, &backend, "multipart migrate");
 }
@@ -385,7 +379,7 @@ fn passes_survive_a_faulty_object_store() {
     let mut retries = 0.0;
     for (name, tier) in [("migrate", "cold"), ("promote", "hot")] {
         if name == "promote" {
-            retries += metric_sum(&d, "tierd_cold_retries_total");
+            retries += d.metric_sum("tierd_cold_retries_total");
             d.set_config(&config(&backend, policy::ALL_HOT));
             d.restart();
         }
@@ -401,7 +395,7 @@ fn passes_survive_a_faulty_object_store() {
         }
         assert!(done, "{name} did not finish in 5 passes: {:?}\n{}", placements(&d), d.log_tail(40));
     }
-    retries += metric_sum(&d, "tierd_cold_retries_total");
+    retries += d.metric_sum("tierd_cold_retries_total");
     assert!(retries > 0.0, "faults were injected and retried:\n{}", d.get("/metrics").text());
     d.set_cold_faults(None);
     d.restart();

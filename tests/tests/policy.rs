@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{tierd_bin, Daemon, TestDir};
@@ -78,11 +77,6 @@ fn now_ms(d: &Daemon) -> i64 {
 
 fn ids(actions: &Value) -> BTreeSet<String> {
     actions.as_array().unwrap().iter().map(|a| a["segment"].as_str().unwrap().to_string()).collect()
-}
-
-fn metric_sum(d: &Daemon, prefix: &str) -> f64 {
-    let metrics = d.get("/metrics").text();
-    metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 fn check_all(d: &Daemon, m: &Model, projects: &[&str], stage: &str) {
@@ -209,9 +203,9 @@ fn plan_previews_exactly_what_migrate_then_does_and_its_bill_is_the_hand_worked_
         let tier = if want.contains(s["id"].as_str().unwrap()) { "cold" } else { "hot" };
         assert_eq!(s["tier"], tier, "{s}");
     }
-    let executed = metric_sum(&d, "tierd_policy_actions_executed_total{rule=\"web-old\",kind=\"move\",outcome=\"ok\"}");
+    let executed = d.metric_sum("tierd_policy_actions_executed_total{rule=\"web-old\",kind=\"move\",outcome=\"ok\"}");
     assert_eq!(executed, want.len() as f64);
-    let saved = metric_sum(&d, "tierd_cost_savings_usd_total");
+    let saved = d.metric_sum("tierd_cost_savings_usd_total");
     close(saved, bill(&segs, &BTreeSet::new()) - bill(&segs, &want), "realized monthly savings");
     assert_eq!(d.get("/v1/plan").json["actions"], json!([]), "nothing left to do");
     d.stop();
@@ -243,18 +237,6 @@ fn scheduled_config() -> String {
     )
 }
 
-/// Polls `cond` every 100 ms for at most 60 s of real time.
-fn wait_for(d: &Daemon, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}\nstatus: {}\n{}", d.status(), d.log_tail(40));
-}
-
 #[test]
 fn an_old_day_read_often_comes_back_hot_with_nobody_calling_a_pass() {
     const P: &str = "reports";
@@ -265,7 +247,7 @@ fn an_old_day_read_often_comes_back_hot_with_nobody_calling_a_pass() {
     // A day ten days old: past the idle age, so the default rules send it cold once it is columnar.
     ingest(&d, &mut m, P, 9, today - 10, 1, 1_500);
     let day = |d: &Daemon| d.segments(P, None, None)["segments"].as_array().unwrap().clone();
-    wait_for(&d, "the old day cold", || {
+    d.wait_for("the old day cold", || {
         let s = day(&d);
         !s.is_empty() && s.iter().all(|s| s["format"] == "parquet" && s["tier"] == "cold")
     });
@@ -274,7 +256,7 @@ fn an_old_day_read_often_comes_back_hot_with_nobody_calling_a_pass() {
     // A month-end report reads the day again and again; the promote pass brings it back hot on its own.
     let q = json!({"project": P, "from": 0, "to": FAR_FUTURE_MS, "group_by": "event"});
     let mut reads = 0;
-    wait_for(&d, "the day hot again", || {
+    d.wait_for("the day hot again", || {
         if let Err(e) = check_answer(&q, &d.query(&q), &m.answer(&q)) {
             panic!("while reading the cold day: {e}");
         }
@@ -287,7 +269,7 @@ fn an_old_day_read_often_comes_back_hot_with_nobody_calling_a_pass() {
         assert!(f(&s["heat"]["reads_per_day"]) >= 10.0, "promoted while read less than the threshold: {s}");
     }
     let promoted =
-        metric_sum(&d, "tierd_policy_actions_executed_total{rule=\"read-often\",kind=\"move\",outcome=\"ok\"}");
+        d.metric_sum("tierd_policy_actions_executed_total{rule=\"read-often\",kind=\"move\",outcome=\"ok\"}");
     assert!(promoted >= 1.0, "the default rule read-often fired:\n{}", d.get("/metrics").text());
     check_all(&d, &m, &[P], "promotion by heat");
 }

@@ -6,7 +6,7 @@
 //!
 //! Time is moved with the test clock; the only real waiting is for the every-second schedules to fire (polled).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{Daemon, TestDir};
@@ -31,18 +31,6 @@ fn config(extra: &str) -> String {
          [passes.gc]\nschedule = \"* * * * * *\"\n{}{extra}",
         tierd_tests::policy::FREE_REQUESTS
     )
-}
-
-/// Polls `cond` (every 100 ms, at most 60 s of real time); panics with the log tail if it never holds.
-fn wait_for(d: &Daemon, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}\nstatus: {}\n{}", d.status(), d.log_tail(40));
 }
 
 fn segments(d: &Daemon) -> Vec<Value> {
@@ -72,12 +60,6 @@ fn check_all(d: &Daemon, m: &Model, stage: &str) {
     }
 }
 
-/// The sum of the samples of `/metrics` whose line starts with `prefix`.
-fn metric_sum(d: &Daemon, prefix: &str) -> f64 {
-    let metrics = d.get("/metrics").text();
-    metrics.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 /// The daemon's day (days since the epoch).
 fn today(d: &Daemon) -> i64 {
     d.status()["now_ms"].as_i64().unwrap().div_euclid(DAY_MS)
@@ -100,17 +82,17 @@ fn a_daemon_left_alone_takes_segments_from_rows_to_cold() {
     // Yesterday's events: over by date, sealed by age within a second; then re-encoded with nobody asking.
     ingest(&d, &mut m, today(&d) - 1, 2_000);
     check_all(&d, &m, "ingest");
-    wait_for(&d, "columnar lz4", || {
+    d.wait_for("columnar lz4", || {
         all_segments(&d, |s| s["format"] == "parquet" && s["codec"] == "lz4" && s["tier"] == "hot")
     });
     check_all(&d, &m, "scheduled reencode");
     // Two days on, the ladder's zstd-3 rung (newest event 2 days old).
     d.advance_clock(2 * DAY_MS as u64);
-    wait_for(&d, "recompressed", || all_segments(&d, |s| s["codec"] == "zstd-3" && s["tier"] == "hot"));
+    d.wait_for("recompressed", || all_segments(&d, |s| s["codec"] == "zstd-3" && s["tier"] == "hot"));
     check_all(&d, &m, "scheduled recompress");
     // Two more days: past cold_after (4 days), migrate sends every segment cold.
     d.advance_clock(2 * DAY_MS as u64);
-    wait_for(&d, "cold", || all_segments(&d, |s| s["tier"] == "cold"));
+    d.wait_for("cold", || all_segments(&d, |s| s["tier"] == "cold"));
     check_all(&d, &m, "scheduled migrate");
 
     let status = d.status();
@@ -124,13 +106,13 @@ fn a_daemon_left_alone_takes_segments_from_rows_to_cold() {
         let last = &p["last_run"];
         assert_eq!((last["trigger"].as_str(), last["outcome"].as_str()), (Some("schedule"), Some("ok")), "{p}");
     }
-    assert!(metric_sum(&d, "tierd_pass_runs_total{pass=\"migrate\",outcome=\"ok\",trigger=\"schedule\"}") >= 1.0);
-    assert!(metric_sum(&d, "tierd_pass_seconds_count{pass=\"reencode\"}") >= 1.0);
-    assert!(metric_sum(&d, "tierd_pass_next_run_timestamp_seconds{pass=\"gc\"}") > 1.0e9);
+    assert!(d.metric_sum("tierd_pass_runs_total{pass=\"migrate\",outcome=\"ok\",trigger=\"schedule\"}") >= 1.0);
+    assert!(d.metric_sum("tierd_pass_seconds_count{pass=\"reencode\"}") >= 1.0);
+    assert!(d.metric_sum("tierd_pass_next_run_timestamp_seconds{pass=\"gc\"}") > 1.0e9);
     // A run by hand is the last run too.
     let r = d.post_json("/v1/admin/passes/compact/run", &json!({}));
     assert_eq!(r.status, 200, "{}", r.text());
-    wait_for(&d, "manual run shown", || pass_status(&d, "compact")["last_run"]["trigger"] == "manual");
+    d.wait_for("manual run shown", || pass_status(&d, "compact")["last_run"]["trigger"] == "manual");
     d.stop();
 }
 
@@ -143,23 +125,23 @@ fn a_failing_pass_is_counted_and_retried_and_the_others_keep_running() {
     d.restart();
     let mut m = Model::new();
     ingest(&d, &mut m, today(&d) - 5, 500);
-    wait_for(&d, "migrate failed twice", || pass_status(&d, "migrate")["failures"].as_u64().unwrap() >= 2);
+    d.wait_for("migrate failed twice", || pass_status(&d, "migrate")["failures"].as_u64().unwrap() >= 2);
     let migrate = pass_status(&d, "migrate");
     assert_eq!(migrate["last_run"]["outcome"], "failed", "{migrate}");
     assert!(migrate["last_run"]["message"].as_str().unwrap().contains("migrate"), "{migrate}");
     // Meanwhile the other passes run and succeed: the day is re-encoded and recompressed (all hot: moves fail).
-    wait_for(&d, "recompressed despite failing migrations", || {
+    d.wait_for("recompressed despite failing migrations", || {
         all_segments(&d, |s| s["codec"] == "zstd-3" && s["tier"] == "hot")
     });
     let reencode = pass_status(&d, "reencode");
     assert_eq!(reencode["failures"], 0, "{reencode}");
     assert!(reencode["runs"].as_u64().unwrap() >= 1);
-    assert!(metric_sum(&d, "tierd_pass_runs_total{pass=\"migrate\",outcome=\"failed\",trigger=\"schedule\"}") >= 2.0);
+    assert!(d.metric_sum("tierd_pass_runs_total{pass=\"migrate\",outcome=\"failed\",trigger=\"schedule\"}") >= 2.0);
     check_all(&d, &m, "failing migrations");
     // Without the failpoint, the next scheduled migrate succeeds.
     d.set_failpoints(None);
     d.restart();
-    wait_for(&d, "cold after the fault is gone", || all_segments(&d, |s| s["tier"] == "cold"));
+    d.wait_for("cold after the fault is gone", || all_segments(&d, |s| s["tier"] == "cold"));
     check_all(&d, &m, "migrated");
     d.stop();
 }
@@ -174,13 +156,13 @@ fn sighup_refuses_an_invalid_file_and_applies_a_valid_one() {
         &config("").replace("[passes.gc]\nschedule = \"* * * * * *\"", "[passes.gc]\nschedule = \"*/5 * * * *\""),
     );
     d.sighup();
-    wait_for(&d, "refusal", || reloads(&d)["reloads_refused"] == 1);
+    d.wait_for("refusal", || reloads(&d)["reloads_refused"] == 1);
     let last = reloads(&d)["last_reload"].clone();
     assert_eq!(last["outcome"], "refused");
     assert!(last["message"].as_str().unwrap().contains("passes.gc.schedule"), "{last}");
     assert_eq!(pass_status(&d, "gc")["schedule"], "* * * * * *");
     let runs = pass_status(&d, "gc")["runs"].as_u64().unwrap();
-    wait_for(&d, "gc still running every second", || pass_status(&d, "gc")["runs"].as_u64().unwrap() > runs + 1);
+    d.wait_for("gc still running every second", || pass_status(&d, "gc")["runs"].as_u64().unwrap() > runs + 1);
     // A key that takes a restart: refused whole, naming it (the same answer over HTTP).
     d.set_config(&config("[cache]\nmax_bytes = 12345\n").replace("\"*/5", "\"*"));
     let r = d.post_json("/v1/admin/config/reload", &json!({}));
@@ -193,7 +175,7 @@ fn sighup_refuses_an_invalid_file_and_applies_a_valid_one() {
         .replace("[passes.reencode]\nschedule = \"* * * * * *\"", "[passes.reencode]\nschedule = \"\"");
     d.set_config(&valid);
     d.sighup();
-    wait_for(&d, "applied", || reloads(&d)["reloads_applied"] == 1);
+    d.wait_for("applied", || reloads(&d)["reloads_applied"] == 1);
     assert_eq!(reloads(&d)["last_reload"]["outcome"], "applied");
     let gc = pass_status(&d, "gc");
     assert_eq!(gc["schedule"], "0 0 0 1 1 *");
@@ -235,8 +217,8 @@ fn an_open_day_is_sealed_by_date_after_midnight_and_then_reencoded() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(segments(&d).iter().all(|s| s["state"] == "open"), "{:?}", segments(&d));
     d.advance_clock(2_000);
-    wait_for(&d, "sealed by date and re-encoded", || all_segments(&d, |s| s["format"] == "parquet"));
+    d.wait_for("sealed by date and re-encoded", || all_segments(&d, |s| s["format"] == "parquet"));
     check_all(&d, &m, "sealed by date");
-    assert!(metric_sum(&d, "tierd_hot_sealed_by_date_total") >= 1.0);
+    assert!(d.metric_sum("tierd_hot_sealed_by_date_total") >= 1.0);
     d.stop();
 }

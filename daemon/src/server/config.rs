@@ -34,7 +34,9 @@ pub struct Config {
     /// Read heat: how reads are counted and how fast they cool.
     pub heat: HeatSection,
     pub log: LogConfig,
+    /// The tiering policy: rules, cost horizon, residency and hysteresis.
     pub policy: PolicySection,
+    /// The prices the tiering policy and `tierd plan` bill with (`tierd simulate` uses the defaults).
     pub cost: tierd_policies::Prices,
     /// `tierd simulate`: the generated workload, the latency model and the age-only baseline (the server ignores
     /// it).
@@ -49,9 +51,13 @@ pub struct Config {
 pub struct PolicySection {
     /// `[[policy.rules]]`, in order; absent: the default rule set.
     pub rules: Option<Vec<tierd_policies::Rule>>,
+    /// A move that is not forced must pay for its one-time cost with its monthly saving over this many seconds.
     pub horizon_secs: u64,
+    /// No segment moves within this many seconds of its last move (or of its creation, if it never moved).
     pub min_residency_secs: u64,
+    /// Hysteresis: a move that is not forced takes a hot copy away only while the heat (reads/day) is at most this...
     pub cold_max_heat: f64,
+    /// ...and brings one back only once it is at least this (larger than `cold_max_heat`).
     pub hot_min_heat: f64,
     /// `GET /v1/plan` and `tierd plan` list at most this many actions (the bill covers all of them): a plan over a
     /// large catalog stays a bounded answer.
@@ -145,7 +151,8 @@ pub struct HeatPassSection {
     pub schedule: String,
 }
 
-/// Cold -> hot moves (`promote`); the planner's settings are `[passes.migrate]`'s.
+/// The `promote` pass: the tiering plan's moves that bring a hot copy back or drop the cold one. Its byte limit is
+/// `passes.migrate.max_bytes_per_pass`; what it moves, `[policy]` decides.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromoteSection {
@@ -224,6 +231,7 @@ pub struct CompactSection {
 #[serde(deny_unknown_fields, default)]
 pub struct RecompressSection {
     /// The codec ladder: a columnar segment whose newest event is at least `min_age_secs` old moves up to `codec`.
+    /// A codec a `[[policy.rules]]` rule prescribes replaces the ladder for the segments that rule matches.
     pub ladder: Vec<LadderSection>,
     /// When the pass runs (cron, seconds first; `""` = only by hand).
     pub schedule: String,
@@ -236,11 +244,14 @@ pub struct LadderSection {
     pub codec: String,
 }
 
-/// Moves between the tiers (`migrate`: hot -> cold, `promote`: cold -> hot), by the age of the newest event.
+/// Moves between the tiers, as the tiering policy (`[policy]`) plans them: `migrate` takes hot copies away or adds
+/// cold ones, `promote` ([`PromoteSection`]) brings hot copies back or drops cold ones.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MigrateSection {
-    /// Columnar segments whose newest event is at least this old go cold; cold segments younger come back.
+    /// Without `[[policy.rules]]`: the default `idle` rule sends columnar segments whose newest event is at least
+    /// this old, and that are read at most `policy.cold_max_heat` times a day, cold (when the move pays). Not used
+    /// when rules are given.
     pub cold_after_secs: u64,
     /// Most bytes one `migrate` or `promote` pass moves (at least one segment); the IO budget paces them.
     pub max_bytes_per_pass: u64,

@@ -40,12 +40,14 @@ fn store_context(
     (ctx, budget)
 }
 
-fn app(limits: BatchLimits) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0_MS));
-    let (ctx, budget) = store_context(dir.path(), clock.clone());
-    let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
-    let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
+/// The daemon's state over `ctx` with the default configuration, no schedules and no metrics recorder.
+fn app_state(
+    ctx: &tierd_store::StoreContext,
+    budget: Arc<tierd_store::IoBudget>,
+    hot: Arc<HotTier>,
+    limits: BatchLimits,
+) -> Arc<AppState> {
+    let (layout, catalog, cold, clock) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone(), ctx.clock.clone());
     let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
     let control = crate::server::schedule::Control::new(
         ctx.clone(),
@@ -63,7 +65,7 @@ fn app(limits: BatchLimits) -> App {
         Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
         tokio::runtime::Handle::current(),
     );
-    let state = Arc::new(AppState {
+    Arc::new(AppState {
         heat,
         reads,
         passes: control.passes,
@@ -71,14 +73,22 @@ fn app(limits: BatchLimits) -> App {
         reloader: control.reloader,
         layout,
         catalog,
-        hot: Arc::new(hot.unwrap()),
+        hot,
         clock,
         limits,
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
         budget,
-    });
+    })
+}
+
+fn app(limits: BatchLimits) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let (ctx, budget) = store_context(dir.path(), clock.clone());
+    let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
+    let state = app_state(&ctx, budget, Arc::new(hot.unwrap()), limits);
     App { _dir: dir, router: router(state, None) }
 }
 

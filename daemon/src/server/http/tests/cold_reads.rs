@@ -17,7 +17,6 @@ async fn cold_app() -> ColdApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0_MS + 3 * 86_400_000));
     let (ctx, budget) = store_context(dir.path(), clock.clone());
-    let (layout, catalog, cold) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone());
     let hot = Arc::new(HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap());
     for day in 0..2i64 {
         let events = (0..3_000i64)
@@ -36,39 +35,7 @@ async fn cold_app() -> ColdApp {
     }
     // Seals the row segments (the passes rewrite sealed segments only).
     hot.shutdown().await;
-    let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
-    let control = crate::server::schedule::Control::new(
-        ctx.clone(),
-        &crate::server::config::Config::default(),
-        false,
-        None,
-        (None, None),
-        tokio_util::sync::CancellationToken::new(),
-        heat.clone(),
-    )
-    .unwrap();
-    let reads = tierd_store::SegmentSource::new(
-        layout.clone(),
-        Arc::new(cold.foreground()),
-        Arc::new(tierd_store::BlockCache::open(&layout.cache_dir(), &Default::default()).unwrap()),
-        tokio::runtime::Handle::current(),
-    );
-    let state = Arc::new(AppState {
-        heat,
-        reads,
-        passes: control.passes,
-        scheduler: control.scheduler,
-        reloader: control.reloader,
-        layout,
-        catalog,
-        hot,
-        clock,
-        limits: BatchLimits::default(),
-        lease_ttl_ms: 60_000,
-        metrics: None,
-        cold,
-        budget,
-    });
+    let state = app_state(&ctx, budget, hot, BatchLimits::default());
     let app = ColdApp { _dir: dir, router: router(state.clone(), None), state };
     let (s, _, v) = app.call(post("/v1/admin/passes/reencode/run", None, "")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
