@@ -27,19 +27,19 @@ pub struct PlanArgs {
     #[arg(long)]
     pub json: bool,
     /// TOML config file of the daemon (offline form); every key is optional.
-    #[arg(long, conflicts_with = "url")]
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Data directory of a stopped daemon (overrides the config's `data_dir`).
-    #[arg(long, conflicts_with = "url")]
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Ask the running daemon at this URL instead (`GET /v1/plan`).
-    #[arg(long, env = "TIERD_URL")]
+    /// Ask the running daemon at this URL instead (`GET /v1/plan`); without it, and without `--config` and
+    /// `--data-dir`, `$TIERD_URL` if set.
+    #[arg(long)]
     pub url: Option<String>,
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<()> {
-    // TIERD_URL set in the environment must not win over an explicit offline request.
-    let url = args.url.filter(|_| args.config.is_none() && args.data_dir.is_none());
+    let url = which_daemon(&args, std::env::var("TIERD_URL").ok())?;
     let text = match url {
         Some(url) => admin_call(&url, "/v1/plan", None::<&()>, "plan")?,
         None => serde_json::to_string(&offline(args.config, args.data_dir)?)?,
@@ -51,6 +51,22 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     let plan: PlanAnswer = serde_json::from_str(&text)?;
     print!("{}", format_plan(&plan));
     Ok(())
+}
+
+/// The daemon to ask, if any: `--url`, else `$TIERD_URL` (`env_url`) unless the offline form is asked for. TIERD_URL
+/// set in the environment must not win over an explicit `--config`/`--data-dir` (clap's `env` would make it
+/// conflict with them), but both forms given on the command line are a mistake worth saying.
+fn which_daemon(args: &PlanArgs, env_url: Option<String>) -> anyhow::Result<Option<String>> {
+    let offline = args.config.is_some() || args.data_dir.is_some();
+    match (&args.url, offline) {
+        (Some(_), true) => bail!(
+            "--url asks a running daemon; --config and --data-dir read a stopped daemon's catalog: give one or the \
+             other"
+        ),
+        (Some(url), false) => Ok(Some(url.clone())),
+        (None, true) => Ok(None),
+        (None, false) => Ok(env_url.filter(|u| !u.is_empty())),
+    }
 }
 
 /// The plan over a stopped daemon's catalog.
@@ -70,8 +86,8 @@ fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result
     }
     let catalog = Catalog::open(&dir).with_context(|| {
         format!(
-            "cannot open the catalog in {} (a running daemon holds it locked): ask the daemon instead with \
-             `tierd plan --url {DEFAULT_URL}`",
+            "cannot open the catalog in {} (if a daemon is running, it holds the catalog locked: ask it instead \
+             with `tierd plan --url {DEFAULT_URL}`)",
             dir.display()
         )
     })?;
@@ -166,6 +182,23 @@ mod tests {
     use tierd_policies::{Capacity, Placement, Prices, SegmentFormat, SegmentState, SegmentStats, TieringPolicy};
 
     use super::*;
+
+    #[test]
+    fn an_offline_request_is_never_sent_to_tierd_url() {
+        let args = |url: Option<&str>, data_dir: Option<&str>| PlanArgs {
+            json: false,
+            config: None,
+            data_dir: data_dir.map(PathBuf::from),
+            url: url.map(String::from),
+        };
+        let env = || Some("http://env:1".to_string());
+        assert_eq!(which_daemon(&args(None, Some("/d")), env()).unwrap(), None);
+        assert_eq!(which_daemon(&args(None, None), env()).unwrap().as_deref(), Some("http://env:1"));
+        assert_eq!(which_daemon(&args(Some("http://u:2"), None), env()).unwrap().as_deref(), Some("http://u:2"));
+        assert_eq!(which_daemon(&args(None, None), None).unwrap(), None);
+        let e = which_daemon(&args(Some("http://u:2"), Some("/d")), None).unwrap_err().to_string();
+        assert!(e.contains("one or the other"), "{e}");
+    }
 
     #[test]
     fn the_human_form_lists_actions_reasons_and_the_bill() {

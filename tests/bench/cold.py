@@ -13,7 +13,7 @@ Needs `moto_server` (`pip install 'moto[server]==5.2.5'`, as .ci/run installs it
    `tierd serve` (closed loop, `ingest-bench`), the daemon restarted (which seals the open row segments), the
    `reencode` pass run (one lz4 columnar segment per day, the default codec) and `gc` with no grace (the retired
    row segments go). The stopped daemon's data directory is the template; every run below starts a daemon on a
-   fresh copy of it (`cp -a`, then `sync`), with `passes.migrate.cold_after_secs = 0` (every columnar segment goes
+   fresh copy of it (`cp -a`, then `sync`), with a forced `all-cold` policy rule (every columnar segment goes
    cold) and the cold tier at `s3://BUCKET/<fresh prefix>` on the one moto server. Each run's objects are deleted
    from moto afterwards.
 2. Migration throughput, per round (rounds interleave the variants, so drift of a shared machine hits all alike):
@@ -180,7 +180,10 @@ def write_config(path, moto, prefix, budget, grace=None):
     """budget: "default", "unlimited", "read-back" (unlimited, every upload read back: `cold.verify = "read_back"`)
     or "multipart" (unlimited, multipart from 16 MiB: the threshold before it became 100 MiB)."""
     lines = [
-        "[passes.migrate]", "cold_after_secs = 0", "",
+        # Every columnar segment goes cold at once, whatever the move costs (segments were made minutes ago: no
+        # residency either).
+        "[policy]", "min_residency_secs = 0", "",
+        "[[policy.rules]]", 'name = "all-cold"', 'format = "columnar"', 'placement = "cold"', "force = true", "",
         "[cold]", f'url = "s3://{BUCKET}/{prefix}"', f'endpoint = "{moto.endpoint}"', 'region = "us-east-1"',
         f'access_key_id = "{KEY_ID}"', f'secret_access_key = "{SECRET}"', "allow_http = true",
     ]

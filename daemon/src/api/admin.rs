@@ -12,9 +12,9 @@ labelled_enum! {
         Reencode = "reencode",
         Compact = "compact",
         Recompress = "recompress",
-        /// Hot -> cold, by the placement planner.
+        /// Hot -> cold, the moves the tiering planner prescribes.
         Migrate = "migrate",
-        /// Cold -> hot, by the placement planner.
+        /// Cold -> hot, the moves the tiering planner prescribes.
         Promote = "promote",
         /// Garbage collection.
         Gc = "gc",

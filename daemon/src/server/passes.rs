@@ -1,8 +1,9 @@
-//! Background passes run on demand (`POST /v1/admin/passes/{name}/run`, `tierd pass run NAME`): plan with the pure
+//! Background passes, run on their cron schedules ([`super::schedule`]) or by hand (`POST
+//! /v1/admin/passes/{name}/run`, `tierd pass run NAME`): plan with the pure
 //! planners of `policies` over one catalog snapshot, then carry the actions out one by one with `store`'s
 //! [`Rewriter`], [`Mover`] (`migrate`, `promote`, and moves by hand) and garbage collector. A dry run plans and
 //! reports without touching anything. Passes run one at a time; a failed action is reported and the pass goes on
-//! with the next. They also run on cron schedules ([`super::schedule`]). Also the trash's listing and restores, which must not
+//! with the next. Also the trash's listing and restores, which must not
 //! run at the same time as a pass. Reports are the types of [`crate::api`]; errors are [`ServerError`]s.
 
 use std::sync::Arc;
@@ -176,7 +177,10 @@ impl Passes {
         let stats = tiering::planner_stats(&snapshot, req.project.as_deref(), self.heat.as_deref(), now);
         let capacity = tiering::hot_capacity(&self.config, &self.layout.hot_dir(), &snapshot);
         let plan = self.config.tiering_policy().plan(now, &stats, &self.config.cost, &capacity);
-        tiering::publish_costs(&plan);
+        // The projected bill is the whole catalog's: a run for one project does not publish its part as the total.
+        if req.project.is_none() {
+            tiering::publish_costs(&plan);
+        }
         (plan, stats, capacity)
     }
 
