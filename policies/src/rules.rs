@@ -194,8 +194,8 @@ pub fn default_rules() -> Vec<Rule> {
 }
 
 /// The default rule set with idle data going cold `idle_after_secs` after its newest event: data read often comes
-/// back hot (forced: read latency), data of the last day stays hot (`fresh` comes before `idle`, so nothing goes
-/// cold by `idle` within a day of its newest event, even with a shorter idle age), idle columnar data goes cold, and
+/// back hot (forced: read latency), data of the last day stays hot (or of the idle age, if that is shorter: an
+/// operator asking for data cold after an hour gets it), idle columnar data goes cold, and
 /// a hot disk more than 90 % full evicts its coldest columnar data that no earlier rule matches. Codecs stay with the
 /// recompress ladder (`[passes.recompress]`, whose last step comes before the idle age so that data goes cold at
 /// its smallest), so the default set prescribes none.
@@ -211,7 +211,12 @@ pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
             force: true,
             ..Rule::default()
         },
-        Rule { name: "fresh".into(), max_age_secs: Some(DAY_SECS), placement: Some(Placement::Hot), ..Rule::default() },
+        Rule {
+            name: "fresh".into(),
+            max_age_secs: Some(DAY_SECS.min(idle_after_secs)),
+            placement: Some(Placement::Hot),
+            ..Rule::default()
+        },
         Rule {
             name: "idle".into(),
             format: Some(SegmentFormat::Columnar),
@@ -322,6 +327,19 @@ mod tests {
         assert_eq!(first_match(&rules, &s, CX, |r| r.placement.is_some()).unwrap().name, "b");
         assert_eq!(first_match(&rules, &s, CX, |r| r.codec.is_some()).unwrap().name, "a");
         assert!(first_match(&rules, &s, CX, |r| r.compact_target_bytes.is_some()).is_none());
+    }
+
+    #[test]
+    fn the_default_idle_age_wins_over_a_day_of_freshness_when_shorter() {
+        let placement = |idle_after_secs: u64, age_secs: i64| {
+            let s = SegmentStats { max_time_ms: CX.now_ms - age_secs * 1000, ..col("a", "zstd-19") };
+            let rules = default_rules_idle_after(idle_after_secs);
+            first_match(&rules, &s, CX, |r| r.placement.is_some()).map(|r| r.name.clone())
+        };
+        assert_eq!(placement(3600, 7200).as_deref(), Some("idle"), "cold after an hour means after an hour");
+        assert_eq!(placement(3600, 1800).as_deref(), Some("fresh"));
+        assert_eq!(placement(7 * DAY_SECS, 2 * DAY_SECS as i64), None, "between a day and the idle age: no rule");
+        assert_eq!(placement(7 * DAY_SECS, 3600).as_deref(), Some("fresh"));
     }
 
     #[test]
