@@ -226,8 +226,10 @@ mod tests {
         assert!(text.contains("01ABC web day 20000: move to cold [rule idle] -0.057000 USD/month"), "{text}");
         assert!(text.contains("rule \"idle\": hot -> cold"), "{text}");
         assert!(text.contains("tier hot") && text.contains("codec zstd-19"), "{text}");
-        assert!(text.contains("one-time transition cost: $0.000525"), "{text}");
-        assert!(text.contains("break-even: 6.6h"), "{text}");
+        // 1 GiB in 8 MiB parts: 128 + 2 PUTs x $0.005/1000 = $0.00065, paid back by $0.057 a month (30 days) in
+        // 0.00065 / 0.057 x 720 h = 8.2 h.
+        assert!(text.contains("one-time transition cost: $0.000650"), "{text}");
+        assert!(text.contains("break-even: 8.2h"), "{text}");
         let empty = format_plan(&PlanAnswer::default());
         assert!(empty.contains("break-even: never"), "{empty}");
 

@@ -66,10 +66,17 @@ pub struct Prices {
     pub cold_infrequent_retrieval_per_gb: f64,
     /// Data transfer between the node and the object store, per GiB (either way). Default 0: same region.
     pub transfer_per_gb: f64,
-    /// Bytes per PUT of an upload: objects bigger than this are uploaded in parts of this size, one request each
-    /// (plus one to start and one to complete the upload). Default 10 MiB, what tierd's cold tier uses.
+    /// How tierd's cold tier uploads, not a price (so not a `[cost]` key: the daemon copies it from `[cold]`):
+    /// objects at least this big go up in parts. Default 100 MiB, the cold tier's default.
+    #[serde(skip)]
+    pub multipart_threshold_bytes: u64,
+    /// And the size of each part (one PUT each, plus one to start and one to complete the upload). Default 8 MiB,
+    /// the cold tier's default.
+    #[serde(skip)]
     pub upload_part_bytes: u64,
-    /// Bytes per GET of a cold read: cold reads fetch whole blocks (1 MiB, `BlockChecksums::DEFAULT_BLOCK_SIZE`).
+    /// Bytes per GET of a cold read, not a price either: cold reads fetch whole blocks (1 MiB,
+    /// `BlockChecksums::DEFAULT_BLOCK_SIZE`).
+    #[serde(skip)]
     pub read_block_bytes: u64,
 }
 
@@ -86,7 +93,8 @@ impl Default for Prices {
             cold_retrieval_per_gb: 0.0,
             cold_infrequent_retrieval_per_gb: 0.01,
             transfer_per_gb: 0.0,
-            upload_part_bytes: 10 << 20,
+            multipart_threshold_bytes: 100 << 20,
+            upload_part_bytes: 8 << 20,
             read_block_bytes: 1 << 20,
         }
     }
@@ -114,9 +122,7 @@ impl Prices {
                 format!("is {price}: give a price in USD of zero or more")
             })?;
         }
-        PolicyError::require(self.upload_part_bytes >= 5 << 20, POLICY, "upload_part_bytes", || {
-            format!("is {}: S3 parts are at least 5 MiB (5242880 bytes)", self.upload_part_bytes)
-        })?;
+        PolicyError::require(self.upload_part_bytes > 0, POLICY, "upload_part_bytes", || "is zero".to_string())?;
         PolicyError::require(self.read_block_bytes > 0, POLICY, "read_block_bytes", || "is zero".to_string())
     }
 
@@ -134,14 +140,13 @@ impl Prices {
         bytes as f64 / GIB * self.gb_month(class)
     }
 
-    /// Requests one upload of `bytes` takes: one PUT up to a part's size, else one per part plus the multipart
-    /// upload's start and completion.
+    /// Requests one upload of `bytes` takes, as the cold tier uploads: one PUT below the multipart threshold, else
+    /// one per part plus the multipart upload's start and completion.
     pub fn upload_requests(&self, bytes: u64) -> u64 {
-        let part = self.upload_part_bytes.max(1);
-        if bytes <= part {
+        if bytes < self.multipart_threshold_bytes {
             1
         } else {
-            bytes.div_ceil(part) + 2
+            bytes.div_ceil(self.upload_part_bytes.max(1)) + 2
         }
     }
 
@@ -215,9 +220,13 @@ mod tests {
         // 100 GiB hot: 100 x 0.08 = $8.00 a month; cold: 100 x 0.023 = $2.30.
         assert!((p.storage_monthly(100 << 30, StorageClass::Hot) - 8.0).abs() < 1e-9);
         assert!((p.storage_monthly(100 << 30, StorageClass::Cold) - 2.3).abs() < 1e-9);
-        // A 25 MiB segment goes up in 3 parts of 10 MiB plus start and completion: 5 PUTs = $0.000025.
-        assert_eq!(p.upload_requests(25 << 20), 5);
-        assert!((p.move_cost(25 << 20, StorageClass::Hot, StorageClass::Cold) - 5.0 * 0.005 / 1000.0).abs() < 1e-12);
+        // A 25 MiB segment goes up in one PUT (below the 100 MiB multipart threshold) = $0.000005; a 200 MiB one in
+        // 25 parts of 8 MiB plus start and completion: 27 PUTs = $0.000135.
+        assert_eq!(p.upload_requests(25 << 20), 1);
+        assert!((p.move_cost(25 << 20, StorageClass::Hot, StorageClass::Cold) - 0.005 / 1000.0).abs() < 1e-12);
+        assert_eq!(p.upload_requests(200 << 20), 27);
+        assert!((p.upload_cost(200 << 20, StorageClass::Cold) - 27.0 * 0.005 / 1000.0).abs() < 1e-12);
+        assert_eq!(p.upload_requests(100 << 20), 15, "at the threshold: multipart");
         // And back: 25 GETs of 1 MiB = $0.00001, no retrieval fee from S3 Standard.
         assert_eq!(p.read_requests(25 << 20), 25);
         assert!((p.move_cost(25 << 20, StorageClass::Cold, StorageClass::Hot) - 25.0 * 0.0004 / 1000.0).abs() < 1e-12);
@@ -242,7 +251,7 @@ mod tests {
         assert!(p.validate().unwrap_err().to_string().contains("cold_gb_month"));
         let p = Prices { get_per_1000: f64::NAN, ..Prices::default() };
         assert!(p.validate().unwrap_err().to_string().contains("get_per_1000"));
-        let p = Prices { upload_part_bytes: 1 << 20, ..Prices::default() };
+        let p = Prices { upload_part_bytes: 0, ..Prices::default() };
         assert!(p.validate().unwrap_err().to_string().contains("upload_part_bytes"));
         Prices::default().validate().unwrap();
     }

@@ -505,7 +505,7 @@ impl Config {
         if self.policy.max_plan_actions == 0 {
             return invalid("policy.max_plan_actions", "is zero: a plan could list nothing");
         }
-        self.cost.validate().map_err(|e| policy("cost", e))?;
+        self.prices().validate().map_err(|e| policy("cost", e))?;
         let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
             .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)))
@@ -590,6 +590,16 @@ impl Config {
     }
 
     /// The tiering planner of the migrate, promote, recompress and compact passes and of `tierd plan`.
+    /// The cost model's prices (`[cost]`), with the request shapes of this daemon's cold tier: its multipart
+    /// threshold and part size.
+    pub fn prices(&self) -> tierd_policies::Prices {
+        tierd_policies::Prices {
+            multipart_threshold_bytes: self.cold.multipart_threshold_bytes,
+            upload_part_bytes: self.cold.part_size_bytes,
+            ..self.cost.clone()
+        }
+    }
+
     pub fn tiering_policy(&self) -> tierd_policies::TieringPolicy {
         let (p, m) = (&self.policy, &self.passes.migrate);
         tierd_policies::TieringPolicy {

@@ -61,7 +61,7 @@ pub fn plan(
 ) -> PlanAnswer {
     let stats = planner_stats(snapshot, None, heat, now_ms);
     let capacity = hot_capacity(config, hot_dir, snapshot);
-    let plan = config.tiering_policy().plan(now_ms, &stats, &config.cost, &capacity);
+    let plan = config.tiering_policy().plan(now_ms, &stats, &config.prices(), &capacity);
     publish_costs(&plan);
     answer(plan, config.policy.max_plan_actions)
 }
