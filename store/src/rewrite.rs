@@ -242,7 +242,9 @@ impl Rewriter {
                 retired: None,
                 // Block checksums let reads of either tier fetch and verify only the blocks they need.
                 blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
-                placed_at_ms: None,
+                // Written on the hot disk where its inputs were: hot since the latest of them was placed there, so
+                // that a rewrite does not reset (or end) a promoted segment's residency.
+                placed_at_ms: inputs.iter().map(|m| m.placed_at_ms.unwrap_or(m.created_at_ms)).max(),
                 role: Role::Data,
             };
         let mut changes = vec![

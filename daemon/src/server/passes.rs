@@ -172,6 +172,13 @@ impl Passes {
 
     /// The tiering plan over one snapshot (of `project` only, if given), with the stats it was made from.
     fn tiering_snapshot(&self, req: &PassRequest) -> (TieringPlan, Vec<SegmentStats>, Capacity) {
+        // Heat moves to rewrites' outputs at a flush: flush first, or an output written since the last one (by the
+        // previous pass, say) would look unread and could be sent cold.
+        if let Some(heat) = &self.heat {
+            if let Err(e) = heat.flush() {
+                warn!(error = %e, "cannot flush read heat before planning; rewrites' outputs may look cooler");
+            }
+        }
         let snapshot = self.catalog.snapshot();
         let now = self.clock.now_ms();
         let stats = tiering::planner_stats(&snapshot, req.project.as_deref(), self.heat.as_deref(), now);

@@ -127,6 +127,31 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
 }
 
 #[test]
+fn a_move_and_a_later_rewrite_keep_the_time_of_placement() {
+    let (f, id) = Fixture::new(true);
+    let mover = f.mover("");
+    mover.execute(id, Placement::Cold).unwrap();
+    f.clock.advance_ms(3_600_000);
+    mover.execute(id, Placement::Hot).unwrap();
+    let m = f.meta(id);
+    assert_eq!(m.placed_at_ms, Some(T0 + 3_600_000), "a committed move records when");
+    // Recompressed a minute later: the output is hot since the promotion, not since its creation (residency kept)
+    // nor since the rewrite.
+    f.clock.advance_ms(60_000);
+    let action = tierd_policies::RewriteAction {
+        kind: tierd_policies::RewriteKind::Recompress,
+        project: "p".into(),
+        day: m.day,
+        inputs: vec![id.to_string()],
+        output_codec: "zstd-9".into(),
+        bytes_before: m.bytes,
+        reason: "test".into(),
+    };
+    let out = Rewriter::new(f.ctx(""), Default::default()).execute(&action).unwrap().outputs[0];
+    assert_eq!(f.meta(out).placed_at_ms, Some(T0 + 3_600_000));
+}
+
+#[test]
 fn row_segments_and_unknown_segments_do_not_move() {
     let (f, id) = Fixture::new(false);
     let before = f.catalog.snapshot().generation();
