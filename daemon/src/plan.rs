@@ -4,7 +4,8 @@
 //! Two ways to get the plan: `--url` asks a running daemon (`GET /v1/plan`); otherwise the command opens a stopped
 //! daemon's catalog itself and plans with the configuration given (`--config`, else the defaults) and the hot disk
 //! under the data directory. The offline form runs no recovery and writes nothing of its own (opening the catalog is
-//! sled's open, which migrates an older schema as the daemon would); it refuses a data directory whose catalog a
+//! sled's open, which migrates an older schema as the daemon would, and creates the empty `heat` tree if the daemon
+//! never flushed one); it refuses a data directory whose catalog a
 //! running daemon holds (sled's lock), pointing at `--url`. It lives beside `server` and `client` because it is
 //! both: a client of a daemon, or a reader of its data directory.
 
@@ -93,7 +94,7 @@ fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result
     })?;
     let catalog = std::sync::Arc::new(catalog);
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
-    // The read heat the daemon persisted at its last flush (loading it changes nothing).
+    // The read heat the daemon persisted at its last flush (loading it changes no record).
     let heat = tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), config.heat_config()?)
         .context("cannot load read heat from the catalog")?;
     let snapshot = catalog.snapshot();
