@@ -8,6 +8,11 @@
 //! its actions on a snapshot of the store, exactly the [`SegmentStats`](crate::SegmentStats) the daemon would feed
 //! the planner, and applies every one of them.
 //!
+//! The figures cover the measured window only: a generated workload starts with `history_days` of ingest and reads
+//! ([`WorkloadParams::history_days`]) that every scenario runs through, with the same planners, before the counting
+//! starts at [`Workload::measure_from_ms`], so that each scenario is measured on a store it has been running, not
+//! on an empty one.
+//!
 //! Pure and deterministic: no clock, no I/O (the daemon reads the access log and prints the [`Report`]); the same
 //! workload and configuration give the same report.
 //!
@@ -123,8 +128,12 @@ pub struct ScenarioReport {
 /// The whole report: `{"scenarios":[...], ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// Measured days.
     pub days: f64,
+    /// Days simulated before the measured window and left out of the figures.
+    pub history_days: f64,
     pub segments: usize,
+    /// Reads in the measured window.
     pub reads: usize,
     /// Reads of a (project, day) not sealed (or not known) at the time: left out of every figure.
     pub unserved_reads: u64,
@@ -148,7 +157,13 @@ pub fn run(
     );
     let (mut w, mut r) = (0, 0);
     let mut now = workload.start_ms;
+    let mut measuring = false;
     while now < workload.end_ms {
+        if !measuring && now >= workload.measure_from_ms {
+            // The history is over: count from here, on the store the scenario has been running.
+            store.tally = state::Tally::default();
+            measuring = true;
+        }
         let next = (now + config.tick_ms).min(workload.end_ms);
         store.bill_storage(next - now);
         // This tick's writes and reads, in time order, a write before a read at the same time.
@@ -223,9 +238,10 @@ pub fn simulate(
     config.validate()?;
     prices.validate()?;
     let mut out = Report {
-        days: (workload.end_ms - workload.start_ms) as f64 / workload::DAY_MS as f64,
+        days: (workload.end_ms - workload.measure_from_ms) as f64 / workload::DAY_MS as f64,
+        history_days: (workload.measure_from_ms - workload.start_ms) as f64 / workload::DAY_MS as f64,
         segments: 0,
-        reads: workload.reads.len(),
+        reads: workload.reads.iter().filter(|r| r.time_ms >= workload.measure_from_ms).count(),
         unserved_reads: 0,
         scenarios: Vec::new(),
     };
