@@ -53,8 +53,10 @@ use state::SimStore;
 pub struct SimConfig {
     /// Planning interval of the simulated clock. Default one hour.
     pub tick_ms: i64,
-    /// Half-life of the simulated heat. Default one day.
-    pub heat_half_life_ms: i64,
+    /// Half-life of the simulated heat. Default (absent): the daemon's own, `[heat] half_life_secs` (7 days unless
+    /// configured), so that the planner sees the heat it would see in the daemon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heat_half_life_ms: Option<i64>,
     /// Bound of the simulated cache of cold blocks. Default 1 GiB; the daemon takes `cache.max_bytes`.
     #[serde(skip)]
     pub cache_max_bytes: u64,
@@ -70,7 +72,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             tick_ms: 3_600_000,
-            heat_half_life_ms: workload::DAY_MS,
+            heat_half_life_ms: None,
             cache_max_bytes: 1 << 30,
             ingest_codec: "lz4".into(),
             latency: LatencyModel::default(),
@@ -80,11 +82,19 @@ impl Default for SimConfig {
     }
 }
 
+/// The daemon's default heat half-life (`[heat] half_life_secs`), the simulation's when none is given.
+pub const DEFAULT_HEAT_HALF_LIFE_MS: i64 = 7 * workload::DAY_MS;
+
 impl SimConfig {
+    /// The heat half-life the simulation runs with.
+    pub fn half_life_ms(&self) -> i64 {
+        self.heat_half_life_ms.unwrap_or(DEFAULT_HEAT_HALF_LIFE_MS)
+    }
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         const P: &str = "simulate";
         PolicyError::require(self.tick_ms > 0, P, "tick_ms", || "is not positive".into())?;
-        PolicyError::require(self.heat_half_life_ms > 0, P, "heat_half_life_ms", || "is not positive".into())?;
+        PolicyError::require(self.half_life_ms() > 0, P, "heat_half_life_ms", || "is not positive".into())?;
         codec::bytes_per_event(&self.ingest_codec)?;
         self.latency.validate()?;
         self.workload.validate()
@@ -151,7 +161,7 @@ pub fn run(
         prices,
         &config.latency,
         &config.ingest_codec,
-        config.heat_half_life_ms,
+        config.half_life_ms(),
         config.cache_max_bytes,
         config.workload.segment_max_bytes,
     );
