@@ -58,7 +58,8 @@ pub fn report(args: &SimulateArgs) -> anyhow::Result<Report> {
     sim.ingest_codec = config.passes.reencode.codec.clone();
     sim.cache_max_bytes = config.cache.max_bytes;
     // The planner sees the heat the daemon would give it, unless `[simulate]` says otherwise.
-    sim.heat_half_life_ms.get_or_insert(i64::try_from(config.heat.half_life_secs).unwrap_or(i64::MAX).saturating_mul(1000));
+    sim.heat_half_life_ms
+        .get_or_insert(i64::try_from(config.heat.half_life_secs).unwrap_or(i64::MAX).saturating_mul(1000));
     if let Some(days) = args.days {
         sim.workload.days = days;
     }

@@ -173,11 +173,19 @@ fn age_only_climbs_the_ladder_only_when_given_one() {
         _ => unreachable!(),
     };
     let with = AgeOnly { ladder: Some(ladder), ..c.age_only.clone() };
-    let r = simulate(&w, &[Scenario::AllHot, Scenario::AgeOnly(c.age_only.clone()), Scenario::AgeOnly(with)], &c, &Prices::default())
-        .unwrap();
+    let r = simulate(
+        &w,
+        &[Scenario::AllHot, Scenario::AgeOnly(c.age_only.clone()), Scenario::AgeOnly(with)],
+        &c,
+        &Prices::default(),
+    )
+    .unwrap();
     let (hot, plain, laddered) = (&r.scenarios[0], &r.scenarios[1], &r.scenarios[2]);
     // In 12 days nothing is 30 days idle: without a ladder age-only is all-hot; with one, smaller, never cold.
-    assert_eq!((plain.recompressions, plain.end_bytes_hot, plain.monthly_cost), (0, hot.end_bytes_hot, hot.monthly_cost));
+    assert_eq!(
+        (plain.recompressions, plain.end_bytes_hot, plain.monthly_cost),
+        (0, hot.end_bytes_hot, hot.monthly_cost)
+    );
     assert!(laddered.recompressions > 0 && laddered.end_bytes_hot < hot.end_bytes_hot, "{laddered:?}");
     assert_eq!((laddered.moves, laddered.end_bytes_cold), (0, 0));
 }
