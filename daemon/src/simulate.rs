@@ -20,7 +20,7 @@ pub struct SimulateArgs {
     /// Print the report as JSON (`{"scenarios":[...]}`) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Days of generated workload (default: `simulate.workload.days`, 30). Not with --access-log.
+    /// Measured days of generated workload (default: `simulate.workload.days`, 30). Not with --access-log.
     #[arg(long, conflicts_with = "access_log")]
     pub days: Option<u32>,
     /// Days of generated history before the measured window, left out of the figures (default:

@@ -239,9 +239,10 @@ pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
 /// default, so a rate averaged over about ten days): a segment past the idle age goes cold, if that pays, only
 /// while read at most this often. Under list prices without a retrieval fee the cold reads of such a segment cost
 /// far less than the storage it saves, so this ceiling, not the cost test, is what keeps warm data hot: it is there
-/// for read latency. Half of [`DEFAULT_HOT_MIN_HEAT`]: a band twice as wide as the heat's own noise at these rates
-/// (the standard deviation of a rate of `r` reads/day estimated over ten days is about `sqrt(r / 20)`, 0.4 at 3).
-/// Measured against the earlier 1 read/day in BENCHMARKS.md, "Tiering simulation".
+/// for read latency. Half of [`DEFAULT_HOT_MIN_HEAT`]: the band between them, 3 reads/day, is several times the
+/// heat's own noise at these rates (a Poisson rate of `r` reads/day estimated with a 7-day half-life has a standard
+/// deviation of about `sqrt(r / 20)`: 0.4 at 3, 0.55 at 6), so a segment does not flap on noise. Measured against
+/// the earlier 1 and 10, and other pairs, in BENCHMARKS.md, "Tiering simulation".
 pub const DEFAULT_COLD_MAX_HEAT: f64 = 3.0;
 /// ... and comes back hot (the forced `read-often` rule) once read at least this often: with a 7-day half-life, a
 /// burst of about 60 reads of a segment within a day, such as an incident re-reading old days, reaches it (the
