@@ -93,6 +93,21 @@ fn config_reaches_the_latency_model() {
 }
 
 #[test]
+fn config_reaches_the_tierd_scenarios_policy() {
+    let args = ["--json", "--days", "12", "--history-days", "0", "--seed", "3"];
+    let default = report(&args);
+    assert!(scenario(&default, "tierd")["bytes_moved"].as_u64().unwrap() > 0, "{default}");
+    // One rule keeping everything hot: the tierd scenario runs it, and moves nothing.
+    let dir = TestDir::new("simulate-policy");
+    let path = dir.path().join("tierd.toml");
+    std::fs::write(&path, "[[policy.rules]]\nname = \"keep\"\nplacement = \"hot\"\n").unwrap();
+    let r = report(&[&args[..], &["--config", path.to_str().unwrap()]].concat());
+    let tierd = scenario(&r, "tierd");
+    assert_eq!((tierd["bytes_moved"].as_u64(), tierd["end_bytes_cold"].as_u64()), (Some(0), Some(0)), "{tierd}");
+    assert!(tierd["recompressions"].as_u64().unwrap() > 0, "the ladder still runs: {tierd}");
+}
+
+#[test]
 fn access_log_is_replayed_and_a_bad_line_is_named() {
     let dir = TestDir::new("simulate-log");
     let path = dir.path().join("access.ndjson");
