@@ -3,16 +3,14 @@
 //!
 //! The workload is generated (`--days`, `--seed`, `[simulate.workload]`) or read from a recorded access log
 //! (`--access-log FILE`, NDJSON, see `tierd_policies::simulate::accesslog`). `--config FILE` is the daemon's config
-//! file: the recompress ladder, the ingest codec (`passes.reencode.codec`), the cache bound (`cache.max_bytes`) and
-//! `[simulate]` come from it; the tiering rules and prices are the planner's defaults until the daemon's config
-//! carries them. Nothing touches a data directory or a running daemon.
+//! file: the `tierd` scenario runs exactly the policy the daemon would (the recompress ladder, `[policy]` and its
+//! rules, `passes.migrate`), priced with `[cost]`; the ingest codec (`passes.reencode.codec`), the cache bound
+//! (`cache.max_bytes`) and `[simulate]` come from it too. Nothing touches a data directory or a running daemon.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use tierd_policies::simulate::{self, Report, Scenario, TierdPolicy};
-use tierd_policies::tiering::TieringPolicy;
-use tierd_policies::Prices;
 
 use crate::server::config::Config;
 
@@ -22,9 +20,13 @@ pub struct SimulateArgs {
     /// Print the report as JSON (`{"scenarios":[...]}`) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Days of generated workload (default: `simulate.workload.days`, 30). Not with --access-log.
+    /// Measured days of generated workload (default: `simulate.workload.days`, 30). Not with --access-log.
     #[arg(long, conflicts_with = "access_log")]
     pub days: Option<u32>,
+    /// Days of generated history before the measured window, left out of the figures (default:
+    /// `simulate.workload.history_days`, 90). Not with --access-log.
+    #[arg(long, conflicts_with = "access_log")]
+    pub history_days: Option<u32>,
     /// Seed of the generated workload: the same seed gives the same workload and report.
     #[arg(long, default_value_t = 1, conflicts_with = "access_log")]
     pub seed: u64,
@@ -55,8 +57,14 @@ pub fn report(args: &SimulateArgs) -> anyhow::Result<Report> {
     let mut sim = config.simulate.clone();
     sim.ingest_codec = config.passes.reencode.codec.clone();
     sim.cache_max_bytes = config.cache.max_bytes;
+    // The planner sees the heat the daemon would give it, unless `[simulate]` says otherwise.
+    sim.heat_half_life_ms
+        .get_or_insert(i64::try_from(config.heat.half_life_secs).unwrap_or(i64::MAX).saturating_mul(1000));
     if let Some(days) = args.days {
         sim.workload.days = days;
+    }
+    if let Some(days) = args.history_days {
+        sim.workload.history_days = days;
     }
     sim.validate().context("invalid [simulate] configuration")?;
     let workload = match &args.access_log {
@@ -66,12 +74,15 @@ pub fn report(args: &SimulateArgs) -> anyhow::Result<Report> {
         }
         None => simulate::generate(&sim.workload, args.seed)?,
     };
-    let prices = Prices::default();
-    let tiering = TieringPolicy::default();
-    tiering.validate()?;
+    let prices = config.prices();
+    let tiering = config.tiering_policy();
+    tiering.validate().context("invalid [policy]")?;
+    // The baseline runs on the same store as tierd: with its recompress ladder unless `recompress = false`.
+    let mut age_only = sim.age_only.clone();
+    age_only.ladder = age_only.recompress.then(|| config.recompress_planner());
     let scenarios = [
         Scenario::AllHot,
-        Scenario::AgeOnly(sim.age_only.clone()),
+        Scenario::AgeOnly(age_only),
         Scenario::Tierd(Box::new(TierdPolicy {
             recompress: config.recompress_planner(),
             tiering,
@@ -112,8 +123,9 @@ pub fn table(report: &Report) -> String {
     ];
     let width = 32;
     let mut out = format!(
-        "{:.1} days, {} segments, {} reads ({} of data not yet sealed, left out)\n\n{:width$}",
-        report.days, report.segments, report.reads, report.unserved_reads, ""
+        "{:.1} days measured after {:.1} days of history, {} segments, {} reads ({} of data not yet sealed, left \
+         out)\n\n{:width$}",
+        report.days, report.history_days, report.segments, report.reads, report.unserved_reads, ""
     );
     for s in &report.scenarios {
         out.push_str(&format!("{:>21}", s.name));

@@ -193,12 +193,18 @@ pub fn default_rules() -> Vec<Rule> {
     default_rules_idle_after(7 * DAY_SECS)
 }
 
-/// The default rule set with idle data going cold `idle_after_secs` after its newest event: data read often comes
-/// back hot (forced: read latency), data of the last day stays hot (or of the idle age, if that is shorter: an
-/// operator asking for data cold after an hour gets it), idle columnar data goes cold, and
-/// a hot disk more than 90 % full evicts its coldest columnar data that no earlier rule matches. Codecs stay with the
-/// recompress ladder (`[passes.recompress]`, whose last step comes before the idle age so that data goes cold at
-/// its smallest), so the default set prescribes none.
+/// The default rule set with data going cold `idle_after_secs` after its newest event: data read often comes back
+/// hot (forced: read latency), data of the last day (or of the idle age, if
+/// shorter: an operator asking for data cold after an hour gets it) stays hot, older columnar data
+/// goes cold, and a hot disk more than 90 % full evicts its coldest columnar data. Codecs stay with the recompress
+/// ladder (`[passes.recompress]`, whose last step comes before the idle age so that data goes cold at its
+/// smallest), so the default set prescribes none.
+///
+/// The `idle` rule has no heat condition of its own: whether a segment past the idle age goes cold is a cost
+/// decision, the planner's ([`crate::tiering`]): the storage it saves over the horizon must pay for the move *and*
+/// for serving its current reads from the cold tier (GETs per block and retrieval of its heat_bytes), and its heat
+/// must be at most the policy's `cold_max_heat`, a much looser ceiling kept for read latency and as the lower
+/// edge of the hysteresis (data comes back hot at `hot_min_heat`).
 pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
     vec![
         Rule {
@@ -221,7 +227,6 @@ pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
             name: "idle".into(),
             format: Some(SegmentFormat::Columnar),
             min_age_secs: Some(idle_after_secs),
-            max_heat: Some(DEFAULT_COLD_MAX_HEAT),
             placement: Some(Placement::Cold),
             ..Rule::default()
         },
@@ -237,10 +242,19 @@ pub fn default_rules_idle_after(idle_after_secs: u64) -> Vec<Rule> {
     ]
 }
 
-/// Default hysteresis: a segment goes cold only while read at most this often (reads/day)...
-pub const DEFAULT_COLD_MAX_HEAT: f64 = 1.0;
-/// ... and comes back hot (without a forcing rule) only once read at least this often.
-pub const DEFAULT_HOT_MIN_HEAT: f64 = 10.0;
+/// Default hysteresis, in reads per day of the daemon's heat (decayed with `[heat] half_life_secs`, 7 days by
+/// default, so a rate averaged over about ten days): a segment past the idle age goes cold, if that pays, only
+/// while read at most this often. Under list prices without a retrieval fee the cold reads of such a segment cost
+/// far less than the storage it saves, so this ceiling, not the cost test, is what keeps warm data hot: it is there
+/// for read latency. Half of [`DEFAULT_HOT_MIN_HEAT`]: the band between them, 3 reads/day, is several times the
+/// heat's own noise at these rates (a Poisson rate of `r` reads/day estimated with a 7-day half-life has a standard
+/// deviation of about `sqrt(r / 20)`: 0.4 at 3, 0.55 at 6), so a segment does not flap on noise. Measured against
+/// the earlier 1 and 10, and other pairs, in BENCHMARKS.md, "Tiering simulation".
+pub const DEFAULT_COLD_MAX_HEAT: f64 = 3.0;
+/// ... and comes back hot (the forced `read-often` rule) once read at least this often: with a 7-day half-life, a
+/// burst of about 60 reads of a segment within a day, such as an incident re-reading old days, reaches it (the
+/// earlier 10 took about 100, which such bursts did not reach, so re-read days stayed cold).
+pub const DEFAULT_HOT_MIN_HEAT: f64 = 6.0;
 
 /// Glob match: `*` matches any run (also empty), `?` exactly one character, anything else itself.
 pub fn glob(pattern: &str, text: &str) -> bool {

@@ -54,7 +54,8 @@ fn segment() -> impl Strategy<Value = SegmentStats> {
 }
 
 /// The default rules' shape with arbitrary thresholds, an optional project rule, optional rewrite rules; the
-/// fill-watermark rule stays last, as in the default set.
+/// fill-watermark rule stays last, as in the default set. The idle rule has a heat ceiling of its own or, as in
+/// the default set, none (the planner's cost test and `cold_max_heat` decide).
 fn policy() -> impl Strategy<Value = TieringPolicy> {
     (
         (0.0..5.0_f64, 0.1..30.0_f64, any::<bool>()),
@@ -62,6 +63,7 @@ fn policy() -> impl Strategy<Value = TieringPolicy> {
         (any::<bool>(), prop::sample::select(PLACEMENTS.to_vec())),
         (any::<bool>(), any::<bool>(), 0.3..0.99_f64),
         (1..90_i64, 1..(3 * DAY_MS), 1..(512 * MIB)),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -70,6 +72,7 @@ fn policy() -> impl Strategy<Value = TieringPolicy> {
                 (extra, extra_to),
                 (codec, compact, fill),
                 (horizon_days, residency, max_bytes),
+                idle_heat_ceiling,
             )| {
                 let hot_min = cold_max + gap;
                 let mut rules = vec![
@@ -100,7 +103,7 @@ fn policy() -> impl Strategy<Value = TieringPolicy> {
                 rules.push(Rule {
                     name: "idle".into(),
                     min_age_secs: Some(idle_days * 86_400),
-                    max_heat: Some(cold_max),
+                    max_heat: idle_heat_ceiling.then_some(cold_max),
                     placement: Some(Placement::Cold),
                     ..Rule::default()
                 });

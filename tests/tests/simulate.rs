@@ -28,10 +28,10 @@ fn f(s: &Value, key: &str) -> f64 {
 
 #[test]
 fn generated_report_shape_and_invariants() {
-    let r = report(&["--json", "--days", "10", "--seed", "5"]);
+    let r = report(&["--json", "--days", "10", "--history-days", "0", "--seed", "5"]);
     let names: Vec<&str> = r["scenarios"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["all-hot", "age-only", "tierd"]);
-    assert_eq!(r["days"].as_f64(), Some(10.0));
+    assert_eq!((r["days"].as_f64(), r["history_days"].as_f64()), (Some(10.0), Some(0.0)));
     assert!(r["reads"].as_u64().unwrap() > 0);
     for s in r["scenarios"].as_array().unwrap() {
         for key in
@@ -51,13 +51,32 @@ fn generated_report_shape_and_invariants() {
     let hot = scenario(&r, "all-hot");
     assert_eq!((hot["bytes_moved"].as_u64(), hot["requests"].as_u64()), (Some(0), Some(0)));
     assert_eq!(hot["end_bytes_cold"].as_u64(), Some(0));
-    // In 10 days nothing is 30 days idle: age-only is all-hot.
+    // In 10 days without history nothing is 30 days idle: age-only moves nothing (its ladder only recompresses).
     let age = scenario(&r, "age-only");
-    assert_eq!(age["bytes_moved"].as_u64(), Some(0));
-    assert_eq!(f(age, "monthly_cost"), f(hot, "monthly_cost"));
+    assert_eq!((age["bytes_moved"].as_u64(), age["end_bytes_cold"].as_u64()), (Some(0), Some(0)));
+    assert!(f(age, "monthly_cost") < f(hot, "monthly_cost"), "the same ladder as tierd's: {age}");
     // The same seed, the same report; another seed, another workload.
-    assert_eq!(report(&["--json", "--days", "10", "--seed", "5"]), r);
-    assert_ne!(report(&["--json", "--days", "10", "--seed", "6"])["scenarios"], r["scenarios"]);
+    assert_eq!(report(&["--json", "--days", "10", "--history-days", "0", "--seed", "5"]), r);
+    assert_ne!(report(&["--json", "--days", "10", "--history-days", "0", "--seed", "6"])["scenarios"], r["scenarios"]);
+}
+
+#[test]
+fn history_gives_age_only_idle_data_and_recompress_false_a_plain_store() {
+    // A short default-like run: 35 days of history, 3 measured. Days idle for 30 days went cold before or in the
+    // window; the history is not counted.
+    let r = report(&["--json", "--days", "3", "--history-days", "35", "--seed", "2"]);
+    assert_eq!((r["days"].as_f64(), r["history_days"].as_f64()), (Some(3.0), Some(35.0)));
+    let age = scenario(&r, "age-only");
+    assert!(age["end_bytes_cold"].as_u64().unwrap() > 0, "{age}");
+    let (hot, tierd) = (scenario(&r, "all-hot"), scenario(&r, "tierd"));
+    assert!(f(tierd, "monthly_cost") < f(hot, "monthly_cost"));
+    // recompress = false: age-only keeps the ingest codec; with nothing idle for 30 days it is all-hot.
+    let dir = TestDir::new("simulate-plain");
+    let path = dir.path().join("tierd.toml");
+    std::fs::write(&path, "[simulate.age_only]\nrecompress = false\n").unwrap();
+    let r = report(&["--json", "--days", "5", "--history-days", "0", "--config", path.to_str().unwrap()]);
+    let (hot, age) = (scenario(&r, "all-hot"), scenario(&r, "age-only"));
+    assert_eq!((f(age, "monthly_cost"), age["requests"].as_u64()), (f(hot, "monthly_cost"), Some(0)));
 }
 
 #[test]
@@ -71,6 +90,21 @@ fn config_reaches_the_latency_model() {
     let out = simulate(&["--json", "--days", "3", "--config", path.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hot_first_byte_ms"));
+}
+
+#[test]
+fn config_reaches_the_tierd_scenarios_policy() {
+    let args = ["--json", "--days", "12", "--history-days", "0", "--seed", "3"];
+    let default = report(&args);
+    assert!(scenario(&default, "tierd")["bytes_moved"].as_u64().unwrap() > 0, "{default}");
+    // One rule keeping everything hot: the tierd scenario runs it, and moves nothing.
+    let dir = TestDir::new("simulate-policy");
+    let path = dir.path().join("tierd.toml");
+    std::fs::write(&path, "[[policy.rules]]\nname = \"keep\"\nplacement = \"hot\"\n").unwrap();
+    let r = report(&[&args[..], &["--config", path.to_str().unwrap()]].concat());
+    let tierd = scenario(&r, "tierd");
+    assert_eq!((tierd["bytes_moved"].as_u64(), tierd["end_bytes_cold"].as_u64()), (Some(0), Some(0)), "{tierd}");
+    assert!(tierd["recompressions"].as_u64().unwrap() > 0, "the ladder still runs: {tierd}");
 }
 
 #[test]

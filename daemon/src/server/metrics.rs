@@ -14,8 +14,8 @@ const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Pass run durations in seconds, from 10 ms to an hour (a full-matcher override wins over the `_seconds` suffix).
 const PASS_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
-/// Read heat of a segment in reads per day, around the default thresholds to go cold (1) and to come back (10).
-const HEAT_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0, 10000.0];
+/// Read heat of a segment in reads per day, around the default thresholds to go cold (3) and to come back (6).
+const HEAT_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 100.0, 1000.0, 10000.0];
 /// Count buckets (batches or events per group).
 const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0];
 

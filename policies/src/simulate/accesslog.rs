@@ -120,7 +120,7 @@ pub fn parse(text: &str) -> Result<Workload, AccessLogError> {
     let last = writes.iter().map(|w| w.time_ms).chain(reads.iter().map(|r| r.time_ms)).max().unwrap_or(0);
     let start_ms = first.div_euclid(DAY_MS) * DAY_MS;
     let end_ms = (last.div_euclid(DAY_MS) + 1) * DAY_MS;
-    Ok(Workload { start_ms, end_ms, writes, reads })
+    Ok(Workload { start_ms, measure_from_ms: start_ms, end_ms, writes, reads })
 }
 
 /// Writes `workload` as an access log that [`parse`] reads back into the same writes and reads.

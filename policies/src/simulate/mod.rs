@@ -8,6 +8,11 @@
 //! its actions on a snapshot of the store, exactly the [`SegmentStats`](crate::SegmentStats) the daemon would feed
 //! the planner, and applies every one of them.
 //!
+//! The figures cover the measured window only: a generated workload starts with `history_days` of ingest and reads
+//! ([`WorkloadParams::history_days`]) that every scenario runs through, with the same planners, before the counting
+//! starts at [`Workload::measure_from_ms`], so that each scenario is measured on a store it has been running, not
+//! on an empty one.
+//!
 //! Pure and deterministic: no clock, no I/O (the daemon reads the access log and prints the [`Report`]); the same
 //! workload and configuration give the same report.
 //!
@@ -48,8 +53,10 @@ use state::SimStore;
 pub struct SimConfig {
     /// Planning interval of the simulated clock. Default one hour.
     pub tick_ms: i64,
-    /// Half-life of the simulated heat. Default one day.
-    pub heat_half_life_ms: i64,
+    /// Half-life of the simulated heat. Default (absent): the daemon's own, `[heat] half_life_secs` (7 days unless
+    /// configured), so that the planner sees the heat it would see in the daemon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heat_half_life_ms: Option<i64>,
     /// Bound of the simulated cache of cold blocks. Default 1 GiB; the daemon takes `cache.max_bytes`.
     #[serde(skip)]
     pub cache_max_bytes: u64,
@@ -65,7 +72,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             tick_ms: 3_600_000,
-            heat_half_life_ms: workload::DAY_MS,
+            heat_half_life_ms: None,
             cache_max_bytes: 1 << 30,
             ingest_codec: "lz4".into(),
             latency: LatencyModel::default(),
@@ -75,11 +82,19 @@ impl Default for SimConfig {
     }
 }
 
+/// The daemon's default heat half-life (`[heat] half_life_secs`), the simulation's when none is given.
+pub const DEFAULT_HEAT_HALF_LIFE_MS: i64 = 7 * workload::DAY_MS;
+
 impl SimConfig {
+    /// The heat half-life the simulation runs with.
+    pub fn half_life_ms(&self) -> i64 {
+        self.heat_half_life_ms.unwrap_or(DEFAULT_HEAT_HALF_LIFE_MS)
+    }
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         const P: &str = "simulate";
         PolicyError::require(self.tick_ms > 0, P, "tick_ms", || "is not positive".into())?;
-        PolicyError::require(self.heat_half_life_ms > 0, P, "heat_half_life_ms", || "is not positive".into())?;
+        PolicyError::require(self.half_life_ms() > 0, P, "heat_half_life_ms", || "is not positive".into())?;
         codec::bytes_per_event(&self.ingest_codec)?;
         self.latency.validate()?;
         self.workload.validate()
@@ -123,8 +138,12 @@ pub struct ScenarioReport {
 /// The whole report: `{"scenarios":[...], ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// Measured days.
     pub days: f64,
+    /// Days simulated before the measured window and left out of the figures.
+    pub history_days: f64,
     pub segments: usize,
+    /// Reads in the measured window.
     pub reads: usize,
     /// Reads of a (project, day) not sealed (or not known) at the time: left out of every figure.
     pub unserved_reads: u64,
@@ -142,13 +161,19 @@ pub fn run(
         prices,
         &config.latency,
         &config.ingest_codec,
-        config.heat_half_life_ms,
+        config.half_life_ms(),
         config.cache_max_bytes,
         config.workload.segment_max_bytes,
     );
     let (mut w, mut r) = (0, 0);
     let mut now = workload.start_ms;
+    let mut measuring = false;
     while now < workload.end_ms {
+        if !measuring && now >= workload.measure_from_ms {
+            // The history is over: count from here, on the store the scenario has been running.
+            store.tally = state::Tally::default();
+            measuring = true;
+        }
         let next = (now + config.tick_ms).min(workload.end_ms);
         store.bill_storage(next - now);
         // This tick's writes and reads, in time order, a write before a read at the same time.
@@ -223,9 +248,10 @@ pub fn simulate(
     config.validate()?;
     prices.validate()?;
     let mut out = Report {
-        days: (workload.end_ms - workload.start_ms) as f64 / workload::DAY_MS as f64,
+        days: (workload.end_ms - workload.measure_from_ms) as f64 / workload::DAY_MS as f64,
+        history_days: (workload.measure_from_ms - workload.start_ms) as f64 / workload::DAY_MS as f64,
         segments: 0,
-        reads: workload.reads.len(),
+        reads: workload.reads.iter().filter(|r| r.time_ms >= workload.measure_from_ms).count(),
         unserved_reads: 0,
         scenarios: Vec::new(),
     };

@@ -2,11 +2,14 @@
 //! tick (and, for `age-only`, on every read):
 //!
 //! - `all-hot`: every segment stays on the hot disk in the ingest codec; nothing moves, nothing is rewritten.
-//! - `age-only`: an S3-Intelligent-Tiering-like rule on age since last access, without rewrites: a segment not
-//!   read for `cold_after_ms` (30 days) goes to the cold tier (`StorageClass::Cold`), after `colder_after_ms`
-//!   (90 days) its cold copy drops to `StorageClass::ColdInfrequent` (free, as IT's own transitions are), and a
-//!   read of a cold segment brings it back to the frequent tier, the hot disk, as IT does on access (the read
-//!   itself is served from the cold tier).
+//! - `age-only`: an S3-Intelligent-Tiering-like rule on age since last access: a segment not read for
+//!   `cold_after_ms` (30 days) goes to the cold tier (`StorageClass::Cold`), after `colder_after_ms` (90 days) its
+//!   cold copy drops to `StorageClass::ColdInfrequent` (free, as IT's own transitions are), and a read of a cold
+//!   segment brings it back to the frequent tier, the hot disk, as IT does on access (the read itself is served
+//!   from the cold tier). Its compression is that of the store it runs on: with [`AgeOnly::ladder`] set (the
+//!   daemon sets tierd's own recompress ladder unless `recompress = false`) its hot segments climb the same ladder
+//!   as tierd's, so that the comparison is of placement alone; IT itself never rewrites, so cold segments stay as
+//!   they went cold.
 //! - `tierd`: the configured policy, fed what the daemon feeds it: the recompress ladder over segments with a hot
 //!   copy (the rewriter reads only those) that no codec rule matches, then the real tiering planner
 //!   ([`TieringPolicy::plan`]) over a snapshot of every segment's stats with heat, the hot disk's use and the
@@ -26,7 +29,7 @@ use crate::tiering::{Capacity, TieringActionKind, TieringPolicy};
 use super::state::{SimAction, SimStore};
 use super::workload::DAY_MS;
 
-/// `age-only`'s thresholds; see the [module docs](self).
+/// `age-only`'s thresholds and compression; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgeOnly {
@@ -34,11 +37,19 @@ pub struct AgeOnly {
     pub cold_after_ms: i64,
     /// Not accessed for this long: the colder class. Default 90 days (IT's Archive Instant Access threshold).
     pub colder_after_ms: i64,
+    /// Whether `age-only` runs on a store with tierd's recompress ladder (default true: the baseline gets the
+    /// same compression, and only placement is compared). `false`: it keeps the ingest codec, like a plain store
+    /// that never rewrites.
+    pub recompress: bool,
+    /// The ladder `age-only`'s hot segments climb; the daemon sets it from `[passes.recompress]` when
+    /// `recompress` is true. `None`: no rewrites.
+    #[serde(skip)]
+    pub ladder: Option<RecompressPlanner>,
 }
 
 impl Default for AgeOnly {
     fn default() -> Self {
-        AgeOnly { cold_after_ms: 30 * DAY_MS, colder_after_ms: 90 * DAY_MS }
+        AgeOnly { cold_after_ms: 30 * DAY_MS, colder_after_ms: 90 * DAY_MS, recompress: true, ladder: None }
     }
 }
 
@@ -116,13 +127,23 @@ impl Scenario {
             Scenario::AllHot => Vec::new(),
             Scenario::AgeOnly(a) => {
                 let mut out = Vec::new();
+                let mut moved = std::collections::HashSet::new();
                 for (seg, s) in store.segments.iter().enumerate().filter(|(_, s)| !s.retired) {
                     let idle = now_ms - s.last_access_ms;
                     if s.stats.placement == Placement::Hot && idle >= a.cold_after_ms {
                         out.push(SimAction::Move { seg, to: Placement::Cold, class: StorageClass::Cold });
+                        moved.insert(s.stats.id.clone());
                     } else if s.has_cold() && s.cold_class == StorageClass::Cold && idle >= a.colder_after_ms {
                         out.push(SimAction::Reclass { seg, class: StorageClass::ColdInfrequent });
                     }
+                }
+                if let Some(ladder) = &a.ladder {
+                    let hot: Vec<_> = store
+                        .snapshot(now_ms)
+                        .into_iter()
+                        .filter(|s| s.placement != Placement::Cold && !moved.contains(&s.id))
+                        .collect();
+                    out.extend(recompressions(store, ladder, now_ms, &hot));
                 }
                 out
             }
@@ -133,18 +154,28 @@ impl Scenario {
                     .into_iter()
                     .filter(|s| s.placement != Placement::Cold && p.tiering.codec_rule(now_ms, s, &capacity).is_none())
                     .collect();
-                p.recompress
-                    .plan(now_ms, &ladder)
-                    .into_iter()
-                    .flat_map(|a| {
-                        let codec = a.output_codec;
-                        a.inputs.into_iter().map(move |id| (id, codec.clone()))
-                    })
-                    .map(|(id, codec)| SimAction::Recompress { seg: index(store, &id), codec })
-                    .collect()
+                recompressions(store, &p.recompress, now_ms, &ladder)
             }
         }
     }
+}
+
+/// The recompress ladder's actions over `segments` (segments with a hot copy: the rewriter reads only those).
+fn recompressions(
+    store: &SimStore<'_>,
+    ladder: &RecompressPlanner,
+    now_ms: i64,
+    segments: &[crate::SegmentStats],
+) -> Vec<SimAction> {
+    ladder
+        .plan(now_ms, segments)
+        .into_iter()
+        .flat_map(|a| {
+            let codec = a.output_codec;
+            a.inputs.into_iter().map(move |id| (id, codec.clone()))
+        })
+        .map(|(id, codec)| SimAction::Recompress { seg: index(store, &id), codec })
+        .collect()
 }
 
 fn index(store: &SimStore<'_>, id: &str) -> usize {

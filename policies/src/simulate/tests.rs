@@ -12,6 +12,7 @@ fn small(days: u32) -> SimConfig {
     SimConfig {
         workload: WorkloadParams {
             days,
+            history_days: 0,
             projects: 5,
             daily_bytes: 1 << 30,
             reads_per_day: 200,
@@ -105,12 +106,88 @@ fn age_only_brings_a_read_cold_segment_back_hot() {
     let c = small(1);
     let write = Write { time_ms: DAY, project: "web".into(), day: 0, bytes: 100 << 20 };
     let read = |t: i64| Read { time_ms: t, project: "web".into(), day: 0, bytes: 1 << 20 };
-    let w = Workload { start_ms: 0, end_ms: 40 * DAY, writes: vec![write], reads: vec![read(35 * DAY)] };
+    let w = Workload {
+        start_ms: 0,
+        measure_from_ms: 0,
+        end_ms: 40 * DAY,
+        writes: vec![write],
+        reads: vec![read(35 * DAY)],
+    };
     let s = simulate(&w, &[Scenario::AgeOnly(c.age_only.clone())], &c, &Prices::default()).unwrap().scenarios.remove(0);
     // Cold at day 31, read at 35 (from the cold tier), back hot, still hot at 40.
     assert_eq!((s.moves, s.segment_reads_cold, s.end_bytes_hot), (2, 1, 100 << 20));
     assert_eq!(s.bytes_moved, 2 * (100 << 20));
     assert!(s.p99_read_ms >= c.latency.cold_first_byte_ms);
+}
+
+#[test]
+fn history_is_run_through_but_left_out_of_the_figures() {
+    let c = SimConfig {
+        workload: WorkloadParams {
+            history_days: 40,
+            reads_per_day: 0,
+            report_reads: 0,
+            incidents: 0,
+            ..small(5).workload
+        },
+        ..small(5)
+    };
+    let w = generate(&c.workload, 4).unwrap();
+    assert_eq!((w.measure_from_ms - w.start_ms, w.end_ms - w.measure_from_ms), (40 * DAY, 5 * DAY));
+    assert_eq!(w.measure_from_ms, i64::from(c.workload.start_day) * DAY, "start_day is the first measured day");
+    let r = simulate(&w, &all(&c), &c, &Prices::default()).unwrap();
+    assert_eq!((r.days, r.history_days), (5.0, 40.0));
+    // all-hot pays, over the window only, for every byte held during it: history from the window's start, the
+    // window's days from their seal (at a midnight, a tick boundary).
+    let prices = Prices::default();
+    let expected: f64 = w
+        .writes
+        .iter()
+        .filter(|x| x.time_ms < w.end_ms)
+        .map(|x| {
+            let held = w.end_ms - x.time_ms.max(w.measure_from_ms);
+            prices.storage_monthly(x.bytes, crate::cost::StorageClass::Hot) * held as f64 / crate::cost::MONTH_MS as f64
+        })
+        .sum();
+    let hot = &r.scenarios[0];
+    assert!((hot.storage_cost - expected).abs() < 1e-9 * expected, "{} vs {expected}", hot.storage_cost);
+    // Without reads, age-only has sent the history's first days cold (at least 30 days idle), and no move of the
+    // history counts: the days sealed more than 30 days before the window were moved before it.
+    let age = &r.scenarios[1];
+    assert!(age.end_bytes_cold > 0 && age.end_bytes_hot > 0, "{age:?}");
+    let moved_in_window: u64 = w
+        .writes
+        .iter()
+        .filter(|x| x.time_ms + 30 * DAY >= w.measure_from_ms && x.time_ms + 30 * DAY <= w.end_ms)
+        .map(|x| x.bytes)
+        .sum();
+    assert!(age.bytes_moved <= moved_in_window && age.bytes_moved < age.end_bytes_cold, "{age:?}");
+}
+
+#[test]
+fn age_only_climbs_the_ladder_only_when_given_one() {
+    let c = small(12);
+    let w = generate(&c.workload, 2).unwrap();
+    let ladder = match tierd() {
+        Scenario::Tierd(p) => p.recompress,
+        _ => unreachable!(),
+    };
+    let with = AgeOnly { ladder: Some(ladder), ..c.age_only.clone() };
+    let r = simulate(
+        &w,
+        &[Scenario::AllHot, Scenario::AgeOnly(c.age_only.clone()), Scenario::AgeOnly(with)],
+        &c,
+        &Prices::default(),
+    )
+    .unwrap();
+    let (hot, plain, laddered) = (&r.scenarios[0], &r.scenarios[1], &r.scenarios[2]);
+    // In 12 days nothing is 30 days idle: without a ladder age-only is all-hot; with one, smaller, never cold.
+    assert_eq!(
+        (plain.recompressions, plain.end_bytes_hot, plain.monthly_cost),
+        (0, hot.end_bytes_hot, hot.monthly_cost)
+    );
+    assert!(laddered.recompressions > 0 && laddered.end_bytes_hot < hot.end_bytes_hot, "{laddered:?}");
+    assert_eq!((laddered.moves, laddered.end_bytes_cold), (0, 0));
 }
 
 #[test]

@@ -4,6 +4,11 @@
 //! [`Read`]s (a query reading some bytes of a (project, day)). It comes from a recorded access log
 //! ([`super::accesslog`]) or from [`generate`], a seeded, deterministic model of an analytics product:
 //!
+//! - **History**: the store does not start empty. `history_days` days of the same ingest and reads come before the
+//!   `days` measured ones (the first measured day is `start_day`), so that every scenario starts the measured
+//!   window in its steady state: without history, nothing in a 30-day window is ever 30 days idle and `age-only`
+//!   (cold 30 days after the last access, colder at 90) would never move anything. The report counts only the
+//!   measured window ([`Workload::measure_from_ms`]).
 //! - **Ingest**: `projects` projects whose daily volume follows a Zipf law (rank `r` gets a share proportional to
 //!   `1 / r^zipf_exponent` of `daily_bytes`, each day jittered by up to +-20 %). A day's data is sealed at the end
 //!   of the day (the next midnight UTC): one write per (project, day), split by the simulator into segments of at
@@ -13,7 +18,8 @@
 //!   `exp(-(a - 1) / recency_days)`: reads are skewed to the last few days.
 //! - **Month-end reports**: on the last day of each calendar month (UTC) in the window, between 06:00 and 12:00,
 //!   every project re-reads each sealed day of that month `report_reads` times.
-//! - **Incidents**: `incidents` times, at a random moment after the first `incident_days + 7` days, one project
+//! - **Incidents**: `incidents` times in the measured window (and as many per `days` days of history), at a random
+//!   moment at least `incident_days + 7` days after the first generated day, one project
 //!   (Zipf-drawn) re-reads a window of `incident_days` consecutive days that ended 7 to 21 days before,
 //!   `incident_reads` reads spread over 6 hours.
 //! - **Read sizes**: each read reads a fraction of its (project, day) drawn log-uniformly from
@@ -54,6 +60,8 @@ pub struct Read {
 pub struct Workload {
     /// The simulated clock starts here (a midnight UTC)...
     pub start_ms: i64,
+    /// ... the figures count from here on (the first tick at or after it; `start_ms` when there is no history)...
+    pub measure_from_ms: i64,
     /// ... and stops here.
     pub end_ms: i64,
     pub writes: Vec<Write>,
@@ -64,11 +72,15 @@ pub struct Workload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadParams {
-    /// First simulated day, days since 1970-01-01. Default 20758 (2026-11-01), so that a 30-day run ends on a
+    /// First measured day, days since 1970-01-01. Default 20758 (2026-11-01), so that a 30-day run ends on a
     /// month end.
     pub start_day: i32,
-    /// Simulated days. Default 30.
+    /// Measured days. Default 30.
     pub days: u32,
+    /// Days of ingest and reads simulated before `start_day` and left out of the figures. Default 90: the
+    /// shortest history in which `age-only`'s data reaches both its thresholds (30 and 90 days after the last
+    /// access) within the measured window, so that it is compared in its steady state, not on an empty store.
+    pub history_days: u32,
     /// Default 20.
     pub projects: u32,
     /// Zipf exponent of project sizes and read popularity. Default 1.1.
@@ -100,6 +112,7 @@ impl Default for WorkloadParams {
         WorkloadParams {
             start_day: 20_758,
             days: 30,
+            history_days: 90,
             projects: 20,
             zipf_exponent: 1.1,
             daily_bytes: 8 << 30,
@@ -179,20 +192,23 @@ pub fn generate(params: &WorkloadParams, seed: u64) -> Result<Workload, PolicyEr
     params.validate()?;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
     let zipf = Zipf::new(params.projects, params.zipf_exponent);
-    let start_ms = i64::from(params.start_day) * DAY_MS;
-    let days = i64::from(params.days);
+    let first_day = params.start_day - i32::try_from(params.history_days).unwrap_or(i32::MAX);
+    let start_ms = i64::from(first_day) * DAY_MS;
+    let history = i64::from(params.history_days);
+    let days = history + i64::from(params.days);
     let end_ms = start_ms + days * DAY_MS;
+    let measure_from_ms = start_ms + history * DAY_MS;
     let day_ms = |d: i64| start_ms + d * DAY_MS;
 
     // sizes[d][p]: bytes of project p's day d.
-    let mut sizes = vec![vec![0u64; params.projects as usize]; params.days as usize];
+    let mut sizes = vec![vec![0u64; params.projects as usize]; days as usize];
     let mut writes = Vec::new();
     for (d, row) in sizes.iter_mut().enumerate() {
         for (p, size) in row.iter_mut().enumerate() {
             let jitter = rng.random_range(0.8..=1.2);
             *size = (params.daily_bytes as f64 * zipf.weight(p) * jitter).round().max(1.0) as u64;
             // Sealed at the next midnight; the last day's data is sealed when the window ends.
-            let day = params.start_day + d as i32;
+            let day = first_day + d as i32;
             writes.push(Write { time_ms: day_ms(d as i64 + 1), project: project_name(p as u32), day, bytes: *size });
         }
     }
@@ -201,7 +217,7 @@ pub fn generate(params: &WorkloadParams, seed: u64) -> Result<Workload, PolicyEr
         let (lo, hi) = (params.read_fraction_min.ln(), params.read_fraction_max.ln());
         let fraction = if hi > lo { rng.random_range(lo..hi).exp() } else { lo.exp() };
         let bytes = (sizes[d as usize][p] as f64 * fraction).round().max(1.0) as u64;
-        reads.push(Read { time_ms, project: project_name(p as u32), day: params.start_day + d as i32, bytes });
+        reads.push(Read { time_ms, project: project_name(p as u32), day: first_day + d as i32, bytes });
     };
 
     // Routine reads of sealed days, skewed to recent ones.
@@ -227,7 +243,7 @@ pub fn generate(params: &WorkloadParams, seed: u64) -> Result<Workload, PolicyEr
     // Month-end reports: on each month's last day in the window, re-read that month's sealed days.
     if params.report_reads > 0 {
         for today in 0..days {
-            let day = params.start_day + today as i32;
+            let day = first_day + today as i32;
             if civil_from_days(day + 1).2 != 1 {
                 continue;
             }
@@ -243,27 +259,32 @@ pub fn generate(params: &WorkloadParams, seed: u64) -> Result<Workload, PolicyEr
         }
     }
 
-    // Incidents: one project re-reads a few days from one to three weeks back.
+    // Incidents: one project re-reads a few days from one to three weeks back; `incidents` in the measured window,
+    // and as many per `days` days of history in the history.
     let window = i64::from(params.incident_days);
-    for _ in 0..params.incidents {
-        if days <= window + 7 {
-            break;
-        }
-        let today = rng.random_range(window + 7..days);
-        let p = zipf.sample(&mut rng);
-        let last = today - rng.random_range(7..=21).min(today);
-        let first = (last - window + 1).max(0);
-        let at = day_ms(today) + rng.random_range(0..DAY_MS - 6 * HOUR_MS);
-        for _ in 0..params.incident_reads {
-            let d = rng.random_range(first..=last);
-            let time_ms = at + rng.random_range(0..6 * HOUR_MS);
-            read(&mut rng, time_ms, p, d);
+    let in_history = (f64::from(params.incidents) * history as f64 / f64::from(params.days)).round() as u32;
+    let spans = [(in_history, window + 7, history), (params.incidents, (window + 7).max(history), days)];
+    for (n, lo, hi) in spans {
+        for _ in 0..n {
+            if hi <= lo {
+                break;
+            }
+            let today = rng.random_range(lo..hi);
+            let p = zipf.sample(&mut rng);
+            let last = today - rng.random_range(7..=21).min(today);
+            let first = (last - window + 1).max(0);
+            let at = day_ms(today) + rng.random_range(0..DAY_MS - 6 * HOUR_MS);
+            for _ in 0..params.incident_reads {
+                let d = rng.random_range(first..=last);
+                let time_ms = at + rng.random_range(0..6 * HOUR_MS);
+                read(&mut rng, time_ms, p, d);
+            }
         }
     }
 
     writes.sort_by_key(|w| w.time_ms);
     reads.sort_by_key(|r| r.time_ms);
-    Ok(Workload { start_ms, end_ms, writes, reads })
+    Ok(Workload { start_ms, measure_from_ms, end_ms, writes, reads })
 }
 
 /// (year, month, day) of a day since 1970-01-01 (proleptic Gregorian; H. Hinnant's `civil_from_days`).

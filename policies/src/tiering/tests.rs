@@ -99,6 +99,8 @@ fn promotions_are_paid_by_cold_reads_and_held_back_by_hysteresis() {
             placement: Some(Placement::Hot),
             ..Rule::default()
         }],
+        cold_max_heat: 1.0,
+        hot_min_heat: 10.0,
         ..TieringPolicy::default()
     };
     let prices = Prices::default();
@@ -118,6 +120,35 @@ fn promotions_are_paid_by_cold_reads_and_held_back_by_hysteresis() {
     // The default rules force promotions of data read that often, for read latency.
     let default = TieringPolicy::default().plan(NOW, &[cold(20.0, 20.0 * 4096.0)], &prices, &Capacity::default());
     assert_eq!(kinds(&default), vec![("x", &HOT, "read-often")]);
+}
+
+#[test]
+fn the_default_idle_rule_is_a_cost_decision_under_a_heat_ceiling() {
+    let policy = TieringPolicy::default();
+    let ceiling = policy.cold_max_heat;
+    let warm = |heat: f64, per_read: u64| SegmentStats {
+        heat,
+        heat_bytes: heat * per_read as f64,
+        ..at("w", "zstd-19", GIB_U, 10, Placement::Hot)
+    };
+    let plan = |s: SegmentStats, prices: &Prices| policy.plan(NOW, &[s], prices, &Capacity::default());
+    let list = Prices::default();
+    // 1 GiB, 10 days old, read as often as the ceiling allows, 16 MiB a read: under list prices (no retrieval fee)
+    // its cold reads cost ceiling x 16 GETs a day x 30 x $0.0000004, far below the $0.057 a month the cold tier
+    // saves: cold. So does the same segment never read.
+    for s in [warm(ceiling, 16 << 20), warm(0.0, 0)] {
+        let p = plan(s, &list);
+        assert_eq!(kinds(&p), vec![("w", &COLD, "idle")]);
+        assert!(p.actions[0].monthly_cost_delta < 0.0, "{:?}", p.actions[0]);
+    }
+    // Read more often than the ceiling: kept hot, for read latency, whatever the cold tier would save.
+    assert!(plan(warm(ceiling * 1.01 + 0.01, 16 << 20), &list).actions.is_empty());
+    // Under a retrieval fee (S3 Standard-IA's $0.01/GiB), reading it whole that often costs ceiling x $0.30 a
+    // month from the cold tier, more than the $0.057 + $0.0125 saved... unless it is hardly read: the cold reads
+    // are part of the decision, not only the heat.
+    let ia = Prices { cold_gb_month: 0.0125, cold_retrieval_per_gb: 0.01, ..Prices::default() };
+    assert!(plan(warm(ceiling, GIB_U), &ia).actions.is_empty());
+    assert_eq!(kinds(&plan(warm(ceiling, 16 << 20), &ia)), vec![("w", &COLD, "idle")]);
 }
 
 #[test]
@@ -145,7 +176,7 @@ fn promotions_stay_within_capacity_and_the_fill_watermark() {
 #[test]
 fn a_full_hot_disk_evicts_coldest_first_down_to_its_watermark() {
     let policy = TieringPolicy::default();
-    // Three days old, read 2 to 4 times a day: the idle rule (heat <= 1) does not take them.
+    // Three days old, read 2 to 4 times a day: younger than the idle rule's week.
     let warm = |id: &str, heat: f64| SegmentStats { heat, ..at(id, "zstd-19", GIB_U, 3, Placement::Hot) };
     let segments = vec![warm("a", 3.0), warm("b", 2.0), warm("c", 4.0)];
     // 9.5 of 10 GiB used: one 1 GiB eviction brings it to 8.5 <= 9.
