@@ -9,14 +9,45 @@ use tierd_policies::{ReencodePlanner, RewriteAction, RewritePlanner};
 
 use crate::budget::IoBudget;
 use crate::catalog::Catalog;
+use crate::catalog::{Codec, Format, Role, SegmentMeta, SegmentState};
 use crate::clock::ManualClock;
 use crate::cold::{ColdConfig, ColdStore, VerifyMode};
 use crate::context::StoreContext;
 use crate::failpoint::Failpoints;
-use crate::layout::Layout;
+use crate::layout::{day_start_ms, Layout, Location, SegmentId};
 
 /// 2026-01-01T00:00:00Z.
 pub(crate) const T0: i64 = 1_767_225_600_000;
+
+/// The record of an open, empty row segment of `project` on `day` with a hot copy: tests set what they need on top
+/// (`SegmentMeta { rows: 10, ..row_meta("p", day, id) }`).
+pub(crate) fn row_meta(project: &str, day: i32, id: SegmentId) -> SegmentMeta {
+    SegmentMeta {
+        id,
+        project: project.to_string(),
+        day,
+        state: SegmentState::Open,
+        format: Format::Rows,
+        codec: Codec::Lz4,
+        locations: vec![Location::hot(Layout::hot_location(project, id))],
+        dropped: Vec::new(),
+        min_time_ms: day_start_ms(day),
+        max_time_ms: day_start_ms(day),
+        rows: 0,
+        bytes: 0,
+        checksum: 0,
+        min_seq: 0,
+        max_seq: 0,
+        created_at_ms: 0,
+        sealed_at_ms: None,
+        created_generation: 0,
+        updated_generation: 0,
+        retired: None,
+        blocks: None,
+        placed_at_ms: None,
+        role: Role::Data,
+    }
+}
 
 /// One runtime for every test of the crate that needs a handle to drive the object store from blocking code.
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {

@@ -5,19 +5,10 @@ use proptest::prelude::*;
 use super::schema::{KEY_GENERATION, KEY_SCHEMA, SCHEMA_VERSION};
 use super::*;
 use crate::error::StoreError;
-use crate::layout::{day_start_ms, Layout, SegmentId};
+use crate::layout::{day_start_ms, SegmentId};
 
 fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> SegmentMeta {
-    let id = SegmentId::generate(1_700_000_000_000);
     SegmentMeta {
-        id,
-        project: project.to_string(),
-        day,
-        state: SegmentState::Open,
-        format: Format::Rows,
-        codec: Codec::Lz4,
-        locations: vec![Location::hot(Layout::hot_location(project, id))],
-        dropped: Vec::new(),
         min_time_ms: day_start_ms(day) + min_off,
         max_time_ms: day_start_ms(day) + max_off,
         rows,
@@ -26,13 +17,7 @@ fn meta(project: &str, day: i32, min_off: i64, max_off: i64, rows: u64) -> Segme
         min_seq: 1,
         max_seq: rows,
         created_at_ms: 1,
-        sealed_at_ms: None,
-        created_generation: 0,
-        updated_generation: 0,
-        retired: None,
-        blocks: None,
-        placed_at_ms: None,
-        role: Role::Data,
+        ..crate::testing::row_meta(project, day, SegmentId::generate(1_700_000_000_000))
     }
 }
 

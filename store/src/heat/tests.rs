@@ -3,25 +3,16 @@ use std::sync::Arc;
 use tierd_policies::SegmentStats;
 
 use super::*;
-use crate::catalog::{CatalogChange, Codec, Format, Retirement, Role};
-use crate::layout::{day_start_ms, Layout, Location};
-use crate::testing::T0;
+use crate::catalog::{CatalogChange, Retirement};
+use crate::layout::day_start_ms;
+use crate::testing::{row_meta, T0};
 use crate::ManualClock;
 
 const DAY: i64 = 86_400_000;
 
 fn meta(day: i32, bytes: u64) -> crate::SegmentMeta {
-    let id = SegmentId::generate(T0);
     crate::SegmentMeta {
-        id,
-        project: "p".into(),
-        day,
         state: SegmentState::Sealed,
-        format: Format::Rows,
-        codec: Codec::Lz4,
-        locations: vec![Location::hot(Layout::hot_location("p", id))],
-        dropped: Vec::new(),
-        min_time_ms: day_start_ms(day),
         max_time_ms: day_start_ms(day) + 1000,
         rows: 10,
         bytes,
@@ -30,12 +21,7 @@ fn meta(day: i32, bytes: u64) -> crate::SegmentMeta {
         max_seq: 10,
         created_at_ms: T0,
         sealed_at_ms: Some(T0),
-        created_generation: 0,
-        updated_generation: 0,
-        retired: None,
-        blocks: None,
-        placed_at_ms: None,
-        role: Role::Data,
+        ..row_meta("p", day, SegmentId::generate(T0))
     }
 }
 
