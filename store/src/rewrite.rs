@@ -242,9 +242,10 @@ impl Rewriter {
                 retired: None,
                 // Block checksums let reads of either tier fetch and verify only the blocks they need.
                 blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
-                // Written on the hot disk where its inputs were: hot since the latest of them was placed there, so
-                // that a rewrite does not reset (or end) a promoted segment's residency.
-                placed_at_ms: inputs.iter().map(|m| m.placed_at_ms.unwrap_or(m.created_at_ms)).max(),
+                // Placed on the hot disk now: residency counts from the rewrite, as the planner's model of a plan
+                // applied has it (`tiering::apply`), so a promoted segment that is then recompressed or compacted
+                // keeps (and restarts) its residency instead of inheriting its inputs' creation time.
+                placed_at_ms: Some(now),
                 role: Role::Data,
             };
         let mut changes = vec![

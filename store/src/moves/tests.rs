@@ -127,7 +127,7 @@ fn a_segment_moves_cold_then_both_then_hot_keeping_its_bytes() {
 }
 
 #[test]
-fn a_move_and_a_later_rewrite_keep_the_time_of_placement() {
+fn a_move_and_a_later_rewrite_record_the_time_of_placement() {
     let (f, id) = Fixture::new(true);
     let mover = f.mover("");
     mover.execute(id, Placement::Cold).unwrap();
@@ -135,8 +135,8 @@ fn a_move_and_a_later_rewrite_keep_the_time_of_placement() {
     mover.execute(id, Placement::Hot).unwrap();
     let m = f.meta(id);
     assert_eq!(m.placed_at_ms, Some(T0 + 3_600_000), "a committed move records when");
-    // Recompressed a minute later: the output is hot since the promotion, not since its creation (residency kept)
-    // nor since the rewrite.
+    // Recompressed a minute later: the output is placed at the rewrite, not at its inputs' creation (which would end
+    // the promoted segment's residency at once).
     f.clock.advance_ms(60_000);
     let action = tierd_policies::RewriteAction {
         kind: tierd_policies::RewriteKind::Recompress,
@@ -148,7 +148,7 @@ fn a_move_and_a_later_rewrite_keep_the_time_of_placement() {
         reason: "test".into(),
     };
     let out = Rewriter::new(f.ctx(""), Default::default()).execute(&action).unwrap().outputs[0];
-    assert_eq!(f.meta(out).placed_at_ms, Some(T0 + 3_600_000));
+    assert_eq!(f.meta(out).placed_at_ms, Some(T0 + 3_660_000));
 }
 
 #[test]
