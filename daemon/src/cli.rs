@@ -58,8 +58,38 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tierd: error: {e:#}");
+            eprintln!("tierd: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message already carries (typed
+/// errors name their source in their own message, and anyhow would print it again).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::other("disk on fire");
+        let e = Err::<(), _>(tierd_store::StoreError::Io { path: "/x".into(), source: io })
+            .context("cannot open the catalog")
+            .unwrap_err();
+        assert_eq!(super::error_chain(&e), "cannot open the catalog: I/O error on /x: disk on fire");
+        let plain = Err::<(), _>(std::io::Error::other("refused")).context("cannot connect").unwrap_err();
+        assert_eq!(super::error_chain(&plain), "cannot connect: refused");
     }
 }

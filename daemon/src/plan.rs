@@ -102,6 +102,8 @@ fn offline(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result
 }
 
 fn usd(v: f64) -> String {
+    // A sum of nothing is -0.0 in Rust: no "$-0.000000".
+    let v = if v == 0.0 { 0.0 } else { v };
     if v.abs() >= 1.0 {
         format!("${v:.2}")
     } else {

@@ -518,7 +518,8 @@ impl TieringPolicy {
                 }
             }
         }
-        plan.transition_cost = actions.iter().map(|a| a.transition_cost).sum();
+        // Folded from +0.0: an empty f64 sum is -0.0, which would show as `-0` in the JSON.
+        plan.transition_cost = actions.iter().map(|a| a.transition_cost).fold(0.0, |a, b| a + b);
         plan.break_even_ms = break_even_ms(plan.transition_cost, plan.monthly_cost_before - plan.monthly_cost_after);
         plan.actions = actions;
         plan

@@ -265,3 +265,11 @@ fn invalid_policies_name_the_field() {
     assert!(e.to_string().contains("horizon"), "{e}");
     TieringPolicy::default().validate().unwrap();
 }
+
+#[test]
+fn an_empty_plan_costs_plus_zero() {
+    let plan =
+        idle_only().plan(NOW, &[at("c", "lz4", GIB_U, 1, Placement::Hot)], &Prices::default(), &Capacity::default());
+    assert!(plan.actions.is_empty());
+    assert!(plan.transition_cost == 0.0 && plan.transition_cost.is_sign_positive(), "{}", plan.transition_cost);
+}
