@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use tierd_policies::simulate::{self, Report, Scenario, TierdPolicy};
 
 use crate::server::config::Config;
@@ -69,10 +69,22 @@ pub fn report(args: &SimulateArgs) -> anyhow::Result<Report> {
     sim.validate().context("invalid [simulate] configuration")?;
     let workload = match &args.access_log {
         Some(path) => {
+            let size = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+            if size > sim.max_workload_bytes {
+                bail!(
+                    "{} is {size} bytes, more than simulate.max_workload_bytes ({}): replay a shorter log or raise \
+                     the limit",
+                    path.display(),
+                    sim.max_workload_bytes
+                );
+            }
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             simulate::accesslog::parse(&text).with_context(|| format!("in {}", path.display()))?
         }
-        None => simulate::generate(&sim.workload, args.seed)?,
+        None => {
+            sim.check_generated_size().context("invalid [simulate] configuration")?;
+            simulate::generate(&sim.workload, args.seed)?
+        }
     };
     let prices = config.prices();
     let tiering = config.tiering_policy();

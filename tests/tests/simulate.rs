@@ -137,3 +137,21 @@ fn access_log_is_replayed_and_a_bad_line_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 11") && err.contains("2026-11-31"), "{err}");
 }
+
+#[test]
+fn a_workload_too_big_for_memory_is_refused_before_it_is_built() {
+    let out = simulate(&["--days", "10000000"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_workload_bytes"), "{err}");
+
+    let dir = TestDir::new("simulate-limit");
+    let (log, config) = (dir.path().join("access.ndjson"), dir.path().join("tierd.toml"));
+    std::fs::write(&log, "{\"time_ms\":1,\"project\":\"web\",\"day\":\"2026-11-01\",\"bytes\":1}\n".repeat(10))
+        .unwrap();
+    std::fs::write(&config, "[simulate]\nmax_workload_bytes = 100\n").unwrap();
+    let out = simulate(&["--config", config.to_str().unwrap(), "--access-log", log.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("simulate.max_workload_bytes") && err.contains("bytes"), "{err}");
+}

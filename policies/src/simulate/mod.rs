@@ -63,6 +63,10 @@ pub struct SimConfig {
     /// The codec data is sealed with (the re-encode codec). Default lz4; the daemon takes `passes.reencode.codec`.
     #[serde(skip)]
     pub ingest_codec: String,
+    /// What a simulation may hold in memory, in bytes (estimated from the generated workload's parameters before it
+    /// is generated; an access log's file size): a run that would need more is refused, naming this key. Default
+    /// 2 GiB.
+    pub max_workload_bytes: u64,
     pub latency: LatencyModel,
     pub age_only: AgeOnly,
     pub workload: WorkloadParams,
@@ -75,6 +79,7 @@ impl Default for SimConfig {
             heat_half_life_ms: None,
             cache_max_bytes: 1 << 30,
             ingest_codec: "lz4".into(),
+            max_workload_bytes: 2 << 30,
             latency: LatencyModel::default(),
             age_only: AgeOnly::default(),
             workload: WorkloadParams::default(),
@@ -99,7 +104,27 @@ impl SimConfig {
         self.latency.validate()?;
         self.workload.validate()
     }
+
+    /// Whether the generated workload fits `max_workload_bytes` (estimated before generating it; an access log is
+    /// bounded by its file size instead).
+    pub fn check_generated_size(&self) -> Result<(), PolicyError> {
+        const P: &str = "simulate";
+        let (reads, segments) = self.workload.estimated_size();
+        let need = reads.saturating_mul(READ_BYTES).saturating_add(segments.saturating_mul(SEGMENT_BYTES));
+        PolicyError::require(need <= self.max_workload_bytes, P, "max_workload_bytes", || {
+            format!(
+                "is {}: the generated workload would hold about {reads} reads and {segments} segments, about {need} \
+                 bytes; fewer days or reads, bigger segments, or a higher limit",
+                self.max_workload_bytes
+            )
+        })
+    }
 }
+
+/// Bytes one simulated read takes in memory, with its project name (an upper estimate).
+pub const READ_BYTES: u64 = 96;
+/// Bytes one simulated segment takes in memory, with its stats and heat (an upper estimate).
+pub const SEGMENT_BYTES: u64 = 512;
 
 /// One scenario's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

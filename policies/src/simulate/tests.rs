@@ -270,3 +270,39 @@ proptest! {
         let _ = Placement::Hot;
     }
 }
+
+#[test]
+fn a_workload_too_big_for_memory_is_refused_naming_the_key() {
+    let mut c = small(30);
+    c.workload.days = 1_000_000;
+    c.validate().unwrap();
+    let e = c.check_generated_size().unwrap_err().to_string();
+    assert!(e.contains("max_workload_bytes"), "{e}");
+    let mut c = small(30);
+    c.workload.projects = 10_000_000;
+    c.workload.reads_per_day = 0;
+    c.workload.report_reads = 0;
+    assert!(c.check_generated_size().unwrap_err().to_string().contains("segments"));
+    small(30).check_generated_size().unwrap();
+    SimConfig::default().check_generated_size().unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// The memory bound is checked on an estimate made before generating: it must never be below what is generated.
+    #[test]
+    fn the_size_estimate_bounds_what_is_generated(
+        days in 1u32..40, history in 0u32..40, projects in 1u32..6, reads_per_day in 0u32..300,
+        report_reads in 0u32..4, incidents in 0u32..4, incident_reads in 0u32..100, seed in 0u64..1000,
+    ) {
+        let params = WorkloadParams {
+            days, history_days: history, projects, reads_per_day, report_reads, incidents, incident_reads,
+            daily_bytes: 1 << 30,
+            ..WorkloadParams::default()
+        };
+        let w = generate(&params, seed).unwrap();
+        let (reads, segments) = params.estimated_size();
+        prop_assert!(w.reads.len() as u64 <= reads, "{} reads > estimate {reads}", w.reads.len());
+        prop_assert!(w.writes.len() as u64 <= segments, "{} segments > estimate {segments}", w.writes.len());
+    }
+}

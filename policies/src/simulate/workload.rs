@@ -132,6 +132,20 @@ impl Default for WorkloadParams {
 const POLICY: &str = "simulate.workload";
 
 impl WorkloadParams {
+    /// Upper estimates of what generating this workload holds: (reads, segments), history included.
+    pub fn estimated_size(&self) -> (u64, u64) {
+        let total_days = u64::from(self.days).saturating_add(u64::from(self.history_days));
+        let months = total_days.div_ceil(28) + 1;
+        let routine = u64::from(self.reads_per_day).saturating_mul(total_days);
+        let reports = (u64::from(self.projects) * 31 * u64::from(self.report_reads)).saturating_mul(months);
+        let windows = total_days.div_ceil(u64::from(self.days.max(1))) + 1;
+        let incidents = (u64::from(self.incidents) * u64::from(self.incident_days) * u64::from(self.incident_reads))
+            .saturating_mul(windows);
+        // At most 4 segments per (project, day) (see the module docs).
+        let per_day = u64::from(self.projects) * 4;
+        (routine.saturating_add(reports).saturating_add(incidents), total_days.saturating_mul(per_day))
+    }
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         PolicyError::require(self.days > 0, POLICY, "days", || "is zero: simulate at least one day".into())?;
         PolicyError::require(self.projects > 0, POLICY, "projects", || "is zero".into())?;
