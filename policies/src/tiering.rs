@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::{break_even_ms, Prices, StorageClass, GIB, MONTH_MS};
 use crate::error::PolicyError;
 use crate::human;
-use crate::planner::age_ms;
+use crate::planner::{age_ms, RewritePlanner};
 use crate::rules::{self, first_match, Rule, RuleContext};
 use crate::segment::{Placement, SegmentFormat, SegmentState, SegmentStats};
 
@@ -68,6 +68,10 @@ pub struct TieringPolicy {
     pub hot_min_heat: f64,
     /// Bytes one plan moves per direction (at least one segment).
     pub max_bytes_per_pass: u64,
+    /// How a rule's compaction target is carried out: the compact pass's `min_inputs` and `small_fraction`
+    /// ([`crate::CompactPlanner`]), so that the plan shows the merges the pass will make.
+    pub compact_min_inputs: usize,
+    pub compact_small_fraction: f64,
 }
 
 impl Default for TieringPolicy {
@@ -79,6 +83,8 @@ impl Default for TieringPolicy {
             cold_max_heat: rules::DEFAULT_COLD_MAX_HEAT,
             hot_min_heat: rules::DEFAULT_HOT_MIN_HEAT,
             max_bytes_per_pass: 64 << 30,
+            compact_min_inputs: 2,
+            compact_small_fraction: 0.5,
         }
     }
 }
@@ -248,7 +254,17 @@ impl TieringPolicy {
         })?;
         PolicyError::require(self.max_bytes_per_pass > 0, POLICY, "max_bytes_per_pass", || {
             "is zero: no segment could ever move".into()
-        })
+        })?;
+        self.compact_planner(1).validate()
+    }
+
+    /// The compact planner a compaction rule's `target_bytes` runs with (in the plan and in the compact pass).
+    pub fn compact_planner(&self, target_bytes: u64) -> crate::CompactPlanner {
+        crate::CompactPlanner {
+            target_bytes,
+            min_inputs: self.compact_min_inputs,
+            small_fraction: self.compact_small_fraction,
+        }
     }
 
     /// Hysteresis: a move that takes the hot copy away needs heat <= `cold_max_heat`, one that brings a hot copy
@@ -330,34 +346,30 @@ impl TieringPolicy {
         self.bill(actions, segments, prices)
     }
 
-    /// Compact actions: per (project, day), the segments whose first compaction rule gives the same target and
-    /// which are smaller than half of it, when at least two of them share that target.
+    /// Compact actions: the segments whose first compaction rule gives a target, grouped by target, and the merges
+    /// the compact planner makes of each group ([`TieringPolicy::compact_planner`]: small segments of one
+    /// (project, day) binned up to the target, at least `compact_min_inputs` per merge), which is what the compact
+    /// pass will carry out.
     fn compactions(&self, eligible: &[&SegmentStats], cx: RuleContext) -> Vec<TieringAction> {
-        type Group<'a> = Vec<(&'a SegmentStats, &'a Rule)>;
-        let mut groups: BTreeMap<(&str, i32, u64), Group> = BTreeMap::new();
+        let mut groups: BTreeMap<u64, Vec<(&SegmentStats, &Rule)>> = BTreeMap::new();
         for s in eligible {
             if let Some(rule) = first_match(&self.rules, s, cx, |r| r.compact_target_bytes.is_some()) {
                 let target = rule.compact_target_bytes.unwrap_or(u64::MAX);
-                if s.bytes < target / 2 {
-                    groups.entry((s.project.as_str(), s.day, target)).or_default().push((s, rule));
-                }
+                groups.entry(target).or_default().push((s, rule));
             }
         }
         let mut out = Vec::new();
-        for ((_, _, target), group) in groups {
-            if group.len() < 2 {
-                continue;
-            }
-            let total: u64 = group.iter().map(|(s, _)| s.bytes).fold(0, u64::saturating_add);
-            for (s, rule) in &group {
-                let reason = format!(
-                    "rule {:?}: {} small segments of {} together, below half the target {}",
-                    rule.name,
-                    group.len(),
-                    human::bytes(total),
-                    human::bytes(target)
-                );
-                out.push(self.action(s, TieringActionKind::Compact { target_bytes: target }, rule, reason, 0.0, 0.0));
+        for (target, group) in groups {
+            let rules: HashMap<&str, &Rule> = group.iter().map(|(s, r)| (s.id.as_str(), *r)).collect();
+            let by_id: HashMap<&str, &SegmentStats> = group.iter().map(|(s, _)| (s.id.as_str(), *s)).collect();
+            let stats: Vec<SegmentStats> = group.iter().map(|(s, _)| (*s).clone()).collect();
+            for merge in self.compact_planner(target).plan(cx.now_ms, &stats) {
+                for id in &merge.inputs {
+                    let (Some(s), Some(rule)) = (by_id.get(id.as_str()), rules.get(id.as_str())) else { continue };
+                    let reason = format!("rule {:?}: {}", rule.name, merge.reason);
+                    let kind = TieringActionKind::Compact { target_bytes: target };
+                    out.push(self.action(s, kind, rule, reason, 0.0, 0.0));
+                }
             }
         }
         out

@@ -133,6 +133,7 @@ fn policy() -> impl Strategy<Value = TieringPolicy> {
                     cold_max_heat: cold_max,
                     hot_min_heat: hot_min,
                     max_bytes_per_pass: max_bytes,
+                    ..TieringPolicy::default()
                 }
             },
         )

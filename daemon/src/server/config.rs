@@ -612,6 +612,8 @@ impl Config {
             cold_max_heat: p.cold_max_heat,
             hot_min_heat: p.hot_min_heat,
             max_bytes_per_pass: m.max_bytes_per_pass,
+            compact_min_inputs: self.passes.compact.min_inputs,
+            compact_small_fraction: self.passes.compact.small_fraction,
         }
     }
 

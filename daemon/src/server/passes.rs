@@ -245,7 +245,7 @@ impl Passes {
                     }
                 }
                 for (target_bytes, (segments, planned)) in groups {
-                    let planner = tierd_policies::CompactPlanner { target_bytes, ..self.config.compact_planner() };
+                    let planner = policy.compact_planner(target_bytes);
                     for a in planner.plan(now, &segments) {
                         let t = a.inputs.iter().find_map(|id| planned.get(id)).cloned();
                         if let Some(t) = &t {

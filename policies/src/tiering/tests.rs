@@ -273,3 +273,35 @@ fn an_empty_plan_costs_plus_zero() {
     assert!(plan.actions.is_empty());
     assert!(plan.transition_cost == 0.0 && plan.transition_cost.is_sign_positive(), "{}", plan.transition_cost);
 }
+
+#[test]
+fn compactions_are_the_merges_the_compact_pass_makes() {
+    let policy = |min_inputs: usize| TieringPolicy {
+        rules: vec![Rule { name: "pack".into(), compact_target_bytes: Some(100), ..Rule::default() }],
+        compact_min_inputs: min_inputs,
+        compact_small_fraction: 0.5,
+        ..TieringPolicy::default()
+    };
+    // Small means under 50 bytes: a, b, c (90 bytes together, one bin of the 100-byte target); d is not small.
+    let segments = vec![
+        at("a", "lz4", 30, 10, Placement::Hot),
+        at("b", "lz4", 30, 10, Placement::Hot),
+        at("c", "lz4", 30, 10, Placement::Hot),
+        at("d", "lz4", 80, 10, Placement::Hot),
+    ];
+    let plan = policy(2).plan(NOW, &segments, &Prices::default(), &Capacity::default());
+    let planned: Vec<&str> = plan.actions.iter().map(|a| a.segment.as_str()).collect();
+    assert_eq!(planned, ["a", "b", "c"]);
+    // What the compact pass would do with the same settings: the same inputs.
+    let pass = policy(2).compact_planner(100).plan(NOW, &segments);
+    assert_eq!(pass.len(), 1);
+    assert_eq!(pass[0].inputs, ["a", "b", "c"]);
+    assert!(
+        plan.actions[0].reason.starts_with("rule \"pack\": 3 small columnar segments"),
+        "{}",
+        plan.actions[0].reason
+    );
+    // With four inputs needed per merge, neither plans anything.
+    assert!(policy(4).plan(NOW, &segments, &Prices::default(), &Capacity::default()).actions.is_empty());
+    assert!(policy(4).compact_planner(100).plan(NOW, &segments).is_empty());
+}
