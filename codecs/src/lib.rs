@@ -28,9 +28,9 @@ pub mod rows;
 mod testing;
 
 pub use dedup::{dedup_key, dedup_sorted, dedup_split, DedupKey};
-pub use filter::{Coverage, RowFilter};
 pub use event::{
     derive_insert_id, parse_batch, parse_batch_rows, BatchError, BatchLimits, Event, EventRow, RecordError, RowBatch,
     StoredEvent, TimeRange,
 };
+pub use filter::{Coverage, RowFilter};
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -333,8 +333,7 @@ impl Rewriter {
         let path = ctx.resolve(&intent.location.path)?;
         ctx.failpoints.hit(steps.intent).map_err(|e| StoreError::io(&path, e))?;
         // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
-        let on_disk =
-            crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
+        let on_disk = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
         let checksum = crc32c::crc32c(bytes);
         if crc32c::crc32c(&on_disk) != checksum {
             return Err(StoreError::Corrupt {

@@ -151,6 +151,11 @@ impl Passes {
             PassName::Migrate => self.run_moves(ActionKind::Migrate, req, &mut report),
             PassName::Promote => self.run_moves(ActionKind::Promote, req, &mut report),
             PassName::Reencode | PassName::Compact | PassName::Recompress => self.run_rewrites(pass, req, &mut report),
+            PassName::Retention => {
+                let snapshot = self.catalog.snapshot();
+                let now = self.clock.now_ms();
+                super::retention::run(&self.rewriter, &self.config, &snapshot, now, req, &mut report);
+            }
         }
         info!(
             pass = pass.label(),
@@ -256,7 +261,9 @@ impl Passes {
                 }
                 out
             }
-            PassName::Migrate | PassName::Promote | PassName::Gc => unreachable!("run calls plan for rewrites only"),
+            PassName::Migrate | PassName::Promote | PassName::Gc | PassName::Retention => {
+                unreachable!("run calls plan for rewrites only")
+            }
         }
     }
 

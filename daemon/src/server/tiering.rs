@@ -63,7 +63,10 @@ pub fn plan(
     let capacity = hot_capacity(config, hot_dir, snapshot);
     let plan = config.tiering_policy().plan(now_ms, &stats, &config.prices(), &capacity);
     publish_costs(&plan);
-    answer(plan, config.policy.max_plan_actions)
+    PlanAnswer {
+        retention: super::retention::plan_answer(config, snapshot, now_ms),
+        ..answer(plan, config.policy.max_plan_actions)
+    }
 }
 
 /// The plan as answered: at most `max_actions` actions listed (in the planner's order), the rest counted in
@@ -74,7 +77,7 @@ pub fn answer(mut plan: TieringPlan, max_actions: usize) -> PlanAnswer {
         plan.actions.truncate(max_actions);
         metrics::counter!("tierd_plan_actions_omitted_total").increment(omitted as u64);
     }
-    PlanAnswer { plan, omitted_actions: omitted as u64 }
+    PlanAnswer { plan, omitted_actions: omitted as u64, retention: None }
 }
 
 /// `tierd_cost_monthly_usd{tier}`: the projected bill after the plan.

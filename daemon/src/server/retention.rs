@@ -1,0 +1,142 @@
+//! Retention in the daemon: the `retention` pass (plan with `tierd_policies::RetentionPolicy` over one catalog
+//! snapshot, then retire or rewrite each segment through the store's filtered rewrite), the read-time cutoff every
+//! reader applies before the pass has run, and the `retention` block of `GET /v1/plan`.
+//!
+//! Every tier: a wholly expired segment is retired in one catalog commit, whatever its copies (gc then deletes the
+//! hot file and the cold object through the trash); a straddling segment is read from its hot copy, else its cold
+//! copy (whole, through the budgeted store), and its output written hot, from where the tiering policy sends it cold
+//! again. Side segments of removed duplicates are planned like data segments.
+
+use tierd_codecs::RowFilter;
+use tierd_policies::{RetentionActionKind, RetentionSegment};
+use tierd_store::catalog::{Placement, SegmentState};
+use tierd_store::rewrite::{FilterAction, Rewriter};
+use tierd_store::CatalogSnapshot;
+use tracing::{info, warn};
+
+use super::config::Config;
+use crate::api::{ActionKind, ActionReport, PassReport, PassRequest, RetentionAnswer};
+
+/// Every segment of the snapshot (of `project` only, if given) as the retention planner sees it: data and side
+/// segments, every state (the planner keeps the sealed ones).
+pub fn planner_segments(snapshot: &CatalogSnapshot, project: Option<&str>) -> Vec<RetentionSegment> {
+    snapshot
+        .segments()
+        .filter(|m| project.is_none_or(|p| p == m.project))
+        .map(|m| RetentionSegment {
+            id: m.id.to_string(),
+            project: m.project.clone(),
+            state: match m.state {
+                SegmentState::Open => tierd_policies::SegmentState::Open,
+                SegmentState::Sealed => tierd_policies::SegmentState::Sealed,
+                SegmentState::Retired => tierd_policies::SegmentState::Retired,
+            },
+            rows: m.rows,
+            bytes: m.bytes,
+            min_time_ms: m.min_time_ms,
+            max_time_ms: m.max_time_ms,
+            placement: match m.placement() {
+                Placement::Hot => tierd_policies::Placement::Hot,
+                Placement::Cold => tierd_policies::Placement::Cold,
+                Placement::Both => tierd_policies::Placement::Both,
+            },
+            side: !m.role.is_data(),
+        })
+        .collect()
+}
+
+/// The `retention` block of the plan at `now_ms`: `None` when every project keeps its events forever.
+pub fn plan_answer(config: &Config, snapshot: &CatalogSnapshot, now_ms: i64) -> Option<RetentionAnswer> {
+    if config.retention.is_forever() {
+        return None;
+    }
+    let mut plan = config.retention.plan(now_ms, &planner_segments(snapshot, None), &config.prices());
+    let omitted = plan.actions.len().saturating_sub(config.policy.max_plan_actions);
+    if omitted > 0 {
+        plan.actions.truncate(config.policy.max_plan_actions);
+        metrics::counter!("tierd_plan_actions_omitted_total").increment(omitted as u64);
+    }
+    Some(RetentionAnswer { plan, omitted_actions: omitted as u64 })
+}
+
+/// Runs the retention pass over `snapshot` at `now_ms`: every planned action, through `rewriter`'s filtered
+/// rewrite (the crash-safe steps), or only reported in a dry run. Rewrites stop once
+/// `passes.retention.max_rewrite_bytes_per_pass` is reached (at least one runs); retirements are not limited.
+pub fn run(
+    rewriter: &Rewriter,
+    config: &Config,
+    snapshot: &CatalogSnapshot,
+    now_ms: i64,
+    req: &PassRequest,
+    report: &mut PassReport,
+) {
+    metrics::counter!("tierd_retention_runs_total", "dry_run" => req.dry_run.to_string()).increment(1);
+    if config.retention.is_forever() {
+        return;
+    }
+    let plan = config.retention.plan(now_ms, &planner_segments(snapshot, req.project.as_deref()), &config.prices());
+    let limit = config.passes.retention.max_rewrite_bytes_per_pass;
+    let mut rewrite_bytes = 0u64;
+    for action in plan.actions {
+        let kind = match action.kind {
+            RetentionActionKind::Retire => ActionKind::Retire,
+            RetentionActionKind::Rewrite => ActionKind::Prune,
+        };
+        if kind == ActionKind::Prune {
+            if rewrite_bytes > 0 && rewrite_bytes.saturating_add(action.bytes) > limit {
+                info!(segment = %action.segment, bytes = action.bytes, limit,
+                    "retention rewrite left for the next run (passes.retention.max_rewrite_bytes_per_pass)");
+                continue;
+            }
+            rewrite_bytes = rewrite_bytes.saturating_add(action.bytes);
+        }
+        metrics::counter!("tierd_retention_actions_planned_total", "kind" => action.kind.label()).increment(1);
+        let mut a = ActionReport {
+            kind,
+            inputs: vec![action.segment.clone()],
+            outputs: vec![],
+            bytes_before: action.bytes,
+            bytes_after: None,
+            reason: action.reason.clone(),
+            duplicates_removed: None,
+            duplicates_segment: None,
+        };
+        if !req.dry_run {
+            let filter = RowFilter::TimeBefore { before_ms: action.cutoff_ms };
+            let result = action
+                .segment
+                .parse()
+                .map_err(|e: tierd_store::layout::InvalidSegmentId| e.to_string())
+                .and_then(|id| rewriter.remove_rows(id, &filter, "retention").map_err(|e| e.to_string()));
+            match result {
+                Ok(o) => {
+                    let removed = if o.action == FilterAction::Unchanged { "none" } else { o.action.label() };
+                    metrics::counter!("tierd_retention_segments_total", "action" => removed).increment(1);
+                    metrics::counter!("tierd_retention_events_removed_total", "project" => action.project.clone())
+                        .increment(o.rows_removed);
+                    let freed = o.bytes_before.saturating_sub(o.bytes_after);
+                    metrics::counter!("tierd_retention_bytes_removed_total").increment(freed);
+                    info!(segment = %o.segment, output = ?o.output.map(|id| id.to_string()), project = %action.project,
+                        action = o.action.label(), rows_removed = o.rows_removed, bytes_freed = freed,
+                        cutoff_ms = action.cutoff_ms, "retention carried out");
+                    a.outputs = o.output.iter().map(ToString::to_string).collect();
+                    a.bytes_after = Some(o.bytes_after);
+                    a.duplicates_removed = (o.duplicates_removed > 0).then_some(o.duplicates_removed);
+                    a.duplicates_segment = o.duplicates_segment.map(|id| id.to_string());
+                }
+                Err(e) => {
+                    warn!(segment = %action.segment, project = %action.project, error = %e, "retention failed");
+                    metrics::counter!("tierd_retention_errors_total").increment(1);
+                    report.errors.push(format!("{kind} of {}: {e}", action.segment));
+                    continue;
+                }
+            }
+        }
+        report.actions.push(a);
+    }
+}
+
+/// The retention cutoff readers apply to `project` at `now_ms` (`None`: kept forever).
+pub fn read_cutoff(config: &Config, project: &str, now_ms: i64) -> Option<i64> {
+    config.retention.cutoff_ms(project, now_ms)
+}
