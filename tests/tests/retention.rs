@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{http_client, Daemon, TestDir};
-use tierd_tests::disk::check_catalog_matches_disk;
+use tierd_tests::disk::{check_catalog_matches_cold, check_catalog_matches_disk, cold_files};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
 use tierd_tests::policy;
@@ -263,6 +263,11 @@ fn retention_removes_exactly_the_expired_events_from_every_tier() {
     let retired = listed(&s.d, "ret", "include_retired=true").into_iter().filter(|x| x["state"] == "retired").count();
     assert_eq!(retired, 0, "gc deleted every retired segment");
     check_catalog_matches_disk(&s.d).unwrap_or_else(|e| panic!("{e}"));
+    // The bucket (the embedded file:// cold tier) holds exactly the catalog's cold copies: the retired cold segments'
+    // objects went to the trash.
+    let objects = cold_files(&s.d.data_dir().join("cold"));
+    check_catalog_matches_cold(&s.d, &objects).unwrap_or_else(|e| panic!("{e}"));
+    assert!(objects.keys().any(|k| k.starts_with("trash/")), "retired cold copies are in the trash: {objects:?}");
     check_all(&s, "after gc");
 
     // Gone from storage, not only hidden: with retention switched off, the expired events do not come back.

@@ -187,6 +187,7 @@ impl Passes {
         let snapshot = self.catalog.snapshot();
         let now = self.clock.now_ms();
         let stats = tiering::planner_stats(&snapshot, req.project.as_deref(), self.heat.as_deref(), now);
+        let stats = tiering::retained(&self.config, stats, now);
         let capacity = tiering::hot_capacity(&self.config, &self.layout.hot_dir(), &snapshot);
         let plan = self.config.tiering_policy().plan(now, &stats, &self.config.prices(), &capacity);
         // The projected bill is the whole catalog's: a run for one project does not publish its part as the total.

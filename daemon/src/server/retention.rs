@@ -140,3 +140,75 @@ pub fn run(
 pub fn read_cutoff(config: &Config, project: &str, now_ms: i64) -> Option<i64> {
     config.retention.cutoff_ms(project, now_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use tierd_policies::{Placement as P, Prices, RetentionPolicy, SegmentFormat, SegmentState as S, SegmentStats};
+
+    use super::*;
+    use crate::api::PlanAnswer;
+
+    const DAY: i64 = 86_400_000;
+
+    fn stats(id: &str, project: &str, max_time_ms: i64) -> SegmentStats {
+        SegmentStats {
+            id: id.into(),
+            project: project.into(),
+            day: 0,
+            state: S::Sealed,
+            format: SegmentFormat::Columnar,
+            codec: "lz4".into(),
+            rows: 10,
+            bytes: 1 << 20,
+            created_at_ms: 0,
+            max_time_ms,
+            placement: P::Hot,
+            placed_at_ms: 0,
+            heat: 0.0,
+            heat_bytes: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_tiering_planner_never_sees_wholly_expired_segments() {
+        let mut config = Config::default();
+        config.retention = RetentionPolicy { default_days: 10, projects: [("keep".into(), 0)].into() };
+        let now = 100 * DAY;
+        let all = vec![
+            stats("expired", "web", 90 * DAY - 1),
+            stats("straddling", "web", 90 * DAY),
+            stats("forever", "keep", 0),
+        ];
+        let ids: Vec<String> =
+            super::super::tiering::retained(&config, all.clone(), now).into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["straddling", "forever"]);
+        assert_eq!(super::super::tiering::retained(&Config::default(), all, now).len(), 3, "forever by default");
+    }
+
+    #[test]
+    fn the_human_plan_shows_what_retention_removes() {
+        let policy = RetentionPolicy { default_days: 30, projects: Default::default() };
+        let segment = RetentionSegment {
+            id: "01OLD".into(),
+            project: "web".into(),
+            state: tierd_policies::SegmentState::Sealed,
+            rows: 10,
+            bytes: 1 << 30,
+            min_time_ms: 0,
+            max_time_ms: DAY,
+            placement: tierd_policies::Placement::Cold,
+            side: false,
+        };
+        let plan = policy.plan(40 * DAY, &[segment], &Prices::default());
+        let answer = PlanAnswer { retention: Some(RetentionAnswer { plan, omitted_actions: 0 }), ..Default::default() };
+        let text = crate::plan::format_plan(&answer);
+        // 1 GiB cold at $0.023 per GiB-month.
+        assert!(text.contains("retention: 1 segment(s) to retire, 0 to rewrite"), "{text}");
+        assert!(text.contains("saving $0.023000 a month"), "{text}");
+        assert!(text.contains("01OLD web: retire (1073741824 B, 10 rows)"), "{text}");
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["retention"]["segments_retired"], 1, "{json}");
+        assert!(json["actions"].is_array(), "the tiering fields stay at the top level: {json}");
+        assert!(serde_json::to_value(PlanAnswer::default()).unwrap().get("retention").is_none());
+    }
+}
