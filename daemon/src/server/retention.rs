@@ -171,8 +171,8 @@ mod tests {
 
     #[test]
     fn the_tiering_planner_never_sees_wholly_expired_segments() {
-        let mut config = Config::default();
-        config.retention = RetentionPolicy { default_days: 10, projects: [("keep".into(), 0)].into() };
+        let retention = RetentionPolicy { default_days: 10, projects: [("keep".into(), 0)].into() };
+        let config = Config { retention, ..Config::default() };
         let now = 100 * DAY;
         let all = vec![
             stats("expired", "web", 90 * DAY - 1),
