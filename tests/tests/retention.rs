@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tierd_tests::daemon::{http_client, Daemon, TestDir};
+use tierd_tests::daemon::{http_client, tierd_bin, Daemon, TestDir};
 use tierd_tests::disk::{check_catalog_matches_cold, check_catalog_matches_disk, cold_files};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
@@ -244,6 +244,17 @@ fn retention_removes_exactly_the_expired_events_from_every_tier() {
     planned_sorted.sort();
     assert_eq!(dry_inputs, planned_sorted, "the dry run carries out the plan");
     assert_eq!(s.d.get("/healthz").json["generation"], generation, "a dry run changes nothing");
+    // The same from the command line.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(tierd_bin()).args(args).output().expect("run tierd");
+        assert!(out.status.success(), "tierd {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = cli(&["pass", "run", "retention", "--dry-run", "--url", s.d.url()]);
+    assert!(text.contains("pass retention: would run") && text.contains("retire") && text.contains("prune"), "{text}");
+    let text = cli(&["plan", "--url", s.d.url()]);
+    assert!(text.contains("retention: ") && text.contains("to retire") && text.contains("project ret:"), "{text}");
+    assert_eq!(s.d.get("/healthz").json["generation"], generation, "nor does a plan");
 
     // The pass.
     let report = pass(&s.d, "retention");
@@ -270,9 +281,12 @@ fn retention_removes_exactly_the_expired_events_from_every_tier() {
     assert!(objects.keys().any(|k| k.starts_with("trash/")), "retired cold copies are in the trash: {objects:?}");
     check_all(&s, "after gc");
 
-    // Gone from storage, not only hidden: with retention switched off, the expired events do not come back.
+    // Gone from storage, not only hidden: with retention switched off (a reload, no restart), the expired events
+    // do not come back.
     s.d.set_config(&config(false));
-    s.d.restart();
+    let r = s.d.post_json("/v1/admin/config/reload", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(s.d.segments("ret", None, None).get("retention_cutoff_ms").is_none(), "the reload took effect");
     check_all(&s, "retention off after the pass");
     let _ = &s.dir;
 }
