@@ -145,6 +145,8 @@ pub fn read_cutoff(config: &Config, project: &str, now_ms: i64) -> Option<i64> {
 mod tests {
     use tierd_policies::{Placement as P, Prices, RetentionPolicy, SegmentFormat, SegmentState as S, SegmentStats};
 
+    use serde_json::json;
+
     use super::*;
     use crate::api::PlanAnswer;
 
@@ -183,6 +185,57 @@ mod tests {
             super::super::tiering::retained(&config, all.clone(), now).into_iter().map(|s| s.id).collect();
         assert_eq!(ids, ["straddling", "forever"]);
         assert_eq!(super::super::tiering::retained(&Config::default(), all, now).len(), 3, "forever by default");
+    }
+
+    /// A record as the catalog stores it: `state`, placement (`"hot"`, `"cold"`), role (`"data"`, `"duplicates"`).
+    fn record(id: &str, state: &str, tier: &str, role: &str, min: i64, max: i64) -> tierd_store::SegmentMeta {
+        let role = match role {
+            "data" => json!(null),
+            _ => json!({"kind": "duplicates", "of": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "keep_until_ms": 0}),
+        };
+        let mut v = json!({
+            "id": id, "project": "web", "day": 0, "state": state, "format": "parquet", "codec": "zstd-3",
+            "locations": [{"tier": tier, "path": format!("x/{id}")}], "min_time_ms": min, "max_time_ms": max,
+            "rows": 10, "bytes": 1000, "checksum": 0, "min_seq": 1, "max_seq": 10, "created_at_ms": 0,
+        });
+        if !role.is_null() {
+            v["role"] = role;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_plan_block_sees_every_tier_and_role_and_is_bounded() {
+        use tierd_store::catalog::CatalogChange;
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = tierd_store::Catalog::open(dir.path()).unwrap();
+        let records = [
+            record("01ARZ3NDEKTSV4RRFFQ69G5FA0", "sealed", "cold", "data", 0, DAY),
+            record("01ARZ3NDEKTSV4RRFFQ69G5FA1", "sealed", "hot", "duplicates", 0, 20 * DAY),
+            record("01ARZ3NDEKTSV4RRFFQ69G5FA2", "retired", "hot", "data", 0, DAY),
+            record("01ARZ3NDEKTSV4RRFFQ69G5FA3", "sealed", "hot", "data", 20 * DAY, 30 * DAY),
+        ];
+        catalog.commit(records.into_iter().map(CatalogChange::Put).collect()).unwrap();
+        let snapshot = catalog.snapshot();
+        let segments = planner_segments(&snapshot, Some("web"));
+        assert_eq!(segments.len(), 4);
+        assert!(segments[0].placement == tierd_policies::Placement::Cold && !segments[0].side);
+        assert!(segments[1].side && segments[2].state == tierd_policies::SegmentState::Retired);
+        assert!(planner_segments(&snapshot, Some("other")).is_empty());
+
+        let mut config = Config::default();
+        assert_eq!(plan_answer(&config, &snapshot, 40 * DAY), None, "forever: no block");
+        config.retention.default_days = 30;
+        let all = plan_answer(&config, &snapshot, 40 * DAY).unwrap();
+        // Cutoff day 10: the cold data segment is retired, the side segment rewritten; the retired one and the one
+        // inside retention are not touched.
+        let kinds: Vec<(&str, RetentionActionKind)> =
+            all.plan.actions.iter().map(|a| (&a.segment[24..], a.kind)).collect();
+        assert_eq!(kinds, [("A0", RetentionActionKind::Retire), ("A1", RetentionActionKind::Rewrite)]);
+        config.policy.max_plan_actions = 1;
+        let cut = plan_answer(&config, &snapshot, 40 * DAY).unwrap();
+        assert_eq!((cut.plan.actions.len(), cut.omitted_actions), (1, 1));
+        assert_eq!((cut.plan.segments_retired, cut.plan.segments_rewritten), (1, 1), "the totals cover every action");
     }
 
     #[test]
