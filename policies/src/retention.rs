@@ -205,8 +205,9 @@ impl RetentionPolicy {
             plan.rows_removed_estimate = plan.rows_removed_estimate.saturating_add(a.rows_removed_estimate);
             plan.bytes_freed_estimate = plan.bytes_freed_estimate.saturating_add(a.bytes_freed_estimate);
         }
-        // Summed in the actions' order, so that the total does not depend on the input's.
-        plan.monthly_saving = actions.iter().map(|a| a.monthly_saving).sum();
+        // Summed in the actions' order, so that the total does not depend on the input's; folded from +0.0 (an
+        // empty f64 sum is -0.0, which would show as `-0` in the JSON).
+        plan.monthly_saving = actions.iter().map(|a| a.monthly_saving).fold(0.0, |a, b| a + b);
         plan.actions = actions;
         plan
     }
@@ -299,5 +300,7 @@ mod tests {
         assert!((plan.monthly_saving - 0.02875).abs() < 1e-12, "{}", plan.monthly_saving);
         assert_eq!(plan.cutoffs, [("a".to_string(), cutoff)].into());
         assert!(plan.actions[0].reason.contains("30-day retention of a"), "{}", plan.actions[0].reason);
+        let empty = p.plan(now, &[], &Prices::default());
+        assert!(empty.monthly_saving.is_sign_positive(), "no -0 in the JSON");
     }
 }
