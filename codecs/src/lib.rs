@@ -10,6 +10,8 @@
 //! - [`dedup`]: the dedup key `(project, event, distinct_id, time_ms, $insert_id)` and the pure dedup step
 //!   (the copy ingested last, i.e. with the highest ingest sequence, wins), and its lossless variant that also
 //!   returns the removed copies.
+//! - [`filter`]: [`RowFilter`], which stored rows a deletion (retention, user deletions) removes, and what a
+//!   segment's time range alone says about them.
 //! - [`columnar`]: the columnar segment format, plain Parquet with shredded properties and a JSON remainder, that
 //!   sealed hot segments are re-encoded into; encode, decode, scan with pruning, recompress.
 //!
@@ -18,6 +20,7 @@
 pub mod columnar;
 pub mod dedup;
 pub mod event;
+pub mod filter;
 mod hash;
 mod json;
 pub mod rows;
@@ -29,4 +32,5 @@ pub use event::{
     derive_insert_id, parse_batch, parse_batch_rows, BatchError, BatchLimits, Event, EventRow, RecordError, RowBatch,
     StoredEvent, TimeRange,
 };
+pub use filter::{Coverage, RowFilter};
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -163,7 +163,35 @@ pub fn format_plan(answer: &PlanAnswer) -> String {
         Some(ms) => writeln!(out, "break-even: {} (saves {} a month)", duration(ms), usd(saving)),
         None => writeln!(out, "break-even: never (the plan saves nothing a month: {})", usd(saving)),
     };
+    if let Some(r) = &answer.retention {
+        format_retention(&mut out, r);
+    }
     out
+}
+
+/// The `retention` block: what the retention pass would remove now, and what that saves.
+fn format_retention(out: &mut String, answer: &crate::api::RetentionAnswer) {
+    let r = &answer.plan;
+    let _ = writeln!(
+        out,
+        "retention: {} segment(s) to retire, {} to rewrite without expired rows; about {} row(s) and {} byte(s), \
+         saving {} a month once gc has deleted them",
+        r.segments_retired,
+        r.segments_rewritten,
+        r.rows_removed_estimate,
+        r.bytes_freed_estimate,
+        usd(r.monthly_saving)
+    );
+    for (project, cutoff) in &r.cutoffs {
+        let _ = writeln!(out, "  project {project}: events before {cutoff} ms are past retention");
+    }
+    for a in &r.actions {
+        let _ = writeln!(out, "  {} {}: {} ({} B, {} rows)", a.segment, a.project, a.kind.label(), a.bytes, a.rows);
+        let _ = writeln!(out, "      {}", a.reason);
+    }
+    if answer.omitted_actions > 0 {
+        let _ = writeln!(out, "  ... and {} more not listed (policy.max_plan_actions)", answer.omitted_actions);
+    }
 }
 
 /// `3.2d`, `5.0h`, `12min`, `40s`.
@@ -224,7 +252,7 @@ mod tests {
         };
         let plan =
             TieringPolicy::default().plan(30 * day, std::slice::from_ref(&s), &Prices::default(), &Capacity::default());
-        let text = format_plan(&PlanAnswer { plan: plan.clone(), omitted_actions: 0 });
+        let text = format_plan(&PlanAnswer { plan: plan.clone(), omitted_actions: 0, retention: None });
         assert!(text.contains("1 action(s)"), "{text}");
         assert!(text.contains("01ABC web day 20000: move to cold [rule idle] -0.057000 USD/month"), "{text}");
         assert!(text.contains("rule \"idle\": hot -> cold"), "{text}");

@@ -33,6 +33,9 @@
 //! And [`simulate`]: `tierd simulate`'s replay of a workload through all-hot, age-only and the tiering planner on a
 //! simulated clock, with cost, read latency and bytes moved. Besides: [`gc`] (which copies out of service may be
 //! deleted, and why every other stays) and [`retry`] (backoff with jitter, deadlines, `Retry-After`).
+//!
+//! And [`retention`]: per-project retention in days, each project's cutoff, and which segments past it are
+//! retired whole or rewritten without their expired rows (`tests/retention_properties.rs`).
 
 pub mod compact;
 pub mod cost;
@@ -43,6 +46,7 @@ mod human;
 mod planner;
 pub mod recompress;
 pub mod reencode;
+pub mod retention;
 pub mod retry;
 pub mod rules;
 pub mod schedule;
@@ -59,6 +63,7 @@ pub use heat::{HalfLife, Heat};
 pub use planner::RewritePlanner;
 pub use recompress::{LadderStep, RecompressPlanner};
 pub use reencode::ReencodePlanner;
+pub use retention::{RetentionAction, RetentionActionKind, RetentionPlan, RetentionPolicy, RetentionSegment};
 pub use retry::RetryPolicy;
 pub use rules::Rule;
 pub use schedule::{NextRun, Schedule};

@@ -108,6 +108,18 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     bytes_counter("tierd_rewrite_bytes_after_total", "Bytes of rewrite outputs, by pass"),
     counter("tierd_rewrite_rollbacks_total", "Rewrites rolled back before their commit"),
     counter("tierd_dedup_removed_total", "Duplicate events removed by rewrites, by project"),
+    counter(
+        "tierd_filtered_rewrites_total",
+        "Filtered rewrites (a segment without the rows a retention or deletion filter matches), by pass, action \
+         (unchanged, retired, rewritten, error) and outcome",
+    ),
+    seconds_histogram("tierd_filtered_rewrite_seconds", "Filtered rewrite latency, by pass"),
+    counter("tierd_filtered_rows_removed_total", "Stored rows removed by filtered rewrites, by pass"),
+    bytes_counter(
+        "tierd_filtered_bytes_freed_total",
+        "Bytes of segments retired by filtered rewrites minus the bytes of their outputs, by pass (freed once gc \
+         deletes the retired copies)",
+    ),
     counter("tierd_dedup_side_segments_total", "Side segments written to keep the copies dedup removed"),
     bytes_counter("tierd_dedup_side_bytes_total", "Bytes of the side segments keeping the copies dedup removed"),
     // Garbage collection and the trash.

@@ -287,6 +287,30 @@ pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) ->
     execute_planned(source, snapshot, q, true)
 }
 
+/// [`execute`] without the events older than `hidden_before_ms` (a project's retention cutoff): events past
+/// retention are never answered, even before the retention pass has removed them. The window is clamped to start at
+/// the cutoff, so segments wholly past it are not even looked up and a straddling segment is read from the cutoff
+/// on (every copy of an event has the event's time, so dedup is not affected); the count-only path still applies.
+pub fn execute_retained(
+    source: &SegmentSource,
+    snapshot: &CatalogSnapshot,
+    q: &Query,
+    hidden_before_ms: Option<i64>,
+) -> Result<QueryResult> {
+    q.validate()?;
+    let from_ms = hidden_before_ms.map_or(q.from_ms, |cutoff| q.from_ms.max(cutoff));
+    if from_ms >= q.to_ms {
+        return Ok(QueryResult {
+            total: 0,
+            rows: Vec::new(),
+            segments_scanned: 0,
+            bytes_scanned: 0,
+            segments_read: Vec::new(),
+        });
+    }
+    execute(source, snapshot, &Query { from_ms, ..q.clone() })
+}
+
 /// [`execute`], with the count-only path allowed or not (tests compare the two).
 fn execute_planned(
     source: &SegmentSource,

@@ -29,6 +29,11 @@ use crate::error::{Result, StoreError};
 use crate::layout::{Layout, Location, SegmentId};
 use crate::read::SegmentSource;
 
+mod filtered;
+#[cfg(test)]
+mod filtered_tests;
+pub use filtered::{FilterAction, FilterOutcome};
+
 /// What one executed rewrite did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewriteOutcome {
@@ -206,7 +211,7 @@ impl Rewriter {
         let mut verified = Vec::with_capacity(written.len());
         for (intent, (bytes, rows)) in intents.iter().zip(written) {
             self.acquire_disk(bytes.len() as u64);
-            match self.write_and_verify(intent, bytes, rows) {
+            match self.write_and_verify(intent, bytes, rows, &REWRITE_STEPS) {
                 Ok(v) => verified.push(v),
                 Err(e) => {
                     self.roll_back(&intents);
@@ -322,14 +327,14 @@ impl Rewriter {
         intent: &Intent,
         bytes: &[u8],
         rows_after: u64,
+        steps: &Steps,
     ) -> Result<(u32, columnar::ColumnarMeta)> {
         let output_id = intent.segment;
         let ctx = &self.ctx;
         let path = ctx.resolve(&intent.location.path)?;
-        ctx.failpoints.hit("rewrite.intent").map_err(|e| StoreError::io(&path, e))?;
+        ctx.failpoints.hit(steps.intent).map_err(|e| StoreError::io(&path, e))?;
         // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
-        let on_disk =
-            crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, "rewrite.write")?;
+        let on_disk = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
         let checksum = crc32c::crc32c(bytes);
         if crc32c::crc32c(&on_disk) != checksum {
             return Err(StoreError::Corrupt {
@@ -345,7 +350,7 @@ impl Rewriter {
                 message: format!("verify: {} rows on disk, {rows_after} encoded", verified.rows),
             });
         }
-        ctx.failpoints.hit("rewrite.verify").map_err(|e| StoreError::io(&path, e))?;
+        ctx.failpoints.hit(steps.verify).map_err(|e| StoreError::io(&path, e))?;
         Ok((checksum, verified))
     }
 
@@ -353,6 +358,16 @@ impl Rewriter {
         StoreError::Corrupt { id: meta.id, message: e.to_string() }
     }
 }
+
+/// The failpoints after the steps of one kind of rewrite (see ARCHITECTURE.md).
+struct Steps {
+    intent: &'static str,
+    write: &'static str,
+    verify: &'static str,
+}
+
+/// The steps of re-encode, compact and recompress.
+const REWRITE_STEPS: Steps = Steps { intent: "rewrite.intent", write: "rewrite.write", verify: "rewrite.verify" };
 
 /// The lowest and highest sequence of `events` ((0, 0) for none).
 fn seq_range(events: &[StoredEvent]) -> (u64, u64) {

@@ -8,7 +8,8 @@
 //!   would agree on every other key field;
 //! - `time` is seconds below 1e11 and ms at or above it; `distinct_id` numbers become their decimal text;
 //! - filters: eq/neq compare JSON values (numbers numerically), lt/lte/gt/gte compare numbers with numbers and
-//!   strings with strings (byte order), anything else is false; neq is !eq; exists is present and not null.
+//!   strings with strings (byte order), anything else is false; neq is !eq; exists is present and not null;
+//! - retention: a project given a cutoff ([`Model::set_retention_cutoff`]) answers only events at or after it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -81,6 +82,8 @@ pub struct Answer {
 pub struct Model {
     copies: Vec<ModelEvent>,
     latest: HashMap<(String, String, String, i64, String), usize>,
+    /// Per project: events before this time (ms) are past retention and never answered.
+    cutoffs: HashMap<String, i64>,
 }
 
 impl Model {
@@ -110,6 +113,19 @@ impl Model {
         idx.into_iter().map(|i| &self.copies[i]).collect()
     }
 
+    /// Events of `project` before `cutoff_ms` are past retention from now on (`None`: kept forever).
+    pub fn set_retention_cutoff(&mut self, project: &str, cutoff_ms: Option<i64>) {
+        match cutoff_ms {
+            Some(c) => self.cutoffs.insert(project.to_string(), c),
+            None => self.cutoffs.remove(project),
+        };
+    }
+
+    /// Whether `e` is past its project's retention.
+    pub fn expired(&self, e: &ModelEvent) -> bool {
+        self.cutoffs.get(&e.project).is_some_and(|c| e.time_ms < *c)
+    }
+
     /// What `POST /v1/query` must answer for `q` (same JSON as sent to the daemon).
     pub fn answer(&self, q: &Value) -> Answer {
         let project = q.get("project").and_then(Value::as_str).unwrap_or("default");
@@ -121,7 +137,7 @@ impl Model {
         let group_by = q.get("group_by").and_then(Value::as_str);
         let mut ans = Answer::default();
         for e in self.live(project) {
-            if e.time_ms < from || e.time_ms >= to {
+            if e.time_ms < from || e.time_ms >= to || self.expired(e) {
                 continue;
             }
             if event.is_some_and(|name| name != e.event) {
@@ -294,5 +310,24 @@ mod tests {
         assert_eq!(count("s", "gt", json!("a")), 1);
         assert_eq!(count("s", "exists", Value::Null), 2);
         assert_eq!(count("distinct_id", "lte", json!("u2")), 2);
+    }
+
+    #[test]
+    fn a_retention_cutoff_hides_older_events_of_its_project_only() {
+        let mut m = Model::new();
+        let t = 1_700_000_000_000i64;
+        m.ack(
+            "p",
+            &[
+                ev("A", json!("u"), json!(t), Some("1"), json!({})),
+                ev("A", json!("u"), json!(t + 10), Some("2"), json!({})),
+            ],
+        );
+        m.ack("q", &[ev("A", json!("u"), json!(t), Some("1"), json!({}))]);
+        let all = |p: &str| json!({"project": p, "from": 0, "to": i64::MAX});
+        m.set_retention_cutoff("p", Some(t + 1));
+        assert_eq!((m.answer(&all("p")).total, m.answer(&all("q")).total), (1, 1));
+        m.set_retention_cutoff("p", None);
+        assert_eq!(m.answer(&all("p")).total, 2);
     }
 }

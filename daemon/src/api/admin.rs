@@ -18,6 +18,8 @@ labelled_enum! {
         Promote = "promote",
         /// Garbage collection.
         Gc = "gc",
+        /// Removes events past `[retention]`: retires wholly expired segments, rewrites straddling ones.
+        Retention = "retention",
     }
 }
 
@@ -66,6 +68,10 @@ labelled_enum! {
         Purge = "purge",
         /// A copy a live segment needs is not there (listed under `kept`, and as an error).
         Missing = "missing",
+        /// A segment retired whole because every row was to go (retention); gc deletes it later.
+        Retire = "retire",
+        /// A segment rewritten without the rows that were to go (retention); the output is listed.
+        Prune = "prune",
     }
 }
 
@@ -154,6 +160,9 @@ mod tests {
             assert_eq!(p.label().parse::<PassName>(), Ok(*p));
         }
         let e = "nope".parse::<PassName>().unwrap_err().to_string();
-        assert_eq!(e, "unknown pass \"nope\"; passes are reencode, compact, recompress, migrate, promote, gc");
+        assert_eq!(
+            e,
+            "unknown pass \"nope\"; passes are reencode, compact, recompress, migrate, promote, gc, retention"
+        );
     }
 }

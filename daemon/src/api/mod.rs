@@ -32,7 +32,9 @@ pub use status::{
 pub use test_clock::{TestClockAnswer, TestClockRequest};
 /// `GET /v1/plan` and `tierd plan --json`: the planner's own serde form is the wire form, with the count of actions
 /// left out of the listing ([`PlanAnswer`]).
-pub use tierd_policies::{TierCost, TieringAction, TieringActionKind, TieringPlan};
+pub use tierd_policies::{
+    RetentionAction, RetentionActionKind, RetentionPlan, TierCost, TieringAction, TieringActionKind, TieringPlan,
+};
 
 /// The answer of `GET /v1/plan` and `tierd plan --json`: the plan (every field of [`TieringPlan`] at the top level)
 /// with at most `policy.max_plan_actions` actions listed; the bill, the transition cost and the break-even still
@@ -41,6 +43,20 @@ pub use tierd_policies::{TierCost, TieringAction, TieringActionKind, TieringPlan
 pub struct PlanAnswer {
     #[serde(flatten)]
     pub plan: TieringPlan,
+    #[serde(default)]
+    pub omitted_actions: u64,
+    /// What the retention pass would remove now, and what that saves (absent when every project keeps its events
+    /// forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionAnswer>,
+}
+
+/// The `retention` block of [`PlanAnswer`]: the retention plan (every field of [`RetentionPlan`]) with at most
+/// `policy.max_plan_actions` actions listed; the totals cover every action.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RetentionAnswer {
+    #[serde(flatten)]
+    pub plan: RetentionPlan,
     #[serde(default)]
     pub omitted_actions: u64,
 }

@@ -104,6 +104,11 @@ pub struct SegmentsAnswer {
     pub generation: u64,
     pub lease: Lease,
     pub segments: Vec<SegmentRecord>,
+    /// The project's retention cutoff (ms), when it has a retention: the segments listed hold no event that is only
+    /// past it, but a segment straddling it may still hold older rows until the retention pass rewrites it, and a
+    /// reader of its bytes must skip rows with `time` before this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_cutoff_ms: Option<i64>,
 }
 
 /// The answer of `GET /v1/catalog/projects`.

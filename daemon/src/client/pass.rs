@@ -14,13 +14,13 @@ pub struct PassArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PassCommand {
-    /// Run one pass now: reencode, compact, recompress, migrate, promote or gc.
+    /// Run one pass now: reencode, compact, recompress, migrate, promote, gc or retention.
     Run(PassRunArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PassRunArgs {
-    /// reencode | compact | recompress | migrate | promote | gc
+    /// reencode | compact | recompress | migrate | promote | gc | retention
     pub name: String,
     #[command(flatten)]
     pub options: PassOptions,

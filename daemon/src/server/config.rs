@@ -12,6 +12,9 @@ use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
+mod retention;
+pub use retention::RetentionPassSection;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -41,6 +44,8 @@ pub struct Config {
     /// `tierd simulate`: the generated workload, the latency model and the age-only baseline (the server ignores
     /// it).
     pub simulate: tierd_policies::simulate::SimConfig,
+    /// `[retention]`: days each project keeps its events (`default_days`, 0 = forever; `[retention.projects]`).
+    pub retention: tierd_policies::RetentionPolicy,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -130,6 +135,8 @@ pub struct PassesConfig {
     pub gc: GcPassSection,
     /// When read heat aggregated in memory is flushed to the catalog (the heat settings are `[heat]`).
     pub heat: HeatPassSection,
+    /// When the retention pass removes events past `[retention]`, and how much it rewrites per run.
+    pub retention: RetentionPassSection,
     /// Most seconds a scheduled run starts after its cron fire time (deterministic per pass and fire time, and at
     /// most a tenth of the interval, so an every-second schedule still runs every second). Spreads passes that share
     /// a schedule, and nodes that share a configuration, over time.
@@ -170,6 +177,7 @@ impl Default for PassesConfig {
             promote: PromoteSection::default(),
             gc: GcPassSection::default(),
             heat: HeatPassSection::default(),
+            retention: RetentionPassSection::default(),
             schedule_jitter_secs: 30,
         }
     }
@@ -346,6 +354,7 @@ impl Default for Config {
             policy: PolicySection::default(),
             cost: tierd_policies::Prices::default(),
             simulate: tierd_policies::simulate::SimConfig::default(),
+            retention: tierd_policies::RetentionPolicy::default(),
         }
     }
 }
@@ -506,6 +515,13 @@ impl Config {
             return invalid("policy.max_plan_actions", "is zero: a plan could list nothing");
         }
         self.prices().validate().map_err(|e| policy("cost", e))?;
+        self.retention.validate().map_err(|e| policy("retention", e))?;
+        if self.passes.retention.max_rewrite_bytes_per_pass == 0 {
+            return invalid(
+                "passes.retention.max_rewrite_bytes_per_pass",
+                "is zero: no straddling segment could be rewritten",
+            );
+        }
         let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
             .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)))
@@ -541,6 +557,7 @@ impl Config {
             ("migrate", "passes.migrate.schedule", &p.migrate.schedule),
             ("promote", "passes.promote.schedule", &p.promote.schedule),
             ("gc", "passes.gc.schedule", &p.gc.schedule),
+            ("retention", "passes.retention.schedule", &p.retention.schedule),
             ("heat", "passes.heat.schedule", &p.heat.schedule),
         ];
         exprs

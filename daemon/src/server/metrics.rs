@@ -44,6 +44,24 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter("tierd_retention_runs_total", "Runs of the retention pass, by dry_run"),
+    counter(
+        "tierd_retention_actions_planned_total",
+        "Retention actions planned by the pass, by kind (retire, rewrite)",
+    ),
+    counter(
+        "tierd_retention_segments_total",
+        "Segments the retention pass removed events from, by action (retired, rewritten; none: nothing matched)",
+    ),
+    counter(
+        "tierd_retention_events_removed_total",
+        "Stored rows (copies of events) past retention removed by the retention pass, by project",
+    ),
+    bytes_counter(
+        "tierd_retention_bytes_removed_total",
+        "Bytes retired by the retention pass minus the bytes of its outputs (freed once gc deletes them)",
+    ),
+    counter("tierd_retention_errors_total", "Retention actions that failed (retried at the next run)"),
     counter("tierd_pass_runs_total", "Runs of scheduled jobs (passes, heat flush), by pass, outcome and trigger"),
     seconds_histogram("tierd_pass_seconds", "Duration of a pass run (scheduled or manual), by pass"),
     gauge("tierd_pass_next_run_timestamp_seconds", "When a pass next runs on its schedule (Unix seconds; 0 = never)"),

@@ -151,6 +151,11 @@ impl Passes {
             PassName::Migrate => self.run_moves(ActionKind::Migrate, req, &mut report),
             PassName::Promote => self.run_moves(ActionKind::Promote, req, &mut report),
             PassName::Reencode | PassName::Compact | PassName::Recompress => self.run_rewrites(pass, req, &mut report),
+            PassName::Retention => {
+                let snapshot = self.catalog.snapshot();
+                let now = self.clock.now_ms();
+                super::retention::run(&self.rewriter, &self.config, &snapshot, now, req, &mut report);
+            }
         }
         info!(
             pass = pass.label(),
@@ -182,6 +187,7 @@ impl Passes {
         let snapshot = self.catalog.snapshot();
         let now = self.clock.now_ms();
         let stats = tiering::planner_stats(&snapshot, req.project.as_deref(), self.heat.as_deref(), now);
+        let stats = tiering::retained(&self.config, stats, now);
         let capacity = tiering::hot_capacity(&self.config, &self.layout.hot_dir(), &snapshot);
         let plan = self.config.tiering_policy().plan(now, &stats, &self.config.prices(), &capacity);
         // The projected bill is the whole catalog's: a run for one project does not publish its part as the total.
@@ -256,7 +262,9 @@ impl Passes {
                 }
                 out
             }
-            PassName::Migrate | PassName::Promote | PassName::Gc => unreachable!("run calls plan for rewrites only"),
+            PassName::Migrate | PassName::Promote | PassName::Gc | PassName::Retention => {
+                unreachable!("run calls plan for rewrites only")
+            }
         }
     }
 

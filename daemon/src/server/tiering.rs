@@ -38,6 +38,13 @@ pub fn planner_stats(
     stats
 }
 
+/// `stats` without the segments wholly past their project's retention (`[retention]`): those are the retention
+/// pass's to retire, and moving, recompressing or compacting them would pay for bytes about to be deleted.
+pub fn retained(config: &Config, mut stats: Vec<SegmentStats>, now_ms: i64) -> Vec<SegmentStats> {
+    stats.retain(|s| config.retention.cutoff_ms(&s.project, now_ms).is_none_or(|c| s.rows == 0 || s.max_time_ms >= c));
+    stats
+}
+
 /// The hot disk's capacity: `hot.max_bytes` against the bytes the catalog holds on it, when set; else the size of
 /// the file system under the hot directory against what is used on it (by anything: a full disk is full). Unknown
 /// (0) when the file system cannot be asked.
@@ -59,11 +66,14 @@ pub fn plan(
     heat: Option<&HeatTracker>,
     now_ms: i64,
 ) -> PlanAnswer {
-    let stats = planner_stats(snapshot, None, heat, now_ms);
+    let stats = retained(config, planner_stats(snapshot, None, heat, now_ms), now_ms);
     let capacity = hot_capacity(config, hot_dir, snapshot);
     let plan = config.tiering_policy().plan(now_ms, &stats, &config.prices(), &capacity);
     publish_costs(&plan);
-    answer(plan, config.policy.max_plan_actions)
+    PlanAnswer {
+        retention: super::retention::plan_answer(config, snapshot, now_ms),
+        ..answer(plan, config.policy.max_plan_actions)
+    }
 }
 
 /// The plan as answered: at most `max_actions` actions listed (in the planner's order), the rest counted in
@@ -74,7 +84,7 @@ pub fn answer(mut plan: TieringPlan, max_actions: usize) -> PlanAnswer {
         plan.actions.truncate(max_actions);
         metrics::counter!("tierd_plan_actions_omitted_total").increment(omitted as u64);
     }
-    PlanAnswer { plan, omitted_actions: omitted as u64 }
+    PlanAnswer { plan, omitted_actions: omitted as u64, retention: None }
 }
 
 /// `tierd_cost_monthly_usd{tier}`: the projected bill after the plan.

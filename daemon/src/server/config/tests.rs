@@ -104,7 +104,7 @@ fn heat_settings_are_validated_by_name() {
 fn every_pass_has_a_default_schedule_and_bad_ones_name_their_key() {
     let all = Config::default().schedules().unwrap();
     let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["reencode", "compact", "recompress", "migrate", "promote", "gc", "heat"]);
+    assert_eq!(names, ["reencode", "compact", "recompress", "migrate", "promote", "gc", "retention", "heat"]);
     assert!(all.iter().all(|(_, s)| s.is_enabled()), "a bare `tierd serve` runs every pass");
     let c = parse("[passes.gc]\nschedule = \"\"\n[passes.promote]\nschedule = \"*/3 * * * * *\"\n").unwrap();
     let s: std::collections::BTreeMap<_, _> = c.schedules().unwrap().into_iter().collect();
@@ -136,4 +136,24 @@ fn a_plan_must_be_allowed_to_list_something() {
     let e = parse("[policy]\nmax_plan_actions = 0\n").unwrap_err().to_string();
     assert!(e.contains("policy.max_plan_actions"), "{e}");
     assert_eq!(parse("[policy]\nmax_plan_actions = 3\n").unwrap().policy.max_plan_actions, 3);
+}
+
+#[test]
+fn retention_keys_are_read_and_validated_by_name() {
+    let c = parse("[retention]\ndefault_days = 30\n[retention.projects]\nweb = 90\nkeep = 0\n").unwrap();
+    assert_eq!((c.retention.days("web"), c.retention.days("keep"), c.retention.days("other")), (90, 0, 30));
+    assert_eq!(Config::default().retention.days("any"), 0, "forever by default");
+    let e = parse("[retention]\ndefault_dayz = 3\n").unwrap_err().to_string();
+    assert!(e.contains("default_dayz"), "{e}");
+    let e = parse("[retention]\ndefault_days = -1\n").unwrap_err().to_string();
+    assert!(e.contains("default_days"), "{e}");
+    let e = parse("[retention.projects]\n\"web site\" = 3\n").unwrap_err().to_string();
+    assert!(e.contains("`retention`") && e.contains("projects.web site"), "{e}");
+    let e = parse("[passes.retention]\nmax_rewrite_bytes_per_pass = 0\n").unwrap_err().to_string();
+    assert!(e.contains("passes.retention.max_rewrite_bytes_per_pass"), "{e}");
+    let e = parse("[passes.retention]\nschedule = \"nope\"\n").unwrap_err().to_string();
+    assert!(e.contains("passes.retention.schedule"), "{e}");
+    let mut new = Config::default();
+    new.retention.default_days = 7;
+    assert!(Config::default().restart_only_changes(&new).is_empty(), "retention changes with a reload");
 }

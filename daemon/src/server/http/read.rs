@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tierd_store::catalog::SegmentMeta;
 use tierd_store::layout::{format_day, validate_project};
-use tierd_store::query::{execute, Filter, GroupBy, Op};
+use tierd_store::query::{execute_retained, Filter, GroupBy, Op};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
@@ -23,6 +23,7 @@ use crate::api::{
     Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
 };
 use crate::server::error::ServerError;
+use crate::server::retention::read_cutoff;
 use tierd_store::clock::Stopwatch;
 
 /// Chunk size of streamed segment bodies.
@@ -83,12 +84,15 @@ pub async fn catalog_segments(
         return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to}); the window is [from, to)")));
     }
     let snapshot = state.catalog.snapshot();
+    // Segments holding only events past the project's retention are never returned to readers (the operators'
+    // listings of retired and side segments show what is stored, as it is).
+    let cutoff = read_cutoff(state.passes.current().config(), &project, state.clock.now_ms());
     let segments = if p.duplicates {
         snapshot.lookup_duplicates(&project, from, to)
     } else if p.include_retired {
         snapshot.lookup_including_retired(&project, from, to)
     } else {
-        snapshot.lookup(&project, from, to)
+        snapshot.lookup(&project, cutoff.map_or(from, |c| from.max(c)), to)
     };
     let lease = state.catalog.grant_lease(
         state.clock.now_ms(),
@@ -102,7 +106,12 @@ pub async fn catalog_segments(
     let now = state.clock.now_ms();
     let records = segments.iter().map(|m| segment_record(m, &state.heat, now)).collect();
     state.heat.record_all(segments.iter().map(|m| (m.id, 0)), tierd_store::ReadSource::Lookup);
-    Ok(SortedJson(SegmentsAnswer { generation: snapshot.generation(), lease, segments: records }))
+    Ok(SortedJson(SegmentsAnswer {
+        generation: snapshot.generation(),
+        lease,
+        segments: records,
+        retention_cutoff_ms: cutoff,
+    }))
 }
 
 pub async fn catalog_projects(State(state): State<Arc<AppState>>) -> SortedJson<ProjectsAnswer> {
@@ -133,6 +142,15 @@ pub async fn segment(
             return Err(ApiError::bad_request(format!("unknown format {other:?}; use raw (default) or ndjson")))
         }
     };
+    // Events past the project's retention are never served: a segment holding nothing else is not found, NDJSON skips
+    // older rows, and the raw bytes of a straddling segment carry the cutoff for the reader to apply.
+    let cutoff = read_cutoff(state.passes.current().config(), &meta.project, state.clock.now_ms());
+    if let Some(c) = cutoff.filter(|c| meta.rows > 0 && meta.max_time_ms < *c) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("segment {id} holds only events past the retention of project {} (before {c} ms)", meta.project),
+        ));
+    }
     // Open before answering so a missing file or object is an error status, not a broken body. NDJSON decodes the
     // whole segment, so its bytes are read (and verified) whole first.
     let reads = state.reads.clone();
@@ -152,7 +170,7 @@ pub async fn segment(
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
     match opened {
-        Opened::Whole(bytes) => tokio::task::spawn_blocking(move || stream_ndjson(&m, bytes, tx, pinned)),
+        Opened::Whole(bytes) => tokio::task::spawn_blocking(move || stream_ndjson(&m, bytes, cutoff, tx, pinned)),
         Opened::Raw(raw) => tokio::task::spawn_blocking(move || stream_raw(*raw, tx, pinned)),
     };
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -165,6 +183,9 @@ pub async fn segment(
         headers.insert("x-tierd-checksum", format!("crc32c:{:08x}", meta.checksum).parse().expect("hex"));
     }
     headers.insert("x-tierd-rows", meta.rows.into());
+    if let Some(c) = cutoff {
+        headers.insert("x-tierd-retention-cutoff-ms", c.into());
+    }
     Ok(resp)
 }
 
@@ -204,13 +225,16 @@ enum Opened {
 fn stream_ndjson(
     meta: &SegmentMeta,
     bytes: Bytes,
+    cutoff: Option<i64>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     _pin: tierd_store::catalog::Pinned,
 ) {
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     // Set once the client went away: stop decoding.
     let closed = std::cell::Cell::new(false);
-    let result = tierd_store::read::scan(meta, bytes, &tierd_store::read::everything(), |e| {
+    let req =
+        tierd_codecs::columnar::ScanRequest { from_ms: cutoff.unwrap_or(i64::MIN), ..tierd_store::read::everything() };
+    let result = tierd_store::read::scan(meta, bytes, &req, |e| {
         if closed.get() {
             return;
         }
@@ -274,7 +298,9 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<So
     // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
     let snapshot = state.catalog.pin();
     let reads = state.reads.clone();
-    let joined = tokio::task::spawn_blocking(move || execute(&reads, &snapshot, &q)).await;
+    // Events past the project's retention are never counted, even before the retention pass removed them.
+    let cutoff = read_cutoff(state.passes.current().config(), &q.project, state.clock.now_ms());
+    let joined = tokio::task::spawn_blocking(move || execute_retained(&reads, &snapshot, &q, cutoff)).await;
     let result = joined.map_err(|e| ServerError::joined("the query", e)).and_then(|r| r.map_err(ServerError::from));
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
