@@ -192,33 +192,14 @@ impl Rewriter {
         };
         drop(removed);
 
-        // Step 2: the intents, durable before any byte of an output exists.
-        let location_of = |id: SegmentId| {
-            Location::hot(Layout::hot_segment_location(&action.project, id, Format::Parquet.extension()))
-        };
+        // Steps 2 to 4: intents, then each file written and verified.
+        let location_of = |id: SegmentId| output_location(&action.project, id);
         let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
-        let intent_of =
-            |id: SegmentId| Intent::new(id, location_of(id), IntentKind::Rewrite { inputs: input_ids.clone() }, now);
-        let mut intents = vec![intent_of(output_id)];
-        if let Some((side_id, ..)) = &side {
-            intents.push(intent_of(*side_id));
+        let mut files = vec![(output_id, bytes.as_slice(), rows_after)];
+        if let Some((side_id, side_bytes, side_rows, ..)) = &side {
+            files.push((*side_id, side_bytes.as_slice(), *side_rows));
         }
-        self.ctx.catalog.record_intents(&intents)?;
-        let mut written = vec![(bytes.as_slice(), rows_after)];
-        if let Some((_, side_bytes, side_rows, ..)) = &side {
-            written.push((side_bytes.as_slice(), *side_rows));
-        }
-        let mut verified = Vec::with_capacity(written.len());
-        for (intent, (bytes, rows)) in intents.iter().zip(written) {
-            self.acquire_disk(bytes.len() as u64);
-            match self.write_and_verify(intent, bytes, rows, &REWRITE_STEPS) {
-                Ok(v) => verified.push(v),
-                Err(e) => {
-                    self.roll_back(&intents);
-                    return Err(e);
-                }
-            }
-        }
+        let (intents, verified) = self.write_outputs(&action.project, &input_ids, &files, now, &REWRITE_STEPS)?;
 
         // Step 5: one transaction swaps the inputs for the output(s). If it fails nothing is rolled back here:
         // whether the transaction reached the disk is unknown, and recovery decides from the catalog (an intent
@@ -253,36 +234,15 @@ impl Rewriter {
                 placed_at_ms: Some(now),
                 role: Role::Data,
             };
-        let mut changes = vec![
-            CatalogChange::Put(record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])),
-            CatalogChange::ClearIntent(location_of(output_id)),
-        ];
+        let mut outputs = vec![record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])];
         if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
-            let mut m = record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1]);
-            m.role = *role;
-            changes.push(CatalogChange::Put(m));
-            changes.push(CatalogChange::ClearIntent(location_of(*side_id)));
+            outputs.push(SegmentMeta {
+                role: *role,
+                ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
+            });
         }
-        for m in &inputs {
-            // The inputs must still be what was read: a concurrent move or rewrite fails this commit instead.
-            changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
-            let mut r = (**m).clone();
-            r.state = SegmentState::Retired;
-            r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id] });
-            changes.push(CatalogChange::Put(r));
-        }
-        let generation = match self.ctx.catalog.commit(changes) {
-            Ok(g) => g,
-            Err(e @ StoreError::StalePlan(_)) => {
-                // A failed precondition commits nothing: the outputs are known to be unreferenced.
-                self.roll_back(&intents);
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        if let Err(e) = self.ctx.failpoints.hit("rewrite.commit") {
-            warn!(error = %e, "failpoint after the rewrite commit");
-        }
+        let inputs_ref: Vec<&SegmentMeta> = inputs.iter().map(|m| &**m).collect();
+        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, output_id, now, "rewrite.commit")?;
         let outcome = RewriteOutcome {
             inputs: input_ids,
             outputs: vec![output_id],
@@ -312,6 +272,80 @@ impl Rewriter {
         Ok(outcome)
     }
 
+    /// Steps 2 to 4 for every file a rewrite writes (`(id, bytes, rows)`, hot Parquet of `project`): the intents,
+    /// durable before any byte of a file exists, then each file written, made durable and verified (`steps` names
+    /// the failpoints). On any failure every file and intent is rolled back before the error is returned. Returns
+    /// the intents and each file's checksum and metadata as read back.
+    fn write_outputs(
+        &self,
+        project: &str,
+        inputs: &[SegmentId],
+        files: &[(SegmentId, &[u8], u64)],
+        now: i64,
+        steps: &Steps,
+    ) -> Result<(Vec<Intent>, Vec<Verified>)> {
+        let intents: Vec<Intent> = files
+            .iter()
+            .map(|(id, ..)| {
+                Intent::new(*id, output_location(project, *id), IntentKind::Rewrite { inputs: inputs.to_vec() }, now)
+            })
+            .collect();
+        self.ctx.catalog.record_intents(&intents)?;
+        let mut verified = Vec::with_capacity(files.len());
+        for (intent, (_, bytes, rows)) in intents.iter().zip(files) {
+            self.acquire_disk(bytes.len() as u64);
+            match self.write_and_verify(intent, bytes, *rows, steps) {
+                Ok(v) => verified.push(v),
+                Err(e) => {
+                    self.roll_back(&intents);
+                    return Err(e);
+                }
+            }
+        }
+        Ok((intents, verified))
+    }
+
+    /// Step 5: one transaction puts `outputs` in service (clearing the `intents` they were written under, in the
+    /// same order) and retires `inputs`, replaced by `replaced_by`. The inputs must still be what was read: a
+    /// concurrent move or rewrite fails the commit as a stale plan, which commits nothing, so the outputs are rolled
+    /// back here. Any other failure rolls back nothing: whether the transaction reached the disk is unknown, and
+    /// recovery decides from the catalog (an intent still present means "not committed"). `failpoint` is hit after
+    /// the commit. Returns the commit's generation.
+    fn commit_outputs(
+        &self,
+        outputs: Vec<SegmentMeta>,
+        intents: &[Intent],
+        inputs: &[&SegmentMeta],
+        replaced_by: SegmentId,
+        now: i64,
+        failpoint: &'static str,
+    ) -> Result<u64> {
+        let mut changes = Vec::with_capacity(2 * (outputs.len() + inputs.len()));
+        for (m, intent) in outputs.into_iter().zip(intents) {
+            changes.push(CatalogChange::Put(m));
+            changes.push(CatalogChange::ClearIntent(intent.location.clone()));
+        }
+        for m in inputs {
+            changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
+            let mut r = (*m).clone();
+            r.state = SegmentState::Retired;
+            r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![replaced_by] });
+            changes.push(CatalogChange::Put(r));
+        }
+        let generation = match self.ctx.catalog.commit(changes) {
+            Ok(g) => g,
+            Err(e @ StoreError::StalePlan(_)) => {
+                self.roll_back(intents);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = self.ctx.failpoints.hit(failpoint) {
+            warn!(error = %e, failpoint, "failpoint after a rewrite's commit");
+        }
+        Ok(generation)
+    }
+
     /// Undoes an uncommitted rewrite: removes its outputs and their intents ([`crate::recovery::roll_back_copy`]).
     /// Best effort: what is left is recovery's.
     fn roll_back(&self, intents: &[Intent]) {
@@ -328,7 +362,7 @@ impl Rewriter {
         bytes: &[u8],
         rows_after: u64,
         steps: &Steps,
-    ) -> Result<(u32, columnar::ColumnarMeta)> {
+    ) -> Result<Verified> {
         let output_id = intent.segment;
         let ctx = &self.ctx;
         let path = ctx.resolve(&intent.location.path)?;
@@ -357,6 +391,14 @@ impl Rewriter {
     fn corrupt(&self, meta: &SegmentMeta, e: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt { id: meta.id, message: e.to_string() }
     }
+}
+
+/// A written file's checksum and its metadata as read back.
+type Verified = (u32, columnar::ColumnarMeta);
+
+/// Where a rewrite writes a file of `project`: a fresh hot Parquet path named after the file's id.
+fn output_location(project: &str, id: SegmentId) -> Location {
+    Location::hot(Layout::hot_segment_location(project, id, Format::Parquet.extension()))
 }
 
 /// The failpoints after the steps of one kind of rewrite (see ARCHITECTURE.md).

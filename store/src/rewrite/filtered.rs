@@ -30,13 +30,11 @@ use tierd_codecs::columnar::{self, CodecSpec, SegmentInfo};
 use tierd_codecs::{Coverage, RowFilter, StoredEvent, TimeRange};
 use tracing::{info, warn};
 
-use super::{compression_of, seq_range, Rewriter, Steps};
-use crate::catalog::{
-    BlockChecksums, CatalogChange, Format, Intent, IntentKind, Retirement, Role, SegmentMeta, SegmentState,
-};
+use super::{compression_of, output_location, seq_range, Rewriter, Steps};
+use crate::catalog::{BlockChecksums, CatalogChange, Format, Retirement, Role, SegmentMeta, SegmentState};
 use crate::clock::Stopwatch;
 use crate::error::{Result, StoreError};
-use crate::layout::{Layout, Location, SegmentId};
+use crate::layout::SegmentId;
 
 /// The failpoints of a filtered rewrite.
 const FILTERED_STEPS: Steps = Steps { intent: "filtered.intent", write: "filtered.write", verify: "filtered.verify" };
@@ -200,28 +198,12 @@ impl Rewriter {
             }
             _ => None,
         };
-        let location_of =
-            |id: SegmentId| Location::hot(Layout::hot_segment_location(&meta.project, id, Format::Parquet.extension()));
-        let intent_of =
-            |id: SegmentId| Intent::new(id, location_of(id), IntentKind::Rewrite { inputs: vec![meta.id] }, now);
-        let mut intents = vec![intent_of(output_id)];
-        let mut written = vec![(bytes.as_slice(), rows_after)];
+        let location_of = |id: SegmentId| output_location(&meta.project, id);
+        let mut files = vec![(output_id, bytes.as_slice(), rows_after)];
         if let Some((side_id, side_bytes, side_rows, ..)) = &side {
-            intents.push(intent_of(*side_id));
-            written.push((side_bytes.as_slice(), *side_rows));
+            files.push((*side_id, side_bytes.as_slice(), *side_rows));
         }
-        self.ctx.catalog.record_intents(&intents)?;
-        let mut verified = Vec::with_capacity(written.len());
-        for (intent, (bytes, rows)) in intents.iter().zip(written) {
-            self.acquire_disk(bytes.len() as u64);
-            match self.write_and_verify(intent, bytes, rows, &FILTERED_STEPS) {
-                Ok(v) => verified.push(v),
-                Err(e) => {
-                    self.roll_back(&intents);
-                    return Err(e);
-                }
-            }
-        }
+        let (intents, verified) = self.write_outputs(&meta.project, &[meta.id], &files, now, &FILTERED_STEPS)?;
         let record = |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| {
             SegmentMeta {
                 id,
@@ -250,32 +232,14 @@ impl Rewriter {
                 role: meta.role,
             }
         };
-        let mut changes = vec![
-            CatalogChange::Put(record(output_id, &bytes, rows_after, seq_range(&kept), &verified[0])),
-            CatalogChange::ClearIntent(location_of(output_id)),
-        ];
+        let mut outputs = vec![record(output_id, &bytes, rows_after, seq_range(&kept), &verified[0])];
         if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
-            let mut m = record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1]);
-            m.role = *role;
-            changes.push(CatalogChange::Put(m));
-            changes.push(CatalogChange::ClearIntent(location_of(*side_id)));
+            outputs.push(SegmentMeta {
+                role: *role,
+                ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
+            });
         }
-        changes.push(CatalogChange::Expect { id: meta.id, updated_generation: meta.updated_generation });
-        let mut r = (**meta).clone();
-        r.state = SegmentState::Retired;
-        r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id] });
-        changes.push(CatalogChange::Put(r));
-        let generation = match self.ctx.catalog.commit(changes) {
-            Ok(g) => g,
-            Err(e @ StoreError::StalePlan(_)) => {
-                self.roll_back(&intents);
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        if let Err(e) = self.ctx.failpoints.hit("filtered.commit") {
-            warn!(error = %e, "failpoint after the filtered rewrite's commit");
-        }
+        let generation = self.commit_outputs(outputs, &intents, &[&**meta], output_id, now, "filtered.commit")?;
         info!(segment = %meta.id, output = %output_id, project = %meta.project, %filter, rows_before = meta.rows,
             rows_removed, rows_after, bytes_before = meta.bytes, bytes_after = bytes.len(), generation,
             "segment rewritten without the matching rows");
