@@ -93,6 +93,22 @@ pub struct ActionReport {
     pub duplicates_segment: Option<String>,
 }
 
+impl ActionReport {
+    /// An action as planned: what it reads and why; outputs and sizes after are filled in once it is carried out.
+    pub fn planned(kind: ActionKind, inputs: Vec<String>, bytes_before: u64, reason: String) -> Self {
+        ActionReport {
+            kind,
+            inputs,
+            outputs: Vec::new(),
+            bytes_before,
+            bytes_after: None,
+            reason,
+            duplicates_removed: None,
+            duplicates_segment: None,
+        }
+    }
+}
+
 /// The answer of `POST /v1/admin/passes/{name}/run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassReport {

@@ -270,16 +270,12 @@ impl Passes {
 
     fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
         for (action, planned) in self.plan(pass, req) {
-            let mut a = ActionReport {
-                kind: rewrite_kind(action.kind),
-                inputs: action.inputs.clone(),
-                outputs: vec![],
-                bytes_before: action.bytes_before,
-                bytes_after: None,
-                reason: action.reason.clone(),
-                duplicates_removed: None,
-                duplicates_segment: None,
-            };
+            let mut a = ActionReport::planned(
+                rewrite_kind(action.kind),
+                action.inputs.clone(),
+                action.bytes_before,
+                action.reason.clone(),
+            );
             if !req.dry_run {
                 match self.rewriter.execute(&action) {
                     Ok(o) => {
@@ -318,16 +314,7 @@ impl Passes {
                 continue;
             }
             tiering::count_planned(&action);
-            let mut a = ActionReport {
-                kind,
-                inputs: vec![action.segment.clone()],
-                outputs: vec![],
-                bytes_before: action.bytes,
-                bytes_after: None,
-                reason: action.reason.clone(),
-                duplicates_removed: None,
-                duplicates_segment: None,
-            };
+            let mut a = ActionReport::planned(kind, vec![action.segment.clone()], action.bytes, action.reason.clone());
             if !req.dry_run {
                 match self.move_one(&action.segment, tiering::store_placement(to)) {
                     Ok(o) => {
@@ -367,18 +354,12 @@ impl Passes {
                     if d.action == GcAction::Missing {
                         report.errors.push(format!("missing: {} ({})", d.location.path, d.reason));
                     }
+                    let location = format!("{}:{}", d.location.tier.label(), d.location.path);
+                    let input = d.id.map_or_else(|| location.clone(), |id| id.to_string());
                     let a = ActionReport {
-                        kind: gc_kind(d.action),
-                        inputs: vec![d.id.map_or_else(
-                            || format!("{}:{}", d.location.tier.label(), d.location.path),
-                            |id| id.to_string(),
-                        )],
-                        outputs: vec![format!("{}:{}", d.location.tier.label(), d.location.path)],
-                        bytes_before: d.bytes,
+                        outputs: vec![location],
                         bytes_after: if d.action == GcAction::Delete && !req.dry_run { Some(0) } else { None },
-                        reason: d.reason,
-                        duplicates_removed: None,
-                        duplicates_segment: None,
+                        ..ActionReport::planned(gc_kind(d.action), vec![input], d.bytes, d.reason)
                     };
                     match d.action {
                         GcAction::Keep | GcAction::Missing => report.kept.push(a),

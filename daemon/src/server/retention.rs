@@ -91,16 +91,7 @@ pub fn run(
             rewrite_bytes = rewrite_bytes.saturating_add(action.bytes);
         }
         metrics::counter!("tierd_retention_actions_planned_total", "kind" => action.kind.label()).increment(1);
-        let mut a = ActionReport {
-            kind,
-            inputs: vec![action.segment.clone()],
-            outputs: vec![],
-            bytes_before: action.bytes,
-            bytes_after: None,
-            reason: action.reason.clone(),
-            duplicates_removed: None,
-            duplicates_segment: None,
-        };
+        let mut a = ActionReport::planned(kind, vec![action.segment.clone()], action.bytes, action.reason.clone());
         if !req.dry_run {
             let filter = RowFilter::TimeBefore { before_ms: action.cutoff_ms };
             let result = action
