@@ -356,13 +356,7 @@ impl Rewriter {
     }
 
     /// Steps 3 and 4: the output on disk, durable and verified. Returns its checksum and its metadata as read back.
-    fn write_and_verify(
-        &self,
-        intent: &Intent,
-        bytes: &[u8],
-        rows_after: u64,
-        steps: &Steps,
-    ) -> Result<Verified> {
+    fn write_and_verify(&self, intent: &Intent, bytes: &[u8], rows_after: u64, steps: &Steps) -> Result<Verified> {
         let output_id = intent.segment;
         let ctx = &self.ctx;
         let path = ctx.resolve(&intent.location.path)?;
