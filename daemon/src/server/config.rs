@@ -12,7 +12,9 @@ use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
+mod deletions;
 mod retention;
+pub use deletions::DeletionsSection;
 pub use retention::RetentionPassSection;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub simulate: tierd_policies::simulate::SimConfig,
     /// `[retention]`: days each project keeps its events (`default_days`, 0 = forever; `[retention.projects]`).
     pub retention: tierd_policies::RetentionPolicy,
+    /// `[deletions]`: bounds on user-deletion requests.
+    pub deletions: DeletionsSection,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -355,6 +359,7 @@ impl Default for Config {
             cost: tierd_policies::Prices::default(),
             simulate: tierd_policies::simulate::SimConfig::default(),
             retention: tierd_policies::RetentionPolicy::default(),
+            deletions: DeletionsSection::default(),
         }
     }
 }
@@ -521,6 +526,9 @@ impl Config {
                 "passes.retention.max_rewrite_bytes_per_pass",
                 "is zero: no straddling segment could be rewritten",
             );
+        }
+        if let Err((key, message)) = self.deletions.validate() {
+            return invalid(key, &message);
         }
         let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))

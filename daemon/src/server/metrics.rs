@@ -44,6 +44,7 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter("tierd_deletions_refused_total", "Deletion requests refused with a 400, by reason"),
     counter("tierd_retention_runs_total", "Runs of the retention pass, by dry_run"),
     counter(
         "tierd_retention_actions_planned_total",

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 use super::{router, AppState};
 
 mod cold_reads;
+#[path = "tests/deletions.rs"]
+mod deletions_api;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
@@ -66,6 +68,7 @@ fn app_state(
         tokio::runtime::Handle::current(),
     );
     Arc::new(AppState {
+        deletions: Arc::new(tierd_store::DeletionLog::open(catalog.clone()).unwrap()),
         heat,
         reads,
         passes: control.passes,
