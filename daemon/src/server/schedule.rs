@@ -299,9 +299,10 @@ impl Control {
         overrides: (Option<std::path::PathBuf>, Option<String>),
         shutdown: CancellationToken,
         heat: Arc<tierd_store::HeatTracker>,
+        deletions: Arc<tierd_store::DeletionLog>,
     ) -> Result<Self, ConfigError> {
         let clock = ctx.clock.clone();
-        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone())));
+        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone()), Some(deletions)));
         let shown_path = config_path.as_ref().map(|p| p.display().to_string());
         let scheduler = Scheduler::new(clock.clone(), config, scheduled, shown_path, shutdown)?;
         scheduler.register_passes(&passes);

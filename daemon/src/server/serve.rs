@@ -172,6 +172,7 @@ pub async fn serve(
         options.overrides.clone(),
         shutdown.clone(),
         heat.clone(),
+        deletions.clone(),
     )?;
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)

@@ -1,5 +1,6 @@
 //! `[deletions]`: the bounds on user-deletion requests (`POST /v1/admin/deletions`, see `tierd_store::deletions`).
-//! Read at each request from the configuration in force, so a reload changes them.
+//! Read at each request from the configuration in force, so a reload changes them. `[passes.deletions]`: the pass
+//! that carries the requests out (`super::super::deletions`).
 
 use serde::Deserialize;
 use tierd_store::DeletionLimits;
@@ -45,5 +46,23 @@ impl DeletionsSection {
             }
         }
         Ok(())
+    }
+}
+
+/// `[passes.deletions]`: when the deletions pass removes the rows of deletion requests from storage, and how much it
+/// rewrites per run.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeletionsPassSection {
+    /// When the pass runs (cron, seconds first; `""` = only by hand). Readers hide the rows whatever it is.
+    pub schedule: String,
+    /// Most bytes of segments one run reads to rewrite (at least one segment); the rest waits for the next run.
+    pub max_rewrite_bytes_per_pass: u64,
+}
+
+impl Default for DeletionsPassSection {
+    /// Every ten minutes: the tombstones hide the rows at once, the pass frees the bytes soon after.
+    fn default() -> Self {
+        Self { schedule: "0 */10 * * * *".into(), max_rewrite_bytes_per_pass: 16 * 1024 * 1024 * 1024 }
     }
 }

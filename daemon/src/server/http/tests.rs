@@ -51,6 +51,7 @@ fn app_state(
 ) -> Arc<AppState> {
     let (layout, catalog, cold, clock) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone(), ctx.clock.clone());
     let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
+    let deletions = Arc::new(tierd_store::DeletionLog::open(catalog.clone()).unwrap());
     let control = crate::server::schedule::Control::new(
         ctx.clone(),
         &crate::server::config::Config::default(),
@@ -59,6 +60,7 @@ fn app_state(
         (None, None),
         tokio_util::sync::CancellationToken::new(),
         heat.clone(),
+        deletions.clone(),
     )
     .unwrap();
     let reads = tierd_store::SegmentSource::new(
@@ -68,7 +70,7 @@ fn app_state(
         tokio::runtime::Handle::current(),
     );
     Arc::new(AppState {
-        deletions: Arc::new(tierd_store::DeletionLog::open(catalog.clone()).unwrap()),
+        deletions,
         heat,
         reads,
         passes: control.passes,
