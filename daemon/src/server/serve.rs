@@ -171,8 +171,7 @@ pub async fn serve(
         options.config_path.clone(),
         options.overrides.clone(),
         shutdown.clone(),
-        heat.clone(),
-        deletions.clone(),
+        super::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
     )?;
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)

@@ -59,8 +59,7 @@ fn app_state(
         None,
         (None, None),
         tokio_util::sync::CancellationToken::new(),
-        heat.clone(),
-        deletions.clone(),
+        crate::server::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
     )
     .unwrap();
     let reads = tierd_store::SegmentSource::new(
