@@ -11,7 +11,8 @@
 //! its readers pay nothing: the map of tombstones is rebuilt on every change and read lock-free.
 //!
 //! The tree is outside the catalog's schema (it is not part of a catalog commit): like the heat tree it is opened
-//! with `Catalog::side_tree`. Keys are the request ids (ULIDs, so the listing is in acceptance order), values JSON
+//! with `Catalog::side_tree`. Keys are the request ids (ULIDs, made increasing, so the listing is in acceptance
+//! order), values JSON
 //! [`DeletionRequest`].
 
 use std::collections::{BTreeSet, HashMap};
@@ -278,8 +279,14 @@ impl DeletionLog {
         // Taken under the lock, after every acknowledged ingest: an event acknowledged before this request is at or
         // below it (the hot writer commits a group before acknowledging it).
         let max_seq = self.catalog.snapshot().max_seq().unwrap_or(0);
+        // Ids sort in acceptance order, even for requests accepted in the same millisecond (or a clock set back).
+        let mut id = DeletionId::generate(now_ms);
+        if let Some(last) = requests.keys().next_back().filter(|last| **last >= id) {
+            // (`None` only past the last of 2^80 ids in one millisecond: then the fresh random id stands.)
+            id = last.0.increment().map_or(id, DeletionId);
+        }
         let r = DeletionRequest {
-            id: DeletionId::generate(now_ms),
+            id,
             project: project.to_string(),
             distinct_ids,
             created_at_ms: now_ms,
