@@ -24,7 +24,7 @@ pub enum Command {
     Query(crate::client::QueryArgs),
     /// Write a realistic Mixpanel-shaped event stream (NDJSON) to stdout or a file.
     Gen(crate::gen::GenArgs),
-    /// Run a background pass (reencode, compact, recompress, migrate, promote, gc, retention) now on a running daemon.
+    /// Run a background pass (reencode, compact, recompress, migrate, promote, gc, retention, deletions) now on a running daemon.
     Pass(crate::client::PassArgs),
     /// Garbage collection now (`--dry-run`: what would go to the trash or stay, and why).
     Gc(crate::client::GcArgs),

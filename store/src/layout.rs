@@ -24,7 +24,7 @@ impl SegmentId {
 }
 
 /// 80 random bits for ULIDs, from the std hasher's per-process random keys plus a counter (no rand dependency).
-fn rand_u128() -> u128 {
+pub(crate) fn rand_u128() -> u128 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,6 +18,7 @@
 //!   server's own checksum instead of reading it back.
 //! - [`budget`]: the one IO budget every background byte and request draws from.
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
+//! - [`deletions`]: durable user-deletion requests and the read-time tombstones of the ones not done yet.
 //! - [`heat`]: read heat of every segment, counted in memory, persisted in batches, carried over rewrites.
 //! - [`metrics`]: the one description of every metric the store emits.
 //! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
@@ -28,6 +29,7 @@ pub mod catalog;
 pub mod clock;
 pub mod cold;
 pub mod context;
+pub mod deletions;
 pub mod durable;
 pub mod error;
 pub mod failpoint;
@@ -53,6 +55,7 @@ pub use catalog::{Catalog, CatalogSnapshot, Lease, Role, SegmentMeta, SegmentSta
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold::{ColdConfig, ColdStore, FaultConfig, ObjectInfo};
 pub use context::StoreContext;
+pub use deletions::{DeletionLimits, DeletionLog, DeletionRequest, DeletionState};
 pub use durable::{HotFs, OsFs};
 pub use error::StoreError;
 pub use failpoint::Failpoints;

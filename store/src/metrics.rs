@@ -146,6 +146,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_cold_retries_total", "Object-store requests retried after a transient failure, by op"),
     counter("tierd_cold_faults_injected_total", "Faults injected by TIERD_COLD_FAULTS, by kind"),
     seconds_histogram("tierd_budget_wait_seconds", "Time background IO waited for the IO budget, by resource"),
+    // User deletions.
+    counter("tierd_deletions_accepted_total", "Deletion requests accepted (durable in the catalog's database)"),
+    counter("tierd_deletions_ids_total", "Distinct ids named by accepted deletion requests"),
+    gauge("tierd_deletions_active", "Deletion requests not done yet: tombstones every read of their project applies"),
     // The cold cache on the hot disk.
     counter("tierd_cache_hits_total", "Cold blocks read from the local cache"),
     counter("tierd_cache_misses_total", "Cold blocks not in the local cache (fetched from the object store)"),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tierd_codecs::columnar::ScanRequest;
-use tierd_codecs::{dedup_key, DedupKey, Event};
+use tierd_codecs::{dedup_key, DedupKey, Event, RowFilter};
 
 use crate::catalog::{CatalogSnapshot, Format, SegmentMeta};
 use crate::error::{Result, StoreError};
@@ -284,7 +284,7 @@ impl Groups {
 /// `count(*)`, optionally of one event name and grouped by event name, over a day held by one columnar segment
 /// reads only that segment's `time` and `event` columns. The answer is the same as by the general path.
 pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
-    execute_planned(source, snapshot, q, true)
+    execute_planned(source, snapshot, q, true, None)
 }
 
 /// [`execute`] without the events older than `hidden_before_ms` (a project's retention cutoff): events past
@@ -297,8 +297,30 @@ pub fn execute_retained(
     q: &Query,
     hidden_before_ms: Option<i64>,
 ) -> Result<QueryResult> {
+    execute_hidden(source, snapshot, q, &Hidden { before_ms: hidden_before_ms, rows: None })
+}
+
+/// What readers of a project must not see although it is still stored: events past retention, and the rows of
+/// deletion requests not carried out yet (tombstones, see [`crate::deletions`]). Both compose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hidden<'a> {
+    /// Events whose time is before this (the retention cutoff).
+    pub before_ms: Option<i64>,
+    /// Stored rows (copies) this filter matches; `None` in the common case of no pending deletion.
+    pub rows: Option<&'a RowFilter>,
+}
+
+/// [`execute_retained`] that also drops the stored rows `hidden.rows` matches before dedup, so a deleted copy never
+/// wins nor counts, exactly as if the rewrite that removes it had run. With tombstones, days are always scanned
+/// (the count-only path reads no distinct ids and no sequences); without them this is [`execute_retained`].
+pub fn execute_hidden(
+    source: &SegmentSource,
+    snapshot: &CatalogSnapshot,
+    q: &Query,
+    hidden: &Hidden<'_>,
+) -> Result<QueryResult> {
     q.validate()?;
-    let from_ms = hidden_before_ms.map_or(q.from_ms, |cutoff| q.from_ms.max(cutoff));
+    let from_ms = hidden.before_ms.map_or(q.from_ms, |cutoff| q.from_ms.max(cutoff));
     if from_ms >= q.to_ms {
         return Ok(QueryResult {
             total: 0,
@@ -308,7 +330,11 @@ pub fn execute_retained(
             segments_read: Vec::new(),
         });
     }
-    execute(source, snapshot, &Query { from_ms, ..q.clone() })
+    let q = Query { from_ms, ..q.clone() };
+    match hidden.rows {
+        None => execute(source, snapshot, &q),
+        Some(rows) => execute_planned(source, snapshot, &q, false, Some(rows)),
+    }
 }
 
 /// [`execute`], with the count-only path allowed or not (tests compare the two).
@@ -317,6 +343,7 @@ fn execute_planned(
     snapshot: &CatalogSnapshot,
     q: &Query,
     count_only: bool,
+    hidden_rows: Option<&RowFilter>,
 ) -> Result<QueryResult> {
     q.validate()?;
     let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
@@ -350,6 +377,9 @@ fn execute_planned(
             DayPlan::Scan(metas) => {
                 for meta in metas {
                     let read = source.scan(meta, &req, |se| {
+                        if hidden_rows.is_some_and(|f| f.matches(&se)) {
+                            return;
+                        }
                         let key = dedup_key(&q.project, &se.event);
                         if let Some((seq, _)) = winners.get(&key) {
                             if *seq >= se.seq {

@@ -9,7 +9,9 @@
 //! - `time` is seconds below 1e11 and ms at or above it; `distinct_id` numbers become their decimal text;
 //! - filters: eq/neq compare JSON values (numbers numerically), lt/lte/gt/gte compare numbers with numbers and
 //!   strings with strings (byte order), anything else is false; neq is !eq; exists is present and not null;
-//! - retention: a project given a cutoff ([`Model::set_retention_cutoff`]) answers only events at or after it.
+//! - retention: a project given a cutoff ([`Model::set_retention_cutoff`]) answers only events at or after it;
+//! - user deletions ([`Model::delete_users`]): the copies of those distinct ids acknowledged before the request are
+//!   gone (as if never sent: an older copy never wins again), copies acknowledged after it are kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -84,6 +86,8 @@ pub struct Model {
     latest: HashMap<(String, String, String, i64, String), usize>,
     /// Per project: events before this time (ms) are past retention and never answered.
     cutoffs: HashMap<String, i64>,
+    /// Deletion requests: (project, distinct ids, number of copies acknowledged when it was accepted).
+    deletions: Vec<(String, std::collections::BTreeSet<String>, usize)>,
 }
 
 impl Model {
@@ -106,8 +110,37 @@ impl Model {
         self.copies.iter().filter(move |e| e.project == project)
     }
 
-    /// The deduplicated events of `project` (the last copy of each).
+    /// A deletion request the daemon acknowledged for `ids` of `project`: every copy of theirs acknowledged so far
+    /// is deleted; later ones are kept.
+    pub fn delete_users(&mut self, project: &str, ids: &[&str]) {
+        let ids = ids.iter().map(|s| s.to_string()).collect();
+        self.deletions.push((project.to_string(), ids, self.copies.len()));
+    }
+
+    /// Whether the `i`-th acknowledged copy is deleted by a user deletion.
+    fn deleted(&self, i: usize) -> bool {
+        let e = &self.copies[i];
+        self.deletions.iter().any(|(p, ids, acked)| i < *acked && *p == e.project && ids.contains(&e.distinct_id))
+    }
+
+    /// Every acknowledged copy of `project` that no user deletion removed, in acknowledgement order.
+    pub fn kept_copies<'a>(&'a self, project: &'a str) -> impl Iterator<Item = &'a ModelEvent> + 'a {
+        (0..self.copies.len())
+            .filter(move |&i| self.copies[i].project == project && !self.deleted(i))
+            .map(|i| &self.copies[i])
+    }
+
+    /// The deduplicated events of `project` (the last copy of each that no deletion removed).
     pub fn live(&self, project: &str) -> Vec<&ModelEvent> {
+        if !self.deletions.is_empty() {
+            let mut latest = HashMap::new();
+            for i in (0..self.copies.len()).filter(|&i| self.copies[i].project == project && !self.deleted(i)) {
+                latest.insert(self.copies[i].dedup_key(), i);
+            }
+            let mut idx: Vec<usize> = latest.into_values().collect();
+            idx.sort_unstable();
+            return idx.into_iter().map(|i| &self.copies[i]).collect();
+        }
         let mut idx: Vec<usize> = self.latest.iter().filter(|((p, ..), _)| p == project).map(|(_, &i)| i).collect();
         idx.sort_unstable();
         idx.into_iter().map(|i| &self.copies[i]).collect()

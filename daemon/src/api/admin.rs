@@ -20,6 +20,8 @@ labelled_enum! {
         Gc = "gc",
         /// Removes events past `[retention]`: retires wholly expired segments, rewrites straddling ones.
         Retention = "retention",
+        /// Removes the rows of user-deletion requests from storage: rewrites or retires the segments holding them.
+        Deletions = "deletions",
     }
 }
 
@@ -68,9 +70,9 @@ labelled_enum! {
         Purge = "purge",
         /// A copy a live segment needs is not there (listed under `kept`, and as an error).
         Missing = "missing",
-        /// A segment retired whole because every row was to go (retention); gc deletes it later.
+        /// A segment retired whole because every row was to go (retention, deletions); gc deletes it later.
         Retire = "retire",
-        /// A segment rewritten without the rows that were to go (retention); the output is listed.
+        /// A segment rewritten without the rows that were to go (retention, deletions); the output is listed.
         Prune = "prune",
     }
 }
@@ -178,7 +180,7 @@ mod tests {
         let e = "nope".parse::<PassName>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown pass \"nope\"; passes are reencode, compact, recompress, migrate, promote, gc, retention"
+            "unknown pass \"nope\"; passes are reencode, compact, recompress, migrate, promote, gc, retention, deletions"
         );
     }
 }

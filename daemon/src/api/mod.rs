@@ -11,6 +11,7 @@
 //! Nothing here does I/O or depends on the server or the client.
 
 mod admin;
+mod deletions;
 mod ingest;
 mod read;
 mod status;
@@ -20,6 +21,10 @@ mod trash;
 pub use admin::{
     ActionKind, ActionReport, MoveAnswer, MoveReport, MoveRequest, MoveStatus, PassName, PassReport, PassRequest,
     UnknownPass, VerifyMethod,
+};
+pub use deletions::{
+    DeletionAccepted, DeletionBody, DeletionId, DeletionList, DeletionProgress, DeletionRequest, DeletionState,
+    DeletionSummary,
 };
 pub use ingest::{ErrorBody, ImportAnswer};
 pub use read::{

@@ -109,6 +109,11 @@ pub struct SegmentsAnswer {
     /// reader of its bytes must skip rows with `time` before this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_cutoff_ms: Option<i64>,
+    /// Rows of deletion requests not carried out yet (tombstones): the listed segments may still store them, and a
+    /// reader of their bytes must skip every row this filter matches (by `distinct_id` and ingest `seq`), before
+    /// dedup. Absent when the project has no pending deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_rows: Option<tierd_codecs::RowFilter>,
 }
 
 /// The answer of `GET /v1/catalog/projects`.

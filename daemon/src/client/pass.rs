@@ -14,13 +14,13 @@ pub struct PassArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PassCommand {
-    /// Run one pass now: reencode, compact, recompress, migrate, promote, gc or retention.
+    /// Run one pass now: reencode, compact, recompress, migrate, promote, gc, retention or deletions.
     Run(PassRunArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PassRunArgs {
-    /// reencode | compact | recompress | migrate | promote | gc | retention
+    /// reencode | compact | recompress | migrate | promote | gc | retention | deletions
     pub name: String,
     #[command(flatten)]
     pub options: PassOptions,

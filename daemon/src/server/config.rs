@@ -12,7 +12,9 @@ use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
+mod deletions;
 mod retention;
+pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use retention::RetentionPassSection;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub simulate: tierd_policies::simulate::SimConfig,
     /// `[retention]`: days each project keeps its events (`default_days`, 0 = forever; `[retention.projects]`).
     pub retention: tierd_policies::RetentionPolicy,
+    /// `[deletions]`: bounds on user-deletion requests.
+    pub deletions: DeletionsSection,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -137,6 +141,8 @@ pub struct PassesConfig {
     pub heat: HeatPassSection,
     /// When the retention pass removes events past `[retention]`, and how much it rewrites per run.
     pub retention: RetentionPassSection,
+    /// When the deletions pass removes the rows of deletion requests from storage, and how much it rewrites per run.
+    pub deletions: DeletionsPassSection,
     /// Most seconds a scheduled run starts after its cron fire time (deterministic per pass and fire time, and at
     /// most a tenth of the interval, so an every-second schedule still runs every second). Spreads passes that share
     /// a schedule, and nodes that share a configuration, over time.
@@ -178,6 +184,7 @@ impl Default for PassesConfig {
             gc: GcPassSection::default(),
             heat: HeatPassSection::default(),
             retention: RetentionPassSection::default(),
+            deletions: DeletionsPassSection::default(),
             schedule_jitter_secs: 30,
         }
     }
@@ -355,6 +362,7 @@ impl Default for Config {
             cost: tierd_policies::Prices::default(),
             simulate: tierd_policies::simulate::SimConfig::default(),
             retention: tierd_policies::RetentionPolicy::default(),
+            deletions: DeletionsSection::default(),
         }
     }
 }
@@ -522,6 +530,12 @@ impl Config {
                 "is zero: no straddling segment could be rewritten",
             );
         }
+        if let Err((key, message)) = self.deletions.validate() {
+            return invalid(key, &message);
+        }
+        if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {
+            return invalid("passes.deletions.max_rewrite_bytes_per_pass", "is zero: no segment could be rewritten");
+        }
         let rules = self.policy.rules.iter().flatten();
         let codecs = std::iter::once(("passes.reencode.codec", &self.passes.reencode.codec))
             .chain(self.passes.recompress.ladder.iter().map(|s| ("passes.recompress.ladder.codec", &s.codec)))
@@ -558,6 +572,7 @@ impl Config {
             ("promote", "passes.promote.schedule", &p.promote.schedule),
             ("gc", "passes.gc.schedule", &p.gc.schedule),
             ("retention", "passes.retention.schedule", &p.retention.schedule),
+            ("deletions", "passes.deletions.schedule", &p.deletions.schedule),
             ("heat", "passes.heat.schedule", &p.heat.schedule),
         ];
         exprs

@@ -44,6 +44,19 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter("tierd_deletions_refused_total", "Deletion requests refused with a 400, by reason"),
+    counter("tierd_deletion_runs_total", "Runs of the deletions pass, by dry_run"),
+    counter(
+        "tierd_deletion_segments_total",
+        "Segments the deletions pass read, by action (retired, rewritten; unchanged: no row matched)",
+    ),
+    counter("tierd_deletion_rows_removed_total", "Stored rows (copies) of deleted users removed by the deletions pass"),
+    counter(
+        "tierd_deletion_bytes_removed_total",
+        "Bytes retired by the deletions pass minus the bytes of its outputs (freed once gc deletes them)",
+    ),
+    counter("tierd_deletion_errors_total", "Deletion rewrites that failed (retried at the next run)"),
+    counter("tierd_deletion_requests_total", "Deletion requests moved by the deletions pass, by the state reached"),
     counter("tierd_retention_runs_total", "Runs of the retention pass, by dry_run"),
     counter(
         "tierd_retention_actions_planned_total",

@@ -8,6 +8,7 @@
 
 pub mod background;
 pub mod config;
+pub mod deletions;
 pub mod error;
 pub mod http;
 pub mod metrics;

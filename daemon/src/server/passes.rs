@@ -43,6 +43,8 @@ pub struct Passes {
     running: Arc<std::sync::Mutex<()>>,
     /// Read heat for the planners' input (`SegmentStats::heat`); none: every segment looks unread.
     heat: Option<Arc<tierd_store::HeatTracker>>,
+    /// The deletion requests the `deletions` pass carries out; none: the pass has nothing to do.
+    deletions: Option<Arc<tierd_store::DeletionLog>>,
 }
 
 impl Passes {
@@ -93,6 +95,7 @@ impl Passes {
             started_at_ms,
             running: Arc::new(std::sync::Mutex::new(())),
             heat: None,
+            deletions: None,
         }
     }
 
@@ -102,10 +105,16 @@ impl Passes {
         self
     }
 
+    /// Gives the `deletions` pass the requests to carry out.
+    pub fn with_deletions(mut self, deletions: Option<Arc<tierd_store::DeletionLog>>) -> Self {
+        self.deletions = deletions;
+        self
+    }
+
     /// The passes with the settings of a reloaded `config` (see [`super::reload`]): same start time (gc's
     /// protection of what predates the daemon), same lock and heat, so runs of the old and the new never overlap.
     pub fn reconfigured(&self, ctx: StoreContext, config: Config) -> Self {
-        let mut passes = Self::new(ctx, config).with_heat(self.heat.clone());
+        let mut passes = Self::new(ctx, config).with_heat(self.heat.clone()).with_deletions(self.deletions.clone());
         passes.started_at_ms = self.started_at_ms;
         passes.running = self.running.clone();
         passes
@@ -155,6 +164,12 @@ impl Passes {
                 let snapshot = self.catalog.snapshot();
                 let now = self.clock.now_ms();
                 super::retention::run(&self.rewriter, &self.config, &snapshot, now, req, &mut report);
+            }
+            PassName::Deletions => {
+                if let Some(log) = &self.deletions {
+                    let limit = self.config.passes.deletions.max_rewrite_bytes_per_pass;
+                    super::deletions::run(&self.rewriter, log, &self.catalog, &*self.clock, limit, req, &mut report);
+                }
             }
         }
         info!(
@@ -262,7 +277,7 @@ impl Passes {
                 }
                 out
             }
-            PassName::Migrate | PassName::Promote | PassName::Gc | PassName::Retention => {
+            PassName::Migrate | PassName::Promote | PassName::Gc | PassName::Retention | PassName::Deletions => {
                 unreachable!("run calls plan for rewrites only")
             }
         }

@@ -30,8 +30,13 @@ pub struct LivePasses {
 }
 
 impl LivePasses {
-    pub fn new(ctx: StoreContext, config: Config, heat: Option<Arc<tierd_store::HeatTracker>>) -> Self {
-        let passes = Passes::new(ctx.clone(), config).with_heat(heat);
+    pub fn new(
+        ctx: StoreContext,
+        config: Config,
+        heat: Option<Arc<tierd_store::HeatTracker>>,
+        deletions: Option<Arc<tierd_store::DeletionLog>>,
+    ) -> Self {
+        let passes = Passes::new(ctx.clone(), config).with_heat(heat).with_deletions(deletions);
         Self { ctx, current: ArcSwap::from_pointee(passes) }
     }
 

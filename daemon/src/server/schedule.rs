@@ -290,6 +290,13 @@ pub struct Control {
     pub reloader: Arc<super::reload::Reloader>,
 }
 
+/// What the passes read besides the store: read heat (the planners' input) and the deletion requests (the
+/// `deletions` pass's work), both also served by the HTTP API.
+pub struct PassInputs {
+    pub heat: Arc<tierd_store::HeatTracker>,
+    pub deletions: Arc<tierd_store::DeletionLog>,
+}
+
 impl Control {
     pub fn new(
         ctx: tierd_store::StoreContext,
@@ -298,10 +305,11 @@ impl Control {
         config_path: Option<std::path::PathBuf>,
         overrides: (Option<std::path::PathBuf>, Option<String>),
         shutdown: CancellationToken,
-        heat: Arc<tierd_store::HeatTracker>,
+        inputs: PassInputs,
     ) -> Result<Self, ConfigError> {
+        let PassInputs { heat, deletions } = inputs;
         let clock = ctx.clock.clone();
-        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone())));
+        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone()), Some(deletions)));
         let shown_path = config_path.as_ref().map(|p| p.display().to_string());
         let scheduler = Scheduler::new(clock.clone(), config, scheduled, shown_path, shutdown)?;
         scheduler.register_passes(&passes);

@@ -160,6 +160,10 @@ pub async fn serve(
         tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), config.heat_config()?)
             .context("cannot load read heat from the catalog")?,
     );
+    // Deletion requests, from the catalog's `deletions` tree: their tombstones apply to the first read served.
+    let deletions = Arc::new(
+        tierd_store::DeletionLog::open(catalog.clone()).context("cannot load deletion requests from the catalog")?,
+    );
     let control = super::schedule::Control::new(
         ctx,
         &config,
@@ -167,7 +171,7 @@ pub async fn serve(
         options.config_path.clone(),
         options.overrides.clone(),
         shutdown.clone(),
-        heat.clone(),
+        super::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
     )?;
     let cache = Arc::new(
         BlockCache::open(&layout.cache_dir(), &config.cache)
@@ -177,6 +181,7 @@ pub async fn serve(
     let reads =
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
     let state = Arc::new(AppState {
+        deletions,
         heat: heat.clone(),
         reads,
         layout: layout.clone(),

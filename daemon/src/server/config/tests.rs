@@ -104,7 +104,10 @@ fn heat_settings_are_validated_by_name() {
 fn every_pass_has_a_default_schedule_and_bad_ones_name_their_key() {
     let all = Config::default().schedules().unwrap();
     let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["reencode", "compact", "recompress", "migrate", "promote", "gc", "retention", "heat"]);
+    assert_eq!(
+        names,
+        ["reencode", "compact", "recompress", "migrate", "promote", "gc", "retention", "deletions", "heat"]
+    );
     assert!(all.iter().all(|(_, s)| s.is_enabled()), "a bare `tierd serve` runs every pass");
     let c = parse("[passes.gc]\nschedule = \"\"\n[passes.promote]\nschedule = \"*/3 * * * * *\"\n").unwrap();
     let s: std::collections::BTreeMap<_, _> = c.schedules().unwrap().into_iter().collect();

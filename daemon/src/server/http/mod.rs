@@ -6,6 +6,7 @@
 //! error's variant in [`error`].
 
 mod admin;
+mod deletions;
 pub mod error;
 mod import;
 mod json;
@@ -41,7 +42,9 @@ pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
         .route("/v1/plan", get(admin::plan))
         .route("/v1/admin/move", post(admin::move_segments))
         .route("/v1/admin/trash", get(admin::trash_list))
-        .route("/v1/admin/trash/restore", post(admin::trash_restore));
+        .route("/v1/admin/trash/restore", post(admin::trash_restore))
+        .route("/v1/admin/deletions", post(deletions::create).get(deletions::list))
+        .route("/v1/admin/deletions/{id}", get(deletions::show));
     let ops = ops.merge(test_clock.map(test_clock::routes).unwrap_or_default());
     Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
 }

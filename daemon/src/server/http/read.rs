@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tierd_store::catalog::SegmentMeta;
 use tierd_store::layout::{format_day, validate_project};
-use tierd_store::query::{execute_retained, Filter, GroupBy, Op};
+use tierd_store::query::{execute_hidden, Filter, GroupBy, Hidden, Op};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
@@ -106,11 +106,14 @@ pub async fn catalog_segments(
     let now = state.clock.now_ms();
     let records = segments.iter().map(|m| segment_record(m, &state.heat, now)).collect();
     state.heat.record_all(segments.iter().map(|m| (m.id, 0)), tierd_store::ReadSource::Lookup);
+    // Rows of deletion requests not carried out yet: a reader of the segments' bytes skips them (tombstones).
+    let deleted_rows = state.deletions.tombstones(&project).map(|f| (*f).clone());
     Ok(SortedJson(SegmentsAnswer {
         generation: snapshot.generation(),
         lease,
         segments: records,
         retention_cutoff_ms: cutoff,
+        deleted_rows,
     }))
 }
 
@@ -153,6 +156,9 @@ pub async fn segment(
     }
     // Open before answering so a missing file or object is an error status, not a broken body. NDJSON decodes the
     // whole segment, so its bytes are read (and verified) whole first.
+    // Rows of deletion requests not carried out yet are never served either (NDJSON skips them; raw bytes carry a
+    // header saying the reader must apply the catalog listing's `deleted_rows`).
+    let deleted = state.deletions.tombstones(&meta.project);
     let reads = state.reads.clone();
     let m = meta.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -170,7 +176,10 @@ pub async fn segment(
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
     match opened {
-        Opened::Whole(bytes) => tokio::task::spawn_blocking(move || stream_ndjson(&m, bytes, cutoff, tx, pinned)),
+        Opened::Whole(bytes) => {
+            let deleted = deleted.clone();
+            tokio::task::spawn_blocking(move || stream_ndjson(&m, bytes, cutoff, deleted.as_deref(), tx, pinned))
+        }
         Opened::Raw(raw) => tokio::task::spawn_blocking(move || stream_raw(*raw, tx, pinned)),
     };
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -185,6 +194,9 @@ pub async fn segment(
     headers.insert("x-tierd-rows", meta.rows.into());
     if let Some(c) = cutoff {
         headers.insert("x-tierd-retention-cutoff-ms", c.into());
+    }
+    if deleted.is_some() && !ndjson {
+        headers.insert("x-tierd-deleted-rows", "see deleted_rows of GET /v1/catalog/segments".parse().expect("static"));
     }
     Ok(resp)
 }
@@ -226,6 +238,7 @@ fn stream_ndjson(
     meta: &SegmentMeta,
     bytes: Bytes,
     cutoff: Option<i64>,
+    deleted: Option<&tierd_codecs::RowFilter>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     _pin: tierd_store::catalog::Pinned,
 ) {
@@ -235,7 +248,7 @@ fn stream_ndjson(
     let req =
         tierd_codecs::columnar::ScanRequest { from_ms: cutoff.unwrap_or(i64::MIN), ..tierd_store::read::everything() };
     let result = tierd_store::read::scan(meta, bytes, &req, |e| {
-        if closed.get() {
+        if closed.get() || deleted.is_some_and(|f| f.matches(&e)) {
             return;
         }
         serde_json::to_writer(&mut buf, &e.event.to_mixpanel_json()).expect("JSON to memory");
@@ -300,7 +313,13 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<So
     let reads = state.reads.clone();
     // Events past the project's retention are never counted, even before the retention pass removed them.
     let cutoff = read_cutoff(state.passes.current().config(), &q.project, state.clock.now_ms());
-    let joined = tokio::task::spawn_blocking(move || execute_retained(&reads, &snapshot, &q, cutoff)).await;
+    // And rows of deletion requests not carried out yet are dropped before dedup (`None`, nothing to do, mostly).
+    let deleted = state.deletions.tombstones(&q.project);
+    let joined = tokio::task::spawn_blocking(move || {
+        let hidden = Hidden { before_ms: cutoff, rows: deleted.as_deref() };
+        execute_hidden(&reads, &snapshot, &q, &hidden)
+    })
+    .await;
     let result = joined.map_err(|e| ServerError::joined("the query", e)).and_then(|r| r.map_err(ServerError::from));
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);

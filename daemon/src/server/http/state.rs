@@ -35,4 +35,6 @@ pub struct AppState {
     pub reads: tierd_store::SegmentSource,
     /// Counts every read of a segment (queries, segment reads, lookups) for read heat.
     pub heat: Arc<tierd_store::HeatTracker>,
+    /// Durable deletion requests and the tombstones readers apply.
+    pub deletions: Arc<tierd_store::DeletionLog>,
 }

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 use super::{router, AppState};
 
 mod cold_reads;
+#[path = "tests/deletions.rs"]
+mod deletions_api;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
@@ -49,6 +51,7 @@ fn app_state(
 ) -> Arc<AppState> {
     let (layout, catalog, cold, clock) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone(), ctx.clock.clone());
     let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
+    let deletions = Arc::new(tierd_store::DeletionLog::open(catalog.clone()).unwrap());
     let control = crate::server::schedule::Control::new(
         ctx.clone(),
         &crate::server::config::Config::default(),
@@ -56,7 +59,7 @@ fn app_state(
         None,
         (None, None),
         tokio_util::sync::CancellationToken::new(),
-        heat.clone(),
+        crate::server::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
     )
     .unwrap();
     let reads = tierd_store::SegmentSource::new(
@@ -66,6 +69,7 @@ fn app_state(
         tokio::runtime::Handle::current(),
     );
     Arc::new(AppState {
+        deletions,
         heat,
         reads,
         passes: control.passes,

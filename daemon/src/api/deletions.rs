@@ -1,0 +1,58 @@
+//! User deletions (`POST /v1/admin/deletions`, `GET /v1/admin/deletions[/{id}]`). A request goes on the wire as the
+//! store's [`DeletionRequest`] is; the listing leaves the distinct ids out (a count instead), so it stays small.
+
+use serde::{Deserialize, Serialize};
+pub use tierd_store::deletions::{DeletionId, DeletionProgress, DeletionRequest, DeletionState};
+
+/// Body of `POST /v1/admin/deletions`: one project and either `distinct_id` or `distinct_ids` (not both).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionBody {
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_ids: Option<Vec<String>>,
+}
+
+/// The answer of `POST /v1/admin/deletions`: the request is durable; readers no longer see its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletionAccepted {
+    pub id: DeletionId,
+    pub state: DeletionState,
+    /// The highest ingest sequence the request covers: the users' events ingested after it are kept.
+    pub max_seq: u64,
+}
+
+/// One request in `GET /v1/admin/deletions`: everything but the ids themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletionSummary {
+    pub id: DeletionId,
+    pub project: String,
+    /// How many distinct ids the request names (`GET /v1/admin/deletions/{id}` lists them).
+    pub distinct_ids: usize,
+    pub created_at_ms: i64,
+    pub max_seq: u64,
+    pub state: DeletionState,
+    pub progress: DeletionProgress,
+}
+
+impl From<&DeletionRequest> for DeletionSummary {
+    fn from(r: &DeletionRequest) -> Self {
+        DeletionSummary {
+            id: r.id,
+            project: r.project.clone(),
+            distinct_ids: r.distinct_ids.len(),
+            created_at_ms: r.created_at_ms,
+            max_seq: r.max_seq,
+            state: r.state,
+            progress: r.progress.clone(),
+        }
+    }
+}
+
+/// The answer of `GET /v1/admin/deletions`: every request, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletionList {
+    pub deletions: Vec<DeletionSummary>,
+}
