@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::condition::Filter;
 use crate::event::{StoredEvent, TimeRange};
 
 /// A predicate over stored rows: the rows it matches are the ones a filtered rewrite removes.
@@ -19,6 +20,18 @@ pub enum RowFilter {
     /// Rows of these distinct ids ingested at or before sequence `max_seq` (a user deletion removes what existed
     /// when it was requested; events the same user sends later are kept).
     DistinctIds { ids: std::collections::BTreeSet<String>, max_seq: u64 },
+    /// Rows ingested at or before sequence `max_seq` whose time is in `[from_ms, to_ms)`, whose event name is
+    /// `event` (any name when `None`) and that every one of `conditions` holds for (a filtered delete: the junk
+    /// events of a broken client release). Events ingested after the request are kept.
+    Events {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
+        from_ms: i64,
+        to_ms: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conditions: Vec<Filter>,
+        max_seq: u64,
+    },
     /// Rows any of `filters` matches (several requests applied in one rewrite). Empty: matches nothing.
     AnyOf { filters: Vec<RowFilter> },
 }
@@ -41,6 +54,13 @@ impl RowFilter {
         match self {
             RowFilter::TimeBefore { before_ms } => row.event.time_ms < *before_ms,
             RowFilter::DistinctIds { ids, max_seq } => row.seq <= *max_seq && ids.contains(&row.event.distinct_id),
+            RowFilter::Events { event, from_ms, to_ms, conditions, max_seq } => {
+                let e = &row.event;
+                row.seq <= *max_seq
+                    && (*from_ms..*to_ms).contains(&e.time_ms)
+                    && event.as_ref().is_none_or(|name| *name == e.event)
+                    && conditions.iter().all(|c| c.matches(e))
+            }
             RowFilter::AnyOf { filters } => filters.iter().any(|f| f.matches(row)),
         }
     }
@@ -55,6 +75,13 @@ impl RowFilter {
             RowFilter::TimeBefore { .. } => Coverage::Some,
             RowFilter::DistinctIds { ids, .. } if ids.is_empty() => Coverage::None,
             RowFilter::DistinctIds { .. } => Coverage::Some,
+            // Disjoint windows hold no match; anything else depends on names, properties and sequences.
+            RowFilter::Events { from_ms, to_ms, .. }
+                if t.max_ms < *from_ms || t.min_ms >= *to_ms || from_ms >= to_ms =>
+            {
+                Coverage::None
+            }
+            RowFilter::Events { .. } => Coverage::Some,
             RowFilter::AnyOf { filters } => {
                 let each: Vec<Coverage> = filters.iter().map(|f| f.coverage(Some(t))).collect();
                 if each.contains(&Coverage::All) {
@@ -79,6 +106,13 @@ impl std::fmt::Display for RowFilter {
         match self {
             RowFilter::TimeBefore { before_ms } => write!(f, "time < {before_ms}"),
             RowFilter::DistinctIds { ids, max_seq } => write!(f, "{} distinct id(s) up to seq {max_seq}", ids.len()),
+            RowFilter::Events { event, from_ms, to_ms, conditions, max_seq } => {
+                write!(f, "events {} in [{from_ms}, {to_ms})", event.as_deref().unwrap_or("(any name)"))?;
+                if !conditions.is_empty() {
+                    write!(f, " where {} condition(s)", conditions.len())?;
+                }
+                write!(f, " up to seq {max_seq}")
+            }
             RowFilter::AnyOf { filters } => {
                 f.write_str("any of [")?;
                 for (i, x) in filters.iter().enumerate() {
@@ -160,6 +194,43 @@ mod tests {
         assert_eq!(f.to_string(), "any of [time < 100, 1 distinct id(s) up to seq 5]");
     }
 
+    fn named(seq: u64, time_ms: i64, name: &str, os: Option<&str>) -> StoredEvent {
+        let mut r = row(seq, time_ms, "u");
+        r.event.event = name.into();
+        if let Some(os) = os {
+            r.event.properties.insert("os".into(), serde_json::json!(os));
+        }
+        r
+    }
+
+    #[test]
+    fn events_match_by_name_window_conditions_and_sequence() {
+        use crate::condition::{Filter, Op};
+        let f = RowFilter::Events {
+            event: Some("Junk".into()),
+            from_ms: 100,
+            to_ms: 200,
+            conditions: vec![Filter { property: "os".into(), op: Op::Eq, value: serde_json::json!("ios") }],
+            max_seq: 10,
+        };
+        assert!(f.matches(&named(1, 100, "Junk", Some("ios"))), "the window's start is in it");
+        assert!(!f.matches(&named(1, 200, "Junk", Some("ios"))), "its end is not");
+        assert!(!f.matches(&named(1, 99, "Junk", Some("ios"))));
+        assert!(!f.matches(&named(1, 150, "Good", Some("ios"))), "another name");
+        assert!(!f.matches(&named(1, 150, "Junk", Some("web"))), "a condition fails");
+        assert!(!f.matches(&named(1, 150, "Junk", None)), "a condition's property is missing");
+        assert!(!f.matches(&named(11, 150, "Junk", Some("ios"))), "ingested after the request: kept");
+        assert_eq!(f.coverage(range(0, 99)), Coverage::None);
+        assert_eq!(f.coverage(range(200, 300)), Coverage::None);
+        assert_eq!(f.coverage(range(150, 300)), Coverage::Some);
+        let any_name = RowFilter::Events { event: None, from_ms: 0, to_ms: 10, conditions: vec![], max_seq: 5 };
+        assert!(any_name.matches(&named(5, 3, "Whatever", None)));
+        for f in [f, any_name] {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(serde_json::from_str::<RowFilter>(&json).unwrap(), f, "{json}");
+        }
+    }
+
     proptest! {
         /// What the statistics say is never contradicted by the rows: `All` => every row matches, `None` => none.
         #[test]
@@ -179,6 +250,40 @@ mod tests {
             let (kept, removed) = f.split(rows.clone());
             prop_assert_eq!(kept.len() + removed.len(), rows.len());
             prop_assert!(kept.iter().all(|r| !f.matches(r)) && removed.iter().all(|r| f.matches(r)));
+        }
+
+        /// A filtered delete's statistics never hide a match: `None` => no row matches, whatever the names,
+        /// properties and sequences.
+        #[test]
+        fn events_coverage_never_hides_a_match(
+            from in -50i64..50,
+            len in 0i64..40,
+            name in proptest::option::of(0u8..3),
+            max_seq in 0u64..20,
+            rows in proptest::collection::vec((-60i64..60, 0u8..3, 0u64..20), 1..20),
+        ) {
+            let f = RowFilter::Events {
+                event: name.map(|n| format!("e{n}")),
+                from_ms: from,
+                to_ms: from + len,
+                conditions: vec![],
+                max_seq,
+            };
+            let rows: Vec<StoredEvent> =
+                rows.iter().map(|(t, n, seq)| named(*seq, *t, &format!("e{n}"), None)).collect();
+            let times = rows.iter().map(|r| r.event.time_ms);
+            let t = range(times.clone().min().unwrap(), times.max().unwrap());
+            if f.coverage(t) == Coverage::None {
+                prop_assert!(rows.iter().all(|r| !f.matches(r)));
+            }
+            let expected = rows
+                .iter()
+                .filter(|r| {
+                    r.seq <= max_seq && r.event.time_ms >= from && r.event.time_ms < from + len
+                        && name.is_none_or(|n| r.event.event == format!("e{n}"))
+                })
+                .count();
+            prop_assert_eq!(rows.iter().filter(|r| f.matches(r)).count(), expected);
         }
     }
 }

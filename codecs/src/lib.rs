@@ -18,6 +18,7 @@
 //! A later issue adds the compression ladder here.
 
 pub mod columnar;
+pub mod condition;
 pub mod dedup;
 pub mod event;
 pub mod filter;

@@ -1,8 +1,9 @@
 //! Durable user-deletion requests (GDPR/CCPA erasure) and the read-time tombstones they imply.
 //!
-//! A request names a project and 1..N distinct ids, and the highest ingest sequence committed when it was accepted
-//! (`max_seq`): it removes the events of those users that existed at that moment, and keeps the ones they send
-//! later. It is written to the `deletions` tree of the catalog's sled database and flushed (fsync) before
+//! A request names a project and either 1..N distinct ids (a user deletion) or an [`EventSelection`] (a filtered
+//! delete: an event name over a time window, with `where` conditions), and the highest ingest sequence committed
+//! when it was accepted (`max_seq`): it removes the matching events that existed at that moment, and keeps the
+//! ones sent later. It is written to the `deletions` tree of the catalog's sled database and flushed (fsync) before
 //! [`DeletionLog::request`] returns, so an acknowledged request survives any crash.
 //!
 //! From the moment a request is stored, every request that is not `done` is a tombstone: [`DeletionLog::tombstones`]
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tierd_codecs::condition::Filter;
 use tierd_codecs::RowFilter;
 use tracing::info;
 
@@ -104,12 +106,51 @@ pub struct DeletionProgress {
     pub error: Option<String>,
 }
 
+/// What a filtered delete removes: events in `[from_ms, to_ms)`, of one name (any when `None`), for which every
+/// condition holds (the query API's `where` language).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSelection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Filter>,
+}
+
+/// What a request deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletionTarget {
+    /// Every event of these distinct ids.
+    Users(BTreeSet<String>),
+    /// The events a filter selects.
+    Events(EventSelection),
+}
+
+impl From<BTreeSet<String>> for DeletionTarget {
+    fn from(ids: BTreeSet<String>) -> Self {
+        DeletionTarget::Users(ids)
+    }
+}
+
+impl From<EventSelection> for DeletionTarget {
+    fn from(s: EventSelection) -> Self {
+        DeletionTarget::Events(s)
+    }
+}
+
 /// One durable deletion request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRequest {
     pub id: DeletionId,
     pub project: String,
+    /// A user deletion's ids (empty for a filtered delete).
+    #[serde(default)]
     pub distinct_ids: BTreeSet<String>,
+    /// A filtered delete's selection (absent for a user deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventSelection>,
     pub created_at_ms: i64,
     /// The highest ingest sequence committed when the request was accepted: rows of these ids at or below it are
     /// deleted, later ones kept.
@@ -122,7 +163,16 @@ pub struct DeletionRequest {
 impl DeletionRequest {
     /// The rows this request removes.
     pub fn filter(&self) -> RowFilter {
-        RowFilter::DistinctIds { ids: self.distinct_ids.clone(), max_seq: self.max_seq }
+        match &self.events {
+            Some(s) => RowFilter::Events {
+                event: s.event.clone(),
+                from_ms: s.from_ms,
+                to_ms: s.to_ms,
+                conditions: s.conditions.clone(),
+                max_seq: self.max_seq,
+            },
+            None => RowFilter::DistinctIds { ids: self.distinct_ids.clone(), max_seq: self.max_seq },
+        }
     }
 
     /// Whether readers must still hide its rows.
@@ -140,6 +190,8 @@ pub struct DeletionLimits {
     pub max_request_bytes: usize,
     /// Most requests not yet done: each is a tombstone every read of its project evaluates.
     pub max_active_requests: usize,
+    /// Most `where` conditions in one filtered delete.
+    pub max_conditions: usize,
 }
 
 /// Why a request was refused; `reason()` is the label of the refusal metric.
@@ -148,8 +200,12 @@ pub struct DeletionLimits {
 pub enum DeletionRefused {
     #[error("project: {0}")]
     BadProject(String),
-    #[error("no distinct id given: name at least one with distinct_id or distinct_ids")]
+    #[error("nothing to delete given: name at least one distinct id (distinct_id or distinct_ids) or give a filter")]
     Empty,
+    #[error("filter: {0}")]
+    BadFilter(String),
+    #[error("{count} where conditions in one filtered delete; at most {max} (deletions.max_conditions)")]
+    TooManyConditions { count: usize, max: usize },
     #[error("distinct ids must not be empty strings")]
     EmptyId,
     #[error("{count} distinct ids in one request; at most {max} (deletions.max_ids_per_request): split the request")]
@@ -169,19 +225,54 @@ impl DeletionRefused {
             DeletionRefused::BadProject(_) => "bad_project",
             DeletionRefused::Empty | DeletionRefused::EmptyId => "empty",
             DeletionRefused::TooManyIds { .. } => "too_many_ids",
+            DeletionRefused::BadFilter(_) => "bad_filter",
+            DeletionRefused::TooManyConditions { .. } => "too_many_conditions",
             DeletionRefused::TooLarge { .. } => "too_large",
             DeletionRefused::TooManyActive { .. } => "too_many_active",
         }
     }
 }
 
-/// Checks a request's project and ids against `limits` (not the count of active requests). Pure.
+/// Checks a request's project and target against `limits` (not the count of active requests). Pure.
 pub fn validate(
     project: &str,
-    ids: &BTreeSet<String>,
+    target: &DeletionTarget,
     limits: &DeletionLimits,
 ) -> std::result::Result<(), DeletionRefused> {
     crate::layout::validate_project(project).map_err(DeletionRefused::BadProject)?;
+    match target {
+        DeletionTarget::Users(ids) => validate_ids(ids, limits),
+        DeletionTarget::Events(s) => validate_selection(s, limits),
+    }
+}
+
+fn validate_selection(s: &EventSelection, limits: &DeletionLimits) -> std::result::Result<(), DeletionRefused> {
+    let bad = |m: String| Err(DeletionRefused::BadFilter(m));
+    if s.from_ms >= s.to_ms {
+        return bad(format!("from ({}) must be before to ({}); the window is [from, to)", s.from_ms, s.to_ms));
+    }
+    if s.event.as_deref() == Some("") {
+        return bad("event must not be empty (leave it out to match any name)".into());
+    }
+    if s.event.is_none() && s.conditions.is_empty() {
+        return bad("name an event or give a where condition; to delete everything older than a date, set a \
+                    retention ([retention] in the config)"
+            .into());
+    }
+    if s.conditions.len() > limits.max_conditions {
+        return Err(DeletionRefused::TooManyConditions { count: s.conditions.len(), max: limits.max_conditions });
+    }
+    if let Some(i) = s.conditions.iter().position(|c| c.property.is_empty()) {
+        return bad(format!("where[{i}]: property must not be empty"));
+    }
+    let bytes = serde_json::to_vec(s).map_or(usize::MAX, |v| v.len());
+    if bytes > limits.max_request_bytes {
+        return Err(DeletionRefused::TooLarge { bytes, max: limits.max_request_bytes });
+    }
+    Ok(())
+}
+
+fn validate_ids(ids: &BTreeSet<String>, limits: &DeletionLimits) -> std::result::Result<(), DeletionRefused> {
     if ids.is_empty() {
         return Err(DeletionRefused::Empty);
     }
@@ -264,11 +355,12 @@ impl DeletionLog {
     pub fn request(
         &self,
         project: &str,
-        distinct_ids: BTreeSet<String>,
+        target: impl Into<DeletionTarget>,
         now_ms: i64,
         limits: &DeletionLimits,
     ) -> Result<std::result::Result<DeletionRequest, DeletionRefused>> {
-        if let Err(refused) = validate(project, &distinct_ids, limits) {
+        let target = target.into();
+        if let Err(refused) = validate(project, &target, limits) {
             return Ok(Err(refused));
         }
         let mut requests = self.requests.lock();
@@ -285,10 +377,15 @@ impl DeletionLog {
             // (`None` only past the last of 2^80 ids in one millisecond: then the fresh random id stands.)
             id = last.0.increment().map_or(id, DeletionId);
         }
+        let (distinct_ids, events) = match target {
+            DeletionTarget::Users(ids) => (ids, None),
+            DeletionTarget::Events(s) => (BTreeSet::new(), Some(s)),
+        };
         let r = DeletionRequest {
             id,
             project: project.to_string(),
             distinct_ids,
+            events,
             created_at_ms: now_ms,
             max_seq,
             state: DeletionState::Pending,
@@ -299,7 +396,8 @@ impl DeletionLog {
         self.publish(&requests);
         metrics::counter!("tierd_deletions_accepted_total").increment(1);
         metrics::counter!("tierd_deletions_ids_total").increment(r.distinct_ids.len() as u64);
-        info!(deletion = %r.id, project = %r.project, ids = r.distinct_ids.len(), max_seq, "deletion request accepted");
+        info!(deletion = %r.id, project = %r.project, ids = r.distinct_ids.len(), filter = %r.filter(), max_seq,
+            "deletion request accepted");
         Ok(Ok(r))
     }
 

@@ -9,7 +9,6 @@
 //! skips all of that: such a segment holds one copy of each event and no copy can lie in another day, so its rows
 //! are counted per event name from the `time` and `event` columns alone (see `DayPlan`).
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -23,44 +22,7 @@ use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
 use crate::read::SegmentSource;
 
-/// A comparison in a filter. Serde and [`std::str::FromStr`] use the same names, the ones the query API accepts:
-/// `eq`, `neq`, `lt`, `lte`, `gt`, `gte`, `exists`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Eq,
-    Neq,
-    Lt,
-    Lte,
-    Gt,
-    Gte,
-    Exists,
-}
-
-impl std::str::FromStr for Op {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Ok(match s {
-            "eq" => Op::Eq,
-            "neq" => Op::Neq,
-            "lt" => Op::Lt,
-            "lte" => Op::Lte,
-            "gt" => Op::Gt,
-            "gte" => Op::Gte,
-            "exists" => Op::Exists,
-            other => return Err(format!("unknown op {other:?}; expected one of eq, neq, lt, lte, gt, gte, exists")),
-        })
-    }
-}
-
-/// `property op value`. `property` names an event property, or one of the lifted fields `distinct_id`,
-/// `$insert_id` and `time` (ms).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub property: String,
-    pub op: Op,
-    pub value: Value,
-}
+pub use tierd_codecs::condition::{property, Filter, Op};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupBy {
@@ -88,56 +50,6 @@ pub struct QueryResult {
     pub bytes_scanned: u64,
     /// Each segment read and the bytes read from it, for read heat.
     pub segments_read: Vec<(SegmentId, u64)>,
-}
-
-/// A property of an event, including the lifted fields.
-fn property<'a>(e: &'a Event, name: &str, scratch: &'a mut Option<Value>) -> Option<&'a Value> {
-    match name {
-        "distinct_id" => Some(&*scratch.insert(Value::String(e.distinct_id.clone()))),
-        "$insert_id" => Some(&*scratch.insert(Value::String(e.insert_id.clone()))),
-        "time" => Some(&*scratch.insert(Value::from(e.time_ms))),
-        _ => e.properties.get(name),
-    }
-}
-
-/// Numeric comparison that is exact for integers and falls back to f64 otherwise.
-fn cmp_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
-    let int = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
-    match (int(a), int(b)) {
-        (Some(x), Some(y)) => Some(x.cmp(&y)),
-        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
-    }
-}
-
-fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => cmp_numbers(x, y) == Some(Ordering::Equal),
-        _ => a == b,
-    }
-}
-
-fn order(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => cmp_numbers(x, y),
-        (Value::String(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
-        _ => None,
-    }
-}
-
-impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
-        let mut scratch = None;
-        let v = property(e, &self.property, &mut scratch);
-        match self.op {
-            Op::Exists => matches!(v, Some(v) if !v.is_null()),
-            Op::Eq => v.is_some_and(|v| values_equal(v, &self.value)),
-            Op::Neq => !v.is_some_and(|v| values_equal(v, &self.value)),
-            Op::Lt => v.and_then(|v| order(v, &self.value)) == Some(Ordering::Less),
-            Op::Lte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Less | Ordering::Equal)),
-            Op::Gt => v.and_then(|v| order(v, &self.value)) == Some(Ordering::Greater),
-            Op::Gte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Greater | Ordering::Equal)),
-        }
-    }
 }
 
 impl GroupBy {

@@ -2,9 +2,11 @@
 //! store's [`DeletionRequest`] is; the listing leaves the distinct ids out (a count instead), so it stays small.
 
 use serde::{Deserialize, Serialize};
-pub use tierd_store::deletions::{DeletionId, DeletionProgress, DeletionRequest, DeletionState};
+pub use tierd_store::deletions::{DeletionId, DeletionProgress, DeletionRequest, DeletionState, EventSelection};
 
-/// Body of `POST /v1/admin/deletions`: one project and either `distinct_id` or `distinct_ids` (not both).
+use super::WhereClause;
+
+/// Body of `POST /v1/admin/deletions`: one project and exactly one of `distinct_id`, `distinct_ids` and `filter`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeletionBody {
@@ -13,6 +15,21 @@ pub struct DeletionBody {
     pub distinct_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distinct_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<DeletionFilter>,
+}
+
+/// A filtered delete: events of `event` (any name when absent) in `[from, to)` (ms) for which every `where` condition
+/// holds, in the query API's words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    #[serde(default, rename = "where", skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<WhereClause>,
 }
 
 /// The answer of `POST /v1/admin/deletions`: the request is durable; readers no longer see its events.
@@ -29,8 +46,11 @@ pub struct DeletionAccepted {
 pub struct DeletionSummary {
     pub id: DeletionId,
     pub project: String,
-    /// How many distinct ids the request names (`GET /v1/admin/deletions/{id}` lists them).
+    /// How many distinct ids the request names (`GET /v1/admin/deletions/{id}` lists them; 0 for a filtered delete).
     pub distinct_ids: usize,
+    /// A filtered delete's selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventSelection>,
     pub created_at_ms: i64,
     pub max_seq: u64,
     pub state: DeletionState,
@@ -43,6 +63,7 @@ impl From<&DeletionRequest> for DeletionSummary {
             id: r.id,
             project: r.project.clone(),
             distinct_ids: r.distinct_ids.len(),
+            events: r.events.clone(),
             created_at_ms: r.created_at_ms,
             max_seq: r.max_seq,
             state: r.state,

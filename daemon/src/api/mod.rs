@@ -23,8 +23,8 @@ pub use admin::{
     UnknownPass, VerifyMethod,
 };
 pub use deletions::{
-    DeletionAccepted, DeletionBody, DeletionId, DeletionList, DeletionProgress, DeletionRequest, DeletionState,
-    DeletionSummary,
+    DeletionAccepted, DeletionBody, DeletionFilter, DeletionId, DeletionList, DeletionProgress, DeletionRequest,
+    DeletionState, DeletionSummary, EventSelection,
 };
 pub use ingest::{ErrorBody, ImportAnswer};
 pub use read::{

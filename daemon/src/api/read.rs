@@ -39,6 +39,13 @@ pub struct WhereClause {
     pub value: Option<Value>,
 }
 
+impl WhereClause {
+    /// The store's condition (an absent value is null).
+    pub fn into_filter(self) -> tierd_store::query::Filter {
+        tierd_store::query::Filter { property: self.property, op: self.op, value: self.value.unwrap_or(Value::Null) }
+    }
+}
+
 /// The answer of `POST /v1/query`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueryResponse {

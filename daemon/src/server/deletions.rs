@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use tierd_codecs::RowFilter;
+use tierd_codecs::{Coverage, RowFilter, TimeRange};
 use tierd_store::catalog::SegmentState;
 use tierd_store::deletions::{DeletionProgress, DeletionRequest, DeletionState};
 use tierd_store::rewrite::{FilterAction, Rewriter};
@@ -65,6 +65,11 @@ pub fn run(
         let mut candidates: Vec<_> = snapshot
             .segments()
             .filter(|m| m.project == project && m.state != SegmentState::Retired && m.rows > 0 && m.min_seq <= max_seq)
+            // A filtered delete's window rules out segments by their time range alone (an open one is not waited for).
+            .filter(|m| {
+                let times = TimeRange { min_ms: m.min_time_ms, max_ms: m.max_time_ms };
+                filter.coverage(Some(times)) != Coverage::None
+            })
             .cloned()
             .collect();
         candidates.sort_by_key(|m| m.id);

@@ -7,7 +7,8 @@ use tierd_codecs::{Event, StoredEvent};
 use super::*;
 use crate::catalog::open_retrying;
 
-const LIMITS: DeletionLimits = DeletionLimits { max_ids_per_request: 4, max_request_bytes: 16, max_active_requests: 3 };
+const LIMITS: DeletionLimits =
+    DeletionLimits { max_ids_per_request: 4, max_request_bytes: 16, max_active_requests: 3, max_conditions: 2 };
 
 fn ids(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -94,7 +95,7 @@ proptest! {
         probe in proptest::collection::vec(("[a-z0-9]{1,3}", 0u64..3), 1..20),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let limits = DeletionLimits { max_ids_per_request: 10, max_request_bytes: 100, max_active_requests: 100 };
+        let limits = DeletionLimits { max_ids_per_request: 10, max_request_bytes: 100, max_active_requests: 100, max_conditions: 2 };
         let accepted = {
             let log = DeletionLog::open(Arc::new(Catalog::open(dir.path()).unwrap())).unwrap();
             let mut accepted: Vec<DeletionRequest> = Vec::new();
@@ -138,4 +139,55 @@ fn ids_round_trip_as_text() {
     assert_eq!(serde_json::from_value::<DeletionId>(serde_json::to_value(id).unwrap()).unwrap(), id);
     assert!("nope".parse::<DeletionId>().is_err());
     assert!(id.to_string().to_lowercase().parse::<DeletionId>().is_err(), "one spelling");
+}
+
+fn selection(event: Option<&str>, from_ms: i64, to_ms: i64, conditions: Vec<Filter>) -> EventSelection {
+    EventSelection { event: event.map(str::to_string), from_ms, to_ms, conditions }
+}
+
+fn named(seq: u64, time_ms: i64, name: &str, os: &str) -> StoredEvent {
+    let mut r = row(seq, "u");
+    r.event.event = name.into();
+    r.event.time_ms = time_ms;
+    r.event.properties.insert("os".into(), serde_json::json!(os));
+    r
+}
+
+#[test]
+fn filtered_deletes_are_refused_clearly_and_hide_what_they_select_after_a_reopen() {
+    use tierd_codecs::condition::Op;
+    let limits = DeletionLimits { max_request_bytes: 1000, ..LIMITS };
+    let dir = tempfile::tempdir().unwrap();
+    let cond = |v: &str| Filter { property: "os".into(), op: Op::Eq, value: serde_json::json!(v) };
+    {
+        let log = DeletionLog::open(Arc::new(Catalog::open(dir.path()).unwrap())).unwrap();
+        let refused = |s: EventSelection| log.request("web", s, 0, &limits).unwrap().unwrap_err();
+        let e = refused(selection(Some("Junk"), 10, 10, vec![]));
+        assert_eq!(e.reason(), "bad_filter");
+        assert!(e.to_string().contains("must be before"), "{e}");
+        assert!(refused(selection(None, 0, 10, vec![])).to_string().contains("retention"), "a time-only delete");
+        assert!(refused(selection(Some(""), 0, 10, vec![])).to_string().contains("event must not be empty"));
+        assert_eq!(
+            refused(selection(Some("Junk"), 0, 10, vec![cond("a"), cond("b"), cond("c")])),
+            DeletionRefused::TooManyConditions { count: 3, max: 2 }
+        );
+        let empty_property = Filter { property: String::new(), op: Op::Exists, value: serde_json::Value::Null };
+        assert!(refused(selection(Some("Junk"), 0, 10, vec![empty_property])).to_string().contains("where[0]"));
+        let long = "x".repeat(2000);
+        assert_eq!(refused(selection(Some(&long), 0, 10, vec![])).reason(), "too_large");
+        assert!(log.list().is_empty() && log.tombstones("web").is_none(), "nothing refused is stored");
+
+        let r = log.request("web", selection(Some("Junk"), 100, 200, vec![cond("ios")]), 0, &limits).unwrap().unwrap();
+        assert!(r.distinct_ids.is_empty() && r.events.is_some());
+    }
+    // The request (and so the tombstone) survives a reopen.
+    let log = DeletionLog::open(Arc::new(open_retrying(dir.path()))).unwrap();
+    assert_eq!(log.list().len(), 1);
+    let f = log.tombstones("web").unwrap();
+    assert!(f.matches(&named(0, 150, "Junk", "ios")));
+    assert!(!f.matches(&named(0, 150, "Junk", "web")), "a condition that does not hold");
+    assert!(!f.matches(&named(0, 150, "Good", "ios")), "another event");
+    assert!(!f.matches(&named(0, 250, "Junk", "ios")), "outside the window");
+    assert!(!f.matches(&named(1, 150, "Junk", "ios")), "ingested after the request (max_seq 0)");
+    assert!(log.tombstones("app").is_none());
 }

@@ -16,11 +16,14 @@ pub struct DeletionsSection {
     /// Most requests not yet done. Each one is a tombstone every read of its project evaluates until the deletions
     /// are carried out, so this bounds the memory and the per-row cost of reads.
     pub max_active_requests: usize,
+    /// Most `where` conditions in one filtered delete (each is evaluated on every row of its project read while the
+    /// request is not done).
+    pub max_conditions: usize,
 }
 
 impl Default for DeletionsSection {
     fn default() -> Self {
-        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000 }
+        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000, max_conditions: 16 }
     }
 }
 
@@ -31,6 +34,7 @@ impl DeletionsSection {
             max_ids_per_request: self.max_ids_per_request,
             max_request_bytes: self.max_request_bytes,
             max_active_requests: self.max_active_requests,
+            max_conditions: self.max_conditions,
         }
     }
 
@@ -40,6 +44,7 @@ impl DeletionsSection {
             ("deletions.max_ids_per_request", self.max_ids_per_request),
             ("deletions.max_request_bytes", self.max_request_bytes),
             ("deletions.max_active_requests", self.max_active_requests),
+            ("deletions.max_conditions", self.max_conditions),
         ] {
             if value == 0 {
                 return Err((key, "must be at least 1".into()));

@@ -11,7 +11,12 @@ use bytes::Bytes;
 use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
-use crate::api::{DeletionAccepted, DeletionBody, DeletionId, DeletionList, DeletionRequest, DeletionSummary};
+use tierd_store::deletions::DeletionTarget;
+
+use crate::api::{
+    DeletionAccepted, DeletionBody, DeletionId, DeletionList, DeletionRequest, DeletionSummary, EventSelection,
+    WhereClause,
+};
 use crate::server::error::ServerError;
 
 /// Counts a refused request by reason and turns it into a 400.
@@ -21,9 +26,11 @@ fn refused(reason: &'static str, message: String) -> ApiError {
     ApiError::bad_request(message)
 }
 
-/// `POST /v1/admin/deletions` with `{"project":P,"distinct_id":ID}` or `{"project":P,"distinct_ids":[...]}`:
+/// `POST /v1/admin/deletions` with `{"project":P,"distinct_id":ID}`, `{"project":P,"distinct_ids":[...]}` or
+/// `{"project":P,"filter":{"event":NAME,"from":MS,"to":MS,"where":[...]}}`:
 /// `{"id","state":"pending","max_seq"}` once the request is written and flushed to the catalog's database. 400 for
-/// a bad body, no id, too many ids (`deletions.max_ids_per_request`), too many bytes of ids
+/// a bad body, no id, a bad filter, too many ids (`deletions.max_ids_per_request`) or conditions
+/// (`deletions.max_conditions`), too many bytes of ids or filter
 /// (`deletions.max_request_bytes`) or too many requests not done yet (`deletions.max_active_requests`).
 pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<SortedJson<DeletionAccepted>, ApiError> {
     let limits = state.passes.current().config().deletions.limits();
@@ -41,18 +48,25 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<S
         ));
     }
     let req: DeletionBody = parse_body(&body, "bad deletion request").map_err(|e| refused("bad_request", e.message))?;
-    let ids: BTreeSet<String> = match (req.distinct_id, req.distinct_ids) {
-        (Some(_), Some(_)) => {
-            return Err(refused("bad_request", "give distinct_id or distinct_ids, not both".into()));
+    let target: DeletionTarget = match (req.distinct_id, req.distinct_ids, req.filter) {
+        (Some(one), None, None) => BTreeSet::from([one]).into(),
+        (None, Some(many), None) => many.into_iter().collect::<BTreeSet<String>>().into(),
+        (None, None, Some(f)) => EventSelection {
+            event: f.event,
+            from_ms: f.from,
+            to_ms: f.to,
+            conditions: f.conditions.into_iter().map(WhereClause::into_filter).collect(),
         }
-        (Some(one), None) => [one].into(),
-        (None, Some(many)) => many.into_iter().collect(),
-        (None, None) => BTreeSet::new(),
+        .into(),
+        (None, None, None) => BTreeSet::new().into(),
+        _ => {
+            return Err(refused("bad_request", "give one of distinct_id, distinct_ids and filter, not several".into()));
+        }
     };
     let log = state.deletions.clone();
     let now_ms = state.clock.now_ms();
     let project = req.project;
-    let accepted = tokio::task::spawn_blocking(move || log.request(&project, ids, now_ms, &limits))
+    let accepted = tokio::task::spawn_blocking(move || log.request(&project, target, now_ms, &limits))
         .await
         .map_err(|e| ServerError::joined("recording the deletion request", e))?;
     match accepted.map_err(ServerError::from)? {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tierd_store::catalog::SegmentMeta;
 use tierd_store::layout::{format_day, validate_project};
-use tierd_store::query::{execute_hidden, Filter, GroupBy, Hidden, Op};
+use tierd_store::query::{execute_hidden, GroupBy, Hidden, Op};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
@@ -277,7 +277,7 @@ fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
         if f.property.is_empty() {
             return Err(ApiError::bad_request(format!("where[{i}]: property must not be empty")));
         }
-        filters.push(Filter { property: f.property, op: f.op, value: f.value.unwrap_or(Value::Null) });
+        filters.push(f.into_filter());
     }
     let group_by = GroupBy::parse(q.group_by.as_deref()).map_err(ApiError::bad_request)?;
     Ok(tierd_store::query::Query {

@@ -94,7 +94,32 @@ async fn bad_deletion_requests_are_refused_with_a_reason_and_store_nothing() {
         (json!({"project": "default"}).to_string(), "at least one"),
         (json!({"project": "default", "distinct_ids": []}).to_string(), "at least one"),
         (json!({"project": "default", "distinct_id": ""}).to_string(), "empty"),
-        (json!({"project": "default", "distinct_id": "a", "distinct_ids": ["b"]}).to_string(), "not both"),
+        (json!({"project": "default", "distinct_id": "a", "distinct_ids": ["b"]}).to_string(), "not several"),
+        (
+            json!({"project": "default", "distinct_id": "a", "filter": {"event": "E", "from": 0, "to": 1}}).to_string(),
+            "not several",
+        ),
+        (json!({"project": "default", "filter": {"event": "E", "from": 5, "to": 5}}).to_string(), "must be before"),
+        (json!({"project": "default", "filter": {"from": 0, "to": 5}}).to_string(), "retention"),
+        (
+            json!({"project": "default", "filter": {"event": "E", "from": 0, "to": 5,
+            "where": [{"property": "os", "op": "like", "value": "x"}]}})
+            .to_string(),
+            "unknown variant",
+        ),
+        (
+            json!({"project": "default", "filter": {"event": "E", "from": 0, "to": 5,
+            "where": [{"property": "", "op": "exists"}]}})
+            .to_string(),
+            "where[0]: property must not be empty",
+        ),
+        (
+            json!({"project": "default", "filter": {"event": "E", "from": 0, "to": 5,
+            "where": vec![json!({"property": "os", "op": "exists"}); 17]}})
+            .to_string(),
+            "deletions.max_conditions",
+        ),
+        (json!({"project": "default", "filter": {"event": "E", "to": 5}}).to_string(), "missing field `from`"),
         (json!({"project": "a/b", "distinct_id": "a"}).to_string(), "project"),
         (json!({"project": "default", "user": "a"}).to_string(), "unknown field"),
         ("{".to_string(), "bad deletion request"),
@@ -108,4 +133,50 @@ async fn bad_deletion_requests_are_refused_with_a_reason_and_store_nothing() {
     }
     let (_, _, v) = call(&app, get("/v1/admin/deletions")).await;
     assert_eq!(v, json!({"deletions": []}));
+}
+
+/// Events `(name, offset_s, os)` of distinct id `u`.
+fn named_events(list: &[(&str, i64, &str)]) -> String {
+    let v: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (name, offset_s, os))| {
+            json!({"event": name, "properties": {"time": T0_MS / 1000 + offset_s, "distinct_id": "u", "os": os,
+                "$insert_id": format!("n{i}-{offset_s}")}})
+        })
+        .collect();
+    serde_json::to_string(&v).unwrap()
+}
+
+#[tokio::test]
+async fn a_filtered_delete_hides_one_events_window_where_its_conditions_hold() {
+    let app = app(BatchLimits::default());
+    let events = named_events(&[
+        ("Junk", 10, "ios"),
+        ("Junk", 20, "ios"),
+        ("Junk", 20, "web"),
+        ("Junk", 100, "ios"),
+        ("Good", 20, "ios"),
+    ]);
+    let (s, _, v) = call(&app, post("/import", None, events)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(total(&app).await, 5);
+    let body = json!({"project": "default", "filter": {"event": "Junk", "from": T0_MS, "to": T0_MS + 50_000,
+        "where": [{"property": "os", "op": "eq", "value": "ios"}]}});
+    let (s, _, v) = call(&app, post("/v1/admin/deletions", None, body.to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    // Gone at once: the two ios Junk events inside the window. Junk on web, Junk after the window, Good: kept.
+    assert_eq!(total(&app).await, 3);
+    let (_, _, listing) = call(&app, get("/v1/catalog/segments?project=default")).await;
+    assert_eq!(listing["deleted_rows"]["kind"], "events", "{listing}");
+    // Sent again after the request: kept.
+    call(&app, post("/import", None, named_events(&[("Junk", 30, "ios")]))).await;
+    assert_eq!(total(&app).await, 4);
+    let (_, _, v) = call(&app, get(&format!("/v1/admin/deletions/{id}"))).await;
+    assert_eq!(v["events"]["event"], "Junk", "{v}");
+    assert_eq!(v["events"]["where"][0]["property"], "os", "{v}");
+    let (_, _, v) = call(&app, get("/v1/admin/deletions")).await;
+    assert_eq!(v["deletions"][0]["distinct_ids"], 0, "{v}");
+    assert_eq!(v["deletions"][0]["events"]["from_ms"], T0_MS, "{v}");
 }
