@@ -95,6 +95,24 @@ impl RowFilter {
         }
     }
 
+    /// The event properties `matches` reads beyond the lifted fields, so that a reader that decodes only some
+    /// properties decodes these too (sorted, without repeats).
+    pub fn properties(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_properties(&mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn collect_properties(&self, out: &mut Vec<String>) {
+        match self {
+            RowFilter::TimeBefore { .. } | RowFilter::DistinctIds { .. } => {}
+            RowFilter::Events { conditions, .. } => out.extend(conditions.iter().map(|c| c.property.clone())),
+            RowFilter::AnyOf { filters } => filters.iter().for_each(|f| f.collect_properties(out)),
+        }
+    }
+
     /// Splits `rows` into (kept, removed), each in input order.
     pub fn split(&self, rows: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
         rows.into_iter().partition(|r| !self.matches(r))
@@ -220,6 +238,7 @@ mod tests {
         assert!(!f.matches(&named(1, 150, "Junk", Some("web"))), "a condition fails");
         assert!(!f.matches(&named(1, 150, "Junk", None)), "a condition's property is missing");
         assert!(!f.matches(&named(11, 150, "Junk", Some("ios"))), "ingested after the request: kept");
+        assert_eq!(f.properties(), ["os"]);
         assert_eq!(f.coverage(range(0, 99)), Coverage::None);
         assert_eq!(f.coverage(range(200, 300)), Coverage::None);
         assert_eq!(f.coverage(range(150, 300)), Coverage::Some);

@@ -32,6 +32,13 @@ pub enum Command {
     Move(crate::client::MoveArgs),
     /// What garbage collection deleted and still keeps, and putting deleted segments back (`list`, `restore`).
     Trash(crate::client::TrashArgs),
+    /// Delete users' events (GDPR/CCPA erasure) on a running daemon: hidden at once, removed from storage by the
+    /// deletions pass; events they send later are kept.
+    DeleteUser(crate::client::DeleteUserArgs),
+    /// Delete the events of one name (or matching `--where`) in a time window, e.g. a broken release's junk events.
+    DeleteEvents(crate::client::DeleteEventsArgs),
+    /// Deletion requests of a running daemon and their progress (`list`, `show ID`).
+    Deletions(crate::client::DeletionsArgs),
     /// The scheduler of a running daemon: each pass's schedule, next and last run, outcome; config reloads.
     Status(crate::client::StatusArgs),
     /// What the tiering policy would do now and the monthly bill before and after, in USD; moves nothing.
@@ -51,6 +58,9 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => crate::client::run_gc(args),
         Command::Move(args) => crate::client::run_move(args),
         Command::Trash(args) => crate::client::run_trash(args),
+        Command::DeleteUser(args) => crate::client::run_delete_user(args),
+        Command::DeleteEvents(args) => crate::client::run_delete_events(args),
+        Command::Deletions(args) => crate::client::run_deletions(args),
         Command::Status(args) => crate::client::run_status(args),
         Command::Plan(args) => crate::plan::run(args),
         Command::Simulate(args) => crate::simulate::run(args),

@@ -259,7 +259,15 @@ fn execute_planned(
 ) -> Result<QueryResult> {
     q.validate()?;
     let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
-    let req = q.scan_request();
+    let mut req = q.scan_request();
+    if let (Some(f), Some(props)) = (hidden_rows, req.properties.as_mut()) {
+        // The hidden rows are told apart by properties the query may not read.
+        props.extend(
+            f.properties().into_iter().filter(|p| !matches!(p.as_str(), "distinct_id" | "$insert_id" | "time")),
+        );
+        props.sort();
+        props.dedup();
+    }
     let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
     let mut groups = Groups::default();
     // Events counted without dedup (count-only days), per group id.

@@ -11,7 +11,9 @@
 //!   strings with strings (byte order), anything else is false; neq is !eq; exists is present and not null;
 //! - retention: a project given a cutoff ([`Model::set_retention_cutoff`]) answers only events at or after it;
 //! - user deletions ([`Model::delete_users`]): the copies of those distinct ids acknowledged before the request are
-//!   gone (as if never sent: an older copy never wins again), copies acknowledged after it are kept.
+//!   gone (as if never sent: an older copy never wins again), copies acknowledged after it are kept;
+//! - filtered deletes ([`Model::delete_events`]): the same, for the copies of one event name (any, when none) in a
+//!   time window for which every `where` filter holds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -88,6 +90,8 @@ pub struct Model {
     cutoffs: HashMap<String, i64>,
     /// Deletion requests: (project, distinct ids, number of copies acknowledged when it was accepted).
     deletions: Vec<(String, std::collections::BTreeSet<String>, usize)>,
+    /// Filtered deletes: (project, the request's `filter` JSON, number of copies acknowledged when it was accepted).
+    filtered: Vec<(String, Value, usize)>,
 }
 
 impl Model {
@@ -117,10 +121,24 @@ impl Model {
         self.deletions.push((project.to_string(), ids, self.copies.len()));
     }
 
-    /// Whether the `i`-th acknowledged copy is deleted by a user deletion.
-    fn deleted(&self, i: usize) -> bool {
+    /// A filtered delete the daemon acknowledged for `project`, with the body's `filter`
+    /// (`{"event"?, "from", "to", "where"?}`): every copy it selects acknowledged so far is deleted.
+    pub fn delete_events(&mut self, project: &str, filter: &Value) {
+        self.filtered.push((project.to_string(), filter.clone(), self.copies.len()));
+    }
+
+    /// Whether the `i`-th acknowledged copy is deleted by a user deletion or a filtered delete.
+    pub fn deleted(&self, i: usize) -> bool {
         let e = &self.copies[i];
+        let selected = |f: &Value| {
+            let (from, to) = (f["from"].as_i64().unwrap(), f["to"].as_i64().unwrap());
+            e.time_ms >= from
+                && e.time_ms < to
+                && f.get("event").and_then(Value::as_str).is_none_or(|name| name == e.event)
+                && f.get("where").and_then(Value::as_array).is_none_or(|w| w.iter().all(|c| filter_matches(e, c)))
+        };
         self.deletions.iter().any(|(p, ids, acked)| i < *acked && *p == e.project && ids.contains(&e.distinct_id))
+            || self.filtered.iter().any(|(p, f, acked)| i < *acked && *p == e.project && selected(f))
     }
 
     /// Every acknowledged copy of `project` that no user deletion removed, in acknowledgement order.
@@ -132,7 +150,7 @@ impl Model {
 
     /// The deduplicated events of `project` (the last copy of each that no deletion removed).
     pub fn live(&self, project: &str) -> Vec<&ModelEvent> {
-        if !self.deletions.is_empty() {
+        if !self.deletions.is_empty() || !self.filtered.is_empty() {
             let mut latest = HashMap::new();
             for i in (0..self.copies.len()).filter(|&i| self.copies[i].project == project && !self.deleted(i)) {
                 latest.insert(self.copies[i].dedup_key(), i);

@@ -1,4 +1,5 @@
-//! The client commands, `tierd import | query | pass | gc | move | trash | status`: thin, synchronous HTTP clients of a
+//! The client commands, `tierd import | query | pass | gc | move | trash | status | delete-user |
+//! delete-events | deletions`: thin, synchronous HTTP clients of a
 //! running daemon.
 //!
 //! They run before any tokio runtime exists, so they use `reqwest::blocking`. What can be decided without the
@@ -8,6 +9,7 @@
 //! of [`crate::api`], the ones the server uses.
 
 pub mod daemon;
+mod deletions;
 mod import;
 mod moves;
 mod pass;
@@ -18,6 +20,10 @@ mod test_server;
 mod trash;
 
 pub use daemon::{DaemonArgs, DEFAULT_URL};
+pub use deletions::{
+    run_delete_events, run_delete_user, run_deletions, DeleteEventsArgs, DeleteUserArgs, DeletionsArgs,
+    DeletionsCommand,
+};
 pub use import::{
     annotate_failed_records, import_retry_policy, parse_retry_after, run_import, split_json_array, ArrayElement, Batch,
     Batcher, ImportArgs, ImportError, ImportReport, Importer, MAX_BATCH_BYTES,
