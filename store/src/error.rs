@@ -63,6 +63,15 @@ pub enum StoreError {
     WriteFailed { reason: String },
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// A query crossed one of its own bounds (memory, groups): it asks too much, retrying will not help.
+    #[error("query too large: {0}")]
+    QueryTooLarge(String),
+    /// The queries running together hold the shared memory pool: retrying later may succeed.
+    #[error("too busy for this query: {0}")]
+    QueryBusy(String),
+    /// The query was stopped from outside (a timeout, a client that went away).
+    #[error("query stopped: {0}")]
+    QueryCancelled(String),
     #[error("the plan is stale: {0}")]
     StalePlan(String),
     #[error("cannot move: {0}")]

@@ -174,15 +174,31 @@ fn plan_days(segments: &[Arc<SegmentMeta>], count_only: bool) -> Vec<DayPlan<'_>
 struct Groups {
     keys: Vec<Value>,
     ids: HashMap<String, u32>,
+    /// What the keys hold, about: each key's JSON text twice (the value and the map's key) and bookkeeping.
+    bytes: u64,
 }
 
 impl Groups {
     fn id(&mut self, key: Value) -> u32 {
         let keys = &mut self.keys;
-        *self.ids.entry(key.to_string()).or_insert_with(|| {
+        let bytes = &mut self.bytes;
+        let text = key.to_string();
+        let len = text.len() as u64;
+        *self.ids.entry(text).or_insert_with(|| {
             keys.push(key);
+            *bytes += 2 * len + limits::GROUP_OVERHEAD_BYTES;
             (keys.len() - 1) as u32
         })
+    }
+}
+
+/// Adds a day's (or the query's) winners to the counts of their groups.
+fn fold(counts: &mut Vec<u64>, groups: &Groups, winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>>) {
+    counts.resize(groups.keys.len(), 0);
+    for (_, g) in winners.into_values() {
+        if g != FILTERED_OUT {
+            counts[g as usize] += 1;
+        }
     }
 }
 
@@ -196,7 +212,7 @@ impl Groups {
 /// `count(*)`, optionally of one event name and grouped by event name, over a day held by one columnar segment
 /// reads only that segment's `time` and `event` columns. The answer is the same as by the general path.
 pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
-    execute_planned(source, snapshot, q, true, None)
+    execute_planned(source, snapshot, q, true, None, &QueryLimits::default())
 }
 
 /// [`execute`] without the events older than `hidden_before_ms` (a project's retention cutoff): events past
@@ -231,6 +247,19 @@ pub fn execute_hidden(
     q: &Query,
     hidden: &Hidden<'_>,
 ) -> Result<QueryResult> {
+    execute_limited(source, snapshot, q, hidden, &QueryLimits::default())
+}
+
+/// [`execute_hidden`] within `limits`: the memory of its dedup state and groups (per query, and from a pool all
+/// queries share), the number of groups, and a cancellation flag (a timeout, a client that went away). A query that
+/// crosses one fails with the limit named and frees what it held; it never grows past it.
+pub fn execute_limited(
+    source: &SegmentSource,
+    snapshot: &CatalogSnapshot,
+    q: &Query,
+    hidden: &Hidden<'_>,
+    limits: &QueryLimits<'_>,
+) -> Result<QueryResult> {
     q.validate()?;
     let from_ms = hidden.before_ms.map_or(q.from_ms, |cutoff| q.from_ms.max(cutoff));
     if from_ms >= q.to_ms {
@@ -244,8 +273,8 @@ pub fn execute_hidden(
     }
     let q = Query { from_ms, ..q.clone() };
     match hidden.rows {
-        None => execute(source, snapshot, &q),
-        Some(rows) => execute_planned(source, snapshot, &q, false, Some(rows)),
+        None => execute_planned(source, snapshot, &q, true, None, limits),
+        Some(rows) => execute_planned(source, snapshot, &q, false, Some(rows), limits),
     }
 }
 
@@ -256,6 +285,7 @@ fn execute_planned(
     q: &Query,
     count_only: bool,
     hidden_rows: Option<&RowFilter>,
+    limits: &QueryLimits<'_>,
 ) -> Result<QueryResult> {
     q.validate()?;
     let segments = snapshot.lookup(&q.project, q.from_ms, q.to_ms);
@@ -268,36 +298,46 @@ fn execute_planned(
         props.sort();
         props.dedup();
     }
-    let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
     let mut groups = Groups::default();
-    // Events counted without dedup (count-only days), per group id.
-    let mut counted: Vec<u64> = Vec::new();
+    // Events per group id: counted without dedup (count-only days), or the winners of each day once it is read.
+    let mut counts: Vec<u64> = Vec::new();
+    let mut memory = limits.reservation();
     let mut bytes_scanned = 0u64;
     let mut segments_counted = 0u64;
     let mut segments_read = Vec::with_capacity(segments.len());
+    // Dedup never crosses days (every copy of an event has its time), so a day's winners are folded into the counts
+    // and freed before the next day is read: memory follows the largest day, not the window. (Only when the lookup
+    // is ordered by day, as it is; otherwise one dedup map spans the query.)
+    let per_day = segments.is_sorted_by_key(|m| m.day);
+    let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
     for day in plan_days(&segments, count_only && q.answered_by_event_counts()) {
+        limits.check_cancelled()?;
         match day {
             DayPlan::CountOnly(meta) => {
-                let (counts, read) = source.count_by_event(meta, &req)?;
+                let (day_counts, read) = source.count_by_event(meta, &req)?;
                 bytes_scanned += read;
                 segments_read.push((meta.id, read));
                 segments_counted += 1;
-                for (name, n) in counts {
+                for (name, n) in day_counts {
                     let key = match q.group_by {
                         GroupBy::Event => Value::String(name),
                         _ => Value::Null,
                     };
                     let g = groups.id(key) as usize;
-                    if counted.len() <= g {
-                        counted.resize(g + 1, 0);
+                    if counts.len() <= g {
+                        counts.resize(g + 1, 0);
                     }
-                    counted[g] += n;
+                    counts[g] += n;
                 }
+                memory.track(winners.len(), &groups)?;
             }
             DayPlan::Scan(metas) => {
                 for meta in metas {
+                    limits.check_cancelled()?;
+                    // The first limit a row crosses; the rest of the segment is skipped, then the query fails.
+                    let mut stopped: Option<StoreError> = None;
                     let read = source.scan(meta, &req, |se| {
-                        if hidden_rows.is_some_and(|f| f.matches(&se)) {
+                        if stopped.is_some() || hidden_rows.is_some_and(|f| f.matches(&se)) {
                             return;
                         }
                         let key = dedup_key(&q.project, &se.event);
@@ -312,20 +352,23 @@ fn execute_planned(
                             FILTERED_OUT
                         };
                         winners.insert(key, (se.seq, group));
+                        if let Err(e) = memory.track(winners.len(), &groups).and_then(|()| limits.check_cancelled()) {
+                            stopped = Some(e);
+                        }
                     })?;
+                    if let Some(e) = stopped {
+                        return Err(e);
+                    }
                     bytes_scanned += read;
                     segments_read.push((meta.id, read));
+                }
+                if per_day {
+                    fold(&mut counts, &groups, std::mem::take(&mut winners));
                 }
             }
         }
     }
-    let mut counts = counted;
-    counts.resize(groups.keys.len(), 0);
-    for (_, g) in winners.values() {
-        if *g != FILTERED_OUT {
-            counts[*g as usize] += 1;
-        }
-    }
+    fold(&mut counts, &groups, winners);
     let total = counts.iter().sum();
     let mut rows: Vec<(Value, u64)> = match q.group_by {
         GroupBy::None => Vec::new(),
@@ -340,6 +383,11 @@ fn execute_planned(
 
 #[cfg(test)]
 mod count_only_tests;
+mod limits;
+#[cfg(test)]
+mod limits_tests;
+
+pub use limits::{QueryLimits, QueryMemory};
 
 /// How rows with equal counts are ordered: string keys by their bytes (so `"Diskuse"` comes before
 /// `"Diskuse s wikipedistou"`), before every other key, which is ordered by its JSON text.

@@ -28,8 +28,8 @@ pub use deletions::{
 };
 pub use ingest::{ErrorBody, ImportAnswer};
 pub use read::{
-    Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
-    WhereClause,
+    Health, HeatRecord, OtherGroups, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord,
+    SegmentsAnswer, WhereClause,
 };
 pub use status::{
     ConfigStatus, PassStatus, ReloadOutcome, ReloadRecord, RunOutcome, RunRecord, RunTrigger, StatusAnswer,

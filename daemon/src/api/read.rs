@@ -25,6 +25,9 @@ pub struct QueryRequest {
     /// `event` or `properties.NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
+    /// Answer only the `limit` largest groups; the rest are summed in `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// One `where` filter of a query request.
@@ -56,6 +59,16 @@ pub struct QueryResponse {
     pub segments_scanned: u64,
     #[serde(default)]
     pub bytes_scanned: u64,
+    /// With `limit`: the groups left out and their events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<OtherGroups>,
+}
+
+/// The groups a `limit` left out of `rows`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtherGroups {
+    pub groups: u64,
+    pub count: u64,
 }
 
 /// One group of a grouped query.

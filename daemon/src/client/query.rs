@@ -36,6 +36,9 @@ pub struct QueryArgs {
     /// Count per `event` or per `properties.NAME`.
     #[arg(long, value_parser = parse_group_by)]
     pub group_by: Option<String>,
+    /// Show only the N largest groups; the rest are summed in one `(N others)` row.
+    #[arg(long, requires = "group_by")]
+    pub limit: Option<usize>,
     /// Base URL of the daemon.
     #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
     pub url: String,
@@ -80,6 +83,7 @@ impl QueryRequest {
             event: args.event.clone(),
             filters: args.filters.clone(),
             group_by: args.group_by.clone(),
+            limit: args.limit,
         }
     }
 }
@@ -162,11 +166,15 @@ pub fn parse_group_by(input: &str) -> Result<String, QueryError> {
 pub fn format_table(response: &QueryResponse, key_header: &str) -> String {
     let mut out = String::new();
     if !response.rows.is_empty() {
-        let rows: Vec<(String, String, String)> = response
+        let mut rows: Vec<(String, String, String)> = response
             .rows
             .iter()
             .map(|row| (display_key(&row.key), group_digits(row.count), share(row.count, response.total)))
             .collect();
+        if let Some(o) = &response.other {
+            let label = format!("({} others)", group_digits(o.groups));
+            rows.push((label, group_digits(o.count), share(o.count, response.total)));
+        }
         let width = |header: &str, column: &dyn Fn(&(String, String, String)) -> &str| {
             rows.iter().map(|r| column(r).chars().count()).chain([header.chars().count()]).max().unwrap_or(0)
         };

@@ -13,8 +13,10 @@ use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
 mod deletions;
+mod query;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
+pub use query::QuerySection;
 pub use retention::RetentionPassSection;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -50,6 +52,8 @@ pub struct Config {
     pub retention: tierd_policies::RetentionPolicy,
     /// `[deletions]`: bounds on user-deletion requests.
     pub deletions: DeletionsSection,
+    /// `[query]`: bounds on queries (concurrency, time, memory, groups, conditions).
+    pub query: QuerySection,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -363,6 +367,7 @@ impl Default for Config {
             simulate: tierd_policies::simulate::SimConfig::default(),
             retention: tierd_policies::RetentionPolicy::default(),
             deletions: DeletionsSection::default(),
+            query: QuerySection::default(),
         }
     }
 }
@@ -531,6 +536,9 @@ impl Config {
             );
         }
         if let Err((key, message)) = self.deletions.validate() {
+            return invalid(key, &message);
+        }
+        if let Err((key, message)) = self.query.validate() {
             return invalid(key, &message);
         }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {

@@ -43,6 +43,16 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     counter("tierd_catalog_lookups_total", "Catalog segment lookups served"),
     counter("tierd_query_total", "Queries answered, by outcome"),
     seconds_histogram("tierd_query_seconds", "Query latency"),
+    counter(
+        "tierd_query_refused_total",
+        "Queries refused or stopped at a [query] bound, by reason (conditions, groups, memory, total_memory, \
+         concurrency, stopped: timeout or client gone)",
+    ),
+    gauge("tierd_queries_running", "Queries running now (bounded by query.max_concurrent)"),
+    bytes_gauge(
+        "tierd_query_memory_bytes",
+        "Memory reserved by running queries (bounded by query.max_total_memory_bytes)",
+    ),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
     counter("tierd_deletions_refused_total", "Deletion requests refused with a 400, by reason"),
     counter("tierd_deletion_runs_total", "Runs of the deletions pass, by dry_run"),

@@ -181,6 +181,7 @@ pub async fn serve(
     let reads =
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
     let state = Arc::new(AppState {
+        queries: Arc::new(super::http::QueryGate::new(config.query.max_total_memory_bytes)),
         deletions,
         heat: heat.clone(),
         reads,

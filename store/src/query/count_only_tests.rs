@@ -35,7 +35,7 @@ fn event(day: i64, i: u64, version: u64) -> Event {
 
 /// What the catalog should answer: per dedup key the copy ingested last.
 #[derive(Default)]
-struct Model(BTreeMap<DedupKey, Event>);
+pub(super) struct Model(pub(super) BTreeMap<DedupKey, Event>);
 
 impl Model {
     fn ingest(&mut self, events: &[Event]) {
@@ -44,7 +44,7 @@ impl Model {
         }
     }
 
-    fn answer(&self, q: &Query) -> (u64, Vec<(Value, u64)>) {
+    pub(super) fn answer(&self, q: &Query) -> (u64, Vec<(Value, u64)>) {
         let mut groups: BTreeMap<String, (Value, u64)> = BTreeMap::new();
         let matching = self.0.values().filter(|e| {
             (q.from_ms..q.to_ms).contains(&e.time_ms)
@@ -66,12 +66,12 @@ impl Model {
     }
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    layout: Layout,
+    pub(super) layout: Layout,
     clock: ManualClock,
-    catalog: Arc<Catalog>,
-    model: Model,
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) model: Model,
 }
 
 impl Fixture {
@@ -118,7 +118,7 @@ fn fixture() -> Fixture {
 /// Day 0: one Parquet segment (re-sends inside its only row segment, removed by the re-encode). Day 1: two Parquet
 /// segments, the second re-sending events of the first with new properties. Day 2: a Parquet segment and a row
 /// segment re-sending some of its events.
-fn mixed_catalog() -> Fixture {
+pub(super) fn mixed_catalog() -> Fixture {
     let mut f = fixture();
     let day0: Vec<Event> =
         (0..400).map(|i| event(0, i, 0)).chain((0..400).step_by(9).map(|i| event(0, i, 1))).collect();
@@ -135,7 +135,7 @@ fn mixed_catalog() -> Fixture {
     f
 }
 
-fn query(from_ms: i64, to_ms: i64, event: Option<&str>, filters: Vec<Filter>, group_by: GroupBy) -> Query {
+pub(super) fn query(from_ms: i64, to_ms: i64, event: Option<&str>, filters: Vec<Filter>, group_by: GroupBy) -> Query {
     Query { project: "p".into(), from_ms, to_ms, event: event.map(str::to_owned), filters, group_by }
 }
 
@@ -180,9 +180,15 @@ fn the_count_only_path_answers_like_the_general_path_and_the_model() {
                 for filters in [vec![], vec![version(0)]] {
                     let q = query(from_ms, to_ms, event, filters, group_by.clone());
                     let fast = execute(&SegmentSource::hot_only(f.layout.clone()), &snapshot, &q).unwrap();
-                    let general =
-                        execute_planned(&SegmentSource::hot_only(f.layout.clone()), &snapshot, &q, false, None)
-                            .unwrap();
+                    let general = execute_planned(
+                        &SegmentSource::hot_only(f.layout.clone()),
+                        &snapshot,
+                        &q,
+                        false,
+                        None,
+                        &QueryLimits::default(),
+                    )
+                    .unwrap();
                     assert_eq!(fast, general, "{q:?}");
                     assert_eq!((fast.total, fast.rows), f.model.answer(&q), "{q:?}");
                     checked += 1;

@@ -124,6 +124,7 @@ fn the_request_body_has_the_api_shape() {
         event: Some("Purchase".to_owned()),
         filters: vec![clause("$os", Op::Eq, Some(json!("iOS"))), clause("$city", Op::Exists, None)],
         group_by: Some("event".to_owned()),
+        limit: None,
     };
     assert_eq!(
         serde_json::to_value(&request).unwrap(),
@@ -143,6 +144,7 @@ fn response(total: u64, rows: &[(Value, u64)]) -> QueryResponse {
         rows: rows.iter().map(|(key, count)| QueryRow { key: key.clone(), count: *count }).collect(),
         segments_scanned: 3,
         bytes_scanned: 5 * 1024 * 1024 + 1,
+        other: None,
     }
 }
 
@@ -185,7 +187,10 @@ fn the_table_handles_odd_keys_and_zero_totals() {
 
 #[test]
 fn without_rows_only_the_summary_is_printed() {
-    let table = format_table(&QueryResponse { total: 5, rows: vec![], segments_scanned: 1, bytes_scanned: 10 }, "key");
+    let table = format_table(
+        &QueryResponse { total: 5, rows: vec![], segments_scanned: 1, bytes_scanned: 10, other: None },
+        "key",
+    );
     assert_eq!(table, "total 5 events; 1 segments scanned, 10 bytes scanned\n");
 }
 
@@ -197,6 +202,7 @@ fn args(url: &str) -> QueryArgs {
         event: None,
         filters: vec![parse_where("$os = iOS").unwrap()],
         group_by: Some("event".to_owned()),
+        limit: None,
         url: url.to_owned(),
         json: false,
     }

@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use read::QueryGate;
 pub use state::AppState;
 use tierd_store::clock::OffsetClock;
 

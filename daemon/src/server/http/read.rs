@@ -1,5 +1,6 @@
 //! The read side: catalog lookups with leases, segment reads, queries, metrics and health.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tierd_store::catalog::SegmentMeta;
 use tierd_store::layout::{format_day, validate_project};
-use tierd_store::query::{execute_hidden, GroupBy, Hidden, Op};
+use tierd_store::query::{execute_limited, GroupBy, Hidden, Op, QueryLimits, QueryMemory};
 use tierd_store::{SegmentId, StoreError};
 use tokio::sync::mpsc;
 
@@ -20,7 +21,8 @@ use super::error::{parse_body, ApiError};
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::{
-    Health, HeatRecord, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord, SegmentsAnswer,
+    Health, HeatRecord, OtherGroups, ProjectsAnswer, QueryRequest, QueryResponse, QueryRow, SegmentRecord,
+    SegmentsAnswer,
 };
 use crate::server::error::ServerError;
 use crate::server::retention::read_cutoff;
@@ -270,7 +272,7 @@ fn stream_ndjson(
 
 /// Turns a query request into the store's query. A filter with an unknown operator or no property is named by its
 /// index (`where[1]: ...`), as the API has always done.
-fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
+fn parse_query(body: &[u8]) -> Result<(tierd_store::query::Query, Option<usize>), ApiError> {
     let q: QueryRequest = parse_body(body, "bad query").map_err(|e| unknown_op(body).unwrap_or(e))?;
     let mut filters = Vec::with_capacity(q.filters.len());
     for (i, f) in q.filters.into_iter().enumerate() {
@@ -280,14 +282,18 @@ fn parse_query(body: &[u8]) -> Result<tierd_store::query::Query, ApiError> {
         filters.push(f.into_filter());
     }
     let group_by = GroupBy::parse(q.group_by.as_deref()).map_err(ApiError::bad_request)?;
-    Ok(tierd_store::query::Query {
+    if q.limit == Some(0) {
+        return Err(ApiError::bad_request("limit must be at least 1".to_string()));
+    }
+    let query = tierd_store::query::Query {
         project: q.project.unwrap_or_else(|| "default".into()),
         from_ms: q.from,
         to_ms: q.to,
         event: q.event,
         filters,
         group_by,
-    })
+    };
+    Ok((query, q.limit))
 }
 
 /// When a query body did not parse because a filter's `op` is text but no operator: that filter's error, or the
@@ -304,10 +310,30 @@ fn unknown_op(body: &[u8]) -> Option<ApiError> {
     Some(ApiError::bad_request(format!("where[{bad}]: {e}")))
 }
 
-/// `POST /v1/query`: counts of deduplicated events.
+/// `POST /v1/query`: counts of deduplicated events, within `[query]`'s bounds: at most `max_concurrent` at once
+/// (503 + Retry-After beyond, never queued), stopped past `timeout_ms` (503) or when the client goes away, and
+/// refused (413) past `max_conditions`, `max_groups` or `max_memory_bytes`, or (503) when the queries running
+/// together hold `max_total_memory_bytes`. Refusals are counted in `tierd_query_refused_total{reason}`.
 pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<SortedJson<QueryResponse>, ApiError> {
     let started = Stopwatch::start();
-    let q = parse_query(&body)?;
+    let config = state.passes.current().config().query.clone();
+    let (q, limit) = parse_query(&body)?;
+    if q.filters.len() > config.max_conditions {
+        return Err(refused(
+            "conditions",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} where conditions; at most {} (query.max_conditions)", q.filters.len(), config.max_conditions),
+        ));
+    }
+    let Some(slot) = state.queries.enter(config.max_concurrent) else {
+        let mut e = refused(
+            "concurrency",
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} queries are running (query.max_concurrent): retry shortly", config.max_concurrent),
+        );
+        e.retry_after_secs = Some(1);
+        return Err(e);
+    };
     // Pinned: garbage collection keeps every segment this snapshot lists until the query is done.
     let snapshot = state.catalog.pin();
     let reads = state.reads.clone();
@@ -315,23 +341,133 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<So
     let cutoff = read_cutoff(state.passes.current().config(), &q.project, state.clock.now_ms());
     // And rows of deletion requests not carried out yet are dropped before dedup (`None`, nothing to do, mostly).
     let deleted = state.deletions.tombstones(&q.project);
-    let joined = tokio::task::spawn_blocking(move || {
+    // Set when this handler ends early (timeout, or the client went away and the request future was dropped): the
+    // query stops at its next row and frees what it held.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let cancel = stop.0.clone();
+    let gate = state.queries.clone();
+    let timeout_ms = config.timeout_ms;
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let reason = format!("stopped: it ran past query.timeout_ms = {timeout_ms}, or its client went away");
+        let limits = QueryLimits {
+            max_memory_bytes: config.max_memory_bytes,
+            max_groups: config.max_groups,
+            shared: Some(&gate.memory),
+            cancel: Some(&cancel),
+            cancel_reason: &reason,
+        };
+        gate.memory.set_limit(config.max_total_memory_bytes);
         let hidden = Hidden { before_ms: cutoff, rows: deleted.as_deref() };
-        execute_hidden(&reads, &snapshot, &q, &hidden)
-    })
-    .await;
-    let result = joined.map_err(|e| ServerError::joined("the query", e)).and_then(|r| r.map_err(ServerError::from));
+        let r = execute_limited(&reads, &snapshot, &q, &hidden, &limits);
+        metrics::gauge!("tierd_query_memory_bytes").set(gate.memory.used() as f64);
+        if let Err(e) = &r {
+            if let Some(reason) = refusal_reason(e) {
+                metrics::counter!("tierd_query_refused_total", "reason" => reason).increment(1);
+            }
+            if matches!(e, StoreError::QueryCancelled(_)) {
+                gate.stopped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    });
+    let result = match tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), task).await {
+        Ok(joined) => {
+            joined.map_err(|e| ServerError::joined("the query", e)).and_then(|r| r.map_err(ServerError::from))
+        }
+        Err(_) => {
+            stop.0.store(true, Ordering::Relaxed);
+            Err(ServerError::from(StoreError::QueryCancelled(format!(
+                "it ran past query.timeout_ms = {timeout_ms}: narrow the window or the filters"
+            ))))
+        }
+    };
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("tierd_query_total", "outcome" => outcome).increment(1);
     metrics::histogram!("tierd_query_seconds").record(started.elapsed().as_secs_f64());
     let r = result?;
     state.heat.record_all(r.segments_read.iter().copied(), tierd_store::ReadSource::Query);
+    let mut rows: Vec<QueryRow> = r.rows.into_iter().map(|(key, count)| QueryRow { key, count }).collect();
+    let other = limit.filter(|k| *k < rows.len()).map(|k| {
+        let rest = rows.split_off(k);
+        OtherGroups { groups: rest.len() as u64, count: rest.iter().map(|r| r.count).sum() }
+    });
     Ok(SortedJson(QueryResponse {
         total: r.total,
-        rows: r.rows.into_iter().map(|(key, count)| QueryRow { key, count }).collect(),
+        rows,
         segments_scanned: r.segments_scanned,
         bytes_scanned: r.bytes_scanned,
+        other,
     }))
+}
+
+/// Sets the flag when dropped: the query's handler went away (finished, timed out, or its client disconnected).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The `reason` label of a query the store stopped at a bound (`None`: not a refusal).
+fn refusal_reason(e: &StoreError) -> Option<&'static str> {
+    match e {
+        StoreError::QueryTooLarge(m) if m.contains("query.max_groups") => Some("groups"),
+        StoreError::QueryTooLarge(_) => Some("memory"),
+        StoreError::QueryBusy(_) => Some("total_memory"),
+        StoreError::QueryCancelled(_) => Some("stopped"),
+        _ => None,
+    }
+}
+
+/// A refused query: counted by reason, answered with `status`.
+fn refused(reason: &'static str, status: StatusCode, message: String) -> ApiError {
+    metrics::counter!("tierd_query_refused_total", "reason" => reason).increment(1);
+    ApiError::new(status, message)
+}
+
+/// What bounds every query of this process together: how many run, and the memory they hold.
+#[derive(Debug)]
+pub struct QueryGate {
+    running: AtomicUsize,
+    pub memory: QueryMemory,
+    /// Queries stopped from outside (timeout, client gone) since start.
+    pub stopped: std::sync::atomic::AtomicU64,
+}
+
+impl QueryGate {
+    pub fn new(max_total_memory_bytes: u64) -> Self {
+        QueryGate {
+            running: AtomicUsize::new(0),
+            memory: QueryMemory::new(max_total_memory_bytes),
+            stopped: Default::default(),
+        }
+    }
+
+    /// A slot for one more query, if fewer than `max` run; released when the slot is dropped.
+    pub fn enter(self: &Arc<Self>, max: usize) -> Option<QuerySlot> {
+        self.running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok().map(|n| {
+            metrics::gauge!("tierd_queries_running").set((n + 1) as f64);
+            QuerySlot(self.clone())
+        })
+    }
+
+    /// Queries running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// One running query's place in the [`QueryGate`].
+pub struct QuerySlot(Arc<QueryGate>);
+
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        let left = self.0.running.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!("tierd_queries_running").set(left as f64);
+        metrics::gauge!("tierd_query_memory_bytes").set(self.0.memory.used() as f64);
+    }
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -37,4 +37,6 @@ pub struct AppState {
     pub heat: Arc<tierd_store::HeatTracker>,
     /// Durable deletion requests and the tombstones readers apply.
     pub deletions: Arc<tierd_store::DeletionLog>,
+    /// How many queries run, and the memory they hold together (`[query]`).
+    pub queries: Arc<super::read::QueryGate>,
 }

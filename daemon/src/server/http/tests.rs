@@ -18,6 +18,7 @@ use super::{router, AppState};
 mod cold_reads;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
+mod query_limits;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
@@ -49,12 +50,23 @@ fn app_state(
     hot: Arc<HotTier>,
     limits: BatchLimits,
 ) -> Arc<AppState> {
+    app_state_with(ctx, budget, hot, limits, &crate::server::config::Config::default())
+}
+
+/// [`app_state`] with `config`.
+fn app_state_with(
+    ctx: &tierd_store::StoreContext,
+    budget: Arc<tierd_store::IoBudget>,
+    hot: Arc<HotTier>,
+    limits: BatchLimits,
+    config: &crate::server::config::Config,
+) -> Arc<AppState> {
     let (layout, catalog, cold, clock) = (ctx.layout.clone(), ctx.catalog.clone(), ctx.cold.clone(), ctx.clock.clone());
     let heat = Arc::new(tierd_store::HeatTracker::open(catalog.clone(), clock.clone(), Default::default()).unwrap());
     let deletions = Arc::new(tierd_store::DeletionLog::open(catalog.clone()).unwrap());
     let control = crate::server::schedule::Control::new(
         ctx.clone(),
-        &crate::server::config::Config::default(),
+        config,
         false,
         None,
         (None, None),
@@ -70,6 +82,7 @@ fn app_state(
     );
     Arc::new(AppState {
         deletions,
+        queries: Arc::new(super::read::QueryGate::new(config.query.max_total_memory_bytes)),
         heat,
         reads,
         passes: control.passes,
