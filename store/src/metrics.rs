@@ -75,6 +75,15 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_catalog_commits_total", "Catalog transactions committed"),
     seconds_histogram("tierd_catalog_commit_seconds", "Catalog transaction + flush latency"),
     counter("tierd_catalog_leases_granted_total", "Leases granted to readers"),
+    counter(
+        "tierd_catalog_leases_coalesced_total",
+        "Lookups answered with a recent lease over the same segments (no new lease written)",
+    ),
+    counter("tierd_catalog_leases_refused_total", "Lookups refused (503): catalog.max_live_leases leases live"),
+    gauge(
+        "tierd_catalog_leases_live",
+        "Leases this daemon granted that it tracks as live (bounded by catalog.max_live_leases)",
+    ),
     // Read heat (`heat`).
     counter("tierd_heat_reads_total", "Segment reads counted for heat, by source (query, segment_get, lookup)"),
     counter("tierd_heat_refused_total", "Reads not counted because heat.max_tracked_segments segments are tracked"),

@@ -13,9 +13,11 @@ use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
 mod deletions;
+mod http;
 mod query;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
+pub use http::HttpSection;
 pub use query::QuerySection;
 pub use retention::RetentionPassSection;
 
@@ -54,6 +56,8 @@ pub struct Config {
     pub deletions: DeletionsSection,
     /// `[query]`: bounds on queries (concurrency, time, memory, groups, conditions).
     pub query: QuerySection,
+    /// `[http]`: connections and client timeouts.
+    pub http: HttpSection,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -337,6 +341,8 @@ pub struct HotSection {
 pub struct CatalogConfig {
     /// How long a catalog lookup's lease keeps its segments readable.
     pub lease_ttl_secs: u64,
+    /// Most leases live at once (lookups of the same segments share one); past it a lookup is answered 503.
+    pub max_live_leases: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -368,6 +374,7 @@ impl Default for Config {
             retention: tierd_policies::RetentionPolicy::default(),
             deletions: DeletionsSection::default(),
             query: QuerySection::default(),
+            http: HttpSection::default(),
         }
     }
 }
@@ -448,7 +455,7 @@ impl Default for HotSection {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self { lease_ttl_secs: 300 }
+        Self { lease_ttl_secs: 300, max_live_leases: 100_000 }
     }
 }
 
@@ -494,7 +501,7 @@ impl Config {
             });
         }
         // (broken, key, what it must be), checked in this order.
-        let checks: [(bool, &'static str, &str); 10] = [
+        let checks: [(bool, &'static str, &str); 11] = [
             (self.data_dir.as_os_str().is_empty(), "data_dir", "must not be empty"),
             (
                 !(0..=19).contains(&self.passes.nice),
@@ -509,6 +516,7 @@ impl Config {
             (self.hot.seal_max_age_secs == 0, "hot.seal_max_age_secs", "must be at least 1 second"),
             (self.hot.max_open_segments == 0, "hot.max_open_segments", "must be at least 1"),
             (self.catalog.lease_ttl_secs == 0, "catalog.lease_ttl_secs", "must be at least 1 second"),
+            (self.catalog.max_live_leases == 0, "catalog.max_live_leases", "must be at least 1"),
         ];
         if let Some((_, key, message)) = checks.into_iter().find(|(broken, ..)| *broken) {
             return invalid(key, message);
@@ -539,6 +547,9 @@ impl Config {
             return invalid(key, &message);
         }
         if let Err((key, message)) = self.query.validate() {
+            return invalid(key, &message);
+        }
+        if let Err((key, message)) = self.http.validate() {
             return invalid(key, &message);
         }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {
@@ -617,6 +628,7 @@ impl Config {
         check(self.cache != new.cache, "cache");
         check(self.heat != new.heat, "heat");
         check(self.log != new.log, "log");
+        check(self.http != new.http, "http");
         changed
     }
 

@@ -48,6 +48,14 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
         "Queries refused or stopped at a [query] bound, by reason (conditions, groups, memory, total_memory, \
          concurrency, stopped: timeout or client gone)",
     ),
+    counter("tierd_http_connections_refused_total", "Connections answered 503 and closed: http.max_connections open"),
+    gauge("tierd_http_connections", "Open HTTP connections (bounded by http.max_connections)"),
+    counter("tierd_http_accept_errors_total", "Failed accepts of new connections (e.g. out of file descriptors)"),
+    counter("tierd_http_body_timeouts_total", "Request bodies not received within http.body_read_timeout_ms (408)"),
+    counter(
+        "tierd_segment_send_timeouts_total",
+        "Segment reads abandoned because the client took no data for http.send_timeout_ms (pin released)",
+    ),
     gauge("tierd_queries_running", "Queries running now (bounded by query.max_concurrent)"),
     bytes_gauge(
         "tierd_query_memory_bytes",

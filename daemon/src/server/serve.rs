@@ -182,6 +182,7 @@ pub async fn serve(
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
     let state = Arc::new(AppState {
         queries: Arc::new(super::http::QueryGate::new(config.query.max_total_memory_bytes)),
+        leases: Arc::new(tierd_store::catalog::LeaseGrants::new(config.catalog.max_live_leases)),
         deletions,
         heat: heat.clone(),
         reads,
@@ -223,11 +224,7 @@ pub async fn serve(
     } else {
         warn!("--no-schedules: passes run only when asked");
     }
-    let server = axum::serve(listener, router(state, test_clock)).with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.cancelled().await }
-    });
-    let served = server.await;
+    super::http::listen::serve(listener, router(state, test_clock), config.http.clone(), shutdown.clone()).await;
     shutdown.cancel();
     signals.abort();
     reloads.abort();
@@ -239,7 +236,6 @@ pub async fn serve(
     flush_heat(&heat).await;
     catalog.flush()?;
     info!("tierd stopped");
-    served?;
     if let Some(why) = fatal.get() {
         anyhow::bail!("stopped after a fatal store error: {why}");
     }

@@ -65,3 +65,56 @@ impl Catalog {
         Ok(n)
     }
 }
+
+/// Leases granted by one daemon, coalesced and capped: a lookup of the same segments at the same catalog generation
+/// as an earlier one reuses that lease while it still has at least half its TTL to run (its true expiry is what the
+/// reader is told), so a query node polling the catalog writes one lease per half-TTL, not one per lookup; and at
+/// most `max_live` leases are live at once, past which a lookup is refused (503) rather than growing the lease tree
+/// without bound.
+#[derive(Debug)]
+pub struct LeaseGrants {
+    /// Live leases granted since start, by a hash of (generation, segments).
+    live: parking_lot::Mutex<std::collections::HashMap<u64, Lease>>,
+    max_live: usize,
+}
+
+impl LeaseGrants {
+    pub fn new(max_live: usize) -> Self {
+        LeaseGrants { live: Default::default(), max_live }
+    }
+
+    /// A lease over `segments` of `generation`: a recent one that covers exactly them, or a new one.
+    pub fn grant(
+        &self,
+        catalog: &Catalog,
+        now_ms: i64,
+        ttl_ms: i64,
+        generation: u64,
+        segments: Vec<SegmentId>,
+    ) -> Result<Lease> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (generation, &segments).hash(&mut h);
+        let key = h.finish();
+        let mut live = self.live.lock();
+        if let Some(l) = live.get(&key).filter(|l| l.expires_at_ms.saturating_sub(now_ms) >= ttl_ms / 2) {
+            metrics::counter!("tierd_catalog_leases_coalesced_total").increment(1);
+            return Ok(l.clone());
+        }
+        let max = self.max_live;
+        if live.len() >= max {
+            live.retain(|_, l| l.expires_at_ms > now_ms);
+        }
+        if live.len() >= max && !live.contains_key(&key) {
+            metrics::counter!("tierd_catalog_leases_refused_total").increment(1);
+            return Err(StoreError::Backpressure(format!(
+                "{} catalog leases are live (catalog.max_live_leases): retry once some expire",
+                live.len()
+            )));
+        }
+        let lease = catalog.grant_lease(now_ms, ttl_ms, generation, segments)?;
+        live.insert(key, lease.clone());
+        metrics::gauge!("tierd_catalog_leases_live").set(live.len() as f64);
+        Ok(lease)
+    }
+}

@@ -31,7 +31,7 @@ mod tests;
 pub use change::CatalogChange;
 pub use db::{Catalog, Pinned};
 pub use intents::{Intent, IntentKind};
-pub use leases::{Lease, LeaseRecord};
+pub use leases::{Lease, LeaseGrants, LeaseRecord};
 pub use record::{
     BlockChecksums, Codec, DroppedLocation, Format, Placement, Retirement, Role, SegmentMeta, SegmentState,
 };

@@ -313,3 +313,26 @@ fn expect_preconditions_guard_commits() {
     c.commit(vec![CatalogChange::Expect { id: a.id, updated_generation: current }, CatalogChange::Put(fresh)]).unwrap();
     assert_eq!(c.snapshot().get(&a.id).unwrap().rows, 5);
 }
+
+#[test]
+fn repeated_lookups_share_a_lease_and_live_leases_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(dir.path()).unwrap();
+    let grants = LeaseGrants::new(1);
+    let a: SegmentId = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse().unwrap();
+    let l1 = grants.grant(&c, 1000, 1000, 7, vec![a]).unwrap();
+    // The same segments at the same generation while half the TTL is left: the same lease, nothing written.
+    assert_eq!(grants.grant(&c, 1400, 1000, 7, vec![a]).unwrap(), l1);
+    assert_eq!(c.live_leases(1400).unwrap().len(), 1);
+    // Less than half left: a new lease, with the full TTL.
+    let l2 = grants.grant(&c, 1600, 1000, 7, vec![a]).unwrap();
+    assert_ne!(l2.id, l1.id);
+    assert_eq!(l2.expires_at_ms, 2600);
+    // Another generation or other segments: another lease, up to the cap.
+    let e = grants.grant(&c, 1600, 1000, 8, vec![a]).unwrap_err();
+    assert!(e.to_string().contains("catalog.max_live_leases"), "{e}");
+    assert!(matches!(e, StoreError::Backpressure(_)));
+    // Once leases expire, there is room again; the refused lookup wrote nothing.
+    assert_eq!(c.live_leases(1600).unwrap().len(), 2);
+    grants.grant(&c, 2700, 1000, 8, vec![a]).unwrap();
+}

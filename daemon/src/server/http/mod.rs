@@ -10,6 +10,7 @@ mod deletions;
 pub mod error;
 mod import;
 mod json;
+pub mod listen;
 mod read;
 mod state;
 mod test_clock;
@@ -47,5 +48,12 @@ pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
         .route("/v1/admin/deletions", post(deletions::create).get(deletions::list))
         .route("/v1/admin/deletions/{id}", get(deletions::show));
     let ops = ops.merge(test_clock.map(test_clock::routes).unwrap_or_default());
-    Router::new().merge(ingest).merge(query).merge(ops).fallback(error::not_found).with_state(state)
+    let body_timeout = state.passes.current().config().http.body_read_timeout();
+    Router::new()
+        .merge(ingest)
+        .merge(query)
+        .merge(ops)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(move |req, next| listen::body_deadline(body_timeout, req, next)))
+        .with_state(state)
 }

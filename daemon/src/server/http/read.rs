@@ -96,7 +96,8 @@ pub async fn catalog_segments(
     } else {
         snapshot.lookup(&project, cutoff.map_or(from, |c| from.max(c)), to)
     };
-    let lease = state.catalog.grant_lease(
+    let lease = state.leases.grant(
+        &state.catalog,
         state.clock.now_ms(),
         state.lease_ttl_ms,
         snapshot.generation(),
@@ -175,6 +176,11 @@ pub async fn segment(
     // Counted once the segment is opened: the bytes it serves (raw) or decodes (NDJSON) are its stored bytes.
     state.heat.record(meta.id, tierd_store::ReadSource::SegmentGet, meta.bytes);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // A client that takes no chunk for `http.send_timeout_ms` is abandoned: the sender stops (releasing the pin)
+    // and the body ends in an error, never in a clean end that would look complete.
+    let tx =
+        ChunkSender { tx, timeout: state.passes.current().config().http.send_timeout(), abandoned: Default::default() };
+    let abandoned = tx.abandoned.clone();
     let m = meta.clone();
     // The streaming task holds the pin: the segment stays until the body is sent.
     match opened {
@@ -184,7 +190,19 @@ pub async fn segment(
         }
         Opened::Raw(raw) => tokio::task::spawn_blocking(move || stream_raw(*raw, tx, pinned)),
     };
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures::stream::unfold(Some(rx), move |rx| {
+        let abandoned = abandoned.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(item) => Some((item, Some(rx))),
+                None if abandoned.load(Ordering::Relaxed) => {
+                    Some((Err(std::io::Error::other("the client took too long to read (http.send_timeout_ms)")), None))
+                }
+                None => None,
+            }
+        }
+    });
     let mut resp = Response::new(Body::from_stream(stream));
     let headers = resp.headers_mut();
     let content_type = if ndjson { "application/x-ndjson" } else { meta.format.content_type() };
@@ -206,23 +224,44 @@ pub async fn segment(
 /// Streams the stored bytes chunk by chunk, each verified before it is sent (a hot copy's crc32c is checked before
 /// its last chunk, a cold copy's block by block); on a mismatch the body is aborted, so a client never receives a
 /// complete body of bad data.
-fn stream_raw(
-    mut raw: tierd_store::read::RawSegment,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    _pin: tierd_store::catalog::Pinned,
-) {
+fn stream_raw(mut raw: tierd_store::read::RawSegment, tx: ChunkSender, _pin: tierd_store::catalog::Pinned) {
     loop {
         match raw.next_chunk() {
             Ok(Some(chunk)) => {
-                if tx.blocking_send(Ok(chunk)).is_err() {
+                if !tx.send(Ok(chunk), raw.meta().id) {
                     return;
                 }
             }
             Ok(None) => return,
             Err(e) => {
                 tracing::error!(segment = %raw.meta().id, error = %e, "segment read failed while streaming; body aborted");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                tx.send(Err(std::io::Error::other(e.to_string())), raw.meta().id);
                 return;
+            }
+        }
+    }
+}
+
+/// The sending side of a streamed body, from a blocking thread, with the client's time to take each chunk bounded.
+pub(super) struct ChunkSender {
+    pub(super) tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pub(super) timeout: std::time::Duration,
+    /// Set when the client was too slow (the body then ends in an error).
+    pub(super) abandoned: Arc<AtomicBool>,
+}
+
+impl ChunkSender {
+    /// Sends one chunk; `false` when the streaming must stop (the client went away or took too long).
+    pub(super) fn send(&self, item: Result<Bytes, std::io::Error>, segment: SegmentId) -> bool {
+        let handle = tokio::runtime::Handle::current();
+        match handle.block_on(tokio::time::timeout(self.timeout, self.tx.send(item))) {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                self.abandoned.store(true, Ordering::Relaxed);
+                metrics::counter!("tierd_segment_send_timeouts_total").increment(1);
+                tracing::warn!(%segment, timeout_ms = self.timeout.as_millis() as u64,
+                    "segment read abandoned: the client took no data for http.send_timeout_ms; pin released");
+                false
             }
         }
     }
@@ -241,7 +280,7 @@ fn stream_ndjson(
     bytes: Bytes,
     cutoff: Option<i64>,
     deleted: Option<&tierd_codecs::RowFilter>,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: ChunkSender,
     _pin: tierd_store::catalog::Pinned,
 ) {
     let mut buf = Vec::with_capacity(CHUNK + 4096);
@@ -256,16 +295,16 @@ fn stream_ndjson(
         serde_json::to_writer(&mut buf, &e.event.to_mixpanel_json()).expect("JSON to memory");
         buf.push(b'\n');
         if buf.len() >= CHUNK {
-            closed.set(tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_err());
+            closed.set(!tx.send(Ok(Bytes::from(std::mem::take(&mut buf))), meta.id));
         }
     });
     match result {
         Ok(()) if !buf.is_empty() => {
-            let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+            tx.send(Ok(Bytes::from(buf)), meta.id);
         }
         Ok(()) => {}
         Err(e) => {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            tx.send(Err(std::io::Error::other(e.to_string())), meta.id);
         }
     }
 }

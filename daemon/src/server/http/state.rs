@@ -39,4 +39,6 @@ pub struct AppState {
     pub deletions: Arc<tierd_store::DeletionLog>,
     /// How many queries run, and the memory they hold together (`[query]`).
     pub queries: Arc<super::read::QueryGate>,
+    /// Catalog lookups' leases, coalesced and capped (`catalog.max_live_leases`).
+    pub leases: Arc<tierd_store::catalog::LeaseGrants>,
 }

@@ -18,6 +18,7 @@ use super::{router, AppState};
 mod cold_reads;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
+mod http_limits;
 mod query_limits;
 
 const T0_MS: i64 = 1_767_225_600_000;
@@ -83,6 +84,7 @@ fn app_state_with(
     Arc::new(AppState {
         deletions,
         queries: Arc::new(super::read::QueryGate::new(config.query.max_total_memory_bytes)),
+        leases: Arc::new(tierd_store::catalog::LeaseGrants::new(config.catalog.max_live_leases)),
         heat,
         reads,
         passes: control.passes,
