@@ -242,7 +242,7 @@ impl Rewriter {
             });
         }
         let inputs_ref: Vec<&SegmentMeta> = inputs.iter().map(|m| &**m).collect();
-        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, output_id, now, "rewrite.commit")?;
+        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, output_id, now, false, "rewrite.commit")?;
         let outcome = RewriteOutcome {
             inputs: input_ids,
             outputs: vec![output_id],
@@ -318,6 +318,7 @@ impl Rewriter {
         inputs: &[&SegmentMeta],
         replaced_by: SegmentId,
         now: i64,
+        erase: bool,
         failpoint: &'static str,
     ) -> Result<u64> {
         let mut changes = Vec::with_capacity(2 * (outputs.len() + inputs.len()));
@@ -329,7 +330,7 @@ impl Rewriter {
             changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
             let mut r = (*m).clone();
             r.state = SegmentState::Retired;
-            r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![replaced_by] });
+            r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![replaced_by], erase });
             changes.push(CatalogChange::Put(r));
         }
         let generation = match self.ctx.catalog.commit(changes) {

@@ -16,11 +16,15 @@ pub struct DeletionsSection {
     /// Most requests not yet done. Each one is a tombstone every read of its project evaluates until the deletions
     /// are carried out, so this bounds the memory and the per-row cost of reads.
     pub max_active_requests: usize,
+    /// How long gc keeps copies that may hold deleted rows in the trash (seconds). 0, the default: they skip the
+    /// trash and are deleted for good once leases, readers and the grace period allow, because keeping erased data
+    /// for a day may itself breach the request. Above `gc.trash_retention_secs` it changes nothing.
+    pub trash_retention_secs: u64,
 }
 
 impl Default for DeletionsSection {
     fn default() -> Self {
-        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000 }
+        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000, trash_retention_secs: 0 }
     }
 }
 
