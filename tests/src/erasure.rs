@@ -107,21 +107,24 @@ pub fn assert_cache_only_live(d: &Daemon, stage: &str) {
     assert!(stale.is_empty(), "{stage}: cached blocks of objects that are not live cold copies: {stale:?}");
 }
 
-/// Runs gc and the deletions pass, the clock moved past the lease TTL and the grace period before each round,
-/// until request `id` is `done` (at most `rounds` rounds); returns the request.
+/// Runs the deletions pass, then (the clock moved `wait_ms`, past the lease TTL and the grace period) gc, until
+/// request `id` is `done` (at most `rounds` rounds); returns the request. The deletions pass goes first so that it
+/// marks retired copies for erasure before gc deletes them.
 pub fn finish_deletion(d: &mut Daemon, id: &str, wait_ms: u64, rounds: usize) -> Value {
+    let pass = |d: &Daemon, pass: &str| {
+        let r = d.post_json(&format!("/v1/admin/passes/{pass}/run"), &json!({}));
+        assert_eq!(r.status, 200, "pass {pass}: {}", r.text());
+        assert_eq!(r.json["errors"], json!([]), "pass {pass}: {}\n{}", r.text(), d.log_tail(30));
+    };
     for _ in 0..rounds {
+        pass(d, "deletions");
         let r = d.get(&format!("/v1/admin/deletions/{id}"));
         assert_eq!(r.status, 200, "{}", r.text());
         if r.json["state"] == "done" {
             return r.json;
         }
         d.advance_clock(wait_ms);
-        for pass in ["gc", "deletions"] {
-            let r = d.post_json(&format!("/v1/admin/passes/{pass}/run"), &json!({}));
-            assert_eq!(r.status, 200, "pass {pass}: {}", r.text());
-            assert_eq!(r.json["errors"], json!([]), "pass {pass}: {}\n{}", r.text(), d.log_tail(30));
-        }
+        pass(d, "gc");
     }
     let r = d.get(&format!("/v1/admin/deletions/{id}"));
     assert_eq!(r.json["state"], "done", "not done after {rounds} rounds: {}\n{}", r.text(), d.log_tail(30));
