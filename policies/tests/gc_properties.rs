@@ -140,7 +140,15 @@ fn erased_trash() -> impl Strategy<Value = Vec<ErasedTrash<u8, String>>> {
 fn inputs() -> impl Strategy<Value = Inputs> {
     let trash = (trash(), erased_trash());
     (time(), leases(), prop::option::of(0..12_u64), out_of_service(), side_segments(), cold(), trash).prop_map(
-        |(started_at_ms, leases, oldest_pinned_generation, out_of_service, side_segments, cold, (trash, erased_trash))| {
+        |(
+            started_at_ms,
+            leases,
+            oldest_pinned_generation,
+            out_of_service,
+            side_segments,
+            cold,
+            (trash, erased_trash),
+        )| {
             let (cold_objects, known_cold, needed_cold) = cold;
             GcInputs {
                 started_at_ms,

@@ -396,7 +396,9 @@ impl BlockCache {
                 match fs::remove_file(&path) {
                     Ok(()) => dropped += 1,
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => warn!(path = %path.display(), error = %e, "cannot drop a cached block of a deleted object"),
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "cannot drop a cached block of a deleted object")
+                    }
                 }
             }
         }

@@ -169,9 +169,7 @@ impl Eraser {
                     }
                     continue;
                 }
-                if !may_hold(&saved, project, &filter, max_seq)
-                    || self.is_clean(batch_ms, saved.id, requests)
-                {
+                if !may_hold(&saved, project, &filter, max_seq) || self.is_clean(batch_ms, saved.id, requests) {
                     continue;
                 }
                 if scan.bytes_read > 0 && scan.bytes_read.saturating_add(saved.bytes) > max_bytes {

@@ -36,8 +36,7 @@
 use std::collections::{HashMap, HashSet};
 
 use tierd_policies::gc::{
-    ColdObject, ErasedTrash, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment,
-    TrashEntry,
+    ColdObject, ErasedTrash, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment, TrashEntry,
 };
 use tracing::{error, info, warn};
 
@@ -262,8 +261,11 @@ impl Gc {
     /// The trashed copies of erased segments: every saved record marked `erase` in a hot trash batch, each copy it
     /// lists that is still there (a hot file in the batch, a cold object the trash listing holds).
     fn erased_trash(&self, trash: &[TrashEntry<Location>]) -> Result<Vec<ErasedTrash<SegmentId, Location>>> {
-        let cold: HashMap<&str, u64> =
-            trash.iter().filter(|t| t.location.tier == Tier::Cold).map(|t| (t.location.path.as_str(), t.bytes)).collect();
+        let cold: HashMap<&str, u64> = trash
+            .iter()
+            .filter(|t| t.location.tier == Tier::Cold)
+            .map(|t| (t.location.path.as_str(), t.bytes))
+            .collect();
         let mut out = Vec::new();
         for (batch_ms, records) in crate::trash::saved_records(&self.ctx)? {
             for saved in records.into_iter().filter(|m| m.retired.as_ref().is_some_and(|r| r.erase)) {
@@ -372,9 +374,8 @@ fn out_of_service(snapshot: &crate::CatalogSnapshot) -> Vec<OutOfService<Segment
                     out.push(copy(location, r.at_ms, r.generation, cause, r.erase));
                 }
             }
-            _ => out.extend(
-                m.dropped.iter().map(|d| copy(&d.location, d.at_ms, d.generation, LeftService::Moved, false)),
-            ),
+            _ => out
+                .extend(m.dropped.iter().map(|d| copy(&d.location, d.at_ms, d.generation, LeftService::Moved, false))),
         }
     }
     out

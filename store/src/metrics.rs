@@ -128,7 +128,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_gc_expired_duplicates_total", "Side segments of duplicates retired when their time was up"),
     counter("tierd_gc_orphans_total", "Cold objects no record names moved to the trash by gc, by tier"),
     counter("tierd_gc_purged_total", "Trash entries past their retention deleted for good, by tier"),
-    counter("tierd_gc_erased_copies_total", "Copies holding rows a user deletion removes, deleted for good (erased), by tier"),
+    counter(
+        "tierd_gc_erased_copies_total",
+        "Copies holding rows a user deletion removes, deleted for good (erased), by tier",
+    ),
     bytes_counter("tierd_gc_erased_bytes_total", "Bytes of erased copies deleted for good, by tier"),
     counter(
         "tierd_gc_erased_trash_total",

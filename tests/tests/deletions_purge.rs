@@ -181,7 +181,8 @@ fn at_done_no_file_on_either_tier_holds_the_deleted_rows() {
     assert!(p["started_at_ms"].is_i64() && p["finished_at_ms"].is_i64(), "{r}");
     let listed = s.d.get("/v1/admin/deletions").json;
     assert_eq!(listed["deletions"][0]["progress"]["copies_left"]["retired_hot"], 0, "{listed}");
-    for metric in ["tierd_gc_erased_copies_total", "tierd_erase_trash_purged_total", "tierd_cache_purged_blocks_total"] {
+    for metric in ["tierd_gc_erased_copies_total", "tierd_erase_trash_purged_total", "tierd_cache_purged_blocks_total"]
+    {
         assert!(s.d.metric_sum(metric) > 0.0, "{metric}");
     }
     // Restarted, nothing comes back.

@@ -169,8 +169,13 @@ pub fn run(work: &Work<'_>, req: &PassRequest, report: &mut PassReport) {
                 erase_beyond_live(eraser, &project, &requests, max_seq, &filter, max_rewrite_bytes, &mut run, report);
             }
             record(log, &requests, run, started_ms, clock.now_ms(), report);
-            let done: Vec<_> = log.list().into_iter().filter(|r| !r.is_active()).map(|r| r.id).collect();
+            let all = log.list();
+            let done: Vec<_> = all.iter().filter(|r| !r.is_active()).map(|r| r.id).collect();
             eraser.forget(&done);
+            for state in DeletionState::ALL {
+                let n = all.iter().filter(|r| r.state == *state).count();
+                metrics::gauge!("tierd_deletion_requests", "state" => state.label()).set(n as f64);
+            }
         }
     }
 }
@@ -202,8 +207,14 @@ fn erase_beyond_live(
         Ok(scan) => {
             run.progress.trash_purged += scan.purged;
             if scan.purged > 0 || scan.checked > 0 {
-                info!(project, checked = scan.checked, purged = scan.purged, bytes_read = scan.bytes_read,
-                    left = scan.left, "trash entries read back for deleted rows");
+                info!(
+                    project,
+                    checked = scan.checked,
+                    purged = scan.purged,
+                    bytes_read = scan.bytes_read,
+                    left = scan.left,
+                    "trash entries read back for deleted rows"
+                );
             }
         }
         Err(e) => return fail(run, "cannot purge the trash", &e),

@@ -125,8 +125,9 @@ impl Passes {
     /// The passes with the settings of a reloaded `config` (see [`super::reload`]): same start time (gc's
     /// protection of what predates the daemon), same lock and heat, so runs of the old and the new never overlap.
     pub fn reconfigured(&self, ctx: StoreContext, config: Config) -> Self {
-        let mut passes =
-            Self::new(ctx, config, self.cache.clone()).with_heat(self.heat.clone()).with_deletions(self.deletions.clone());
+        let mut passes = Self::new(ctx, config, self.cache.clone())
+            .with_heat(self.heat.clone())
+            .with_deletions(self.deletions.clone());
         passes.started_at_ms = self.started_at_ms;
         passes.eraser = self.eraser.clone();
         passes.running = self.running.clone();

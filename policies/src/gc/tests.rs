@@ -2,7 +2,8 @@
 
 use super::*;
 
-const POLICY: GcPolicy = GcPolicy { grace_ms: 100, lease_ttl_ms: 50, trash_retention_ms: 1_000, erase_trash_retention_ms: 0 };
+const POLICY: GcPolicy =
+    GcPolicy { grace_ms: 100, lease_ttl_ms: 50, trash_retention_ms: 1_000, erase_trash_retention_ms: 0 };
 
 /// Segment `id`'s copy at `"<id>.hot"`, retired at 1_000 by generation 7 (replaced by "out").
 fn retired(id: &'static str) -> OutOfService<&'static str, String> {

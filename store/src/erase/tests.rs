@@ -57,7 +57,8 @@ impl Fixture {
         }
         let outcome = Rewriter::new(f.ctx(""), Default::default()).execute(&reencode_action(&f.catalog)).unwrap();
         let snapshot = f.catalog.snapshot();
-        let mut inputs: Vec<SegmentMeta> = outcome.inputs.iter().map(|id| (**snapshot.get(id).unwrap()).clone()).collect();
+        let mut inputs: Vec<SegmentMeta> =
+            outcome.inputs.iter().map(|id| (**snapshot.get(id).unwrap()).clone()).collect();
         inputs.sort_by_key(|m| m.min_seq);
         Self { inputs, ..f }
     }
@@ -145,7 +146,7 @@ fn trash_entries_are_purged_only_when_they_hold_a_deleted_row() {
     let (a, b) = (&f.inputs[0], &f.inputs[1]);
     let batch_ms = T0 + 1_000;
     f.gc(0).run(batch_ms, 0).unwrap(); // nothing marked: both inputs to the trash as usual
-    // Covering both segments' sequences: only reading them tells that b holds none of a's rows.
+                                       // Covering both segments' sequences: only reading them tells that b holds none of a's rows.
     let req = Fixture::request("a", b.max_seq);
     let eraser = Eraser::new(f.ctx(""), None);
     assert_eq!(eraser.leftover("p", std::slice::from_ref(&req)).unwrap().trash, 2, "both may hold them");

@@ -257,7 +257,8 @@ impl Rewriter {
                 ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
             });
         }
-        let generation = self.commit_outputs(outputs, &intents, &[&**meta], output_id, now, erase, "filtered.commit")?;
+        let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase };
+        let generation = self.commit_outputs(outputs, &intents, &[&**meta], retirement, "filtered.commit")?;
         info!(segment = %meta.id, output = %output_id, project = %meta.project, %filter, rows_before = meta.rows,
             rows_removed, rows_after, bytes_before = meta.bytes, bytes_after = bytes.len(), generation,
             "segment rewritten without the matching rows");

@@ -24,7 +24,12 @@ pub struct DeletionsSection {
 
 impl Default for DeletionsSection {
     fn default() -> Self {
-        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000, trash_retention_secs: 0 }
+        Self {
+            max_ids_per_request: 2000,
+            max_request_bytes: 256 * 1024,
+            max_active_requests: 1000,
+            trash_retention_secs: 0,
+        }
     }
 }
 
