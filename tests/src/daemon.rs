@@ -345,6 +345,11 @@ impl Daemon {
         self.failpoints = spec.map(str::to_string);
     }
 
+    /// Turns the scheduler on or off from the next start on (passes on the config's schedules, or only by hand).
+    pub fn set_schedules(&mut self, on: bool) {
+        self.schedules = on;
+    }
+
     /// Sets `TIERD_COLD_FAULTS` (e.g. `error_rate=0.1,seed=7`) for the next start; `None` clears it.
     pub fn set_cold_faults(&mut self, spec: Option<&str>) {
         self.cold_faults = spec.map(str::to_string);
