@@ -59,6 +59,16 @@ impl Leftover {
     }
 }
 
+/// What the trash holds of one saved segment.
+enum Trashed {
+    /// A copy that matches its record, and where it was read.
+    Verified(Bytes, Location),
+    /// No copy is left.
+    Gone,
+    /// Copies are left, none matching its record.
+    Unreadable(Vec<String>),
+}
+
 /// What one [`Eraser::purge_trash`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrashScan {
@@ -176,10 +186,24 @@ impl Eraser {
                     scan.left += 1;
                     continue;
                 }
-                let Some((bytes, location)) = self.trashed_bytes(batch_ms, &saved)? else {
-                    // No copy left in the trash: only the record remains, which holds no row.
-                    crate::gc::purge_trashed_record(&self.ctx, batch_ms, saved.id)?;
-                    continue;
+                let (bytes, location) = match self.trashed_bytes(batch_ms, &saved)? {
+                    Trashed::Verified(bytes, location) => (bytes, location),
+                    Trashed::Gone => {
+                        // No copy left in the trash: only the record remains, which holds no row.
+                        crate::gc::purge_trashed_record(&self.ctx, batch_ms, saved.id)?;
+                        continue;
+                    }
+                    Trashed::Unreadable(problems) => {
+                        // Its rows cannot be told, and it may hold deleted ones: an entry already out of service
+                        // goes rather than keep what the request erases.
+                        warn!(segment = %saved.id, batch_ms, project, problems = %problems.join("; "),
+                            "trash entry that may hold deleted rows cannot be read back: deleted for good");
+                        let (hot, cold) = self.purge_saved(batch_ms, &saved)?;
+                        scan.purged += 1;
+                        scan.copies_purged.0 += hot;
+                        scan.copies_purged.1 += cold;
+                        continue;
+                    }
                 };
                 scan.bytes_read += bytes.len() as u64;
                 scan.checked += 1;
@@ -230,11 +254,12 @@ impl Eraser {
         Ok(n)
     }
 
-    /// One trashed copy of `saved` that matches its record (size, crc32c), hot first; `None` if no copy is left.
-    /// A copy that does not match its record is an error (its rows cannot be told).
-    fn trashed_bytes(&self, batch_ms: i64, saved: &SegmentMeta) -> Result<Option<(Bytes, Location)>> {
+    /// One trashed copy of `saved` that matches its record (size, crc32c), hot first; else whether none is left or
+    /// those left do not match their record (damaged).
+    fn trashed_bytes(&self, batch_ms: i64, saved: &SegmentMeta) -> Result<Trashed> {
         let mut locations: Vec<&Location> = saved.all_locations().collect();
         locations.sort_by_key(|l| l.tier);
+        let mut problems = Vec::new();
         for l in locations {
             let path = Layout::trash_path(batch_ms, &l.path);
             let bytes = match l.tier {
@@ -250,10 +275,12 @@ impl Eraser {
                 },
             };
             let location = Location { tier: l.tier, path };
-            crate::verify::check_copy(saved, &location, &bytes)?;
-            return Ok(Some((bytes, location)));
+            match crate::verify::check_copy(saved, &location, &bytes) {
+                Ok(()) => return Ok(Trashed::Verified(bytes, location)),
+                Err(e) => problems.push(e.to_string()),
+            }
         }
-        Ok(None)
+        Ok(if problems.is_empty() { Trashed::Gone } else { Trashed::Unreadable(problems) })
     }
 
     /// Deletes every trashed copy of `saved` in batch `batch_ms` (failpoint `erase.trash` after each), then its

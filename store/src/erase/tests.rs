@@ -130,6 +130,10 @@ fn with_an_erasure_retention_erased_copies_wait_in_the_trash_that_long_then_go_w
     gc.run(batch_ms, 0).unwrap();
     let trashed = Layout::trash_path(batch_ms, a.hot_path().unwrap());
     assert!(f.exists(&trashed) && f.exists(&Layout::trash_record(batch_ms, a.id)));
+    // Erased data is not restorable: a restore would undo the deletion.
+    let restored = crate::trash::Trash::new(f.ctx("")).restore(batch_ms, &[a.id], batch_ms).unwrap();
+    assert_eq!(restored[0].outcome, crate::trash::RestoreStatus::Error, "{restored:?}");
+    assert!(f.catalog.snapshot().get(&a.id).is_none());
     assert_eq!(eraser.leftover("p", std::slice::from_ref(&req)).unwrap().trash, 1);
     gc.run(batch_ms + 59_999, 0).unwrap();
     assert!(f.exists(&trashed), "not before the erasure retention");
@@ -165,6 +169,23 @@ fn trash_entries_are_purged_only_when_they_hold_a_deleted_row() {
     let scan = eraser.purge_trash("p", std::slice::from_ref(&req_b), u64::MAX).unwrap();
     assert_eq!(scan.purged, 1);
     assert!(!f.exists(&Layout::trash_path(batch_ms, b.hot_path().unwrap())));
+}
+
+#[test]
+fn a_damaged_trash_entry_that_may_hold_deleted_rows_is_deleted_not_kept() {
+    let f = Fixture::new();
+    let batch_ms = T0 + 1_000;
+    f.gc(0).run(batch_ms, 0).unwrap();
+    let b = &f.inputs[1];
+    let path = f.layout.root().join(Layout::trash_path(batch_ms, b.hot_path().unwrap()));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let req = Fixture::request("a", b.max_seq);
+    let scan = Eraser::new(f.ctx(""), None).purge_trash("p", std::slice::from_ref(&req), u64::MAX).unwrap();
+    assert_eq!((scan.checked, scan.purged), (1, 2), "a read and found, b unreadable: {scan:?}");
+    assert!(!path.exists() && !f.exists(&Layout::trash_record(batch_ms, b.id)));
 }
 
 #[test]
