@@ -19,6 +19,13 @@
 //! after which it follows the rules above. A trash entry is purged once the trash retention has passed since it
 //! was trashed; an entry whose time cannot be read is never purged.
 //!
+//! Erasure (user deletions): a copy out of service that may hold rows a deletion request removes is marked `erase`.
+//! It keeps every rule above that protects readers (leases, pins, grace, restart); only its stay in the trash is
+//! shorter: `erase_trash_retention_ms` instead of `trash_retention_ms`. At 0 it skips the trash: [`GcAction::Erase`]
+//! deletes it for good at once, because keeping erased data for a day may itself breach the request. Above 0 it
+//! goes to the trash ([`GcAction::Delete`]) and its trashed copies (given as [`ErasedTrash`]) are purged once that
+//! shorter retention has passed, before their batch's own.
+//!
 //! Everything here is a pure function of its inputs: `store::gc` lists the catalog, the leases, the pins, the cold
 //! tier and the trash, calls [`GcPolicy::plan`], and carries the decisions out. The segment id `S` and the copy's
 //! location `L` are the caller's own types, handed back untouched in each [`GcDecision`]; the reasons are the
@@ -42,8 +49,11 @@ pub enum GcAction {
     Expire,
     /// An object under `segments/` that the catalog does not know, older than the grace: to the trash.
     Orphan,
-    /// A trash entry past its retention: deleted for good.
+    /// A trash entry past its retention (or a trashed erased copy past the erasure retention): deleted for good.
     Purge,
+    /// An erased copy (one that may hold rows a deletion removes) held by nothing, with an erasure retention of 0:
+    /// deleted for good at once, without the trash.
+    Erase,
     /// A copy a live segment needs that is not in the cold tier: reported, nothing done.
     Missing,
 }
@@ -69,6 +79,8 @@ pub struct GcPolicy {
     pub lease_ttl_ms: i64,
     /// How long deleted copies stay in the trash before their final deletion.
     pub trash_retention_ms: i64,
+    /// How long erased copies (see the [module docs](self)) stay in the trash; 0: they skip it.
+    pub erase_trash_retention_ms: i64,
 }
 
 /// A reader's lease on some segments.
@@ -100,6 +112,8 @@ pub struct OutOfService<S, L> {
     /// The catalog generation of that commit: snapshots older than it still list the copy.
     pub generation: u64,
     pub cause: LeftService<S>,
+    /// It may hold rows a deletion request removes: its trash retention is the erasure one.
+    pub erase: bool,
 }
 
 /// A live side segment holding the duplicates that the rewrite into `of` removed.
@@ -141,6 +155,17 @@ pub struct TrashEntry<L> {
     pub since_ms: Option<i64>,
 }
 
+/// A trashed copy of an erased segment (one whose saved record is marked `erase`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedTrash<S, L> {
+    pub id: S,
+    /// Where the copy waits in the trash.
+    pub location: L,
+    pub bytes: u64,
+    /// When it was trashed (its batch time).
+    pub since_ms: i64,
+}
+
 /// Everything one GC run decides over, gathered by the caller from one catalog snapshot and the tiers' listings.
 #[derive(Debug, Clone)]
 pub struct GcInputs<S, L> {
@@ -162,6 +187,9 @@ pub struct GcInputs<S, L> {
     pub needed_cold: Vec<NeededCopy<S, L>>,
     /// The trash of both tiers: those past the retention are purged.
     pub trash: Vec<TrashEntry<L>>,
+    /// The trashed copies of erased segments: those past the erasure retention are purged (unless their trash
+    /// entry is due too, which purges them with it).
+    pub erased_trash: Vec<ErasedTrash<S, L>>,
 }
 
 impl<S, L> Default for GcInputs<S, L> {
@@ -177,6 +205,7 @@ impl<S, L> Default for GcInputs<S, L> {
             known_cold: HashSet::new(),
             needed_cold: Vec::new(),
             trash: Vec::new(),
+            erased_trash: Vec::new(),
         }
     }
 }
@@ -196,6 +225,23 @@ impl GcPolicy {
         for c in &inputs.out_of_service {
             let (action, reason) = match self.hold(now_ms, inputs, &holders, c) {
                 Some(reason) => (GcAction::Keep, reason),
+                None if c.erase && self.erase_trash_retention_ms <= 0 => (
+                    GcAction::Erase,
+                    format!(
+                        "{}; may hold rows a deletion erases; no lease or reader holds it; grace passed; \
+                         erasure retention 0: deleted without the trash",
+                        left_service(c)
+                    ),
+                ),
+                None if c.erase => (
+                    GcAction::Delete,
+                    format!(
+                        "{}; may hold rows a deletion erases; no lease or reader holds it; grace passed; \
+                         kept in the trash {} ms",
+                        left_service(c),
+                        self.erase_trash_retention_ms
+                    ),
+                ),
                 None => (GcAction::Delete, format!("{}; no lease or reader holds it; grace passed", left_service(c))),
             };
             out.push(GcDecision {
@@ -209,7 +255,28 @@ impl GcPolicy {
         out.extend(expiries(now_ms, &inputs.side_segments));
         out.extend(self.reconcile_cold(now_ms, inputs));
         out.extend(self.trash_due(now_ms, &inputs.trash));
+        out.extend(self.erased_due(now_ms, &inputs.erased_trash));
         out
+    }
+
+    /// Trashed copies of erased segments past the erasure retention, whose trash entry is not due yet (when it is,
+    /// its purge takes them along).
+    fn erased_due<S: Clone, L: Clone>(&self, now_ms: i64, erased: &[ErasedTrash<S, L>]) -> Vec<GcDecision<S, L>> {
+        let due = |e: &&ErasedTrash<S, L>| {
+            now_ms >= e.since_ms.saturating_add(self.erase_trash_retention_ms.max(0))
+                && now_ms < e.since_ms.saturating_add(self.trash_retention_ms)
+        };
+        erased
+            .iter()
+            .filter(due)
+            .map(|e| GcDecision {
+                id: Some(e.id.clone()),
+                location: e.location.clone(),
+                bytes: e.bytes,
+                action: GcAction::Purge,
+                reason: format!("erased by a deletion; in the trash since {}, past the erasure retention", e.since_ms),
+            })
+            .collect()
     }
 
     /// Why a copy out of service must stay, if it must; see the [module docs](self) for the order of the rules.

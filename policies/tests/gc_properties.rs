@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 use tierd_policies::gc::{
-    ColdObject, GcAction, GcDecision, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment,
-    TrashEntry,
+    ColdObject, ErasedTrash, GcAction, GcDecision, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService,
+    SideSegment, TrashEntry,
 };
 
 type Inputs = GcInputs<u8, String>;
@@ -28,11 +28,14 @@ fn wait() -> impl Strategy<Value = i64> {
 }
 
 fn policy() -> impl Strategy<Value = GcPolicy> {
-    (wait(), wait(), wait()).prop_map(|(grace_ms, lease_ttl_ms, trash_retention_ms)| GcPolicy {
-        grace_ms,
-        lease_ttl_ms,
-        trash_retention_ms,
-    })
+    (wait(), wait(), wait(), prop_oneof![Just(0_i64), wait()]).prop_map(
+        |(grace_ms, lease_ttl_ms, trash_retention_ms, erase_trash_retention_ms)| GcPolicy {
+            grace_ms,
+            lease_ttl_ms,
+            trash_retention_ms,
+            erase_trash_retention_ms,
+        },
+    )
 }
 
 /// Segment ids from a small pool, so that leases, copies and side segments often share them.
@@ -41,12 +44,19 @@ fn segment() -> impl Strategy<Value = u8> {
 }
 
 fn out_of_service() -> impl Strategy<Value = Vec<OutOfService<u8, String>>> {
-    let copy = (segment(), 0..1_000_u64, time(), 0..10_u64, prop::option::of(prop::collection::vec(segment(), 0..3)));
+    let copy = (
+        segment(),
+        0..1_000_u64,
+        time(),
+        0..10_u64,
+        prop::option::of(prop::collection::vec(segment(), 0..3)),
+        any::<bool>(),
+    );
     prop::collection::vec(copy, 0..25).prop_map(|copies| {
         copies
             .into_iter()
             .enumerate()
-            .map(|(i, (id, bytes, at_ms, generation, replaced_by))| OutOfService {
+            .map(|(i, (id, bytes, at_ms, generation, replaced_by, erase))| OutOfService {
                 id,
                 // Every copy has a location of its own, as in the catalog.
                 location: format!("c{i}"),
@@ -57,6 +67,7 @@ fn out_of_service() -> impl Strategy<Value = Vec<OutOfService<u8, String>>> {
                     Some(replaced_by) => LeftService::Retired { replaced_by },
                     None => LeftService::Moved,
                 },
+                erase,
             })
             .collect()
     })
@@ -117,9 +128,27 @@ fn trash() -> impl Strategy<Value = Vec<TrashEntry<String>>> {
     })
 }
 
+fn erased_trash() -> impl Strategy<Value = Vec<ErasedTrash<u8, String>>> {
+    prop::collection::vec((segment(), 0..1_000_u64, time()), 0..6).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (id, bytes, since_ms))| ErasedTrash { id, location: format!("e{i}"), bytes, since_ms })
+            .collect()
+    })
+}
+
 fn inputs() -> impl Strategy<Value = Inputs> {
-    (time(), leases(), prop::option::of(0..12_u64), out_of_service(), side_segments(), cold(), trash()).prop_map(
-        |(started_at_ms, leases, oldest_pinned_generation, out_of_service, side_segments, cold, trash)| {
+    let trash = (trash(), erased_trash());
+    (time(), leases(), prop::option::of(0..12_u64), out_of_service(), side_segments(), cold(), trash).prop_map(
+        |(
+            started_at_ms,
+            leases,
+            oldest_pinned_generation,
+            out_of_service,
+            side_segments,
+            cold,
+            (trash, erased_trash),
+        )| {
             let (cold_objects, known_cold, needed_cold) = cold;
             GcInputs {
                 started_at_ms,
@@ -131,6 +160,7 @@ fn inputs() -> impl Strategy<Value = Inputs> {
                 known_cold,
                 needed_cold,
                 trash,
+                erased_trash,
             }
         },
     )
@@ -154,10 +184,11 @@ fn inputs_and_shuffled() -> impl Strategy<Value = (Inputs, Inputs)> {
             Just(i.cold_objects.clone()).prop_shuffle(),
             Just(i.needed_cold.clone()).prop_shuffle(),
             Just(i.trash.clone()).prop_shuffle(),
+            Just(i.erased_trash.clone()).prop_shuffle(),
         );
         let base = i.clone();
         (Just(i), shuffled).prop_map(
-            move |(i, (leases, out_of_service, side_segments, cold_objects, needed, trash))| {
+            move |(i, (leases, out_of_service, side_segments, cold_objects, needed, trash, erased_trash))| {
                 let shuffled = GcInputs {
                     leases,
                     out_of_service,
@@ -165,6 +196,7 @@ fn inputs_and_shuffled() -> impl Strategy<Value = (Inputs, Inputs)> {
                     cold_objects,
                     needed_cold: needed,
                     trash,
+                    erased_trash,
                     ..base.clone()
                 };
                 (i, shuffled)
@@ -205,11 +237,17 @@ proptest! {
                 panic!("not exactly one decision for {}: {d:?}", c.location);
             };
             prop_assert_eq!((decision.id, decision.bytes), (Some(c.id), c.bytes));
-            let expected = if held(&policy, now, &i, c) { GcAction::Keep } else { GcAction::Delete };
+            let expected = if held(&policy, now, &i, c) {
+                GcAction::Keep
+            } else if c.erase && policy.erase_trash_retention_ms == 0 {
+                GcAction::Erase
+            } else {
+                GcAction::Delete
+            };
             prop_assert_eq!(decision.action, expected, "{:?} at {}: {:?}", c, now, decision);
         }
         let copies: HashSet<&str> = i.out_of_service.iter().map(|c| c.location.as_str()).collect();
-        for decision in d.iter().filter(|d| d.action == GcAction::Delete) {
+        for decision in d.iter().filter(|d| matches!(d.action, GcAction::Delete | GcAction::Erase)) {
             prop_assert!(copies.contains(decision.location.as_str()), "only copies out of service: {:?}", decision);
         }
     }
@@ -269,11 +307,28 @@ proptest! {
             .filter(|t| t.since_ms.is_some_and(|ms| now >= ms.saturating_add(policy.trash_retention_ms)))
             .map(|t| t.location.as_str())
             .collect();
-        let purged: Vec<&str> = d.iter().filter(|d| d.action == GcAction::Purge).map(|d| d.location.as_str()).collect();
+        let purged: Vec<&str> =
+            d.iter().filter(|d| d.action == GcAction::Purge && d.id.is_none()).map(|d| d.location.as_str()).collect();
         prop_assert_eq!(&purged, &due);
 
+        // Erased copies in the trash: purged once the erasure retention passed, unless their batch is due anyway.
+        let erased_due: Vec<(u8, &str)> = i
+            .erased_trash
+            .iter()
+            .filter(|e| now >= e.since_ms.saturating_add(policy.erase_trash_retention_ms))
+            .filter(|e| now < e.since_ms.saturating_add(policy.trash_retention_ms))
+            .map(|e| (e.id, e.location.as_str()))
+            .collect();
+        let erased_purged: Vec<(u8, &str)> = d
+            .iter()
+            .filter(|d| d.action == GcAction::Purge && d.id.is_some())
+            .map(|d| (d.id.expect("some"), d.location.as_str()))
+            .collect();
+        prop_assert_eq!(&erased_purged, &erased_due);
+
         let unknown = i.cold_objects.iter().filter(|o| !i.known_cold.contains(&o.location)).count();
-        let expected = i.out_of_service.len() + expiring.len() + unknown + missing.len() + due.len();
+        let expected =
+            i.out_of_service.len() + expiring.len() + unknown + missing.len() + due.len() + erased_due.len();
         prop_assert_eq!(d.len(), expected, "nothing else is decided: {:?}", d);
     }
 }

@@ -22,6 +22,11 @@
 //! query of the working set back to the object store. Blocks of objects deleted since are never asked for again
 //! and age out. `cache.max_bytes = 0` disables the cache and removes its directory.
 //!
+//! Erasure: blocks of an object that garbage collection deletes are dropped first ([`BlockCache::purge_object`]),
+//! and every gc run drops the blocks of objects the catalog no longer names ([`BlockCache::retain_objects`], which
+//! also covers a crash between an object's deletion and the drop): a block of a deleted object would never be read
+//! again, but a user deletion must not leave its bytes on the disk either.
+//!
 //! Layout: `DATA_DIR/cache/<hh>/<object hash>.<block>`, the object hash the 128-bit xxh3 of the object key in hex
 //! and `<hh>` its first two digits (256 directories keep each small).
 
@@ -69,7 +74,7 @@ pub struct BlockKey {
 
 impl BlockKey {
     pub fn new(object_key: &str, block: u64) -> Self {
-        Self { object: xxhash_rust::xxh3::xxh3_128(object_key.as_bytes()), block }
+        Self { object: object_hash(object_key), block }
     }
 
     fn file_name(&self) -> String {
@@ -322,6 +327,87 @@ impl BlockCache {
     pub fn path_of(&self, key: &BlockKey) -> PathBuf {
         let name = key.file_name();
         self.dir.as_deref().unwrap_or(Path::new("")).join(&name[..2]).join(name)
+    }
+}
+
+/// The hash of an object key that names its blocks.
+fn object_hash(object_key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(object_key.as_bytes())
+}
+
+impl BlockCache {
+    /// Drops every cached block of the cold object `object_key`, from the index and from the disk (also a file the
+    /// index lost track of). Garbage collection calls it before it deletes or trashes the object. Returns the
+    /// blocks dropped (`tierd_cache_purged_blocks_total`).
+    pub fn purge_object(&self, object_key: &str) -> usize {
+        let object = object_hash(object_key);
+        self.purge_where(|o| o == object, Some(object))
+    }
+
+    /// Drops every cached block of an object not in `keep` (cold keys: those the catalog still names, live or
+    /// waiting for gc). Garbage collection calls it at each run, so no block of a deleted object outlives a crash
+    /// between the object's deletion and [`BlockCache::purge_object`]. Returns the blocks dropped.
+    pub fn retain_objects<'a>(&self, keep: impl IntoIterator<Item = &'a str>) -> usize {
+        let keep: std::collections::HashSet<u128> = keep.into_iter().map(object_hash).collect();
+        self.purge_where(|o| !keep.contains(&o), None)
+    }
+
+    /// How many blocks of object `object_key` are on the disk (whatever the index says).
+    pub fn blocks_on_disk(&self, object_key: &str) -> usize {
+        let object = object_hash(object_key);
+        self.files(Some(object)).into_iter().filter(|(k, _)| k.object == object).count()
+    }
+
+    /// The block files on disk (those of bucket `of`'s directory only, when given), with their paths.
+    fn files(&self, of: Option<u128>) -> Vec<(BlockKey, PathBuf)> {
+        let Some(dir) = &self.dir else { return Vec::new() };
+        let buckets: Vec<PathBuf> = match of {
+            Some(object) => vec![dir.join(&format!("{object:032x}")[..2])],
+            None => fs::read_dir(dir)
+                .map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.ends_with("tmp")).collect())
+                .unwrap_or_default(),
+        };
+        let mut out = Vec::new();
+        for bucket in buckets {
+            let Ok(entries) = fs::read_dir(&bucket) else { continue };
+            for e in entries.flatten() {
+                if let Some(key) = BlockKey::parse(&e.file_name().to_string_lossy()) {
+                    out.push((key, e.path()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops the blocks whose object `doomed` says, indexed or only on disk, under the index lock (so no fill is
+    /// renamed in meanwhile).
+    fn purge_where(&self, doomed: impl Fn(u128) -> bool, bucket_of: Option<u128>) -> usize {
+        if self.dir.is_none() {
+            return 0;
+        }
+        let mut index = self.index.lock();
+        let indexed: Vec<BlockKey> = index.keys().filter(|k| doomed(k.object)).copied().collect();
+        for key in &indexed {
+            index.remove(key);
+        }
+        let mut dropped = 0usize;
+        for (key, path) in self.files(bucket_of) {
+            if doomed(key.object) {
+                match fs::remove_file(&path) {
+                    Ok(()) => dropped += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "cannot drop a cached block of a deleted object")
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            info!(blocks = dropped, "cached blocks of deleted cold objects dropped");
+        }
+        metrics::counter!("tierd_cache_purged_blocks_total").increment(dropped as u64);
+        metrics::gauge!("tierd_cache_bytes").set(index.bytes() as f64);
+        dropped
     }
 }
 

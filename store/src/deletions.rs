@@ -86,7 +86,8 @@ crate::labelled_enum! {
         Pending = "pending",
         /// A pass is removing its events from storage.
         Running = "running",
-        /// No live segment holds its events any more.
+        /// No copy holding its events remains: not in a live segment, a copy out of service, the trash (either
+        /// tier) or the cold cache.
         Done = "done",
         /// The last pass over it failed (readers still hide its events; the next pass retries).
         Failed = "failed",
@@ -104,6 +105,26 @@ pub struct DeletionProgress {
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
     pub error: Option<String>,
+    /// Live segments that may still hold the rows after the last run (open, or over the run's byte limit), per
+    /// tier of their copies.
+    pub segments_left: TierCounts,
+    /// Copies out of service (gc has not erased them yet), trash entries and cached cold blocks that may still hold
+    /// the rows after the last run (see `crate::erase`).
+    pub copies_left: crate::erase::Leftover,
+    /// Bytes of everything left (live segments and `copies_left`).
+    pub bytes_left: u64,
+    /// Retired segments the pass marked for erasure.
+    pub retired_marked: u64,
+    /// Trash entries found holding the rows and deleted for good by the pass.
+    pub trash_purged: u64,
+}
+
+/// A count per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TierCounts {
+    pub hot: u64,
+    pub cold: u64,
 }
 
 /// What a filtered delete removes: events in `[from_ms, to_ms)`, of one name (any when `None`), for which every

@@ -25,14 +25,22 @@
 //!
 //! Side segments of removed duplicates ([`Role::Duplicates`]) are kept until their `keep_until_ms`; a run past it
 //! first retires them (one commit), after which they follow the rules above like any retired segment.
+//!
+//! Erasure (user deletions): a retired segment marked `erase` ([`Retirement::erase`]) may hold rows a deletion
+//! request removes. Its copies wait for the same leases, pins, grace and restart rule, then either skip the trash
+//! (erasure retention 0, the default: `gc.erase` after each copy deleted for good) or go to it like any copy, and
+//! their trashed copies and saved record are deleted for good once the erasure retention has passed
+//! (`gc.erase_trash`), before their batch's own retention. The cold cache's blocks of a cold object are dropped
+//! before the object is deleted or trashed, and each run drops the blocks of objects the catalog no longer names.
 
 use std::collections::{HashMap, HashSet};
 
 use tierd_policies::gc::{
-    ColdObject, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment, TrashEntry,
+    ColdObject, ErasedTrash, GcInputs, GcPolicy, Lease, LeftService, NeededCopy, OutOfService, SideSegment, TrashEntry,
 };
 use tracing::{error, info, warn};
 
+use crate::cache::BlockCache;
 use crate::catalog::{CatalogChange, Retirement, Role, SegmentMeta, SegmentState};
 use crate::context::StoreContext;
 use crate::durable;
@@ -53,6 +61,8 @@ pub type GcDecision = tierd_policies::gc::GcDecision<SegmentId, Location>;
 pub struct Gc {
     ctx: StoreContext,
     cfg: GcConfig,
+    /// The cold cache whose blocks of deleted objects are dropped (none: nothing cached).
+    cache: Option<std::sync::Arc<BlockCache>>,
 }
 
 impl std::fmt::Debug for Gc {
@@ -63,7 +73,13 @@ impl std::fmt::Debug for Gc {
 
 impl Gc {
     pub fn new(ctx: StoreContext, cfg: GcConfig) -> Self {
-        Self { ctx, cfg }
+        Self { ctx, cfg, cache: None }
+    }
+
+    /// Drops `cache`'s blocks of the cold objects this collector deletes (see the module documentation).
+    pub fn with_cache(mut self, cache: std::sync::Arc<BlockCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Decides, for every copy out of service, every unknown cold object and every trash entry, what to do now:
@@ -83,6 +99,7 @@ impl Gc {
         };
         self.list_cold(&snapshot, &mut inputs)?;
         inputs.trash = self.trash_entries()?;
+        inputs.erased_trash = self.erased_trash(&inputs.trash)?;
         let decisions = self.cfg.plan(now_ms, &inputs);
         for d in decisions.iter().filter(|d| d.action == GcAction::Missing) {
             if let Some(m) = d.id.and_then(|id| snapshot.get(&id)) {
@@ -104,7 +121,7 @@ impl Gc {
             let retire = ids.iter().filter_map(|id| snapshot.get(id)).map(|m| {
                 let mut r = (**m).clone();
                 r.state = SegmentState::Retired;
-                r.retired = Some(Retirement { at_ms: now_ms, generation: 0, replaced_by: Vec::new() });
+                r.retired = Some(Retirement { at_ms: now_ms, generation: 0, replaced_by: Vec::new(), erase: false });
                 CatalogChange::Put(r)
             });
             self.ctx.catalog.commit(retire.collect())?;
@@ -119,11 +136,23 @@ impl Gc {
         let batch_ms = now_ms;
         let mut gone: HashMap<SegmentId, Vec<Location>> = HashMap::new();
         let snapshot = self.ctx.catalog.snapshot();
+        for d in decisions.iter().filter(|d| d.action == GcAction::Erase) {
+            let id = d.id.expect("erasures are of catalog copies");
+            self.drop_cached(&d.location);
+            self.ctx.delete_copy(&d.location)?;
+            self.ctx.failpoints.hit("gc.erase").map_err(|e| StoreError::io(&d.location.path, e))?;
+            info!(segment = %id, tier = d.location.tier.label(), location = %d.location.path, bytes = d.bytes,
+                "copy erased: deleted for good without the trash (it may hold rows a deletion removes)");
+            metrics::counter!("tierd_gc_erased_copies_total", "tier" => d.location.tier.label()).increment(1);
+            metrics::counter!("tierd_gc_erased_bytes_total", "tier" => d.location.tier.label()).increment(d.bytes);
+            gone.entry(id).or_default().push(d.location.clone());
+        }
         for d in decisions.iter().filter(|d| d.action == GcAction::Delete) {
             let id = d.id.expect("deletions are of catalog copies");
             if let Some(m) = snapshot.get(&id) {
                 self.save_record(batch_ms, m)?;
             }
+            self.drop_cached(&d.location);
             self.to_trash(batch_ms, &d.location)?;
             self.ctx.failpoints.hit("gc.delete").map_err(|e| StoreError::io(&d.location.path, e))?;
             info!(segment = %id, tier = d.location.tier.label(), location = %d.location.path, bytes = d.bytes, "copy moved to the trash");
@@ -153,9 +182,34 @@ impl Gc {
             warn!(key = %d.location.path, bytes = d.bytes, "orphaned cold object moved to the trash");
             metrics::counter!("tierd_gc_orphans_total", "tier" => d.location.tier.label()).increment(1);
         }
+        let mut erased_records: HashSet<(i64, SegmentId)> = HashSet::new();
         for d in decisions.iter().filter(|d| d.action == GcAction::Purge) {
-            self.purge(&d.location)?;
-            metrics::counter!("tierd_gc_purged_total", "tier" => d.location.tier.label()).increment(1);
+            match d.id {
+                None => {
+                    self.purge(&d.location)?;
+                    metrics::counter!("tierd_gc_purged_total", "tier" => d.location.tier.label()).increment(1);
+                }
+                Some(id) => {
+                    // One trashed copy of an erased segment; its record goes once its copies are gone.
+                    purge_trashed_copy(&self.ctx, &d.location)?;
+                    self.ctx.failpoints.hit("gc.erase_trash").map_err(|e| StoreError::io(&d.location.path, e))?;
+                    info!(segment = %id, tier = d.location.tier.label(), location = %d.location.path,
+                        "trashed copy of an erased segment deleted for good (erasure retention passed)");
+                    metrics::counter!("tierd_gc_erased_trash_total", "tier" => d.location.tier.label()).increment(1);
+                    if let Some(batch_ms) = Layout::trash_batch_of(&d.location.path) {
+                        erased_records.insert((batch_ms, id));
+                    }
+                }
+            }
+        }
+        for (batch_ms, id) in erased_records {
+            purge_trashed_record(&self.ctx, batch_ms, id)?;
+        }
+        if let Some(cache) = &self.cache {
+            // Blocks of objects no record names any more: deleted above, or before a crash cut a run short.
+            let snapshot = self.ctx.catalog.snapshot();
+            let known: Vec<&Location> = snapshot.segments().flat_map(|m| m.all_locations()).collect();
+            cache.retain_objects(known.iter().filter(|l| l.tier == Tier::Cold).map(|l| l.path.as_str()));
         }
         let missing = decisions.iter().filter(|d| d.action == GcAction::Missing).count();
         metrics::gauge!("tierd_cold_objects_missing").set(missing as f64);
@@ -204,6 +258,40 @@ impl Gc {
         Ok(out)
     }
 
+    /// The trashed copies of erased segments: every saved record marked `erase` in a hot trash batch, each copy it
+    /// lists that is still there (a hot file in the batch, a cold object the trash listing holds).
+    fn erased_trash(&self, trash: &[TrashEntry<Location>]) -> Result<Vec<ErasedTrash<SegmentId, Location>>> {
+        let cold: HashMap<&str, u64> = trash
+            .iter()
+            .filter(|t| t.location.tier == Tier::Cold)
+            .map(|t| (t.location.path.as_str(), t.bytes))
+            .collect();
+        let mut out = Vec::new();
+        for (batch_ms, records) in crate::trash::saved_records(&self.ctx)? {
+            for saved in records.into_iter().filter(|m| m.retired.as_ref().is_some_and(|r| r.erase)) {
+                for location in saved.all_locations() {
+                    let path = Layout::trash_path(batch_ms, &location.path);
+                    let present = match location.tier {
+                        Tier::Hot => self.ctx.resolve(&path)?.is_file(),
+                        Tier::Cold => cold.contains_key(path.as_str()),
+                    };
+                    if present {
+                        let location = Location { tier: location.tier, path };
+                        out.push(ErasedTrash { id: saved.id, location, bytes: saved.bytes, since_ms: batch_ms });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the cold cache's blocks of a cold copy about to be deleted.
+    fn drop_cached(&self, location: &Location) {
+        if let (Some(cache), Tier::Cold) = (&self.cache, location.tier) {
+            cache.purge_object(&location.path);
+        }
+    }
+
     /// Moves one copy to the trash batch `batch_ms`. A copy that is already gone counts as moved (a crash after an
     /// earlier attempt).
     fn to_trash(&self, batch_ms: i64, location: &Location) -> Result<()> {
@@ -244,7 +332,8 @@ impl Gc {
             Tier::Hot => {
                 let path = self.ctx.resolve(&location.path)?;
                 match self.ctx.fs.remove_dir_all(&path) {
-                    Ok(()) => Ok(()),
+                    // The trash directory fsynced: a purged entry (maybe erased data) does not come back.
+                    Ok(()) => durable::sync_parent(self.ctx.fs.as_ref(), &path),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(StoreError::io(&path, e)),
                 }
@@ -253,27 +342,40 @@ impl Gc {
     }
 }
 
+/// Deletes one trashed copy for good (a hot file under `DATA_DIR/trash`, its directory fsynced; or a cold object
+/// under `trash/`). Absent is fine.
+pub(crate) fn purge_trashed_copy(ctx: &StoreContext, location: &Location) -> Result<()> {
+    ctx.delete_copy(location)
+}
+
+/// Deletes a trash batch's saved record of segment `id` (its directory fsynced), once its copies are gone.
+pub(crate) fn purge_trashed_record(ctx: &StoreContext, batch_ms: i64, id: SegmentId) -> Result<()> {
+    durable::remove_synced(ctx.fs.as_ref(), &ctx.resolve(&Layout::trash_record(batch_ms, id))?).map(|_| ())
+}
+
 /// Every copy that a committed change took out of service: all copies of a retired segment, and the copies moves
 /// dropped from the others.
 fn out_of_service(snapshot: &crate::CatalogSnapshot) -> Vec<OutOfService<SegmentId, Location>> {
     let mut out = Vec::new();
     for m in snapshot.segments() {
-        let copy = |location: &Location, at_ms, generation, cause| OutOfService {
+        let copy = |location: &Location, at_ms, generation, cause, erase| OutOfService {
             id: m.id,
             location: location.clone(),
             bytes: m.bytes,
             at_ms,
             generation,
             cause,
+            erase,
         };
         match &m.retired {
             Some(r) if m.state == SegmentState::Retired => {
                 for location in m.all_locations() {
                     let cause = LeftService::Retired { replaced_by: r.replaced_by.clone() };
-                    out.push(copy(location, r.at_ms, r.generation, cause));
+                    out.push(copy(location, r.at_ms, r.generation, cause, r.erase));
                 }
             }
-            _ => out.extend(m.dropped.iter().map(|d| copy(&d.location, d.at_ms, d.generation, LeftService::Moved))),
+            _ => out
+                .extend(m.dropped.iter().map(|d| copy(&d.location, d.at_ms, d.generation, LeftService::Moved, false))),
         }
     }
     out

@@ -31,6 +31,7 @@ pub mod cold;
 pub mod context;
 pub mod deletions;
 pub mod durable;
+pub mod erase;
 pub mod error;
 pub mod failpoint;
 pub mod gc;

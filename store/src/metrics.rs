@@ -137,6 +137,21 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_gc_expired_duplicates_total", "Side segments of duplicates retired when their time was up"),
     counter("tierd_gc_orphans_total", "Cold objects no record names moved to the trash by gc, by tier"),
     counter("tierd_gc_purged_total", "Trash entries past their retention deleted for good, by tier"),
+    counter(
+        "tierd_gc_erased_copies_total",
+        "Copies holding rows a user deletion removes, deleted for good (erased), by tier",
+    ),
+    bytes_counter("tierd_gc_erased_bytes_total", "Bytes of erased copies deleted for good, by tier"),
+    counter(
+        "tierd_gc_erased_trash_total",
+        "Trashed copies of erased segments deleted for good at the erasure retention, by tier",
+    ),
+    counter(
+        "tierd_erase_trash_purged_total",
+        "Trash entries (segments) found holding rows of a user deletion and deleted for good, by tier",
+    ),
+    bytes_counter("tierd_erase_trash_read_bytes_total", "Bytes of trash entries read back to look for deleted rows"),
+    counter("tierd_erase_marked_total", "Retired segments marked for erasure by the deletions pass"),
     gauge("tierd_cold_objects_missing", "Cold copies live segments need that the last gc run did not find"),
     counter("tierd_trash_restores_total", "Segments restored from the trash (or not), by outcome"),
     // Moves between the tiers.
@@ -166,6 +181,7 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_cache_evictions_total", "Blocks evicted from the local cache to stay within its bound"),
     bytes_counter("tierd_cache_fill_bytes_total", "Bytes written into the local cache"),
     counter("tierd_cache_corrupt_total", "Cached blocks found damaged on read (dropped, fetched again)"),
+    counter("tierd_cache_purged_blocks_total", "Cached blocks of deleted (or erased) cold objects dropped"),
 ];
 
 /// Describes every metric the store emits to the installed recorder.

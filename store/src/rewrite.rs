@@ -242,7 +242,8 @@ impl Rewriter {
             });
         }
         let inputs_ref: Vec<&SegmentMeta> = inputs.iter().map(|m| &**m).collect();
-        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, output_id, now, "rewrite.commit")?;
+        let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase: false };
+        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, retirement, "rewrite.commit")?;
         let outcome = RewriteOutcome {
             inputs: input_ids,
             outputs: vec![output_id],
@@ -306,7 +307,7 @@ impl Rewriter {
     }
 
     /// Step 5: one transaction puts `outputs` in service (clearing the `intents` they were written under, in the
-    /// same order) and retires `inputs`, replaced by `replaced_by`. The inputs must still be what was read: a
+    /// same order) and retires `inputs` with `retirement` (when, replaced by what, whether to erase). The inputs must still be what was read: a
     /// concurrent move or rewrite fails the commit as a stale plan, which commits nothing, so the outputs are rolled
     /// back here. Any other failure rolls back nothing: whether the transaction reached the disk is unknown, and
     /// recovery decides from the catalog (an intent still present means "not committed"). `failpoint` is hit after
@@ -316,8 +317,7 @@ impl Rewriter {
         outputs: Vec<SegmentMeta>,
         intents: &[Intent],
         inputs: &[&SegmentMeta],
-        replaced_by: SegmentId,
-        now: i64,
+        retirement: Retirement,
         failpoint: &'static str,
     ) -> Result<u64> {
         let mut changes = Vec::with_capacity(2 * (outputs.len() + inputs.len()));
@@ -329,7 +329,7 @@ impl Rewriter {
             changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
             let mut r = (*m).clone();
             r.state = SegmentState::Retired;
-            r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: vec![replaced_by] });
+            r.retired = Some(retirement.clone());
             changes.push(CatalogChange::Put(r));
         }
         let generation = match self.ctx.catalog.commit(changes) {

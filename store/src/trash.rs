@@ -147,7 +147,15 @@ impl Trash {
             });
         }
         for saved in records.iter().filter(|r| ids.is_empty() || ids.contains(&r.id)) {
-            let outcome = if self.ctx.catalog.snapshot().get(&saved.id).is_some() {
+            let outcome = if saved.retired.as_ref().is_some_and(|r| r.erase) {
+                // Its copies may hold rows a user deletion removed: putting them back would undo the deletion.
+                RestoreOutcome {
+                    segment: saved.id.to_string(),
+                    outcome: RestoreStatus::Error,
+                    location: None,
+                    error: Some("erased by a user deletion: not restorable".into()),
+                }
+            } else if self.ctx.catalog.snapshot().get(&saved.id).is_some() {
                 RestoreOutcome {
                     segment: saved.id.to_string(),
                     outcome: RestoreStatus::InCatalog,
@@ -261,36 +269,41 @@ impl Trash {
 
     /// Every batch with the records it saved, by batch time.
     fn batches(&self) -> Result<BTreeMap<i64, Vec<SegmentMeta>>> {
-        let root = self.ctx.layout.trash_dir();
-        let mut out = BTreeMap::new();
-        let entries = match std::fs::read_dir(&root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(StoreError::io(&root, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io(&root, e))?;
-            let Some(batch_ms) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else { continue };
-            let dir = self.ctx.layout.root().join(Layout::trash_records(batch_ms));
-            let mut records = Vec::new();
-            if let Ok(files) = std::fs::read_dir(&dir) {
-                for file in files.flatten() {
-                    let path = file.path();
-                    if path.extension().is_none_or(|e| e != "json") {
-                        continue;
-                    }
-                    let text = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-                    match serde_json::from_slice::<SegmentMeta>(&text) {
-                        Ok(m) => records.push(m),
-                        Err(e) => warn!(path = %path.display(), error = %e, "unreadable record in the trash; skipped"),
-                    }
+        saved_records(&self.ctx)
+    }
+}
+
+/// Every hot trash batch with the catalog records it saved, by batch time (gc and the erasure read them too).
+pub(crate) fn saved_records(ctx: &StoreContext) -> Result<BTreeMap<i64, Vec<SegmentMeta>>> {
+    let root = ctx.layout.trash_dir();
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io(&root, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(&root, e))?;
+        let Some(batch_ms) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else { continue };
+        let dir = ctx.layout.root().join(Layout::trash_records(batch_ms));
+        let mut records = Vec::new();
+        if let Ok(files) = std::fs::read_dir(&dir) {
+            for file in files.flatten() {
+                let path = file.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                match serde_json::from_slice::<SegmentMeta>(&text) {
+                    Ok(m) => records.push(m),
+                    Err(e) => warn!(path = %path.display(), error = %e, "unreadable record in the trash; skipped"),
                 }
             }
-            records.sort_by_key(|m| m.id);
-            out.insert(batch_ms, records);
         }
-        Ok(out)
+        records.sort_by_key(|m| m.id);
+        out.insert(batch_ms, records);
     }
+    Ok(out)
 }
 
 /// The copies a saved record lists: live ones and those moves had dropped.

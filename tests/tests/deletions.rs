@@ -4,14 +4,16 @@
 //! NDJSON segment reads (data and side segments) and the catalog listing (`deleted_rows`) leave the deleted users'
 //! events out; the same users' events sent afterwards (a re-send of a deleted event included) are kept. A kill -9
 //! loses no acknowledged request. The `deletions` pass then removes the rows from every live segment, data and side,
-//! hot and cold: it waits for an open segment to be sealed (`running`), then reaches `done`, after which the reads,
-//! with no tombstone left, still show none of the deleted rows. Retired copies, the trash and the cold cache are not
-//! checked: purging them is not built yet.
+//! hot and cold: it waits for an open segment to be sealed (`running`), then for gc to erase the copies it retired
+//! (`running`, with the copies left counted), then reaches `done`, after which the reads, with no tombstone left,
+//! still show none of the deleted rows, and no file on either tier (segments, trash, cache) holds them
+//! (`tests/tests/deletions_purge.rs` goes through the trash, retired copies in grace and crashes).
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{Daemon, TestDir};
+use tierd_tests::erasure::{assert_cache_only_live, assert_no_deleted_rows, finish_deletion, holds_rows_of};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
 use tierd_tests::policy;
@@ -158,6 +160,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json["state"], "pending", "{}", r.text());
     let id = r.json["id"].as_str().unwrap().to_string();
+    let max_seq = r.json["max_seq"].as_u64().unwrap();
     m.delete_users("web", &["u1", "u3"]);
     assert!(total(&m) < before, "the model without the users differs: the test can fail");
     check_answers(&d, &m, "right after the request");
@@ -198,11 +201,23 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
     check_answers(&d, &m, "after kill -9 and restart");
     check_reads(&d, &m, &deleted, "after kill -9 and restart");
 
-    // The restart sealed the open segment: the next run finishes. Then no live segment, data or side, holds a row
-    // of the deleted users from before the request, as the reads show with no tombstone left to hide them.
+    // The restart sealed the open segment: the next run rewrites it. The copies it retired wait for gc (leases
+    // from the reads above, the restart rule): the request is still running, with what is left counted.
     pass(&d, "deletions");
     let r = d.get(&format!("/v1/admin/deletions/{id}"));
-    assert_eq!(r.json["state"], "done", "{}", r.text());
+    assert_eq!(r.json["state"], "running", "retired copies are left: {}", r.text());
+    let left = &r.json["progress"]["copies_left"];
+    assert!(left["retired_hot"].as_u64().unwrap() + left["retired_cold"].as_u64().unwrap() > 0, "{}", r.text());
+    assert!(r.json["progress"]["bytes_left"].as_u64().unwrap() > 0, "{}", r.text());
+    assert!(!holds_rows_of(d.data_dir(), "web", "u1", max_seq).is_empty(), "the file check can fail");
+    // gc erases them once the lease TTL (300 s by default) has passed; then the request is done. No live segment,
+    // data or side, holds a row of the deleted users from before the request, as the reads show with no tombstone
+    // left to hide them; nor does any other file on either tier.
+    let r = finish_deletion(&mut d, &id, 301_000, 4);
+    assert_eq!(r["progress"]["copies_left"]["retired_hot"], 0, "{r}");
+    assert_no_deleted_rows(d.data_dir(), "web", &deleted, max_seq, "at done");
+    assert_cache_only_live(&d, "at done");
+    let r = d.get(&format!("/v1/admin/deletions/{id}"));
     assert!(r.json["progress"]["finished_at_ms"].as_i64().is_some(), "{}", r.text());
     assert!(d.segments("web", None, None).get("deleted_rows").is_none(), "no tombstone once done");
     check_answers(&d, &m, "after the deletion is done");

@@ -68,6 +68,8 @@ labelled_enum! {
         Orphan = "orphan",
         /// A trash entry deleted for good.
         Purge = "purge",
+        /// A copy that may hold rows a user deletion removes, deleted for good without the trash.
+        Erase = "erase",
         /// A copy a live segment needs is not there (listed under `kept`, and as an error).
         Missing = "missing",
         /// A segment retired whole because every row was to go (retention, deletions); gc deletes it later.

@@ -676,6 +676,7 @@ impl Config {
             grace_ms: ms(self.gc.grace_secs),
             lease_ttl_ms: ms(self.catalog.lease_ttl_secs),
             trash_retention_ms: ms(self.gc.trash_retention_secs),
+            erase_trash_retention_ms: ms(self.deletions.trash_retention_secs),
         }
     }
 

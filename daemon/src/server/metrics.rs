@@ -75,6 +75,10 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     ),
     counter("tierd_deletion_errors_total", "Deletion rewrites that failed (retried at the next run)"),
     counter("tierd_deletion_requests_total", "Deletion requests moved by the deletions pass, by the state reached"),
+    gauge(
+        "tierd_deletion_requests",
+        "Deletion requests by state (pending, running, done, failed), after each deletions run",
+    ),
     counter("tierd_retention_runs_total", "Runs of the retention pass, by dry_run"),
     counter(
         "tierd_retention_actions_planned_total",

@@ -15,6 +15,7 @@ use tierd_policies::{
     TieringActionKind, TieringPlan,
 };
 use tierd_store::catalog::Placement;
+use tierd_store::erase::Eraser;
 use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::{Layout, SegmentId};
 use tierd_store::moves::{MoveOutcome, Mover};
@@ -45,6 +46,10 @@ pub struct Passes {
     heat: Option<Arc<tierd_store::HeatTracker>>,
     /// The deletion requests the `deletions` pass carries out; none: the pass has nothing to do.
     deletions: Option<Arc<tierd_store::DeletionLog>>,
+    /// The queries' cold cache: gc drops the blocks of the objects it deletes.
+    cache: Option<Arc<tierd_store::BlockCache>>,
+    /// The erasure of deleted rows beyond live segments (shared across reloads: it remembers clean trash entries).
+    eraser: Arc<Eraser>,
 }
 
 impl Passes {
@@ -60,7 +65,7 @@ impl Passes {
     }
 
     /// Call from inside the tokio runtime: moves and gc drive the object store through the context's handle.
-    pub fn new(ctx: StoreContext, config: Config) -> Self {
+    pub fn new(ctx: StoreContext, config: Config, cache: Option<Arc<tierd_store::BlockCache>>) -> Self {
         let base_spec = tierd_codecs::columnar::CodecSpec {
             row_group_rows: config.rewrite.row_group_rows,
             dictionary: config.rewrite.dictionary,
@@ -80,7 +85,11 @@ impl Passes {
         ));
         let mover = Mover::new(ctx.clone());
         let trash = Trash::new(ctx.clone());
-        let gc = Gc::new(ctx.clone(), config.gc_config());
+        let mut gc = Gc::new(ctx.clone(), config.gc_config());
+        if let Some(cache) = &cache {
+            gc = gc.with_cache(cache.clone());
+        }
+        let eraser = Arc::new(Eraser::new(ctx.clone(), cache.clone()));
         let (catalog, clock, layout) = (ctx.catalog, ctx.clock, ctx.layout);
         let started_at_ms = clock.now_ms();
         Self {
@@ -96,6 +105,8 @@ impl Passes {
             running: Arc::new(std::sync::Mutex::new(())),
             heat: None,
             deletions: None,
+            cache,
+            eraser,
         }
     }
 
@@ -114,8 +125,11 @@ impl Passes {
     /// The passes with the settings of a reloaded `config` (see [`super::reload`]): same start time (gc's
     /// protection of what predates the daemon), same lock and heat, so runs of the old and the new never overlap.
     pub fn reconfigured(&self, ctx: StoreContext, config: Config) -> Self {
-        let mut passes = Self::new(ctx, config).with_heat(self.heat.clone()).with_deletions(self.deletions.clone());
+        let mut passes = Self::new(ctx, config, self.cache.clone())
+            .with_heat(self.heat.clone())
+            .with_deletions(self.deletions.clone());
         passes.started_at_ms = self.started_at_ms;
+        passes.eraser = self.eraser.clone();
         passes.running = self.running.clone();
         passes
     }
@@ -167,8 +181,15 @@ impl Passes {
             }
             PassName::Deletions => {
                 if let Some(log) = &self.deletions {
-                    let limit = self.config.passes.deletions.max_rewrite_bytes_per_pass;
-                    super::deletions::run(&self.rewriter, log, &self.catalog, &*self.clock, limit, req, &mut report);
+                    let work = super::deletions::Work {
+                        rewriter: &self.rewriter,
+                        eraser: &self.eraser,
+                        log,
+                        catalog: &self.catalog,
+                        clock: &*self.clock,
+                        max_rewrite_bytes: self.config.passes.deletions.max_rewrite_bytes_per_pass,
+                    };
+                    super::deletions::run(&work, req, &mut report);
                 }
             }
         }
@@ -373,7 +394,11 @@ impl Passes {
                     let input = d.id.map_or_else(|| location.clone(), |id| id.to_string());
                     let a = ActionReport {
                         outputs: vec![location],
-                        bytes_after: if d.action == GcAction::Delete && !req.dry_run { Some(0) } else { None },
+                        bytes_after: if matches!(d.action, GcAction::Delete | GcAction::Erase) && !req.dry_run {
+                            Some(0)
+                        } else {
+                            None
+                        },
                         ..ActionReport::planned(gc_kind(d.action), vec![input], d.bytes, d.reason)
                     };
                     match d.action {
@@ -425,6 +450,7 @@ fn gc_kind(action: GcAction) -> ActionKind {
         GcAction::Expire => ActionKind::Expire,
         GcAction::Orphan => ActionKind::Orphan,
         GcAction::Purge => ActionKind::Purge,
+        GcAction::Erase => ActionKind::Erase,
         GcAction::Missing => ActionKind::Missing,
     }
 }

@@ -35,8 +35,9 @@ impl LivePasses {
         config: Config,
         heat: Option<Arc<tierd_store::HeatTracker>>,
         deletions: Option<Arc<tierd_store::DeletionLog>>,
+        cache: Option<Arc<tierd_store::BlockCache>>,
     ) -> Self {
-        let passes = Passes::new(ctx.clone(), config).with_heat(heat).with_deletions(deletions);
+        let passes = Passes::new(ctx.clone(), config, cache).with_heat(heat).with_deletions(deletions);
         Self { ctx, current: ArcSwap::from_pointee(passes) }
     }
 

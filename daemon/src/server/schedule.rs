@@ -295,6 +295,8 @@ pub struct Control {
 pub struct PassInputs {
     pub heat: Arc<tierd_store::HeatTracker>,
     pub deletions: Arc<tierd_store::DeletionLog>,
+    /// The queries' cold cache (gc drops the blocks of what it deletes); none: no cache.
+    pub cache: Option<Arc<tierd_store::BlockCache>>,
 }
 
 impl Control {
@@ -307,9 +309,9 @@ impl Control {
         shutdown: CancellationToken,
         inputs: PassInputs,
     ) -> Result<Self, ConfigError> {
-        let PassInputs { heat, deletions } = inputs;
+        let PassInputs { heat, deletions, cache } = inputs;
         let clock = ctx.clock.clone();
-        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone()), Some(deletions)));
+        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone()), Some(deletions), cache));
         let shown_path = config_path.as_ref().map(|p| p.display().to_string());
         let scheduler = Scheduler::new(clock.clone(), config, scheduled, shown_path, shutdown)?;
         scheduler.register_passes(&passes);

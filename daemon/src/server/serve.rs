@@ -164,6 +164,10 @@ pub async fn serve(
     let deletions = Arc::new(
         tierd_store::DeletionLog::open(catalog.clone()).context("cannot load deletion requests from the catalog")?,
     );
+    let cache = Arc::new(
+        BlockCache::open(&layout.cache_dir(), &config.cache)
+            .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
+    );
     let control = super::schedule::Control::new(
         ctx,
         &config,
@@ -171,12 +175,8 @@ pub async fn serve(
         options.config_path.clone(),
         options.overrides.clone(),
         shutdown.clone(),
-        super::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
+        super::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone(), cache: Some(cache.clone()) },
     )?;
-    let cache = Arc::new(
-        BlockCache::open(&layout.cache_dir(), &config.cache)
-            .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
-    );
     // Queries never wait behind background work: the foreground store, without the IO budget.
     let reads =
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());

@@ -2,7 +2,8 @@
 
 use super::*;
 
-const POLICY: GcPolicy = GcPolicy { grace_ms: 100, lease_ttl_ms: 50, trash_retention_ms: 1_000 };
+const POLICY: GcPolicy =
+    GcPolicy { grace_ms: 100, lease_ttl_ms: 50, trash_retention_ms: 1_000, erase_trash_retention_ms: 0 };
 
 /// Segment `id`'s copy at `"<id>.hot"`, retired at 1_000 by generation 7 (replaced by "out").
 fn retired(id: &'static str) -> OutOfService<&'static str, String> {
@@ -13,6 +14,7 @@ fn retired(id: &'static str) -> OutOfService<&'static str, String> {
         at_ms: 1_000,
         generation: 7,
         cause: LeftService::Retired { replaced_by: vec!["out"] },
+        erase: false,
     }
 }
 
@@ -196,4 +198,39 @@ fn trash_is_purged_after_its_retention_and_never_without_a_time() {
     assert_eq!((d.location.as_str(), d.action, d.id), ("due", GcAction::Purge, None));
     assert_eq!(d.reason, "in the trash since 1000, past the retention");
     assert!(POLICY.plan(i64::MAX, &i).iter().all(|d| d.location != "odd"));
+}
+
+#[test]
+fn an_erased_copy_keeps_every_reader_rule_then_skips_the_trash_at_retention_zero() {
+    let erased = OutOfService { erase: true, ..retired("a") };
+    // Every rule that protects readers still holds it.
+    let leased = GcInputs { leases: vec![lease("l", 2_000, vec!["a"])], ..inputs(vec![erased.clone()]) };
+    assert_eq!(only(1_100, &leased).action, GcAction::Keep);
+    let pinned = GcInputs { oldest_pinned_generation: Some(6), ..inputs(vec![erased.clone()]) };
+    assert_eq!(only(1_100, &pinned).action, GcAction::Keep);
+    assert_eq!(only(1_099, &inputs(vec![erased.clone()])).action, GcAction::Keep, "grace");
+    let restarted = GcInputs { started_at_ms: 1_080, ..inputs(vec![erased.clone()]) };
+    assert_eq!(only(1_100, &restarted).action, GcAction::Keep, "restart");
+    // Then: erased for good, no trash.
+    let d = only(1_100, &inputs(vec![erased.clone()]));
+    assert_eq!(d.action, GcAction::Erase, "{d:?}");
+    assert!(d.reason.contains("without the trash"), "{}", d.reason);
+    // With an erasure retention, to the trash like any copy.
+    let kept = GcPolicy { erase_trash_retention_ms: 30, ..POLICY };
+    let d = kept.plan(1_100, &inputs(vec![erased]));
+    assert_eq!((d.len(), d[0].action), (1, GcAction::Delete), "{d:?}");
+    assert!(d[0].reason.contains("kept in the trash 30 ms"), "{}", d[0].reason);
+}
+
+#[test]
+fn trashed_erased_copies_are_purged_at_the_erasure_retention_not_the_batchs() {
+    let policy = GcPolicy { erase_trash_retention_ms: 30, ..POLICY };
+    let e = ErasedTrash { id: "a", location: "trash/500/hot/p/a.rows".to_owned(), bytes: 3, since_ms: 500 };
+    let i = GcInputs { erased_trash: vec![e], ..GcInputs::default() };
+    assert!(policy.plan(529, &i).is_empty());
+    let d = policy.plan(530, &i);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].action, d[0].id, d[0].bytes), (GcAction::Purge, Some("a"), 3));
+    // Once the batch itself is due, its purge takes the copy along: no second decision.
+    assert!(policy.plan(1_500, &i).is_empty());
 }

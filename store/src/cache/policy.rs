@@ -93,6 +93,11 @@ impl<K: Copy + Eq + Hash> Slru<K> {
         self.entries.is_empty()
     }
 
+    /// Every key held, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+
     pub fn contains(&self, key: &K) -> bool {
         self.entries.contains_key(key)
     }

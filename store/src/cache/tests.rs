@@ -150,3 +150,29 @@ fn block_file_names_round_trip() {
         assert_eq!(BlockKey::parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn an_objects_blocks_are_purged_from_index_and_disk_and_unknown_objects_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), 1 << 20);
+    let (k1, k2) = ("segments/p/2026-01-01/A.B.parquet", "segments/p/2026-01-01/C.D.parquet");
+    for (key, b) in [(k1, 0), (k1, 1), (k2, 0)] {
+        cache.put(&BlockKey::new(key, b), &block(b as u8, 100));
+    }
+    assert_eq!((cache.blocks_on_disk(k1), cache.blocks_on_disk(k2)), (2, 1));
+    assert_eq!(cache.purge_object(k1), 2);
+    assert_eq!((cache.blocks_on_disk(k1), cache.blocks_on_disk(k2)), (0, 1));
+    assert_eq!(cache.stats().blocks, 1, "the index forgot them too");
+    let data = block(0, 100);
+    assert_eq!(cache.get(&BlockKey::new(k1, 0), 100, crc32c::crc32c(&data)), None);
+    // A block file the index does not know (a crash, a failed removal) is found on disk all the same.
+    let stray = cache.path_of(&BlockKey::new(k1, 7));
+    fs::write(&stray, b"x").unwrap();
+    assert_eq!(cache.blocks_on_disk(k1), 1);
+    // Reconciliation: every block of an object not kept goes; the kept object's stay.
+    assert_eq!(cache.retain_objects([k2]), 1);
+    assert_eq!(files(dir.path()).iter().filter(|(p, _)| !p.starts_with(dir.path().join("tmp"))).count(), 1);
+    assert_eq!(cache.retain_objects(std::iter::empty()), 1);
+    assert_eq!(cache.blocks_on_disk(k2), 0);
+    assert_eq!(cache.stats().blocks, 0);
+}

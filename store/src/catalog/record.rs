@@ -218,6 +218,11 @@ pub struct Retirement {
     /// The generation of the commit that retired it: readers of older snapshots may still read it.
     pub generation: u64,
     pub replaced_by: Vec<SegmentId>,
+    /// Its copies may hold rows a user deletion removes (set by the `deletions` pass's filtered rewrite, and by the
+    /// pass on segments retired before it ran): gc erases them with `deletions.trash_retention_secs` instead of the
+    /// trash's usual stay. Absent in records written before it existed (false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erase: bool,
 }
 
 impl SegmentMeta {

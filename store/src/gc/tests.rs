@@ -100,7 +100,7 @@ fn removed_duplicates_are_kept_until_their_retention_ends() {
     let dups: Vec<SegmentId> = snapshot.lookup_duplicates("p", 0, i64::MAX).iter().map(|m| m.id).collect();
     assert_eq!(dups, vec![side_id]);
 
-    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 0 };
+    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 0, erase_trash_retention_ms: 0 };
     let gc = store.collector(cfg);
     let early = gc.run(T0 + 59_999, 0).unwrap();
     assert!(early.iter().all(|d| d.id != Some(side_id)), "{early:?}");
@@ -153,7 +153,7 @@ fn retired_segments_outlive_pins_and_leases() {
     assert_eq!(count(layout, &catalog.snapshot()), 25);
     assert_eq!(count(layout, &before), 25);
 
-    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
+    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000, erase_trash_retention_ms: 0 };
     let gc = store.collector(cfg);
     let decide = |now| gc.plan(now, 0).unwrap();
     let d = decide(T0);

@@ -170,7 +170,7 @@ fn a_rewrite_output_inherits_its_inputs_heat_and_gc_drops_it() {
     for m in [&a, &b] {
         let mut r = m.clone();
         r.state = SegmentState::Retired;
-        r.retired = Some(Retirement { at_ms: now, generation: 2, replaced_by: vec![out1.id, out2.id] });
+        r.retired = Some(Retirement { at_ms: now, generation: 2, replaced_by: vec![out1.id, out2.id], erase: false });
         retired.push(CatalogChange::Put(r));
     }
     retired.extend([CatalogChange::Put(out1.clone()), CatalogChange::Put(out2.clone())]);
@@ -210,7 +210,7 @@ fn heat_follows_a_chain_of_rewrites_between_flushes() {
     let retire = |m: &crate::SegmentMeta, by: SegmentId| {
         let mut r = m.clone();
         r.state = SegmentState::Retired;
-        r.retired = Some(Retirement { at_ms: T0, generation: 1, replaced_by: vec![by] });
+        r.retired = Some(Retirement { at_ms: T0, generation: 1, replaced_by: vec![by], erase: false });
         CatalogChange::Put(r)
     };
     s.catalog.commit(vec![retire(&a, b.id), CatalogChange::Put(b.clone())]).unwrap();

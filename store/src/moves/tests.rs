@@ -226,7 +226,7 @@ fn recovery_rolls_back_uncommitted_moves() {
 fn gc_collects_dropped_copies_orphans_and_reports_missing_objects() {
     use crate::gc::{Gc, GcAction, GcConfig};
     let (f, id) = Fixture::new(true);
-    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 86_400_000 };
+    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 86_400_000, erase_trash_retention_ms: 0 };
     let gc = Gc::new(f.ctx(""), cfg);
     let mover = f.mover("");
     let hot_path = f.meta(id).hot_path().unwrap().to_string();

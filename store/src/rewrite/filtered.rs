@@ -78,8 +78,25 @@ impl Rewriter {
     /// `pass` labels the metrics (`retention`, later `deletions`). Fails without changing anything visible if the
     /// segment is not sealed any more (a stale plan) or any step before the commit fails.
     pub fn remove_rows(&self, id: SegmentId, filter: &RowFilter, pass: &'static str) -> Result<FilterOutcome> {
+        self.remove_rows_labelled(id, filter, pass, false)
+    }
+
+    /// [`Rewriter::remove_rows`] for a user deletion (pass `deletions`): the retired input is marked `erase`
+    /// ([`Retirement::erase`]), so that gc erases its copies with the erasure retention instead of keeping them in
+    /// the trash for the usual time.
+    pub fn erase_rows(&self, id: SegmentId, filter: &RowFilter) -> Result<FilterOutcome> {
+        self.remove_rows_labelled(id, filter, "deletions", true)
+    }
+
+    fn remove_rows_labelled(
+        &self,
+        id: SegmentId,
+        filter: &RowFilter,
+        pass: &'static str,
+        erase: bool,
+    ) -> Result<FilterOutcome> {
         let started = Stopwatch::start();
-        let result = self.remove_rows_inner(id, filter);
+        let result = self.remove_rows_inner(id, filter, erase);
         let outcome = if result.is_ok() { "ok" } else { "error" };
         let action = result.as_ref().map_or("error", |o| o.action.label());
         metrics::counter!("tierd_filtered_rewrites_total", "pass" => pass, "action" => action, "outcome" => outcome)
@@ -95,7 +112,7 @@ impl Rewriter {
         result
     }
 
-    fn remove_rows_inner(&self, id: SegmentId, filter: &RowFilter) -> Result<FilterOutcome> {
+    fn remove_rows_inner(&self, id: SegmentId, filter: &RowFilter, erase: bool) -> Result<FilterOutcome> {
         let snapshot = self.ctx.catalog.snapshot();
         let meta = snapshot.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
         if meta.state != SegmentState::Sealed {
@@ -119,7 +136,7 @@ impl Rewriter {
         let times = (meta.rows > 0).then_some(TimeRange { min_ms: meta.min_time_ms, max_ms: meta.max_time_ms });
         match filter.coverage(times) {
             Coverage::None => return Ok(unchanged(0)),
-            Coverage::All => return self.retire_whole(&meta, filter),
+            Coverage::All => return self.retire_whole(&meta, filter, erase),
             Coverage::Some => {}
         }
         self.acquire_disk(meta.bytes);
@@ -129,17 +146,17 @@ impl Rewriter {
             return Ok(unchanged(0));
         }
         if kept.is_empty() {
-            return self.retire_whole(&meta, filter);
+            return self.retire_whole(&meta, filter, erase);
         }
-        self.rewrite_without(&meta, filter, kept, removed.len() as u64)
+        self.rewrite_without(&meta, filter, kept, removed.len() as u64, erase)
     }
 
     /// Every row matches: one commit retires the segment, nothing replaces it.
-    fn retire_whole(&self, meta: &Arc<SegmentMeta>, filter: &RowFilter) -> Result<FilterOutcome> {
+    fn retire_whole(&self, meta: &Arc<SegmentMeta>, filter: &RowFilter, erase: bool) -> Result<FilterOutcome> {
         let now = self.ctx.clock.now_ms();
         let mut r = (**meta).clone();
         r.state = SegmentState::Retired;
-        r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: Vec::new() });
+        r.retired = Some(Retirement { at_ms: now, generation: 0, replaced_by: Vec::new(), erase });
         let changes = vec![
             CatalogChange::Expect { id: meta.id, updated_generation: meta.updated_generation },
             CatalogChange::Put(r),
@@ -171,6 +188,7 @@ impl Rewriter {
         filter: &RowFilter,
         kept: Vec<StoredEvent>,
         rows_removed: u64,
+        erase: bool,
     ) -> Result<FilterOutcome> {
         let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
@@ -239,7 +257,8 @@ impl Rewriter {
                 ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
             });
         }
-        let generation = self.commit_outputs(outputs, &intents, &[&**meta], output_id, now, "filtered.commit")?;
+        let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase };
+        let generation = self.commit_outputs(outputs, &intents, &[&**meta], retirement, "filtered.commit")?;
         info!(segment = %meta.id, output = %output_id, project = %meta.project, %filter, rows_before = meta.rows,
             rows_removed, rows_after, bytes_before = meta.bytes, bytes_after = bytes.len(), generation,
             "segment rewritten without the matching rows");

@@ -48,7 +48,8 @@ impl Fixture {
             });
         }
         let outcome = Rewriter::new(ctx.clone(), Default::default()).execute(&reencode_action(&catalog)).unwrap();
-        let gc_cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000 };
+        let gc_cfg =
+            GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000, erase_trash_retention_ms: 0 };
         let gc = Gc::new(ctx, gc_cfg);
         let batch_ms = T0 + 1_000;
         let done = gc.run(batch_ms, 0).unwrap();

@@ -19,11 +19,21 @@ pub struct DeletionsSection {
     /// Most `where` conditions in one filtered delete (each is evaluated on every row of its project read while the
     /// request is not done).
     pub max_conditions: usize,
+    /// How long gc keeps copies that may hold deleted rows in the trash (seconds). 0, the default: they skip the
+    /// trash and are deleted for good once leases, readers and the grace period allow, because keeping erased data
+    /// for a day may itself breach the request. Above `gc.trash_retention_secs` it changes nothing.
+    pub trash_retention_secs: u64,
 }
 
 impl Default for DeletionsSection {
     fn default() -> Self {
-        Self { max_ids_per_request: 2000, max_request_bytes: 256 * 1024, max_active_requests: 1000, max_conditions: 16 }
+        Self {
+            max_ids_per_request: 2000,
+            max_request_bytes: 256 * 1024,
+            max_active_requests: 1000,
+            max_conditions: 16,
+            trash_retention_secs: 0,
+        }
     }
 }
 

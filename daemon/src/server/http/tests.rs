@@ -72,7 +72,7 @@ fn app_state_with(
         None,
         (None, None),
         tokio_util::sync::CancellationToken::new(),
-        crate::server::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone() },
+        crate::server::schedule::PassInputs { heat: heat.clone(), deletions: deletions.clone(), cache: None },
     )
     .unwrap();
     let reads = tierd_store::SegmentSource::new(
