@@ -43,6 +43,7 @@ mod error;
 pub mod gc;
 pub mod heat;
 mod human;
+pub mod memory;
 mod planner;
 pub mod recompress;
 pub mod reencode;

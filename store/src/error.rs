@@ -69,6 +69,9 @@ pub enum StoreError {
     /// The queries running together hold the shared memory pool: retrying later may succeed.
     #[error("too busy for this query: {0}")]
     QueryBusy(String),
+    /// A rewrite would hold more memory than `rewrite.max_memory_bytes` allows: not started.
+    #[error("rewrite too large: {0}")]
+    RewriteTooLarge(String),
     /// The query was stopped from outside (a timeout, a client that went away).
     #[error("query stopped: {0}")]
     QueryCancelled(String),

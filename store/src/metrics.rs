@@ -112,6 +112,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_quarantined_files_total", "Files moved to quarantine by recovery"),
     // Rewrites.
     counter("tierd_rewrites_total", "Rewrites executed, by pass and outcome"),
+    counter(
+        "tierd_rewrites_refused_total",
+        "Segments not rewritten because their rewrite alone would exceed rewrite.max_memory_bytes, by pass",
+    ),
     seconds_histogram("tierd_rewrite_seconds", "Rewrite latency, by pass"),
     bytes_counter("tierd_rewrite_bytes_before_total", "Bytes of rewrite inputs, by pass"),
     bytes_counter("tierd_rewrite_bytes_after_total", "Bytes of rewrite outputs, by pass"),

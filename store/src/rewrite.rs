@@ -59,6 +59,8 @@ pub struct Rewriter {
     source: SegmentSource,
     /// Whether local-disk bytes read and written by rewrites draw from the node's IO budget (background IO).
     budgeted: bool,
+    /// Most estimated memory one rewrite may hold ([`tierd_policies::memory::estimate`]); more is refused.
+    max_memory_bytes: u64,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -80,7 +82,7 @@ impl Rewriter {
     /// A rewriter that reads hot copies only ([`Rewriter::with_source`] adds cold ones).
     pub fn new(ctx: StoreContext, base_spec: CodecSpec) -> Self {
         let source = SegmentSource::hot_only(ctx.layout.clone());
-        Self { ctx, base_spec, keep_duplicates_ms: None, source, budgeted: false }
+        Self { ctx, base_spec, keep_duplicates_ms: None, source, budgeted: false, max_memory_bytes: u64::MAX }
     }
 
     /// Paces the rewrite's local-disk reads and writes with the node's IO budget (background work never takes the
@@ -88,6 +90,30 @@ impl Rewriter {
     pub fn budgeted(mut self) -> Self {
         self.budgeted = true;
         self
+    }
+
+    /// Refuses rewrites whose estimated memory exceeds `bytes` (`rewrite.max_memory_bytes`); planners split
+    /// actions to fit first ([`tierd_policies::memory::split_to_budget`]), so this is the guard of last resort.
+    pub fn with_max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory_bytes = bytes;
+        self
+    }
+
+    /// Fails when rewriting `inputs` as `kind` would hold more memory than allowed.
+    fn check_memory(&self, kind: RewriteKind, inputs: &[&SegmentMeta]) -> Result<()> {
+        let stats: Vec<_> = inputs.iter().map(|m| m.planner_stats()).collect();
+        let refs: Vec<_> = stats.iter().collect();
+        let needs = tierd_policies::memory::estimate(kind, &refs);
+        if needs > self.max_memory_bytes {
+            metrics::counter!("tierd_rewrites_refused_total", "pass" => kind_label(kind)).increment(1);
+            let ids: Vec<String> = inputs.iter().map(|m| m.id.to_string()).collect();
+            return Err(StoreError::RewriteTooLarge(format!(
+                "rewriting {} needs about {needs} bytes of memory, more than rewrite.max_memory_bytes = {}",
+                ids.join(", "),
+                self.max_memory_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn acquire_disk(&self, bytes: u64) {
@@ -149,6 +175,7 @@ impl Rewriter {
         if inputs.is_empty() {
             return Err(StoreError::StalePlan("an action without inputs".into()));
         }
+        self.check_memory(action.kind, &inputs.iter().map(|m| m.as_ref()).collect::<Vec<_>>())?;
         let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
         let info = SegmentInfo { segment_id: output_id.to_string(), project: action.project.clone(), day: action.day };

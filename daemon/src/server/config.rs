@@ -130,6 +130,10 @@ pub struct RewriteConfig {
     /// Lossless dedup: the copies a rewrite's dedup removes are kept in a side segment for this many seconds, so
     /// that a wrong dedup can be inspected and undone; 0 drops them at once.
     pub keep_duplicates_secs: u64,
+    /// Most memory one rewrite may hold, estimated from its inputs (rewrites decode every input event: about 3.7
+    /// KiB each, measured). A planned rewrite over it is split into parts that fit; a single segment over it is not
+    /// rewritten (reported, counted in `tierd_rewrites_refused_total`), never an OOM kill of the daemon.
+    pub max_memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -382,7 +386,12 @@ impl Default for Config {
 impl Default for RewriteConfig {
     fn default() -> Self {
         let spec = tierd_codecs::columnar::CodecSpec::default();
-        Self { row_group_rows: spec.row_group_rows, dictionary: spec.dictionary, keep_duplicates_secs: 7 * 86_400 }
+        Self {
+            row_group_rows: spec.row_group_rows,
+            dictionary: spec.dictionary,
+            keep_duplicates_secs: 7 * 86_400,
+            max_memory_bytes: 1024 * 1024 * 1024,
+        }
     }
 }
 

@@ -77,12 +77,14 @@ impl Passes {
             rewriter = rewriter.keep_duplicates_for(keep_ms);
         }
         // Rewrites read cold inputs too: whole, through the budgeted store (background work), not the query cache.
-        let rewriter = rewriter.budgeted().with_source(tierd_store::SegmentSource::new(
-            ctx.layout.clone(),
-            ctx.cold.clone(),
-            Arc::new(tierd_store::BlockCache::disabled()),
-            ctx.handle.clone(),
-        ));
+        let rewriter = rewriter.budgeted().with_max_memory(config.rewrite.max_memory_bytes).with_source(
+            tierd_store::SegmentSource::new(
+                ctx.layout.clone(),
+                ctx.cold.clone(),
+                Arc::new(tierd_store::BlockCache::disabled()),
+                ctx.handle.clone(),
+            ),
+        );
         let mover = Mover::new(ctx.clone());
         let trash = Trash::new(ctx.clone());
         let mut gc = Gc::new(ctx.clone(), config.gc_config());
@@ -305,36 +307,85 @@ impl Passes {
     }
 
     fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
+        let max_memory = self.config.rewrite.max_memory_bytes;
         for (action, planned) in self.plan(pass, req) {
-            let mut a = ActionReport::planned(
-                rewrite_kind(action.kind),
-                action.inputs.clone(),
-                action.bytes_before,
-                action.reason.clone(),
-            );
-            if !req.dry_run {
-                match self.rewriter.execute(&action) {
-                    Ok(o) => {
-                        a.outputs = o.outputs.iter().map(ToString::to_string).collect();
-                        a.bytes_after = Some(o.bytes_after);
-                        a.duplicates_removed = Some(o.duplicates_removed);
-                        a.duplicates_segment = o.duplicates_segment.map(|id| id.to_string());
-                    }
-                    Err(e) => {
-                        warn!(pass = pass.label(), inputs = ?action.inputs, error = %e, "rewrite failed");
-                        report.errors.push(format!("{} of {:?}: {e}", a.kind, action.inputs));
-                        if let Some(t) = &planned {
-                            tiering::count_executed(t, false);
-                        }
-                        continue;
-                    }
+            // Split to `rewrite.max_memory_bytes` (rewrites hold every input event in memory); a segment that alone
+            // exceeds it is reported, not rewritten.
+            let snapshot = self.catalog.snapshot();
+            let stats: Vec<_> = action
+                .inputs
+                .iter()
+                .filter_map(|id| {
+                    id.parse::<SegmentId>().ok().and_then(|id| snapshot.get(&id).map(|m| m.planner_stats()))
+                })
+                .collect();
+            let parts = if stats.len() == action.inputs.len() {
+                let refs: Vec<_> = stats.iter().collect();
+                let split = tierd_policies::memory::split_to_budget(&action, &refs, max_memory);
+                for (id, needs) in &split.refused {
+                    metrics::counter!("tierd_rewrites_refused_total", "pass" => pass.label()).increment(1);
+                    warn!(pass = pass.label(), segment = %id, needs, max_memory, "rewrite refused: over rewrite.max_memory_bytes");
+                    report.errors.push(format!(
+                        "{id}: not rewritten: it needs about {needs} bytes of memory, more than \
+                         rewrite.max_memory_bytes = {max_memory}"
+                    ));
                 }
-                if let Some(t) = &planned {
-                    tiering::count_executed(t, true);
+                if split.parts.len() > 1 {
+                    info!(
+                        pass = pass.label(),
+                        inputs = action.inputs.len(),
+                        parts = split.parts.len(),
+                        max_memory,
+                        "rewrite split to fit rewrite.max_memory_bytes"
+                    );
+                }
+                split.parts
+            } else {
+                // The plan went stale meanwhile: the rewriter says so.
+                vec![action]
+            };
+            for part in parts {
+                self.run_rewrite(pass, part, planned.as_ref(), req, report);
+            }
+        }
+    }
+
+    fn run_rewrite(
+        &self,
+        pass: PassName,
+        action: tierd_policies::RewriteAction,
+        planned: Option<&TieringAction>,
+        req: &PassRequest,
+        report: &mut PassReport,
+    ) {
+        let mut a = ActionReport::planned(
+            rewrite_kind(action.kind),
+            action.inputs.clone(),
+            action.bytes_before,
+            action.reason.clone(),
+        );
+        if !req.dry_run {
+            match self.rewriter.execute(&action) {
+                Ok(o) => {
+                    a.outputs = o.outputs.iter().map(ToString::to_string).collect();
+                    a.bytes_after = Some(o.bytes_after);
+                    a.duplicates_removed = Some(o.duplicates_removed);
+                    a.duplicates_segment = o.duplicates_segment.map(|id| id.to_string());
+                }
+                Err(e) => {
+                    warn!(pass = pass.label(), inputs = ?action.inputs, error = %e, "rewrite failed");
+                    report.errors.push(format!("{} of {:?}: {e}", a.kind, action.inputs));
+                    if let Some(t) = planned {
+                        tiering::count_executed(t, false);
+                    }
+                    return;
                 }
             }
-            report.actions.push(a);
+            if let Some(t) = planned {
+                tiering::count_executed(t, true);
+            }
         }
+        report.actions.push(a);
     }
 
     /// The tiering planner's moves of this pass's direction over one snapshot (to the cold tier for migrate, to the

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use tierd_codecs::columnar::{self, CodecSpec, SegmentInfo};
 use tierd_codecs::{Coverage, RowFilter, StoredEvent, TimeRange};
+use tierd_policies::RewriteKind;
 use tracing::{info, warn};
 
 use super::{compression_of, output_location, seq_range, Rewriter, Steps};
@@ -139,6 +140,8 @@ impl Rewriter {
             Coverage::All => return self.retire_whole(&meta, filter, erase),
             Coverage::Some => {}
         }
+        // Decoding the whole segment: as much memory as a re-encode of it.
+        self.check_memory(RewriteKind::Reencode, &[&meta])?;
         self.acquire_disk(meta.bytes);
         let rows = self.source.read_events(&meta)?;
         let (kept, removed) = filter.split(rows);

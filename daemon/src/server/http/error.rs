@@ -57,7 +57,7 @@ impl From<StoreError> for ApiError {
         let (status, retry) = match &e {
             StoreError::SegmentNotFound { .. } | StoreError::TrashBatchNotFound { .. } => (StatusCode::NOT_FOUND, None),
             StoreError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, None),
-            StoreError::QueryTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
+            StoreError::QueryTooLarge(_) | StoreError::RewriteTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
             StoreError::QueryBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             StoreError::QueryCancelled(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             StoreError::Backpressure(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),

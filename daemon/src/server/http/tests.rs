@@ -20,6 +20,7 @@ mod cold_reads;
 mod deletions_api;
 mod http_limits;
 mod query_limits;
+mod rewrite_memory;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
