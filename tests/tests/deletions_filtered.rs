@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{tierd_bin, Daemon, TestDir};
-use tierd_tests::erasure::finish_deletion;
+use tierd_tests::erasure::{assert_cache_only_live, finish_deletion, stored_rows};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
 use tierd_tests::policy;
@@ -95,6 +95,26 @@ fn check_reads(d: &Daemon, m: &Model, filter: &Value, stage: &str) {
     assert_eq!(seen, kept, "{stage}: NDJSON reads of the selected events");
 }
 
+/// The files (any tier, trash and quarantine included) that still hold an event the filtered delete selects,
+/// ingested up to `max_seq`.
+fn junk_left(d: &Daemon, max_seq: u64, filter: &Value) -> Vec<String> {
+    let (from_ms, to_ms) = (filter["from"].as_i64().unwrap(), filter["to"].as_i64().unwrap());
+    let mut files = Vec::new();
+    for (project, file, rows) in stored_rows(d.data_dir()) {
+        let holds = rows.iter().any(|r| {
+            let e = &r.event;
+            r.seq <= max_seq
+                && e.event == "Junk"
+                && (from_ms..to_ms).contains(&e.time_ms)
+                && e.properties.get("release") == Some(&json!("2.3.1"))
+        });
+        if project == "web" && holds {
+            files.push(file);
+        }
+    }
+    files
+}
+
 /// Runs the CLI against the daemon.
 fn cli(d: &Daemon, args: &[&str]) -> Output {
     Command::new(tierd_bin()).args(args).env("TIERD_URL", d.url()).output().expect("run the tierd CLI")
@@ -160,6 +180,8 @@ fn a_filtered_delete_leaves_answers_at_once_and_storage_after_the_pass() {
     assert_eq!(accepted["state"], "pending", "{out}");
     let id = accepted["id"].as_str().unwrap().to_string();
     m.delete_events("web", &filter);
+    let max_seq = accepted["max_seq"].as_u64().unwrap();
+    assert!(!junk_left(&d, max_seq, &filter).is_empty(), "the file check finds the junk before the pass: it can fail");
     assert!(junk(&m) < before && junk(&m) > 0, "some junk goes, some stays: the test can fail");
     check_answers(&d, &m, "right after the request");
     check_reads(&d, &m, &filter, "right after the request");
@@ -227,6 +249,11 @@ fn a_filtered_delete_leaves_answers_at_once_and_storage_after_the_pass() {
     assert!(d.segments("web", None, None).get("deleted_rows").is_none(), "no tombstone once done");
     check_answers(&d, &m, "after the deletions are done");
     check_reads(&d, &m, &filter, "after the deletions are done");
+    // Complete in bytes: no file on either tier (live, trash, quarantine, the cold bucket) holds a selected event
+    // from before the request, and every cached block belongs to a live cold copy.
+    let max_seq = accepted["max_seq"].as_u64().unwrap();
+    assert_eq!(junk_left(&d, max_seq, &filter), Vec::<String>::new(), "files still holding deleted junk");
+    assert_cache_only_live(&d, "at done");
     let e = String::from_utf8_lossy(&cli(&d, &["deletions", "show", "nope"]).stderr).to_string();
     assert!(e.contains("invalid deletion id"), "{e}");
 }
