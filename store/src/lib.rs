@@ -45,6 +45,7 @@ pub mod query;
 pub mod read;
 pub mod recovery;
 pub mod rewrite;
+pub mod scrub;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod trash;

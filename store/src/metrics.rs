@@ -112,6 +112,9 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_quarantined_files_total", "Files moved to quarantine by recovery"),
     // Rewrites.
     counter("tierd_rewrites_total", "Rewrites executed, by pass and outcome"),
+    counter("tierd_scrub_segments_total", "Sealed hot segments the background scrub verified, by outcome (ok, corrupt)"),
+    bytes_counter("tierd_scrub_bytes_total", "Bytes the background scrub read back"),
+    counter("tierd_scrub_corrupt_total", "Sealed hot segments the background scrub found corrupt"),
     counter(
         "tierd_rewrites_refused_total",
         "Segments not rewritten because their rewrite alone would exceed rewrite.max_memory_bytes, by pass",

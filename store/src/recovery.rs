@@ -14,6 +14,12 @@
 //!   `tierd_segments_missing` / `tierd_segments_corrupt`), never papered over;
 //! - sealed: the file must be exactly the committed length.
 //!
+//! Only what a crash can have touched is read back before serving: open segments (their committed bytes are
+//! verified whole: checksum and frames) and pending intents. A sealed segment's bytes were verified when it was
+//! sealed or written and every read verifies them again, so recovery checks only its length; its checksum and
+//! frames are verified after start by the background scrub ([`crate::scrub`]), at the passes' priority, never on
+//! the restart's critical path (recovery used to read every hot byte: 4.5 s for 219 MB).
+//!
 //! Files under `hot/` that the catalog does not know (a segment created by a write group that never committed, or
 //! anything else) are moved to `quarantine/<time>/...` (`recovery.quarantine`): never served, never deleted.
 
@@ -109,7 +115,10 @@ pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
             warn!(segment = %meta.id, removed = len - meta.bytes, "cut unacknowledged tail");
             report.truncated.push((meta.id.to_string(), len - meta.bytes));
         }
-        if !verify(layout, &path, meta) {
+        // A sealed segment of exactly its committed length is left to the scrub; an open one (or one whose tail was
+        // cut) is verified now, before the writer appends to it or seals it.
+        let touched = meta.state == SegmentState::Open || len > meta.bytes;
+        if touched && !verify(layout, &path, meta) {
             report.corrupt.push(meta.id.to_string());
             continue;
         }
@@ -146,7 +155,7 @@ pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
 }
 
 /// Checks that a hot segment's committed bytes carry its checksum and decode as whole frames.
-fn verify(layout: &Layout, path: &Path, meta: &crate::catalog::SegmentMeta) -> bool {
+pub(crate) fn verify(layout: &Layout, path: &Path, meta: &crate::catalog::SegmentMeta) -> bool {
     let bytes = match crate::read::read_committed(layout, meta) {
         Ok(b) => b,
         Err(e) => {

@@ -168,6 +168,7 @@ pub async fn serve(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
     );
+    let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,
         &config,
@@ -216,6 +217,19 @@ pub async fn serve(
     // rewrites still carry them.
     let unscheduled_heat = (!options.schedules).then(|| heat.clone());
     let housekeeping = tokio::spawn(housekeeping(catalog.clone(), unscheduled_heat, clock.clone(), shutdown.clone()));
+    // Sealed hot segments were only length-checked by recovery: verify their bytes now, in the background, at the
+    // passes' CPU priority and through the IO budget (see `tierd_store::scrub`).
+    let scrub = {
+        let ctx = scrub_ctx;
+        let nice = config.passes.nice;
+        tokio::spawn(async move {
+            if let Err(e) =
+                super::background::run("tierd-scrub", nice, move || tierd_store::scrub::scrub_hot(&ctx)).await
+            {
+                warn!(error = %e, "the start-up scrub did not finish");
+            }
+        })
+    };
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let reloads = tokio::spawn(super::reload::on_sighup(control.reloader.clone(), shutdown.clone()));
     if options.schedules {
@@ -227,6 +241,7 @@ pub async fn serve(
     super::http::listen::serve(listener, router(state, test_clock), config.http.clone(), shutdown.clone()).await;
     shutdown.cancel();
     signals.abort();
+    scrub.abort();
     reloads.abort();
     let _ = housekeeping.await;
     // Runs in flight finish (their passes commit or leave nothing behind) before the hot writer stops.
