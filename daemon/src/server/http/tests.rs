@@ -152,7 +152,7 @@ async fn gzip_bodies_are_decoded() {
 
 #[tokio::test]
 async fn bad_requests_get_json_errors_and_write_nothing() {
-    let app = app(BatchLimits { max_events: 5, max_bytes: 4096 });
+    let app = app(BatchLimits { max_events: 5, max_bytes: 4096, ..BatchLimits::MIXPANEL });
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (post("/import", Some("application/xml"), events(1)), StatusCode::BAD_REQUEST, "Content-Type"),
         (post("/import?project=a/b", None, events(1)), StatusCode::BAD_REQUEST, "project name"),
