@@ -128,6 +128,20 @@ pub struct RecordError {
     pub message: String,
 }
 
+impl RecordError {
+    /// Which per-event limit of [`BatchLimits`] refused the record, as a short label (`event_too_large`,
+    /// `too_many_properties`, `property_name_too_long`); `None` for the other errors.
+    pub fn limit(&self) -> Option<&'static str> {
+        let m = self.message.as_str();
+        match self.field.as_str() {
+            "" if m.starts_with("the event is ") && m.ends_with(" bytes per event") => Some("event_too_large"),
+            "properties" if m.starts_with("has a property name of ") => Some("property_name_too_long"),
+            "properties" if m.starts_with("has ") && m.ends_with(" per event") => Some("too_many_properties"),
+            _ => None,
+        }
+    }
+}
+
 /// Why a whole batch was rejected. Nothing of a rejected batch is ever written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -49,6 +49,7 @@ fn properties_per_event_are_capped_counting_every_key() {
     let error = only_error(both(&body, &LIMITS));
     assert_eq!((error.index, error.field.as_str(), error.insert_id.as_str()), (1, "properties", "id-1"));
     assert_eq!(error.message, "has 256 properties, over the limit of 255 per event");
+    assert_eq!(error.limit(), Some("too_many_properties"));
 }
 
 #[test]
@@ -61,6 +62,7 @@ fn long_property_names_are_refused_and_shortened_in_the_message() {
     assert_eq!(error.field, "properties");
     assert!(error.message.starts_with("has a property name of 400 bytes, over the limit of 255 bytes: "), "{error:?}");
     assert!(error.message.len() < 160, "the name is shortened: {}", error.message);
+    assert_eq!(error.limit(), Some("property_name_too_long"));
 }
 
 #[test]
@@ -78,7 +80,11 @@ fn events_over_the_byte_limit_are_refused_without_being_parsed() {
         let error = only_error(both(&body, &limits));
         assert_eq!((error.index, error.field.as_str()), (1, ""));
         assert_eq!(error.message, format!("the event is {big_len} bytes of JSON, over the limit of 200 bytes per event"));
+        assert_eq!(error.limit(), Some("event_too_large"));
     }
+    // Other errors are not limits.
+    let other = only_error(both(br#"[{"event":"e","properties":{}}]"#, &limits));
+    assert_eq!(other.limit(), None);
     // Exactly at the limit is accepted.
     let exact = BatchLimits { max_event_bytes: big_len, ..LIMITS };
     assert!(both(format!("[{big}]").as_bytes(), &exact).is_ok());

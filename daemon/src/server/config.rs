@@ -10,9 +10,11 @@ use serde::Deserialize;
 use tierd_store::budget::BudgetConfig;
 use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
+use tierd_codecs::BatchLimits;
 use tierd_store::hot::HotConfig;
 
 mod deletions;
+mod ingest;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use retention::RetentionPassSection;
@@ -122,6 +124,10 @@ pub struct RewriteConfig {
     /// Lossless dedup: the copies a rewrite's dedup removes are kept in a side segment for this many seconds, so
     /// that a wrong dedup can be inspected and undone; 0 drops them at once.
     pub keep_duplicates_secs: u64,
+    /// Most shredded property columns (`p.<key>`) one Parquet segment gets; the least common keys past it stay in
+    /// the `_props` JSON column. Bounds the width (footer, page index, writer memory) of a segment whatever the
+    /// events carry.
+    pub max_property_columns: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -306,6 +312,22 @@ pub struct IngestConfig {
     pub queue_batches: usize,
     /// Most requests committed together (group commit).
     pub group_max_batches: usize,
+    /// Most properties of one event, `time`, `distinct_id` and `$insert_id` included (Mixpanel: 255). An event over
+    /// it is a failed record (400, the whole batch refused).
+    pub max_properties_per_event: usize,
+    /// Most bytes of one event's JSON text as sent (Mixpanel: 1 MB). A bigger one is a failed record, never parsed.
+    pub max_event_bytes: usize,
+    /// Longest property name, in bytes (Mixpanel: 255 characters).
+    pub max_property_name_bytes: usize,
+    /// Most distinct UTC days in one request (413 beyond): each day is a segment file created, fsynced and held
+    /// open, so this bounds the files and descriptors one request costs. At most `hot.max_open_segments`.
+    pub max_days_per_request: usize,
+    /// Most request bytes being decoded, parsed and encoded at once, over all requests (a byte-weighted
+    /// semaphore: each request holds its compressed and its decompressed size until its batch is encoded, then its
+    /// encoded size until it is acknowledged). At least two maximal requests.
+    pub max_inflight_bytes: usize,
+    /// How long a request waits for room under `max_inflight_bytes` before it is answered 503 with Retry-After.
+    pub inflight_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -370,7 +392,12 @@ impl Default for Config {
 impl Default for RewriteConfig {
     fn default() -> Self {
         let spec = tierd_codecs::columnar::CodecSpec::default();
-        Self { row_group_rows: spec.row_group_rows, dictionary: spec.dictionary, keep_duplicates_secs: 7 * 86_400 }
+        Self {
+            row_group_rows: spec.row_group_rows,
+            dictionary: spec.dictionary,
+            keep_duplicates_secs: 7 * 86_400,
+            max_property_columns: spec.max_property_columns,
+        }
     }
 }
 
@@ -423,6 +450,12 @@ impl Default for IngestConfig {
             max_bytes_per_request: 10 * 1024 * 1024,
             queue_batches: hot.queue_batches,
             group_max_batches: hot.group_max_batches,
+            max_properties_per_event: BatchLimits::MIXPANEL.max_properties,
+            max_event_bytes: BatchLimits::MIXPANEL.max_event_bytes,
+            max_property_name_bytes: BatchLimits::MIXPANEL.max_property_name_bytes,
+            max_days_per_request: 64,
+            max_inflight_bytes: 128 * 1024 * 1024,
+            inflight_wait_ms: 2_000,
         }
     }
 }
@@ -531,6 +564,9 @@ impl Config {
             );
         }
         if let Err((key, message)) = self.deletions.validate() {
+            return invalid(key, &message);
+        }
+        if let Err((key, message)) = self.ingest.validate(self.hot.max_open_segments) {
             return invalid(key, &message);
         }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {

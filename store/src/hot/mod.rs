@@ -111,7 +111,8 @@ impl IngestBatch {
         IngestBatch { project, parts, events: rows.len() as u64 }
     }
 
-    fn frame_bytes(&self) -> u64 {
+    /// The bytes of the frames this batch appends (what it holds in memory until acknowledged).
+    pub fn frame_bytes(&self) -> u64 {
         self.parts.iter().map(|p| p.body.frame_len() as u64).sum()
     }
 }

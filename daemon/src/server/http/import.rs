@@ -1,5 +1,6 @@
 //! `POST /import?project=NAME`: Mixpanel-shaped ingest, acknowledged only once durable.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -8,14 +9,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::Deserialize;
-use tierd_codecs::{parse_batch_rows, BatchError};
+use tierd_codecs::{parse_batch_rows, BatchError, RowBatch};
 use tierd_store::hot::IngestBatch;
-use tierd_store::layout::validate_project;
+use tierd_store::layout::{day_of_ms, validate_project};
 
 use super::error::ApiError;
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::ImportAnswer;
+use crate::server::error::ServerError;
 use tierd_store::clock::Stopwatch;
 
 #[derive(Debug, Deserialize)]
@@ -72,31 +74,79 @@ async fn import_inner(
                 )))
             }
         };
-    let too_large = || {
+    let too_large = move || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over the limit of {limit} bytes (uncompressed) per request"),
         )
+        .with_reason("too_large")
     };
-    // A gzip body is never larger than what it decodes to, except for tiny or incompressible ones: allow slack.
-    let raw_limit = if gzip { limit + limit / 8 + 1024 } else { limit };
+    let gate = &state.ingest;
+    let raw_limit = if gzip { gate.max_raw_bytes } else { limit };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > raw_limit) {
+        return Err(too_large());
+    }
+    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`).
+    let mut held = gate.hold(declared.unwrap_or(raw_limit)).await?;
     let raw = axum::body::to_bytes(body, raw_limit).await.map_err(|_| too_large())?;
-    let bytes = if gzip {
-        let mut out = Vec::new();
-        let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
-        decoder.read_to_end(&mut out).map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
-        if out.len() > limit {
-            return Err(too_large());
-        }
-        bytes::Bytes::from(out)
-    } else {
-        raw
-    };
-    let n_bytes = bytes.len() as u64;
-    let rows = parse_batch_rows(&bytes, &state.limits).map_err(batch_error)?;
-    let batch = IngestBatch::encode_rows(project.clone(), &rows);
+    held.shrink_to(raw.len());
+    if gzip {
+        gate.grow(&mut held, limit).await?;
+    }
+    let limits = state.limits;
+    let max_days = gate.max_days;
+    let encode_project = project.clone();
+    // Decoding, parsing and encoding are CPU work of up to a few hundred milliseconds: off the async workers.
+    let work = tokio::task::spawn_blocking(move || {
+        let bytes = if gzip {
+            let out = gunzip(&raw, limit).map_err(|e| e.unwrap_or_else(too_large))?;
+            drop(raw);
+            bytes::Bytes::from(out)
+        } else {
+            raw
+        };
+        held.shrink_to(bytes.len());
+        let rows = parse_batch_rows(&bytes, &limits).map_err(batch_error)?;
+        check_days(&rows, max_days)?;
+        let batch = IngestBatch::encode_rows(encode_project, &rows);
+        drop(rows);
+        held.shrink_to(batch.frame_bytes() as usize);
+        Ok::<_, ApiError>((batch, bytes.len() as u64, held))
+    });
+    let (batch, n_bytes, held) = work.await.map_err(|e| ApiError::from(ServerError::joined("import", e)))??;
     let appended = state.hot.append(batch).await?;
+    drop(held);
     Ok((project, appended.events, n_bytes))
+}
+
+/// Decodes a gzip body of at most `limit` decoded bytes. `Err(None)`: over the limit; `Err(Some)`: not gzip.
+fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| Some(ApiError::bad_request(format!("body is not valid gzip: {e}"))))?;
+    if out.len() > limit {
+        return Err(None);
+    }
+    Ok(out)
+}
+
+/// Refuses a request whose events fall on more than `max_days` UTC days (`ingest.max_days_per_request`): each day
+/// is a segment file to create, fsync and keep open.
+fn check_days(rows: &RowBatch, max_days: usize) -> Result<(), ApiError> {
+    let days: BTreeSet<i32> = rows.iter().map(|r| day_of_ms(r.time_ms())).collect();
+    if days.len() > max_days {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request has events on {} different UTC days, over the limit of {max_days} days per request \
+                 (ingest.max_days_per_request); send events sorted by time, or split the request by day",
+                days.len()
+            ),
+        )
+        .with_reason("too_many_days"));
+    }
+    Ok(())
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -114,11 +164,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn batch_error(e: BatchError) -> ApiError {
     match e {
-        BatchError::TooLarge { .. } | BatchError::TooManyEvents { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        BatchError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_large"),
+        BatchError::TooManyEvents { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_many_events")
         }
         BatchError::Invalid(records) => {
             let mut err = ApiError::bad_request(BatchError::Invalid(records.clone()).to_string());
+            // A per-event limit names the reason (the first record refused by one), else any invalid record.
+            err.reason_label = Some(records.iter().find_map(|r| r.limit()).unwrap_or("invalid_records"));
             err.failed_records = Some(records);
             err
         }

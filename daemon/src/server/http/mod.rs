@@ -9,6 +9,7 @@ mod admin;
 mod deletions;
 pub mod error;
 mod import;
+mod ingest_gate;
 mod json;
 mod read;
 mod state;
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use ingest_gate::IngestGate;
 pub use state::AppState;
 use tierd_store::clock::OffsetClock;
 

@@ -18,6 +18,7 @@ use super::{router, AppState};
 mod cold_reads;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
+mod ingest_limits;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
@@ -80,6 +81,7 @@ fn app_state(
         hot,
         clock,
         limits,
+        ingest: super::IngestGate::new(&crate::server::config::IngestConfig::default()),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
@@ -88,11 +90,19 @@ fn app_state(
 }
 
 fn app(limits: BatchLimits) -> App {
+    app_with(limits, None, HotConfig::default())
+}
+
+/// [`app`] with an ingest gate of `ingest` (else the default) and a hot tier of `hot`.
+fn app_with(limits: BatchLimits, ingest: Option<super::IngestGate>, hot: HotConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0_MS));
     let (ctx, budget) = store_context(dir.path(), clock.clone());
-    let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
-    let state = app_state(&ctx, budget, Arc::new(hot.unwrap()), limits);
+    let hot = HotTier::start(&ctx, hot, Arc::new(|_| {}));
+    let mut state = app_state(&ctx, budget, Arc::new(hot.unwrap()), limits);
+    if let Some(gate) = ingest {
+        Arc::get_mut(&mut state).expect("the only handle").ingest = gate;
+    }
     App { _dir: dir, router: router(state, None) }
 }
 
