@@ -455,7 +455,7 @@ impl Default for IngestConfig {
             max_property_name_bytes: BatchLimits::MIXPANEL.max_property_name_bytes,
             max_days_per_request: 64,
             max_inflight_bytes: 128 * 1024 * 1024,
-            inflight_wait_ms: 2_000,
+            inflight_wait_ms: 5_000,
         }
     }
 }

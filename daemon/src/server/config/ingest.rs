@@ -24,9 +24,10 @@ impl IngestConfig {
         self.max_bytes_per_request + self.max_bytes_per_request / 8 + 1024
     }
 
-    /// What the in-flight semaphore must hold for one request at its largest (its compressed and decoded body).
+    /// What the in-flight semaphore must hold for one request at its largest: its compressed body, its decoded
+    /// body and the rows' text (an eighth more than the body).
     pub fn max_request_weight(&self) -> usize {
-        self.max_raw_bytes() + self.max_bytes_per_request
+        self.max_raw_bytes() + 2 * self.max_bytes_per_request + self.max_bytes_per_request / 8
     }
 
     /// The checks of the keys above: (key, what is wrong).

@@ -3,9 +3,10 @@
 //! A request count alone does not bound memory: one 10 KB gzip body decodes to 10 MB. So each request holds
 //! permits for the bytes it holds: before its body is read, its `Content-Length` (or the largest allowed body);
 //! then its real compressed size; while a gzip body is decoded, up to `ingest.max_bytes_per_request` more; after
-//! decoding, the decoded size (the compressed bytes are dropped); after encoding, the encoded frames until the
-//! writer acknowledges them. Memory in the parse is a small multiple of the decoded size (the rows' text and the
-//! frames), never of the number of JSON values (`tierd_codecs::parse_batch_rows` counts and refuses as it scans).
+//! decoding, the decoded size (the compressed bytes are dropped); for the parse, the decoded size and the rows'
+//! text beside it (about the same again); after encoding, the encoded frames until the writer acknowledges them.
+//! Nothing in the parse grows with the number of JSON values (`tierd_codecs::parse_batch_rows` counts and refuses
+//! as it scans, and builds at most one record's `Value` at a time).
 //!
 //! Waiting versus refusing: a request that finds no room waits up to `ingest.inflight_wait_ms`, then gets a 503 with
 //! Retry-After. A short wait absorbs the bursts of parallel backfill clients (decoding is fast, room comes back
