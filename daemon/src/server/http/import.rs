@@ -84,11 +84,10 @@ async fn import_inner(
     let gate = &state.ingest;
     let raw_limit = if gzip { gate.max_raw_bytes } else { limit };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > raw_limit) {
-        return Err(too_large());
-    }
-    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`).
-    let mut held = gate.hold(declared.unwrap_or(raw_limit)).await?;
+    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`). A
+    // body declared over the limit is still read up to it before the 413 (as before): answering before reading
+    // anything makes clients that are still sending see a reset connection instead of the answer.
+    let mut held = gate.hold(declared.unwrap_or(raw_limit).min(raw_limit)).await?;
     let raw = axum::body::to_bytes(body, raw_limit).await.map_err(|_| too_large())?;
     held.shrink_to(raw.len());
     // Decoding, parsing and encoding are CPU work of up to a few hundred milliseconds: off the async workers.
