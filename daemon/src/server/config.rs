@@ -320,11 +320,11 @@ pub struct IngestConfig {
     /// Longest property name, in bytes (Mixpanel: 255 characters).
     pub max_property_name_bytes: usize,
     /// Most distinct UTC days in one request (413 beyond): each day is a segment file created, fsynced and held
-    /// open, so this bounds the files and descriptors one request costs. At most `hot.max_open_segments`.
+    /// open, so this bounds the files and descriptors one request costs. `hot.max_open_segments` applies if smaller.
     pub max_days_per_request: usize,
     /// Most request bytes being decoded, parsed and encoded at once, over all requests (a byte-weighted
     /// semaphore: each request holds its compressed and its decompressed size until its batch is encoded, then its
-    /// encoded size until it is acknowledged). At least two maximal requests.
+    /// encoded size until it is acknowledged). Raised to one request at its largest if smaller.
     pub max_inflight_bytes: usize,
     /// How long a request waits for room under `max_inflight_bytes` before it is answered 503 with Retry-After.
     pub inflight_wait_ms: u64,
@@ -566,7 +566,7 @@ impl Config {
         if let Err((key, message)) = self.deletions.validate() {
             return invalid(key, &message);
         }
-        if let Err((key, message)) = self.ingest.validate(self.hot.max_open_segments) {
+        if let Err((key, message)) = self.ingest.validate() {
             return invalid(key, &message);
         }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {

@@ -188,7 +188,7 @@ pub async fn serve(
         hot: hot.clone(),
         clock: clock.clone(),
         limits: config.ingest.batch_limits(),
-        ingest: super::http::IngestGate::new(&config.ingest),
+        ingest: super::http::IngestGate::new(&config.ingest, config.hot.max_open_segments),
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes: control.passes.clone(),

@@ -7,6 +7,13 @@ use tierd_codecs::BatchLimits;
 use super::IngestConfig;
 
 impl IngestConfig {
+    /// The days one request may touch: `max_days_per_request`, and never more than the segments that may be open
+    /// (`hot.max_open_segments`), so that a request always fits (the smaller applies; a config lowering only
+    /// `hot.max_open_segments` stays valid).
+    pub fn max_days(&self, max_open_segments: usize) -> usize {
+        self.max_days_per_request.min(max_open_segments.max(1))
+    }
+
     /// The codec's limits of one request.
     pub fn batch_limits(&self) -> BatchLimits {
         BatchLimits {
@@ -30,8 +37,14 @@ impl IngestConfig {
         self.max_raw_bytes() + 2 * self.max_bytes_per_request + self.max_bytes_per_request / 8
     }
 
+    /// The in-flight budget in force: `max_inflight_bytes`, raised to one request at its largest if smaller (so a
+    /// config that raises only `max_bytes_per_request` stays valid and every allowed request can be served).
+    pub fn inflight_budget(&self) -> usize {
+        self.max_inflight_bytes.max(self.max_request_weight())
+    }
+
     /// The checks of the keys above: (key, what is wrong).
-    pub(super) fn validate(&self, max_open_segments: usize) -> Result<(), (&'static str, String)> {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         let at_least = |key, min: usize, got: usize| {
             if got < min {
                 Err((key, format!("must be at least {min}, got {got}")))
@@ -43,25 +56,7 @@ impl IngestConfig {
         at_least("ingest.max_event_bytes", 64, self.max_event_bytes)?;
         at_least("ingest.max_property_name_bytes", 16, self.max_property_name_bytes)?;
         at_least("ingest.max_days_per_request", 1, self.max_days_per_request)?;
-        if self.max_days_per_request > max_open_segments {
-            return Err((
-                "ingest.max_days_per_request",
-                format!(
-                    "is {}, over hot.max_open_segments = {max_open_segments}: one request must fit in the open segments",
-                    self.max_days_per_request
-                ),
-            ));
-        }
-        let two = 2 * self.max_request_weight();
-        if self.max_inflight_bytes < two {
-            return Err((
-                "ingest.max_inflight_bytes",
-                format!(
-                    "is {}, below two requests at ingest.max_bytes_per_request (compressed and decoded): {two}",
-                    self.max_inflight_bytes
-                ),
-            ));
-        }
+        at_least("ingest.max_inflight_bytes", 1024 * 1024, self.max_inflight_bytes)?;
         Ok(())
     }
 }

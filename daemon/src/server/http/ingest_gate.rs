@@ -28,7 +28,7 @@ pub struct IngestGate {
     semaphore: Arc<Semaphore>,
     capacity: usize,
     wait: Duration,
-    /// `ingest.max_days_per_request`.
+    /// `ingest.max_days_per_request`, or `hot.max_open_segments` if smaller.
     pub max_days: usize,
     /// The most compressed bytes one body may have (`IngestConfig::max_raw_bytes`).
     pub max_raw_bytes: usize,
@@ -43,14 +43,15 @@ pub struct Held {
 }
 
 impl IngestGate {
-    pub fn new(config: &IngestConfig) -> Self {
+    /// The gate of `config`; `max_open_segments` (`hot.max_open_segments`) caps the days of a request.
+    pub fn new(config: &IngestConfig, max_open_segments: usize) -> Self {
         // tokio counts permits in u32 per acquisition; the capacity is far below that in any sane configuration.
-        let capacity = config.max_inflight_bytes.min(u32::MAX as usize);
+        let capacity = config.inflight_budget().min(u32::MAX as usize);
         Self {
             semaphore: Arc::new(Semaphore::new(capacity)),
             capacity,
             wait: Duration::from_millis(config.inflight_wait_ms),
-            max_days: config.max_days_per_request,
+            max_days: config.max_days(max_open_segments),
             max_raw_bytes: config.max_raw_bytes(),
         }
     }

@@ -50,7 +50,7 @@ async fn a_gzip_of_five_million_zeros_is_refused_by_count_and_the_next_import_is
 #[tokio::test]
 async fn a_full_inflight_budget_answers_503_with_retry_after_then_serves_again() {
     let ingest = IngestConfig { max_inflight_bytes: 64 * 1024 * 1024, inflight_wait_ms: 50, ..IngestConfig::default() };
-    let gate = IngestGate::new(&ingest);
+    let gate = IngestGate::new(&ingest, 256);
     // Another request holds everything.
     let held = gate.hold(ingest.max_inflight_bytes).await.unwrap();
     let app = app_with(BatchLimits::default(), Some(gate), HotConfig::default());
@@ -68,7 +68,7 @@ async fn a_full_inflight_budget_answers_503_with_retry_after_then_serves_again()
 #[tokio::test]
 async fn a_request_waits_for_room_within_the_bound() {
     let ingest = IngestConfig { max_inflight_bytes: 64 * 1024 * 1024, inflight_wait_ms: 10_000, ..IngestConfig::default() };
-    let gate = IngestGate::new(&ingest);
+    let gate = IngestGate::new(&ingest, 256);
     let held = gate.hold(ingest.max_inflight_bytes).await.unwrap();
     let app = app_with(BatchLimits::default(), Some(gate), HotConfig::default());
     let request = tokio::spawn({
