@@ -84,27 +84,27 @@ async fn import_inner(
     let gate = &state.ingest;
     let raw_limit = if gzip { gate.max_raw_bytes } else { limit };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok());
-    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`). A
-    // body declared over the limit is still read up to it before the 413 (as before): answering before reading
+    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`): the
+    // most this request will need, taken once (a request never waits while holding), then given back step by step.
+    // A body declared over the limit is still read up to it before the 413 (as before): answering before reading
     // anything makes clients that are still sending see a reset connection instead of the answer.
-    let mut held = gate.hold(declared.unwrap_or(raw_limit).min(raw_limit)).await?;
+    let raw_weight = declared.unwrap_or(raw_limit).min(raw_limit);
+    let mut held = gate.hold(raw_weight + parse_weight(if gzip { limit } else { raw_weight })).await?;
     let raw = axum::body::to_bytes(body, raw_limit).await.map_err(|_| too_large())?;
-    held.shrink_to(raw.len());
     // Decoding, parsing and encoding are CPU work of up to a few hundred milliseconds: off the async workers.
     let (bytes, mut held) = if gzip {
-        gate.grow(&mut held, limit).await?;
+        held.shrink_to(raw.len() + parse_weight(limit));
         let decoded = tokio::task::spawn_blocking(move || {
             let out = gunzip(&raw, limit).map_err(|e| e.unwrap_or_else(too_large))?;
             drop(raw);
-            held.shrink_to(out.len());
+            held.shrink_to(parse_weight(out.len()));
             Ok::<_, ApiError>((bytes::Bytes::from(out), held))
         });
         decoded.await.map_err(|e| ApiError::from(ServerError::joined("import", e)))??
     } else {
+        held.shrink_to(parse_weight(raw.len()));
         (raw, held)
     };
-    // The parse writes the rows' text (about the body's size, reserved up front) beside the body.
-    gate.grow(&mut held, bytes.len() + bytes.len() / 8).await?;
     let limits = state.limits;
     let max_days = gate.max_days;
     let encode_project = project.clone();
@@ -121,6 +121,12 @@ async fn import_inner(
     let appended = state.hot.append(batch).await?;
     drop(held);
     Ok((project, appended.events, n_bytes))
+}
+
+/// What parsing a decoded body of `len` bytes holds: the body, and the rows' text the parse writes beside it
+/// (reserved up front at the body's size and an eighth).
+fn parse_weight(len: usize) -> usize {
+    2 * len + len / 8
 }
 
 /// Decodes a gzip body of at most `limit` decoded bytes. `Err(None)`: over the limit; `Err(Some)`: not gzip.

@@ -1,12 +1,15 @@
 //! The bound on the memory ingest uses at once: a byte-weighted semaphore over every `/import` request.
 //!
 //! A request count alone does not bound memory: one 10 KB gzip body decodes to 10 MB. So each request holds
-//! permits for the bytes it holds: before its body is read, its `Content-Length` (or the largest allowed body);
-//! then its real compressed size; while a gzip body is decoded, up to `ingest.max_bytes_per_request` more; after
-//! decoding, the decoded size (the compressed bytes are dropped); for the parse, the decoded size and the rows'
-//! text beside it (about the same again); after encoding, the encoded frames until the writer acknowledges them.
-//! Nothing in the parse grows with the number of JSON values (`tierd_codecs::parse_batch_rows` counts and refuses
-//! as it scans, and builds at most one record's `Value` at a time).
+//! permits for the bytes it will hold, taken once before its body is read: its compressed body (its
+//! `Content-Length`, or the largest allowed), its decoded body (for gzip, the largest allowed) and the rows' text the
+//! parse writes beside it (the body's size and an eighth). It gives back what it no longer needs as it goes: once
+//! read, down to the real compressed size; once decoded, the compressed bytes and the unused decode allowance; once
+//! encoded, everything but the encoded frames, held until the writer acknowledges them. Taking everything at once
+//! means no request ever waits while holding permits, so parallel requests cannot starve each other into timeouts
+//! (they queue instead). Nothing in the parse grows with the number of JSON values
+//! (`tierd_codecs::parse_batch_rows` counts and refuses as it scans, and builds at most one record's `Value` at a
+//! time).
 //!
 //! Waiting versus refusing: a request that finds no room waits up to `ingest.inflight_wait_ms`, then gets a 503 with
 //! Retry-After. A short wait absorbs the bursts of parallel backfill clients (decoding is fast, room comes back
@@ -56,15 +59,9 @@ impl IngestGate {
         }
     }
 
-    /// Holds `bytes` (at least 1), waiting up to `ingest.inflight_wait_ms`; else a 503 with Retry-After.
+    /// Holds `bytes` (at least 1, at most the whole budget), waiting up to `ingest.inflight_wait_ms`; else a 503
+    /// with Retry-After.
     pub async fn hold(&self, bytes: usize) -> Result<Held, ApiError> {
-        let mut held = Held { permit: None, gate_capacity: self.capacity, semaphore: self.semaphore.clone() };
-        self.grow(&mut held, bytes).await?;
-        Ok(held)
-    }
-
-    /// Adds `bytes` to what `held` holds, on the same terms as [`IngestGate::hold`].
-    pub async fn grow(&self, held: &mut Held, bytes: usize) -> Result<(), ApiError> {
         let n = bytes.clamp(1, self.capacity) as u32;
         let acquire = self.semaphore.clone().acquire_many_owned(n);
         let permit = match tokio::time::timeout(self.wait, acquire).await {
@@ -83,12 +80,9 @@ impl IngestGate {
                 return Err(err);
             }
         };
-        match &mut held.permit {
-            Some(p) => p.merge(permit),
-            None => held.permit = Some(permit),
-        }
+        let held = Held { permit: Some(permit), gate_capacity: self.capacity, semaphore: self.semaphore.clone() };
         held.publish();
-        Ok(())
+        Ok(held)
     }
 }
 
