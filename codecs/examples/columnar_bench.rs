@@ -441,7 +441,12 @@ fn main() {
         println!("\n## Rows per row group (sort {}, lz4)\n", SortOrder::DEFAULT);
         header();
         for rows in [8_192, 16_384, 32_768, 65_536, 131_072, 262_144, 1_048_576] {
-            let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: rows, dictionary: true, ..CodecSpec::default() };
+            let spec = CodecSpec {
+                compression: Compression::Lz4,
+                row_group_rows: rows,
+                dictionary: true,
+                ..CodecSpec::default()
+            };
             report(&format!("{rows} rows"), &measure(&events, &q, &info, &spec, SortOrder::DEFAULT, runs));
         }
     }

@@ -56,7 +56,8 @@ pub use scan::scan;
 pub use select::{ScanRequest, ScanStats};
 pub use shred::{property_column_name, ColumnKind, ShreddedColumn, PROPERTY_COLUMN_PREFIX};
 pub use spec::{
-    CodecSpec, CodecSpecError, Compression, DEFAULT_MAX_PROPERTY_COLUMNS, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS, ZSTD_LEVELS,
+    CodecSpec, CodecSpecError, Compression, DEFAULT_MAX_PROPERTY_COLUMNS, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS,
+    ZSTD_LEVELS,
 };
 pub use write::{encode, encode_with_order, recompress, sort_permutation};
 

@@ -465,6 +465,6 @@ fn kind(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,10 @@ fn events_over_the_byte_limit_are_refused_without_being_parsed() {
         };
         let error = only_error(both(&body, &limits));
         assert_eq!((error.index, error.field.as_str()), (1, ""));
-        assert_eq!(error.message, format!("the event is {big_len} bytes of JSON, over the limit of 200 bytes per event"));
+        assert_eq!(
+            error.message,
+            format!("the event is {big_len} bytes of JSON, over the limit of 200 bytes per event")
+        );
         assert_eq!(error.limit(), Some("event_too_large"));
     }
     // Other errors are not limits.
@@ -106,7 +109,10 @@ fn a_huge_array_is_counted_not_materialized() {
 
 #[test]
 fn value_level_errors_keep_their_position_in_the_body() {
-    for body in ["[\n {\"event\":\"e\",\"properties\":{\"time\":1e400}}]", "[{\"event\":\"e\",\n\"properties\":{\"a\":\n [1e999]}}]"] {
+    for body in [
+        "[\n {\"event\":\"e\",\"properties\":{\"time\":1e400}}]",
+        "[{\"event\":\"e\",\n\"properties\":{\"a\":\n [1e999]}}]",
+    ] {
         let expected = serde_json::from_slice::<Vec<Value>>(body.as_bytes()).unwrap_err().to_string();
         assert_eq!(both(body.as_bytes(), &LIMITS), Err(BatchError::Malformed(expected)));
     }

@@ -48,8 +48,7 @@ pub(super) fn for_each_record(
         let count = serde_json::from_slice::<CheckedArray>(body).map_err(|e| BatchError::Malformed(e.to_string()))?.0;
         check_count(count, limits)?;
         // Pass 2: the body is valid JSON of at most `max_events` records; each as a borrowed slice, then parsed.
-        let records: Vec<&RawValue> =
-            serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        let records: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
         for (index, raw) in records.into_iter().enumerate() {
             on_record(index, parsed(raw, limits).map_err(|e| BatchError::Malformed(e.to_string()))?);
         }
@@ -69,7 +68,11 @@ fn parsed(raw: &RawValue, limits: &BatchLimits) -> Result<Record, serde_json::Er
 }
 
 /// NDJSON: non-blank lines are counted before any is parsed (as before), then read one at a time.
-fn for_each_line(body: &[u8], limits: &BatchLimits, mut on_record: impl FnMut(usize, Record)) -> Result<usize, BatchError> {
+fn for_each_line(
+    body: &[u8],
+    limits: &BatchLimits,
+    mut on_record: impl FnMut(usize, Record),
+) -> Result<usize, BatchError> {
     let is_blank = |line: &[u8]| line.iter().all(|b| is_json_whitespace(*b));
     let lines = || body.split(|b| *b == b'\n').enumerate().filter(|(_, line)| !is_blank(line));
     let count = lines().count();

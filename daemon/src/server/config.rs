@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tierd_codecs::BatchLimits;
 use tierd_store::budget::BudgetConfig;
 use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
-use tierd_codecs::BatchLimits;
 use tierd_store::hot::HotConfig;
 
 mod deletions;

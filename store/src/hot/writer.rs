@@ -166,12 +166,8 @@ impl Writer {
             let mut keys: HashSet<(String, i32)> = HashSet::new();
             let mut part = Vec::new();
             while let Some((batch, _)) = rest.peek() {
-                let new: Vec<_> = batch
-                    .parts
-                    .iter()
-                    .map(|p| (batch.project.clone(), p.day))
-                    .filter(|k| !keys.contains(k))
-                    .collect();
+                let new: Vec<_> =
+                    batch.parts.iter().map(|p| (batch.project.clone(), p.day)).filter(|k| !keys.contains(k)).collect();
                 if !part.is_empty() && keys.len() + new.len() > max_open {
                     break;
                 }

@@ -116,7 +116,8 @@ fn count_by_event_follows_changing_dictionaries() {
         })
         .collect();
     for dictionary in [true, false] {
-        let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: 30_000, dictionary, ..CodecSpec::default() };
+        let spec =
+            CodecSpec { compression: Compression::Lz4, row_group_rows: 30_000, dictionary, ..CodecSpec::default() };
         let bytes = Bytes::from(encode(&info(), &events, &spec).unwrap());
         for (from_ms, to_ms, event) in [
             (i64::MIN, i64::MAX, None),

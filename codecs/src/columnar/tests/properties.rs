@@ -24,13 +24,14 @@ fn any_compression() -> impl Strategy<Value = Compression> {
 
 fn any_spec() -> impl Strategy<Value = CodecSpec> {
     // Small column caps too: whatever is not shredded must come back from `_props`.
-    (any_compression(), 1..40usize, any::<bool>(), prop_oneof![0..4usize, Just(DEFAULT_MAX_PROPERTY_COLUMNS)])
-        .prop_map(|(compression, row_group_rows, dictionary, max_property_columns)| CodecSpec {
+    (any_compression(), 1..40usize, any::<bool>(), prop_oneof![0..4usize, Just(DEFAULT_MAX_PROPERTY_COLUMNS)]).prop_map(
+        |(compression, row_group_rows, dictionary, max_property_columns)| CodecSpec {
             compression,
             row_group_rows,
             dictionary,
             max_property_columns,
-        })
+        },
+    )
 }
 
 /// A scan request over the times and names [`segment_events`] favours, with a property subset drawn from its keys,

@@ -133,9 +133,8 @@ fn parse_weight(len: usize) -> usize {
 fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
     // The trailer's ISIZE (decoded size mod 2^32 of the last member) sizes the buffer: a hint only, capped by the
     // limit, so a body that decodes to 10 MB takes 10 MB rather than the 16 MB of a doubling buffer.
-    let hint = raw.len().checked_sub(4).map_or(0, |at| {
-        u32::from_le_bytes(raw[at..].try_into().expect("four bytes")) as usize
-    });
+    let hint =
+        raw.len().checked_sub(4).map_or(0, |at| u32::from_le_bytes(raw[at..].try_into().expect("four bytes")) as usize);
     let mut out = Vec::with_capacity(hint.min(limit + 1));
     let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|e| Some(ApiError::bad_request(format!("body is not valid gzip: {e}"))))?;
@@ -178,7 +177,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn batch_error(e: BatchError) -> ApiError {
     match e {
-        BatchError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_large"),
+        BatchError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_large")
+        }
         BatchError::TooManyEvents { .. } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_many_events")
         }

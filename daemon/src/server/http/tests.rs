@@ -81,7 +81,10 @@ fn app_state(
         hot,
         clock,
         limits,
-        ingest: super::IngestGate::new(&crate::server::config::IngestConfig::default(), HotConfig::default().max_open_segments),
+        ingest: super::IngestGate::new(
+            &crate::server::config::IngestConfig::default(),
+            HotConfig::default().max_open_segments,
+        ),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,

@@ -67,7 +67,8 @@ async fn a_full_inflight_budget_answers_503_with_retry_after_then_serves_again()
 
 #[tokio::test]
 async fn a_request_waits_for_room_within_the_bound() {
-    let ingest = IngestConfig { max_inflight_bytes: 64 * 1024 * 1024, inflight_wait_ms: 10_000, ..IngestConfig::default() };
+    let ingest =
+        IngestConfig { max_inflight_bytes: 64 * 1024 * 1024, inflight_wait_ms: 10_000, ..IngestConfig::default() };
     let gate = IngestGate::new(&ingest, 256);
     let held = gate.hold(ingest.max_inflight_bytes).await.unwrap();
     let app = app_with(BatchLimits::default(), Some(gate), HotConfig::default());
