@@ -174,7 +174,7 @@ impl Writer {
                 if part.is_empty() && new.len() > max_open {
                     // Refused by the HTTP layer's `ingest.max_days_per_request` already; the store keeps its cap.
                     let (_, reply) = rest.next().expect("peeked");
-                    metrics::counter!("tierd_ingest_rejected_total", "reason" => "too_many_days").increment(1);
+                    // Counted by the caller (the HTTP layer's `too_many_days`), as a refusal of the whole request.
                     let _ = reply.send(Err(StoreError::BatchTooWide { days: new.len(), max: max_open }));
                     continue;
                 }

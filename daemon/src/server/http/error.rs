@@ -65,10 +65,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::BatchTooWide { .. } = e {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_many_days");
+        }
         let (status, retry) = match &e {
             StoreError::SegmentNotFound { .. } | StoreError::TrashBatchNotFound { .. } => (StatusCode::NOT_FOUND, None),
             StoreError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, None),
-            StoreError::BatchTooWide { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
             StoreError::Backpressure(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             StoreError::HotTierFull(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
             StoreError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),

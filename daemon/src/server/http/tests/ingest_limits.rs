@@ -79,7 +79,7 @@ async fn a_request_waits_for_room_within_the_bound() {
             router.oneshot(post("/import", None, events(2))).await.unwrap().status()
         }
     });
-    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(!request.is_finished(), "the request waits while the budget is held");
     drop(held);
     assert_eq!(request.await.unwrap(), StatusCode::OK);
