@@ -210,6 +210,13 @@ impl Writer {
 
     /// Writes and commits one part of a group (at most `hot.max_open_segments` segments) and answers its requests.
     fn commit_part(&mut self, accepted: Vec<(IngestBatch, Reply)>, started: Stopwatch) {
+        // An earlier part's catalog failure stopped the writer: nothing more is written.
+        if let Some(why) = &self.broken {
+            for (_, reply) in accepted {
+                let _ = reply.send(Err(StoreError::WriterStopped { reason: why.clone() }));
+            }
+            return;
+        }
         let batches: Vec<&IngestBatch> = accepted.iter().map(|(b, _)| b).collect();
         match self.write_and_commit(&batches) {
             Ok(generation) => {
