@@ -432,7 +432,7 @@ fn main() {
         header();
         for compression in [Compression::Lz4, Compression::Zstd(3)] {
             for order in SortOrder::ALL {
-                let spec = CodecSpec { compression, row_group_rows: 65_536, dictionary: true };
+                let spec = CodecSpec { compression, row_group_rows: 65_536, dictionary: true, ..CodecSpec::default() };
                 report(&format!("{compression}, {order}"), &measure(&events, &q, &info, &spec, order, runs));
             }
         }
@@ -441,7 +441,12 @@ fn main() {
         println!("\n## Rows per row group (sort {}, lz4)\n", SortOrder::DEFAULT);
         header();
         for rows in [8_192, 16_384, 32_768, 65_536, 131_072, 262_144, 1_048_576] {
-            let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: rows, dictionary: true };
+            let spec = CodecSpec {
+                compression: Compression::Lz4,
+                row_group_rows: rows,
+                dictionary: true,
+                ..CodecSpec::default()
+            };
             report(&format!("{rows} rows"), &measure(&events, &q, &info, &spec, SortOrder::DEFAULT, runs));
         }
     }
@@ -455,7 +460,7 @@ fn main() {
             [Compression::None, Compression::Lz4, Compression::Zstd(1), Compression::Zstd(3), Compression::Zstd(19)]
         {
             for dictionary in [true, false] {
-                let spec = CodecSpec { compression, row_group_rows: 65_536, dictionary };
+                let spec = CodecSpec { compression, row_group_rows: 65_536, dictionary, ..CodecSpec::default() };
                 let label = format!("{compression}, dictionary {}", if dictionary { "on" } else { "off" });
                 report(&label, &measure(&events, &q, &info, &spec, SortOrder::DEFAULT, runs));
             }

@@ -125,7 +125,7 @@ fn main() {
     let records: Vec<String> = (0..n).map(|i| record(&mut rng, i)).collect();
     let array = format!("[{}]", records.join(",")).into_bytes();
     let ndjson = records.iter().map(|r| format!("{r}\n")).collect::<String>().into_bytes();
-    let limits = BatchLimits { max_events: n, max_bytes: 10 * 1024 * 1024 };
+    let limits = BatchLimits { max_events: n, ..BatchLimits::MIXPANEL };
 
     println!(
         "{n} events, {:.0} bytes/event (array body {} bytes, NDJSON body {} bytes); median of {runs} runs",

@@ -88,7 +88,7 @@ fn prepare(args: &Args) {
     assert!(n > 0 && k > 0, "--events and --inputs must be positive");
     fs::create_dir_all(&dir).expect("create --dir");
     let per_input = n.div_ceil(k);
-    let limits = BatchLimits { max_events: REQUEST_EVENTS, max_bytes: 64 << 20 };
+    let limits = BatchLimits { max_events: REQUEST_EVENTS, max_bytes: 64 << 20, ..BatchLimits::MIXPANEL };
     let lz4 = spec(Compression::Lz4);
 
     let mut day: Option<i32> = None;

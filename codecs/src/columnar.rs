@@ -55,7 +55,10 @@ pub use read::{decode, read_meta};
 pub use scan::scan;
 pub use select::{ScanRequest, ScanStats};
 pub use shred::{property_column_name, ColumnKind, ShreddedColumn, PROPERTY_COLUMN_PREFIX};
-pub use spec::{CodecSpec, CodecSpecError, Compression, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS, ZSTD_LEVELS};
+pub use spec::{
+    CodecSpec, CodecSpecError, Compression, DEFAULT_MAX_PROPERTY_COLUMNS, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS,
+    ZSTD_LEVELS,
+};
 pub use write::{encode, encode_with_order, recompress, sort_permutation};
 
 /// Which segment a columnar file holds; recorded in its footer.

@@ -15,6 +15,7 @@ use crate::json::GiveUp;
 
 mod fast;
 mod row_batch;
+mod scan;
 
 pub use row_batch::{EventRow, RowBatch};
 
@@ -87,11 +88,30 @@ impl TimeRange {
 pub struct BatchLimits {
     pub max_events: usize,
     pub max_bytes: usize,
+    /// Most properties of one event, counting every key of its `properties` object (`time`, `distinct_id` and
+    /// `$insert_id` included). Mixpanel: 255.
+    pub max_properties: usize,
+    /// Longest JSON text of one record (from its `{` to its `}`, as sent). Mixpanel: 1 MB.
+    pub max_event_bytes: usize,
+    /// Longest property name (a key of `properties`), in bytes. Mixpanel: 255 characters.
+    pub max_property_name_bytes: usize,
+}
+
+impl BatchLimits {
+    /// Mixpanel's documented limits: 2000 events and 10 MiB per request, 255 properties, 1 MiB and 255-byte
+    /// property names per event.
+    pub const MIXPANEL: BatchLimits = BatchLimits {
+        max_events: 2000,
+        max_bytes: 10 * 1024 * 1024,
+        max_properties: 255,
+        max_event_bytes: 1024 * 1024,
+        max_property_name_bytes: 255,
+    };
 }
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        Self { max_events: 2000, max_bytes: 10 * 1024 * 1024 }
+        Self::MIXPANEL
     }
 }
 
@@ -106,6 +126,20 @@ pub struct RecordError {
     /// The offending field, e.g. `properties.time` or `event`.
     pub field: String,
     pub message: String,
+}
+
+impl RecordError {
+    /// Which per-event limit of [`BatchLimits`] refused the record, as a short label (`event_too_large`,
+    /// `too_many_properties`, `property_name_too_long`); `None` for the other errors.
+    pub fn limit(&self) -> Option<&'static str> {
+        let m = self.message.as_str();
+        match self.field.as_str() {
+            "" if m.starts_with("the event is ") && m.ends_with(" bytes per event") => Some("event_too_large"),
+            "properties" if m.starts_with("has a property name of ") => Some("property_name_too_long"),
+            "properties" if m.starts_with("has ") && m.ends_with(" per event") => Some("too_many_properties"),
+            _ => None,
+        }
+    }
 }
 
 /// Why a whole batch was rejected. Nothing of a rejected batch is ever written.
@@ -135,6 +169,11 @@ pub enum BatchError {
 ///   (for NDJSON, before any line is parsed, by counting non-blank lines).
 /// - Every record is validated; if any is invalid the whole batch is [`BatchError::Invalid`] with the first problem
 ///   of every invalid record.
+/// - Per record (errors of [`BatchError::Invalid`]): its JSON text is at most `limits.max_event_bytes` (a bigger one
+///   is not even parsed), its `properties` object has at most `limits.max_properties` keys (the lifted ones
+///   included) and no key longer than `limits.max_property_name_bytes`.
+/// - Memory: at most one record's parsed `Value` exists at a time, and records past `limits.max_events` are only
+///   counted ([`scan`]).
 ///
 /// Record rules: `event` is a non-empty string of at most [`MAX_EVENT_NAME_BYTES`]; `properties` is an object;
 /// `properties.time` is a non-negative integer or float, read as milliseconds when `>= 1e11`
@@ -160,7 +199,12 @@ pub fn parse_batch(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, Batc
 pub fn parse_batch_rows(body: &[u8], limits: &BatchLimits) -> Result<RowBatch, BatchError> {
     match fast::parse_rows(body, limits) {
         Ok(rows) => Ok(rows),
-        Err(GiveUp) => parse_batch_reference(body, limits).map(|events| RowBatch::from_events(&events)),
+        Err(GiveUp) => {
+            // Row by row, so that no more than one record's `Value` tree exists at a time.
+            let mut rows = RowBatch::default();
+            reference_each(body, limits, |event| rows.push_event(&event))?;
+            Ok(rows)
+        }
     }
 }
 
@@ -169,30 +213,37 @@ pub fn parse_batch_rows(body: &[u8], limits: &BatchLimits) -> Result<RowBatch, B
 /// It is the definition of what a valid batch is and of every error: the fast path ([`fast`]) only returns rows for
 /// bodies this accepts, with the same result, and defers to this for everything else.
 fn parse_batch_reference(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, BatchError> {
-    if body.len() > limits.max_bytes {
-        return Err(BatchError::TooLarge { limit: limits.max_bytes, got: body.len() });
-    }
-    let Some(first) = body.iter().copied().find(|b| !is_json_whitespace(*b)) else {
-        return Err(BatchError::Empty);
-    };
-    let records = if first == b'[' {
-        let records: Vec<Value> = serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
-        check_count(records.len(), limits)?;
-        records
-    } else {
-        parse_ndjson(body, limits)?
-    };
+    let mut events = Vec::new();
+    reference_each(body, limits, |event| events.push(event))?;
+    Ok(events)
+}
 
-    let mut events = Vec::with_capacity(records.len());
+/// The reference, one record at a time ([`scan`]): `on_event` gets each valid event in order while no record was
+/// invalid; the result says whether the batch as a whole is accepted (the caller drops what it got otherwise). At
+/// most one record's `Value` exists at a time.
+fn reference_each(body: &[u8], limits: &BatchLimits, mut on_event: impl FnMut(Event)) -> Result<(), BatchError> {
     let mut errors = Vec::new();
-    for (index, record) in records.into_iter().enumerate() {
-        match parse_record(index, record) {
-            Ok(event) => events.push(event),
+    scan::for_each_record(body, limits, |index, record| {
+        let parsed = match record {
+            scan::Record::Value(value) => parse_record(index, value, limits),
+            scan::Record::TooLarge(bytes) => Err(RecordError {
+                index,
+                insert_id: String::new(),
+                field: String::new(),
+                message: format!(
+                    "the event is {bytes} bytes of JSON, over the limit of {} bytes per event",
+                    limits.max_event_bytes
+                ),
+            }),
+        };
+        match parsed {
+            Ok(event) if errors.is_empty() => on_event(event),
+            Ok(_) => {}
             Err(error) => errors.push(error),
         }
-    }
+    })?;
     if errors.is_empty() {
-        Ok(events)
+        Ok(())
     } else {
         Err(BatchError::Invalid(errors))
     }
@@ -240,24 +291,23 @@ fn is_json_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// At most the first 64 bytes of `text` (at a character boundary), for error messages about long texts.
+fn shortened(text: &str) -> String {
+    if text.len() <= 64 {
+        return text.to_owned();
+    }
+    let mut end = 64;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 fn check_count(got: usize, limits: &BatchLimits) -> Result<(), BatchError> {
     if got > limits.max_events {
         return Err(BatchError::TooManyEvents { limit: limits.max_events, got });
     }
     Ok(())
-}
-
-fn parse_ndjson(body: &[u8], limits: &BatchLimits) -> Result<Vec<Value>, BatchError> {
-    let is_blank = |line: &[u8]| line.iter().all(|b| is_json_whitespace(*b));
-    let lines = || body.split(|b| *b == b'\n').enumerate().filter(|(_, line)| !is_blank(line));
-    check_count(lines().count(), limits)?;
-    lines()
-        .map(|(i, line)| {
-            serde_json::from_slice(line).map_err(|e| {
-                BatchError::Malformed(format!("line {}, column {}: {}", i + 1, e.column(), error_without_position(&e)))
-            })
-        })
-        .collect()
 }
 
 /// serde_json's message without its trailing " at line L column C", which is relative to the NDJSON line.
@@ -269,7 +319,7 @@ fn error_without_position(error: &serde_json::Error) -> String {
     text
 }
 
-fn parse_record(index: usize, record: Value) -> Result<Event, RecordError> {
+fn parse_record(index: usize, record: Value, limits: &BatchLimits) -> Result<Event, RecordError> {
     let fail = |insert_id: &str, field: &str, message: String| RecordError {
         index,
         insert_id: insert_id.to_owned(),
@@ -299,6 +349,21 @@ fn parse_record(index: usize, record: Value) -> Result<Event, RecordError> {
     };
     let raw_insert_id = properties.remove("$insert_id");
     let hint = raw_insert_id.as_ref().and_then(Value::as_str).unwrap_or_default();
+    let given = properties.len() + usize::from(raw_insert_id.is_some());
+    if given > limits.max_properties {
+        let message = format!("has {given} properties, over the limit of {} per event", limits.max_properties);
+        return Err(fail(hint, "properties", message));
+    }
+    // `$insert_id` itself is 10 bytes, under any allowed limit.
+    if let Some(name) = properties.keys().find(|k| k.len() > limits.max_property_name_bytes) {
+        let message = format!(
+            "has a property name of {} bytes, over the limit of {} bytes: {:?}",
+            name.len(),
+            limits.max_property_name_bytes,
+            shortened(name)
+        );
+        return Err(fail(hint, "properties", message));
+    }
     let time_ms = parse_time(properties.remove("time").as_ref()).map_err(|m| fail(hint, "properties.time", m))?;
     let distinct_id =
         parse_distinct_id(properties.remove("distinct_id")).map_err(|m| fail(hint, "properties.distinct_id", m))?;
@@ -399,5 +464,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,11 @@ impl<'a> Cursor<'a> {
         Self { text, pos: 0 }
     }
 
+    /// The byte offset of the next unread byte (whitespace included).
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }

@@ -53,6 +53,11 @@ pub enum StoreError {
     Backpressure(String),
     #[error("the hot tier is full: {0}")]
     HotTierFull(String),
+    #[error(
+        "the batch has events on {days} UTC days, more than the {max} segments that may be open at once \
+         (hot.max_open_segments); split it by day"
+    )]
+    BatchTooWide { days: usize, max: usize },
     #[error("the hot tier is shutting down")]
     ShuttingDown,
     /// The hot writer stopped accepting writes after a failure it cannot undo (a failed catalog commit).

@@ -64,6 +64,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     seconds_histogram("tierd_hot_commit_seconds", "Write + fsync + catalog commit of a group"),
     bytes_counter("tierd_hot_bytes_written_total", "Bytes appended to hot segments"),
     counter("tierd_hot_segments_created_total", "Hot segments created"),
+    counter(
+        "tierd_hot_group_splits_total",
+        "Write groups committed in several parts so that no more than hot.max_open_segments segments are open",
+    ),
     counter("tierd_hot_segments_sealed_total", "Hot segments sealed"),
     counter(
         "tierd_hot_sealed_by_date_total",
@@ -112,7 +116,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_quarantined_files_total", "Files moved to quarantine by recovery"),
     // Rewrites.
     counter("tierd_rewrites_total", "Rewrites executed, by pass and outcome"),
-    counter("tierd_scrub_segments_total", "Sealed hot segments the background scrub verified, by outcome (ok, corrupt)"),
+    counter(
+        "tierd_scrub_segments_total",
+        "Sealed hot segments the background scrub verified, by outcome (ok, corrupt)",
+    ),
     bytes_counter("tierd_scrub_bytes_total", "Bytes the background scrub read back"),
     counter("tierd_scrub_corrupt_total", "Sealed hot segments the background scrub found corrupt"),
     counter(

@@ -100,8 +100,9 @@ pub struct ShreddedColumn {
 
 /// Decides the shredded columns of a segment: see [`MIN_SHARE_DIVISOR`]. Ties between kinds (possible only when
 /// exactly half the rows have each of two kinds) go to the first in [`ColumnKind::ALL`]. The result is sorted by
-/// key, and depends only on the multiset of events, not on their order.
-pub(crate) fn plan(events: &[StoredEvent]) -> Vec<ShreddedColumn> {
+/// key, and depends only on the multiset of events, not on their order. At most `max_columns` columns: the keys
+/// carried by the most rows first, ties by key (the rest stay in `_props`).
+pub(crate) fn plan(events: &[StoredEvent], max_columns: usize) -> Vec<ShreddedColumn> {
     let mut counts: HashMap<&str, [usize; ColumnKind::ALL.len()]> = HashMap::new();
     for stored in events {
         for (key, value) in &stored.event.properties {
@@ -110,19 +111,21 @@ pub(crate) fn plan(events: &[StoredEvent]) -> Vec<ShreddedColumn> {
             }
         }
     }
-    let mut columns: Vec<ShreddedColumn> = counts
+    let mut candidates: Vec<(usize, ShreddedColumn)> = counts
         .into_iter()
         .filter_map(|(key, counts)| {
             // `max_by_key` keeps the last maximum; iterate in reverse so the first kind wins a tie.
             let (kind, count) =
                 ColumnKind::ALL.iter().rev().map(|k| (*k, counts[k.index()])).max_by_key(|(_, c)| *c)?;
-            (count > 0 && count * MIN_SHARE_DIVISOR >= events.len()).then(|| ShreddedColumn {
-                key: key.to_owned(),
-                column: property_column_name(key),
-                kind,
-            })
+            (count > 0 && count * MIN_SHARE_DIVISOR >= events.len())
+                .then(|| (count, ShreddedColumn { key: key.to_owned(), column: property_column_name(key), kind }))
         })
         .collect();
+    if candidates.len() > max_columns {
+        candidates.sort_by(|(a_count, a), (b_count, b)| b_count.cmp(a_count).then_with(|| a.key.cmp(&b.key)));
+        candidates.truncate(max_columns);
+    }
+    let mut columns: Vec<ShreddedColumn> = candidates.into_iter().map(|(_, column)| column).collect();
     columns.sort_by(|a, b| a.key.cmp(&b.key));
     columns
 }
@@ -249,5 +252,42 @@ impl<'a> PropertyReader<'a> {
             },
         };
         Ok(Some(value))
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::Event;
+
+    fn stored(properties: serde_json::Value) -> StoredEvent {
+        let event = Event {
+            event: "e".into(),
+            time_ms: 0,
+            distinct_id: String::new(),
+            insert_id: "i".into(),
+            properties: properties.as_object().unwrap().clone(),
+        };
+        StoredEvent { seq: 1, event }
+    }
+
+    #[test]
+    fn the_column_cap_keeps_the_most_common_keys_then_by_key() {
+        let events = vec![
+            stored(json!({"a": 1, "b": 1, "c": 1, "d": 1})),
+            stored(json!({"b": 2, "c": 2, "d": 2})),
+            stored(json!({"c": 3, "d": 3})),
+            stored(json!({"a": 4, "c": 4, "d": 4})),
+        ];
+        let keys = |max| plan(&events, max).into_iter().map(|c| c.key).collect::<Vec<_>>();
+        assert_eq!(keys(usize::MAX), ["a", "b", "c", "d"]);
+        assert_eq!(keys(3), ["a", "c", "d"]); // c, d: 4 rows; a, b: 2 rows each, a first by key
+        assert_eq!(keys(1), ["c"]);
+        assert!(keys(0).is_empty());
+        let mut reversed = events.clone();
+        reversed.reverse();
+        assert_eq!(plan(&reversed, 3), plan(&events, 3));
     }
 }

@@ -45,7 +45,15 @@ pub struct CodecSpec {
     /// Dictionary-encode the columns where repeated values are expected (event name, `distinct_id`, shredded
     /// properties, `_props`); never the time, sequence and `$insert_id` columns, whose values are (nearly) unique.
     pub dictionary: bool,
+    /// Most shredded property columns (`p.<key>`) a segment gets; the keys past it (the least common first, ties
+    /// by key) stay in `_props`. Bounds the width of a file, and so the footer, the page index and the writer's
+    /// builders, whatever the events carry. 0 = no property column at all.
+    pub max_property_columns: usize,
 }
+
+/// The default of [`CodecSpec::max_property_columns`]: one more than the 255 properties an event may carry
+/// (Mixpanel's limit, `ingest.max_properties_per_event`), so a segment of events of one shape shreds every key.
+pub const DEFAULT_MAX_PROPERTY_COLUMNS: usize = 256;
 
 /// Why a [`CodecSpec`] or [`Compression`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,7 +184,12 @@ impl CodecSpec {
 /// - Dictionaries on: off costs 60% more bytes with LZ4 (97.4) and is no faster.
 impl Default for CodecSpec {
     fn default() -> Self {
-        Self { compression: Compression::Lz4, row_group_rows: 65_536, dictionary: true }
+        Self {
+            compression: Compression::Lz4,
+            row_group_rows: 65_536,
+            dictionary: true,
+            max_property_columns: DEFAULT_MAX_PROPERTY_COLUMNS,
+        }
     }
 }
 
@@ -187,12 +200,13 @@ struct CodecSpecFields {
     compression: Compression,
     row_group_rows: usize,
     dictionary: bool,
+    max_property_columns: usize,
 }
 
 impl Default for CodecSpecFields {
     fn default() -> Self {
-        let CodecSpec { compression, row_group_rows, dictionary } = CodecSpec::default();
-        Self { compression, row_group_rows, dictionary }
+        let CodecSpec { compression, row_group_rows, dictionary, max_property_columns } = CodecSpec::default();
+        Self { compression, row_group_rows, dictionary, max_property_columns }
     }
 }
 
@@ -200,8 +214,8 @@ impl TryFrom<CodecSpecFields> for CodecSpec {
     type Error = CodecSpecError;
 
     fn try_from(fields: CodecSpecFields) -> Result<Self, Self::Error> {
-        let CodecSpecFields { compression, row_group_rows, dictionary } = fields;
-        let spec = CodecSpec { compression, row_group_rows, dictionary };
+        let CodecSpecFields { compression, row_group_rows, dictionary, max_property_columns } = fields;
+        let spec = CodecSpec { compression, row_group_rows, dictionary, max_property_columns };
         spec.validate()?;
         Ok(spec)
     }

@@ -44,7 +44,7 @@ pub(super) fn exact(events: &[StoredEvent]) -> Vec<String> {
 }
 
 pub(super) fn spec(compression: Compression, row_group_rows: usize) -> CodecSpec {
-    CodecSpec { compression, row_group_rows, dictionary: true }
+    CodecSpec { compression, row_group_rows, dictionary: true, ..CodecSpec::default() }
 }
 
 /// Encodes with the default spec, decodes, checks the info and returns the events.
@@ -249,7 +249,8 @@ fn metadata_describes_the_segment() {
     let events: Vec<StoredEvent> = (0..250u64)
         .map(|i| stored(i, ["a", "b"][i as usize % 2], 100 + i as i64, json!({"k": i, "r": null})))
         .collect();
-    let spec = CodecSpec { compression: Compression::Zstd(7), row_group_rows: 100, dictionary: false };
+    let spec =
+        CodecSpec { compression: Compression::Zstd(7), row_group_rows: 100, dictionary: false, ..CodecSpec::default() };
     let bytes = encode(&info(), &events, &spec).unwrap();
     let meta = read_meta(&bytes).unwrap();
     assert_eq!(
@@ -347,7 +348,7 @@ fn compression_parses_and_displays() {
 fn codec_spec_validates_and_serializes_as_strings() {
     assert_eq!(
         CodecSpec::default(),
-        CodecSpec { compression: Compression::Lz4, row_group_rows: 65_536, dictionary: true }
+        CodecSpec { compression: Compression::Lz4, row_group_rows: 65_536, dictionary: true, ..CodecSpec::default() }
     );
     assert_eq!(CodecSpec::default().validate(), Ok(()));
     let zero_rows = CodecSpec { row_group_rows: 0, ..CodecSpec::default() };
@@ -360,9 +361,17 @@ fn codec_spec_validates_and_serializes_as_strings() {
     assert!(matches!(encode(&info(), &[], &bad_level), Err(ColumnarError::InvalidSpec(_))));
     assert!(matches!(encode(&info(), &[], &zero_rows), Err(ColumnarError::InvalidSpec(_))));
 
-    let spec = CodecSpec { compression: Compression::Zstd(19), row_group_rows: 1000, dictionary: false };
+    let spec = CodecSpec {
+        compression: Compression::Zstd(19),
+        row_group_rows: 1000,
+        dictionary: false,
+        ..CodecSpec::default()
+    };
     let text = serde_json::to_string(&spec).unwrap();
-    assert_eq!(text, r#"{"compression":"zstd-19","row_group_rows":1000,"dictionary":false}"#);
+    assert_eq!(
+        text,
+        r#"{"compression":"zstd-19","row_group_rows":1000,"dictionary":false,"max_property_columns":256}"#
+    );
     assert_eq!(serde_json::from_str::<CodecSpec>(&text).unwrap(), spec);
     let partial: CodecSpec = serde_json::from_str(r#"{"compression":"zstd(5)"}"#).unwrap();
     assert_eq!(partial, CodecSpec { compression: Compression::Zstd(5), ..CodecSpec::default() });
@@ -399,7 +408,12 @@ pub(super) fn hourly_events() -> Vec<StoredEvent> {
 fn recompress_keeps_content_and_metadata() {
     let events = hourly_events();
     let original = encode(&info(), &events, &spec(Compression::Lz4, 100)).unwrap();
-    let target = CodecSpec { compression: Compression::Zstd(19), row_group_rows: 250, dictionary: false };
+    let target = CodecSpec {
+        compression: Compression::Zstd(19),
+        row_group_rows: 250,
+        dictionary: false,
+        ..CodecSpec::default()
+    };
     let rewritten = recompress(&original, &target).unwrap();
     let (before, after) = (decode(&original).unwrap(), decode(&rewritten).unwrap());
     assert_eq!(after.0, before.0);

@@ -93,7 +93,7 @@ pub fn encode_with_order(
     order: SortOrder,
 ) -> Result<Vec<u8>, ColumnarError> {
     spec.validate()?;
-    let columns = shred::plan(events);
+    let columns = shred::plan(events, spec.max_property_columns);
     let mut layout =
         Layout { info: info.clone(), spec: spec.clone(), sort: order, columns, props_keys: BTreeSet::new() };
     let segment_id = info.segment_id.as_str();

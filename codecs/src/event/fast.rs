@@ -103,7 +103,9 @@ impl Parser {
         }
         let mut event = false;
         let mut properties = None;
-        let mut lifted = Lifted::new(&mut self.distinct_id, &mut self.insert_id);
+        let mut lifted = Lifted::new(&mut self.distinct_id, &mut self.insert_id, limits);
+        cursor.peek();
+        let start = cursor.pos();
         cursor.object_entries(|cursor, raw_key| {
             let key = match raw_key.unescaped() {
                 Some(key) => key,
@@ -136,6 +138,10 @@ impl Parser {
             }
             Ok(())
         })?;
+        // Per-event limits: the reference words the error.
+        if cursor.pos() - start > limits.max_event_bytes || lifted.keys > limits.max_properties {
+            return Err(GiveUp);
+        }
 
         let properties_json = properties.ok_or(GiveUp)?;
         if !event || self.event.is_empty() || self.event.len() > MAX_EVENT_NAME_BYTES {
@@ -186,10 +192,13 @@ struct Lifted<'s> {
     insert_id: &'s mut String,
     insert_id_given: bool,
     seen_insert_id: bool,
+    /// Keys of the properties object seen (repeats counted: a repeated key makes the fast path give up anyway).
+    keys: usize,
+    max_name_bytes: usize,
 }
 
 impl<'s> Lifted<'s> {
-    fn new(distinct_id: &'s mut String, insert_id: &'s mut String) -> Self {
+    fn new(distinct_id: &'s mut String, insert_id: &'s mut String, limits: &BatchLimits) -> Self {
         distinct_id.clear();
         insert_id.clear();
         Self {
@@ -199,12 +208,18 @@ impl<'s> Lifted<'s> {
             insert_id,
             insert_id_given: false,
             seen_insert_id: false,
+            keys: 0,
+            max_name_bytes: limits.max_property_name_bytes,
         }
     }
 }
 
 impl<'a> EntryFilter<'a> for Lifted<'_> {
     fn take(&mut self, key: &str, cursor: &mut Cursor<'a>) -> Result<bool, GiveUp> {
+        self.keys += 1;
+        if key.len() > self.max_name_bytes {
+            return Err(GiveUp);
+        }
         let next = cursor.peek().ok_or(GiveUp)?;
         let is_number = matches!(next, b'-' | b'0'..=b'9');
         match key {

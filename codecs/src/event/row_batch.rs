@@ -50,25 +50,28 @@ impl RowBatch {
 
     /// The rows of already validated events (the slow path of [`crate::parse_batch_rows`], and tests).
     pub fn from_events(events: &[Event]) -> Self {
-        let mut text = String::new();
+        let mut batch = Self::default();
+        for e in events {
+            batch.push_event(e);
+        }
+        batch
+    }
+
+    /// Appends one already validated event (the slow path builds its rows one event at a time).
+    pub(super) fn push_event(&mut self, e: &Event) {
         let push = |text: &mut String, s: &str| {
             let start = text.len();
             text.push_str(s);
             start..text.len()
         };
-        let rows = events
-            .iter()
-            .map(|e| {
-                let event = push(&mut text, &e.event);
-                let distinct_id = push(&mut text, &e.distinct_id);
-                let insert_id = push(&mut text, &e.insert_id);
-                // `Map`'s own serialization: the definition of the canonical text.
-                let json = serde_json::to_string(&e.properties).expect("a Map<String, Value> always serializes");
-                let properties_json = push(&mut text, &json);
-                RowSpans { time_ms: e.time_ms, event, distinct_id, insert_id, properties_json }
-            })
-            .collect();
-        Self { text, rows }
+        let text = &mut self.text;
+        let event = push(text, &e.event);
+        let distinct_id = push(text, &e.distinct_id);
+        let insert_id = push(text, &e.insert_id);
+        // `Map`'s own serialization: the definition of the canonical text.
+        let json = serde_json::to_string(&e.properties).expect("a Map<String, Value> always serializes");
+        let properties_json = push(text, &json);
+        self.rows.push(RowSpans { time_ms: e.time_ms, event, distinct_id, insert_id, properties_json });
     }
 
     pub fn len(&self) -> usize {

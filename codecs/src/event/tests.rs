@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::testing::importable_event;
 
-const LIMITS: BatchLimits = BatchLimits { max_events: 2000, max_bytes: 10 * 1024 * 1024 };
+const LIMITS: BatchLimits = BatchLimits::MIXPANEL;
 
 fn parse(body: &str) -> Result<Vec<Event>, BatchError> {
     parse_batch(body.as_bytes(), &LIMITS)
@@ -61,9 +61,9 @@ fn assert_record_error(record: Value, field: &str, message_part: &str) -> Record
 #[test]
 fn body_over_the_byte_limit_is_too_large() {
     let body = serde_json::to_vec(&json!([record(json!({}))])).unwrap();
-    let exact = BatchLimits { max_events: 10, max_bytes: body.len() };
+    let exact = BatchLimits { max_events: 10, max_bytes: body.len(), ..LIMITS };
     assert!(parse_batch(&body, &exact).is_ok());
-    let under = BatchLimits { max_events: 10, max_bytes: body.len() - 1 };
+    let under = BatchLimits { max_events: 10, max_bytes: body.len() - 1, ..LIMITS };
     assert_eq!(parse_batch(&body, &under), Err(BatchError::TooLarge { limit: body.len() - 1, got: body.len() }));
 }
 
@@ -125,7 +125,7 @@ fn malformed_ndjson_names_the_line() {
 
 #[test]
 fn too_many_events_is_checked_before_records() {
-    let limits = BatchLimits { max_events: 2, max_bytes: 1 << 20 };
+    let limits = BatchLimits { max_events: 2, max_bytes: 1 << 20, ..LIMITS };
     let valid = record(json!({}));
     let body = serde_json::to_vec(&json!([valid, valid])).unwrap();
     assert_eq!(parse_batch(&body, &limits).unwrap().len(), 2);
@@ -449,7 +449,7 @@ proptest! {
         } else {
             serde_json::to_vec(&records).unwrap()
         };
-        let limits = BatchLimits { max_events: events.len(), max_bytes: body.len() };
+        let limits = BatchLimits { max_events: events.len(), max_bytes: body.len(), ..LIMITS };
         prop_assert_eq!(parse_batch(&body, &limits), Ok(events));
     }
 }

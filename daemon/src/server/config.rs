@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tierd_codecs::BatchLimits;
 use tierd_store::budget::BudgetConfig;
 use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
@@ -14,6 +15,7 @@ use tierd_store::hot::HotConfig;
 
 mod deletions;
 mod http;
+mod ingest;
 mod query;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
@@ -134,6 +136,10 @@ pub struct RewriteConfig {
     /// KiB each, measured). A planned rewrite over it is split into parts that fit; a single segment over it is not
     /// rewritten (reported, counted in `tierd_rewrites_refused_total`), never an OOM kill of the daemon.
     pub max_memory_bytes: u64,
+    /// Most shredded property columns (`p.<key>`) one Parquet segment gets; the least common keys past it stay in
+    /// the `_props` JSON column. Bounds the width (footer, page index, writer memory) of a segment whatever the
+    /// events carry.
+    pub max_property_columns: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -318,6 +324,22 @@ pub struct IngestConfig {
     pub queue_batches: usize,
     /// Most requests committed together (group commit).
     pub group_max_batches: usize,
+    /// Most properties of one event, `time`, `distinct_id` and `$insert_id` included (Mixpanel: 255). An event over
+    /// it is a failed record (400, the whole batch refused).
+    pub max_properties_per_event: usize,
+    /// Most bytes of one event's JSON text as sent (Mixpanel: 1 MB). A bigger one is a failed record, never parsed.
+    pub max_event_bytes: usize,
+    /// Longest property name, in bytes (Mixpanel: 255 characters).
+    pub max_property_name_bytes: usize,
+    /// Most distinct UTC days in one request (413 beyond): each day is a segment file created, fsynced and held
+    /// open, so this bounds the files and descriptors one request costs. `hot.max_open_segments` applies if smaller.
+    pub max_days_per_request: usize,
+    /// Most request bytes being decoded, parsed and encoded at once, over all requests (a byte-weighted
+    /// semaphore: each request holds its compressed and its decompressed size until its batch is encoded, then its
+    /// encoded size until it is acknowledged). Raised to one request at its largest if smaller.
+    pub max_inflight_bytes: usize,
+    /// How long a request waits for room under `max_inflight_bytes` before it is answered 503 with Retry-After.
+    pub inflight_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -391,6 +413,7 @@ impl Default for RewriteConfig {
             dictionary: spec.dictionary,
             keep_duplicates_secs: 7 * 86_400,
             max_memory_bytes: 1024 * 1024 * 1024,
+            max_property_columns: spec.max_property_columns,
         }
     }
 }
@@ -444,6 +467,12 @@ impl Default for IngestConfig {
             max_bytes_per_request: 10 * 1024 * 1024,
             queue_batches: hot.queue_batches,
             group_max_batches: hot.group_max_batches,
+            max_properties_per_event: BatchLimits::MIXPANEL.max_properties,
+            max_event_bytes: BatchLimits::MIXPANEL.max_event_bytes,
+            max_property_name_bytes: BatchLimits::MIXPANEL.max_property_name_bytes,
+            max_days_per_request: 64,
+            max_inflight_bytes: 128 * 1024 * 1024,
+            inflight_wait_ms: 5_000,
         }
     }
 }
@@ -559,6 +588,9 @@ impl Config {
             return invalid(key, &message);
         }
         if let Err((key, message)) = self.http.validate() {
+            return invalid(key, &message);
+        }
+        if let Err((key, message)) = self.ingest.validate() {
             return invalid(key, &message);
         }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {

@@ -38,6 +38,10 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
     bytes_counter("tierd_ingest_bytes_total", "Request body bytes (uncompressed) acknowledged"),
     counter("tierd_ingest_batches_total", "Requests acknowledged by /import"),
     seconds_histogram("tierd_ingest_ack_seconds", "Time from request start to durable ack"),
+    bytes_gauge(
+        "tierd_ingest_inflight_bytes",
+        "Bytes /import requests hold under ingest.max_inflight_bytes (bodies, decoded bodies, encoded batches)",
+    ),
     gauge("tierd_segments", "Segments in the catalog, by tier and state"),
     bytes_gauge("tierd_segment_bytes", "Bytes of segments in the catalog, by tier and state"),
     counter("tierd_catalog_lookups_total", "Catalog segment lookups served"),

@@ -69,6 +69,7 @@ impl Passes {
         let base_spec = tierd_codecs::columnar::CodecSpec {
             row_group_rows: config.rewrite.row_group_rows,
             dictionary: config.rewrite.dictionary,
+            max_property_columns: config.rewrite.max_property_columns,
             ..Default::default()
         };
         let mut rewriter = Rewriter::new(ctx.clone(), base_spec);

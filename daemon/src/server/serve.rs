@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tierd_codecs::BatchLimits;
 use tierd_store::clock::OffsetClock;
 use tierd_store::hot::HotTier;
 use tierd_store::layout::Layout;
@@ -191,10 +190,8 @@ pub async fn serve(
         catalog: catalog.clone(),
         hot: hot.clone(),
         clock: clock.clone(),
-        limits: BatchLimits {
-            max_events: config.ingest.max_events_per_request,
-            max_bytes: config.ingest.max_bytes_per_request,
-        },
+        limits: config.ingest.batch_limits(),
+        ingest: super::http::IngestGate::new(&config.ingest, config.hot.max_open_segments),
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes: control.passes.clone(),

@@ -16,8 +16,10 @@
 //! catalog does not know; recovery cuts the former and quarantines the latter. A batch whose events fall on several
 //! days touches several segments but is committed by one transaction, so it is never half-present.
 //!
-//! Open segments are sealed by size or age (and the least recently written one when too many are open); sealing is
-//! a catalog commit that marks the segment immutable.
+//! Open segments are sealed by size, age or date; `max_open_segments` is a hard cap on open segments (and so on
+//! their file descriptors): a group is committed in parts of at most that many segments, the least recently written
+//! others sealed first, and a batch on more days than that is refused ([`StoreError::BatchTooWide`]). Sealing is a
+//! catalog commit that marks the segment immutable.
 
 #[cfg(test)]
 mod tests;
@@ -45,7 +47,7 @@ pub struct HotConfig {
     /// Seal by date: an open segment of UTC day D is sealed once now >= max(end of D, its creation) + this, even
     /// before `seal_max_age_ms` (see [`sealed_by_date`]).
     pub seal_lateness_ms: i64,
-    /// Most open segments at once; the least recently written is sealed beyond it.
+    /// Most open segments at once, a hard cap: the least recently written are sealed to stay under it.
     pub max_open_segments: usize,
     /// Refuse ingest (503) once the hot tier holds this many bytes; 0 = no limit.
     pub max_bytes: u64,
@@ -111,7 +113,8 @@ impl IngestBatch {
         IngestBatch { project, parts, events: rows.len() as u64 }
     }
 
-    fn frame_bytes(&self) -> u64 {
+    /// The bytes of the frames this batch appends (what it holds in memory until acknowledged).
+    pub fn frame_bytes(&self) -> u64 {
         self.parts.iter().map(|p| p.body.frame_len() as u64).sum()
     }
 }

@@ -340,3 +340,31 @@ fn the_ingest_fast_path_encodes_the_same_parts_as_the_event_path() {
     let key = |b: &IngestBatch| b.parts.iter().map(|p| (p.day, p.body.clone())).collect::<Vec<_>>();
     assert_eq!(key(&fast), key(&slow));
 }
+
+#[test]
+fn open_segments_stay_under_the_cap_within_a_group_and_a_wider_batch_is_refused() {
+    rt().block_on(async {
+        let config = HotConfig { max_open_segments: 4, ..HotConfig::default() };
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), config);
+        // Queued together (one poll sends them all), so the writer takes them as one group of 24 days.
+        let appends = (0..8u64).map(|r| {
+            let events: Vec<Event> = (0..3).map(|d| event(r * 3 + d, T0 - (r * 3 + d) as i64 * DAY_MS)).collect();
+            f.hot.append(IngestBatch::encode("p".into(), events))
+        });
+        for appended in futures::future::join_all(appends).await {
+            assert_eq!(appended.unwrap().events, 3);
+        }
+        let s = f.catalog.snapshot();
+        let segments = s.lookup("p", 0, i64::MAX);
+        assert_eq!(segments.len(), 24);
+        let open = segments.iter().filter(|m| m.state == SegmentState::Open).count();
+        assert!(open <= 4, "{open} segments open");
+        assert_eq!(count(&f, "p"), 24);
+
+        // One batch on more days than may be open: refused whole, nothing written.
+        let wide: Vec<Event> = (0..5).map(|d| event(100 + d, T0 + d as i64 * DAY_MS)).collect();
+        let err = f.hot.append(IngestBatch::encode("p".into(), wide)).await.unwrap_err();
+        assert!(matches!(err, StoreError::BatchTooWide { days: 5, max: 4 }), "{err}");
+        assert_eq!(count(&f, "p"), 24);
+    });
+}

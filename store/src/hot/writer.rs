@@ -1,6 +1,6 @@
 //! The hot tier's single writer thread: group commit, sealing and their crash-safe ordering (see `super`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -155,6 +155,66 @@ impl Writer {
             }
         }
         if accepted.is_empty() {
+            return;
+        }
+        // `hot.max_open_segments` is a hard cap: a group is committed in parts of at most that many segments, and
+        // room is made before each part by sealing the least recently written segments outside it.
+        let max_open = self.config.max_open_segments.max(1);
+        let mut parts = 0;
+        let mut rest = accepted.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut keys: HashSet<(String, i32)> = HashSet::new();
+            let mut part = Vec::new();
+            while let Some((batch, _)) = rest.peek() {
+                let new: Vec<_> =
+                    batch.parts.iter().map(|p| (batch.project.clone(), p.day)).filter(|k| !keys.contains(k)).collect();
+                if !part.is_empty() && keys.len() + new.len() > max_open {
+                    break;
+                }
+                if part.is_empty() && new.len() > max_open {
+                    // Refused by the HTTP layer's `ingest.max_days_per_request` already; the store keeps its cap.
+                    let (_, reply) = rest.next().expect("peeked");
+                    // Counted by the caller (the HTTP layer's `too_many_days`), as a refusal of the whole request.
+                    let _ = reply.send(Err(StoreError::BatchTooWide { days: new.len(), max: max_open }));
+                    continue;
+                }
+                keys.extend(new);
+                part.push(rest.next().expect("peeked"));
+            }
+            if part.is_empty() {
+                continue;
+            }
+            parts += 1;
+            self.make_room(&keys, max_open);
+            self.commit_part(part, started);
+        }
+        if parts > 1 {
+            metrics::counter!("tierd_hot_group_splits_total").increment(1);
+        }
+    }
+
+    /// Seals, in one commit, the least recently written open segments outside `keys` so that `keys` fit under
+    /// `max_open` open segments.
+    fn make_room(&mut self, keys: &HashSet<(String, i32)>, max_open: usize) {
+        let missing = keys.iter().filter(|k| !self.open.contains_key(*k)).count();
+        let excess = (self.open.len() + missing).saturating_sub(max_open);
+        if excess == 0 {
+            return;
+        }
+        let mut others: Vec<_> =
+            self.open.iter().filter(|(k, _)| !keys.contains(*k)).map(|(k, s)| (s.last_write_ms, k.clone())).collect();
+        others.sort();
+        let lru = others.into_iter().take(excess).map(|(_, k)| k).collect();
+        self.seal(lru, "too many open segments (hot.max_open_segments)");
+    }
+
+    /// Writes and commits one part of a group (at most `hot.max_open_segments` segments) and answers its requests.
+    fn commit_part(&mut self, accepted: Vec<(IngestBatch, Reply)>, started: Stopwatch) {
+        // An earlier part's catalog failure stopped the writer: nothing more is written.
+        if let Some(why) = &self.broken {
+            for (_, reply) in accepted {
+                let _ = reply.send(Err(StoreError::WriterStopped { reason: why.clone() }));
+            }
             return;
         }
         let batches: Vec<&IngestBatch> = accepted.iter().map(|(b, _)| b).collect();

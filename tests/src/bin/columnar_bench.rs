@@ -62,7 +62,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// Parses the file as `/import` would, 2000 lines at a time. A chunk the batch validator rejects is retried line by
 /// line so that one bad record costs only itself; rejected lines are counted and reported.
 fn load(text: &[u8]) -> anyhow::Result<(Vec<StoredEvent>, usize)> {
-    let limits = BatchLimits { max_events: 2000, max_bytes: usize::MAX };
+    let limits = BatchLimits { max_events: 2000, max_bytes: usize::MAX, ..BatchLimits::MIXPANEL };
     let lines: Vec<(usize, &[u8])> =
         text.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace)).collect();
     let mut events = Vec::with_capacity(lines.len());

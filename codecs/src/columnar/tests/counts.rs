@@ -78,7 +78,7 @@ proptest! {
         requests in prop::collection::vec(any_window(), 12),
     ) {
         let events = day_of_events(seed, n, names);
-        let spec = CodecSpec { compression, row_group_rows, dictionary };
+        let spec = CodecSpec { compression, row_group_rows, dictionary, ..CodecSpec::default() };
         let bytes = Bytes::from(encode(&info(), &events, &spec).unwrap());
         for req in &requests {
             let stats = check(&bytes, &events, req)?;
@@ -116,7 +116,8 @@ fn count_by_event_follows_changing_dictionaries() {
         })
         .collect();
     for dictionary in [true, false] {
-        let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: 30_000, dictionary };
+        let spec =
+            CodecSpec { compression: Compression::Lz4, row_group_rows: 30_000, dictionary, ..CodecSpec::default() };
         let bytes = Bytes::from(encode(&info(), &events, &spec).unwrap());
         for (from_ms, to_ms, event) in [
             (i64::MIN, i64::MAX, None),

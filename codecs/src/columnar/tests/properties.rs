@@ -23,11 +23,15 @@ fn any_compression() -> impl Strategy<Value = Compression> {
 }
 
 fn any_spec() -> impl Strategy<Value = CodecSpec> {
-    (any_compression(), 1..40usize, any::<bool>()).prop_map(|(compression, row_group_rows, dictionary)| CodecSpec {
-        compression,
-        row_group_rows,
-        dictionary,
-    })
+    // Small column caps too: whatever is not shredded must come back from `_props`.
+    (any_compression(), 1..40usize, any::<bool>(), prop_oneof![0..4usize, Just(DEFAULT_MAX_PROPERTY_COLUMNS)]).prop_map(
+        |(compression, row_group_rows, dictionary, max_property_columns)| CodecSpec {
+            compression,
+            row_group_rows,
+            dictionary,
+            max_property_columns,
+        },
+    )
 }
 
 /// A scan request over the times and names [`segment_events`] favours, with a property subset drawn from its keys,
@@ -79,7 +83,7 @@ proptest! {
         let expected = exact(&events);
         for compression in [Compression::None, Compression::Lz4, Compression::Zstd(1), Compression::Zstd(19)] {
             for dictionary in [true, false] {
-                let spec = CodecSpec { compression, row_group_rows, dictionary };
+                let spec = CodecSpec { compression, row_group_rows, dictionary, ..CodecSpec::default() };
                 let bytes = encode(&info(), &events, &spec).unwrap();
                 let (decoded_info, decoded) = decode(&bytes).unwrap();
                 prop_assert_eq!(decoded_info, info());

@@ -129,7 +129,7 @@ proptest! {
             6,
         ),
     ) {
-        let spec = CodecSpec { compression: Compression::Lz4, row_group_rows, dictionary: true };
+        let spec = CodecSpec { compression: Compression::Lz4, row_group_rows, dictionary: true, ..CodecSpec::default() };
         let file = Bytes::from(encode(&info(), &events(n), &spec).unwrap());
         for ((from, len), event, properties) in requests {
             let req = ScanRequest {
@@ -146,7 +146,8 @@ proptest! {
 /// A narrow count reads a small part of the file; reading every property reads most of it.
 #[test]
 fn narrow_requests_plan_few_bytes() {
-    let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: 2_000, dictionary: true };
+    let spec =
+        CodecSpec { compression: Compression::Lz4, row_group_rows: 2_000, dictionary: true, ..CodecSpec::default() };
     let file = Bytes::from(encode(&info(), &events(20_000), &spec).unwrap());
     let len = file.len() as u64;
     let narrow = ScanRequest { from_ms: 0, to_ms: 3_600_000, event: Some("a".into()), properties: Some(vec![]) };
@@ -164,7 +165,8 @@ fn narrow_requests_plan_few_bytes() {
 /// A reader missing a planned range makes the read fail; it never yields a wrong answer.
 #[test]
 fn a_missing_range_is_an_error() {
-    let spec = CodecSpec { compression: Compression::Lz4, row_group_rows: 2_000, dictionary: true };
+    let spec =
+        CodecSpec { compression: Compression::Lz4, row_group_rows: 2_000, dictionary: true, ..CodecSpec::default() };
     let file = Bytes::from(encode(&info(), &events(6_000), &spec).unwrap());
     let req = ScanRequest { from_ms: i64::MIN, to_ms: i64::MAX, event: None, properties: None };
     let (footer, known) = plan(&file);

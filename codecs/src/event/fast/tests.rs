@@ -9,7 +9,7 @@ use crate::event::{parse_batch, parse_batch_reference, parse_batch_rows, BatchEr
 use crate::rows::FrameBody;
 use crate::testing::{importable_event, json_value, number, text};
 
-const LIMITS: BatchLimits = BatchLimits { max_events: 2000, max_bytes: 10 * 1024 * 1024 };
+const LIMITS: BatchLimits = BatchLimits::MIXPANEL;
 
 /// Checks every public entry point against the reference on `body`, and returns whether the fast path took it.
 fn check_agrees(body: &[u8], limits: &BatchLimits) -> Result<bool, TestCaseError> {
@@ -309,7 +309,7 @@ fn derived_ids_match_derive_insert_id() {
 fn limits_are_left_to_the_reference() {
     let record = r#"{"event":"e","properties":{"time":1}}"#;
     let body = format!("[{record},{record}]");
-    let two = BatchLimits { max_events: 2, max_bytes: body.len() };
+    let two = BatchLimits { max_events: 2, max_bytes: body.len(), ..LIMITS };
     assert_eq!(parse_rows(body.as_bytes(), &two).map(|rows| rows.len()), Ok(2));
     assert_eq!(parse_rows(body.as_bytes(), &BatchLimits { max_events: 1, ..two }), Err(GiveUp));
     assert_eq!(parse_rows(body.as_bytes(), &BatchLimits { max_bytes: body.len() - 1, ..two }), Err(GiveUp));

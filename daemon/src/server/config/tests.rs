@@ -160,3 +160,25 @@ fn retention_keys_are_read_and_validated_by_name() {
     new.retention.default_days = 7;
     assert!(Config::default().restart_only_changes(&new).is_empty(), "retention changes with a reload");
 }
+
+#[test]
+fn ingest_bounds_are_validated_and_combined_with_the_hot_cap() {
+    let e = parse("[ingest]\nmax_event_bytes = 10\n").unwrap_err().to_string();
+    assert!(e.contains("ingest.max_event_bytes") && e.contains("at least 64"), "{e}");
+    let e = parse("[ingest]\nmax_days_per_request = 0\n").unwrap_err().to_string();
+    assert!(e.contains("ingest.max_days_per_request"), "{e}");
+    let e = parse("[ingest]\nmax_inflight_bytes = 1000\n").unwrap_err().to_string();
+    assert!(e.contains("ingest.max_inflight_bytes"), "{e}");
+    // A config lowering only the open segments stays valid: the smaller cap applies to a request's days.
+    let c = parse("[hot]\nmax_open_segments = 4\n").unwrap();
+    assert_eq!(c.ingest.max_days(c.hot.max_open_segments), 4);
+    assert_eq!(Config::default().ingest.max_days(256), 64);
+    // A config raising only the request size stays valid: the budget takes at least one request at its largest.
+    let c = parse("[ingest]\nmax_bytes_per_request = 104857600\n").unwrap();
+    assert!(c.ingest.inflight_budget() >= c.ingest.max_request_weight());
+    assert!(c.ingest.max_request_weight() > 3 * 100 * 1024 * 1024);
+    let limits = c.ingest.batch_limits();
+    assert_eq!((limits.max_properties, limits.max_event_bytes, limits.max_property_name_bytes), (255, 1 << 20, 255));
+    let c = parse("[rewrite]\nmax_property_columns = 8\n").unwrap();
+    assert_eq!(c.rewrite.max_property_columns, 8);
+}

@@ -18,11 +18,19 @@ pub struct ApiError {
     pub message: String,
     pub failed_records: Option<Vec<RecordError>>,
     pub retry_after_secs: Option<u64>,
+    /// The `reason` label of rejection metrics when the status alone does not say it (which limit refused).
+    pub reason_label: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), failed_records: None, retry_after_secs: None }
+        Self { status, message: message.into(), failed_records: None, retry_after_secs: None, reason_label: None }
+    }
+
+    /// Names the limit that refused the request in the `reason` of rejection metrics.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason_label = Some(reason);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -36,6 +44,9 @@ impl ApiError {
 
     /// A short label for the `reason` of rejection metrics.
     pub fn reason(&self) -> &'static str {
+        if let Some(reason) = self.reason_label {
+            return reason;
+        }
         match self.status {
             StatusCode::BAD_REQUEST if self.failed_records.is_some() => "invalid_records",
             StatusCode::BAD_REQUEST => "bad_request",
@@ -54,6 +65,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::BatchTooWide { .. } = e {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_many_days");
+        }
         let (status, retry) = match &e {
             StoreError::SegmentNotFound { .. } | StoreError::TrashBatchNotFound { .. } => (StatusCode::NOT_FOUND, None),
             StoreError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, None),

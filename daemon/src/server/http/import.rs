@@ -1,5 +1,6 @@
 //! `POST /import?project=NAME`: Mixpanel-shaped ingest, acknowledged only once durable.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -8,14 +9,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::Deserialize;
-use tierd_codecs::{parse_batch_rows, BatchError};
+use tierd_codecs::{parse_batch_rows, BatchError, RowBatch};
 use tierd_store::hot::IngestBatch;
-use tierd_store::layout::validate_project;
+use tierd_store::layout::{day_of_ms, validate_project};
 
 use super::error::ApiError;
 use super::json::SortedJson;
 use super::state::AppState;
 use crate::api::ImportAnswer;
+use crate::server::error::ServerError;
 use tierd_store::clock::Stopwatch;
 
 #[derive(Debug, Deserialize)]
@@ -72,31 +74,92 @@ async fn import_inner(
                 )))
             }
         };
-    let too_large = || {
+    let too_large = move || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over the limit of {limit} bytes (uncompressed) per request"),
         )
+        .with_reason("too_large")
     };
-    // A gzip body is never larger than what it decodes to, except for tiny or incompressible ones: allow slack.
-    let raw_limit = if gzip { limit + limit / 8 + 1024 } else { limit };
+    let gate = &state.ingest;
+    let raw_limit = if gzip { gate.max_raw_bytes } else { limit };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok());
+    // Bytes held under `ingest.max_inflight_bytes` from here until the writer acknowledges (see `ingest_gate`): the
+    // most this request will need, taken once (a request never waits while holding), then given back step by step.
+    // A body declared over the limit is still read up to it before the 413 (as before): answering before reading
+    // anything makes clients that are still sending see a reset connection instead of the answer.
+    let raw_weight = declared.unwrap_or(raw_limit).min(raw_limit);
+    let mut held = gate.hold(raw_weight + parse_weight(if gzip { limit } else { raw_weight })).await?;
     let raw = axum::body::to_bytes(body, raw_limit).await.map_err(|_| too_large())?;
-    let bytes = if gzip {
-        let mut out = Vec::new();
-        let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
-        decoder.read_to_end(&mut out).map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
-        if out.len() > limit {
-            return Err(too_large());
-        }
-        bytes::Bytes::from(out)
+    // Decoding, parsing and encoding are CPU work of up to a few hundred milliseconds: off the async workers.
+    let (bytes, mut held) = if gzip {
+        held.shrink_to(raw.len() + parse_weight(limit));
+        let decoded = tokio::task::spawn_blocking(move || {
+            let out = gunzip(&raw, limit).map_err(|e| e.unwrap_or_else(too_large))?;
+            drop(raw);
+            held.shrink_to(parse_weight(out.len()));
+            Ok::<_, ApiError>((bytes::Bytes::from(out), held))
+        });
+        decoded.await.map_err(|e| ApiError::from(ServerError::joined("import", e)))??
     } else {
-        raw
+        held.shrink_to(parse_weight(raw.len()));
+        (raw, held)
     };
-    let n_bytes = bytes.len() as u64;
-    let rows = parse_batch_rows(&bytes, &state.limits).map_err(batch_error)?;
-    let batch = IngestBatch::encode_rows(project.clone(), &rows);
+    let limits = state.limits;
+    let max_days = gate.max_days;
+    let encode_project = project.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let rows = parse_batch_rows(&bytes, &limits).map_err(batch_error)?;
+        check_days(&rows, max_days)?;
+        let batch = IngestBatch::encode_rows(encode_project, &rows);
+        drop(rows);
+        // Until the writer acknowledges, the request holds its encoded frames.
+        held.shrink_to(batch.frame_bytes() as usize);
+        Ok::<_, ApiError>((batch, bytes.len() as u64, held))
+    });
+    let (batch, n_bytes, held) = work.await.map_err(|e| ApiError::from(ServerError::joined("import", e)))??;
     let appended = state.hot.append(batch).await?;
+    drop(held);
     Ok((project, appended.events, n_bytes))
+}
+
+/// What parsing a decoded body of `len` bytes holds: the body, and the rows' text the parse writes beside it
+/// (reserved up front at the body's size and an eighth).
+fn parse_weight(len: usize) -> usize {
+    2 * len + len / 8
+}
+
+/// Decodes a gzip body of at most `limit` decoded bytes. `Err(None)`: over the limit; `Err(Some)`: not gzip.
+fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
+    // The trailer's ISIZE (decoded size mod 2^32 of the last member) sizes the buffer: a hint only, capped by the
+    // limit, so a body that decodes to 10 MB takes 10 MB rather than the 16 MB of a doubling buffer.
+    let hint =
+        raw.len().checked_sub(4).map_or(0, |at| u32::from_le_bytes(raw[at..].try_into().expect("four bytes")) as usize);
+    let mut out = Vec::with_capacity(hint.min(limit + 1));
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| Some(ApiError::bad_request(format!("body is not valid gzip: {e}"))))?;
+    if out.len() > limit {
+        return Err(None);
+    }
+    Ok(out)
+}
+
+/// Refuses a request whose events fall on more than `max_days` UTC days (`ingest.max_days_per_request`): each day
+/// is a segment file to create, fsync and keep open.
+fn check_days(rows: &RowBatch, max_days: usize) -> Result<(), ApiError> {
+    let days: BTreeSet<i32> = rows.iter().map(|r| day_of_ms(r.time_ms())).collect();
+    if days.len() > max_days {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request has events on {} different UTC days, over the limit of {max_days} days per request \
+                 (ingest.max_days_per_request); send events sorted by time, or split the request by day",
+                days.len()
+            ),
+        )
+        .with_reason("too_many_days"));
+    }
+    Ok(())
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -114,11 +177,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn batch_error(e: BatchError) -> ApiError {
     match e {
-        BatchError::TooLarge { .. } | BatchError::TooManyEvents { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        BatchError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_large")
+        }
+        BatchError::TooManyEvents { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).with_reason("too_many_events")
         }
         BatchError::Invalid(records) => {
             let mut err = ApiError::bad_request(BatchError::Invalid(records.clone()).to_string());
+            // A per-event limit names the reason (the first record refused by one), else any invalid record.
+            err.reason_label = Some(records.iter().find_map(|r| r.limit()).unwrap_or("invalid_records"));
             err.failed_records = Some(records);
             err
         }

@@ -9,6 +9,7 @@ mod admin;
 mod deletions;
 pub mod error;
 mod import;
+mod ingest_gate;
 mod json;
 pub mod listen;
 mod read;
@@ -23,6 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use ingest_gate::IngestGate;
 pub use read::QueryGate;
 pub use state::AppState;
 use tierd_store::clock::OffsetClock;

@@ -17,6 +17,9 @@ pub struct AppState {
     pub hot: Arc<HotTier>,
     pub clock: Arc<dyn Clock>,
     pub limits: BatchLimits,
+    /// The byte budget of requests being decoded, parsed and encoded (`ingest.max_inflight_bytes`), and the
+    /// per-request day limit.
+    pub ingest: super::ingest_gate::IngestGate,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     /// The passes with the settings in force (a reload swaps them).

@@ -19,6 +19,7 @@ mod cold_reads;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
 mod http_limits;
+mod ingest_limits;
 mod query_limits;
 mod rewrite_memory;
 
@@ -96,6 +97,10 @@ fn app_state_with(
         hot,
         clock,
         limits,
+        ingest: super::IngestGate::new(
+            &crate::server::config::IngestConfig::default(),
+            HotConfig::default().max_open_segments,
+        ),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
@@ -104,11 +109,19 @@ fn app_state_with(
 }
 
 fn app(limits: BatchLimits) -> App {
+    app_with(limits, None, HotConfig::default())
+}
+
+/// [`app`] with an ingest gate of `ingest` (else the default) and a hot tier of `hot`.
+fn app_with(limits: BatchLimits, ingest: Option<super::IngestGate>, hot: HotConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0_MS));
     let (ctx, budget) = store_context(dir.path(), clock.clone());
-    let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {}));
-    let state = app_state(&ctx, budget, Arc::new(hot.unwrap()), limits);
+    let hot = HotTier::start(&ctx, hot, Arc::new(|_| {}));
+    let mut state = app_state(&ctx, budget, Arc::new(hot.unwrap()), limits);
+    if let Some(gate) = ingest {
+        Arc::get_mut(&mut state).expect("the only handle").ingest = gate;
+    }
     App { _dir: dir, router: router(state, None) }
 }
 
@@ -168,7 +181,7 @@ async fn gzip_bodies_are_decoded() {
 
 #[tokio::test]
 async fn bad_requests_get_json_errors_and_write_nothing() {
-    let app = app(BatchLimits { max_events: 5, max_bytes: 4096 });
+    let app = app(BatchLimits { max_events: 5, max_bytes: 4096, ..BatchLimits::MIXPANEL });
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (post("/import", Some("application/xml"), events(1)), StatusCode::BAD_REQUEST, "Content-Type"),
         (post("/import?project=a/b", None, events(1)), StatusCode::BAD_REQUEST, "project name"),
