@@ -25,6 +25,9 @@ pub struct Catalog {
     write_lock: Mutex<()>,
     snapshot: ArcSwap<CatalogSnapshot>,
     pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+    /// Tests: the next commit's flush fails after its transaction was applied (an ambiguous commit).
+    #[cfg(test)]
+    pub(crate) fail_next_commit_flush: std::sync::atomic::AtomicBool,
 }
 
 /// A snapshot held by an in-process reader; while it lives, segments retired after its generation are not deleted.
@@ -84,6 +87,8 @@ impl Catalog {
             write_lock: Mutex::new(()),
             snapshot: ArcSwap::from_pointee(snapshot),
             pins: Arc::default(),
+            #[cfg(test)]
+            fail_next_commit_flush: Default::default(),
         })
     }
 
@@ -195,6 +200,13 @@ impl Catalog {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(transaction_err("commit"))?;
+        #[cfg(test)]
+        if self.fail_next_commit_flush.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Catalog {
+                op: "flush",
+                source: sled::Error::Io(std::io::Error::other("injected")),
+            });
+        }
         self.flush()?;
         let next = current.apply(generation, changes);
         self.snapshot.store(Arc::new(next));

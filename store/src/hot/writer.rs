@@ -315,8 +315,10 @@ impl Writer {
             Err(e) => {
                 self.next_seq = seq_before;
                 let reason = format!("commit of a write group failed: {e}");
-                // Cut the files back so that disk and (old) catalog agree, then stop accepting writes.
-                self.cut_back(&staged);
+                // The outcome is unknown: sled may have applied the transaction (a failed flush after it), in which
+                // case the bytes just written are committed data. Leave them: recovery cuts whatever lies past the
+                // committed length the catalog holds after the restart, and keeps what it names. Stop accepting
+                // writes until then. (Cutting them here made a committed group "corrupt" after the restart.)
                 self.fatal(reason.clone());
                 return Err(StoreError::WriterStopped { reason });
             }
