@@ -31,6 +31,9 @@ pub struct StoreContext {
     pub cold: Arc<ColdStore>,
     /// The runtime that drives the object store for blocking callers.
     pub handle: Handle,
+    /// Free bytes background writers (rewrites, promotions, restores) leave on the hot disk: ingest's own reserve
+    /// plus a margin, so that background work stops before ingest is refused (0: no check).
+    pub disk_reserve_bytes: u64,
 }
 
 impl std::fmt::Debug for StoreContext {
@@ -52,7 +55,32 @@ impl StoreContext {
         cold: Arc<ColdStore>,
         handle: Handle,
     ) -> Self {
-        Self { layout, catalog, clock, failpoints, fs: Arc::new(OsFs), cold, handle }
+        Self { layout, catalog, clock, failpoints, fs: Arc::new(OsFs), cold, handle, disk_reserve_bytes: 0 }
+    }
+
+    /// The same context with background writers keeping `bytes` free on the hot disk.
+    pub fn with_disk_reserve(mut self, bytes: u64) -> Self {
+        self.disk_reserve_bytes = bytes;
+        self
+    }
+
+    /// Fails, before anything is written, when writing `bytes` more to the hot disk would leave less free than the
+    /// background reserve. Checked by every background writer of the hot disk; when space comes back the next
+    /// attempt goes ahead (nothing to restart).
+    pub fn check_disk_reserve(&self, what: &'static str, bytes: u64) -> Result<()> {
+        if self.disk_reserve_bytes == 0 {
+            return Ok(());
+        }
+        let Ok(free) = fs4::available_space(self.layout.root()) else { return Ok(()) };
+        if free < self.disk_reserve_bytes.saturating_add(bytes) {
+            metrics::counter!("tierd_background_disk_refusals_total", "what" => what).increment(1);
+            return Err(StoreError::DiskReserve(format!(
+                "{free} bytes free on the hot disk: a {what} writing {bytes} bytes would leave less than the \
+                 background reserve of {} bytes (hot.min_free_bytes + passes.disk_reserve_bytes); it waits for space",
+                self.disk_reserve_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// The same context over another hot-tier file system (e.g. a [`crate::durable::FaultyFs`]).

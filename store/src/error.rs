@@ -74,6 +74,9 @@ pub enum StoreError {
     /// The queries running together hold the shared memory pool: retrying later may succeed.
     #[error("too busy for this query: {0}")]
     QueryBusy(String),
+    /// Background work would eat into the hot disk's reserve: not started, retried later.
+    #[error("disk reserve: {0}")]
+    DiskReserve(String),
     /// A rewrite would hold more memory than `rewrite.max_memory_bytes` allows: not started.
     #[error("rewrite too large: {0}")]
     RewriteTooLarge(String),

@@ -121,6 +121,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
         "Sealed hot segments the background scrub verified, by outcome (ok, corrupt)",
     ),
     bytes_counter("tierd_scrub_bytes_total", "Bytes the background scrub read back"),
+    counter(
+        "tierd_background_disk_refusals_total",
+        "Background writes (rewrite, move, restore) not started: they would eat into the hot disk's reserve",
+    ),
     counter("tierd_scrub_corrupt_total", "Sealed hot segments the background scrub found corrupt"),
     counter(
         "tierd_rewrites_refused_total",

@@ -363,6 +363,7 @@ pub(crate) fn write_hot_copy(
     write_point: &'static str,
 ) -> Result<()> {
     let path = ctx.resolve(&location.path)?;
+    ctx.check_disk_reserve(if write_point.starts_with("restore") { "restore" } else { "move" }, bytes.len() as u64)?;
     let back = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, write_point)?;
     check_copy(meta, location, &back)
 }

@@ -32,6 +32,8 @@ use crate::read::SegmentSource;
 mod filtered;
 #[cfg(test)]
 mod filtered_tests;
+#[cfg(test)]
+mod reserve_tests;
 pub use filtered::{FilterAction, FilterOutcome};
 
 /// What one executed rewrite did.
@@ -388,6 +390,7 @@ impl Rewriter {
         let ctx = &self.ctx;
         let path = ctx.resolve(&intent.location.path)?;
         ctx.failpoints.hit(steps.intent).map_err(|e| StoreError::io(&path, e))?;
+        ctx.check_disk_reserve("rewrite", bytes.len() as u64)?;
         // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
         let on_disk = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
         let checksum = crc32c::crc32c(bytes);

@@ -148,6 +148,10 @@ pub struct PassesConfig {
     /// How much lower than ingest and queries the CPU priority of the threads running passes and moves is (Linux
     /// nice, 0-19; 0 = the same): encoding, compression and checksums then use the CPU ingest leaves idle.
     pub nice: i32,
+    /// Free bytes background writers (rewrites, promotions, restores) leave on the hot disk beyond
+    /// `hot.min_free_bytes`, so that they stop before ingest is refused for lack of space; they resume by themselves
+    /// when space comes back.
+    pub disk_reserve_bytes: u64,
     pub reencode: ReencodeSection,
     pub compact: CompactSection,
     pub recompress: RecompressSection,
@@ -194,6 +198,7 @@ impl Default for PassesConfig {
     fn default() -> Self {
         Self {
             nice: 10,
+            disk_reserve_bytes: 1024 * 1024 * 1024,
             reencode: ReencodeSection::default(),
             compact: CompactSection::default(),
             recompress: RecompressSection::default(),

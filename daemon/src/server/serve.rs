@@ -167,6 +167,8 @@ pub async fn serve(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
     );
+    // Background writers stop before ingest's reserve is touched.
+    let ctx = ctx.with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes));
     let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,

@@ -77,6 +77,7 @@ impl From<StoreError> for ApiError {
             StoreError::Backpressure(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             StoreError::HotTierFull(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
             StoreError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+            StoreError::DiskReserve(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
             _ => return ApiError::internal(e.to_string()),
         };
         let mut err = ApiError::new(status, e.to_string());
