@@ -34,6 +34,8 @@ pub struct StoreContext {
     /// Free bytes background writers (rewrites, promotions, restores) leave on the hot disk: ingest's own reserve
     /// plus a margin, so that background work stops before ingest is refused (0: no check).
     pub disk_reserve_bytes: u64,
+    /// Copies that failed their checksum while another copy exists, waiting to be replaced ([`crate::repair`]).
+    pub repairs: Arc<crate::repair::RepairQueue>,
 }
 
 impl std::fmt::Debug for StoreContext {
@@ -55,7 +57,14 @@ impl StoreContext {
         cold: Arc<ColdStore>,
         handle: Handle,
     ) -> Self {
-        Self { layout, catalog, clock, failpoints, fs: Arc::new(OsFs), cold, handle, disk_reserve_bytes: 0 }
+        let repairs = Arc::new(crate::repair::RepairQueue::new(crate::repair::DEFAULT_MAX_PENDING));
+        Self { layout, catalog, clock, failpoints, fs: Arc::new(OsFs), cold, handle, disk_reserve_bytes: 0, repairs }
+    }
+
+    /// The same context with another repair queue (its bound: `passes.max_pending_repairs`).
+    pub fn with_repairs(mut self, queue: Arc<crate::repair::RepairQueue>) -> Self {
+        self.repairs = queue;
+        self
     }
 
     /// The same context with background writers keeping `bytes` free on the hot disk.

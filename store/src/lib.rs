@@ -44,6 +44,7 @@ pub mod moves;
 pub mod query;
 pub mod read;
 pub mod recovery;
+pub mod repair;
 pub mod rewrite;
 pub mod scrub;
 #[cfg(test)]

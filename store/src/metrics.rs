@@ -125,6 +125,10 @@ pub const STORE_METRICS: &[MetricDoc] = &[
         "tierd_background_disk_refusals_total",
         "Background writes (rewrite, move, restore) not started: they would eat into the hot disk's reserve",
     ),
+    counter("tierd_read_fallbacks_total", "Reads served by a segment's other copy: the hot one was missing or corrupt"),
+    counter("tierd_repairs_reported_total", "Copies queued for repair after failing their checksum, by tier"),
+    counter("tierd_repairs_dropped_total", "Repairs not queued: passes.max_pending_repairs segments were waiting"),
+    counter("tierd_repairs_total", "Repairs carried out, by outcome (ok, error, no_good_copy)"),
     counter("tierd_scrub_corrupt_total", "Sealed hot segments the background scrub found corrupt"),
     counter(
         "tierd_rewrites_refused_total",

@@ -47,6 +47,10 @@ pub fn scrub_hot(ctx: &StoreContext) -> ScrubReport {
             continue;
         }
         error!(segment = %meta.id, path = %path.display(), "scrub: a sealed hot segment does not verify");
+        if meta.cold_key().is_some() {
+            // Its cold copy can replace it.
+            ctx.repairs.report(meta.id, crate::layout::Tier::Hot);
+        }
         metrics::counter!("tierd_scrub_segments_total", "outcome" => "corrupt").increment(1);
         metrics::counter!("tierd_scrub_corrupt_total").increment(1);
         metrics::gauge!("tierd_segments_corrupt").increment(1.0);

@@ -76,6 +76,8 @@ labelled_enum! {
         Retire = "retire",
         /// A segment rewritten without the rows that were to go (retention, deletions); the output is listed.
         Prune = "prune",
+        /// A copy that failed its checksum replaced from the segment's other copy (two verified moves).
+        Repair = "repair",
     }
 }
 

@@ -152,6 +152,9 @@ pub struct PassesConfig {
     /// `hot.min_free_bytes`, so that they stop before ingest is refused for lack of space; they resume by themselves
     /// when space comes back.
     pub disk_reserve_bytes: u64,
+    /// Most segments waiting for a bad copy to be replaced from their other copy (reported by reads and the scrub,
+    /// carried out by the migrate and promote passes); more are counted and dropped (reported again later).
+    pub max_pending_repairs: usize,
     pub reencode: ReencodeSection,
     pub compact: CompactSection,
     pub recompress: RecompressSection,
@@ -199,6 +202,7 @@ impl Default for PassesConfig {
         Self {
             nice: 10,
             disk_reserve_bytes: 1024 * 1024 * 1024,
+            max_pending_repairs: 10_000,
             reencode: ReencodeSection::default(),
             compact: CompactSection::default(),
             recompress: RecompressSection::default(),

@@ -50,6 +50,8 @@ pub struct Passes {
     cache: Option<Arc<tierd_store::BlockCache>>,
     /// The erasure of deleted rows beyond live segments (shared across reloads: it remembers clean trash entries).
     eraser: Arc<Eraser>,
+    /// Bad copies waiting to be replaced (see `tierd_store::repair`), carried out by the migrate and promote passes.
+    repairs: Arc<tierd_store::repair::RepairQueue>,
 }
 
 impl Passes {
@@ -84,7 +86,8 @@ impl Passes {
                 ctx.cold.clone(),
                 Arc::new(tierd_store::BlockCache::disabled()),
                 ctx.handle.clone(),
-            ),
+            )
+            .with_repairs(ctx.repairs.clone()),
         );
         let mover = Mover::new(ctx.clone());
         let trash = Trash::new(ctx.clone());
@@ -93,6 +96,7 @@ impl Passes {
             gc = gc.with_cache(cache.clone());
         }
         let eraser = Arc::new(Eraser::new(ctx.clone(), cache.clone()));
+        let repairs = ctx.repairs.clone();
         let (catalog, clock, layout) = (ctx.catalog, ctx.clock, ctx.layout);
         let started_at_ms = clock.now_ms();
         Self {
@@ -110,6 +114,7 @@ impl Passes {
             deletions: None,
             cache,
             eraser,
+            repairs,
         }
     }
 
@@ -174,8 +179,14 @@ impl Passes {
         let mut report = PassReport { pass, dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
         match pass {
             PassName::Gc => self.run_gc(req, &mut report),
-            PassName::Migrate => self.run_moves(ActionKind::Migrate, req, &mut report),
-            PassName::Promote => self.run_moves(ActionKind::Promote, req, &mut report),
+            PassName::Migrate => {
+                self.run_repairs(req, &mut report);
+                self.run_moves(ActionKind::Migrate, req, &mut report)
+            }
+            PassName::Promote => {
+                self.run_repairs(req, &mut report);
+                self.run_moves(ActionKind::Promote, req, &mut report)
+            }
             PassName::Reencode | PassName::Compact | PassName::Recompress => self.run_rewrites(pass, req, &mut report),
             PassName::Retention => {
                 let snapshot = self.catalog.snapshot();
@@ -387,6 +398,30 @@ impl Passes {
             }
         }
         report.actions.push(a);
+    }
+
+    /// Replaces the copies readers and the scrub found bad, from the segments' other copies (`tierd_store::repair`).
+    /// A dry run lists them.
+    fn run_repairs(&self, req: &PassRequest, report: &mut PassReport) {
+        if req.dry_run {
+            for (id, tier) in self.repairs.pending() {
+                let reason = format!("its {} copy failed its checksum", tier.label());
+                report.actions.push(ActionReport::planned(ActionKind::Repair, vec![id.to_string()], 0, reason));
+            }
+            return;
+        }
+        for r in tierd_store::repair::repair(&self.repairs, &self.mover, &self.catalog) {
+            let reason = format!("its {} copy failed its checksum", r.tier.label());
+            match r.outcome {
+                Ok(()) => report.actions.push(ActionReport::planned(
+                    ActionKind::Repair,
+                    vec![r.segment.to_string()],
+                    0,
+                    reason,
+                )),
+                Err(e) => report.errors.push(format!("repair of {}: {e}", r.segment)),
+            }
+        }
     }
 
     /// The tiering planner's moves of this pass's direction over one snapshot (to the cold tier for migrate, to the

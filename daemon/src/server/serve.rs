@@ -168,7 +168,9 @@ pub async fn serve(
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
     );
     // Background writers stop before ingest's reserve is touched.
-    let ctx = ctx.with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes));
+    let ctx = ctx
+        .with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes))
+        .with_repairs(Arc::new(tierd_store::repair::RepairQueue::new(config.passes.max_pending_repairs)));
     let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,
@@ -181,7 +183,8 @@ pub async fn serve(
     )?;
     // Queries never wait behind background work: the foreground store, without the IO budget.
     let reads =
-        SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current());
+        SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current())
+            .with_repairs(scrub_ctx.repairs.clone());
     let state = Arc::new(AppState {
         queries: Arc::new(super::http::QueryGate::new(config.query.max_total_memory_bytes)),
         leases: Arc::new(tierd_store::catalog::LeaseGrants::new(config.catalog.max_live_leases)),

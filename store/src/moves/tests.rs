@@ -340,3 +340,46 @@ fn an_md5_etag_is_trusted_only_with_verify_auto() {
     let o = f.mover("").execute(id, Placement::Cold).unwrap();
     assert_eq!(o.verified_by, Some(VerifyMethod::ReadBack));
 }
+
+/// A hot copy that fails its checksum: reads fall back to the cold copy (whole reads and scans), the bad copy is
+/// queued, and the repair replaces it through two verified moves, the bad one left to gc.
+#[test]
+fn a_hot_copy_that_fails_its_checksum_is_read_from_cold_and_replaced() {
+    let (f, id) = Fixture::new(true);
+    let mover = f.mover("");
+    mover.execute(id, Placement::Both).unwrap();
+    let meta = f.meta(id);
+    let bad_path = meta.hot_path().unwrap().to_string();
+    let path = f.layout.resolve(&bad_path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let e = crate::read::SegmentSource::hot_only(f.layout.clone()).read_events(&meta).unwrap_err();
+    assert!(e.to_string().contains(&id.to_string()), "a reader without another copy fails naming it: {e}");
+    let queue = Arc::new(crate::repair::RepairQueue::new(10));
+    let source = crate::read::SegmentSource::new(
+        f.layout.clone(),
+        f.cold.clone(),
+        Arc::new(crate::cache::BlockCache::disabled()),
+        f.rt.handle().clone(),
+    )
+    .with_repairs(queue.clone());
+    assert_eq!(source.read_events(&meta).unwrap().len(), 40, "read from the cold copy");
+    let mut scanned = 0;
+    source.scan(&meta, &crate::read::everything(), |_| scanned += 1).unwrap();
+    assert_eq!(scanned, 40, "scanned from the cold copy, each event once");
+    assert_eq!(queue.pending(), vec![(id, Tier::Hot)]);
+
+    let done = crate::repair::repair(&queue, &mover, &f.catalog);
+    assert_eq!(done.len(), 1);
+    assert!(done[0].outcome.is_ok(), "{done:?}");
+    assert!(queue.pending().is_empty());
+    let after = f.meta(id);
+    assert_ne!(after.hot_path(), Some(bad_path.as_str()), "a fresh hot copy");
+    assert!(after.cold_key().is_some());
+    assert!(after.dropped.iter().any(|d| d.location.path == bad_path), "the bad copy waits for gc");
+    let hot_only = crate::read::SegmentSource::hot_only(f.layout.clone());
+    assert_eq!(hot_only.read_events(&after).unwrap().len(), 40, "the new hot copy verifies");
+}

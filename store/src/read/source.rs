@@ -17,6 +17,7 @@ use crate::catalog::{Format, SegmentMeta};
 use crate::cold::ColdStore;
 use crate::error::{Result, StoreError};
 use crate::layout::Layout;
+use crate::repair::RepairQueue;
 
 /// Reads segments from whichever copy the catalog lists: the hot copy when there is one (a local read), otherwise
 /// the cold copy, with ranged reads through the cache ([`super::cold`]). Scans and counts of a Parquet segment
@@ -30,6 +31,8 @@ use crate::layout::Layout;
 pub struct SegmentSource {
     layout: Layout,
     cold: Option<ColdReads>,
+    /// Where copies that fail their checksum are reported for repair ([`crate::repair`]).
+    repairs: Option<Arc<RepairQueue>>,
 }
 
 /// The copy a read goes to.
@@ -41,13 +44,20 @@ enum Chosen<'a> {
 impl SegmentSource {
     /// Reads hot copies only; a segment whose only copy is cold is an error ([`StoreError::NoReadableCopy`]).
     pub fn hot_only(layout: Layout) -> Self {
-        Self { layout, cold: None }
+        Self { layout, cold: None, repairs: None }
+    }
+
+    /// Reports copies that fail their checksum to `queue` (the read itself falls back to another copy when there
+    /// is one, whether or not a queue is given).
+    pub fn with_repairs(mut self, queue: Arc<RepairQueue>) -> Self {
+        self.repairs = Some(queue);
+        self
     }
 
     /// Reads hot copies from `layout`, cold ones from `cold` through `cache`, driving the object store with
     /// `handle` (the runtime the store was built on).
     pub fn new(layout: Layout, cold: Arc<ColdStore>, cache: Arc<BlockCache>, handle: Handle) -> Self {
-        Self { layout, cold: Some(ColdReads::new(cold, cache, handle)) }
+        Self { layout, cold: Some(ColdReads::new(cold, cache, handle)), repairs: None }
     }
 
     pub fn layout(&self) -> &Layout {
@@ -78,19 +88,31 @@ impl SegmentSource {
         }
     }
 
-    /// Runs `hot` on the hot copy, or `cold` on the cold one; a hot copy missing on disk falls back to the cold
-    /// copy when there is one (logged: the catalog and the disk disagree).
+    /// Runs `hot` on the hot copy, or `cold` on the cold one. A hot copy missing on disk, or one that fails its
+    /// checksum, falls back to the cold copy when there is one (logged, counted in `tierd_read_fallbacks_total`;
+    /// a bad copy is reported for repair). `fallback_ok` says whether `hot` left nothing behind that a second read
+    /// would repeat (a scan that already delivered events does not fall back: its error stands).
     fn with_copy<T>(
         &self,
         meta: &SegmentMeta,
         hot: impl FnOnce() -> Result<T>,
         cold: impl FnOnce(&ColdReads, &str) -> Result<T>,
+        fallback_ok: impl Fn() -> bool,
     ) -> Result<T> {
         match self.copy(meta)? {
             Chosen::Cold(reads, key) => cold(reads, key),
             Chosen::Hot => match (hot(), meta.cold_key(), &self.cold) {
-                (Err(StoreError::SegmentMissing { path, .. }), Some(key), Some(reads)) => {
+                (Err(StoreError::SegmentMissing { path, .. }), Some(key), Some(reads)) if fallback_ok() => {
                     warn!(segment = %meta.id, path = %path.display(), key, "hot copy missing; reading the cold copy");
+                    metrics::counter!("tierd_read_fallbacks_total", "reason" => "missing").increment(1);
+                    cold(reads, key)
+                }
+                (Err(e @ StoreError::Corrupt { .. }), Some(key), Some(reads)) if fallback_ok() => {
+                    warn!(segment = %meta.id, key, error = %e, "hot copy fails its checksum; reading the cold copy");
+                    metrics::counter!("tierd_read_fallbacks_total", "reason" => "corrupt").increment(1);
+                    if let Some(q) = &self.repairs {
+                        q.report(meta.id, crate::layout::Tier::Hot);
+                    }
                     cold(reads, key)
                 }
                 (result, ..) => result,
@@ -116,6 +138,7 @@ impl SegmentSource {
             meta,
             || super::read_committed(&self.layout, meta).map(Bytes::from),
             |cold, key| cold.whole(meta, key),
+            || true,
         )
     }
 
@@ -123,27 +146,32 @@ impl SegmentSource {
     /// properties `req` asks for (see [`super::scan`]); returns the bytes read. A cold Parquet copy is read in
     /// ranges: footer, page index and the column chunks `req` needs.
     pub fn scan(&self, meta: &SegmentMeta, req: &ScanRequest, f: impl FnMut(StoredEvent)) -> Result<u64> {
-        // Both closures may need `f`; only one runs to the point of using it.
-        let f = std::cell::RefCell::new(Some(f));
-        let take = || f.borrow_mut().take().expect("one copy is scanned");
+        // Both closures may need `f`; the hot read may fall back to the cold one only if it delivered nothing.
+        let f = std::cell::RefCell::new(f);
+        let delivered = std::cell::Cell::new(false);
+        let call = |e: StoredEvent| {
+            delivered.set(true);
+            (f.borrow_mut())(e)
+        };
         self.with_copy(
             meta,
             || match self.hot_blocks(meta)? {
-                Some((file, path)) => scan_blocks(hot_object(meta, file, path)?, req, take()),
+                Some((file, path)) => scan_blocks(hot_object(meta, file, path)?, req, call),
                 None => {
                     let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
-                    super::scan(meta, bytes, req, take())?;
+                    super::scan(meta, bytes, req, call)?;
                     Ok(meta.bytes)
                 }
             },
             |cold, key| match meta.format {
-                Format::Parquet => cold.scan(meta, key, req, take()),
+                Format::Parquet => cold.scan(meta, key, req, call),
                 Format::Rows => {
                     let bytes = cold.whole(meta, key)?;
-                    super::scan(meta, bytes, req, take())?;
+                    super::scan(meta, bytes, req, call)?;
                     Ok(meta.bytes)
                 }
             },
+            || !delivered.get(),
         )
     }
 
@@ -164,6 +192,7 @@ impl SegmentSource {
                 Format::Parquet => cold.count_by_event(meta, key, req),
                 Format::Rows => Ok((super::count_by_event(meta, cold.whole(meta, key)?, req)?, meta.bytes)),
             },
+            || true,
         )
     }
 
@@ -198,6 +227,7 @@ impl SegmentSource {
                 }
                 None => Ok(Raw::Whole { bytes: cold.whole(&meta, key)?, offset: 0 }),
             },
+            || true,
         )?;
         Ok(RawSegment { meta, inner })
     }
