@@ -30,6 +30,17 @@ async fn four_segments(app: &App) {
         let (s, _, v) = call(app, post("/import", None, serde_json::to_string(&events).unwrap())).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
+    // Sealing by size happens in the writer's own time: wait until all four are sealed.
+    for _ in 0..500 {
+        let (_, _, v) =
+            call(app, Request::get("/v1/catalog/segments?project=default").body(Body::empty()).unwrap()).await;
+        let sealed = v["segments"].as_array().unwrap().iter().filter(|m| m["state"] == "sealed").count();
+        if sealed == 4 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("four sealed row segments expected");
 }
 
 async fn reencode(app: &App) -> Value {
