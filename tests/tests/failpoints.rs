@@ -343,3 +343,75 @@ fn crash_between_gc_deletes_and_the_catalog_commit() {
         "every retired segment is gone: {all}"
     );
 }
+
+// ---- compaction and recompression: the same rewrite steps, under the other passes ----
+
+/// Codecs of the live segments, sorted.
+fn live_codecs(d: &Daemon) -> Vec<String> {
+    let segs = d.segments(PROJECT, None, None);
+    let mut c: Vec<String> =
+        segs["segments"].as_array().unwrap().iter().map(|s| s["codec"].as_str().unwrap().to_string()).collect();
+    c.sort();
+    c
+}
+
+/// Parquet segments ready for `pass`: for `compact`, days 0 and 1 hold two small Parquet segments each (a later
+/// batch re-encoded separately); for `recompress`, every day's Parquet segment is older than the ladder's steps
+/// (the events are of early 2026), so it goes up to zstd-19.
+fn parquet_ready_for(dir: &TestDir, pass: &str) -> (Daemon, Vec<String>) {
+    let (mut d, mut tags) = sealed_rows(dir, None);
+    assert_eq!(try_pass(&d, "reencode").unwrap()["errors"], json!([]));
+    if pass == "compact" {
+        assert!(send(&d, &batch("b3", 0)));
+        tags.push("b3".to_string());
+        d.stop();
+        d.restart();
+        assert_eq!(try_pass(&d, "reencode").unwrap()["errors"], json!([]));
+    }
+    assert!(live_formats(&d).iter().all(|f| f == "parquet"));
+    (d, tags)
+}
+
+/// Kills the daemon at rewrite step `point` of `pass`; then every acknowledged event is counted once, the catalog
+/// and the disk agree, and the pass, run again, finishes the job.
+fn crash_in_pass(pass: &str, point: &str, committed: bool) {
+    let dir = TestDir::new(&format!("fp-{pass}-{point}"));
+    let (mut d, tags) = parquet_ready_for(&dir, pass);
+    let (segments_before, codecs_before) = (live_formats(&d).len(), live_codecs(&d));
+    d.set_failpoints(Some(&format!("{point}=exit")));
+    d.restart();
+    assert!(try_pass(&d, pass).is_none(), "the {pass} pass must die at {point}");
+    expect_failpoint_exit(&mut d, point);
+    restart_clean(&mut d);
+    check_after_restart(&d, &tags, "none", false);
+    let changed = match pass {
+        "compact" => live_formats(&d).len() < segments_before,
+        _ => live_codecs(&d) != codecs_before,
+    };
+    assert_eq!(changed, committed, "{pass} at {point}: committed = {committed}");
+    let report = try_pass(&d, pass).expect("pass runs");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    match pass {
+        "compact" => assert!(live_formats(&d).len() < segments_before, "compacted in the end"),
+        _ => assert!(live_codecs(&d).iter().all(|c| c == "zstd-19"), "recompressed in the end: {:?}", live_codecs(&d)),
+    }
+    check_after_restart(&d, &tags, "none", false);
+}
+
+#[test]
+fn crashes_at_every_step_of_a_compaction() {
+    for (point, committed) in
+        [("rewrite.intent", false), ("rewrite.write", false), ("rewrite.verify", false), ("rewrite.commit", true)]
+    {
+        crash_in_pass("compact", point, committed);
+    }
+}
+
+#[test]
+fn crashes_at_every_step_of_a_recompression() {
+    for (point, committed) in
+        [("rewrite.intent", false), ("rewrite.write", false), ("rewrite.verify", false), ("rewrite.commit", true)]
+    {
+        crash_in_pass("recompress", point, committed);
+    }
+}
