@@ -488,6 +488,21 @@ impl Daemon {
         Resp::from_reqwest(r).unwrap_or_else(|e| panic!("POST {url}: reading body: {e}"))
     }
 
+    /// Imports `events` into `project` ([`Daemon::import_ok`]) and records them in the model as acknowledged.
+    pub fn send(&self, m: &mut crate::model::Model, project: &str, events: &[Value]) {
+        self.import_ok(project, events);
+        m.ack(project, events);
+    }
+
+    /// Runs pass `name` now (`POST /v1/admin/passes/{name}/run`); panics unless it answers 200 with no error.
+    /// Returns the report.
+    pub fn pass_ok(&self, name: &str) -> Value {
+        let r = self.post_json(&format!("/v1/admin/passes/{name}/run"), &serde_json::json!({}));
+        assert_eq!(r.status, 200, "pass {name}: {}", r.text());
+        assert_eq!(r.json["errors"], serde_json::json!([]), "pass {name}: {}\n{}", r.text(), self.log_tail(30));
+        r.json
+    }
+
     /// Imports `events` as a JSON array with `Content-Type: application/json`; panics unless the answer is 200 with
     /// `num_records_imported == events.len()`.
     pub fn import_ok(&self, project: &str, events: &[Value]) {

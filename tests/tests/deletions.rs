@@ -39,17 +39,6 @@ fn event(project: &str, time_ms: i64, n: i64, v: i64) -> Value {
     }})
 }
 
-fn pass(d: &Daemon, name: &str) {
-    let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
-    assert_eq!(r.status, 200, "pass {name}: {}", r.text());
-    assert_eq!(r.json["errors"], json!([]), "pass {name}: {}\n{}", r.text(), d.log_tail(30));
-}
-
-fn send(d: &Daemon, m: &mut Model, p: &str, events: &[Value]) {
-    d.import_ok(p, events);
-    m.ack(p, events);
-}
-
 fn queries(p: &str) -> Vec<Value> {
     let all = |extra: Value| {
         let mut q = json!({"project": p, "from": 0, "to": FAR_FUTURE_MS});
@@ -124,7 +113,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
         let first_day = now.div_euclid(DAY) - 4;
         let events: Vec<Value> =
             (0..3 * 24).map(|n| event(p, (first_day + n / 24) * DAY + (n % 24) * HOUR + HOUR / 2, n, 1)).collect();
-        send(&d, &mut m, p, &events);
+        d.send(&mut m, p, &events);
         // Re-sends (v = 2): dedup keeps the last copy; the re-encode moves the first to a side segment.
         let resent: Vec<Value> = events
             .iter()
@@ -135,16 +124,16 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
                 e
             })
             .collect();
-        send(&d, &mut m, p, &resent);
+        d.send(&mut m, p, &resent);
     }
     d.stop();
     d.restart(); // seals
-    pass(&d, "reencode");
-    pass(&d, "migrate");
+    d.pass_ok("reencode");
+    d.pass_ok("migrate");
     // Late events, hot row segments next to the cold Parquet ones.
     for p in PROJECTS {
         let late: Vec<Value> = (0..12).map(|n| event(p, now - 3 * DAY + n * HOUR + 17, 100 + n, 3)).collect();
-        send(&d, &mut m, p, &late);
+        d.send(&mut m, p, &late);
     }
     let listed = d.segments("web", None, None);
     let tiers: BTreeSet<String> =
@@ -171,7 +160,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
     // The same users come back: a new event and a re-send of a deleted one (same $insert_id): both kept.
     let old = event("web", now.div_euclid(DAY) * DAY - 4 * DAY + HOUR / 2 + HOUR, 1, 9);
     let new = event("web", now - DAY, 3, 9);
-    send(&d, &mut m, "web", &[old, new]);
+    d.send(&mut m, "web", &[old, new]);
     check_answers(&d, &m, "after the users came back");
     check_reads(&d, &m, &deleted, "after the users came back");
 
@@ -183,7 +172,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
 
     // The deletions pass: the late rows of u1/u3 are in an open row segment, which it waits for (running); the
     // sealed segments it rewrites or retires. Answers do not change.
-    pass(&d, "deletions");
+    d.pass_ok("deletions");
     let r = d.get(&format!("/v1/admin/deletions/{id}"));
     assert_eq!(r.json["state"], "running", "an open segment holds rows of the users: {}", r.text());
     assert!(r.json["progress"]["rows_removed"].as_u64().unwrap() > 0, "{}", r.text());
@@ -203,7 +192,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
 
     // The restart sealed the open segment: the next run rewrites it. The copies it retired wait for gc (leases
     // from the reads above, the restart rule): the request is still running, with what is left counted.
-    pass(&d, "deletions");
+    d.pass_ok("deletions");
     let r = d.get(&format!("/v1/admin/deletions/{id}"));
     assert_eq!(r.json["state"], "running", "retired copies are left: {}", r.text());
     let left = &r.json["progress"]["copies_left"];

@@ -33,17 +33,6 @@ fn event(project: &str, time_ms: i64, n: i64) -> Value {
     }})
 }
 
-fn pass(d: &Daemon, name: &str) {
-    let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
-    assert_eq!(r.status, 200, "pass {name}: {}", r.text());
-    assert_eq!(r.json["errors"], json!([]), "pass {name}: {}\n{}", r.text(), d.log_tail(30));
-}
-
-fn send(d: &Daemon, m: &mut Model, p: &str, events: &[Value]) {
-    d.import_ok(p, events);
-    m.ack(p, events);
-}
-
 fn check_answers(d: &Daemon, m: &Model, stage: &str) {
     for p in PROJECTS {
         let all = |extra: Value| {
@@ -140,16 +129,16 @@ fn a_filtered_delete_leaves_answers_at_once_and_storage_after_the_pass() {
     for p in PROJECTS {
         let events: Vec<Value> =
             (0..3 * 24).map(|n| event(p, (first_day + n / 24) * DAY + (n % 24) * HOUR + HOUR / 2, n)).collect();
-        send(&d, &mut m, p, &events);
+        d.send(&mut m, p, &events);
     }
     d.stop();
     d.restart(); // seals
-    pass(&d, "reencode");
-    pass(&d, "migrate");
+    d.pass_ok("reencode");
+    d.pass_ok("migrate");
     for p in PROJECTS {
         // Late events of the second day, in an open row segment.
         let late: Vec<Value> = (0..12).map(|n| event(p, (first_day + 1) * DAY + n * HOUR + 17, 200 + n)).collect();
-        send(&d, &mut m, p, &late);
+        d.send(&mut m, p, &late);
     }
     check_answers(&d, &m, "before any deletion");
 
@@ -190,12 +179,12 @@ fn a_filtered_delete_leaves_answers_at_once_and_storage_after_the_pass() {
     // The same release sends the same junk again after the request: kept (a deletion removes what existed).
     let again: Vec<Value> =
         (0..6).map(|n| event("web", (first_day + 2) * DAY + n * HOUR + 99, 1000 + 3 * n + 1)).collect();
-    send(&d, &mut m, "web", &again);
+    d.send(&mut m, "web", &again);
     check_answers(&d, &m, "after new junk");
     check_reads(&d, &m, &filter, "after new junk");
 
     // The pass waits for the open segment; the listing says so.
-    pass(&d, "deletions");
+    d.pass_ok("deletions");
     let listed = stdout(&cli(&d, &["deletions", "list"]));
     assert!(listed.contains(&id) && listed.contains("running") && listed.contains("events Junk in"), "{listed}");
     check_answers(&d, &m, "after a pass that had to wait");
