@@ -52,6 +52,9 @@ pub struct Passes {
     eraser: Arc<Eraser>,
     /// Bad copies waiting to be replaced (see `tierd_store::repair`), carried out by the migrate and promote passes.
     repairs: Arc<tierd_store::repair::RepairQueue>,
+    /// Cancelled when the daemon shuts down: a long run stops between actions (each action is crash-safe, so what
+    /// is left is simply the next run's) instead of holding the shutdown up.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Passes {
@@ -115,7 +118,23 @@ impl Passes {
             cache,
             eraser,
             repairs,
+            stopping: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Stops runs between actions once `token` is cancelled (the daemon's shutdown).
+    pub fn with_stopping(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.stopping = token;
+        self
+    }
+
+    /// Whether a run must stop before its next action; says so in the report.
+    fn stop_now(&self, report: &mut PassReport) -> bool {
+        if self.stopping.is_cancelled() {
+            report.errors.push("stopped before its next action: the daemon is shutting down".into());
+            return true;
+        }
+        false
     }
 
     /// Gives the planners the read heat `heat` tracks.
@@ -139,6 +158,7 @@ impl Passes {
         passes.started_at_ms = self.started_at_ms;
         passes.eraser = self.eraser.clone();
         passes.running = self.running.clone();
+        passes.stopping = self.stopping.clone();
         passes
     }
 
@@ -321,6 +341,9 @@ impl Passes {
     fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
         let max_memory = self.config.rewrite.max_memory_bytes;
         for (action, planned) in self.plan(pass, req) {
+            if self.stop_now(report) {
+                return;
+            }
             // Split to `rewrite.max_memory_bytes` (rewrites hold every input event in memory); a segment that alone
             // exceeds it is reported, not rewritten.
             let snapshot = self.catalog.snapshot();
@@ -431,6 +454,9 @@ impl Passes {
         let from: HashMap<&str, Planned> = stats.iter().map(|s| (s.id.as_str(), s.placement)).collect();
         let pass = if kind == ActionKind::Migrate { "migrate" } else { "promote" };
         for action in plan.actions {
+            if self.stop_now(report) {
+                return;
+            }
             let TieringActionKind::Move { to } = action.kind else { continue };
             let Some(&placement) = from.get(action.segment.as_str()) else { continue };
             if tiering::pass_of(&action, placement) != pass {

@@ -36,8 +36,10 @@ impl LivePasses {
         heat: Option<Arc<tierd_store::HeatTracker>>,
         deletions: Option<Arc<tierd_store::DeletionLog>>,
         cache: Option<Arc<tierd_store::BlockCache>>,
+        stopping: tokio_util::sync::CancellationToken,
     ) -> Self {
-        let passes = Passes::new(ctx.clone(), config, cache).with_heat(heat).with_deletions(deletions);
+        let passes =
+            Passes::new(ctx.clone(), config, cache).with_heat(heat).with_deletions(deletions).with_stopping(stopping);
         Self { ctx, current: ArcSwap::from_pointee(passes) }
     }
 

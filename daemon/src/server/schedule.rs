@@ -311,7 +311,14 @@ impl Control {
     ) -> Result<Self, ConfigError> {
         let PassInputs { heat, deletions, cache } = inputs;
         let clock = ctx.clock.clone();
-        let passes = Arc::new(LivePasses::new(ctx, config.clone(), Some(heat.clone()), Some(deletions), cache));
+        let passes = Arc::new(LivePasses::new(
+            ctx,
+            config.clone(),
+            Some(heat.clone()),
+            Some(deletions),
+            cache,
+            shutdown.clone(),
+        ));
         let shown_path = config_path.as_ref().map(|p| p.display().to_string());
         let scheduler = Scheduler::new(clock.clone(), config, scheduled, shown_path, shutdown)?;
         scheduler.register_passes(&passes);
