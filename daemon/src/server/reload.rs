@@ -149,13 +149,26 @@ impl Reloader {
     }
 }
 
-/// Reloads on every SIGHUP until `shutdown`.
-pub async fn on_sighup(reloader: Arc<Reloader>, shutdown: tokio_util::sync::CancellationToken) {
+/// The SIGHUP listener, installed before the daemon says it is ready: from then on a SIGHUP reloads instead of
+/// ending the process (the default action of an unhandled SIGHUP).
+pub fn listen_for_sighup() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        warn!("cannot listen for SIGHUP; reload with POST /v1/admin/config/reload");
-        return;
-    };
+    match signal(SignalKind::hangup()) {
+        Ok(hup) => Some(hup),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; reload with POST /v1/admin/config/reload");
+            None
+        }
+    }
+}
+
+/// Reloads on every SIGHUP (from [`listen_for_sighup`]) until `shutdown`.
+pub async fn on_sighup(
+    hup: Option<tokio::signal::unix::Signal>,
+    reloader: Arc<Reloader>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let Some(mut hup) = hup else { return };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

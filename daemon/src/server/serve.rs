@@ -209,6 +209,8 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Signal handlers first: a signal sent once the daemon says it is ready is handled, never the default action.
+    let (stop_signals, hup) = (listen_for_shutdown(), super::reload::listen_for_sighup());
     info!(%addr, data_dir = %layout.root().display(), generation = catalog.snapshot().generation(), "tierd ready");
     {
         let mut out = std::io::stdout().lock();
@@ -232,8 +234,8 @@ pub async fn serve(
             }
         })
     };
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
-    let reloads = tokio::spawn(super::reload::on_sighup(control.reloader.clone(), shutdown.clone()));
+    let signals = tokio::spawn(wait_for_signal(stop_signals, shutdown.clone()));
+    let reloads = tokio::spawn(super::reload::on_sighup(hup, control.reloader.clone(), shutdown.clone()));
     if options.schedules {
         control.scheduler.start();
         info!("scheduler started");
@@ -293,11 +295,24 @@ fn open_cold(config: &Config, budget: Arc<IoBudget>) -> anyhow::Result<ColdStore
     Ok(cold)
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
+/// The SIGTERM and SIGINT listeners, installed before the daemon says it is ready (so that either, from then on,
+/// shuts it down in order rather than ending it where it stands).
+fn listen_for_shutdown() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "cannot listen for SIGTERM/SIGINT");
+            None
+        }
+    }
+}
+
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    shutdown: CancellationToken,
+) {
+    let Some((mut term, mut int)) = signals else { return };
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
