@@ -123,14 +123,16 @@ fn setup(name: &str, erase_retention_secs: u64) -> Setup {
     assert!(!cached_objects(d.data_dir()).is_empty(), "cold blocks are cached");
     // Late events: mixed users on one day, u1 alone on another (a segment every row of which goes), re-encoded
     // (the row inputs retired, in their grace period); then more events left in hot row segments.
-    let late: Vec<Value> = (0..12).map(|n| event("web", now - 3 * DAY + n * HOUR + 17, 100 + n, 3)).collect();
+    // Hours from midnight, so that each group stays within its UTC day whatever the time of day the test runs.
+    let midnight = now.div_euclid(DAY) * DAY;
+    let late: Vec<Value> = (0..12).map(|n| event("web", midnight - 3 * DAY + n * HOUR + 17, 100 + n, 3)).collect();
     send(&d, &mut m, "web", &late);
-    let alone: Vec<Value> = (0..4).map(|n| event("web", now - 2 * DAY + n * HOUR + 19, 6 * n + 1, 4)).collect();
+    let alone: Vec<Value> = (0..4).map(|n| event("web", midnight - 2 * DAY + n * HOUR + 19, 6 * n + 1, 4)).collect();
     send(&d, &mut m, "web", &alone);
     d.stop();
     d.restart();
     pass(&d, "reencode");
-    let rows: Vec<Value> = (0..12).map(|n| event("web", now - DAY + n * HOUR + 23, 200 + n, 5)).collect();
+    let rows: Vec<Value> = (0..12).map(|n| event("web", midnight - DAY + n * HOUR + 23, 200 + n, 5)).collect();
     send(&d, &mut m, "web", &rows);
     d.stop();
     d.restart();
