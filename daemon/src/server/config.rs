@@ -21,6 +21,14 @@ mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use http::HttpSection;
 pub use query::QuerySection;
+
+/// The first key whose value is 0, with the section validators' error: for limits that must let something through.
+fn at_least_one(keys: &[(&'static str, u64)]) -> Result<(), (&'static str, String)> {
+    match keys.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err((key, "must be at least 1".into())),
+        None => Ok(()),
+    }
+}
 pub use retention::RetentionPassSection;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

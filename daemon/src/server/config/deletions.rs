@@ -50,16 +50,12 @@ impl DeletionsSection {
 
     /// Every limit must let at least one request through.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, value) in [
-            ("deletions.max_ids_per_request", self.max_ids_per_request),
-            ("deletions.max_request_bytes", self.max_request_bytes),
-            ("deletions.max_active_requests", self.max_active_requests),
-            ("deletions.max_conditions", self.max_conditions),
-        ] {
-            if value == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
+        super::at_least_one(&[
+            ("deletions.max_ids_per_request", self.max_ids_per_request as u64),
+            ("deletions.max_request_bytes", self.max_request_bytes as u64),
+            ("deletions.max_active_requests", self.max_active_requests as u64),
+            ("deletions.max_conditions", self.max_conditions as u64),
+        ])?;
         Ok(())
     }
 }

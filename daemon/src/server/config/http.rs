@@ -35,16 +35,12 @@ impl Default for HttpSection {
 
 impl HttpSection {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, value) in [
+        super::at_least_one(&[
             ("http.max_connections", self.max_connections as u64),
             ("http.header_read_timeout_ms", self.header_read_timeout_ms),
             ("http.body_read_timeout_ms", self.body_read_timeout_ms),
             ("http.send_timeout_ms", self.send_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
+        ])?;
         Ok(())
     }
 

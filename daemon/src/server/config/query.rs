@@ -38,18 +38,14 @@ impl Default for QuerySection {
 impl QuerySection {
     /// Every bound must let a query through.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, value) in [
+        super::at_least_one(&[
             ("query.max_concurrent", self.max_concurrent as u64),
             ("query.timeout_ms", self.timeout_ms),
             ("query.max_memory_bytes", self.max_memory_bytes),
             ("query.max_total_memory_bytes", self.max_total_memory_bytes),
             ("query.max_groups", self.max_groups as u64),
             ("query.max_conditions", self.max_conditions as u64),
-        ] {
-            if value == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
+        ])?;
         if self.max_total_memory_bytes < self.max_memory_bytes {
             return Err((
                 "query.max_total_memory_bytes",
