@@ -38,6 +38,7 @@ pub const POINTS: &[&str] = &[
     "move.commit",
     "restore.write",
     "restore.commit",
+    "rollback.clear",
     "recovery.truncate",
     "recovery.seal",
     "recovery.quarantine",

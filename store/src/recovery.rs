@@ -90,8 +90,14 @@ pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
                         None
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        error!(segment = %meta.id, path = %path.display(), rows = meta.rows, "segment missing: acknowledged data is gone");
-                        report.missing.push(meta.id.to_string());
+                        if meta.cold_key().is_some() {
+                            warn!(segment = %meta.id, path = %path.display(), "hot copy missing; the cold copy serves reads and replaces it");
+                            ctx.repairs.report(meta.id, Tier::Hot);
+                        } else {
+                            error!(segment = %meta.id, path = %path.display(), rows = meta.rows, "segment missing: acknowledged data is gone");
+                            ctx.repairs.report_damaged(meta.id, Tier::Hot, "missing", "recovery");
+                            report.missing.push(meta.id.to_string());
+                        }
                         None
                     }
                     Err(e) => return Err(StoreError::io(path, e)),
@@ -106,8 +112,14 @@ pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
         }
         let Some((path, len)) = len else { continue };
         if len < meta.bytes {
-            error!(segment = %meta.id, len, committed = meta.bytes, "segment file is shorter than its committed length");
-            report.corrupt.push(meta.id.to_string());
+            if meta.cold_key().is_some() {
+                warn!(segment = %meta.id, len, committed = meta.bytes, "hot copy shorter than committed; the cold copy replaces it");
+                ctx.repairs.report(meta.id, Tier::Hot);
+            } else {
+                error!(segment = %meta.id, len, committed = meta.bytes, "segment file is shorter than its committed length");
+                ctx.repairs.report_damaged(meta.id, Tier::Hot, "short", "recovery");
+                report.corrupt.push(meta.id.to_string());
+            }
             continue;
         }
         if len > meta.bytes {
@@ -239,10 +251,15 @@ fn roll_back_intents(ctx: &StoreContext, report: &mut RecoveryReport) -> Result<
 
 /// Undoes a copy that failed before its commit: deletes it and clears its intent. Best effort: whatever is left is
 /// recovery's ([`roll_back_intents`] at the next start). Returns whether the copy was deleted.
+/// A crash between the two steps (`rollback.clear`) leaves an intent without a copy, which recovery clears.
 pub fn roll_back_copy(ctx: &StoreContext, id: SegmentId, location: &Location) -> bool {
     if let Err(e) = ctx.delete_copy(location) {
         warn!(segment = %id, location = ?location, error = %e, "cannot remove an uncommitted copy; recovery will");
         return false;
+    }
+    if let Err(e) = ctx.failpoints.hit("rollback.clear") {
+        warn!(segment = %id, error = %e, "failpoint before clearing a rolled-back copy's intent; recovery will");
+        return true;
     }
     if let Err(e) = ctx.catalog.commit(vec![CatalogChange::ClearIntent(location.clone())]) {
         warn!(segment = %id, error = %e, "cannot clear an intent; recovery will");

@@ -6,7 +6,10 @@
 //! reports them again). [`repair`] then replaces each bad copy through the crash-safe move steps: the bad copy is
 //! taken out of service by a move to the other tier alone (gc deletes it through the trash after leases and grace),
 //! and a fresh copy is made from the good one by a move back to both tiers, verified on its way like any move.
-//! A segment with no good copy is reported loudly by its readers (an error naming it; never a wrong answer).
+//! A segment with no good copy (found by recovery, the scrub, a read or a repair) is reported once, loudly: an error
+//! log naming it, `tierd_segments_damaged` (a gauge of how many are known now) and `tierd_segments_damaged_total`,
+//! and the list in `GET /v1/status` ([`RepairQueue::damaged`]); its readers get an error naming it, never a wrong
+//! answer. It leaves the list when the segment does (a rewrite or a deletion replaced it).
 
 use std::collections::BTreeMap;
 
@@ -20,16 +23,64 @@ use crate::moves::Mover;
 /// The queue's bound when the configuration gives none.
 pub const DEFAULT_MAX_PENDING: usize = 10_000;
 
-/// Segments with a copy that failed its checksum, waiting for [`repair`].
+/// Segments with a copy that failed its checksum, waiting for [`repair`]; and segments with no good copy at all.
 #[derive(Debug)]
 pub struct RepairQueue {
     pending: Mutex<BTreeMap<SegmentId, Tier>>,
     max_pending: usize,
+    damaged: Mutex<BTreeMap<SegmentId, Damage>>,
+}
+
+/// A segment with no good copy: what was found wrong, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    pub segment: String,
+    /// The tier of the copy that was found bad (the segment's only copy).
+    pub tier: String,
+    /// What was found: `missing`, `short` (shorter than its committed length) or `corrupt` (fails its checksum).
+    pub problem: String,
+    /// Who found it: `recovery`, `scrub`, `read` or `repair`.
+    pub found_by: String,
 }
 
 impl RepairQueue {
     pub fn new(max_pending: usize) -> Self {
-        RepairQueue { pending: Mutex::new(BTreeMap::new()), max_pending }
+        RepairQueue { pending: Mutex::new(BTreeMap::new()), max_pending, damaged: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Reports that segment `id` has no good copy: logged and counted the first time only. The damaged list is
+    /// bounded like the queue; past it, the segment is counted in `tierd_repairs_dropped_total` (the log has it).
+    pub fn report_damaged(&self, id: SegmentId, tier: Tier, problem: &str, found_by: &str) {
+        let mut d = self.damaged.lock();
+        if d.contains_key(&id) {
+            return;
+        }
+        error!(segment = %id, tier = tier.label(), problem, found_by, "a segment has no good copy: its events cannot be read");
+        metrics::counter!("tierd_segments_damaged_total", "problem" => problem.to_string()).increment(1);
+        if d.len() >= self.max_pending {
+            metrics::counter!("tierd_repairs_dropped_total").increment(1);
+            return;
+        }
+        let damage = Damage {
+            segment: id.to_string(),
+            tier: tier.label().to_string(),
+            problem: problem.to_string(),
+            found_by: found_by.to_string(),
+        };
+        d.insert(id, damage);
+        metrics::gauge!("tierd_segments_damaged").set(d.len() as f64);
+    }
+
+    /// Segments known to have no good copy, by id.
+    pub fn damaged(&self) -> Vec<Damage> {
+        self.damaged.lock().values().cloned().collect()
+    }
+
+    /// Forgets damaged segments that `live` no longer holds (replaced by a rewrite or a deletion).
+    pub fn forget_damaged_unless(&self, live: impl Fn(&SegmentId) -> bool) {
+        let mut d = self.damaged.lock();
+        d.retain(|id, _| live(id));
+        metrics::gauge!("tierd_segments_damaged").set(d.len() as f64);
     }
 
     /// Reports that segment `id`'s copy on `tier` does not verify.
@@ -68,6 +119,8 @@ pub struct Repaired {
 /// Replaces every queued bad copy from the segment's other copy (see the module documentation). Blocking.
 pub fn repair(queue: &RepairQueue, mover: &Mover, catalog: &crate::Catalog) -> Vec<Repaired> {
     let mut out = Vec::new();
+    let snapshot = catalog.snapshot();
+    queue.forget_damaged_unless(|id| snapshot.get(id).is_some_and(|m| m.state == SegmentState::Sealed));
     for (id, bad) in queue.pending() {
         let Some(meta) = catalog.snapshot().get(&id).cloned() else {
             queue.done(id);
@@ -81,8 +134,8 @@ pub fn repair(queue: &RepairQueue, mover: &Mover, catalog: &crate::Catalog) -> V
         if meta.state != SegmentState::Sealed || !has(bad) || !has(good) {
             // Retired, rewritten, or no other copy to repair from: nothing a move can do.
             if meta.state == SegmentState::Sealed && has(bad) && !has(good) {
-                error!(segment = %id, tier = bad.label(), "a copy failed its checksum and there is no other copy");
                 metrics::counter!("tierd_repairs_total", "outcome" => "no_good_copy").increment(1);
+                queue.report_damaged(id, bad, "corrupt", "repair");
             }
             queue.done(id);
             continue;

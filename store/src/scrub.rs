@@ -50,6 +50,8 @@ pub fn scrub_hot(ctx: &StoreContext) -> ScrubReport {
         if meta.cold_key().is_some() {
             // Its cold copy can replace it.
             ctx.repairs.report(meta.id, crate::layout::Tier::Hot);
+        } else {
+            ctx.repairs.report_damaged(meta.id, crate::layout::Tier::Hot, "corrupt", "scrub");
         }
         metrics::counter!("tierd_scrub_segments_total", "outcome" => "corrupt").increment(1);
         metrics::counter!("tierd_scrub_corrupt_total").increment(1);
@@ -116,6 +118,13 @@ mod tests {
         assert_eq!(scrub.checked, 2);
         assert_eq!(scrub.corrupt, vec![bad.id.to_string()]);
         assert_eq!(scrub.bytes, bad.bytes + good.bytes);
+        // It has no other copy: listed once as damaged, however often it is found again.
+        let damaged = ctx.repairs.damaged();
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert_eq!((damaged[0].segment.as_str(), damaged[0].problem.as_str()), (bad.id.to_string().as_str(), "corrupt"));
+        assert_eq!(scrub_hot(&ctx).corrupt.len(), 1);
+        assert_eq!(ctx.repairs.damaged().len(), 1);
+        assert!(ctx.repairs.pending().is_empty(), "nothing to repair it from");
         // And a read of it fails naming it, rather than answering from bad bytes.
         let err = crate::read::read_committed(&layout, &bad).unwrap_err();
         assert!(err.to_string().contains(&bad.id.to_string()), "{err}");

@@ -8,12 +8,14 @@
 //! - [`model`]: the in-test model of acknowledged events and of query answers.
 //! - [`mp`]: Mixpanel-shaped bodies (JSON array, NDJSON, gzip), the seconds-vs-ms rule and UTC day arithmetic.
 //! - [`gen`]: a small deterministic generator of Mixpanel-shaped events and request encodings.
+//! - [`cold`]: the cold-tier tests' stream, queries and storage checks (file:// or S3).
 //! - [`disk`]: the check that the catalog and the hot directory agree.
 //! - [`erasure`]: reading every stored copy back (hot, trash, cold, cache) to prove a deletion reached every byte.
 //! - [`policy`]: tiering-policy sections for test configurations (move everything now, free requests).
 //! - [`s3`]: a real S3-compatible server (moto) on 127.0.0.1 for the cold-tier tests.
 
 pub mod daemon;
+pub mod cold;
 pub mod disk;
 pub mod erasure;
 pub mod gen;

@@ -2,7 +2,10 @@
 //! - a hot copy with a cold copy beside it: answers stay right (read from cold), and the next promote run replaces
 //!   the hot copy from the cold one (`repair`), after which the hot copy verifies again;
 //! - a cached cold block: a miss, fetched again from the object store, answers stay right;
-//! - a cold object that is the segment's only copy: a whole read of it fails naming the segment, never a body.
+//! - a cold object that is the segment's only copy: a whole read of it fails naming the segment, never a body;
+//! - a hot copy deleted while the daemon was down: with a cold copy, reads fall back and the next promote replaces
+//!   it; as the only copy, queries of it fail naming it.
+//! Segments with no good copy are listed in `GET /v1/status` (`damaged_segments`), once each.
 
 use serde_json::{json, Value};
 use tierd_tests::daemon::{Daemon, TestDir};
@@ -96,13 +99,55 @@ fn flipped_bits_are_detected_never_served_and_repaired_from_another_copy() {
 
     // 3. The only copy of a segment, in the object store: a whole read fails naming it. (With the cache on, its
     // verified cached blocks would be served instead, correctly: restart without the cache to reach the object.)
+    // 4. The hot copy of a segment on both tiers deleted while the daemon is down: recovery sends it for repair.
     let key = path_on(&find(only_cold), "cold");
     flip(&d.data_dir().join("cold").join(&key));
+    let hot = path_on(&segments(&d).into_iter().find(|s| s["id"] == both).unwrap(), "hot");
+    // 5. The only copy of a segment of another project, deleted while the daemon is down.
+    let lost = "lost";
+    d.import_ok(lost, &g.events(20));
+    let lost_seg = d.segments(lost, None, None)["segments"][0].clone();
+    d.stop();
+    std::fs::remove_file(d.data_dir().join(&hot)).unwrap();
+    std::fs::remove_file(d.data_dir().join(path_on(&lost_seg, "hot"))).unwrap();
     d.set_config("[passes.reencode]\nmin_age_secs = 0\n[cache]\nmax_bytes = 0\n");
     d.restart();
     let r = d.get(&format!("/v1/segments/{only_cold}?format=ndjson"));
     assert_ne!(r.status, 200, "a flipped only copy is never served: {}", &r.text()[..r.text().len().min(200)]);
     assert!(r.text().contains(only_cold), "the error names the segment: {}", r.text());
+
+    let r = d.get(&format!("/v1/segments/{both}"));
+    assert_eq!(r.status, 200, "the missing hot copy falls back to the cold one: {}", r.text());
+    let report = d.pass_ok("promote");
+    assert!(report["actions"].to_string().contains("\"repair\""), "recovery queued the repair: {report}");
+    assert!(path_on(&segments(&d).into_iter().find(|s| s["id"] == both).unwrap(), "hot") != hot, "a fresh hot copy");
+
+    // Segments with no good copy are listed in the status, once each, with what was wrong and who found it.
+    let lost_id = lost_seg["id"].as_str().unwrap();
+    let q = json!({"project": lost, "from": 0, "to": FAR_FUTURE_MS});
+    let r = d.post_json("/v1/query", &q);
+    assert!(r.status >= 500 && r.text().contains(lost_id), "a query of a lost segment fails naming it: {}", r.text());
+    let again = d.get(&format!("/v1/segments/{only_cold}?format=ndjson"));
+    assert_ne!(again.status, 200);
+    let status = d.status();
+    let mut damaged: Vec<(String, String, String, String)> = status["damaged_segments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|x| {
+            let f = |k: &str| x[k].as_str().unwrap().to_string();
+            (f("segment"), f("tier"), f("problem"), f("found_by"))
+        })
+        .collect();
+    damaged.sort();
+    let mut want = vec![
+        (only_cold.to_string(), "cold".to_string(), "corrupt".to_string(), "read".to_string()),
+        (lost_id.to_string(), "hot".to_string(), "missing".to_string(), "recovery".to_string()),
+    ];
+    want.sort();
+    assert_eq!(damaged, want, "{status}");
+    assert_eq!(d.metric_sum("tierd_segments_damaged_total"), 2.0, "each reported once");
+    assert_eq!(d.metric_sum("tierd_segments_damaged "), 2.0);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

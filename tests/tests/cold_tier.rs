@@ -3,154 +3,21 @@
 //! moved by hand, promoted back and garbage-collected, and after every step every query equals the independent
 //! model and the catalog equals what the hot directory and the bucket hold. Then the real process is killed at every
 //! named step of migrate, promote and gc (a failpoint that exits, like `kill -9`): after restart the answers are
-//! unchanged, no object is lost, and after one gc past the grace no orphan is left. Finally, with 10% of the object
-//! store's calls failing, passes complete (retries) or roll back, and answers stay correct.
+//! unchanged, no object is lost, and after one gc past the grace no orphan is left. A misbehaving object store is
+//! `cold_faults.rs`'s.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tierd_tests::daemon::{http_client, Daemon, TestDir};
-use tierd_tests::disk::{check_catalog_matches_cold, check_catalog_matches_disk, cold_files};
-use tierd_tests::gen::EventGen;
-use tierd_tests::model::{check_answer, Model};
+use serde_json::json;
+use tierd_tests::cold::{
+    after_lease_ttl, check_all, check_storage, columnar, config, pass, pass_may_die, placements, Backend, P, PREFIX,
+};
+use tierd_tests::daemon::{http_client, TestDir};
 use tierd_tests::mp::FAR_FUTURE_MS;
+use tierd_tests::disk::check_catalog_matches_cold;
 use tierd_tests::policy;
 use tierd_tests::s3::MotoServer;
-
-const DAY0: i64 = 19_800;
-const P: &str = "cold";
-const PREFIX: &str = "tierd/node-a";
-
-enum Backend {
-    File,
-    Moto(MotoServer),
-}
-
-impl Backend {
-    fn cold_section(&self) -> String {
-        match self {
-            Backend::File => String::new(),
-            Backend::Moto(m) => format!(
-                "[cold]\nurl = \"{}\"\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\n\
-                 secret_access_key = \"{}\"\nallow_http = true\nretry_backoff_ms = 10\n",
-                m.url(PREFIX),
-                m.endpoint(),
-                MotoServer::REGION,
-                MotoServer::ACCESS_KEY_ID,
-                MotoServer::SECRET_ACCESS_KEY
-            ),
-        }
-    }
-
-    /// Every object of the cold tier (keys relative to its prefix) with its size.
-    fn objects(&self, d: &Daemon) -> BTreeMap<String, u64> {
-        match self {
-            Backend::File => cold_files(&d.data_dir().join("cold")),
-            Backend::Moto(m) => m
-                .list_objects(&format!("{PREFIX}/"))
-                .into_iter()
-                .map(|(k, size)| (k.strip_prefix(&format!("{PREFIX}/")).unwrap().to_string(), size))
-                .collect(),
-        }
-    }
-}
-
-/// gc deletes nothing within this long of a start; tests wait it out on the daemon's test clock.
-const LEASE_TTL_SECS: u64 = 60;
-
-/// `policy`: [`policy::ALL_COLD`] sends every columnar segment cold; [`policy::ALL_HOT`] brings every cold one back.
-fn config(backend: &Backend, policy: &str) -> String {
-    format!(
-        "[catalog]\nlease_ttl_secs = {LEASE_TTL_SECS}\n[gc]\ngrace_secs = 0\ntrash_retention_secs = 3600\n\
-         [passes.reencode]\nmin_age_secs = 0\n{policy}{}",
-        backend.cold_section()
-    )
-}
-
-/// 3,000 generated events over four days plus 150 re-sends with changed properties, acknowledged into the model.
-fn ingest(d: &Daemon, m: &mut Model) {
-    let mut g = EventGen::new(7, DAY0, 4);
-    let events = g.events(3_000);
-    let resent: Vec<Value> = events.iter().step_by(20).map(|e| g.changed_copy(e)).collect();
-    for chunk in events.chunks(500).chain(resent.chunks(500)) {
-        d.import_ok(P, chunk);
-        m.ack(P, chunk);
-    }
-}
-
-fn queries() -> Vec<Value> {
-    let all = |extra: Value| {
-        let mut q = json!({"project": P, "from": 0, "to": FAR_FUTURE_MS});
-        q.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        q
-    };
-    let day = |k: i64| (DAY0 + k) * 86_400_000;
-    vec![
-        all(json!({})),
-        all(json!({"group_by": "event"})),
-        all(json!({"group_by": "properties.$os"})),
-        all(json!({"event": "Purchase", "group_by": "properties.plan"})),
-        all(json!({"where": [{"property": "price", "op": "gte", "value": 12.25}], "group_by": "event"})),
-        json!({"project": P, "from": day(1) + 3_600_000, "to": day(2), "group_by": "event"}),
-    ]
-}
-
-fn check_all(d: &Daemon, m: &Model, stage: &str) {
-    for q in queries() {
-        let got = d.query(&q);
-        if let Err(e) = check_answer(&q, &got, &m.answer(&q)) {
-            panic!("after {stage}: {e}\n{}", d.log_tail(30));
-        }
-    }
-}
-
-fn check_storage(d: &Daemon, backend: &Backend, stage: &str) {
-    check_catalog_matches_disk(d).unwrap_or_else(|e| panic!("after {stage}: hot: {e}\n{}", d.log_tail(30)));
-    let objects = backend.objects(d);
-    check_catalog_matches_cold(d, &objects).unwrap_or_else(|e| panic!("after {stage}: cold: {e}\n{}", d.log_tail(30)));
-}
-
-fn pass(d: &Daemon, name: &str) -> Value {
-    let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
-    assert_eq!(r.status, 200, "pass {name}: {}", r.text());
-    assert_eq!(r.json["errors"], json!([]), "pass {name}: {}\n{}", r.text(), d.log_tail(30));
-    r.json
-}
-
-/// Pass that may die at a failpoint: `None` when the connection broke.
-fn pass_may_die(d: &Daemon, name: &str) -> Option<Value> {
-    let url = format!("{}/v1/admin/passes/{name}/run", d.url());
-    let r = http_client().post(url).json(&json!({})).send().ok()?;
-    r.json().ok()
-}
-
-fn placements(d: &Daemon) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for s in d.segments(P, None, None)["segments"].as_array().unwrap() {
-        *out.entry(s["tier"].as_str().unwrap().to_string()).or_default() += 1;
-    }
-    out
-}
-
-/// Waits out the lease TTL after a start on the test clock, so gc may delete; first checks that gc would delete
-/// nothing before.
-fn after_lease_ttl(d: &mut Daemon) {
-    d.assert_gc_waits();
-    d.advance_clock(LEASE_TTL_SECS * 1_000);
-}
-
-/// A daemon with the stream ingested, sealed and re-encoded to columnar segments (all hot).
-fn columnar(dir: &TestDir, backend: &Backend) -> (Daemon, Model) {
-    let mut d = Daemon::start(&dir.data_dir(), Some(&config(backend, policy::ALL_COLD)));
-    let mut m = Model::new();
-    ingest(&d, &mut m);
-    d.stop();
-    d.restart();
-    pass(&d, "reencode");
-    assert!(placements(&d).keys().all(|t| t == "hot"));
-    (d, m)
-}
 
 fn life_cycle(dir: &TestDir, backend: Backend) {
     let (mut d, m) = columnar(dir, &backend);
@@ -366,45 +233,6 @@ fn crash_during_gc() {
     crash_in("gc.delete@2", "gc", true);
 }
 
-/// With 10% of the object store's calls failing (errors, timeouts, failed parts), migrate and promote passes
-/// complete after retries or roll back their failed moves; rerun, they finish; answers are right all along.
-#[test]
-fn passes_survive_a_faulty_object_store() {
-    let backend = Backend::Moto(MotoServer::start());
-    let dir = TestDir::new("cold-faults");
-    let (mut d, m) = columnar(&dir, &backend);
-    d.set_cold_faults(Some("error_rate=0.1,timeout_rate=0.02,timeout_ms=100,part_error_rate=0.1,seed=11"));
-    d.restart();
-    // Counters start again at each restart: the retries of each phase are summed.
-    let mut retries = 0.0;
-    for (name, tier) in [("migrate", "cold"), ("promote", "hot")] {
-        if name == "promote" {
-            retries += d.metric_sum("tierd_cold_retries_total");
-            d.set_config(&config(&backend, policy::ALL_HOT));
-            d.restart();
-        }
-        let mut done = false;
-        for _ in 0..5 {
-            let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
-            assert_eq!(r.status, 200, "{}", r.text());
-            check_all(&d, &m, &format!("{name} with faults"));
-            if r.json["errors"] == json!([]) && placements(&d).keys().all(|t| t == tier) {
-                done = true;
-                break;
-            }
-        }
-        assert!(done, "{name} did not finish in 5 passes: {:?}\n{}", placements(&d), d.log_tail(40));
-    }
-    retries += d.metric_sum("tierd_cold_retries_total");
-    assert!(retries > 0.0, "faults were injected and retried:\n{}", d.get("/metrics").text());
-    d.set_cold_faults(None);
-    d.restart();
-    after_lease_ttl(&mut d);
-    pass(&d, "gc");
-    check_all(&d, &m, "gc after faults");
-    check_storage(&d, &backend, "gc after faults");
-}
-
 /// Reconciliation: an object under `segments/` that no catalog record names (an upload of a crashed move that
 /// recovery could not remove) goes to the trash once older than the grace; killed right after moving it, the next
 /// gc finishes, and the bucket then holds exactly the catalog's copies.
@@ -499,42 +327,3 @@ fn trash_restore_survives_a_crash_at_each_step() {
     }
 }
 
-/// A user deletion carried out on cold segments while 10% of the object store's calls fail: the deletions pass
-/// rewrites from cold copies, gc erases cold objects, each action completes or rolls back, and after a few rounds
-/// the request is done; answers are right all along, and the bucket holds exactly the catalog's copies after.
-#[test]
-fn a_deletion_of_cold_data_survives_a_faulty_object_store() {
-    let backend = Backend::Moto(MotoServer::start());
-    let dir = TestDir::new("cold-faults-deletion");
-    let (mut d, mut m) = columnar(&dir, &backend);
-    pass(&d, "migrate");
-    assert_eq!(placements(&d).keys().collect::<Vec<_>>(), vec!["cold"]);
-    d.set_cold_faults(Some("error_rate=0.1,timeout_rate=0.02,timeout_ms=100,part_error_rate=0.1,seed=23"));
-    d.restart();
-    let r = d.post_json("/v1/admin/deletions", &json!({"project": P, "distinct_ids": ["user_03", "user_07"]}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let id = r.json["id"].as_str().unwrap().to_string();
-    m.delete_users(P, &["user_03", "user_07"]);
-    check_all(&d, &m, "right after the request, with faults");
-    let mut done = false;
-    for round in 0..10 {
-        for name in ["deletions", "gc"] {
-            let r = d.post_json(&format!("/v1/admin/passes/{name}/run"), &json!({}));
-            assert_eq!(r.status, 200, "{}", r.text());
-        }
-        check_all(&d, &m, &format!("round {round} with faults"));
-        if d.get(&format!("/v1/admin/deletions/{id}")).json["state"] == "done" {
-            done = true;
-            break;
-        }
-        d.advance_clock(LEASE_TTL_SECS * 1_000);
-    }
-    assert!(done, "not done in 10 rounds: {}\n{}", d.get(&format!("/v1/admin/deletions/{id}")).text(), d.log_tail(40));
-    assert!(d.metric_sum("tierd_cold_retries_total") > 0.0, "faults were injected and retried");
-    d.set_cold_faults(None);
-    d.restart();
-    after_lease_ttl(&mut d);
-    pass(&d, "gc");
-    check_all(&d, &m, "after the deletion, without faults");
-    check_storage(&d, &backend, "after the deletion with faults");
-}

@@ -59,3 +59,30 @@ fn slow_and_excess_connections_are_refused_or_closed_and_others_are_served() {
     assert_eq!(d.get("/healthz").status, 200);
     assert!(d.metric_sum("tierd_http_connections_refused_total") >= 1.0);
 }
+
+/// A process whose open-file limit is below what the configuration may hold open (`hot.max_open_segments` +
+/// `http.max_connections` + queries + a reserve; 1,568 with the defaults) and cannot be raised refuses to start,
+/// naming the keys, instead of failing `open` under load later.
+#[test]
+fn an_open_file_limit_below_the_configuration_refuses_to_start() {
+    if !std::path::Path::new("/usr/bin/prlimit").is_file() {
+        panic!("util-linux's prlimit is needed (it is in Debian's util-linux, installed everywhere)");
+    }
+    let dir = TestDir::new("fd-limit");
+    let out = std::process::Command::new("/usr/bin/prlimit")
+        .arg("--nofile=300:300")
+        .arg("--")
+        .arg(tierd_tests::tierd_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.data_dir())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tierd under prlimit");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(!out.status.success(), "{text}");
+    for key in ["open-file limit", "soft 300, hard 300", "hot.max_open_segments", "http.max_connections"] {
+        assert!(text.contains(key), "{key:?} in {text}");
+    }
+}

@@ -39,6 +39,10 @@ pub struct StatusAnswer {
     /// One entry per scheduled job (passes, heat flush), in a fixed order.
     pub passes: Vec<PassStatus>,
     pub config: ConfigStatus,
+    /// Segments with no good copy (missing, cut short or failing their checksum on their only tier), each reported
+    /// once by whoever found it; reads of them fail with an error naming them.
+    #[serde(default)]
+    pub damaged_segments: Vec<tierd_store::repair::Damage>,
 }
 
 /// One scheduled job.

@@ -74,6 +74,12 @@ pub fn format_status(s: &StatusAnswer) -> String {
     if let Some(r) = &c.last_reload {
         out.push_str(&format!("last reload {}: {}: {}\n", relative(r.at_ms, s.now_ms), r.outcome, r.message));
     }
+    if !s.damaged_segments.is_empty() {
+        out.push_str(&format!("{} segment(s) with no good copy (reads of them fail):\n", s.damaged_segments.len()));
+        for d in &s.damaged_segments {
+            out.push_str(&format!("  {}: {} copy {} (found by {})\n", d.segment, d.tier, d.problem, d.found_by));
+        }
+    }
     out
 }
 

@@ -10,6 +10,7 @@ pub mod background;
 pub mod config;
 pub mod deletions;
 pub mod error;
+pub mod fds;
 pub mod http;
 pub mod metrics;
 pub mod passes;

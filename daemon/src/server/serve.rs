@@ -81,6 +81,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     init_logging(&config.log.level);
     let metrics = super::metrics::install()?;
+    super::fds::ensure(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tierd").build()?;
     let options = ServeOptions {
         schedules: !args.no_schedules,
@@ -123,7 +124,9 @@ pub async fn serve(
         failpoints,
         cold.clone(),
         tokio::runtime::Handle::current(),
-    );
+    )
+    // Bad copies recovery, the scrub, reads and repairs find, and segments with no good copy (in `/v1/status`).
+    .with_repairs(Arc::new(tierd_store::repair::RepairQueue::new(config.passes.max_pending_repairs)));
     // Recovery is blocking I/O (and drives the object store through the runtime to delete uncommitted cold copies).
     let report = {
         let ctx = ctx.clone();
@@ -169,8 +172,7 @@ pub async fn serve(
     );
     // Background writers stop before ingest's reserve is touched.
     let ctx = ctx
-        .with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes))
-        .with_repairs(Arc::new(tierd_store::repair::RepairQueue::new(config.passes.max_pending_repairs)));
+        .with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes));
     let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,

@@ -139,6 +139,7 @@ impl StatusBoard {
             scheduler: self.scheduler,
             passes: passes.into_iter().map(|(_, p)| p).collect(),
             config: self.config.lock().clone(),
+            damaged_segments: Vec::new(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::cache::BlockCache;
 use crate::catalog::{Format, SegmentMeta};
 use crate::cold::ColdStore;
 use crate::error::{Result, StoreError};
-use crate::layout::Layout;
+use crate::layout::{Layout, Tier};
 use crate::repair::RepairQueue;
 
 /// Reads segments from whichever copy the catalog lists: the hot copy when there is one (a local read), otherwise
@@ -60,6 +60,11 @@ impl SegmentSource {
         Self { layout, cold: Some(ColdReads::new(cold, cache, handle)), repairs: None }
     }
 
+    /// Where bad copies and damaged segments are reported, when given ([`SegmentSource::with_repairs`]).
+    pub fn repairs(&self) -> Option<&Arc<RepairQueue>> {
+        self.repairs.as_ref()
+    }
+
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -100,7 +105,7 @@ impl SegmentSource {
         fallback_ok: impl Fn() -> bool,
     ) -> Result<T> {
         match self.copy(meta)? {
-            Chosen::Cold(reads, key) => cold(reads, key),
+            Chosen::Cold(reads, key) => cold(reads, key).inspect_err(|e| self.damaged(meta, Tier::Cold, e)),
             Chosen::Hot => match (hot(), meta.cold_key(), &self.cold) {
                 (Err(StoreError::SegmentMissing { path, .. }), Some(key), Some(reads)) if fallback_ok() => {
                     warn!(segment = %meta.id, path = %path.display(), key, "hot copy missing; reading the cold copy");
@@ -111,12 +116,28 @@ impl SegmentSource {
                     warn!(segment = %meta.id, key, error = %e, "hot copy fails its checksum; reading the cold copy");
                     metrics::counter!("tierd_read_fallbacks_total", "reason" => "corrupt").increment(1);
                     if let Some(q) = &self.repairs {
-                        q.report(meta.id, crate::layout::Tier::Hot);
+                        q.report(meta.id, Tier::Hot);
                     }
                     cold(reads, key)
                 }
+                (Err(e), None, _) => {
+                    self.damaged(meta, Tier::Hot, &e);
+                    Err(e)
+                }
                 (result, ..) => result,
             },
+        }
+    }
+
+    /// A copy that is missing or fails its checksum was the segment's only one: reported (once) as damaged.
+    fn damaged(&self, meta: &SegmentMeta, tier: Tier, e: &StoreError) {
+        let problem = match e {
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::SegmentMissing { .. } => "missing",
+            _ => return,
+        };
+        if let Some(q) = &self.repairs {
+            q.report_damaged(meta.id, tier, problem, "read");
         }
     }
 

@@ -94,7 +94,9 @@ pub async fn trash_restore(
 
 /// `GET /v1/status`: each scheduled job's schedule, next and last run and counts, and the reloads.
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<StatusAnswer> {
-    Json(state.scheduler.board().answer(state.clock.now_ms()))
+    let mut answer = state.scheduler.board().answer(state.clock.now_ms());
+    answer.damaged_segments = state.reads.repairs().map(|q| q.damaged()).unwrap_or_default();
+    Json(answer)
 }
 
 /// `POST /v1/admin/config/reload`: what SIGHUP does. 200 with the record when applied; 400 with the reason when
