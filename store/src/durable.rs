@@ -5,9 +5,11 @@
 //! read back from disk before anything points to it; a file leaves by a rename or removal followed by an fsync of
 //! the directories involved. The steps run over a [`HotFs`], the hot tier's file API: [`OsFs`] is the real one,
 //! [`FaultyFs`] wraps any other and injects `EIO`, `ENOSPC` and short writes at chosen operations, so tests can fail
-//! any step in process, without killing anything (as `crate::cold::faults` does for the object store).
+//! any step in process, without killing anything (as `crate::cold::faults` does for the object store), and
+//! [`PowerLossFs`] keeps what was not made durable apart, so that a simulated power cut loses it.
 
 mod faulty;
+mod powerloss;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 pub use faulty::{FaultyFs, FsFault, FsFaultKind, FsOp};
+pub use powerloss::{CrashReport, PowerLossFs};
 
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;
