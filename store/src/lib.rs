@@ -41,6 +41,8 @@ pub mod labels;
 pub mod layout;
 pub mod metrics;
 pub mod moves;
+#[cfg(test)]
+mod power_loss_tests;
 pub mod query;
 pub mod read;
 pub mod recovery;

@@ -28,6 +28,10 @@ pub struct Catalog {
     /// Tests: the next commit's flush fails after its transaction was applied (an ambiguous commit).
     #[cfg(test)]
     pub(crate) fail_next_commit_flush: std::sync::atomic::AtomicBool,
+    /// Tests: the simulated machine the catalog's disk belongs to; its flushes count as its durable steps and fail
+    /// once its power is off ([`crate::durable::PowerLossFs::watch_catalog`]).
+    #[cfg(test)]
+    pub(crate) power: Mutex<Option<crate::durable::PowerLossFs>>,
 }
 
 /// A snapshot held by an in-process reader; while it lives, segments retired after its generation are not deleted.
@@ -89,6 +93,8 @@ impl Catalog {
             pins: Arc::default(),
             #[cfg(test)]
             fail_next_commit_flush: Default::default(),
+            #[cfg(test)]
+            power: Mutex::new(None),
         })
     }
 
@@ -224,6 +230,12 @@ impl Catalog {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
+        #[cfg(test)]
+        if let Some(power) = self.power.lock().clone() {
+            return power
+                .external_step(|| self.db.flush().map(drop).map_err(std::io::Error::other))
+                .map_err(|e| StoreError::Catalog { op: "flush", source: sled::Error::Io(e) });
+        }
         self.db.flush().map_err(sled_err("flush"))?;
         Ok(())
     }
