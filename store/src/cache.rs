@@ -102,6 +102,9 @@ pub struct CacheStats {
     pub fill_bytes: u64,
     /// Cached files found damaged on read (each also counted as a miss).
     pub corrupt: u64,
+    /// Fills skipped because the block would have eaten into the disk's background reserve (the read that fetched
+    /// the block is served from the object store all the same).
+    pub skipped_full: u64,
     /// Bytes and blocks held now.
     pub bytes: u64,
     pub blocks: usize,
@@ -118,7 +121,10 @@ pub struct BlockCache {
     evictions: AtomicU64,
     fill_bytes: AtomicU64,
     corrupt: AtomicU64,
+    skipped_full: AtomicU64,
     tmp_seq: AtomicU64,
+    /// Free bytes a fill must leave on the disk (the background reserve; 0: no check).
+    disk_reserve_bytes: AtomicU64,
 }
 
 impl BlockCache {
@@ -212,8 +218,16 @@ impl BlockCache {
             evictions: AtomicU64::new(0),
             fill_bytes: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
+            skipped_full: AtomicU64::new(0),
             tmp_seq: AtomicU64::new(0),
+            disk_reserve_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Fills leave `bytes` free on the disk (the background reserve, `hot.min_free_bytes +
+    /// passes.disk_reserve_bytes`): a block that would go below it is not cached.
+    pub fn set_disk_reserve(&self, bytes: u64) {
+        self.disk_reserve_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -272,6 +286,14 @@ impl BlockCache {
         if block.len() as u64 > self.max_bytes() {
             return;
         }
+        // The cache is a convenience: it never eats into the room ingest and the catalog need.
+        let reserve = self.disk_reserve_bytes.load(Ordering::Relaxed);
+        let config = "the background reserve: hot.min_free_bytes + passes.disk_reserve_bytes";
+        let reason = crate::space::BACKGROUND_RESERVE;
+        if crate::space::check(dir, "cache_fill", reason, reserve, block.len() as u64, config).is_err() {
+            self.skipped_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let tmp =
             dir.join("tmp").join(format!("{}-{}", std::process::id(), self.tmp_seq.fetch_add(1, Ordering::Relaxed)));
         if let Err(e) = fs::write(&tmp, block) {
@@ -318,6 +340,7 @@ impl BlockCache {
             evictions: self.evictions.load(Ordering::Relaxed),
             fill_bytes: self.fill_bytes.load(Ordering::Relaxed),
             corrupt: self.corrupt.load(Ordering::Relaxed),
+            skipped_full: self.skipped_full.load(Ordering::Relaxed),
             bytes: index.bytes(),
             blocks: index.len(),
         }

@@ -74,22 +74,17 @@ impl StoreContext {
     }
 
     /// Fails, before anything is written, when writing `bytes` more to the hot disk would leave less free than the
-    /// background reserve. Checked by every background writer of the hot disk; when space comes back the next
-    /// attempt goes ahead (nothing to restart).
+    /// background reserve. Checked by every background writer of the hot disk before it starts (before its intent
+    /// is recorded); when space comes back the next attempt goes ahead (nothing to restart).
     pub fn check_disk_reserve(&self, what: &'static str, bytes: u64) -> Result<()> {
-        if self.disk_reserve_bytes == 0 {
-            return Ok(());
-        }
-        let Ok(free) = fs4::available_space(self.layout.root()) else { return Ok(()) };
-        if free < self.disk_reserve_bytes.saturating_add(bytes) {
-            metrics::counter!("tierd_background_disk_refusals_total", "what" => what).increment(1);
-            return Err(StoreError::DiskReserve(format!(
-                "{free} bytes free on the hot disk: a {what} writing {bytes} bytes would leave less than the \
-                 background reserve of {} bytes (hot.min_free_bytes + passes.disk_reserve_bytes); it waits for space",
-                self.disk_reserve_bytes
-            )));
-        }
-        Ok(())
+        crate::space::check(
+            self.layout.root(),
+            what,
+            crate::space::BACKGROUND_RESERVE,
+            self.disk_reserve_bytes,
+            bytes,
+            "the background reserve: hot.min_free_bytes + passes.disk_reserve_bytes",
+        )
     }
 
     /// The same context over another hot-tier file system (e.g. a [`crate::durable::FaultyFs`]).

@@ -423,6 +423,7 @@ impl DeletionLog {
     }
 
     fn store(&self, r: &DeletionRequest) -> Result<()> {
+        self.catalog.check_headroom("deletion")?;
         let value =
             serde_json::to_vec(r).map_err(|source| StoreError::CatalogEncode { what: "deletion request", source })?;
         self.tree.insert(r.id.to_string().as_bytes(), value).map_err(sled_err("write a deletion request"))?;

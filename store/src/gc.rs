@@ -112,7 +112,24 @@ impl Gc {
 
     /// Carries out what [`Gc::plan`] decides: expiries first (one commit, then a new plan), copies to the trash
     /// and one commit removing them, orphans to the trash, trash past retention deleted. Returns every decision.
+    ///
+    /// Below the catalog's headroom (`catalog.min_free_bytes`) only what frees space without writing to the catalog
+    /// is done, trash entries past their retention deleted for good, and the run then fails with
+    /// [`StoreError::DiskReserve`]: moving copies to the trash frees nothing and would need a commit.
     pub fn run(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
+        if let Err(e) = self.ctx.catalog.check_headroom("gc") {
+            let mut purged = 0;
+            for d in self.plan(now_ms, started_at_ms)? {
+                if d.action == GcAction::Purge && d.id.is_none() {
+                    self.purge(&d.location)?;
+                    metrics::counter!("tierd_gc_purged_total", "tier" => d.location.tier.label()).increment(1);
+                    purged += 1;
+                }
+            }
+            warn!(purged, error = %e, "disk full: gc only purged trash past its retention");
+            let StoreError::DiskReserve(why) = e else { return Err(e) };
+            return Err(StoreError::DiskReserve(format!("{why} (gc purged {purged} trash entries past retention)")));
+        }
         let expired: Vec<GcDecision> =
             self.plan(now_ms, started_at_ms)?.into_iter().filter(|d| d.action == GcAction::Expire).collect();
         if !expired.is_empty() {

@@ -269,6 +269,11 @@ impl HeatTracker {
     /// no longer has, or one retired with no replacement, loses its heat; a count decayed to nothing is dropped.
     pub fn flush(&self) -> Result<FlushReport> {
         let _one = self.flushing.lock();
+        // Below the catalog's headroom nothing is written: the counts stay in memory for a later flush.
+        if let Err(e) = self.catalog.check_headroom("heat") {
+            metrics::counter!("tierd_heat_flushes_total", "outcome" => "disk_full").increment(1);
+            return Err(e);
+        }
         let started = Stopwatch::start();
         let now = self.clock.now_ms();
         let snapshot = self.catalog.snapshot();

@@ -20,6 +20,7 @@
 //! - [`cache`]: the cold-bytes cache on the hot disk (blocks of cold objects, bounded, verified on every read).
 //! - [`deletions`]: durable user-deletion requests and the read-time tombstones of the ones not done yet.
 //! - [`heat`]: read heat of every segment, counted in memory, persisted in batches, carried over rewrites.
+//! - [`space`]: free disk space and the reserves every writer keeps (background, ingest, the catalog's headroom).
 //! - [`metrics`]: the one description of every metric the store emits.
 //! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
 
@@ -49,6 +50,7 @@ pub mod recovery;
 pub mod repair;
 pub mod rewrite;
 pub mod scrub;
+pub mod space;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod trash;

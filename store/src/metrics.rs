@@ -91,7 +91,7 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     // Read heat (`heat`).
     counter("tierd_heat_reads_total", "Segment reads counted for heat, by source (query, segment_get, lookup)"),
     counter("tierd_heat_refused_total", "Reads not counted because heat.max_tracked_segments segments are tracked"),
-    counter("tierd_heat_flushes_total", "Heat flushes (one batch + fsync each), by outcome"),
+    counter("tierd_heat_flushes_total", "Heat flushes (one batch + fsync each), by outcome (ok, error, disk_full)"),
     counter("tierd_heat_written_total", "Heat records written by flushes"),
     seconds_histogram("tierd_heat_flush_seconds", "Latency of a heat flush (carry-over, batch write, fsync)"),
     histogram("tierd_segment_heat", "Read heat of tracked segments at each flush, in reads per day"),
@@ -122,8 +122,14 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     ),
     bytes_counter("tierd_scrub_bytes_total", "Bytes the background scrub read back"),
     counter(
-        "tierd_background_disk_refusals_total",
-        "Background writes (rewrite, move, restore) not started: they would eat into the hot disk's reserve",
+        "tierd_disk_refusals_total",
+        "Writes not started because they would eat into a reserve of free disk space, by what (rewrite, move, \
+         restore, cache_fill, commit, intent, lease, lease_prune, heat, deletion, seal, gc, recovery) and reason \
+         (background_reserve, catalog_headroom)",
+    ),
+    bytes_gauge(
+        "tierd_emergency_ballast_bytes",
+        "Bytes of the emergency ballast file (catalog.min_free_bytes; 0: given back at a start on a full disk)",
     ),
     counter("tierd_read_fallbacks_total", "Reads served by a segment's other copy: the hot one was missing or corrupt"),
     counter("tierd_repairs_reported_total", "Copies queued for repair after failing their checksum, by tier"),

@@ -328,6 +328,8 @@ impl Mover {
         let bytes = ctx.handle.block_on(ctx.cold.get(key))?;
         check_copy(meta, &Location::cold(key), &bytes)?;
         let location = Location::hot(Layout::hot_copy_location(&meta.project, meta.id, now, meta.format.extension()));
+        // Before the intent is recorded (checked again right before the write, which comes after the IO budget).
+        ctx.check_disk_reserve("move", meta.bytes)?;
         ctx.catalog.record_intents(&[Intent::new(meta.id, location.clone(), IntentKind::Move, now)])?;
         let result = (|| {
             ctx.failpoints.hit("move.intent").map_err(|e| StoreError::io(&location.path, e))?;

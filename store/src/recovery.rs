@@ -139,14 +139,25 @@ pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
             seal.push(CatalogChange::Put(m));
         }
     }
-    if !forget.is_empty() {
+    // On a disk too full for a catalog commit (below `catalog.min_free_bytes`) the commits wait: forgotten
+    // records stay (harmless: their copies are gone and gc treats them so), open segments stay open for the hot
+    // writer to take over and seal once there is room. Start-up goes on, so reads are served from a full disk.
+    let room = catalog.check_headroom("recovery");
+    if let Err(e) = &room {
+        if !forget.is_empty() || !seal.is_empty() {
+            warn!(error = %e, open = seal.len(), records = forget.len(), "disk full: recovery's commits deferred");
+        }
+    }
+    if !forget.is_empty() && room.is_ok() {
         report.forgotten = forget.len();
         catalog.commit(forget)?;
     }
-    if !seal.is_empty() {
+    if !seal.is_empty() && room.is_ok() {
         // Step `recovery.seal`.
         catalog.commit(seal)?;
         failpoints.hit("recovery.seal").map_err(|e| StoreError::io(layout.catalog_dir(), e))?;
+    } else {
+        report.sealed.clear();
     }
     quarantine_unknown(ctx, &known, &mut report)?;
     metrics::gauge!("tierd_segments_missing").set(report.missing.len() as f64);
@@ -236,7 +247,13 @@ fn roll_back_intents(ctx: &StoreContext, report: &mut RecoveryReport) -> Result<
             ctx.delete_copy(&intent.location)?;
         }
         ctx.failpoints.hit("recovery.rollback").map_err(|e| StoreError::io(&intent.location.path, e))?;
-        ctx.catalog.commit(vec![CatalogChange::ClearIntent(intent.location.clone())])?;
+        match ctx.catalog.commit(vec![CatalogChange::ClearIntent(intent.location.clone())]) {
+            // The copy is gone; its intent, which only says "delete this if present", waits for room.
+            Err(StoreError::DiskReserve(e)) => warn!(location = ?intent.location, error = %e, "intent left: disk full"),
+            other => {
+                other?;
+            }
+        }
         let (kind, counter) = match intent.kind {
             IntentKind::Rewrite { .. } => ("rewrite", "tierd_rewrite_rollbacks_total"),
             IntentKind::Move => ("move", "tierd_move_rollbacks_total"),

@@ -320,6 +320,9 @@ impl Rewriter {
                 Intent::new(*id, output_location(project, *id), IntentKind::Rewrite { inputs: inputs.to_vec() }, now)
             })
             .collect();
+        // Before anything is recorded: the whole rewrite must fit above the background reserve.
+        let total: u64 = files.iter().map(|(_, bytes, _)| bytes.len() as u64).sum();
+        self.ctx.check_disk_reserve("rewrite", total)?;
         self.ctx.catalog.record_intents(&intents)?;
         let mut verified = Vec::with_capacity(files.len());
         for (intent, (_, bytes, rows)) in intents.iter().zip(files) {

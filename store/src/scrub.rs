@@ -109,7 +109,7 @@ mod tests {
         bytes[mid] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
 
-        let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
+        let catalog = Arc::new(crate::catalog::open_retrying(&layout.catalog_dir()));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let ctx = rt.block_on(async { context(&layout, &catalog, &clock, "") });
         let report = crate::recovery::recover(&ctx).unwrap();

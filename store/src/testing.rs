@@ -103,3 +103,29 @@ pub(crate) fn reencode_action(catalog: &Catalog) -> RewriteAction {
     assert_eq!(actions.len(), 1, "{actions:?}");
     actions.remove(0)
 }
+
+/// A tmpfs mounted at `dir` (made if needed) for a test that needs a file system whose free space only it moves, or
+/// a really full one; unmounted when dropped. `None`, said loudly, where mounting is not permitted (the tests run
+/// as root in CI: RELIABILITY.md).
+pub(crate) struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            return Some(Tmpfs(dir.to_path_buf()));
+        }
+        eprintln!("\n!!!!! SKIPPED: cannot mount a tmpfs at {} (needs root; CI runs as root) !!!!!\n", dir.display());
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -190,6 +190,7 @@ impl Trash {
     /// Brings one segment back: a verified trashed copy to a fresh hot path, then one commit.
     fn restore_one(&self, batch_ms: i64, saved: &SegmentMeta, now_ms: i64) -> Result<Location> {
         let ctx = &self.ctx;
+        ctx.check_disk_reserve("restore", saved.bytes)?;
         let bytes = self.verified_copy(batch_ms, saved)?;
         // Operator work, but background work all the same: the hot disk write draws from the IO budget.
         ctx.budget().acquire_disk_blocking(saved.bytes);

@@ -386,6 +386,11 @@ pub struct CatalogConfig {
     pub lease_ttl_secs: u64,
     /// Most leases live at once (lookups of the same segments share one); past it a lookup is answered 503.
     pub max_live_leases: usize,
+    /// Free bytes every write to the catalog's database (sled) leaves on the data directory's disk: below it, lease
+    /// grants, deletion requests, heat flushes, seals and every commit are refused (503) or wait, so that sled never
+    /// meets a full disk (sled 0.34 keeps a failed write as an error that fails every later operation). At most
+    /// `hot.min_free_bytes`; 0: no check.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -510,7 +515,7 @@ impl Default for HotSection {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self { lease_ttl_secs: 300, max_live_leases: 100_000 }
+        Self { lease_ttl_secs: 300, max_live_leases: 100_000, min_free_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -575,6 +580,16 @@ impl Config {
         ];
         if let Some((_, key, message)) = checks.into_iter().find(|(broken, ..)| *broken) {
             return invalid(key, message);
+        }
+        if self.catalog.min_free_bytes > self.hot.min_free_bytes {
+            return Err(ConfigError::Invalid {
+                key: "catalog.min_free_bytes",
+                message: format!(
+                    "{} is more than hot.min_free_bytes = {}: the catalog's headroom must be the smallest reserve, \
+                     so that ingest is refused for lack of space before the catalog is",
+                    self.catalog.min_free_bytes, self.hot.min_free_bytes
+                ),
+            });
         }
         use tierd_policies::RewritePlanner;
         let policy =

@@ -107,12 +107,17 @@ pub async fn serve(
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
+    // Before the catalog opens: sled cannot open on a full disk, so a full disk gives the ballast back.
+    tierd_store::space::keep_ballast(layout.root(), config.catalog.min_free_bytes)
+        .with_context(|| format!("cannot keep the emergency ballast in {}", layout.root().display()))?;
     let budget = Arc::new(IoBudget::new(&config.budget));
     let cold = Arc::new(open_cold(&config, budget.clone())?);
     let catalog = Arc::new(
         Catalog::open(&layout.catalog_dir())
             .with_context(|| format!("cannot open the catalog in {}", layout.catalog_dir().display()))?,
     );
+    // Before recovery: on a full disk, recovery's commits wait rather than meet ENOSPC inside sled.
+    catalog.set_min_free_bytes(config.catalog.min_free_bytes);
     let failpoints = Arc::new(match std::env::var("TIERD_FAILPOINTS") {
         Ok(spec) => Failpoints::parse(&spec).map_err(|e| anyhow::anyhow!("TIERD_FAILPOINTS: {e}"))?,
         Err(_) => Failpoints::none(),
@@ -170,9 +175,11 @@ pub async fn serve(
         BlockCache::open(&layout.cache_dir(), &config.cache)
             .with_context(|| format!("cannot open the cold cache in {}", layout.cache_dir().display()))?,
     );
-    // Background writers stop before ingest's reserve is touched.
+    // Background writers (and cache fills) stop before ingest's reserve is touched.
+    let background_reserve = config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes);
+    cache.set_disk_reserve(background_reserve);
     let ctx = ctx
-        .with_disk_reserve(config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes));
+        .with_disk_reserve(background_reserve);
     let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,

@@ -176,3 +176,24 @@ fn an_objects_blocks_are_purged_from_index_and_disk_and_unknown_objects_are_drop
     assert_eq!(cache.blocks_on_disk(k2), 0);
     assert_eq!(cache.stats().blocks, 0);
 }
+
+/// A fill that would leave less than the disk's background reserve free is skipped and counted; the cache keeps
+/// working (a later fill with room goes in) once the reserve allows.
+#[test]
+fn fills_that_would_eat_into_the_disk_reserve_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), 1 << 20);
+    let free = crate::space::free_bytes(dir.path()).unwrap();
+    let (k, d) = (BlockKey::new("obj", 0), block(7, 1000));
+    cache.set_disk_reserve(free.saturating_mul(2));
+    cache.put(&k, &d);
+    assert_eq!(cache.stats().skipped_full, 1);
+    assert_eq!((cache.stats().blocks, cache.stats().fill_bytes), (0, 0), "nothing written");
+    assert!(files(dir.path()).is_empty());
+    assert!(cache.get(&k, 1000, crc32c::crc32c(&d)).is_none(), "a miss: the read goes to the object store");
+    // Space is back (the reserve now fits): the next fill goes in.
+    cache.set_disk_reserve(1);
+    cache.put(&k, &d);
+    assert_eq!((cache.stats().skipped_full, cache.stats().blocks), (1, 1));
+    assert_eq!(cache.get(&k, 1000, crc32c::crc32c(&d)).as_deref(), Some(&d[..]));
+}

@@ -25,6 +25,10 @@ pub struct Catalog {
     write_lock: Mutex<()>,
     snapshot: ArcSwap<CatalogSnapshot>,
     pins: Arc<Mutex<std::collections::BTreeMap<u64, usize>>>,
+    /// The database's directory (its file system is the one whose free space [`Catalog::check_headroom`] reads).
+    dir: std::path::PathBuf,
+    /// Free bytes every write to sled leaves on its disk (`catalog.min_free_bytes`; 0: no check).
+    headroom: std::sync::atomic::AtomicU64,
     /// Tests: the next commit's flush fails after its transaction was applied (an ambiguous commit).
     #[cfg(test)]
     pub(crate) fail_next_commit_flush: std::sync::atomic::AtomicBool,
@@ -91,11 +95,27 @@ impl Catalog {
             write_lock: Mutex::new(()),
             snapshot: ArcSwap::from_pointee(snapshot),
             pins: Arc::default(),
+            dir: dir.to_path_buf(),
+            headroom: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             fail_next_commit_flush: Default::default(),
             #[cfg(test)]
             power: Mutex::new(None),
         })
+    }
+
+    /// Keeps `bytes` free on the catalog's disk: below it, every write to sled is refused before it starts
+    /// ([`Catalog::check_headroom`]). sled 0.34 keeps a failed log write as a global error that fails every later
+    /// operation, so it must never meet a full disk (see ARCHITECTURE.md, "Disk full").
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.headroom.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Fails with [`StoreError::DiskReserve`] (counted under `what`), before anything is written, when the
+    /// catalog's disk has less free space than `catalog.min_free_bytes`. Every tierd write to sled calls it first.
+    pub fn check_headroom(&self, what: &'static str) -> Result<()> {
+        let headroom = self.headroom.load(std::sync::atomic::Ordering::Relaxed);
+        crate::space::check(&self.dir, what, crate::space::CATALOG_HEADROOM, headroom, 0, "catalog.min_free_bytes")
     }
 
     /// The current snapshot: one generation, whole.
@@ -118,6 +138,7 @@ impl Catalog {
 
     /// Records intents durably (one flush) before their copies are written.
     pub fn record_intents(&self, intents: &[Intent]) -> Result<()> {
+        self.check_headroom("intent")?;
         for intent in intents {
             self.intents
                 .insert(Intent::key(&intent.location).as_bytes(), encode("intent", intent)?)
@@ -139,7 +160,9 @@ impl Catalog {
     /// Applies `changes` atomically (one sled transaction), bumps the generation, makes it durable (fsync) and
     /// publishes the new snapshot. Returns the new generation. `created_generation`/`updated_generation` of put
     /// records are filled in here.
+    /// Refused ([`StoreError::DiskReserve`], nothing written) below the catalog's headroom.
     pub fn commit(&self, changes: Vec<CatalogChange>) -> Result<u64> {
+        self.check_headroom("commit")?;
         let started = Stopwatch::start();
         let _guard = self.write_lock.lock();
         let current = self.snapshot.load_full();

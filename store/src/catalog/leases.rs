@@ -31,6 +31,7 @@ impl Catalog {
         let id = SegmentId::generate(now_ms).to_string();
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         let record = LeaseRecord { expires_at_ms, generation, segments };
+        self.check_headroom("lease")?;
         self.leases
             .insert(id.as_bytes(), encode("lease", &record)?)
             .map_err(|source| StoreError::Catalog { op: "grant a lease", source })?;
@@ -51,8 +52,13 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Removes leases that expired before `now_ms` (and any that cannot be read); returns how many.
+    /// Removes leases that expired before `now_ms` (and any that cannot be read); returns how many. Below the
+    /// catalog's headroom nothing is removed (a removal is a write to sled's log too): expired leases promise
+    /// nothing, so they wait for space harmlessly.
     pub fn prune_leases(&self, now_ms: i64) -> Result<usize> {
+        if self.check_headroom("lease_prune").is_err() {
+            return Ok(0);
+        }
         let mut n = 0;
         for kv in self.leases.iter() {
             let (k, v) = kv.map_err(|source| StoreError::Catalog { op: "read leases", source })?;

@@ -22,6 +22,8 @@
 //! catalog commit that marks the segment immutable.
 
 #[cfg(test)]
+mod error_path_tests;
+#[cfg(test)]
 mod tests;
 mod writer;
 

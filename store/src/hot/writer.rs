@@ -54,6 +54,7 @@ impl Writer {
 
     pub(super) fn run(mut self) {
         info!(next_seq = self.next_seq, "hot writer started");
+        self.adopt_open_segments();
         loop {
             let first = match self.rx.recv_timeout(IDLE_TICK) {
                 Ok(m) => Some(m),
@@ -97,6 +98,29 @@ impl Writer {
             }
         }
         info!("hot writer stopped");
+    }
+
+    /// Takes over the segments the catalog still has open: recovery seals every open segment, unless the disk was
+    /// too full for a catalog commit, in which case it leaves them open (their tails already cut back to the
+    /// committed length) for the writer, which seals them by size, age or date as usual once there is room.
+    fn adopt_open_segments(&mut self) {
+        let snapshot = self.ctx.catalog.snapshot();
+        for meta in snapshot.segments().filter(|m| m.state == SegmentState::Open) {
+            let Some(location) = meta.hot_path() else { continue };
+            let opened = self.ctx.resolve(location).and_then(|path| {
+                let file = self.ctx.fs.open_rw(&path).map_err(|e| StoreError::io(&path, e))?;
+                Ok((path, file))
+            });
+            match opened {
+                Ok((path, file)) => {
+                    info!(segment = %meta.id, "open segment left by recovery taken over by the writer");
+                    let last_write_ms = meta.created_at_ms;
+                    let seg = OpenSegment { meta: (**meta).clone(), file, path, in_catalog: true, last_write_ms };
+                    self.open.insert((meta.project.clone(), meta.day), seg);
+                }
+                Err(e) => error!(segment = %meta.id, error = %e, "cannot open a segment left open; a restart seals it"),
+            }
+        }
     }
 
     fn fatal(&mut self, message: String) {
@@ -312,6 +336,14 @@ impl Writer {
                 }
                 g
             }
+            Err(e @ StoreError::DiskReserve(_)) => {
+                // Refused by the catalog's headroom before sled was touched: nothing is committed, so the group is
+                // cut back and refused like a full disk, and the writer goes on.
+                self.next_seq = seq_before;
+                self.cut_back(&staged);
+                metrics::counter!("tierd_hot_write_errors_total", "kind" => "catalog_headroom").increment(1);
+                return Err(StoreError::HotTierFull(e.to_string()));
+            }
             Err(e) => {
                 self.next_seq = seq_before;
                 let reason = format!("commit of a write group failed: {e}");
@@ -443,6 +475,12 @@ impl Writer {
     /// header the catalog never knew: its file is removed instead.
     fn seal(&mut self, keys: Vec<(String, i32)>, reason: &str) {
         if self.broken.is_some() {
+            return;
+        }
+        // A seal is a catalog commit: below the catalog's headroom the segments stay open (still readable, still
+        // appendable) and are sealed at a later tick once there is room; a restart's recovery seals them too.
+        if let Err(e) = self.ctx.catalog.check_headroom("seal") {
+            debug!(error = %e, reason, "seal deferred: no room for a catalog commit");
             return;
         }
         let now = self.ctx.clock.now_ms();

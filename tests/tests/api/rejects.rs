@@ -356,40 +356,76 @@ fn default_limits_answer_413() {
     assert_eq!(total(&d, "dl"), 2950);
 }
 
+/// `[hot] max_bytes`, exactly: ingest is refused (503 + Retry-After) from the first batch whose frames would take
+/// the hot tier past the limit. The expected outcome of every batch is computed before anything is sent, from the
+/// sizes alone: each batch's frame bytes (the same encoding the daemon does, `IngestBatch::encode_rows`) and the
+/// header of each new segment (one per UTC day: the test takes under the 10 minutes after which a late day's
+/// segment is sealed); a batch is refused when the bytes held plus its frames exceed the limit.
 #[test]
 fn full_hot_tier_answers_503_with_retry_after() {
-    // `[hot] max_bytes`: ingest is refused (503) once the hot tier holds this many bytes.
+    const MAX_BYTES: u64 = 20_000;
     let dir = TestDir::new("full");
-    let d = Daemon::start(&dir.data_dir(), Some("[hot]\nmax_bytes = 20000\n"));
+    let d = Daemon::start(&dir.data_dir(), Some(&format!("[hot]\nmax_bytes = {MAX_BYTES}\n")));
     let mut g = EventGen::new(seed(0xF011_0001), DAY0, 2);
-    let mut m = Model::new();
-    let mut refused = Vec::new();
-    for n in 0..60 {
-        let mut batch = g.events(40);
-        for e in &mut batch {
-            // Incompressible-ish padding, so the hot tier grows by roughly the body size.
-            let pad: String = (0..100).map(|_| (b'a' + (g.rng.random_range(0..26u8))) as char).collect();
-            e["properties"]["pad"] = json!(pad);
-            e["properties"]["n"] = json!(n);
+    let batches: Vec<Vec<Value>> = (0..60)
+        .map(|n| {
+            let mut batch = g.events(40);
+            for e in &mut batch {
+                // Incompressible-ish padding, so the hot tier grows by roughly the body size.
+                let pad: String = (0..100).map(|_| (b'a' + (g.rng.random_range(0..26u8))) as char).collect();
+                e["properties"]["pad"] = json!(pad);
+                e["properties"]["n"] = json!(n);
+            }
+            batch
+        })
+        .collect();
+    // The prediction, from the sizes.
+    let limits = tierd_codecs::BatchLimits::default();
+    let header = |day: i32| {
+        let id = "0".repeat(26);
+        tierd_codecs::SegmentHeader { segment_id: id, project: "full".into(), day }.encode().len() as u64
+    };
+    let (mut held, mut days, mut expected) = (0u64, BTreeSet::new(), Vec::new());
+    for batch in &batches {
+        let rows = tierd_codecs::parse_batch_rows(&array_body(batch), &limits).unwrap();
+        let encoded = tierd_store::hot::IngestBatch::encode_rows("full".into(), &rows);
+        let accepted = held + encoded.frame_bytes() <= MAX_BYTES;
+        if accepted {
+            held += encoded.frame_bytes();
+            for part in encoded.parts.iter().filter(|p| days.insert(p.day)) {
+                held += header(part.day);
+            }
         }
-        let r = send(&d, "full", &batch, Encoding::Array);
+        expected.push(accepted);
+    }
+    let first_refused = expected.iter().position(|a| !a).expect("60 batches of ~6 KB overflow 20000 bytes");
+    assert!(first_refused > 0, "the first batch alone fits");
+
+    let mut m = Model::new();
+    let mut got = Vec::new();
+    for (n, batch) in batches.iter().enumerate() {
+        let r = send(&d, "full", batch, Encoding::Array);
         match r.status {
             200 => {
                 assert_import_ok(&r, batch.len(), &format!("batch {n}"));
-                m.ack("full", &batch);
+                m.ack("full", batch);
             }
             503 => {
-                assert_error_shape(&r, &format!("batch {n}: 503"));
+                assert_error(&r, 503, &["hot.max_bytes"], &format!("batch {n}"));
                 let retry = r.header("retry-after").unwrap_or_else(|| panic!("batch {n}: 503 without Retry-After"));
                 assert!(retry.trim().parse::<u64>().is_ok(), "batch {n}: Retry-After {retry:?} is not delay-seconds");
-                refused.push(n);
             }
             s => panic!("batch {n}: expected 200 or 503, got {s}: {}", r.text()),
         }
+        got.push(r.status == 200);
     }
-    println!("accepted {} batches, refused {refused:?}", m.copies("full").count() / 40);
-    assert!(m.copies("full").next().is_some(), "nothing was accepted before the hot tier filled up");
-    assert!(refused.len() >= 10, "60 batches of ~6 KB against a 20000-byte hot tier: only {refused:?} refused");
+    println!("first refused: batch {first_refused}; {held} bytes held of {MAX_BYTES}");
+    assert_eq!(got.iter().position(|a| !a), Some(first_refused), "the first refused batch");
+    assert_eq!(got, expected, "accepted (true) or refused, batch by batch");
+    // The bytes the catalog holds are the prediction's.
+    let segments = d.segments("full", None, None);
+    let bytes: u64 = segments["segments"].as_array().unwrap().iter().map(|s| s["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(bytes, held, "hot bytes the catalog holds");
     // Refused batches left nothing behind; accepted ones are all there.
     assert_model(&d, &m, &json!({"project": "full", "from": 0, "to": FAR_FUTURE_MS, "group_by": "properties.n"}));
     check_catalog_matches_disk(&d).unwrap_or_else(|e| panic!("catalog vs hot directory:\n{e}"));

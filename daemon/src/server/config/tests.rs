@@ -182,3 +182,12 @@ fn ingest_bounds_are_validated_and_combined_with_the_hot_cap() {
     let c = parse("[rewrite]\nmax_property_columns = 8\n").unwrap();
     assert_eq!(c.rewrite.max_property_columns, 8);
 }
+
+#[test]
+fn the_catalog_headroom_is_the_smallest_reserve() {
+    let e = parse("[hot]\nmin_free_bytes = 1000\n[catalog]\nmin_free_bytes = 1001\n").unwrap_err().to_string();
+    assert!(e.contains("catalog.min_free_bytes") && e.contains("hot.min_free_bytes"), "{e}");
+    let c = parse("[hot]\nmin_free_bytes = 1000\n[catalog]\nmin_free_bytes = 1000\n").unwrap();
+    assert_eq!(c.catalog.min_free_bytes, 1000);
+    assert_eq!(parse("").unwrap().catalog.min_free_bytes, 64 * 1024 * 1024);
+}
