@@ -22,6 +22,7 @@
 //! - [`heat`]: read heat of every segment, counted in memory, persisted in batches, carried over rewrites.
 //! - [`metrics`]: the one description of every metric the store emits.
 //! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
+//! - [`rebuild`]: a stopped node's catalog written anew from the segment files, which describe themselves.
 
 pub mod budget;
 pub mod cache;
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod moves;
 pub mod query;
 pub mod read;
+pub mod rebuild;
 pub mod recovery;
 pub mod repair;
 pub mod rewrite;
