@@ -59,7 +59,7 @@ pub use spec::{
     CodecSpec, CodecSpecError, Compression, DEFAULT_MAX_PROPERTY_COLUMNS, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS,
     ZSTD_LEVELS,
 };
-pub use write::{encode, encode_with_order, recompress, sort_permutation};
+pub use write::{encode, encode_with_lineage, encode_with_order, recompress, recompress_as, sort_permutation};
 
 /// Which segment a columnar file holds; recorded in its footer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -75,6 +75,35 @@ impl From<crate::rows::SegmentHeader> for SegmentInfo {
         let crate::rows::SegmentHeader { segment_id, project, day } = header;
         Self { segment_id, project, day }
     }
+}
+
+/// Where a columnar segment came from, recorded in its footer (`tierd.lineage`) by every rewrite since issue 12, so
+/// that the catalog can be rebuilt from the files alone: which segments the rewrite replaced (`inputs`), what the
+/// segment is for (`role`), whether its inputs may hold rows a user deletion removed (`erase_inputs`), and when its
+/// oldest input was created (`created_at_ms`). Files written before it have no such key ([`ColumnarMeta::lineage`]
+/// is `None`): a rebuild then knows nothing of what they replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Lineage {
+    /// Segment ids (ULID text) of the segments the rewrite that wrote this file retired in the same commit.
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub role: LineageRole,
+    /// The inputs were retired by a user deletion's rewrite: their copies are to be erased, not kept in the trash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erase_inputs: bool,
+    /// The catalog's `created_at_ms` of the segment (the earliest of its inputs').
+    pub created_at_ms: i64,
+}
+
+/// What a segment holds (the catalog's `role`, in the footer's words).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LineageRole {
+    /// Events queries read.
+    #[default]
+    Data,
+    /// Copies the dedup of the rewrite producing segment `of` removed, kept until `keep_until_ms`.
+    Duplicates { of: String, keep_until_ms: i64 },
 }
 
 /// The order of events inside a columnar segment. Every order ends with `seq`, so the order of a set of events
@@ -132,6 +161,8 @@ pub struct ColumnarMeta {
     pub columns: Vec<ShreddedColumn>,
     /// Every property key that occurs in `_props` in some row, sorted.
     pub props_keys: Vec<String>,
+    /// What the rewrite that wrote it recorded; `None` in files written before lineage was recorded.
+    pub lineage: Option<Lineage>,
 }
 
 /// Errors of the columnar codec. `segment_id` is `"(unknown)"` when the footer could not be read.

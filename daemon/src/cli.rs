@@ -1,4 +1,5 @@
-//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status | plan | simulate`.
+//! The command line: `tierd serve | import | query | gen | pass | gc | move | trash | status | plan | simulate |
+//! catalog`.
 //! Parsing and dispatch only:
 //! each command is carried out by [`crate::server`], [`crate::client`] or `crate::gen`, none of which depends on
 //! this module.
@@ -45,6 +46,8 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
     /// Replay a workload through all-hot, age-only and tierd's policy offline: cost, read latency, bytes moved.
     Simulate(crate::simulate::SimulateArgs),
+    /// The catalog of a stopped daemon: `rebuild` writes it anew from the segment files.
+    Catalog(crate::catalog::CatalogArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => crate::client::run_status(args),
         Command::Plan(args) => crate::plan::run(args),
         Command::Simulate(args) => crate::simulate::run(args),
+        Command::Catalog(args) => crate::catalog::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,11 @@
 //! - `gen`: the event generator;
 //! - [`plan`]: `tierd plan`, the tiering plan from a running daemon or a stopped one's data directory;
 //! - [`simulate`]: `tierd simulate`, the offline what-if of the placement policies;
+//! - [`catalog`]: `tierd catalog rebuild`, a stopped daemon's catalog written anew from its segment files;
 //! - [`cli`]: the command line, which parses arguments and hands them to one of the above (nothing depends on it).
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod gen;

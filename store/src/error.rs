@@ -85,6 +85,9 @@ pub enum StoreError {
     QueryCancelled(String),
     #[error("the plan is stale: {0}")]
     StalePlan(String),
+    /// `tierd catalog rebuild` will not run (a daemon holds the data directory, the catalog still opens, ...).
+    #[error("catalog rebuild refused: {0}")]
+    RebuildRefused(String),
     #[error("cannot move: {0}")]
     InvalidMove(String),
     #[error("no trash batch {batch_ms} (batches: {batches:?})")]

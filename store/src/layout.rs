@@ -110,7 +110,7 @@ crate::labelled_enum! {
 }
 
 /// One stored copy of a segment's bytes. Every copy of a segment holds the same bytes (`bytes`, `checksum`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Location {
     pub tier: Tier,
     /// Hot: a path relative to the data directory. Cold: an object key relative to the cold tier's prefix. Never

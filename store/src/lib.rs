@@ -23,6 +23,7 @@
 //! - [`space`]: free disk space and the reserves every writer keeps (background, ingest, the catalog's headroom).
 //! - [`metrics`]: the one description of every metric the store emits.
 //! - [`labels`]: [`labelled_enum!`], the one way to declare an enum that travels as fixed labels.
+//! - [`rebuild`]: a stopped node's catalog written anew from the segment files, which describe themselves.
 
 pub mod budget;
 pub mod cache;
@@ -46,6 +47,7 @@ pub mod moves;
 mod power_loss_tests;
 pub mod query;
 pub mod read;
+pub mod rebuild;
 pub mod recovery;
 pub mod repair;
 pub mod rewrite;

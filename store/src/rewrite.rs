@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use tierd_codecs::columnar::{self, CodecSpec, Compression, SegmentInfo};
+use tierd_codecs::columnar::{self, CodecSpec, Compression, Lineage, LineageRole, SegmentInfo};
 use tierd_codecs::StoredEvent;
 use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
@@ -185,6 +185,15 @@ impl Rewriter {
         let rows_before: u64 = inputs.iter().map(|m| m.rows).sum();
         let bytes_before: u64 = inputs.iter().map(|m| m.bytes).sum();
 
+        // What the output replaces, in its own footer: the catalog can be rebuilt from the files (`crate::rebuild`).
+        let created_at_ms = inputs.iter().map(|m| m.created_at_ms).min().unwrap_or(now);
+        let lineage = Lineage {
+            inputs: inputs.iter().map(|m| m.id.to_string()).collect(),
+            role: LineageRole::Data,
+            erase_inputs: false,
+            created_at_ms,
+        };
+
         // Step 1: inputs -> output bytes, in memory (and the removed copies, when they are kept).
         self.acquire_disk(bytes_before);
         let single_parquet = inputs.len() == 1 && inputs[0].format == Format::Parquet;
@@ -192,7 +201,8 @@ impl Rewriter {
             if action.kind == RewriteKind::Recompress && single_parquet {
                 // Recompress without re-parsing events: the columnar data is re-written as it is.
                 let input = self.source.read_committed(&inputs[0])?;
-                let out = columnar::recompress(&input, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
+                let out =
+                    columnar::recompress_as(&input, &info, &lineage, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
                 (out, inputs[0].rows, (inputs[0].min_seq, inputs[0].max_seq), Vec::new())
             } else {
                 let mut events: Vec<StoredEvent> = Vec::with_capacity(rows_before as usize);
@@ -200,7 +210,7 @@ impl Rewriter {
                     events.extend(self.source.read_events(m)?);
                 }
                 let (kept, removed) = tierd_codecs::dedup::dedup_split(&action.project, events);
-                let out = columnar::encode(&info, &kept, &spec)
+                let out = columnar::encode_with_lineage(&info, &lineage, &kept, &spec)
                     .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("encode: {e}") })?;
                 (out, kept.len() as u64, seq_range(&kept), removed)
             };
@@ -212,9 +222,10 @@ impl Rewriter {
                 let side_id = SegmentId::generate(now);
                 let side_info =
                     SegmentInfo { segment_id: side_id.to_string(), project: action.project.clone(), day: action.day };
-                let side_bytes = columnar::encode(&side_info, &removed, &spec)
-                    .map_err(|e| StoreError::Corrupt { id: side_id, message: format!("encode: {e}") })?;
                 let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
+                let side_bytes =
+                    columnar::encode_with_lineage(&side_info, &side_lineage(role, created_at_ms), &removed, &spec)
+                        .map_err(|e| StoreError::Corrupt { id: side_id, message: format!("encode: {e}") })?;
                 Some((side_id, side_bytes, removed.len() as u64, seq_range(&removed), role))
             }
             _ => None,
@@ -250,7 +261,7 @@ impl Rewriter {
                 checksum: v.0,
                 min_seq: seqs.0,
                 max_seq: seqs.1,
-                created_at_ms: inputs.iter().map(|m| m.created_at_ms).min().unwrap_or(now),
+                created_at_ms,
                 sealed_at_ms: Some(now),
                 created_generation: 0,
                 updated_generation: 0,
@@ -437,6 +448,20 @@ struct Steps {
 
 /// The steps of re-encode, compact and recompress.
 const REWRITE_STEPS: Steps = Steps { intent: "rewrite.intent", write: "rewrite.write", verify: "rewrite.verify" };
+
+/// The footer's words for a segment's role.
+pub(crate) fn lineage_role(role: Role) -> LineageRole {
+    match role {
+        Role::Data => LineageRole::Data,
+        Role::Duplicates { of, keep_until_ms } => LineageRole::Duplicates { of: of.to_string(), keep_until_ms },
+    }
+}
+
+/// The lineage of a side segment of removed copies: it replaces nothing (its inputs are its output's, retired by
+/// the same commit); its role names the output it belongs to.
+pub(crate) fn side_lineage(role: Role, created_at_ms: i64) -> Lineage {
+    Lineage { inputs: Vec::new(), role: lineage_role(role), erase_inputs: false, created_at_ms }
+}
 
 /// The lowest and highest sequence of `events` ((0, 0) for none).
 fn seq_range(events: &[StoredEvent]) -> (u64, u64) {

@@ -13,7 +13,7 @@ use parquet::schema::types::ColumnPath;
 
 use super::shred::ShreddedColumn;
 use super::spec::CodecSpec;
-use super::{ColumnarError, SegmentInfo, SortOrder};
+use super::{ColumnarError, Lineage, SegmentInfo, SortOrder};
 
 /// Event time, ms since the epoch: `Timestamp(Millisecond, "UTC")`.
 pub const TIME_COLUMN: &str = "time";
@@ -61,6 +61,8 @@ pub(crate) const KEY_SORT: &str = "tierd.sort";
 pub(crate) const KEY_COLUMNS: &str = "tierd.columns";
 /// Every key that occurs in `_props` in some row: a sorted JSON array of strings.
 pub(crate) const KEY_PROPS_KEYS: &str = "tierd.props_keys";
+/// The [`Lineage`] of a rewrite's output, as JSON; absent in files written before it was recorded.
+pub(crate) const KEY_LINEAGE: &str = "tierd.lineage";
 
 /// Index of each fixed column in the schema (and, the schema being flat, of its Parquet leaf column).
 pub(crate) const TIME_INDEX: usize = 0;
@@ -80,6 +82,7 @@ pub(crate) struct Layout {
     /// In schema order (sorted by key).
     pub(crate) columns: Vec<ShreddedColumn>,
     pub(crate) props_keys: BTreeSet<String>,
+    pub(crate) lineage: Option<Lineage>,
 }
 
 impl Layout {
@@ -105,7 +108,7 @@ impl Layout {
 
     /// The footer key-value metadata, except [`KEY_PROPS_KEYS`] (see [`Layout::props_keys_key_value`]).
     fn key_values(&self) -> Vec<KeyValue> {
-        vec![
+        let mut kvs = vec![
             KeyValue::new(KEY_VERSION.to_owned(), FORMAT_VERSION.to_string()),
             KeyValue::new(KEY_SEGMENT_ID.to_owned(), self.info.segment_id.clone()),
             KeyValue::new(KEY_PROJECT.to_owned(), self.info.project.clone()),
@@ -113,7 +116,11 @@ impl Layout {
             KeyValue::new(KEY_CODEC.to_owned(), to_json(&self.spec)),
             KeyValue::new(KEY_SORT.to_owned(), self.sort.to_string()),
             KeyValue::new(KEY_COLUMNS.to_owned(), to_json(&self.columns)),
-        ]
+        ];
+        if let Some(lineage) = &self.lineage {
+            kvs.push(KeyValue::new(KEY_LINEAGE.to_owned(), to_json(lineage)));
+        }
+        kvs
     }
 
     /// The [`KEY_PROPS_KEYS`] footer entry. The writer learns the set only while it writes the rows, so it is
@@ -163,7 +170,12 @@ impl Layout {
         let sort = required(KEY_SORT)?.parse().map_err(|e| corrupt(format!("footer key {KEY_SORT:?}: {e}")))?;
         let columns: Vec<ShreddedColumn> = typed(KEY_COLUMNS, parse_json(KEY_COLUMNS)?, corrupt)?;
         let props_keys: BTreeSet<String> = typed(KEY_PROPS_KEYS, parse_json(KEY_PROPS_KEYS)?, corrupt)?;
-        let layout = Layout { info, spec, sort, columns, props_keys };
+        // Optional: files written before lineage was recorded have none.
+        let lineage: Option<Lineage> = match get(KEY_LINEAGE) {
+            None => None,
+            Some(_) => Some(typed(KEY_LINEAGE, parse_json(KEY_LINEAGE)?, corrupt)?),
+        };
+        let layout = Layout { info, spec, sort, columns, props_keys, lineage };
 
         let expected = Layout::schema(&layout.columns);
         let names = |s: &Schema| s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();

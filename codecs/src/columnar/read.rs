@@ -114,6 +114,7 @@ pub fn read_meta(bytes: &[u8]) -> Result<ColumnarMeta, ColumnarError> {
         row_groups: metadata.num_row_groups(),
         columns: layout.columns,
         props_keys: layout.props_keys.into_iter().collect(),
+        lineage: layout.lineage,
     })
 }
 

@@ -265,6 +265,7 @@ fn metadata_describes_the_segment() {
             row_groups: 3,
             columns: vec![ShreddedColumn { key: "k".into(), column: "p.k".into(), kind: ColumnKind::Int64 }],
             props_keys: vec!["r".into()],
+            lineage: None,
         }
     );
 
@@ -429,6 +430,37 @@ fn recompress_keeps_content_and_metadata() {
     assert_eq!(comparable(meta_after), comparable(meta_before));
     assert!(matches!(recompress(&original, &spec(Compression::Zstd(23), 10)), Err(ColumnarError::InvalidSpec(_))));
     assert!(matches!(recompress(b"not parquet", &CodecSpec::default()), Err(ColumnarError::NotParquet { .. })));
+}
+
+#[test]
+fn lineage_is_recorded_in_the_footer_and_survives_a_recompress_into_a_new_segment() {
+    let events = hourly_events();
+    let lineage = Lineage {
+        inputs: vec!["01JINPUTA00000000000000000".into(), "01JINPUTB00000000000000000".into()],
+        role: LineageRole::Duplicates { of: "01JOUTPUT00000000000000000".into(), keep_until_ms: 42 },
+        erase_inputs: true,
+        created_at_ms: 7,
+    };
+    let written = encode_with_lineage(&info(), &lineage, &events, &spec(Compression::Lz4, 100)).unwrap();
+    assert_eq!(read_meta(&written).unwrap().lineage.as_ref(), Some(&lineage));
+    // Files written without one (every file before lineage existed) read as None.
+    let plain = encode(&info(), &events, &spec(Compression::Lz4, 100)).unwrap();
+    assert_eq!(read_meta(&plain).unwrap().lineage, None);
+    // A plain recompress keeps the input's footer, lineage included.
+    let again = recompress(&written, &spec(Compression::Zstd(3), 100)).unwrap();
+    assert_eq!(read_meta(&again).unwrap().lineage.as_ref(), Some(&lineage));
+    // recompress_as names the output and records its own lineage; the rows are the same.
+    let out_info = SegmentInfo { segment_id: "01JOUTPUT00000000000000000".into(), ..info() };
+    let out_lineage = Lineage { inputs: vec![info().segment_id], created_at_ms: 7, ..Lineage::default() };
+    let out = recompress_as(&plain, &out_info, &out_lineage, &spec(Compression::Zstd(19), 100)).unwrap();
+    let meta = read_meta(&out).unwrap();
+    assert_eq!((meta.info, meta.lineage), (out_info, Some(out_lineage)));
+    assert_eq!(exact(&decode(&out).unwrap().1), exact(&events));
+    // A damaged lineage is a corrupt footer, not an absent one.
+    let mut bad = written.clone();
+    let at = bad.windows(8).position(|w| w == b"\"inputs\"").expect("the lineage JSON is in the footer");
+    bad[at + 1] = b'X';
+    assert!(matches!(read_meta(&bad), Err(ColumnarError::Corrupt { .. })), "{:?}", read_meta(&bad));
 }
 
 #[test]

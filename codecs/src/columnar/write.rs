@@ -17,7 +17,7 @@ use super::layout::Layout;
 use super::read::{batches, open, BATCH_ROWS};
 use super::shred::{self, ColumnKind, PropertyBuilder, ShreddedColumn};
 use super::spec::CodecSpec;
-use super::{ColumnarError, SegmentInfo, SortOrder};
+use super::{ColumnarError, Lineage, SegmentInfo, SortOrder};
 use crate::event::StoredEvent;
 
 /// A record batch is cut when its text (all string columns together) reaches this many bytes, whatever its row
@@ -84,6 +84,17 @@ pub fn encode(info: &SegmentInfo, events: &[StoredEvent], spec: &CodecSpec) -> R
     encode_with_order(info, events, spec, SortOrder::DEFAULT)
 }
 
+/// [`encode`], recording `lineage` in the footer (`tierd.lineage`): what a rewrite's output replaced, its role, so
+/// that the catalog can be rebuilt from the files ([`super::ColumnarMeta::lineage`] reads it back).
+pub fn encode_with_lineage(
+    info: &SegmentInfo,
+    lineage: &Lineage,
+    events: &[StoredEvent],
+    spec: &CodecSpec,
+) -> Result<Vec<u8>, ColumnarError> {
+    encode_layout(info, Some(lineage.clone()), events, spec, SortOrder::DEFAULT)
+}
+
 /// [`encode`] with another sort order: for measurements (the `columnar_bench` example) and for tests. Readers do
 /// not depend on the order; it is recorded in the footer and in Parquet's `sorting_columns`.
 pub fn encode_with_order(
@@ -92,10 +103,20 @@ pub fn encode_with_order(
     spec: &CodecSpec,
     order: SortOrder,
 ) -> Result<Vec<u8>, ColumnarError> {
+    encode_layout(info, None, events, spec, order)
+}
+
+fn encode_layout(
+    info: &SegmentInfo,
+    lineage: Option<Lineage>,
+    events: &[StoredEvent],
+    spec: &CodecSpec,
+    order: SortOrder,
+) -> Result<Vec<u8>, ColumnarError> {
     spec.validate()?;
     let columns = shred::plan(events, spec.max_property_columns);
     let mut layout =
-        Layout { info: info.clone(), spec: spec.clone(), sort: order, columns, props_keys: BTreeSet::new() };
+        Layout { info: info.clone(), spec: spec.clone(), sort: order, columns, props_keys: BTreeSet::new(), lineage };
     let segment_id = info.segment_id.as_str();
     let schema = Layout::schema(&layout.columns);
     let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(layout.writer_properties()))
@@ -124,10 +145,33 @@ pub fn encode_with_order(
 /// Fails like [`super::decode`] on bytes that are not a readable columnar segment, and with
 /// [`ColumnarError::InvalidSpec`] on an invalid `spec`.
 pub fn recompress(bytes: &[u8], spec: &CodecSpec) -> Result<Vec<u8>, ColumnarError> {
+    recompress_with(bytes, spec, None)
+}
+
+/// [`recompress`] into a new segment: the footer names `info` (the output's id; the project and day must be the
+/// input's, not checked) and records `lineage`, instead of repeating the input's.
+pub fn recompress_as(
+    bytes: &[u8],
+    info: &SegmentInfo,
+    lineage: &Lineage,
+    spec: &CodecSpec,
+) -> Result<Vec<u8>, ColumnarError> {
+    recompress_with(bytes, spec, Some((info.clone(), lineage.clone())))
+}
+
+fn recompress_with(
+    bytes: &[u8],
+    spec: &CodecSpec,
+    renamed: Option<(SegmentInfo, Lineage)>,
+) -> Result<Vec<u8>, ColumnarError> {
     spec.validate()?;
     let bytes = Bytes::copy_from_slice(bytes);
     let (metadata, mut layout) = open(&bytes, ArrowReaderOptions::new())?;
     layout.spec = spec.clone();
+    if let Some((info, lineage)) = renamed {
+        layout.info = info;
+        layout.lineage = Some(lineage);
+    }
     let segment_id = layout.info.segment_id.clone();
     let reader = batches(ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata), &segment_id)?;
     // The reader's schema carries the old footer as schema metadata; write with the bare schema, as `encode` does.

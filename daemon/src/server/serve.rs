@@ -112,10 +112,7 @@ pub async fn serve(
         .with_context(|| format!("cannot keep the emergency ballast in {}", layout.root().display()))?;
     let budget = Arc::new(IoBudget::new(&config.budget));
     let cold = Arc::new(open_cold(&config, budget.clone())?);
-    let catalog = Arc::new(
-        Catalog::open(&layout.catalog_dir())
-            .with_context(|| format!("cannot open the catalog in {}", layout.catalog_dir().display()))?,
-    );
+    let catalog = Arc::new(open_catalog(&layout, &cold).await?);
     // Before recovery: on a full disk, recovery's commits wait rather than meet ENOSPC inside sled.
     catalog.set_min_free_bytes(config.catalog.min_free_bytes);
     let failpoints = Arc::new(match std::env::var("TIERD_FAILPOINTS") {
@@ -273,7 +270,7 @@ pub async fn serve(
 /// The system clock; or, when the process started with `TIERD_TEST_CLOCK_OFFSET_MS=N`, the test clock N ms ahead
 /// of it, also returned for the route that moves it. Like failpoints, only the environment turns it on, never a
 /// configuration key, so a production configuration cannot.
-fn clock_from_env() -> anyhow::Result<(Arc<dyn Clock>, Option<OffsetClock>)> {
+pub(crate) fn clock_from_env() -> anyhow::Result<(Arc<dyn Clock>, Option<OffsetClock>)> {
     let spec = match std::env::var(TEST_CLOCK_ENV) {
         Ok(spec) => spec,
         Err(std::env::VarError::NotPresent) => return Ok((Arc::new(SystemClock), None)),
@@ -290,6 +287,46 @@ fn clock_from_env() -> anyhow::Result<(Arc<dyn Clock>, Option<OffsetClock>)> {
          /v1/admin/test/clock moves forward; this is for tests only, never run a real daemon like this"
     );
     Ok((Arc::new(clock.clone()), Some(clock)))
+}
+
+/// Opens the catalog, refusing to start on one that cannot be opened (damaged sled files) or that was lost (an
+/// empty catalog over segment files, which recovery would otherwise quarantine and gc treat as orphans): the error
+/// names the command that rebuilds it from the segment files.
+async fn open_catalog(layout: &Layout, cold: &ColdStore) -> anyhow::Result<Catalog> {
+    let dir = layout.catalog_dir();
+    let rebuild = || {
+        format!(
+            "stop tierd and rebuild the catalog from the segment files with `tierd catalog rebuild --data-dir {}` \
+             (add --config FILE if the daemon runs with one: the cold tier is read too)",
+            layout.root().display()
+        )
+    };
+    let catalog = match Catalog::open(&dir) {
+        Ok(c) => c,
+        Err(e) if tierd_store::rebuild::is_locked(&e) => {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                format!("cannot open the catalog in {}: another tierd is running on this data directory", dir.display())
+            })
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                format!("cannot open the catalog in {}; if its files are damaged, {}", dir.display(), rebuild())
+            })
+        }
+    };
+    if catalog.snapshot().generation() == 0 {
+        let found = tierd_store::rebuild::segments_without_catalog(layout, cold)
+            .await
+            .context("cannot check the data directory for segments the empty catalog does not know")?;
+        if let Some(found) = found {
+            anyhow::bail!(
+                "the catalog in {} is empty, but {found}: the catalog was lost or damaged; {}",
+                dir.display(),
+                rebuild()
+            );
+        }
+    }
+    Ok(catalog)
 }
 
 /// Opens the cold tier (with the faults of `TIERD_COLD_FAULTS`, for tests) and logs where it is. Makes no request.

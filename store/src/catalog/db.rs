@@ -74,7 +74,18 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// Opens (or creates) the catalog in `dir` and loads it into memory; a catalog of an older schema is migrated.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open().map_err(sled_err("open"))?;
+        // sled 0.34 can panic on damaged files instead of failing: that is an error opening the catalog here, so
+        // the daemon says what is wrong (and how to rebuild) instead of dying with a backtrace.
+        let db = std::panic::catch_unwind(|| sled::Config::new().path(dir).open())
+            .map_err(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "sled panicked".into());
+                StoreError::Catalog { op: "open", source: sled::Error::ReportableBug(message) }
+            })?
+            .map_err(sled_err("open"))?;
         let trees = schema::open(&db)?;
         let generation = match trees.meta.get(KEY_GENERATION).map_err(sled_err("read the generation"))? {
             None => 0,

@@ -26,12 +26,12 @@
 
 use std::sync::Arc;
 
-use tierd_codecs::columnar::{self, CodecSpec, SegmentInfo};
+use tierd_codecs::columnar::{self, CodecSpec, Lineage, SegmentInfo};
 use tierd_codecs::{Coverage, RowFilter, StoredEvent, TimeRange};
 use tierd_policies::RewriteKind;
 use tracing::{info, warn};
 
-use super::{compression_of, output_location, seq_range, Rewriter, Steps};
+use super::{compression_of, lineage_role, output_location, seq_range, side_lineage, Rewriter, Steps};
 use crate::catalog::{BlockChecksums, CatalogChange, Format, Retirement, Role, SegmentMeta, SegmentState};
 use crate::clock::Stopwatch;
 use crate::error::{Result, StoreError};
@@ -196,9 +196,16 @@ impl Rewriter {
         let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
         let spec = CodecSpec { compression: compression_of(meta.codec), ..self.base_spec.clone() };
-        let encode = |id: SegmentId, events: &[StoredEvent]| {
+        // What the output replaces (and whether a user deletion retires it), in its own footer (`crate::rebuild`).
+        let lineage = Lineage {
+            inputs: vec![meta.id.to_string()],
+            role: lineage_role(meta.role),
+            erase_inputs: erase,
+            created_at_ms: meta.created_at_ms,
+        };
+        let encode = |id: SegmentId, lineage: &Lineage, events: &[StoredEvent]| {
             let info = SegmentInfo { segment_id: id.to_string(), project: meta.project.clone(), day: meta.day };
-            columnar::encode(&info, events, &spec)
+            columnar::encode_with_lineage(&info, lineage, events, &spec)
                 .map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
         };
         // A row segment may hold several copies of an event: the output, a Parquet data segment, must hold one
@@ -209,13 +216,14 @@ impl Rewriter {
         } else {
             (kept, Vec::new())
         };
-        let bytes = encode(output_id, &kept)?;
+        let bytes = encode(output_id, &lineage, &kept)?;
         let rows_after = kept.len() as u64;
         let side = match self.keep_duplicates_ms {
             Some(keep_ms) if !dups.is_empty() => {
                 let side_id = SegmentId::generate(now);
                 let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
-                Some((side_id, encode(side_id, &dups)?, dups.len() as u64, seq_range(&dups), role))
+                let side_bytes = encode(side_id, &side_lineage(role, meta.created_at_ms), &dups)?;
+                Some((side_id, side_bytes, dups.len() as u64, seq_range(&dups), role))
             }
             _ => None,
         };

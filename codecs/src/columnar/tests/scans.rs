@@ -152,6 +152,7 @@ fn scan_reads_props_only_when_a_requested_key_can_be_there() {
         sort: SortOrder::DEFAULT,
         columns,
         props_keys: ["b".to_owned()].into_iter().collect(),
+        lineage: None,
     };
     let strings = |values: &[Option<&str>]| -> ArrayRef {
         let mut builder = StringBuilder::new();
