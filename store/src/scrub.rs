@@ -121,7 +121,10 @@ mod tests {
         // It has no other copy: listed once as damaged, however often it is found again.
         let damaged = ctx.repairs.damaged();
         assert_eq!(damaged.len(), 1, "{damaged:?}");
-        assert_eq!((damaged[0].segment.as_str(), damaged[0].problem.as_str()), (bad.id.to_string().as_str(), "corrupt"));
+        assert_eq!(
+            (damaged[0].segment.as_str(), damaged[0].problem.as_str()),
+            (bad.id.to_string().as_str(), "corrupt")
+        );
         assert_eq!(scrub_hot(&ctx).corrupt.len(), 1);
         assert_eq!(ctx.repairs.damaged().len(), 1);
         assert!(ctx.repairs.pending().is_empty(), "nothing to repair it from");

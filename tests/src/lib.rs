@@ -14,8 +14,8 @@
 //! - [`policy`]: tiering-policy sections for test configurations (move everything now, free requests).
 //! - [`s3`]: a real S3-compatible server (moto) on 127.0.0.1 for the cold-tier tests.
 
-pub mod daemon;
 pub mod cold;
+pub mod daemon;
 pub mod disk;
 pub mod erasure;
 pub mod gen;

@@ -5,6 +5,7 @@
 //! - a cold object that is the segment's only copy: a whole read of it fails naming the segment, never a body;
 //! - a hot copy deleted while the daemon was down: with a cold copy, reads fall back and the next promote replaces
 //!   it; as the only copy, queries of it fail naming it.
+//!
 //! Segments with no good copy are listed in `GET /v1/status` (`damaged_segments`), once each.
 
 use serde_json::{json, Value};

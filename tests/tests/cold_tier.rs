@@ -14,8 +14,8 @@ use tierd_tests::cold::{
     after_lease_ttl, check_all, check_storage, columnar, config, pass, pass_may_die, placements, Backend, P, PREFIX,
 };
 use tierd_tests::daemon::{http_client, TestDir};
-use tierd_tests::mp::FAR_FUTURE_MS;
 use tierd_tests::disk::check_catalog_matches_cold;
+use tierd_tests::mp::FAR_FUTURE_MS;
 use tierd_tests::policy;
 use tierd_tests::s3::MotoServer;
 
@@ -326,4 +326,3 @@ fn trash_restore_survives_a_crash_at_each_step() {
         check_all(&d, &m, "gc after restore");
     }
 }
-

@@ -53,7 +53,7 @@ pub fn ensure(config: &Config) -> anyhow::Result<()> {
     let mut limit = getrlimit(Resource::Nofile);
     if let Some(raise) = decide(limit.current, limit.maximum, need, config)? {
         let raised = rustix::process::Rlimit { current: Some(raise), maximum: limit.maximum };
-        setrlimit(Resource::Nofile, raised.clone())
+        setrlimit(Resource::Nofile, raised)
             .map_err(|e| anyhow::anyhow!("cannot raise the open-file limit to {raise}: {e}"))?;
         tracing::info!(from = ?limit.current, to = raise, "raised the open-file limit (RLIMIT_NOFILE)");
         limit = raised;

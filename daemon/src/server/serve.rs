@@ -175,8 +175,7 @@ pub async fn serve(
     // Background writers (and cache fills) stop before ingest's reserve is touched.
     let background_reserve = config.hot.min_free_bytes.saturating_add(config.passes.disk_reserve_bytes);
     cache.set_disk_reserve(background_reserve);
-    let ctx = ctx
-        .with_disk_reserve(background_reserve);
+    let ctx = ctx.with_disk_reserve(background_reserve);
     let scrub_ctx = ctx.clone();
     let control = super::schedule::Control::new(
         ctx,
