@@ -211,8 +211,9 @@ pub fn parse_batch_rows(body: &[u8], limits: &BatchLimits) -> Result<RowBatch, B
 /// The reference implementation of [`parse_batch`]: parses the body into `serde_json::Value`s and validates them.
 ///
 /// It is the definition of what a valid batch is and of every error: the fast path ([`fast`]) only returns rows for
-/// bodies this accepts, with the same result, and defers to this for everything else.
-fn parse_batch_reference(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, BatchError> {
+/// bodies this accepts, with the same result, and defers to this for everything else. [`parse_batch`] is what
+/// callers want; this is public so that the fuzz targets (`tests/fuzz`) can hold the two paths against each other.
+pub fn parse_batch_reference(body: &[u8], limits: &BatchLimits) -> Result<Vec<Event>, BatchError> {
     let mut events = Vec::new();
     reference_each(body, limits, |event| events.push(event))?;
     Ok(events)

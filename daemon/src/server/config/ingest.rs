@@ -6,6 +6,12 @@ use tierd_codecs::BatchLimits;
 
 use super::IngestConfig;
 
+/// The largest `ingest.max_bytes_per_request`: a request at its largest ([`IngestConfig::max_request_weight`], about
+/// 3.25 times this) must fit the in-flight gate, whose semaphore counts at most `u32::MAX` bytes, and the sums of
+/// sizes must not overflow. (Fuzzing the config found that `max_bytes_per_request = 9223372036854775807` passed
+/// validation and then overflowed `max_request_weight`.)
+pub const MAX_BYTES_PER_REQUEST: usize = 1 << 30;
+
 impl IngestConfig {
     /// The days one request may touch: `max_days_per_request`, and never more than the segments that may be open
     /// (`hot.max_open_segments`), so that a request always fits (the smaller applies; a config lowering only
@@ -52,6 +58,16 @@ impl IngestConfig {
                 Ok(())
             }
         };
+        if self.max_bytes_per_request > MAX_BYTES_PER_REQUEST {
+            return Err((
+                "ingest.max_bytes_per_request",
+                format!(
+                    "must be at most {MAX_BYTES_PER_REQUEST} (1 GiB), got {}: a request at its largest must fit the \
+                     in-flight gate (4 GiB)",
+                    self.max_bytes_per_request
+                ),
+            ));
+        }
         at_least("ingest.max_properties_per_event", 3, self.max_properties_per_event)?;
         at_least("ingest.max_event_bytes", 64, self.max_event_bytes)?;
         at_least("ingest.max_property_name_bytes", 16, self.max_property_name_bytes)?;

@@ -179,6 +179,14 @@ fn ingest_bounds_are_validated_and_combined_with_the_hot_cap() {
     assert!(c.ingest.max_request_weight() > 3 * 100 * 1024 * 1024);
     let limits = c.ingest.batch_limits();
     assert_eq!((limits.max_properties, limits.max_event_bytes, limits.max_property_name_bytes), (255, 1 << 20, 255));
+    // At most 1 GiB: a request at its largest fits the in-flight gate's u32 count of bytes, and the weights do not
+    // overflow (a fuzzed config with i64::MAX here passed validation, then overflowed max_request_weight).
+    let c = parse("[ingest]\nmax_bytes_per_request = 1073741824\n").unwrap();
+    assert!(c.ingest.max_request_weight() <= u32::MAX as usize);
+    for too_large in ["1073741825", "9223372036854775807"] {
+        let e = parse(&format!("[ingest]\nmax_bytes_per_request = {too_large}\n")).unwrap_err().to_string();
+        assert!(e.contains("ingest.max_bytes_per_request") && e.contains("at most 1073741824"), "{e}");
+    }
     let c = parse("[rewrite]\nmax_property_columns = 8\n").unwrap();
     assert_eq!(c.rewrite.max_property_columns, 8);
 }

@@ -130,7 +130,8 @@ fn parse_weight(len: usize) -> usize {
 }
 
 /// Decodes a gzip body of at most `limit` decoded bytes. `Err(None)`: over the limit; `Err(Some)`: not gzip.
-fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
+/// Public (re-exported by [`super`]) for the ingest fuzz target (`tests/fuzz`), which decodes bodies as this handler does.
+pub fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
     // The trailer's ISIZE (decoded size mod 2^32 of the last member) sizes the buffer: a hint only, capped by the
     // limit, so a body that decodes to 10 MB takes 10 MB rather than the 16 MB of a doubling buffer.
     let hint =

@@ -48,7 +48,8 @@ pub struct Held {
 impl IngestGate {
     /// The gate of `config`; `max_open_segments` (`hot.max_open_segments`) caps the days of a request.
     pub fn new(config: &IngestConfig, max_open_segments: usize) -> Self {
-        // tokio counts permits in u32 per acquisition; the capacity is far below that in any sane configuration.
+        // tokio counts permits in u32 per acquisition; one request at its largest is below that (the config's
+        // `ingest::MAX_BYTES_PER_REQUEST`), so the cap only trims a larger `max_inflight_bytes`.
         let capacity = config.inflight_budget().min(u32::MAX as usize);
         Self {
             semaphore: Arc::new(Semaphore::new(capacity)),

@@ -24,7 +24,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use import::gunzip;
 pub use ingest_gate::IngestGate;
+pub use read::parse_query;
 pub use read::QueryGate;
 pub use state::AppState;
 use tierd_store::clock::OffsetClock;

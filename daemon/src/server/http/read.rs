@@ -310,8 +310,9 @@ fn stream_ndjson(
 }
 
 /// Turns a query request into the store's query. A filter with an unknown operator or no property is named by its
-/// index (`where[1]: ...`), as the API has always done.
-fn parse_query(body: &[u8]) -> Result<(tierd_store::query::Query, Option<usize>), ApiError> {
+/// index (`where[1]: ...`), as the API has always done. Public (re-exported by [`super`]) for the query fuzz target
+/// (`tests/fuzz`).
+pub fn parse_query(body: &[u8]) -> Result<(tierd_store::query::Query, Option<usize>), ApiError> {
     let q: QueryRequest = parse_body(body, "bad query").map_err(|e| unknown_op(body).unwrap_or(e))?;
     let mut filters = Vec::with_capacity(q.filters.len());
     for (i, f) in q.filters.into_iter().enumerate() {
