@@ -186,8 +186,9 @@ fn every_pass_survives_a_faulty_object_store() {
     check_all(&d, &m, "the deletion request, with faults");
     check_retention_project(&d, &m, "the retention's start, with faults");
     let passes = ["compact", "recompress", "retention", "deletions", "migrate", "gc"];
-    // Compaction may find nothing to merge in this stream; it runs under the faults all the same.
-    for name in &passes[1..4] {
+    // Compaction and recompression may find nothing to do on this stream (re-encode writes old data at the codec
+    // its age calls for); they run under the faults all the same.
+    for name in &passes[2..4] {
         assert!(planned(&d, name) > 0, "{name} has work on the cold data (the test can fail)");
     }
     let mut done = false;
