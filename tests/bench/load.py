@@ -4,7 +4,7 @@ second. Nothing may grow without bound: the daemon's RSS, its open file descript
 
   1. a fresh data directory, `tierd serve` with every pass scheduled (re-encode every 10 s, compaction every 30 s,
      recompression, migration of columnar segments to the embedded `file://` cold tier, and gc every minute);
-  2. the maximum: `--writers` threads import `--batch`-event NDJSON batches as fast as they are acknowledged, for
+  2. the maximum (each send's insert ids made unique, so every batch is new events): `--writers` threads import `--batch`-event NDJSON batches as fast as they are acknowledged, for
      `--probe-secs` seconds; the run's rate is half of it (or `--rate`);
   3. the run: the writers paced at that rate, one reader sending three query shapes in turn, for `--minutes`;
   4. every second: RSS (VmRSS), open descriptors (/proc/PID/fd), events acknowledged, and the acks' and queries'
@@ -129,17 +129,26 @@ class Stats:
             return acks, queries, self.acked_events, self.refused, self.query_errors
 
 
+SENDS = iter(range(1, 1 << 62))
+SENDS_LOCK = threading.Lock()
+
+
 def writer(url, batches, stats, stop, pace):
-    """Sends batches in turn; `pace()` returns how long to wait before the next (0 = as fast as acknowledged)."""
+    """Sends batches in turn; `pace()` returns how long to wait before the next (0 = as fast as acknowledged).
+    Each send prefixes every `$insert_id` with a number of its own, so a batch sent again is new events (the
+    generated stream's own re-sends, about 2%, stay duplicates within it), not a re-send of the whole batch."""
     i = random.randrange(len(batches))
     while not stop.is_set():
         body, n = batches[i % len(batches)]
         i += 1
+        with SENDS_LOCK:
+            k = next(SENDS)
+        body = body.replace(b'"$insert_id":"', b'"$insert_id":"%d-' % k)
         wait = pace(n)
         if wait > 0:
             time.sleep(wait)
         t0 = time.monotonic()
-        status = post(f"{url}/import?project_id={PROJECT}", body, "application/x-ndjson")
+        status = post(f"{url}/import?project={PROJECT}", body, "application/x-ndjson")
         took = time.monotonic() - t0
         with stats.lock:
             if status == 200:
@@ -262,6 +271,13 @@ def main():
         stop.set()
         for t in threads:
             t.join()
+        import json
+        with urllib.request.urlopen(url + "/v1/status", timeout=30) as r:
+            status = json.loads(r.read())
+        passes = ", ".join(f"{p['name']} {p['runs']} runs ({p['failures']} failed)" for p in status["passes"])
+        print(f"passes during the run: {passes}")
+        with urllib.request.urlopen(url + "/v1/catalog/projects", timeout=30) as r:
+            print(f"catalog: {r.read().decode()[:400]}")
     finally:
         proc.terminate()
         try:
