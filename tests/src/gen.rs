@@ -197,3 +197,18 @@ impl Encoding {
         }
     }
 }
+
+/// Re-sends of every `every`-th event (from the first) with `properties.v = 2`: the same dedup key (event,
+/// distinct_id, time, insert id) with a changed property, so dedup keeps the later copy and re-encode moves the
+/// earlier one to a side segment.
+pub fn resent_with_v2(events: &[Value], every: usize) -> Vec<Value> {
+    events
+        .iter()
+        .step_by(every)
+        .map(|e| {
+            let mut e = e.clone();
+            e["properties"]["v"] = json!(2);
+            e
+        })
+        .collect()
+}

@@ -117,15 +117,7 @@ fn retention_events(cutoff: i64) -> Vec<Value> {
                 "time": t, "distinct_id": format!("r{}", h % 4), "$insert_id": format!("ret-{day}-{h}"), "v": 1}}));
         }
     }
-    let resent: Vec<Value> = events
-        .iter()
-        .step_by(5)
-        .map(|e| {
-            let mut e = e.clone();
-            e["properties"]["v"] = json!(2);
-            e
-        })
-        .collect();
+    let resent = tierd_tests::gen::resent_with_v2(&events, 5);
     events.extend(resent);
     events
 }

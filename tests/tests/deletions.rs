@@ -115,15 +115,7 @@ fn a_deleted_users_events_leave_every_answer_at_once_and_later_ones_stay() {
             (0..3 * 24).map(|n| event(p, (first_day + n / 24) * DAY + (n % 24) * HOUR + HOUR / 2, n, 1)).collect();
         d.send(&mut m, p, &events);
         // Re-sends (v = 2): dedup keeps the last copy; the re-encode moves the first to a side segment.
-        let resent: Vec<Value> = events
-            .iter()
-            .step_by(5)
-            .map(|e| {
-                let mut e = e.clone();
-                e["properties"]["v"] = json!(2);
-                e
-            })
-            .collect();
+        let resent = tierd_tests::gen::resent_with_v2(&events, 5);
         d.send(&mut m, p, &resent);
     }
     d.stop();

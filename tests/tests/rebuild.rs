@@ -200,15 +200,7 @@ fn scenario(name: &str, how: Damage) {
         let events: Vec<Value> =
             (0..3 * 24).map(|n| event(p, (first_day + n / 24) * DAY + (n % 24) * HOUR + 7, n, 1)).collect();
         d.send(&mut m, p, &events);
-        let resent: Vec<Value> = events
-            .iter()
-            .step_by(4)
-            .map(|e| {
-                let mut e = e.clone();
-                e["properties"]["v"] = json!(2);
-                e
-            })
-            .collect();
+        let resent = tierd_tests::gen::resent_with_v2(&events, 4);
         d.send(&mut m, p, &resent);
     }
     d.restart(); // seals

@@ -78,15 +78,7 @@ fn setup(name: &str) -> Setup {
                 events.push(event(p, day * DAY + h * HOUR + HOUR / 2, &format!("{day}-{h}"), 1));
             }
         }
-        let resent: Vec<Value> = events
-            .iter()
-            .step_by(7)
-            .map(|e| {
-                let mut e = e.clone();
-                e["properties"]["v"] = json!(2);
-                e
-            })
-            .collect();
+        let resent = tierd_tests::gen::resent_with_v2(&events, 7);
         send(&d, &mut m, p, events);
         send(&d, &mut m, p, resent);
         if days > 0 {
