@@ -85,6 +85,9 @@ pub enum StoreError {
     QueryCancelled(String),
     #[error("the plan is stale: {0}")]
     StalePlan(String),
+    /// A background run stopped between two actions because the daemon is shutting down; what it did is committed.
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// `tierd catalog rebuild` will not run (a daemon holds the data directory, the catalog still opens, ...).
     #[error("catalog rebuild refused: {0}")]
     RebuildRefused(String),

@@ -117,6 +117,13 @@ impl Gc {
     /// is done, trash entries past their retention deleted for good, and the run then fails with
     /// [`StoreError::DiskReserve`]: moving copies to the trash frees nothing and would need a commit.
     pub fn run(&self, now_ms: i64, started_at_ms: i64) -> Result<Vec<GcDecision>> {
+        self.run_until(now_ms, started_at_ms, &|| false)
+    }
+
+    /// [`Gc::run`], stopping between two copies once `stop` answers true (the daemon is shutting down): the copies
+    /// already deleted or moved to the trash are committed, the rest is left for the next run, and the run fails
+    /// with [`StoreError::Stopped`] saying how far it got.
+    pub fn run_until(&self, now_ms: i64, started_at_ms: i64, stop: &dyn Fn() -> bool) -> Result<Vec<GcDecision>> {
         if let Err(e) = self.ctx.catalog.check_headroom("gc") {
             let mut purged = 0;
             for d in self.plan(now_ms, started_at_ms)? {
@@ -153,7 +160,21 @@ impl Gc {
         let batch_ms = now_ms;
         let mut gone: HashMap<SegmentId, Vec<Location>> = HashMap::new();
         let snapshot = self.ctx.catalog.snapshot();
+        let acting = decisions
+            .iter()
+            .filter(|d| !matches!(d.action, GcAction::Keep | GcAction::Missing | GcAction::Expire))
+            .count();
+        let mut done = 0usize;
+        let mut stopped = false;
+        let mut stop_before = |done: &mut usize| {
+            stopped = stopped || stop();
+            *done += usize::from(!stopped);
+            stopped
+        };
         for d in decisions.iter().filter(|d| d.action == GcAction::Erase) {
+            if stop_before(&mut done) {
+                break;
+            }
             let id = d.id.expect("erasures are of catalog copies");
             self.drop_cached(&d.location);
             self.ctx.delete_copy(&d.location)?;
@@ -165,6 +186,9 @@ impl Gc {
             gone.entry(id).or_default().push(d.location.clone());
         }
         for d in decisions.iter().filter(|d| d.action == GcAction::Delete) {
+            if stop_before(&mut done) {
+                break;
+            }
             let id = d.id.expect("deletions are of catalog copies");
             if let Some(m) = snapshot.get(&id) {
                 self.save_record(batch_ms, m)?;
@@ -194,6 +218,9 @@ impl Gc {
             self.ctx.catalog.commit(changes)?;
         }
         for d in decisions.iter().filter(|d| d.action == GcAction::Orphan) {
+            if stop_before(&mut done) {
+                break;
+            }
             self.to_trash(batch_ms, &d.location)?;
             self.ctx.failpoints.hit("gc.orphan").map_err(|e| StoreError::io(&d.location.path, e))?;
             warn!(key = %d.location.path, bytes = d.bytes, "orphaned cold object moved to the trash");
@@ -201,6 +228,9 @@ impl Gc {
         }
         let mut erased_records: HashSet<(i64, SegmentId)> = HashSet::new();
         for d in decisions.iter().filter(|d| d.action == GcAction::Purge) {
+            if stop_before(&mut done) {
+                break;
+            }
             match d.id {
                 None => {
                     self.purge(&d.location)?;
@@ -230,6 +260,12 @@ impl Gc {
         }
         let missing = decisions.iter().filter(|d| d.action == GcAction::Missing).count();
         metrics::gauge!("tierd_cold_objects_missing").set(missing as f64);
+        if stopped {
+            info!(done, planned = acting, "gc stopped between two copies: the daemon is shutting down");
+            return Err(StoreError::Stopped(format!(
+                "gc carried out {done} of {acting} planned actions; the rest is left for the next run"
+            )));
+        }
         Ok(decisions)
     }
 

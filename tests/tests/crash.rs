@@ -389,8 +389,9 @@ fn crash_test(name: &str, config: &str, scheduled: bool, cycles: usize, delays: 
             "kill -9"
         } else {
             // The last cycle ends with a graceful SIGTERM while the writers are busy.
+            let asked = std::time::Instant::now();
             let st = d.stop();
-            println!("SIGTERM exit status: {st}");
+            println!("SIGTERM exit status: {st}, {:.1} s after the signal", asked.elapsed().as_secs_f64());
             "SIGTERM"
         };
         shared.pause_and_drain();

@@ -54,11 +54,13 @@ pub struct Work<'a> {
     pub clock: &'a dyn Clock,
     /// Most bytes read per run, by rewrites and by trash read-backs each (`passes.deletions.max_rewrite_bytes_per_pass`).
     pub max_rewrite_bytes: u64,
+    /// Answers true once the run must stop before its next segment (the daemon is shutting down).
+    pub stop: &'a dyn Fn() -> bool,
 }
 
 /// Runs the deletions pass (see the module documentation). A dry run lists the segments that would be read.
 pub fn run(work: &Work<'_>, req: &PassRequest, report: &mut PassReport) {
-    let Work { rewriter, eraser, log, catalog, clock, max_rewrite_bytes } = *work;
+    let Work { rewriter, eraser, log, catalog, clock, max_rewrite_bytes, stop } = *work;
     metrics::counter!("tierd_deletion_runs_total", "dry_run" => req.dry_run.to_string()).increment(1);
     let mut by_project: BTreeMap<String, Vec<DeletionRequest>> = BTreeMap::new();
     for r in log.list().into_iter().filter(|r| r.is_active()) {
@@ -100,6 +102,12 @@ pub fn run(work: &Work<'_>, req: &PassRequest, report: &mut PassReport) {
             }
             if m.state == SegmentState::Open {
                 info!(segment = %m.id, project = %project, "deletion waits for an open segment to be sealed");
+                leave(&mut run);
+                continue;
+            }
+            if !req.dry_run && stop() {
+                // Left, so the request is not reported done and nothing beyond live segments is erased yet.
+                info!(segment = %m.id, project = %project, "deletion left for the next run: the daemon is shutting down");
                 leave(&mut run);
                 continue;
             }

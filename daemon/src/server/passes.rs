@@ -211,7 +211,8 @@ impl Passes {
             PassName::Retention => {
                 let snapshot = self.catalog.snapshot();
                 let now = self.clock.now_ms();
-                super::retention::run(&self.rewriter, &self.config, &snapshot, now, req, &mut report);
+                let stop = || self.stopping.is_cancelled();
+                super::retention::run(&self.rewriter, &self.config, &snapshot, now, req, &stop, &mut report);
             }
             PassName::Deletions => {
                 if let Some(log) = &self.deletions {
@@ -222,6 +223,7 @@ impl Passes {
                         catalog: &self.catalog,
                         clock: &*self.clock,
                         max_rewrite_bytes: self.config.passes.deletions.max_rewrite_bytes_per_pass,
+                        stop: &|| self.stopping.is_cancelled(),
                     };
                     super::deletions::run(&work, req, &mut report);
                 }
@@ -488,8 +490,11 @@ impl Passes {
     /// GC is node-wide (a copy out of service is garbage whatever its project); `project` only filters the report.
     fn run_gc(&self, req: &PassRequest, report: &mut PassReport) {
         let now = self.clock.now_ms();
-        let result =
-            if req.dry_run { self.gc.plan(now, self.started_at_ms) } else { self.gc.run(now, self.started_at_ms) };
+        let result = if req.dry_run {
+            self.gc.plan(now, self.started_at_ms)
+        } else {
+            self.gc.run_until(now, self.started_at_ms, &|| self.stopping.is_cancelled())
+        };
         match result {
             Ok(decisions) => {
                 for d in decisions {

@@ -62,12 +62,14 @@ pub fn plan_answer(config: &Config, snapshot: &CatalogSnapshot, now_ms: i64) -> 
 /// Runs the retention pass over `snapshot` at `now_ms`: every planned action, through `rewriter`'s filtered
 /// rewrite (the crash-safe steps), or only reported in a dry run. Rewrites stop once
 /// `passes.retention.max_rewrite_bytes_per_pass` is reached (at least one runs); retirements are not limited.
+/// The run stops between two actions once `stop` answers true (the daemon is shutting down).
 pub fn run(
     rewriter: &Rewriter,
     config: &Config,
     snapshot: &CatalogSnapshot,
     now_ms: i64,
     req: &PassRequest,
+    stop: &dyn Fn() -> bool,
     report: &mut PassReport,
 ) {
     metrics::counter!("tierd_retention_runs_total", "dry_run" => req.dry_run.to_string()).increment(1);
@@ -78,6 +80,10 @@ pub fn run(
     let limit = config.passes.retention.max_rewrite_bytes_per_pass;
     let mut rewrite_bytes = 0u64;
     for action in plan.actions {
+        if !req.dry_run && stop() {
+            report.errors.push("stopped before its next action: the daemon is shutting down".into());
+            return;
+        }
         let kind = match action.kind {
             RetentionActionKind::Retire => ActionKind::Retire,
             RetentionActionKind::Rewrite => ActionKind::Prune,

@@ -190,3 +190,50 @@ fn retired_segments_outlive_pins_and_leases() {
     assert_eq!(purged.iter().filter(|d| d.action == GcAction::Purge).count(), 1, "{purged:?}");
     assert!(!trash.exists());
 }
+
+/// A run told to stop (the daemon shutting down) stops between two copies: what it moved to the trash is
+/// committed, the rest stays in the catalog and on disk, and the next run finishes the work.
+#[test]
+fn a_stopped_run_commits_what_it_did_and_leaves_the_rest() {
+    let store = three_segments_with_resends("");
+    let (layout, catalog) = (&store.layout, &store.catalog);
+    // Two more sealed segments (each start and shutdown of the writer seals what it wrote): three inputs.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for k in 3..5 {
+        rt.block_on(async {
+            let hot = HotTier::start(&store.ctx(), HotConfig::default(), Arc::new(|_| {})).unwrap();
+            hot.append(IngestBatch::encode("p".into(), resend_batch(k))).await.unwrap();
+            hot.shutdown().await;
+        });
+    }
+    let outcome = store.rewriter(CodecSpec::default()).execute(&reencode_action(catalog)).unwrap();
+    assert_eq!(outcome.inputs.len(), 3);
+    let cfg = GcConfig { grace_ms: 0, lease_ttl_ms: 0, trash_retention_ms: 3_600_000, erase_trash_retention_ms: 0 };
+    let gc = store.collector(cfg);
+    let asked = std::cell::Cell::new(0);
+    // Go on for the first copy, stop before the second.
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    };
+    let err = gc.run_until(T0 + 1, 0, &stop).unwrap_err();
+    assert!(matches!(err, StoreError::Stopped(_)), "{err}");
+    assert!(err.to_string().contains("1 of 3"), "{err}");
+    let snapshot = catalog.snapshot();
+    let left: Vec<_> = outcome.inputs.iter().filter(|id| snapshot.get(id).is_some()).collect();
+    assert_eq!(left.len(), 2, "one input removed from the catalog, two left");
+    for id in &left {
+        let path = snapshot.get(id).unwrap().hot_path().unwrap().to_string();
+        assert!(layout.resolve(&path).unwrap().exists(), "{path} still on disk");
+    }
+    let trash = layout.root().join(Layout::trash_batch(T0 + 1));
+    let gone = outcome.inputs.iter().find(|id| snapshot.get(id).is_none()).unwrap();
+    assert!(trash.join(format!("records/{gone}.json")).exists());
+    assert_eq!(count(layout, &snapshot), 25);
+    // The next run deletes the two left, and nothing else.
+    let done = gc.run(T0 + 2, 0).unwrap();
+    let deleted: Vec<_> = done.iter().filter(|d| d.action == GcAction::Delete).filter_map(|d| d.id).collect();
+    assert_eq!(deleted.len(), 2, "{done:?}");
+    assert!(deleted.iter().all(|id| left.contains(&id)));
+    assert_eq!(count(layout, &catalog.snapshot()), 25);
+}

@@ -76,7 +76,7 @@ impl From<StoreError> for ApiError {
             StoreError::QueryCancelled(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             StoreError::Backpressure(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             StoreError::HotTierFull(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
-            StoreError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+            StoreError::ShuttingDown | StoreError::Stopped(_) => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
             // The daemon is stopping after a catalog failure; the request's outcome may be unknown (an ambiguous
             // commit), and re-sending it is safe (events are deduplicated by insert id): retry after the restart.
             StoreError::WriterStopped { .. } => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
