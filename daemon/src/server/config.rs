@@ -364,6 +364,10 @@ pub struct IngestConfig {
 pub struct HotSection {
     /// Seal an open segment at this size.
     pub seal_max_bytes: u64,
+    /// Seal an open segment before it holds more events than this, so that every sealed segment can be re-encoded
+    /// within `rewrite.max_memory_bytes` (rewrites decode every input event). 0, the default: the most events whose
+    /// rewrite fits that budget, less one request's (`ingest.max_events_per_request`), which a segment may pass it by.
+    pub seal_max_events: u64,
     /// Seal an open segment this many seconds after it was created.
     pub seal_max_age_secs: u64,
     /// Seal by date: an open segment of UTC day D is sealed once the clock passes the end of D (or the segment's
@@ -504,6 +508,7 @@ impl Default for HotSection {
         let hot = HotConfig::default();
         Self {
             seal_max_bytes: hot.seal_max_bytes,
+            seal_max_events: 0,
             seal_max_age_secs: (hot.seal_max_age_ms / 1000) as u64,
             seal_lateness_secs: (hot.seal_lateness_ms / 1000) as u64,
             max_open_segments: hot.max_open_segments,
@@ -646,6 +651,7 @@ impl Config {
         if self.rewrite.row_group_rows == 0 {
             return invalid("rewrite.row_group_rows", "must be at least 1");
         }
+        self.seal_max_events()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid("log.level", "is not a tracing filter such as `info` or `tierd_store=debug,info`");
         }
@@ -793,9 +799,44 @@ impl Config {
         })
     }
 
+    /// `hot.seal_max_events`, or the default derived from `rewrite.max_memory_bytes`; an explicit value whose
+    /// segments could not be re-encoded within that budget is an error.
+    pub fn seal_max_events(&self) -> Result<u64, ConfigError> {
+        let per_event = tierd_policies::memory::BYTES_PER_EVENT;
+        let fits = self.rewrite.max_memory_bytes / per_event;
+        let one_request = self.ingest.max_events_per_request as u64;
+        match self.hot.seal_max_events {
+            0 if fits > one_request => Ok(fits - one_request),
+            0 => Err(ConfigError::Invalid {
+                key: "rewrite.max_memory_bytes",
+                message: format!(
+                    "{} bytes re-encode at most {fits} events (about {per_event} bytes each), not more than one \
+                     request may carry (ingest.max_events_per_request = {one_request}): raise it",
+                    self.rewrite.max_memory_bytes
+                ),
+            }),
+            n if n.saturating_add(one_request).saturating_mul(per_event) > self.rewrite.max_memory_bytes => {
+                Err(ConfigError::Invalid {
+                    key: "hot.seal_max_events",
+                    message: format!(
+                        "{n} events (plus up to {one_request} of one request) need about {} bytes to re-encode, \
+                         more than rewrite.max_memory_bytes = {}: such segments could never be re-encoded; at most \
+                         {} (or 0 for that default)",
+                        n.saturating_add(one_request).saturating_mul(per_event),
+                        self.rewrite.max_memory_bytes,
+                        fits.saturating_sub(one_request)
+                    ),
+                })
+            }
+            n => Ok(n),
+        }
+    }
+
     pub fn hot_config(&self) -> HotConfig {
         HotConfig {
             seal_max_bytes: self.hot.seal_max_bytes,
+            // Validated at load; a config that was not falls back to no cap rather than a wrong one.
+            seal_max_rows: self.seal_max_events().unwrap_or(u64::MAX),
             seal_max_age_ms: (self.hot.seal_max_age_secs as i64).saturating_mul(1000),
             seal_lateness_ms: secs_to_ms(self.hot.seal_lateness_secs),
             max_open_segments: self.hot.max_open_segments,

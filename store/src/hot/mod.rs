@@ -44,6 +44,10 @@ use crate::layout::day_of_ms;
 pub struct HotConfig {
     /// Seal an open segment once it holds this many bytes.
     pub seal_max_bytes: u64,
+    /// Seal an open segment before it would hold more than this many events, so that every sealed segment can be
+    /// re-encoded within the rewrite memory budget (rewrites decode every input event). A commit group is split so
+    /// that no segment passes it, except by a single request's events of one day.
+    pub seal_max_rows: u64,
     /// Seal an open segment this long after it was created.
     pub seal_max_age_ms: i64,
     /// Seal by date: an open segment of UTC day D is sealed once now >= max(end of D, its creation) + this, even
@@ -65,6 +69,7 @@ impl Default for HotConfig {
     fn default() -> Self {
         Self {
             seal_max_bytes: 64 * 1024 * 1024,
+            seal_max_rows: u64::MAX,
             seal_max_age_ms: 10 * 60 * 1000,
             seal_lateness_ms: 10 * 60 * 1000,
             max_open_segments: 256,

@@ -369,6 +369,43 @@ fn open_segments_stay_under_the_cap_within_a_group_and_a_wider_batch_is_refused(
     });
 }
 
+/// `seal_max_rows` (`hot.seal_max_events`): a group is split and full segments sealed so that no segment passes the
+/// cap, whether requests arrive together or one by one; only a single request's events of one day may pass it, in a
+/// segment of their own.
+#[test]
+fn segments_never_pass_the_event_cap_except_by_one_request() {
+    rt().block_on(async {
+        let config = HotConfig { seal_max_rows: 25, ..HotConfig::default() };
+        let f = start(tempfile::tempdir().unwrap(), ManualClock::new(T0), config);
+        let batch = |from: u64, n: u64| {
+            let events: Vec<Event> = (from..from + n).map(|i| event(i, T0 + i as i64)).collect();
+            IngestBatch::encode("p".into(), events)
+        };
+        // Seven requests of 10 queued together (one group), then three one by one.
+        let together = (0..7u64).map(|r| f.hot.append(batch(r * 10, 10)));
+        for appended in futures::future::join_all(together).await {
+            assert_eq!(appended.unwrap().events, 10);
+        }
+        for r in 7..10u64 {
+            f.hot.append(batch(r * 10, 10)).await.unwrap();
+        }
+        let s = f.catalog.snapshot();
+        let rows: Vec<u64> = s.lookup("p", 0, i64::MAX).iter().map(|m| m.rows).collect();
+        assert!(rows.iter().all(|&r| r <= 25), "segments of {rows:?} events");
+        assert_eq!(rows.iter().sum::<u64>(), 100);
+        assert!(rows.len() >= 4, "100 events in segments of at most 25: {rows:?}");
+        // One request of 40 events of the day: written whole, into a segment of its own, then sealed.
+        f.hot.append(batch(1000, 40)).await.unwrap();
+        f.hot.seal_check().await.unwrap();
+        let s = f.catalog.snapshot();
+        let segments = s.lookup("p", 0, i64::MAX);
+        let big: Vec<_> = segments.iter().filter(|m| m.rows > 25).collect();
+        assert_eq!(big.len(), 1, "{:?}", segments.iter().map(|m| m.rows).collect::<Vec<_>>());
+        assert_eq!((big[0].rows, big[0].state), (40, SegmentState::Sealed));
+        assert_eq!(count(&f, "p"), 140);
+    });
+}
+
 /// A commit whose outcome is unknown (its transaction applied, its flush failed): the writer stops without touching
 /// the bytes it wrote, so whatever the catalog holds after the restart is backed by the file. (The writer used to cut
 /// the file back, and a group sled had applied was then "corrupt" after the restart.)

@@ -186,14 +186,27 @@ impl Writer {
         let max_open = self.config.max_open_segments.max(1);
         let mut parts = 0;
         let mut rest = accepted.into_iter().peekable();
+        let max_rows = self.config.seal_max_rows.max(1);
         while rest.peek().is_some() {
             let mut keys: HashSet<(String, i32)> = HashSet::new();
+            // Events this part appends per segment: a part ends before one of them would pass `seal_max_rows`.
+            let mut rows: HashMap<(String, i32), u64> = HashMap::new();
             let mut part = Vec::new();
             while let Some((batch, _)) = rest.peek() {
                 let new: Vec<_> =
                     batch.parts.iter().map(|p| (batch.project.clone(), p.day)).filter(|k| !keys.contains(k)).collect();
                 if !part.is_empty() && keys.len() + new.len() > max_open {
                     break;
+                }
+                let too_many_rows = batch.parts.iter().any(|p| {
+                    let before = rows.get(&(batch.project.clone(), p.day)).copied().unwrap_or(0);
+                    before > 0 && before + u64::from(p.body.count) > max_rows
+                });
+                if !part.is_empty() && too_many_rows {
+                    break;
+                }
+                for p in &batch.parts {
+                    *rows.entry((batch.project.clone(), p.day)).or_default() += u64::from(p.body.count);
                 }
                 if part.is_empty() && new.len() > max_open {
                     // Refused by the HTTP layer's `ingest.max_days_per_request` already; the store keeps its cap.
@@ -209,11 +222,28 @@ impl Writer {
                 continue;
             }
             parts += 1;
+            self.seal_full(&rows, max_rows);
             self.make_room(&keys, max_open);
             self.commit_part(part, started);
         }
         if parts > 1 {
             metrics::counter!("tierd_hot_group_splits_total").increment(1);
+        }
+    }
+
+    /// Seals, in one commit, the open segments that already hold events and would pass `max_rows` with the `rows`
+    /// the next part appends to them (`hot.seal_max_events`); the part then opens new ones.
+    fn seal_full(&mut self, rows: &HashMap<(String, i32), u64>, max_rows: u64) {
+        let full: Vec<_> = rows
+            .iter()
+            .filter(|(k, added)| {
+                self.open.get(*k).is_some_and(|s| s.meta.rows > 0 && s.meta.rows.saturating_add(**added) > max_rows)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !full.is_empty() {
+            metrics::counter!("tierd_hot_sealed_by_events_total").increment(full.len() as u64);
+            self.seal(full, "event count (hot.seal_max_events)");
         }
     }
 
@@ -452,7 +482,11 @@ impl Writer {
         let due: Vec<_> = self
             .open
             .iter()
-            .filter(|(_, s)| s.meta.bytes >= cfg.seal_max_bytes || now - s.meta.created_at_ms >= cfg.seal_max_age_ms)
+            .filter(|(_, s)| {
+                s.meta.bytes >= cfg.seal_max_bytes
+                    || s.meta.rows >= cfg.seal_max_rows
+                    || now - s.meta.created_at_ms >= cfg.seal_max_age_ms
+            })
             .map(|(k, _)| k.clone())
             .collect();
         if !due.is_empty() {
