@@ -13,10 +13,11 @@ mod powerloss;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use faulty::{FaultyFs, FsFault, FsFaultKind, FsOp};
 pub use powerloss::{CrashReport, PowerLossFs};
@@ -123,16 +124,35 @@ pub fn sync_parent(fs: &dyn HotFs, path: &Path) -> Result<()> {
     fs.sync_dir(dir).map_err(|e| StoreError::io(dir, e))
 }
 
+/// Directories this process created whose fsync into their parent failed (a transient EIO): the next
+/// [`ensure_dir`] that meets one syncs it again instead of taking its existence for durability.
+static UNSYNCED_DIRS: parking_lot::Mutex<BTreeSet<PathBuf>> = parking_lot::Mutex::new(BTreeSet::new());
+
 /// Makes `dir` exist; every directory it had to create is fsynced into its parent, so it survives a crash.
+///
+/// One lock serializes the check and the creation: a caller that finds the directory made by another thread finds
+/// it synced too (else a file made durable in it could still go with it at a power loss), and a directory whose
+/// parent fsync failed is synced again by the next call rather than trusted because it exists.
 pub fn ensure_dir(fs: &dyn HotFs, dir: &Path) -> Result<()> {
+    let mut unsynced = UNSYNCED_DIRS.lock();
+    ensure_dir_locked(fs, dir, &mut unsynced)
+}
+
+fn ensure_dir_locked(fs: &dyn HotFs, dir: &Path, unsynced: &mut BTreeSet<PathBuf>) -> Result<()> {
     if dir.exists() {
+        if unsynced.contains(dir) {
+            sync_parent(fs, dir)?;
+            unsynced.remove(dir);
+        }
         return Ok(());
     }
     if let Some(up) = dir.parent() {
-        ensure_dir(fs, up)?;
+        ensure_dir_locked(fs, up, unsynced)?;
     }
     fs.create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-    sync_parent(fs, dir)
+    sync_parent(fs, dir).inspect_err(|_| {
+        unsynced.insert(dir.to_path_buf());
+    })
 }
 
 /// A new file at `path` holding `bytes`, durable: parent directory made, create-only (an existing file is an

@@ -115,3 +115,18 @@ fn a_power_cut_during_a_rename_never_loses_the_file() {
         assert!(!names.is_empty(), "power cut after step {k}: the file is gone under both names");
     }
 }
+
+/// A directory whose fsync into its parent failed once (a transient EIO) is synced again by the next call that
+/// needs it, not trusted because it exists: a file later made durable in it survives a power loss.
+#[test]
+fn a_directory_whose_parent_sync_failed_is_synced_by_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let power = PowerLossFs::new();
+    let fs = FaultyFs::new(Arc::new(power.clone()), vec![FsFault::new(FsOp::SyncDir, FsFaultKind::Eio).times(1)]);
+    let file = dir.path().join("hot/p/a.rows");
+    assert!(create_new_synced(&fs, &file, b"a").is_err(), "the first directory sync fails");
+    assert!(dir.path().join("hot").is_dir(), "the directory was made before its sync failed");
+    create_new_synced(&fs, &file, b"a").unwrap();
+    power.crash().unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"a", "a durable file went with a directory never synced");
+}
