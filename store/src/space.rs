@@ -72,7 +72,7 @@ pub const BALLAST_FILE: &str = "emergency-ballast";
 /// - with fewer than `bytes` free, the ballast is removed (logged loudly), so the catalog opens, recovery runs and
 ///   reads are served; ingest and the passes stay refused by their reserves until space is freed;
 /// - without a ballast, one is made when at least twice `bytes` are free (never by filling the disk itself);
-///   a later start makes it again once space is back.
+///   the running daemon makes it again once space is back ([`remake_ballast`], every housekeeping tick).
 ///
 /// Returns the bytes the ballast holds now. `bytes = 0` removes it.
 pub fn keep_ballast(root: &Path, bytes: u64) -> std::io::Result<u64> {
@@ -90,7 +90,7 @@ pub fn keep_ballast(root: &Path, bytes: u64) -> std::io::Result<u64> {
                 free,
                 released = held,
                 "DISK FULL at start: the emergency ballast was removed so that the catalog can open and reads are \
-                 served; free space on the data directory's disk, then restart to make the ballast again"
+                 served; free space on the data directory's disk: the ballast is made again once twice its size is free"
             );
         }
         metrics::gauge!("tierd_emergency_ballast_bytes").set(0.0);
@@ -101,10 +101,35 @@ pub fn keep_ballast(root: &Path, bytes: u64) -> std::io::Result<u64> {
         return Ok(bytes);
     }
     if free < bytes.saturating_mul(2) {
-        tracing::warn!(free, bytes, "no room for the emergency ballast; it is made at a start with room");
+        tracing::warn!(free, bytes, "no room for the emergency ballast; it is made again once twice its size is free");
         metrics::gauge!("tierd_emergency_ballast_bytes").set(0.0);
         return Ok(0);
     }
+    make_ballast(root, bytes)
+}
+
+/// While the daemon runs: makes the ballast again once space is back (at least twice `bytes` free) after a start on
+/// a full disk gave it back. It never removes a ballast: while the daemon runs the reserves keep writers off the
+/// last bytes, and the ballast is there for the next start. Returns the bytes the ballast holds now.
+pub fn remake_ballast(root: &Path, bytes: u64) -> std::io::Result<u64> {
+    if bytes == 0 {
+        return Ok(0);
+    }
+    match std::fs::metadata(root.join(BALLAST_FILE)) {
+        Ok(m) => return Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if free_bytes(root).unwrap_or(0) < bytes.saturating_mul(2) {
+        return Ok(0);
+    }
+    let made = make_ballast(root, bytes)?;
+    tracing::info!(bytes, "space is back: the emergency ballast was made again");
+    Ok(made)
+}
+
+fn make_ballast(root: &Path, bytes: u64) -> std::io::Result<u64> {
+    let path = root.join(BALLAST_FILE);
     // Written whole under another name, then renamed: a crash never leaves a short ballast under its name.
     let tmp = root.join(format!("{BALLAST_FILE}.tmp"));
     let file = std::fs::File::create(&tmp)?;

@@ -225,7 +225,13 @@ pub async fn serve(
     // Under `--no-schedules` nothing flushes heat on a schedule; housekeeping does, so reads still persist and
     // rewrites still carry them.
     let unscheduled_heat = (!options.schedules).then(|| heat.clone());
-    let housekeeping = tokio::spawn(housekeeping(catalog.clone(), unscheduled_heat, clock.clone(), shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping(
+        catalog.clone(),
+        unscheduled_heat,
+        clock.clone(),
+        (layout.root().to_path_buf(), config.catalog.min_free_bytes),
+        shutdown.clone(),
+    ));
     // Sealed hot segments were only length-checked by recovery: verify their bytes now, in the background, at the
     // passes' CPU priority and through the IO budget (see `tierd_store::scrub`).
     let scrub = {
@@ -373,13 +379,14 @@ async fn flush_heat(heat: &Arc<tierd_store::HeatTracker>) {
     }
 }
 
-/// Prunes expired leases, refreshes catalog gauges and persists read heat, every [`HOUSEKEEPING_EVERY`] of the
-/// clock's time (a test clock drives it by moving). Heat is flushed here only when given (`--no-schedules`;
-/// otherwise the scheduler's `heat` job flushes it).
+/// Prunes expired leases, refreshes catalog gauges, makes the emergency ballast again once space is back and
+/// persists read heat, every [`HOUSEKEEPING_EVERY`] of the clock's time (a test clock drives it by moving). Heat
+/// is flushed here only when given (`--no-schedules`; otherwise the scheduler's `heat` job flushes it).
 async fn housekeeping(
     catalog: Arc<Catalog>,
     heat: Option<Arc<tierd_store::HeatTracker>>,
     clock: Arc<dyn Clock>,
+    ballast: (std::path::PathBuf, u64),
     shutdown: CancellationToken,
 ) {
     loop {
@@ -394,6 +401,14 @@ async fn housekeeping(
             Err(e) => error!(error = %e, "cannot prune leases"),
         }
         super::metrics::publish_catalog(&catalog.snapshot());
+        if ballast.1 > 0 {
+            let (root, bytes) = ballast.clone();
+            match tokio::task::spawn_blocking(move || tierd_store::space::remake_ballast(&root, bytes)).await {
+                Ok(Ok(held)) => metrics::gauge!("tierd_emergency_ballast_bytes").set(held as f64),
+                Ok(Err(e)) => error!(error = %e, "cannot make the emergency ballast again"),
+                Err(e) => error!(error = %e, "the ballast task failed"),
+            }
+        }
         if let Some(heat) = &heat {
             flush_heat(heat).await;
         }

@@ -204,6 +204,24 @@ fn the_emergency_ballast_is_made_with_room_and_given_back_on_a_full_disk() {
     assert!(!path.exists());
 }
 
+/// A start on a full disk gave the ballast back; once space is back the running daemon makes it again, and never
+/// removes one (the reserves guard the last bytes while it runs).
+#[test]
+fn the_ballast_given_back_at_start_is_made_again_once_space_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(BALLAST_FILE);
+    assert_eq!(remake_ballast(dir.path(), 0).unwrap(), 0, "no ballast configured");
+    assert!(!path.exists());
+    // "No space": more than half the free space asked for.
+    let too_big = free_bytes(dir.path()).unwrap() / 2 + (1 << 30);
+    assert_eq!(remake_ballast(dir.path(), too_big).unwrap(), 0);
+    assert!(!path.exists(), "never made by filling the disk");
+    assert_eq!(remake_ballast(dir.path(), 1 << 20).unwrap(), 1 << 20, "space is back");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+    assert_eq!(remake_ballast(dir.path(), too_big).unwrap(), 1 << 20, "an existing ballast is kept as it is");
+    assert!(path.exists());
+}
+
 /// Why the catalog's headroom exists, measured: on a really full file system (a tmpfs filled by a ballast file)
 /// a commit that reaches sled fails with ENOSPC, and sled 0.34 keeps that as its global error: after the ballast is
 /// gone, with plenty of room, every later write still fails until the database is reopened (a restart). With the
