@@ -80,13 +80,18 @@ impl Machine {
     /// The power cut and the reboot: everything of the old process must be dropped (contexts, writers, passes) so
     /// that the catalog closes. Returns what recovery reported.
     fn crash_and_recover(&mut self) -> RecoveryReport {
+        self.reboot();
+        recover(&self.ctx()).expect("recovery after a power cut")
+    }
+
+    /// The power cut and the reboot, up to the catalog opening again (recovery not run yet).
+    fn reboot(&mut self) {
         let catalog = self.catalog.take().expect("the machine is up");
         assert_eq!(Arc::strong_count(&catalog), 1, "something of the crashed process still holds the catalog");
         drop(catalog);
         self.fs.crash().unwrap();
         self.open_catalog();
         self.clock.advance_ms(1_000);
-        recover(&self.ctx()).expect("recovery after a power cut")
     }
 
     /// Sends batches `ids` through one writer session (which seals its segments when it shuts down), recording in
@@ -254,7 +259,9 @@ fn files_under(root: PathBuf) -> BTreeSet<PathBuf> {
 
 /// Runs `run` once without a cut to count its durable steps (after `setup`), then once per step with the power cut
 /// right after it; after each crash, recovery and the checks, `finish` completes the work on the rebooted machine
-/// and the checks run again. Returns how many crash points ran.
+/// and the checks run again. Then, for every step of that recovery, the same cut again with a second power cut
+/// during recovery after that step, a third boot with a whole recovery, and the checks. Returns how many crash
+/// points ran (cuts in the operation plus cuts in recoveries).
 fn at_every_step(
     what: &str,
     setup: impl Fn(&mut Machine, &mut Ledger),
@@ -271,8 +278,8 @@ fn at_every_step(
         (m.fs.ops() - base, base)
     };
     assert!(steps > 0, "{what}: no durable step to cut");
-    for k in 1..=steps {
-        let at = format!("{what}, power cut after step {k} of {steps}");
+    // The machine with the power cut after step k of the operation, rebooted, recovery not run yet.
+    let cut_at = |k: u64, at: &str| {
         let mut m = Machine::new();
         let mut ledger = Ledger::default();
         setup(&mut m, &mut ledger);
@@ -280,12 +287,37 @@ fn at_every_step(
         m.fs.cut_after(base + k);
         run(&mut m, &mut ledger);
         assert!(m.fs.is_off(), "{at}: the power never went off");
-        let report = m.crash_and_recover();
+        m.reboot();
+        (m, ledger)
+    };
+    let mut in_recovery = 0;
+    for k in 1..=steps {
+        let at = format!("{what}, power cut after step {k} of {steps}");
+        let (mut m, mut ledger) = cut_at(k, &at);
+        let before = m.fs.ops();
+        let report = recover(&m.ctx()).expect("recovery after a power cut");
+        let recovery_steps = m.fs.ops() - before;
         check(&m, &ledger, &report, &at);
         finish(&mut m, &mut ledger);
         let report = recover(&m.ctx()).unwrap();
         check(&m, &ledger, &report, &format!("{at}, then finished"));
+        // A second cut during that recovery, after each of its steps but the last.
+        for j in 1..recovery_steps {
+            let at = format!("{at}, and again after step {j} of {recovery_steps} of the recovery");
+            let (mut m, ledger) = cut_at(k, &at);
+            m.fs.cut_after(m.fs.ops() + j);
+            let finished = recover(&m.ctx());
+            if !m.fs.is_off() {
+                // Ingest's writer threads can leave a little less for this recovery to do than the first time it
+                // was counted: it finished before the cut, and is checked as it is.
+                check(&m, &ledger, &finished.expect("recovery with the power on"), &at);
+                continue;
+            }
+            let report = m.crash_and_recover();
+            check(&m, &ledger, &report, &at);
+            in_recovery += 1;
+        }
     }
-    eprintln!("{what}: {steps} crash points");
-    steps
+    eprintln!("{what}: {steps} crash points, {in_recovery} more during the recoveries");
+    steps + in_recovery
 }
