@@ -125,6 +125,10 @@ pub struct PassReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<ActionReport>,
     pub errors: Vec<String>,
+    /// Why the run stopped before its plan was done, when it was cut at `passes.max_run_secs` (not an error: the
+    /// rest is the next run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
 }
 
 /// Body of `POST /v1/admin/move`.

@@ -107,6 +107,9 @@ pub fn format_report(r: &PassReport) -> String {
     for e in &r.errors {
         out.push_str(&format!("error: {e}\n"));
     }
+    if let Some(d) = &r.deferred {
+        out.push_str(&format!("deferred: {d}\n"));
+    }
     out
 }
 

@@ -163,6 +163,11 @@ pub struct PassesConfig {
     /// Most segments waiting for a bad copy to be replaced from their other copy (reported by reads and the scrub,
     /// carried out by the migrate and promote passes); more are counted and dropped (reported again later).
     pub max_pending_repairs: usize,
+    /// Most seconds a *scheduled* run of a rewrite or move pass (reencode, compact, recompress, migrate, promote)
+    /// goes on starting new actions; then it stops between actions, leaving the rest to its next run, so the other
+    /// passes (which run one at a time) get their turn: a long re-encode backlog no longer holds gc, migration and
+    /// the rest back for minutes. Runs by hand are not cut. 0: no limit.
+    pub max_run_secs: u64,
     pub reencode: ReencodeSection,
     pub compact: CompactSection,
     pub recompress: RecompressSection,
@@ -211,6 +216,7 @@ impl Default for PassesConfig {
             nice: 10,
             disk_reserve_bytes: 1024 * 1024 * 1024,
             max_pending_repairs: 10_000,
+            max_run_secs: 60,
             reencode: ReencodeSection::default(),
             compact: CompactSection::default(),
             recompress: RecompressSection::default(),

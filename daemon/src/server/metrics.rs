@@ -66,6 +66,10 @@ pub const DAEMON_METRICS: &[MetricDoc] = &[
         "Memory reserved by running queries (bounded by query.max_total_memory_bytes)",
     ),
     counter("tierd_passes_total", "Passes run, by pass and dry_run"),
+    counter(
+        "tierd_pass_runs_cut_total",
+        "Scheduled rewrite and move runs stopped at passes.max_run_secs with work left for the next run, by pass",
+    ),
     counter("tierd_deletions_refused_total", "Deletion requests refused with a 400, by reason"),
     counter("tierd_deletion_runs_total", "Runs of the deletions pass, by dry_run"),
     counter(

@@ -128,10 +128,24 @@ impl Passes {
         self
     }
 
-    /// Whether a run must stop before its next action; says so in the report.
-    fn stop_now(&self, report: &mut PassReport) -> bool {
+    /// Whether a run must stop before its next action: the daemon is shutting down (an error of the run), or the run
+    /// is past its `deadline` (ms; `passes.max_run_secs` of a scheduled run: the rest is deferred, not failed). Says
+    /// so in the report.
+    fn stop_now(&self, report: &mut PassReport, deadline: Option<i64>) -> bool {
         if self.stopping.is_cancelled() {
             report.errors.push("stopped before its next action: the daemon is shutting down".into());
+            return true;
+        }
+        // At least one action per run, however slow: a run cut before its first action would never get anywhere.
+        let attempted = !report.actions.is_empty() || !report.errors.is_empty();
+        if attempted && deadline.is_some_and(|d| self.clock.now_ms() >= d) {
+            let done = report.actions.len();
+            report.deferred = Some(format!(
+                "stopped after {done} action(s), at passes.max_run_secs = {}: the rest is left for the next run, so \
+                 that other passes get their turn",
+                self.config.passes.max_run_secs
+            ));
+            metrics::counter!("tierd_pass_runs_cut_total", "pass" => report.pass.label()).increment(1);
             return true;
         }
         false
@@ -193,21 +207,37 @@ impl Passes {
         self.mover.execute(id, to).map_err(|e| e.to_string())
     }
 
-    /// Runs pass `pass`. Blocking: call from a blocking thread. A failed action is reported, not an error.
+    /// Runs pass `pass` to the end of its plan (a run by hand). Blocking: call from a blocking thread. A failed
+    /// action is reported, not an error.
     pub fn run(&self, pass: PassName, req: &PassRequest) -> PassReport {
+        self.run_sliced(pass, req, false)
+    }
+
+    /// Runs pass `pass` as its schedule does: a rewrite or move run starts no new action after
+    /// `passes.max_run_secs` (from when it got its turn), so that one pass's backlog does not hold the others back.
+    pub fn run_scheduled(&self, pass: PassName, req: &PassRequest) -> PassReport {
+        self.run_sliced(pass, req, true)
+    }
+
+    fn run_sliced(&self, pass: PassName, req: &PassRequest, sliced: bool) -> PassReport {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = PassReport { pass, dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![] };
+        let slice_ms = (self.config.passes.max_run_secs as i64).saturating_mul(1000);
+        let deadline = (sliced && slice_ms > 0).then(|| self.clock.now_ms().saturating_add(slice_ms));
+        let mut report =
+            PassReport { pass, dry_run: req.dry_run, actions: vec![], kept: vec![], errors: vec![], deferred: None };
         match pass {
             PassName::Gc => self.run_gc(req, &mut report),
             PassName::Migrate => {
                 self.run_repairs(req, &mut report);
-                self.run_moves(ActionKind::Migrate, req, &mut report)
+                self.run_moves(ActionKind::Migrate, req, deadline, &mut report)
             }
             PassName::Promote => {
                 self.run_repairs(req, &mut report);
-                self.run_moves(ActionKind::Promote, req, &mut report)
+                self.run_moves(ActionKind::Promote, req, deadline, &mut report)
             }
-            PassName::Reencode | PassName::Compact | PassName::Recompress => self.run_rewrites(pass, req, &mut report),
+            PassName::Reencode | PassName::Compact | PassName::Recompress => {
+                self.run_rewrites(pass, req, deadline, &mut report)
+            }
             PassName::Retention => {
                 let snapshot = self.catalog.snapshot();
                 let now = self.clock.now_ms();
@@ -234,6 +264,7 @@ impl Passes {
             dry_run = req.dry_run,
             actions = report.actions.len(),
             errors = report.errors.len(),
+            deferred = report.deferred.is_some(),
             "pass finished"
         );
         metrics::counter!("tierd_passes_total", "pass" => pass.label(), "dry_run" => req.dry_run.to_string())
@@ -340,10 +371,10 @@ impl Passes {
         }
     }
 
-    fn run_rewrites(&self, pass: PassName, req: &PassRequest, report: &mut PassReport) {
+    fn run_rewrites(&self, pass: PassName, req: &PassRequest, deadline: Option<i64>, report: &mut PassReport) {
         let max_memory = self.config.rewrite.max_memory_bytes;
         for (action, planned) in self.plan(pass, req) {
-            if self.stop_now(report) {
+            if self.stop_now(report, deadline) {
                 return;
             }
             // Split to `rewrite.max_memory_bytes` (rewrites hold every input event in memory); a segment that alone
@@ -451,12 +482,12 @@ impl Passes {
 
     /// The tiering planner's moves of this pass's direction over one snapshot (to the cold tier for migrate, to the
     /// hot disk for promote), carried out one by one through the crash-safe `Mover`.
-    fn run_moves(&self, kind: ActionKind, req: &PassRequest, report: &mut PassReport) {
+    fn run_moves(&self, kind: ActionKind, req: &PassRequest, deadline: Option<i64>, report: &mut PassReport) {
         let (plan, stats, _) = self.tiering_snapshot(req);
         let from: HashMap<&str, Planned> = stats.iter().map(|s| (s.id.as_str(), s.placement)).collect();
         let pass = if kind == ActionKind::Migrate { "migrate" } else { "promote" };
         for action in plan.actions {
-            if self.stop_now(report) {
+            if self.stop_now(report, deadline) {
                 return;
             }
             let TieringActionKind::Move { to } = action.kind else { continue };

@@ -251,7 +251,7 @@ fn pass_job(passes: Arc<LivePasses>, pass: PassName) -> Job {
         let passes = passes.clone();
         Box::pin(async move {
             let report = passes
-                .in_background("tierd-pass", move |p| p.run(pass, &PassRequest::default()))
+                .in_background("tierd-pass", move |p| p.run_scheduled(pass, &PassRequest::default()))
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(JobReport { actions: report.actions.len() as u64, errors: report.errors })

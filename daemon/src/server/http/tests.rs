@@ -20,6 +20,7 @@ mod cold_reads;
 mod deletions_api;
 mod http_limits;
 mod ingest_limits;
+mod pass_slices;
 mod query_limits;
 mod rewrite_memory;
 
@@ -33,7 +34,7 @@ struct App {
 /// A store over `root` on `clock`, with a `memory://` cold tier without limits (and that budget).
 fn store_context(
     root: &std::path::Path,
-    clock: Arc<ManualClock>,
+    clock: Arc<dyn tierd_store::Clock>,
 ) -> (tierd_store::StoreContext, Arc<tierd_store::IoBudget>) {
     let layout = Layout::new(root);
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
