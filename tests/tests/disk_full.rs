@@ -232,13 +232,14 @@ fn a_full_disk_refuses_cleanly_survives_a_restart_and_resumes_when_space_comes_b
     // sled's flusher ticks every 500 ms and housekeeping flushes heat: nothing of it may bring the daemon down.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(d.get("/healthz").status, 200, "the daemon stays up on a full disk\n{}", d.log_tail(30));
-    // A lookup needs a new lease now (the last one, 1 s long, is past half its life, so it is not reused), and a
-    // lease is a catalog write.
+    // A lookup needs a new lease now (the last one, 1 s long, is past half its life, so it is not reused); leases
+    // are held in memory, so query nodes still find their segments on a full disk.
     let lookup = d.get("/v1/catalog/segments?project=p");
-    assert_refused_for_space(&lookup, "a lookup (its lease is a catalog write)", &["catalog.min_free_bytes"]);
+    assert_eq!(lookup.status, 200, "a lookup on a full disk: {}", lookup.text());
+    assert!(lookup.json["lease"]["id"].is_string(), "with a lease: {}", lookup.text());
     assert_model(&d, &m, "disk full");
-    // The lookup, the deletion request and gc at least.
-    assert!(refusals(&d, &["reason=\"catalog_headroom\""]) >= 3.0);
+    // The deletion request and gc at least.
+    assert!(refusals(&d, &["reason=\"catalog_headroom\""]) >= 2.0);
 
     // 3. kill -9 on the full disk, and a restart on it: it comes up and serves reads equal to the model.
     d.kill9();

@@ -20,7 +20,10 @@ pub struct Catalog {
     db: sled::Db,
     meta: sled::Tree,
     segments: sled::Tree,
-    pub(super) leases: sled::Tree,
+    /// Leases, in memory ([`super::leases`]).
+    pub(super) leases: super::leases::LeaseTable,
+    /// The `leases` tree earlier releases wrote, emptied by the first lease pruning with room on the disk.
+    pub(super) stored_leases: sled::Tree,
     pub(super) intents: sled::Tree,
     write_lock: Mutex<()>,
     snapshot: ArcSwap<CatalogSnapshot>,
@@ -101,7 +104,8 @@ impl Catalog {
             db,
             meta: trees.meta,
             segments: trees.segments,
-            leases: trees.leases,
+            leases: Default::default(),
+            stored_leases: trees.leases,
             intents: trees.intents,
             write_lock: Mutex::new(()),
             snapshot: ArcSwap::from_pointee(snapshot),

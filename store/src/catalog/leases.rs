@@ -1,10 +1,18 @@
 //! Leases: a catalog lookup promises its reader that the segments it returned stay readable until the lease
 //! expires. Garbage collection honours every live lease.
+//!
+//! Leases live in memory only. A crash loses them, and that is already covered: garbage collection trusts no lease
+//! within one lease TTL of a start (`policies::gc`, "restarted recently"), by which time every lease granted before
+//! the crash has expired. Writing each one to sled bought no safety and cost a write per lookup (p99 314 µs against
+//! 25 µs without it, BENCHMARKS.md "Catalog lookups"), and a lookup failed on a full disk. Catalogs written by
+//! earlier releases have a `leases` tree; it is never read, and the first lease pruning with room on the disk
+//! empties it.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::db::Catalog;
-use super::schema::{decode, encode};
 use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
 
@@ -15,7 +23,7 @@ pub struct Lease {
     pub expires_at_ms: i64,
 }
 
-/// A lease as stored: the promise and what it covers.
+/// A lease as held: the promise and what it covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRecord {
     pub expires_at_ms: i64,
@@ -23,59 +31,43 @@ pub struct LeaseRecord {
     pub segments: Vec<SegmentId>,
 }
 
+/// The leases a catalog holds, by lease id.
+pub(super) type LeaseTable = parking_lot::Mutex<BTreeMap<String, LeaseRecord>>;
+
 impl Catalog {
-    /// Grants a lease over `segments` until `now_ms + ttl_ms`. Leases are written to sled without a flush of
-    /// their own (sled flushes every 500 ms and every commit flushes): a crash can lose a lease granted in the
-    /// last moments, so garbage collection after a restart must also wait one lease TTL (see ARCHITECTURE.md).
+    /// Grants a lease over `segments` until `now_ms + ttl_ms`, held in memory (see the module documentation). Callers
+    /// bound how many are live ([`LeaseGrants`]).
     pub fn grant_lease(&self, now_ms: i64, ttl_ms: i64, generation: u64, segments: Vec<SegmentId>) -> Result<Lease> {
         let id = SegmentId::generate(now_ms).to_string();
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
-        let record = LeaseRecord { expires_at_ms, generation, segments };
-        self.check_headroom("lease")?;
-        self.leases
-            .insert(id.as_bytes(), encode("lease", &record)?)
-            .map_err(|source| StoreError::Catalog { op: "grant a lease", source })?;
+        self.leases.lock().insert(id.clone(), LeaseRecord { expires_at_ms, generation, segments });
         metrics::counter!("tierd_catalog_leases_granted_total").increment(1);
         Ok(Lease { id, expires_at_ms })
     }
 
     /// Every lease that has not expired at `now_ms`.
     pub fn live_leases(&self, now_ms: i64) -> Result<Vec<(String, LeaseRecord)>> {
-        let mut out = Vec::new();
-        for kv in self.leases.iter() {
-            let (k, v) = kv.map_err(|source| StoreError::Catalog { op: "read leases", source })?;
-            let rec: LeaseRecord = decode("lease", &k, &v)?;
-            if rec.expires_at_ms > now_ms {
-                out.push((String::from_utf8_lossy(&k).into_owned(), rec));
-            }
-        }
-        Ok(out)
+        let leases = self.leases.lock();
+        Ok(leases.iter().filter(|(_, r)| r.expires_at_ms > now_ms).map(|(k, r)| (k.clone(), r.clone())).collect())
     }
 
-    /// Removes leases that expired before `now_ms` (and any that cannot be read); returns how many. Below the
-    /// catalog's headroom nothing is removed (a removal is a write to sled's log too): expired leases promise
-    /// nothing, so they wait for space harmlessly.
+    /// Forgets leases that expired by `now_ms`; returns how many. Also empties the `leases` tree earlier releases
+    /// wrote, once, when the disk has room (a removal is a write to sled's log).
     pub fn prune_leases(&self, now_ms: i64) -> Result<usize> {
-        if self.check_headroom("lease_prune").is_err() {
-            return Ok(0);
+        if !self.stored_leases.is_empty() && self.check_headroom("lease_prune").is_ok() {
+            self.stored_leases.clear().map_err(|source| StoreError::Catalog { op: "drop stored leases", source })?;
         }
-        let mut n = 0;
-        for kv in self.leases.iter() {
-            let (k, v) = kv.map_err(|source| StoreError::Catalog { op: "read leases", source })?;
-            let expired = serde_json::from_slice::<LeaseRecord>(&v).map(|r| r.expires_at_ms <= now_ms).unwrap_or(true);
-            if expired {
-                self.leases.remove(k).map_err(|source| StoreError::Catalog { op: "prune leases", source })?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        let mut leases = self.leases.lock();
+        let before = leases.len();
+        leases.retain(|_, r| r.expires_at_ms > now_ms);
+        Ok(before - leases.len())
     }
 }
 
 /// Leases granted by one daemon, coalesced and capped: a lookup of the same segments at the same catalog generation
 /// as an earlier one reuses that lease while it still has at least half its TTL to run (its true expiry is what the
-/// reader is told), so a query node polling the catalog writes one lease per half-TTL, not one per lookup; and at
-/// most `max_live` leases are live at once, past which a lookup is refused (503) rather than growing the lease tree
+/// reader is told), so a query node polling the catalog makes one lease per half-TTL, not one per lookup; and at
+/// most `max_live` leases are live at once, past which a lookup is refused (503) rather than growing the lease table
 /// without bound.
 #[derive(Debug)]
 pub struct LeaseGrants {
