@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The crash torture: RUNS independent runs of `kill9_during_ingest_and_every_pass_loses_nothing_acknowledged`
-# (tests/tests/crash.rs: four writers ingest while re-encode, compaction, recompression, migration and gc run every
-# second; the daemon is SIGKILLed 300-1500 ms into each life, restarted and checked against the writers' ledger),
+# (tests/tests/crash.rs: four writers ingest, a deleter deletes batches and a restorer restores from the trash while
+# re-encode, compaction, recompression, migration, gc and deletions run every second; the daemon is SIGKILLed
+# 300-1500 ms into each life, restarted and checked against their ledger),
 # CYCLES kill points each, every run with its own seed. Each run starts from an empty data directory, so the
 # verification after each kill stays quick; RUNS x CYCLES points in all (default 20 x 50 = 1,000).
 #
