@@ -1,7 +1,7 @@
-//! Outside readers: DuckDB reads every column of tierd's Parquet segments unchanged (the `time` timestamp, the
-//! lifted columns, the shredded `p.*` columns by the footer's `tierd.columns`, the `_props` JSON), and the events it
-//! reads, deduplicated by DuckDB's own rows (the copy with the highest `seq` wins), are exactly the model's, property
-//! by property. The day holds several Parquet segments whose rows re-send each other's events, so this is also
+//! Outside readers: DuckDB and pyarrow each read every column of tierd's Parquet segments unchanged (the `time`
+//! timestamp, the lifted columns, the shredded `p.*` columns by the footer's `tierd.columns`, the `_props` JSON), and
+//! the events each reads, deduplicated by its own rows (the copy with the highest `seq` wins), are exactly the
+//! model's, property by property. The day holds several Parquet segments whose rows re-send each other's events, so this is also
 //! query-time dedup across segments, checked end to end against tierd's own answers.
 
 use std::collections::BTreeMap;
@@ -40,7 +40,34 @@ for f in json.loads(sys.argv[1]):
 print(json.dumps(out))
 "#;
 
-fn duckdb_rows(d: &Daemon, project: &str) -> Vec<Value> {
+/// The same with pyarrow: the footer's key-value metadata through `ParquetFile`, the rows through `read_table`.
+const READ_ALL_PYARROW: &str = r#"
+import json, sys
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+out = []
+for f in json.loads(sys.argv[1]):
+    pf = pq.ParquetFile(f)
+    kv = {k.decode(): v.decode() for k, v in pf.metadata.metadata.items()}
+    columns = json.loads(kv["tierd.columns"])
+    t = pf.read()
+    time_type = str(t.schema.field("time").type)
+    times = pc.cast(t.column("time"), pa.int64()).to_pylist()
+    cols = {name: t.column(name).to_pylist() for name in t.column_names if name != "time"}
+    for i in range(t.num_rows):
+        props = {}
+        for c in columns:
+            v = cols[c["column"]][i]
+            if v is not None:
+                props[c["key"]] = json.loads(v) if c["kind"] == "json" else v
+        if cols["_props"][i] is not None:
+            props.update(json.loads(cols["_props"][i]))
+        out.append({"event": cols["event"][i], "distinct_id": cols["distinct_id"][i], "insert_id": cols["$insert_id"][i],
+                    "seq": cols["seq"][i], "time_ms": times[i], "time_type": time_type, "props": props})
+print(json.dumps(out))
+"#;
+
+/// Every row of `project`'s segments as the Python `script` reads them.
+fn outside_rows(d: &Daemon, project: &str, reader: &str, script: &str) -> Vec<Value> {
     let listed = d.segments(project, None, None);
     let files: Vec<String> = listed["segments"]
         .as_array()
@@ -52,11 +79,38 @@ fn duckdb_rows(d: &Daemon, project: &str) -> Vec<Value> {
         })
         .collect();
     let out = Command::new("python3")
-        .args(["-c", READ_ALL, &serde_json::to_string(&files).unwrap()])
+        .args(["-c", script, &serde_json::to_string(&files).unwrap()])
         .output()
-        .expect("python3 runs (.ci/run installs duckdb)");
-    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("python3 runs (.ci/run installs duckdb and pyarrow)");
+    assert!(out.status.success(), "{reader} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `rows` as one outside reader read them, deduplicated by the contract (per (event, distinct_id, time,
+/// `$insert_id`), the highest seq), are exactly the model's live events, property by property.
+fn check_rows(reader: &str, rows: &[Value], m: &Model) {
+    let mut winners: BTreeMap<(String, String, i64, String), &Value> = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r["event"].as_str().unwrap().to_string(),
+            r["distinct_id"].as_str().unwrap().to_string(),
+            r["time_ms"].as_i64().unwrap(),
+            r["insert_id"].as_str().unwrap().to_string(),
+        );
+        let newer = winners.get(&key).is_none_or(|w| w["seq"].as_u64() < r["seq"].as_u64());
+        if newer {
+            winners.insert(key, r);
+        }
+    }
+    assert!(rows.len() > winners.len(), "{reader}: the segments hold re-sent copies: the dedup is tested");
+    let live = m.live("p");
+    assert_eq!(winners.len(), live.len(), "events {reader} reads vs the model");
+    for e in live {
+        let key = (e.event.clone(), e.distinct_id.clone(), e.time_ms, e.insert_id.clone().unwrap());
+        let w = winners.get(&key).unwrap_or_else(|| panic!("{reader} has no {key:?}"));
+        let want = Value::Object(e.props.clone());
+        assert!(json_eq(&w["props"], &want), "{key:?}: {reader} read {} but the model has {want}", w["props"]);
+    }
 }
 
 fn import(d: &Daemon, m: &mut Model, events: &[Value]) {
@@ -67,7 +121,7 @@ fn import(d: &Daemon, m: &mut Model, events: &[Value]) {
 }
 
 #[test]
-fn duckdb_reads_every_column_and_its_deduplicated_events_are_the_models() {
+fn duckdb_and_pyarrow_read_every_column_and_their_deduplicated_events_are_the_models() {
     let dir = TestDir::new("outside-readers");
     let mut d = Daemon::start(&dir.data_dir(), Some("[passes.reencode]\nmin_age_secs = 0\n"));
     let mut m = Model::new();
@@ -87,30 +141,12 @@ fn duckdb_reads_every_column_and_its_deduplicated_events_are_the_models() {
     let segments = d.segments("p", None, None)["segments"].as_array().unwrap().len();
     assert!(segments >= 6, "two Parquet segments per day: {segments}");
 
-    let rows = duckdb_rows(&d, "p");
-    assert!(rows.iter().all(|r| r["time_type"].as_str().unwrap().starts_with("TIMESTAMP")), "{}", rows[0]);
-    // DuckDB's rows, deduplicated by the contract: per (event, distinct_id, time, $insert_id), the highest seq.
-    let mut winners: BTreeMap<(String, String, i64, String), &Value> = BTreeMap::new();
-    for r in &rows {
-        let key = (
-            r["event"].as_str().unwrap().to_string(),
-            r["distinct_id"].as_str().unwrap().to_string(),
-            r["time_ms"].as_i64().unwrap(),
-            r["insert_id"].as_str().unwrap().to_string(),
-        );
-        let newer = winners.get(&key).is_none_or(|w| w["seq"].as_u64() < r["seq"].as_u64());
-        if newer {
-            winners.insert(key, r);
-        }
-    }
-    assert!(rows.len() > winners.len(), "the segments hold re-sent copies: the dedup is tested");
-    let live = m.live("p");
-    assert_eq!(winners.len(), live.len(), "events DuckDB reads vs the model");
-    for e in live {
-        let key = (e.event.clone(), e.distinct_id.clone(), e.time_ms, e.insert_id.clone().unwrap());
-        let w = winners.get(&key).unwrap_or_else(|| panic!("DuckDB has no {key:?}"));
-        let want = Value::Object(e.props.clone());
-        assert!(json_eq(&w["props"], &want), "{key:?}: DuckDB read {} but the model has {want}", w["props"]);
+    for (reader, script, time_type) in
+        [("DuckDB", READ_ALL, "TIMESTAMP WITH TIME ZONE"), ("pyarrow", READ_ALL_PYARROW, "timestamp[ms, tz=UTC]")]
+    {
+        let rows = outside_rows(&d, "p", reader, script);
+        assert!(rows.iter().all(|r| r["time_type"] == time_type), "{reader}: {}", rows[0]);
+        check_rows(reader, &rows, &m);
     }
     // And tierd's own answers over the same segments agree with the model (dedup across segments of a day).
     for q in [
