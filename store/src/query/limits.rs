@@ -4,10 +4,12 @@
 //!
 //! Memory is estimated, not measured: a dedup entry is a 16-byte key and a 12-byte value in a hash map (about
 //! [`WINNER_BYTES`] with the table's control bytes and spare capacity), a group its key's JSON text twice plus
-//! bookkeeping. The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
+//! bookkeeping (and the same again for a segment's groups counted without dedup while they are built). The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
 //! atomic is touched once per step, not per row.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tierd_codecs::columnar::GroupProgress;
 
 use super::Groups;
 use crate::error::{Result, StoreError};
@@ -105,15 +107,28 @@ pub(super) struct Reservation<'a> {
 impl Reservation<'_> {
     /// Checks the query's state against its bounds, reserving more of the pool as it grows.
     pub(super) fn track(&mut self, winners: usize, groups: &Groups) -> Result<()> {
+        self.check(winners, groups.keys.len(), groups.bytes)
+    }
+
+    /// [`Reservation::track`] while a segment's grouped count (`pending`) is being built beside the query's groups:
+    /// both are held, and the query has at least as many groups as either.
+    pub(super) fn track_pending(&mut self, winners: usize, groups: &Groups, pending: GroupProgress) -> Result<()> {
+        let pending_bytes = (pending.groups as u64)
+            .saturating_mul(GROUP_OVERHEAD_BYTES)
+            .saturating_add(pending.key_bytes.saturating_mul(2));
+        self.check(winners, groups.keys.len().max(pending.groups), groups.bytes.saturating_add(pending_bytes))
+    }
+
+    fn check(&mut self, winners: usize, group_count: usize, group_bytes: u64) -> Result<()> {
         let l = &self.limits;
-        if groups.keys.len() > l.max_groups {
+        if group_count > l.max_groups {
             return Err(StoreError::QueryTooLarge(format!(
                 "more than {} groups (query.max_groups): group by a property with fewer values, or narrow the \
                  window or the filters",
                 l.max_groups
             )));
         }
-        let bytes = (winners as u64).saturating_mul(WINNER_BYTES).saturating_add(groups.bytes);
+        let bytes = (winners as u64).saturating_mul(WINNER_BYTES).saturating_add(group_bytes);
         if bytes > l.max_memory_bytes {
             return Err(StoreError::QueryTooLarge(format!(
                 "the query needs more than {} bytes for its dedup state and groups (query.max_memory_bytes): narrow \

@@ -9,7 +9,8 @@ use super::count_only_tests::{mixed_catalog, query};
 use super::limits::{GROUP_OVERHEAD_BYTES, WINNER_BYTES};
 use super::*;
 
-/// Forces the scan path (a condition every event meets), so every day builds dedup state.
+/// A condition every event meets: every day that needs dedup builds dedup state (a day of one Parquet segment is
+/// counted without: see `memory_follows_the_largest_day_not_the_window`).
 fn scanned(group_by: GroupBy) -> Query {
     let all = Filter { property: "i".into(), op: Op::Exists, value: Value::Null };
     query(i64::MIN, i64::MAX, None, vec![all], group_by)
@@ -22,16 +23,24 @@ fn memory_follows_the_largest_day_not_the_window() {
     let source = SegmentSource::hot_only(f.layout.clone());
     let q = scanned(GroupBy::None);
     let want = f.model.answer(&q);
-    // The fixture's largest day holds 400 distinct events (of the 1,080 in the window) and one group.
-    let (largest_day, all_days) = (400u64, want.0);
+    // The fixture's days hold 400, 350 and 330 distinct events (1,080 in the window). Day 0, one Parquet segment,
+    // needs no dedup state: the largest day that does is day 1 (two Parquet segments sharing events), 350.
+    let (largest_deduplicated_day, largest_day, all_days) = (350u64, 400u64, want.0);
     assert!(all_days > 2 * largest_day, "{all_days}: the test can tell per-day state from whole-window state");
     let one_group = 2 * "null".len() as u64 + GROUP_OVERHEAD_BYTES;
-    let fits_a_day = QueryLimits { max_memory_bytes: largest_day * WINNER_BYTES + one_group, ..Default::default() };
-    let got = execute_limited(&source, &snapshot, &q, &Hidden::default(), &fits_a_day).unwrap();
+    let limits =
+        |days: u64, groups: u64| QueryLimits { max_memory_bytes: days * WINNER_BYTES + groups, ..Default::default() };
+    let fits = limits(largest_deduplicated_day, one_group);
+    let got = execute_limited(&source, &snapshot, &q, &Hidden::default(), &fits).unwrap();
     assert_eq!((got.total, got.rows), want);
-    let too_small = QueryLimits { max_memory_bytes: (largest_day - 1) * WINNER_BYTES, ..Default::default() };
+    let too_small = limits(largest_deduplicated_day - 1, 0);
     let e = execute_limited(&source, &snapshot, &q, &Hidden::default(), &too_small).unwrap_err();
     assert!(matches!(e, StoreError::QueryTooLarge(_)) && e.to_string().contains("query.max_memory_bytes"), "{e}");
+    // Deduplicating every day (the reference path), day 0's 400 events are held too.
+    let reference = |limits: &QueryLimits<'_>| execute_planned(&source, &snapshot, &q, false, None, limits);
+    let e = reference(&fits).unwrap_err();
+    assert!(matches!(e, StoreError::QueryTooLarge(_)), "{e}");
+    assert_eq!(reference(&limits(largest_day, one_group)).map(|r| (r.total, r.rows)).unwrap(), want);
 }
 
 #[test]
