@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tierd_codecs::columnar::{GroupCountRequest, ScanRequest};
-use tierd_codecs::{dedup_key, DedupKey, RowFilter};
+use tierd_codecs::{dedup_key, DedupKey, RowFilter, Xxh3State};
 
 use crate::catalog::{CatalogSnapshot, Format, SegmentMeta};
 use crate::error::{Result, StoreError};
@@ -163,26 +163,47 @@ fn plan_days(segments: &[Arc<SegmentMeta>], shortcut: Shortcut) -> Vec<DayPlan<'
         .collect()
 }
 
-/// The groups of a query's answer: their keys, and the id of each key by its JSON text.
+/// The groups of a query's answer: their keys, and the id of each key: a string key by the string, any other by its
+/// JSON text (which tells `1` from `1.0`; a string and its JSON text never meet, they are in two maps).
 #[derive(Default)]
 struct Groups {
     keys: Vec<Value>,
-    ids: HashMap<String, u32>,
-    /// What the keys hold, about: each key's JSON text twice (the value and the map's key) and bookkeeping.
+    strings: HashMap<String, u32, Xxh3State>,
+    others: HashMap<String, u32, Xxh3State>,
+    /// What the keys hold, about: each key's JSON text twice (the value and the map's key; a string's as if it had
+    /// nothing to escape) and bookkeeping.
     bytes: u64,
 }
 
 impl Groups {
     fn id(&mut self, key: Value) -> u32 {
-        let keys = &mut self.keys;
-        let bytes = &mut self.bytes;
-        let text = key.to_string();
-        let len = text.len() as u64;
-        *self.ids.entry(text).or_insert_with(|| {
-            keys.push(key);
-            *bytes += 2 * len + limits::GROUP_OVERHEAD_BYTES;
-            (keys.len() - 1) as u32
-        })
+        match key {
+            Value::String(s) => match self.strings.get(s.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.add(Value::String(s.clone()), s.len() as u64 + 2);
+                    self.strings.insert(s, id);
+                    id
+                }
+            },
+            other => {
+                let text = other.to_string();
+                match self.others.get(&text) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.add(other, text.len() as u64);
+                        self.others.insert(text, id);
+                        id
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, key: Value, text_len: u64) -> u32 {
+        self.keys.push(key);
+        self.bytes += 2 * text_len + limits::GROUP_OVERHEAD_BYTES;
+        (self.keys.len() - 1) as u32
     }
 }
 
@@ -306,42 +327,19 @@ fn execute_planned(
     let per_day = segments.is_sorted_by_key(|m| m.day);
     let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
     let grouped = GroupCountRequest { scan: req.clone(), filters: q.filters.clone(), group_by: q.group_by.clone() };
-    for day in plan_days(&segments, q.shortcut(shortcuts)) {
+    let plans = plan_days(&segments, q.shortcut(shortcuts));
+    // The days that need no dedup first, in parallel; their counts are added up in day order below.
+    let counted: Vec<DayPlan<'_>> = plans.iter().filter(|p| !matches!(p, DayPlan::Scan(_))).copied().collect();
+    let mut counted = shortcut::count_days(source, &counted, &req, &grouped, limits, &mut memory)?.into_iter();
+    for day in plans {
         limits.check_cancelled()?;
         match day {
-            DayPlan::CountOnly(meta) => {
-                let (day_counts, read) = source.count_by_event(meta, &req)?;
-                bytes_scanned += read;
-                segments_read.push((meta.id, read));
+            DayPlan::CountOnly(_) | DayPlan::Grouped(_) => {
+                let day = counted.next().expect("one count per day that needs no dedup");
+                bytes_scanned += day.bytes_read;
+                segments_read.push((day.segment, day.bytes_read));
                 segments_counted += 1;
-                for (name, n) in day_counts {
-                    let key = match q.group_by {
-                        GroupBy::Event => Value::String(name),
-                        _ => Value::Null,
-                    };
-                    let g = groups.id(key) as usize;
-                    if counts.len() <= g {
-                        counts.resize(g + 1, 0);
-                    }
-                    counts[g] += n;
-                }
-                memory.track(winners.len(), &groups)?;
-            }
-            DayPlan::Grouped(meta) => {
-                // The first limit the segment's groups cross stops the count, then the query fails.
-                let mut stopped: Option<StoreError> = None;
-                let (day_counts, read) = source.count_groups(meta, &grouped, |pending| {
-                    let checked =
-                        limits.check_cancelled().and_then(|()| memory.track_pending(winners.len(), &groups, pending));
-                    checked.map_err(|e| stopped = Some(e)).is_ok()
-                })?;
-                if let Some(e) = stopped {
-                    return Err(e);
-                }
-                bytes_scanned += read;
-                segments_read.push((meta.id, read));
-                segments_counted += 1;
-                for (key, n) in day_counts {
+                for (key, n) in day.rows {
                     let g = groups.id(key) as usize;
                     if counts.len() <= g {
                         counts.resize(g + 1, 0);
@@ -407,6 +405,7 @@ mod grouped_tests;
 mod limits;
 #[cfg(test)]
 mod limits_tests;
+mod shortcut;
 
 pub use limits::{QueryLimits, QueryMemory};
 

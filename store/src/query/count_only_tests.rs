@@ -23,7 +23,7 @@ const NAMES: [&str; 4] = ["a", "b", "c", "q\"uote"];
 
 /// The `i`-th event of `day` (0, 1 or 2 days after T0), in version `version` (a re-send of the same event carries
 /// the same dedup key and a different `version` property).
-fn event(day: i64, i: u64, version: u64) -> Event {
+pub(super) fn event(day: i64, i: u64, version: u64) -> Event {
     Event {
         event: NAMES[(i * i % 7 % 4) as usize].to_owned(),
         time_ms: T0 + day * DAY_MS + (i as i64 * 977_777) % DAY_MS,

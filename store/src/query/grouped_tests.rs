@@ -151,6 +151,9 @@ proptest! {
         let source = SegmentSource::hot_only(f.layout.clone());
         for q in &queries {
             let fast = execute(&source, &snapshot, q).unwrap();
+            let two = QueryLimits { threads: 2, ..QueryLimits::default() };
+            let parallel = execute_limited(&source, &snapshot, q, &Hidden::default(), &two).unwrap();
+            prop_assert_eq!(&parallel, &fast, "{:?}", q);
             let reference = execute_planned(&source, &snapshot, q, false, None, &QueryLimits::default()).unwrap();
             prop_assert_eq!((fast.total, &fast.rows), (reference.total, &reference.rows), "{:?}", q);
             prop_assert_eq!(fast.segments_scanned, reference.segments_scanned);

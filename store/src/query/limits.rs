@@ -4,7 +4,7 @@
 //!
 //! Memory is estimated, not measured: a dedup entry is a 16-byte key and a 12-byte value in a hash map (about
 //! [`WINNER_BYTES`] with the table's control bytes and spare capacity), a group its key's JSON text twice plus
-//! bookkeeping (and the same again for a segment's groups counted without dedup while they are built). The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
+//! bookkeeping (and the same for the groups of the days counted without dedup, while they are held). The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
 //! atomic is touched once per step, not per row.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +71,8 @@ pub struct QueryLimits<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Why `cancel` would be set, for the error (e.g. "ran past query.timeout_ms = 30000").
     pub cancel_reason: &'a str,
+    /// Threads that count the days needing no dedup, at most (`query.threads`); 1 counts them on the caller's.
+    pub threads: usize,
 }
 
 impl Default for QueryLimits<'_> {
@@ -81,6 +83,7 @@ impl Default for QueryLimits<'_> {
             shared: None,
             cancel: None,
             cancel_reason: "",
+            threads: 1,
         }
     }
 }
@@ -110,13 +113,13 @@ impl Reservation<'_> {
         self.check(winners, groups.keys.len(), groups.bytes)
     }
 
-    /// [`Reservation::track`] while a segment's grouped count (`pending`) is being built beside the query's groups:
-    /// both are held, and the query has at least as many groups as either.
-    pub(super) fn track_pending(&mut self, winners: usize, groups: &Groups, pending: GroupProgress) -> Result<()> {
-        let pending_bytes = (pending.groups as u64)
-            .saturating_mul(GROUP_OVERHEAD_BYTES)
-            .saturating_add(pending.key_bytes.saturating_mul(2));
-        self.check(winners, groups.keys.len().max(pending.groups), groups.bytes.saturating_add(pending_bytes))
+    /// [`Reservation::track`] while days are counted without dedup ([`super::shortcut`]): `held` is what their
+    /// counts hold together (groups and key bytes added up), `largest` the most groups of one of them (the query
+    /// has at least as many).
+    pub(super) fn track_counted(&mut self, largest: usize, held: GroupProgress) -> Result<()> {
+        let bytes =
+            (held.groups as u64).saturating_mul(GROUP_OVERHEAD_BYTES).saturating_add(held.key_bytes.saturating_mul(2));
+        self.check(0, largest, bytes)
     }
 
     fn check(&mut self, winners: usize, group_count: usize, group_bytes: u64) -> Result<()> {

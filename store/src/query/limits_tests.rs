@@ -92,3 +92,47 @@ fn a_cancelled_query_stops_with_the_reason() {
         assert!(matches!(e, StoreError::QueryCancelled(_)) && e.to_string().contains("query.timeout_ms = 5"), "{e}");
     }
 }
+
+/// Three days of one Parquet segment each, counted without dedup on two threads: the answer is the one-thread answer
+/// and the model's, and every bound holds while the days are counted side by side.
+#[test]
+fn days_counted_in_parallel_hold_the_bounds() {
+    use super::count_only_tests::{event, fixture, DAY_MS, T0};
+    let mut f = fixture();
+    f.ingest(vec![(0..3).flat_map(|day| (0..200).map(move |i| event(day, i, day as u64))).collect()]);
+    f.reencode(&[0, 1, 2]);
+    let snapshot = f.catalog.snapshot();
+    let source = SegmentSource::hot_only(f.layout.clone());
+    let segments = snapshot.lookup("p", i64::MIN, i64::MAX);
+    assert!(plan_days(&segments, Shortcut::GroupCounts).iter().all(|p| matches!(p, DayPlan::Grouped(_))));
+    let two = QueryLimits { threads: 2, ..Default::default() };
+    let by_i = scanned(GroupBy::Property("i".into()));
+    for q in [
+        by_i.clone(),
+        scanned(GroupBy::Property("version".into())),
+        query(T0, T0 + 2 * DAY_MS, None, vec![], GroupBy::Event),
+    ] {
+        let parallel = execute_limited(&source, &snapshot, &q, &Hidden::default(), &two).unwrap();
+        let serial = execute_limited(&source, &snapshot, &q, &Hidden::default(), &QueryLimits::default()).unwrap();
+        assert_eq!(parallel, serial, "{q:?}");
+        assert_eq!((parallel.total, parallel.rows), f.model.answer(&q), "{q:?}");
+    }
+    // `i` takes the same 200 values every day: 200 groups in all, 200 per day.
+    let refused = |limits: QueryLimits<'_>| execute_limited(&source, &snapshot, &by_i, &Hidden::default(), &limits);
+    assert_eq!(refused(QueryLimits { max_groups: 200, ..two }).unwrap().rows.len(), 200);
+    let e = refused(QueryLimits { max_groups: 199, ..two }).unwrap_err();
+    assert!(e.to_string().contains("more than 199 groups (query.max_groups)"), "{e}");
+    let e = refused(QueryLimits { max_memory_bytes: 100 * GROUP_OVERHEAD_BYTES, ..two }).unwrap_err();
+    assert!(matches!(e, StoreError::QueryTooLarge(_)) && e.to_string().contains("query.max_memory_bytes"), "{e}");
+    let pool = QueryMemory::new(64 << 20);
+    refused(QueryLimits { shared: Some(&pool), ..two }).unwrap();
+    assert_eq!(pool.used(), 0, "a finished query gives its reservation back");
+    let full = QueryMemory::new(1000);
+    let e = refused(QueryLimits { shared: Some(&full), ..two }).unwrap_err();
+    assert!(matches!(e, StoreError::QueryBusy(_)), "{e}");
+    assert_eq!(full.used(), 0);
+    let stop = AtomicBool::new(true);
+    let e = refused(QueryLimits { cancel: Some(&stop), cancel_reason: "ran past query.timeout_ms = 5", ..two })
+        .unwrap_err();
+    assert!(matches!(e, StoreError::QueryCancelled(_)), "{e}");
+}

@@ -14,21 +14,24 @@ use arrow_array::{Array, ArrayRef, Int32Array, StringArray};
 use serde_json::Value;
 
 use super::values::{float_value, json_value, Source, Typed};
+use crate::hash::Xxh3State;
+
+type Map<K, V> = HashMap<K, V, Xxh3State>;
 
 /// Per group key, how many rows.
 #[derive(Debug, Default)]
 pub(super) struct GroupCounts {
     total: u64,
-    strings: HashMap<String, u64>,
-    integers: HashMap<i64, u64>,
+    strings: Map<String, u64>,
+    integers: Map<i64, u64>,
     /// By the float's bits: two floats are one group exactly when their JSON text is the same (`0.0` and `-0.0`
     /// are two).
-    floats: HashMap<u64, u64>,
+    floats: Map<u64, u64>,
     booleans: [u64; 2],
     /// Objects and arrays, by their text in the column.
-    json: HashMap<String, u64>,
+    json: Map<String, u64>,
     /// Values from `_props`, and `null` for rows without the key, by JSON text.
-    other: HashMap<String, (Value, u64)>,
+    other: Map<String, (Value, u64)>,
     /// The dictionary being counted per key: its values (held, so that its allocation cannot be reused by another
     /// one while it is compared by address), and the count of each key.
     dictionary: Option<(ArrayRef, Vec<u64>)>,
