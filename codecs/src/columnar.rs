@@ -39,6 +39,7 @@ use crate::event::TimeRange;
 
 pub use parquet::errors::ParquetError;
 
+mod aggregate;
 mod count;
 pub mod layout;
 mod ranged;
@@ -49,6 +50,7 @@ pub mod shred;
 mod spec;
 mod write;
 
+pub use aggregate::{count_groups, GroupCountRequest, GroupProgress};
 pub use count::count_by_event;
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};
 pub use read::{decode, read_meta};

@@ -1,6 +1,7 @@
 //! Conditions on one event's properties (`property op value`): the `where` language of queries and of filtered
-//! deletes. Pure, so that a query (the store's reference engine) and a deletion's [`crate::RowFilter`] evaluate the
-//! same words the same way.
+//! deletes, and the group key of queries ([`GroupBy`]). Pure, so that a query (the store's reference engine), the
+//! columnar grouped counts (`crate::columnar::count_groups`) and a deletion's [`crate::RowFilter`] evaluate the same
+//! words the same way.
 
 use std::cmp::Ordering;
 
@@ -85,7 +86,13 @@ fn order(a: &Value, b: &Value) -> Option<Ordering> {
 impl Filter {
     pub fn matches(&self, e: &Event) -> bool {
         let mut scratch = None;
-        let v = property(e, &self.property, &mut scratch);
+        self.matches_value(property(e, &self.property, &mut scratch))
+    }
+
+    /// Whether an event whose property has value `v` (`None`: the event does not have it) meets the condition:
+    /// what [`Filter::matches`] decides once it found the value. Readers that find values without building events
+    /// (`crate::columnar`'s grouped counts) decide through here, so both agree.
+    pub fn matches_value(&self, v: Option<&Value>) -> bool {
         match self.op {
             Op::Exists => matches!(v, Some(v) if !v.is_null()),
             Op::Eq => v.is_some_and(|v| values_equal(v, &self.value)),
@@ -94,6 +101,42 @@ impl Filter {
             Op::Lte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Less | Ordering::Equal)),
             Op::Gt => v.and_then(|v| order(v, &self.value)) == Some(Ordering::Greater),
             Op::Gte => matches!(v.and_then(|v| order(v, &self.value)), Some(Ordering::Greater | Ordering::Equal)),
+        }
+    }
+}
+
+/// What a query's counts are grouped by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    None,
+    Event,
+    /// A property (or a lifted field: `distinct_id`, `$insert_id`, `time`), as [`property`] finds it.
+    Property(String),
+}
+
+impl GroupBy {
+    /// Parses `"event"` or `"properties.NAME"`.
+    pub fn parse(s: Option<&str>) -> std::result::Result<Self, String> {
+        match s {
+            None => Ok(GroupBy::None),
+            Some("event") => Ok(GroupBy::Event),
+            Some(p) => match p.strip_prefix("properties.") {
+                Some(name) if !name.is_empty() => Ok(GroupBy::Property(name.to_string())),
+                _ => Err(format!("group_by {p:?} must be \"event\" or \"properties.NAME\"")),
+            },
+        }
+    }
+
+    /// The group of event `e`: `null` for every event without grouping, and for an event whose property is
+    /// missing or `null` (the two are one group).
+    pub fn key(&self, e: &Event) -> Value {
+        match self {
+            GroupBy::None => Value::Null,
+            GroupBy::Event => Value::String(e.event.clone()),
+            GroupBy::Property(name) => {
+                let mut scratch = None;
+                property(e, name, &mut scratch).cloned().unwrap_or(Value::Null)
+            }
         }
     }
 }

@@ -64,3 +64,38 @@ impl std::io::Write for StreamedField<'_> {
         Ok(())
     }
 }
+
+/// Builds [`Xxh3Hasher`]s for the maps a query fills per row or per group (group keys by value): xxh3 is several
+/// times faster than `std`'s SipHash on short keys. The seed is drawn from `std`'s `RandomState` for each map, so
+/// keys that collide in one map do not collide in the next.
+#[derive(Debug, Clone, Copy)]
+pub struct Xxh3State(u64);
+
+impl Default for Xxh3State {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Xxh3State(std::collections::hash_map::RandomState::new().hash_one(0x0074_6965_7264_u64))
+    }
+}
+
+impl std::hash::BuildHasher for Xxh3State {
+    type Hasher = Xxh3Hasher;
+
+    fn build_hasher(&self) -> Xxh3Hasher {
+        Xxh3Hasher(self.0)
+    }
+}
+
+/// xxh3-64 of each `write`, seeded with the state so far (see [`Xxh3State`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Xxh3Hasher(u64);
+
+impl std::hash::Hasher for Xxh3Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+}

@@ -34,4 +34,5 @@ pub use event::{
     RecordError, RowBatch, StoredEvent, TimeRange,
 };
 pub use filter::{Coverage, RowFilter};
+pub use hash::{Xxh3Hasher, Xxh3State};
 pub use rows::{FrameBody, RowsError, SegmentHeader, ValidPrefix};

@@ -100,7 +100,7 @@ pub const STORE_METRICS: &[MetricDoc] = &[
     counter("tierd_query_segments_scanned_total", "Segments read by queries"),
     counter(
         "tierd_query_segments_counted_total",
-        "Segments queries counted from time and event alone (one columnar segment for the day, no dedup needed)",
+        "Segments queries counted without building events (one columnar segment for the day, no dedup needed)",
     ),
     bytes_counter("tierd_query_bytes_scanned_total", "Bytes read by queries"),
     bytes_counter("tierd_read_bytes_total", "Segment bytes read, by tier"),

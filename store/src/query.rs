@@ -5,31 +5,26 @@
 //! copy. So the answer is the same whether or not duplicates have been physically removed yet, and whatever the
 //! tier, format or codec of the segments.
 //!
-//! A plain count (no property filter, grouped by nothing or by event name) of a day held by one columnar segment
-//! skips all of that: such a segment holds one copy of each event and no copy can lie in another day, so its rows
-//! are counted per event name from the `time` and `event` columns alone (see `DayPlan`).
+//! A day held by one columnar segment skips all of that: such a segment holds one copy of each event and no copy
+//! can lie in another day, so its rows are counted as they are, without building events (see `DayPlan`): a plain
+//! count (no property filter, grouped by nothing or by event name) from the `time` and `event` columns alone, any
+//! other query from the columns its conditions and group key read (`tierd_codecs::columnar::count_groups`:
+//! shredded property columns, `_props` only where a key spilled, conditions evaluated a column at a time).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tierd_codecs::columnar::ScanRequest;
-use tierd_codecs::{dedup_key, DedupKey, Event, RowFilter};
+use tierd_codecs::columnar::{GroupCountRequest, ScanRequest};
+use tierd_codecs::{dedup_key, DedupKey, RowFilter, Xxh3State};
 
 use crate::catalog::{CatalogSnapshot, Format, SegmentMeta};
 use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
 use crate::read::SegmentSource;
 
-pub use tierd_codecs::condition::{property, Filter, Op};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupBy {
-    None,
-    Event,
-    Property(String),
-}
+pub use tierd_codecs::condition::{property, Filter, GroupBy, Op};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
@@ -50,31 +45,6 @@ pub struct QueryResult {
     pub bytes_scanned: u64,
     /// Each segment read and the bytes read from it, for read heat.
     pub segments_read: Vec<(SegmentId, u64)>,
-}
-
-impl GroupBy {
-    /// Parses `"event"` or `"properties.NAME"`.
-    pub fn parse(s: Option<&str>) -> std::result::Result<Self, String> {
-        match s {
-            None => Ok(GroupBy::None),
-            Some("event") => Ok(GroupBy::Event),
-            Some(p) => match p.strip_prefix("properties.") {
-                Some(name) if !name.is_empty() => Ok(GroupBy::Property(name.to_string())),
-                _ => Err(format!("group_by {p:?} must be \"event\" or \"properties.NAME\"")),
-            },
-        }
-    }
-
-    fn key(&self, e: &Event) -> Value {
-        match self {
-            GroupBy::None => Value::Null,
-            GroupBy::Event => Value::String(e.event.clone()),
-            GroupBy::Property(name) => {
-                let mut scratch = None;
-                property(e, name, &mut scratch).cloned().unwrap_or(Value::Null)
-            }
-        }
-    }
 }
 
 impl Query {
@@ -140,9 +110,23 @@ const FILTERED_OUT: u32 = u32::MAX;
 enum DayPlan<'a> {
     /// The day's only segment, columnar: counted per event name from its `time` and `event` columns alone.
     CountOnly(&'a Arc<SegmentMeta>),
+    /// The day's only segment, columnar: its rows in the window that meet the conditions counted per group key from
+    /// the columns the conditions and the key read, without building events.
+    Grouped(&'a Arc<SegmentMeta>),
     /// Every event of the day's segments in the window is built and deduplicated (the copy ingested last wins),
     /// then filtered and grouped.
     Scan(&'a [Arc<SegmentMeta>]),
+}
+
+/// What a day that needs no dedup may be answered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortcut {
+    /// Nothing: every day is scanned (the reference path; and the one that reads what tombstones need).
+    None,
+    /// [`DayPlan::CountOnly`], for a query [`Query::answered_by_event_counts`].
+    EventCounts,
+    /// [`DayPlan::Grouped`].
+    GroupCounts,
 }
 
 impl Query {
@@ -151,44 +135,75 @@ impl Query {
     fn answered_by_event_counts(&self) -> bool {
         self.filters.is_empty() && matches!(self.group_by, GroupBy::None | GroupBy::Event)
     }
+
+    /// The shortcut this query takes on days that need no dedup, if `allowed`.
+    fn shortcut(&self, allowed: bool) -> Shortcut {
+        match (allowed, self.answered_by_event_counts()) {
+            (false, _) => Shortcut::None,
+            (true, true) => Shortcut::EventCounts,
+            (true, false) => Shortcut::GroupCounts,
+        }
+    }
 }
 
 /// Splits `segments` (as [`CatalogSnapshot::lookup`] returns them: by day, then id) into one plan per UTC day, in
-/// day order. With `count_only`, a day of one Parquet segment is [`DayPlan::CountOnly`]; every other day is
-/// [`DayPlan::Scan`]. The days are found by comparing [`SegmentMeta::day`], not trusted from the order alone: a day
-/// split in two would count two copies of an event twice.
-fn plan_days(segments: &[Arc<SegmentMeta>], count_only: bool) -> Vec<DayPlan<'_>> {
+/// day order. A day of one Parquet segment takes `shortcut` ([`DayPlan::CountOnly`] or [`DayPlan::Grouped`]);
+/// every other day is [`DayPlan::Scan`]. The days are found by comparing [`SegmentMeta::day`], not trusted from the
+/// order alone: a day split in two would count two copies of an event twice.
+fn plan_days(segments: &[Arc<SegmentMeta>], shortcut: Shortcut) -> Vec<DayPlan<'_>> {
     let sorted = segments.is_sorted_by_key(|m| m.day);
     debug_assert!(sorted, "lookup returns segments by day");
     segments
         .chunk_by(|a, b| a.day == b.day)
-        .map(|day| match day {
-            [only] if count_only && sorted && only.format == Format::Parquet => DayPlan::CountOnly(only),
+        .map(|day| match (day, shortcut) {
+            ([only], Shortcut::EventCounts) if sorted && only.format == Format::Parquet => DayPlan::CountOnly(only),
+            ([only], Shortcut::GroupCounts) if sorted && only.format == Format::Parquet => DayPlan::Grouped(only),
             _ => DayPlan::Scan(day),
         })
         .collect()
 }
 
-/// The groups of a query's answer: their keys, and the id of each key by its JSON text.
+/// The groups of a query's answer: their keys, and the id of each key: a string key by the string, any other by its
+/// JSON text (which tells `1` from `1.0`; a string and its JSON text never meet, they are in two maps).
 #[derive(Default)]
 struct Groups {
     keys: Vec<Value>,
-    ids: HashMap<String, u32>,
-    /// What the keys hold, about: each key's JSON text twice (the value and the map's key) and bookkeeping.
+    strings: HashMap<String, u32, Xxh3State>,
+    others: HashMap<String, u32, Xxh3State>,
+    /// What the keys hold, about: each key's JSON text twice (the value and the map's key; a string's as if it had
+    /// nothing to escape) and bookkeeping.
     bytes: u64,
 }
 
 impl Groups {
     fn id(&mut self, key: Value) -> u32 {
-        let keys = &mut self.keys;
-        let bytes = &mut self.bytes;
-        let text = key.to_string();
-        let len = text.len() as u64;
-        *self.ids.entry(text).or_insert_with(|| {
-            keys.push(key);
-            *bytes += 2 * len + limits::GROUP_OVERHEAD_BYTES;
-            (keys.len() - 1) as u32
-        })
+        match key {
+            Value::String(s) => match self.strings.get(s.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.add(Value::String(s.clone()), s.len() as u64 + 2);
+                    self.strings.insert(s, id);
+                    id
+                }
+            },
+            other => {
+                let text = other.to_string();
+                match self.others.get(&text) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.add(other, text.len() as u64);
+                        self.others.insert(text, id);
+                        id
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, key: Value, text_len: u64) -> u32 {
+        self.keys.push(key);
+        self.bytes += 2 * text_len + limits::GROUP_OVERHEAD_BYTES;
+        (self.keys.len() - 1) as u32
     }
 }
 
@@ -208,9 +223,10 @@ fn fold(counts: &mut Vec<u64>, groups: &Groups, winners: HashMap<DedupKey, (u64,
 /// `bytes_scanned` counts the bytes read: a hot segment's whole length, a cold segment's blocks read (from the
 /// cache or the object store).
 ///
-/// Days that need no dedup are counted without building events when the query allows it (see `DayPlan`): a
-/// `count(*)`, optionally of one event name and grouped by event name, over a day held by one columnar segment
-/// reads only that segment's `time` and `event` columns. The answer is the same as by the general path.
+/// Days that need no dedup (held by one columnar segment) are counted without building events (see `DayPlan`): a
+/// `count(*)`, optionally of one event name and grouped by event name, reads only that segment's `time` and `event`
+/// columns; any other query reads the columns its conditions and group key need. The answer is the same as by the
+/// general path.
 pub fn execute(source: &SegmentSource, snapshot: &CatalogSnapshot, q: &Query) -> Result<QueryResult> {
     execute_planned(source, snapshot, q, true, None, &QueryLimits::default())
 }
@@ -240,7 +256,7 @@ pub struct Hidden<'a> {
 
 /// [`execute_retained`] that also drops the stored rows `hidden.rows` matches before dedup, so a deleted copy never
 /// wins nor counts, exactly as if the rewrite that removes it had run. With tombstones, days are always scanned
-/// (the count-only path reads no distinct ids and no sequences); without them this is [`execute_retained`].
+/// (the shortcuts read no sequences); without them this is [`execute_retained`].
 pub fn execute_hidden(
     source: &SegmentSource,
     snapshot: &CatalogSnapshot,
@@ -278,12 +294,12 @@ pub fn execute_limited(
     }
 }
 
-/// [`execute`], with the count-only path allowed or not (tests compare the two).
+/// [`execute`], with the shortcuts for days that need no dedup allowed or not (tests compare the two).
 fn execute_planned(
     source: &SegmentSource,
     snapshot: &CatalogSnapshot,
     q: &Query,
-    count_only: bool,
+    shortcuts: bool,
     hidden_rows: Option<&RowFilter>,
     limits: &QueryLimits<'_>,
 ) -> Result<QueryResult> {
@@ -310,19 +326,20 @@ fn execute_planned(
     // is ordered by day, as it is; otherwise one dedup map spans the query.)
     let per_day = segments.is_sorted_by_key(|m| m.day);
     let mut winners: HashMap<DedupKey, (u64, u32), BuildHasherDefault<KeyHasher>> = HashMap::default();
-    for day in plan_days(&segments, count_only && q.answered_by_event_counts()) {
+    let grouped = GroupCountRequest { scan: req.clone(), filters: q.filters.clone(), group_by: q.group_by.clone() };
+    let plans = plan_days(&segments, q.shortcut(shortcuts));
+    // The days that need no dedup first, in parallel; their counts are added up in day order below.
+    let counted: Vec<DayPlan<'_>> = plans.iter().filter(|p| !matches!(p, DayPlan::Scan(_))).copied().collect();
+    let mut counted = shortcut::count_days(source, &counted, &req, &grouped, limits, &mut memory)?.into_iter();
+    for day in plans {
         limits.check_cancelled()?;
         match day {
-            DayPlan::CountOnly(meta) => {
-                let (day_counts, read) = source.count_by_event(meta, &req)?;
-                bytes_scanned += read;
-                segments_read.push((meta.id, read));
+            DayPlan::CountOnly(_) | DayPlan::Grouped(_) => {
+                let day = counted.next().expect("one count per day that needs no dedup");
+                bytes_scanned += day.bytes_read;
+                segments_read.push((day.segment, day.bytes_read));
                 segments_counted += 1;
-                for (name, n) in day_counts {
-                    let key = match q.group_by {
-                        GroupBy::Event => Value::String(name),
-                        _ => Value::Null,
-                    };
+                for (key, n) in day.rows {
                     let g = groups.id(key) as usize;
                     if counts.len() <= g {
                         counts.resize(g + 1, 0);
@@ -383,9 +400,12 @@ fn execute_planned(
 
 #[cfg(test)]
 mod count_only_tests;
+#[cfg(test)]
+mod grouped_tests;
 mod limits;
 #[cfg(test)]
 mod limits_tests;
+mod shortcut;
 
 pub use limits::{QueryLimits, QueryMemory};
 
@@ -401,6 +421,7 @@ fn tie_order(key: &Value) -> (bool, std::borrow::Cow<'_, str>) {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use tierd_codecs::Event;
 
     use super::*;
 

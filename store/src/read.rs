@@ -19,12 +19,13 @@ mod tests;
 pub use cold::ColdReadStats;
 pub use source::{RawSegment, SegmentSource};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
-use tierd_codecs::columnar::{self, ScanRequest};
+use serde_json::Value;
+use tierd_codecs::columnar::{self, GroupCountRequest, GroupProgress, ScanRequest};
 use tierd_codecs::rows::{self, SegmentHeader};
 use tierd_codecs::StoredEvent;
 use tracing::error;
@@ -131,6 +132,36 @@ pub fn count_by_event(meta: &SegmentMeta, bytes: Bytes, req: &ScanRequest) -> Re
             Ok(counts.into_iter().collect())
         }
         Format::Parquet => columnar::count_by_event(bytes, req)
+            .map(|(counts, _)| counts)
+            .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() }),
+    }
+}
+
+/// Per group key, how many of a segment's stored events (from its verified bytes) in `req`'s window and of its event
+/// name meet every condition of `req` (see `tierd_codecs::columnar::count_groups`, whose `progress` this takes):
+/// stored copies, not deduplicated, like [`count_by_event`]. A Parquet segment is counted from the columns the
+/// conditions and the key read, without building any event; a row segment is scanned and its events counted.
+pub fn count_groups(
+    meta: &SegmentMeta,
+    bytes: Bytes,
+    req: &GroupCountRequest,
+    mut progress: impl FnMut(GroupProgress) -> bool,
+) -> Result<Vec<(Value, u64)>> {
+    match meta.format {
+        Format::Rows => {
+            let mut counts: HashMap<String, (Value, u64)> = HashMap::new();
+            let scan_req = ScanRequest { properties: None, ..req.scan.clone() };
+            scan(meta, bytes, &scan_req, |e| {
+                if req.filters.iter().all(|f| f.matches(&e.event)) {
+                    let key = req.group_by.key(&e.event);
+                    counts.entry(key.to_string()).or_insert((key, 0)).1 += 1;
+                }
+            })?;
+            let bytes = counts.keys().map(|k| k.len() as u64).sum();
+            progress(GroupProgress { groups: counts.len(), key_bytes: bytes });
+            Ok(counts.into_values().collect())
+        }
+        Format::Parquet => columnar::count_groups(bytes, req, progress)
             .map(|(counts, _)| counts)
             .map_err(|e| StoreError::Corrupt { id: meta.id, message: e.to_string() }),
     }

@@ -61,6 +61,11 @@ pub(crate) const KEY_SORT: &str = "tierd.sort";
 pub(crate) const KEY_COLUMNS: &str = "tierd.columns";
 /// Every key that occurs in `_props` in some row: a sorted JSON array of strings.
 pub(crate) const KEY_PROPS_KEYS: &str = "tierd.props_keys";
+/// The keys of [`KEY_PROPS_KEYS`] that occur in `_props` with a value other than `null` in some row: a sorted JSON
+/// array of strings. A reader to which a `null` and a missing value are alike (a group key, most conditions) need
+/// not read `_props` for the other keys (a key without a column, or a shredded key, that spilled only as `null`).
+/// Optional: files written before it was recorded have none, and every key of `_props` may then hold any value.
+pub(crate) const KEY_PROPS_VALUED_KEYS: &str = "tierd.props_valued_keys";
 /// The [`Lineage`] of a rewrite's output, as JSON; absent in files written before it was recorded.
 pub(crate) const KEY_LINEAGE: &str = "tierd.lineage";
 
@@ -82,6 +87,8 @@ pub(crate) struct Layout {
     /// In schema order (sorted by key).
     pub(crate) columns: Vec<ShreddedColumn>,
     pub(crate) props_keys: BTreeSet<String>,
+    /// [`KEY_PROPS_VALUED_KEYS`]; `None` in files written before it was recorded.
+    pub(crate) props_valued_keys: Option<BTreeSet<String>>,
     pub(crate) lineage: Option<Lineage>,
 }
 
@@ -106,7 +113,8 @@ impl Layout {
         FIRST_PROPERTY_INDEX + self.columns.len()
     }
 
-    /// The footer key-value metadata, except [`KEY_PROPS_KEYS`] (see [`Layout::props_keys_key_value`]).
+    /// The footer key-value metadata, except [`KEY_PROPS_KEYS`] and [`KEY_PROPS_VALUED_KEYS`] (see
+    /// [`Layout::props_keys_key_values`]).
     fn key_values(&self) -> Vec<KeyValue> {
         let mut kvs = vec![
             KeyValue::new(KEY_VERSION.to_owned(), FORMAT_VERSION.to_string()),
@@ -123,10 +131,23 @@ impl Layout {
         kvs
     }
 
-    /// The [`KEY_PROPS_KEYS`] footer entry. The writer learns the set only while it writes the rows, so it is
-    /// appended to the footer just before the file is closed rather than given with the writer properties.
-    pub(crate) fn props_keys_key_value(&self) -> KeyValue {
-        KeyValue::new(KEY_PROPS_KEYS.to_owned(), to_json(&self.props_keys))
+    /// The [`KEY_PROPS_KEYS`] and [`KEY_PROPS_VALUED_KEYS`] footer entries (the second when known). The writer
+    /// learns the sets only while it writes the rows, so they are appended to the footer just before the file is
+    /// closed rather than given with the writer properties.
+    pub(crate) fn props_keys_key_values(&self) -> Vec<KeyValue> {
+        let mut kvs = vec![KeyValue::new(KEY_PROPS_KEYS.to_owned(), to_json(&self.props_keys))];
+        if let Some(valued) = &self.props_valued_keys {
+            kvs.push(KeyValue::new(KEY_PROPS_VALUED_KEYS.to_owned(), to_json(valued)));
+        }
+        kvs
+    }
+
+    /// Whether `_props` may hold a value of `key` other than `null` in some row.
+    pub(crate) fn props_may_hold_value(&self, key: &str) -> bool {
+        match &self.props_valued_keys {
+            Some(valued) => valued.contains(key),
+            None => self.props_keys.contains(key),
+        }
     }
 
     /// Reads the layout from a file's key-value metadata and checks it against the file's Arrow schema.
@@ -175,7 +196,14 @@ impl Layout {
             None => None,
             Some(_) => Some(typed(KEY_LINEAGE, parse_json(KEY_LINEAGE)?, corrupt)?),
         };
-        let layout = Layout { info, spec, sort, columns, props_keys, lineage };
+        let props_valued_keys: Option<BTreeSet<String>> = match get(KEY_PROPS_VALUED_KEYS) {
+            None => None,
+            Some(_) => Some(typed(KEY_PROPS_VALUED_KEYS, parse_json(KEY_PROPS_VALUED_KEYS)?, corrupt)?),
+        };
+        if let Some(stray) = props_valued_keys.iter().flatten().find(|k| !props_keys.contains(*k)) {
+            return Err(corrupt(format!("footer key {KEY_PROPS_VALUED_KEYS:?} lists {stray:?}, not a key of _props")));
+        }
+        let layout = Layout { info, spec, sort, columns, props_keys, props_valued_keys, lineage };
 
         let expected = Layout::schema(&layout.columns);
         let names = |s: &Schema| s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
@@ -191,7 +219,7 @@ impl Layout {
     }
 
     /// The Parquet writer settings for this layout (with its `spec`), footer metadata included but for
-    /// [`Layout::props_keys_key_value`].
+    /// [`Layout::props_keys_key_values`].
     ///
     /// Statistics are written per page (`EnabledStatistics::Page`), so every column chunk has min/max statistics and
     /// a column index and offset index (the page index) for readers to prune row groups and pages with. Time and

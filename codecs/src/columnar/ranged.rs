@@ -126,7 +126,19 @@ impl ColumnarFooter {
         selection: Selection,
         roots: &[usize],
     ) -> Result<impl Iterator<Item = Result<RecordBatch, ColumnarError>> + '_, ColumnarError> {
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
+        self.read_selected_with(self.metadata.clone(), reader, selection, roots)
+    }
+
+    /// [`ColumnarFooter::read_selected`] with `metadata`: this footer's, possibly with another Arrow schema for the
+    /// same Parquet columns (string columns read as dictionaries).
+    pub(super) fn read_selected_with<R: ChunkReader + 'static>(
+        &self,
+        metadata: ArrowReaderMetadata,
+        reader: R,
+        selection: Selection,
+        roots: &[usize],
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, ColumnarError>> + '_, ColumnarError> {
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata)
             .with_projection(self.projection(roots))
             .with_row_groups(selection.groups)
             .with_row_selection(selection.rows);
@@ -135,7 +147,7 @@ impl ColumnarFooter {
 
     /// The column chunks of the columns under `roots` in the row groups `req` selects. The Parquet reader reads a
     /// column chunk's pages (and its dictionary page) inside the chunk's byte range and nothing else.
-    fn chunk_ranges(&self, req: &ScanRequest, roots: &[usize]) -> Vec<Range<u64>> {
+    pub(super) fn chunk_ranges(&self, req: &ScanRequest, roots: &[usize]) -> Vec<Range<u64>> {
         let parquet = self.metadata.metadata();
         let selection = Selection::new(parquet, req);
         let projection = self.projection(roots);

@@ -115,15 +115,22 @@ fn encode_layout(
 ) -> Result<Vec<u8>, ColumnarError> {
     spec.validate()?;
     let columns = shred::plan(events, spec.max_property_columns);
-    let mut layout =
-        Layout { info: info.clone(), spec: spec.clone(), sort: order, columns, props_keys: BTreeSet::new(), lineage };
+    let mut layout = Layout {
+        info: info.clone(),
+        spec: spec.clone(),
+        sort: order,
+        columns,
+        props_keys: BTreeSet::new(),
+        props_valued_keys: Some(BTreeSet::new()),
+        lineage,
+    };
     let segment_id = info.segment_id.as_str();
     let schema = Layout::schema(&layout.columns);
     let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(layout.writer_properties()))
         .map_err(ColumnarError::parquet(segment_id, "writer setup"))?;
     let mut batch = BatchBuilder::new(schema, &layout.columns);
     for i in sort_permutation(events, order) {
-        batch.push(&events[i], &mut layout.props_keys);
+        batch.push(&events[i], &mut layout.props_keys, &mut layout.props_valued_keys);
         if batch.rows == BATCH_ROWS || batch.text_bytes >= BATCH_TEXT_BYTES {
             let full = batch.finish().map_err(ColumnarError::arrow(segment_id, "batch assembly"))?;
             writer.write(&full).map_err(ColumnarError::parquet(segment_id, "write"))?;
@@ -133,7 +140,9 @@ fn encode_layout(
         let last = batch.finish().map_err(ColumnarError::arrow(segment_id, "batch assembly"))?;
         writer.write(&last).map_err(ColumnarError::parquet(segment_id, "write"))?;
     }
-    writer.append_key_value_metadata(layout.props_keys_key_value());
+    for kv in layout.props_keys_key_values() {
+        writer.append_key_value_metadata(kv);
+    }
     writer.into_inner().map_err(ColumnarError::parquet(segment_id, "close"))
 }
 
@@ -183,7 +192,9 @@ fn recompress_with(
             .map_err(ColumnarError::arrow(&segment_id, "batch assembly"))?;
         writer.write(&batch).map_err(ColumnarError::parquet(&segment_id, "write"))?;
     }
-    writer.append_key_value_metadata(layout.props_keys_key_value());
+    for kv in layout.props_keys_key_values() {
+        writer.append_key_value_metadata(kv);
+    }
     writer.into_inner().map_err(ColumnarError::parquet(&segment_id, "close"))
 }
 
@@ -228,8 +239,14 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    /// Appends one event; every key written to `_props` is added to `props_keys`.
-    fn push(&mut self, stored: &'a StoredEvent, props_keys: &mut BTreeSet<String>) {
+    /// Appends one event; every key written to `_props` is added to `props_keys` (and to `valued_keys` with a value
+    /// other than `null`).
+    fn push(
+        &mut self,
+        stored: &'a StoredEvent,
+        props_keys: &mut BTreeSet<String>,
+        valued_keys: &mut Option<BTreeSet<String>>,
+    ) {
         let event = &stored.event;
         self.time.push(event.time_ms);
         self.event.append_value(&event.event);
@@ -253,6 +270,9 @@ impl<'a> BatchBuilder<'a> {
             serde_json::to_writer(&mut self.json, value).expect("writing JSON into a Vec cannot fail");
             if !props_keys.contains(key) {
                 props_keys.insert(key.clone());
+            }
+            if let Some(valued) = valued_keys.as_mut().filter(|v| !value.is_null() && !v.contains(key)) {
+                valued.insert(key.clone());
             }
         }
         for (builder, slot) in self.properties.iter_mut().zip(&mut self.slots) {

@@ -17,13 +17,13 @@ use crate::hot::{HotConfig, HotTier, IngestBatch};
 use crate::layout::{day_of_ms, Layout};
 use crate::rewrite::Rewriter;
 
-const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-const DAY_MS: i64 = 86_400_000;
+pub(super) const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+pub(super) const DAY_MS: i64 = 86_400_000;
 const NAMES: [&str; 4] = ["a", "b", "c", "q\"uote"];
 
 /// The `i`-th event of `day` (0, 1 or 2 days after T0), in version `version` (a re-send of the same event carries
 /// the same dedup key and a different `version` property).
-fn event(day: i64, i: u64, version: u64) -> Event {
+pub(super) fn event(day: i64, i: u64, version: u64) -> Event {
     Event {
         event: NAMES[(i * i % 7 % 4) as usize].to_owned(),
         time_ms: T0 + day * DAY_MS + (i as i64 * 977_777) % DAY_MS,
@@ -76,7 +76,7 @@ pub(super) struct Fixture {
 
 impl Fixture {
     /// Ingests `batches` (one request each) through a hot tier, then seals everything (shutdown).
-    fn ingest(&mut self, batches: Vec<Vec<Event>>) {
+    pub(super) fn ingest(&mut self, batches: Vec<Vec<Event>>) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let ctx = crate::testing::context(&self.layout, &self.catalog, &self.clock, "");
@@ -90,7 +90,7 @@ impl Fixture {
     }
 
     /// Re-encodes the sealed row segments of the given days (days after T0) into one Parquet segment per day.
-    fn reencode(&self, days: &[i64]) {
+    pub(super) fn reencode(&self, days: &[i64]) {
         let stats: Vec<_> = self.catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
         let planner = ReencodePlanner { output_codec: "lz4".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
         let rewriter = Rewriter::new(
@@ -108,7 +108,7 @@ impl Fixture {
     }
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let catalog = Arc::new(Catalog::open(&layout.catalog_dir()).unwrap());
@@ -149,9 +149,9 @@ fn days_of_one_parquet_segment_are_counted_the_others_scanned() {
         segments.iter().map(|m| ((m.day as i64 * DAY_MS - T0) / DAY_MS, m.format.extension())).collect();
     described.sort();
     assert_eq!(described, [(0, "parquet"), (1, "parquet"), (1, "parquet"), (2, "parquet"), (2, "rows")]);
-    let plans = plan_days(&segments, true);
+    let plans = plan_days(&segments, Shortcut::EventCounts);
     assert!(matches!(plans[..], [DayPlan::CountOnly(_), DayPlan::Scan([_, _]), DayPlan::Scan([_, _])]), "{plans:?}");
-    assert!(plan_days(&segments, false).iter().all(|p| matches!(p, DayPlan::Scan(_))));
+    assert!(plan_days(&segments, Shortcut::None).iter().all(|p| matches!(p, DayPlan::Scan(_))));
     let plain = query(i64::MIN, i64::MAX, None, vec![], GroupBy::Event);
     assert!(plain.answered_by_event_counts());
     assert!(query(0, 1, Some("a"), vec![], GroupBy::None).answered_by_event_counts());

@@ -4,10 +4,12 @@
 //!
 //! Memory is estimated, not measured: a dedup entry is a 16-byte key and a 12-byte value in a hash map (about
 //! [`WINNER_BYTES`] with the table's control bytes and spare capacity), a group its key's JSON text twice plus
-//! bookkeeping. The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
+//! bookkeeping (and the same for the groups of the days counted without dedup, while they are held). The estimate is what is reserved from the shared pool, in [`RESERVE_STEP`] steps so that the pool's
 //! atomic is touched once per step, not per row.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tierd_codecs::columnar::GroupProgress;
 
 use super::Groups;
 use crate::error::{Result, StoreError};
@@ -69,6 +71,8 @@ pub struct QueryLimits<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Why `cancel` would be set, for the error (e.g. "ran past query.timeout_ms = 30000").
     pub cancel_reason: &'a str,
+    /// Threads that count the days needing no dedup, at most (`query.threads`); 1 counts them on the caller's.
+    pub threads: usize,
 }
 
 impl Default for QueryLimits<'_> {
@@ -79,6 +83,7 @@ impl Default for QueryLimits<'_> {
             shared: None,
             cancel: None,
             cancel_reason: "",
+            threads: 1,
         }
     }
 }
@@ -105,15 +110,28 @@ pub(super) struct Reservation<'a> {
 impl Reservation<'_> {
     /// Checks the query's state against its bounds, reserving more of the pool as it grows.
     pub(super) fn track(&mut self, winners: usize, groups: &Groups) -> Result<()> {
+        self.check(winners, groups.keys.len(), groups.bytes)
+    }
+
+    /// [`Reservation::track`] while days are counted without dedup ([`super::shortcut`]): `held` is what their
+    /// counts hold together (groups and key bytes added up), `largest` the most groups of one of them (the query
+    /// has at least as many).
+    pub(super) fn track_counted(&mut self, largest: usize, held: GroupProgress) -> Result<()> {
+        let bytes =
+            (held.groups as u64).saturating_mul(GROUP_OVERHEAD_BYTES).saturating_add(held.key_bytes.saturating_mul(2));
+        self.check(0, largest, bytes)
+    }
+
+    fn check(&mut self, winners: usize, group_count: usize, group_bytes: u64) -> Result<()> {
         let l = &self.limits;
-        if groups.keys.len() > l.max_groups {
+        if group_count > l.max_groups {
             return Err(StoreError::QueryTooLarge(format!(
                 "more than {} groups (query.max_groups): group by a property with fewer values, or narrow the \
                  window or the filters",
                 l.max_groups
             )));
         }
-        let bytes = (winners as u64).saturating_mul(WINNER_BYTES).saturating_add(groups.bytes);
+        let bytes = (winners as u64).saturating_mul(WINNER_BYTES).saturating_add(group_bytes);
         if bytes > l.max_memory_bytes {
             return Err(StoreError::QueryTooLarge(format!(
                 "the query needs more than {} bytes for its dedup state and groups (query.max_memory_bytes): narrow \

@@ -13,7 +13,10 @@ use std::fs::File;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use tierd_codecs::columnar::{self, ChunkReader, ColumnarFooter, ScanRequest, FOOTER_TAIL_LEN};
+use serde_json::Value;
+use tierd_codecs::columnar::{
+    self, ChunkReader, ColumnarFooter, GroupCountRequest, GroupProgress, ScanRequest, FOOTER_TAIL_LEN,
+};
 use tierd_codecs::StoredEvent;
 use tracing::error;
 
@@ -245,4 +248,20 @@ pub(crate) fn count_blocks(mut object: BlockObject<'_>, req: &ScanRequest) -> Re
     object.ensure(&footer.count_ranges(req))?;
     let read = object.object.bytes_held();
     footer.count_by_event(object.object.clone(), req).map(|(counts, _)| (counts, read)).map_err(|e| object.corrupt(e))
+}
+
+/// Counts a Parquet copy read in blocks per group key, reading only the columns `req`'s conditions and key need;
+/// returns the counts and the bytes of the blocks read.
+pub(crate) fn group_blocks(
+    mut object: BlockObject<'_>,
+    req: &GroupCountRequest,
+    progress: impl FnMut(GroupProgress) -> bool,
+) -> Result<(Vec<(Value, u64)>, u64)> {
+    let footer = object.footer()?;
+    object.ensure(&footer.group_ranges(req))?;
+    let read = object.object.bytes_held();
+    footer
+        .count_groups(object.object.clone(), req, progress)
+        .map(|(counts, _)| (counts, read))
+        .map_err(|e| object.corrupt(e))
 }

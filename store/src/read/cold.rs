@@ -18,11 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tierd_codecs::columnar::ScanRequest;
+use serde_json::Value;
+use tierd_codecs::columnar::{GroupCountRequest, GroupProgress, ScanRequest};
 use tierd_codecs::StoredEvent;
 use tokio::runtime::Handle;
 
-use super::blocks::{count_blocks, scan_blocks, Backing, BlockObject, Fill, RemoteBlocks};
+use super::blocks::{count_blocks, group_blocks, scan_blocks, Backing, BlockObject, Fill, RemoteBlocks};
 use crate::cache::BlockCache;
 use crate::catalog::{Location, SegmentMeta};
 use crate::cold::ColdStore;
@@ -169,6 +170,25 @@ impl ColdReads {
                 let bytes = self.whole(meta, key)?;
                 let len = bytes.len() as u64;
                 Ok((super::count_by_event(meta, bytes, req)?, len))
+            }
+        }
+    }
+
+    /// Counts a cold Parquet copy's events per group key reading only the columns `req` needs; returns the counts
+    /// and the bytes of the blocks read.
+    pub(crate) fn count_groups(
+        &self,
+        meta: &SegmentMeta,
+        key: &str,
+        req: &GroupCountRequest,
+        progress: impl FnMut(GroupProgress) -> bool,
+    ) -> Result<(Vec<(Value, u64)>, u64)> {
+        match self.object(meta, key, Fill::Yes)? {
+            Some(object) => group_blocks(object, req, progress),
+            None => {
+                let bytes = self.whole(meta, key)?;
+                let len = bytes.len() as u64;
+                Ok((super::count_groups(meta, bytes, req, progress)?, len))
             }
         }
     }

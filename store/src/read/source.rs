@@ -5,12 +5,13 @@ use std::fs::File;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tierd_codecs::columnar::{self, ScanRequest};
+use serde_json::Value;
+use tierd_codecs::columnar::{self, GroupCountRequest, GroupProgress, ScanRequest};
 use tierd_codecs::StoredEvent;
 use tokio::runtime::Handle;
 use tracing::{error, warn};
 
-use super::blocks::{count_blocks, scan_blocks, Backing, BlockObject};
+use super::blocks::{count_blocks, group_blocks, scan_blocks, Backing, BlockObject};
 use super::cold::{ColdReadStats, ColdReads};
 use crate::cache::BlockCache;
 use crate::catalog::{Format, SegmentMeta};
@@ -212,6 +213,35 @@ impl SegmentSource {
             |cold, key| match meta.format {
                 Format::Parquet => cold.count_by_event(meta, key, req),
                 Format::Rows => Ok((super::count_by_event(meta, cold.whole(meta, key)?, req)?, meta.bytes)),
+            },
+            || true,
+        )
+    }
+
+    /// Per group key, how many stored events of the segment are in `req`'s window and meet its conditions (see
+    /// [`super::count_groups`]: stored copies, not deduplicated), and the bytes read. A Parquet copy, hot or cold,
+    /// is read in ranges: only the columns the conditions and the key need.
+    pub fn count_groups(
+        &self,
+        meta: &SegmentMeta,
+        req: &GroupCountRequest,
+        progress: impl FnMut(GroupProgress) -> bool,
+    ) -> Result<(Vec<(Value, u64)>, u64)> {
+        // Both closures may need `progress`; it only reports, so a read that falls back may call it again.
+        let progress = std::cell::RefCell::new(progress);
+        let call = |p: GroupProgress| (progress.borrow_mut())(p);
+        self.with_copy(
+            meta,
+            || match self.hot_blocks(meta)? {
+                Some((file, path)) => group_blocks(hot_object(meta, file, path)?, req, call),
+                None => {
+                    let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
+                    Ok((super::count_groups(meta, bytes, req, call)?, meta.bytes))
+                }
+            },
+            |cold, key| match meta.format {
+                Format::Parquet => cold.count_groups(meta, key, req, call),
+                Format::Rows => Ok((super::count_groups(meta, cold.whole(meta, key)?, req, call)?, meta.bytes)),
             },
             || true,
         )

@@ -152,6 +152,7 @@ fn scan_reads_props_only_when_a_requested_key_can_be_there() {
         sort: SortOrder::DEFAULT,
         columns,
         props_keys: ["b".to_owned()].into_iter().collect(),
+        props_valued_keys: None,
         lineage: None,
     };
     let strings = |values: &[Option<&str>]| -> ArrayRef {
@@ -177,7 +178,9 @@ fn scan_reads_props_only_when_a_requested_key_can_be_there() {
     .unwrap();
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(layout.writer_properties())).unwrap();
     writer.write(&batch).unwrap();
-    writer.append_key_value_metadata(layout.props_keys_key_value());
+    for kv in layout.props_keys_key_values() {
+        writer.append_key_value_metadata(kv);
+    }
     let bytes = Bytes::from(writer.into_inner().unwrap());
 
     let req = |keys: Option<Vec<&str>>| ScanRequest {

@@ -20,6 +20,8 @@ pub struct QuerySection {
     pub max_groups: usize,
     /// Most `where` conditions in one query; more is a 413.
     pub max_conditions: usize,
+    /// Threads one query counts its days that need no dedup on (days held by one columnar segment), at most.
+    pub threads: usize,
 }
 
 impl Default for QuerySection {
@@ -31,6 +33,7 @@ impl Default for QuerySection {
             max_total_memory_bytes: 1024 * 1024 * 1024,
             max_groups: 100_000,
             max_conditions: 64,
+            threads: 2,
         }
     }
 }
@@ -45,6 +48,7 @@ impl QuerySection {
             ("query.max_total_memory_bytes", self.max_total_memory_bytes),
             ("query.max_groups", self.max_groups as u64),
             ("query.max_conditions", self.max_conditions as u64),
+            ("query.threads", self.threads as u64),
         ])?;
         if self.max_total_memory_bytes < self.max_memory_bytes {
             return Err((

@@ -396,6 +396,7 @@ pub async fn query(State(state): State<Arc<AppState>>, body: Bytes) -> Result<So
             shared: Some(&gate.memory),
             cancel: Some(&cancel),
             cancel_reason: &reason,
+            threads: config.threads,
         };
         gate.memory.set_limit(config.max_total_memory_bytes);
         let hidden = Hidden { before_ms: cutoff, rows: deleted.as_deref() };
