@@ -112,6 +112,17 @@ struct Ledger {
     mix: mix::MixLedger,
 }
 
+impl Ledger {
+    /// A non-200 answer: a 4xx means the test or the daemon is broken, anything else is reported.
+    fn answered(&mut self, status: u16, what: String) {
+        if (400..500).contains(&status) {
+            self.fatal.push(what);
+        } else {
+            self.other_status.push(what);
+        }
+    }
+}
+
 struct Control {
     url: Option<String>,
     active: usize,
@@ -258,12 +269,7 @@ fn writer(w: usize, seed: u64, shared: Arc<Shared>) {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let text = r.text().unwrap_or_default();
-                    let what = format!("batch {batch} ({enc:?}, {} events): {status} {text}", info.size);
-                    if (400..500).contains(&status) {
-                        l.fatal.push(what);
-                    } else {
-                        l.other_status.push(what);
-                    }
+                    l.answered(status, format!("batch {batch} ({enc:?}, {} events): {status} {text}", info.size));
                 }
                 Err(_) => {} // the kill: stays in flight
             }

@@ -124,12 +124,7 @@ pub fn deleter(seed: u64, shared: Arc<Shared>) {
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let what = format!("deletion of batch {batch}: {status} {}", r.text().unwrap_or_default());
-                    if (400..500).contains(&status) {
-                        l.fatal.push(what);
-                    } else {
-                        l.other_status.push(what);
-                    }
+                    l.answered(status, format!("deletion of batch {batch}: {status} {}", r.text().unwrap_or_default()));
                 }
                 Err(_) => {} // the kill: stays in flight
             }
