@@ -56,10 +56,10 @@ mod survey;
 mod write;
 
 pub use count::count_by_event;
-pub use input::{ColumnarInput, RowGroupEvents, SegmentEvents};
+pub use input::{ColumnarInput, RowGroupBatches, RowGroupEvents, SegmentEvents};
 pub use merge::{merge, EventSource, MergeError, MergeStats};
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};
-pub use read::{decode, read_meta};
+pub use read::{decode, read_meta, read_meta_from};
 pub use scan::scan;
 pub use select::{ScanRequest, ScanStats};
 pub use shred::{property_column_name, ColumnKind, ShreddedColumn, PROPERTY_COLUMN_PREFIX};

@@ -453,4 +453,4 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
-pub use raw::{frame_len, RawFrameReader, RawRow, FRAME_HEADER_LEN};
+pub use raw::{frame_len, header_len, RawFrameReader, RawRow, FRAME_HEADER_LEN, HEADER_PREFIX_LEN};

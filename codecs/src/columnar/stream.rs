@@ -112,23 +112,15 @@ impl<W: Write + Send> ColumnarWriter<W> {
     }
 
     /// Appends a record batch of this segment's schema as it is (a recompression: no event is rebuilt), with the
-    /// `_props` keys it holds. The caller vouches for its order.
-    pub fn write_batch(
-        &mut self,
-        batch: &RecordBatch,
-        props_keys: &BTreeSet<String>,
-        summary: &WrittenSummary,
-    ) -> Result<(), ColumnarError> {
+    /// `_props` keys it may hold. The caller vouches for its order; only its rows are counted in the summary (no
+    /// sequence or time range).
+    pub fn write_batch(&mut self, batch: &RecordBatch, props_keys: &BTreeSet<String>) -> Result<(), ColumnarError> {
         let id = &self.layout.info.segment_id;
         let batch = RecordBatch::try_new(self.batch_schema(), batch.columns().to_vec())
             .map_err(ColumnarError::arrow(id, "batch assembly"))?;
         self.writer.write(&batch).map_err(ColumnarError::parquet(id, "write"))?;
         self.layout.props_keys.extend(props_keys.iter().cloned());
-        self.summary.rows += summary.rows;
-        if let Some((lo, hi)) = summary.seqs {
-            self.summary.seqs = Some(self.summary.seqs.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
-        self.summary.time = TimeRange::union(self.summary.time, summary.time);
+        self.summary.rows += batch.num_rows() as u64;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! times larger. Frames are verified exactly as [`super::for_each_event`] verifies them (length, checksum, body,
 //! row count, time range); a row whose properties are not a JSON object is found when they are parsed.
 
-use super::{decompress, read_frame, u32_at, RowReader, RowsError, FRAME_PREFIX_LEN};
+use super::{decompress, read_frame, u32_at, RowReader, RowsError, FRAME_PREFIX_LEN, HEADER_FIXED_LEN};
 
 /// One row of a frame, borrowed from the decompressed body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,15 @@ pub const FRAME_HEADER_LEN: usize = FRAME_PREFIX_LEN;
 /// frame itself is verified when read).
 pub fn frame_len(header: &[u8; FRAME_HEADER_LEN]) -> usize {
     FRAME_PREFIX_LEN + u32_at(header, 0) as usize
+}
+
+/// Bytes at the start of a row segment that say how long its header is.
+pub const HEADER_PREFIX_LEN: usize = HEADER_FIXED_LEN;
+
+/// The whole length of the header whose first [`HEADER_PREFIX_LEN`] bytes are `prefix` (as its length field says;
+/// [`super::SegmentHeader::decode`] checks the rest).
+pub fn header_len(prefix: &[u8; HEADER_PREFIX_LEN]) -> usize {
+    HEADER_FIXED_LEN + u32_at(prefix, 10) as usize + 4
 }
 
 /// Reads whole frames one at a time, reusing its decompression buffer.

@@ -358,7 +358,12 @@ impl Passes {
                 .collect();
             let parts = if stats.len() == action.inputs.len() {
                 let refs: Vec<_> = stats.iter().collect();
-                let split = tierd_policies::memory::split_to_budget(&action, &refs, max_memory);
+                let split = tierd_policies::memory::split_to_budget(
+                    &action,
+                    &refs,
+                    max_memory,
+                    self.config.rewrite.row_group_rows as u64,
+                );
                 for (id, needs) in &split.refused {
                     metrics::counter!("tierd_rewrites_refused_total", "pass" => pass.label()).increment(1);
                     warn!(pass = pass.label(), segment = %id, needs, max_memory, "rewrite refused: over rewrite.max_memory_bytes");

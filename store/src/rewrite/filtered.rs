@@ -141,7 +141,7 @@ impl Rewriter {
             Coverage::Some => {}
         }
         // Decoding the whole segment: as much memory as a re-encode of it.
-        self.check_memory(RewriteKind::Reencode, &[&meta])?;
+        self.check_memory(RewriteKind::Reencode, &[&meta], true)?;
         self.acquire_disk(meta.bytes);
         let rows = self.source.read_events(&meta)?;
         let (kept, removed) = filter.split(rows);
@@ -269,7 +269,7 @@ impl Rewriter {
             });
         }
         let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase };
-        let generation = self.commit_outputs(outputs, &intents, &[&**meta], retirement, "filtered.commit")?;
+        let generation = self.commit_outputs(outputs, &intents, &[], &[&**meta], retirement, "filtered.commit")?;
         info!(segment = %meta.id, output = %output_id, project = %meta.project, %filter, rows_before = meta.rows,
             rows_removed, rows_after, bytes_before = meta.bytes, bytes_after = bytes.len(), generation,
             "segment rewritten without the matching rows");
