@@ -35,11 +35,14 @@ pub const MIN_SORT_BYTES: u64 = 16 << 20;
 /// Rows of the record batch an output writer builds (`tierd_codecs::columnar`'s batch size).
 const WRITER_BATCH_ROWS: u64 = 8192;
 
-/// The memory of one output writer whose rows take about `bytes_per_row` as input: a row group's encoded pages
-/// (counted at the input's size per row, more than the output's) and a batch of decoded text (four times that).
-pub fn writer_bytes(bytes_per_row: u64, row_group_rows: u64) -> u64 {
-    let pages = row_group_rows.saturating_mul(bytes_per_row);
-    let batch = WRITER_BATCH_ROWS.saturating_mul(bytes_per_row).saturating_mul(4);
+/// The memory of one output writer of `rows` rows that take `bytes` as input: a row group's encoded pages (counted
+/// at the input's size per row, more than the output's) and a batch of decoded text (four times that). A row group
+/// or a batch holds at most `rows` rows.
+pub fn writer_bytes(bytes: u64, rows: u64, row_group_rows: u64) -> u64 {
+    let share =
+        |n: u64| (bytes as u128 * n.min(rows) as u128).div_ceil(rows.max(1) as u128).min(u64::MAX as u128) as u64;
+    let pages = share(row_group_rows);
+    let batch = share(WRITER_BATCH_ROWS).saturating_mul(4);
     WRITER_BASE_BYTES.saturating_add(pages).saturating_add(batch)
 }
 
@@ -53,11 +56,11 @@ pub struct StreamLimits {
     pub merge_bytes: u64,
 }
 
-/// The limits of a rewrite within `max_bytes` whose inputs take `bytes_per_row` per row, written in
+/// The limits of a rewrite within `max_bytes` whose inputs hold `rows` rows in `bytes`, written in
 /// `row_group_rows`-row groups: the merge gets what two writers (data and side outputs) leave; the sort buffer
 /// three quarters of what one writer (the spill's) leaves, the rest for the allocator's slack and the sort itself.
-pub fn stream_limits(max_bytes: u64, bytes_per_row: u64, row_group_rows: u64) -> StreamLimits {
-    let writer = writer_bytes(bytes_per_row, row_group_rows);
+pub fn stream_limits(max_bytes: u64, bytes: u64, rows: u64, row_group_rows: u64) -> StreamLimits {
+    let writer = writer_bytes(bytes, rows, row_group_rows);
     StreamLimits {
         sort_bytes: max_bytes.saturating_sub(writer) / 4 * 3,
         merge_bytes: max_bytes.saturating_sub(writer.saturating_mul(2)),
@@ -77,7 +80,7 @@ pub fn row_group_bytes(s: &SegmentStats, row_group_rows: u64) -> u64 {
 pub fn estimate(kind: RewriteKind, inputs: &[&SegmentStats], row_group_rows: u64) -> u64 {
     let rows: u64 = inputs.iter().map(|s| s.rows).fold(0, u64::saturating_add);
     let bytes: u64 = inputs.iter().map(|s| s.bytes).fold(0, u64::saturating_add);
-    let writer = writer_bytes(bytes / rows.max(1), row_group_rows);
+    let writer = writer_bytes(bytes, rows, row_group_rows);
     let largest = inputs
         .iter()
         .filter(|s| s.format == SegmentFormat::Columnar)
@@ -178,23 +181,28 @@ mod tests {
         let e2 = estimate(RewriteKind::Compact, &refs(&two), RGR);
         assert_eq!(e2, estimate(RewriteKind::Compact, &refs(&many), RGR));
         // Two writers (60 bytes per row) and two inputs' row groups (65,536 of 100,000 rows).
-        let writer = writer_bytes(60, RGR);
+        let writer = writer_bytes(12_000_000, 200_000, RGR);
         assert_eq!(e2, 2 * writer + 2 * (row_group_bytes(&two[0], RGR) + MERGE_INPUT_BYTES));
         assert_eq!(row_group_bytes(&two[0], RGR), 3_932_160);
         let rows = SegmentStats { rows: 1_000_000, bytes: 200_000_000, ..seg("r") };
         assert!(estimate(RewriteKind::Reencode, &[&rows], RGR) >= MIN_SORT_BYTES);
         assert_eq!(decode_estimate(&[&rows]), 1_000_000 * BYTES_PER_EVENT);
         let c = SegmentStats { rows: 10, bytes: 1000, ..col("c", "lz4") };
-        assert_eq!(estimate(RewriteKind::Recompress, &[&c], RGR), writer_bytes(100, RGR) + 1000 + MERGE_INPUT_BYTES);
+        assert_eq!(
+            estimate(RewriteKind::Recompress, &[&c], RGR),
+            writer_bytes(1000, 10, RGR) + 1000 + MERGE_INPUT_BYTES
+        );
+        // A writer holds no more rows than there are: a few large events do not cost a row group of them.
+        assert_eq!(writer_bytes(1000, 10, RGR), WRITER_BASE_BYTES + 1000 + 4000);
     }
 
     #[test]
     fn limits_leave_room_for_the_writers() {
-        let l = stream_limits(256 << 20, 200, RGR);
-        let writer = writer_bytes(200, RGR);
+        let l = stream_limits(256 << 20, 200_000_000, 1_000_000, RGR);
+        let writer = writer_bytes(200_000_000, 1_000_000, RGR);
         assert_eq!(l.merge_bytes, (256 << 20) - 2 * writer);
         assert_eq!(l.sort_bytes, ((256 << 20) - writer) / 4 * 3);
-        assert_eq!(stream_limits(1 << 20, 200, RGR), StreamLimits { sort_bytes: 0, merge_bytes: 0 });
+        assert_eq!(stream_limits(1 << 20, 200_000_000, 1_000_000, RGR), StreamLimits { sort_bytes: 0, merge_bytes: 0 });
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Rewriter {
         }
         let rows: u64 = inputs.iter().map(|m| m.rows).sum();
         let bytes: u64 = inputs.iter().map(|m| m.bytes).sum();
-        memory::stream_limits(self.max_memory_bytes, bytes / rows.max(1), spec.row_group_rows as u64)
+        memory::stream_limits(self.max_memory_bytes, bytes, rows, spec.row_group_rows as u64)
     }
 
     fn too_large(&self, kind: RewriteKind, message: String) -> StoreError {
