@@ -14,8 +14,8 @@
 //! (spilling intermediate runs) when its inputs would not fit at once, so an action never needs more than two
 //! inputs at a time: [`estimate`] is that floor, and only an input whose row group alone does not fit is refused.
 //!
-//! Filtered rewrites (retention, deletions) still decode their one segment whole: [`decode_estimate`], measured at
-//! 3.3-3.7 KiB of peak RSS per event (BENCHMARKS.md, "Compaction target").
+//! Filtered rewrites (retention, deletions) stream the same way, reading their one segment twice (to count the
+//! matching rows, then to write the others).
 //!
 //! [`split_to_budget`] is pure: it cuts one planned action into parts whose estimates fit the budget, each its own
 //! crash-safe rewrite of the same kind, project and day. Every input stays in exactly one part, in order. With the
@@ -24,7 +24,9 @@
 
 use crate::segment::{RewriteAction, RewriteKind, SegmentFormat, SegmentStats};
 
-/// Estimated peak bytes of memory per event of a rewrite that decodes a whole segment (measured: 3.3-3.7 KiB).
+/// Estimated bytes of one decoded event (a `serde_json` map of its properties): measured at 3.3-3.7 KiB of peak
+/// RSS per event when rewrites still decoded whole segments (BENCHMARKS.md, "Compaction target"). A merge holds the
+/// events of one run of equal (event, time) decoded, at most an eighth of its share of the budget in them.
 pub const BYTES_PER_EVENT: u64 = 3_700;
 /// What a merged input holds besides its row group: a decoded batch of events and the Parquet reader's pages.
 pub const MERGE_INPUT_BYTES: u64 = 4 << 20;
@@ -99,11 +101,6 @@ pub fn estimate(kind: RewriteKind, inputs: &[&SegmentStats], row_group_rows: u64
             merge.max(sort)
         }
     }
-}
-
-/// The memory of a rewrite that decodes every input event (the filtered rewrites of retention and deletions).
-pub fn decode_estimate(inputs: &[&SegmentStats]) -> u64 {
-    inputs.iter().map(|s| s.rows.saturating_mul(BYTES_PER_EVENT)).fold(0, u64::saturating_add)
 }
 
 /// What [`split_to_budget`] makes of one action.
@@ -186,7 +183,6 @@ mod tests {
         assert_eq!(row_group_bytes(&two[0], RGR), 3_932_160);
         let rows = SegmentStats { rows: 1_000_000, bytes: 200_000_000, ..seg("r") };
         assert!(estimate(RewriteKind::Reencode, &[&rows], RGR) >= MIN_SORT_BYTES);
-        assert_eq!(decode_estimate(&[&rows]), 1_000_000 * BYTES_PER_EVENT);
         let c = SegmentStats { rows: 10, bytes: 1000, ..col("c", "lz4") };
         assert_eq!(
             estimate(RewriteKind::Recompress, &[&c], RGR),

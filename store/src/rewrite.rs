@@ -17,12 +17,11 @@
 
 use std::sync::Arc;
 
-use tierd_codecs::columnar::{self, CodecSpec, Compression, Lineage, LineageRole, SegmentInfo};
-use tierd_codecs::StoredEvent;
+use tierd_codecs::columnar::{CodecSpec, Compression, Lineage, LineageRole, SegmentInfo};
 use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
-use crate::catalog::{CatalogChange, Codec, Format, Intent, IntentKind, Retirement, Role, SegmentMeta, SegmentState};
+use crate::catalog::{CatalogChange, Codec, Format, Intent, Retirement, Role, SegmentMeta, SegmentState};
 use crate::clock::Stopwatch;
 use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
@@ -69,8 +68,7 @@ pub struct Rewriter {
     source: SegmentSource,
     /// Whether local-disk bytes read and written by rewrites draw from the node's IO budget (background IO).
     budgeted: bool,
-    /// Most memory one rewrite may hold: streaming rewrites divide it ([`tierd_policies::memory::stream_limits`]);
-    /// a filtered rewrite, which decodes its segment whole, is refused past it.
+    /// Most memory one rewrite may hold, divided by [`tierd_policies::memory::stream_limits`].
     max_memory_bytes: u64,
     /// Shares of the budget given explicitly ([`Rewriter::with_stream_limits`]) instead of derived from it.
     stream_limits: Option<tierd_policies::memory::StreamLimits>,
@@ -113,9 +111,8 @@ impl Rewriter {
         self
     }
 
-    /// Bounds every rewrite's memory by `bytes` (`rewrite.max_memory_bytes`): streaming rewrites size their sort
-    /// buffer and merges within it; one that cannot (an input whose row group alone does not fit) is refused, as is
-    /// a filtered rewrite whose segment would not fit decoded. Planners split actions to fit first
+    /// Bounds every rewrite's memory by `bytes` (`rewrite.max_memory_bytes`): rewrites size their sort buffer and
+    /// merges within it; one that cannot (an input whose row group alone does not fit) is refused. Planners split actions to fit first
     /// ([`tierd_policies::memory::split_to_budget`]), so this is the guard of last resort.
     pub fn with_max_memory(mut self, bytes: u64) -> Self {
         self.max_memory_bytes = bytes;
@@ -129,23 +126,20 @@ impl Rewriter {
         self
     }
 
-    /// Fails when rewriting `inputs` as `kind` would hold more memory than allowed: the streaming estimate, or, for
-    /// a rewrite that decodes whole segments (`decodes`), the decoded events'.
-    fn check_memory(&self, kind: RewriteKind, inputs: &[&SegmentMeta], decodes: bool) -> Result<()> {
+    /// Fails when rewriting `inputs` as `kind` could not stream within the memory allowed (the least it needs,
+    /// [`tierd_policies::memory::estimate`], is more), before anything is read.
+    fn check_memory(&self, kind: RewriteKind, inputs: &[&SegmentMeta]) -> Result<()> {
+        if self.stream_limits.is_some() {
+            return Ok(());
+        }
         let stats: Vec<_> = inputs.iter().map(|m| m.planner_stats()).collect();
         let refs: Vec<_> = stats.iter().collect();
-        let needs = if decodes {
-            tierd_policies::memory::decode_estimate(&refs)
-        } else if self.stream_limits.is_some() {
-            return Ok(());
-        } else {
-            tierd_policies::memory::estimate(kind, &refs, self.base_spec.row_group_rows as u64)
-        };
+        let needs = tierd_policies::memory::estimate(kind, &refs, self.base_spec.row_group_rows as u64);
         if needs > self.max_memory_bytes {
             metrics::counter!("tierd_rewrites_refused_total", "pass" => kind_label(kind)).increment(1);
             let ids: Vec<String> = inputs.iter().map(|m| m.id.to_string()).collect();
             return Err(StoreError::RewriteTooLarge(format!(
-                "rewriting {} needs about {needs} bytes of memory, more than rewrite.max_memory_bytes = {}",
+                "rewriting {} needs at least {needs} bytes of memory, more than rewrite.max_memory_bytes = {}",
                 ids.join(", "),
                 self.max_memory_bytes
             )));
@@ -212,7 +206,7 @@ impl Rewriter {
         if inputs.is_empty() {
             return Err(StoreError::StalePlan("an action without inputs".into()));
         }
-        self.check_memory(action.kind, &inputs.iter().map(|m| m.as_ref()).collect::<Vec<_>>(), false)?;
+        self.check_memory(action.kind, &inputs.iter().map(|m| m.as_ref()).collect::<Vec<_>>())?;
         let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
         let info = SegmentInfo { segment_id: output_id.to_string(), project: action.project.clone(), day: action.day };
@@ -246,7 +240,16 @@ impl Rewriter {
         let streamed = if action.kind == RewriteKind::Recompress && single_parquet {
             self.recompress_streaming(&inputs[0], &spec, &output)?
         } else {
-            self.merge_streaming(action.kind, &inputs, &spec, &output, side.as_ref().map(|(plan, _)| plan))?
+            self.merge_streaming(&stream::Job {
+                kind: action.kind,
+                inputs: &inputs,
+                spec: &spec,
+                output: &output,
+                side: side.as_ref().map(|(plan, _)| plan),
+                dedup: true,
+                filter: None,
+                steps: &REWRITE_STEPS,
+            })?
         };
         let stream::Streamed { intents, output: written, side: side_written, unused, spills } = streamed;
         let rows_after = written.summary.rows;
@@ -335,42 +338,6 @@ impl Rewriter {
         Ok(outcome)
     }
 
-    /// Steps 2 to 4 for every file a rewrite writes (`(id, bytes, rows)`, hot Parquet of `project`): the intents,
-    /// durable before any byte of a file exists, then each file written, made durable and verified (`steps` names
-    /// the failpoints). On any failure every file and intent is rolled back before the error is returned. Returns
-    /// the intents and each file's checksum and metadata as read back.
-    fn write_outputs(
-        &self,
-        project: &str,
-        inputs: &[SegmentId],
-        files: &[(SegmentId, &[u8], u64)],
-        now: i64,
-        steps: &Steps,
-    ) -> Result<(Vec<Intent>, Vec<Verified>)> {
-        let intents: Vec<Intent> = files
-            .iter()
-            .map(|(id, ..)| {
-                Intent::new(*id, output_location(project, *id), IntentKind::Rewrite { inputs: inputs.to_vec() }, now)
-            })
-            .collect();
-        // Before anything is recorded: the whole rewrite must fit above the background reserve.
-        let total: u64 = files.iter().map(|(_, bytes, _)| bytes.len() as u64).sum();
-        self.ctx.check_disk_reserve("rewrite", total)?;
-        self.ctx.catalog.record_intents(&intents)?;
-        let mut verified = Vec::with_capacity(files.len());
-        for (intent, (_, bytes, rows)) in intents.iter().zip(files) {
-            self.acquire_disk(bytes.len() as u64);
-            match self.write_and_verify(intent, bytes, *rows, steps) {
-                Ok(v) => verified.push(v),
-                Err(e) => {
-                    self.roll_back(&intents);
-                    return Err(e);
-                }
-            }
-        }
-        Ok((intents, verified))
-    }
-
     /// Step 5: one transaction puts `outputs` in service (clearing the `intents` they were written under, in the
     /// same order) and retires `inputs` with `retirement` (when, replaced by what, whether to erase). The inputs must still be what was read: a
     /// concurrent move or rewrite fails the commit as a stale plan, which commits nothing, so the outputs are rolled
@@ -423,38 +390,7 @@ impl Rewriter {
         }
         metrics::counter!("tierd_rewrite_rollbacks_total").increment(1);
     }
-
-    /// Steps 3 and 4: the output on disk, durable and verified. Returns its checksum and its metadata as read back.
-    fn write_and_verify(&self, intent: &Intent, bytes: &[u8], rows_after: u64, steps: &Steps) -> Result<Verified> {
-        let output_id = intent.segment;
-        let ctx = &self.ctx;
-        let path = ctx.resolve(&intent.location.path)?;
-        ctx.failpoints.hit(steps.intent).map_err(|e| StoreError::io(&path, e))?;
-        ctx.check_disk_reserve("rewrite", bytes.len() as u64)?;
-        // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
-        let on_disk = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
-        let checksum = crc32c::crc32c(bytes);
-        if crc32c::crc32c(&on_disk) != checksum {
-            return Err(StoreError::Corrupt {
-                id: output_id,
-                message: format!("written output does not read back ({} bytes written)", bytes.len()),
-            });
-        }
-        let verified = columnar::read_meta(&on_disk)
-            .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("verify: {e}") })?;
-        if verified.rows != rows_after {
-            return Err(StoreError::Corrupt {
-                id: output_id,
-                message: format!("verify: {} rows on disk, {rows_after} encoded", verified.rows),
-            });
-        }
-        ctx.failpoints.hit(steps.verify).map_err(|e| StoreError::io(&path, e))?;
-        Ok((checksum, verified))
-    }
 }
-
-/// A written file's checksum and its metadata as read back.
-type Verified = (u32, columnar::ColumnarMeta);
 
 /// Where a rewrite writes a file of `project`: a fresh hot Parquet path named after the file's id.
 fn output_location(project: &str, id: SegmentId) -> Location {
@@ -483,12 +419,6 @@ pub(crate) fn lineage_role(role: Role) -> LineageRole {
 /// the same commit); its role names the output it belongs to.
 pub(crate) fn side_lineage(role: Role, created_at_ms: i64) -> Lineage {
     Lineage { inputs: Vec::new(), role: lineage_role(role), erase_inputs: false, created_at_ms }
-}
-
-/// The lowest and highest sequence of `events` ((0, 0) for none).
-pub(crate) fn seq_range(events: &[StoredEvent]) -> (u64, u64) {
-    let min = events.iter().map(|e| e.seq).min().unwrap_or(0);
-    (min, events.iter().map(|e| e.seq).max().unwrap_or(0))
 }
 
 pub fn kind_label(kind: RewriteKind) -> &'static str {

@@ -24,14 +24,14 @@ use tierd_codecs::columnar::{
     self, CodecSpec, ColumnarError, EventSource, Lineage, MergeError, MergeStats, SegmentInfo, ShredSurvey, SortBuffer,
     SortOrder, SortedRun,
 };
-use tierd_codecs::StoredEvent;
+use tierd_codecs::{RowFilter, StoredEvent};
 use tierd_policies::memory::{self, StreamLimits};
 use tierd_policies::RewriteKind;
 use tracing::info;
 
 use super::output::{FinishedOutput, OutputFile};
 use super::spill::{SpillEvents, SpillFile, SpillWriter};
-use super::{output_location, Rewriter, REWRITE_STEPS};
+use super::{output_location, Rewriter, Steps, REWRITE_STEPS};
 use crate::catalog::{Format, Intent, IntentKind, SegmentMeta};
 use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
@@ -49,6 +49,22 @@ pub(super) struct OutputPlan {
     pub(super) lineage: Lineage,
 }
 
+/// One streaming rewrite: what it reads, what it writes, how.
+pub(super) struct Job<'a> {
+    /// For the labels of refusals.
+    pub(super) kind: RewriteKind,
+    pub(super) inputs: &'a [Arc<SegmentMeta>],
+    pub(super) spec: &'a CodecSpec,
+    pub(super) output: &'a OutputPlan,
+    /// Where removed copies go, when they are kept.
+    pub(super) side: Option<&'a OutputPlan>,
+    /// Keep one copy per event (the last ingested); without it every event read is written.
+    pub(super) dedup: bool,
+    /// Rows to leave out (a filtered rewrite).
+    pub(super) filter: Option<&'a RowFilter>,
+    pub(super) steps: &'a Steps,
+}
+
 /// What a streaming rewrite wrote, durable and verified, with the intents it was written under.
 pub(super) struct Streamed {
     pub(super) intents: Vec<Intent>,
@@ -62,7 +78,8 @@ pub(super) struct Streamed {
 
 /// A sorted stream waiting to be merged, and what it adds to the shredding survey.
 enum Pending {
-    Parquet(ParquetEvents),
+    /// A sorted columnar input, without the rows of the filter, when there is one.
+    Parquet(ParquetEvents, Option<RowFilter>),
     Spill(Arc<SpillFile>),
     Run(SortedRun),
 }
@@ -71,7 +88,7 @@ impl Pending {
     /// What merging it holds at once.
     fn cost(&self) -> u64 {
         match self {
-            Pending::Parquet(p) => p.held_bytes() + memory::MERGE_INPUT_BYTES,
+            Pending::Parquet(p, _) => p.held_bytes() + memory::MERGE_INPUT_BYTES,
             Pending::Spill(s) => s.held_bytes() + memory::MERGE_INPUT_BYTES,
             Pending::Run(r) => r.bytes() as u64,
         }
@@ -79,7 +96,7 @@ impl Pending {
 
     fn into_source(self, output: SegmentId) -> Source {
         match self {
-            Pending::Parquet(p) => Source::Parquet(p),
+            Pending::Parquet(p, filter) => Source::Parquet(p, filter),
             Pending::Spill(s) => Source::Spill(s.events(MERGE_BATCH_ROWS)),
             Pending::Run(r) => Source::Run(r, output),
         }
@@ -88,7 +105,7 @@ impl Pending {
 
 /// A sorted stream being merged.
 enum Source {
-    Parquet(ParquetEvents),
+    Parquet(ParquetEvents, Option<RowFilter>),
     Spill(SpillEvents),
     Run(SortedRun, SegmentId),
 }
@@ -96,7 +113,13 @@ enum Source {
 impl EventSource<StoreError> for Source {
     fn next_event(&mut self) -> Result<Option<StoredEvent>> {
         match self {
-            Source::Parquet(p) => p.next_event(),
+            Source::Parquet(p, None) => p.next_event(),
+            Source::Parquet(p, Some(filter)) => loop {
+                match p.next_event()? {
+                    Some(e) if filter.matches(&e) => continue,
+                    other => return Ok(other),
+                }
+            },
             Source::Spill(s) => s.next_event(),
             Source::Run(r, id) => r.next_event().map_err(|e| StoreError::Corrupt { id: *id, message: e.to_string() }),
         }
@@ -125,19 +148,13 @@ impl Rewriter {
         StoreError::RewriteTooLarge(message)
     }
 
-    /// Re-encode and compact: steps 1 to 4 of the module documentation. Returns the finished outputs; on a
-    /// failure after the intents, the outputs are rolled back before the error is returned.
-    pub(super) fn merge_streaming(
-        &self,
-        kind: RewriteKind,
-        inputs: &[Arc<SegmentMeta>],
-        spec: &CodecSpec,
-        output: &OutputPlan,
-        side: Option<&OutputPlan>,
-    ) -> Result<Streamed> {
+    /// Re-encode, compact and filtered rewrites: steps 1 to 4 of the module documentation. Returns the finished
+    /// outputs; on a failure after the intents, the outputs are rolled back before the error is returned.
+    pub(super) fn merge_streaming(&self, job: &Job<'_>) -> Result<Streamed> {
+        let Job { kind, inputs, spec, output, side, .. } = *job;
         let limits = self.limits(inputs, spec);
-        let mut gathered = self.gather(kind, inputs, spec, output.id, &limits)?;
-        self.reduce(kind, &mut gathered, spec, output.id, &limits)?;
+        let mut gathered = self.gather(job, &limits)?;
+        self.reduce(job, &mut gathered, &limits)?;
         let mut survey = ShredSurvey::new();
         let mut sources = Vec::with_capacity(gathered.pending.len());
         for (pending, s) in gathered.pending {
@@ -151,17 +168,18 @@ impl Rewriter {
             info!(output = %output.id, spills, inputs = sources.len(), "rewrite merges spilled runs");
         }
 
-        let intents = self.record_output_intents(inputs, output, side)?;
+        let intents = self.record_output_intents(inputs, output, side, job.steps)?;
         let result = (|| {
             let mut out = self.create_output(&intents[0], &output.info, &output.lineage, columns.clone(), spec)?;
             let mut side_out: Option<OutputFile> = None;
-            let max_run_events = (limits.merge_bytes / 4 / memory::BYTES_PER_EVENT).max(1000) as usize;
+            let max_run_events = (limits.merge_bytes / 8 / memory::BYTES_PER_EVENT).max(1000) as usize;
             let project = output.info.project.clone();
-            let merged =
-                columnar::merge(&mut sources, Some(&project), max_run_events, &mut |e| out.push(&e), &mut |e| match (
-                    side,
-                    &mut side_out,
-                ) {
+            let merged = columnar::merge(
+                &mut sources,
+                job.dedup.then_some(project.as_str()),
+                max_run_events,
+                &mut |e| out.push(&e),
+                &mut |e| match (side, &mut side_out) {
                     (None, _) => Ok(()),
                     (Some(_), Some(s)) => s.push(&e),
                     (Some(plan), None) => {
@@ -174,11 +192,12 @@ impl Rewriter {
                         )?);
                         s.push(&e)
                     }
-                });
+                },
+            );
             let stats: MergeStats = merged.map_err(|e| self.merge_error(kind, output.id, e))?;
             drop(sources);
-            let finished = self.finish_output(out, &REWRITE_STEPS)?;
-            let side_finished = side_out.map(|s| self.finish_output(s, &REWRITE_STEPS)).transpose()?;
+            let finished = self.finish_output(out, job.steps)?;
+            let side_finished = side_out.map(|s| self.finish_output(s, job.steps)).transpose()?;
             debug_assert_eq!(finished.summary.rows, stats.kept);
             Ok((finished, side_finished))
         })();
@@ -225,7 +244,7 @@ impl Rewriter {
             ));
         }
         let columns = events.input().columns().to_vec();
-        let intents = self.record_output_intents(&[Arc::new(input.clone())], output, None)?;
+        let intents = self.record_output_intents(&[Arc::new(input.clone())], output, None, &REWRITE_STEPS)?;
         let result = (|| {
             let mut out = self.create_output(&intents[0], &output.info, &output.lineage, columns, spec)?;
             while let Some(mut group) = events.next_group_batches()? {
@@ -249,12 +268,35 @@ impl Rewriter {
         }
     }
 
+    /// How many of `meta`'s stored rows `filter` matches: the segment read through once, as a stream.
+    pub(super) fn count_matches(&self, meta: &SegmentMeta, filter: &RowFilter) -> Result<u64> {
+        let mut matched = 0;
+        match meta.format {
+            Format::Parquet => {
+                let mut events = self.source.parquet_events(meta, MERGE_BATCH_ROWS)?;
+                while let Some(e) = events.next_event()? {
+                    matched += u64::from(filter.matches(&e));
+                }
+            }
+            Format::Rows => {
+                let mut frames = self.source.row_frames(meta)?;
+                let corrupt = |message: String| StoreError::Corrupt { id: meta.id, message };
+                while frames.next_frame(|row| {
+                    matched += u64::from(filter.matches(&raw_event(&row).map_err(corrupt)?));
+                    Ok(())
+                })? {}
+            }
+        }
+        Ok(matched)
+    }
+
     /// Step 2: the intents of the output (and of its side segment), durable before any byte of them exists.
     fn record_output_intents(
         &self,
         inputs: &[Arc<SegmentMeta>],
         output: &OutputPlan,
         side: Option<&OutputPlan>,
+        steps: &Steps,
     ) -> Result<Vec<Intent>> {
         let project = &output.info.project;
         let now = self.ctx.clock.now_ms();
@@ -268,7 +310,7 @@ impl Rewriter {
             .collect();
         self.ctx.catalog.record_intents(&intents)?;
         for intent in &intents {
-            if let Err(e) = self.ctx.failpoints.hit(REWRITE_STEPS.intent) {
+            if let Err(e) = self.ctx.failpoints.hit(steps.intent) {
                 let path = self.ctx.resolve(&intent.location.path)?;
                 self.roll_back(&intents);
                 return Err(StoreError::io(path, e));
@@ -277,19 +319,14 @@ impl Rewriter {
         Ok(intents)
     }
 
-    /// Step 1: every input as a sorted stream (see the module documentation).
-    fn gather(
-        &self,
-        kind: RewriteKind,
-        inputs: &[Arc<SegmentMeta>],
-        spec: &CodecSpec,
-        output: SegmentId,
-        limits: &StreamLimits,
-    ) -> Result<Gathered> {
+    /// Step 1: every input as a sorted stream (see the module documentation), without the filter's rows.
+    fn gather(&self, job: &Job<'_>, limits: &StreamLimits) -> Result<Gathered> {
+        let kind = job.kind;
         let mut gathered = Gathered { pending: Vec::new(), spills: 0 };
         let mut buffer = SortBuffer::new();
         let full = |buffer: &SortBuffer| buffer.bytes() as u64 >= limits.sort_bytes;
-        for meta in inputs {
+        let keep = |e: &StoredEvent| job.filter.is_none_or(|f| !f.matches(e));
+        for meta in job.inputs {
             match meta.format {
                 Format::Parquet => {
                     let mut events = self.source.parquet_events(meta, MERGE_BATCH_ROWS)?;
@@ -309,13 +346,15 @@ impl Rewriter {
                             ));
                         }
                         let survey = events.input().survey();
-                        gathered.pending.push((Pending::Parquet(events), survey));
+                        gathered.pending.push((Pending::Parquet(events, job.filter.cloned()), survey));
                         continue;
                     }
                     while let Some(e) = events.next_event()? {
-                        buffer.push_event(&e);
+                        if keep(&e) {
+                            buffer.push_event(&e);
+                        }
                         if full(&buffer) {
-                            self.spill_run(&mut buffer, &mut gathered, spec, output)?;
+                            self.spill_run(&mut buffer, &mut gathered, job)?;
                         }
                     }
                 }
@@ -335,9 +374,18 @@ impl Rewriter {
                     }
                     let mut frames = self.source.row_frames(meta)?;
                     let corrupt = |message: String| StoreError::Corrupt { id: meta.id, message };
-                    while frames.next_frame(|row| buffer.push_raw(&row).map_err(corrupt))? {
+                    while frames.next_frame(|row| match job.filter {
+                        None => buffer.push_raw(&row).map_err(corrupt),
+                        Some(_) => {
+                            let e = raw_event(&row).map_err(corrupt)?;
+                            if keep(&e) {
+                                buffer.push_event(&e);
+                            }
+                            Ok(())
+                        }
+                    })? {
                         if full(&buffer) {
-                            self.spill_run(&mut buffer, &mut gathered, spec, output)?;
+                            self.spill_run(&mut buffer, &mut gathered, job)?;
                         }
                     }
                 }
@@ -352,16 +400,10 @@ impl Rewriter {
     }
 
     /// Sorts the buffer and writes it to a spill file.
-    fn spill_run(
-        &self,
-        buffer: &mut SortBuffer,
-        gathered: &mut Gathered,
-        spec: &CodecSpec,
-        output: SegmentId,
-    ) -> Result<()> {
+    fn spill_run(&self, buffer: &mut SortBuffer, gathered: &mut Gathered, job: &Job<'_>) -> Result<()> {
         let run = std::mem::take(buffer).sort();
         let survey = run.survey().clone();
-        let file = self.spill(vec![(Pending::Run(run), survey.clone())], survey.clone(), spec, output, gathered)?;
+        let file = self.spill(vec![(Pending::Run(run), survey.clone())], survey.clone(), job, gathered)?;
         gathered.pending.push((Pending::Spill(file), survey));
         Ok(())
     }
@@ -371,32 +413,26 @@ impl Rewriter {
         &self,
         streams: Vec<(Pending, ShredSurvey)>,
         survey: ShredSurvey,
-        spec: &CodecSpec,
-        output: SegmentId,
+        job: &Job<'_>,
         gathered: &mut Gathered,
     ) -> Result<Arc<SpillFile>> {
+        let output = job.output.id;
         let estimate: u64 = streams.iter().map(|(p, _)| p.cost()).sum();
         self.ctx.check_disk_reserve("rewrite", estimate)?;
         let dir = self.ctx.layout.spill_dir();
         let name = format!("{output}-{}", gathered.spills);
         gathered.spills += 1;
-        let mut writer = SpillWriter::create(&dir, &name, &survey, spec, self.pacer())?;
+        let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.pacer())?;
         let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source(output)).collect();
         columnar::merge(&mut sources, None, usize::MAX, &mut |e| writer.push(&e), &mut |_| Ok(()))
-            .map_err(|e| self.merge_error(RewriteKind::Compact, output, e))?;
+            .map_err(|e| self.merge_error(job.kind, output, e))?;
         drop(sources);
         writer.finish().map(Arc::new)
     }
 
     /// Step 2 of the module documentation: spills and intermediate merges until the streams fit the merge's share.
-    fn reduce(
-        &self,
-        kind: RewriteKind,
-        gathered: &mut Gathered,
-        spec: &CodecSpec,
-        output: SegmentId,
-        limits: &StreamLimits,
-    ) -> Result<()> {
+    fn reduce(&self, job: &Job<'_>, gathered: &mut Gathered, limits: &StreamLimits) -> Result<()> {
+        let kind = job.kind;
         loop {
             let total: u64 = gathered.pending.iter().map(|(p, _)| p.cost()).sum();
             if total <= limits.merge_bytes || gathered.pending.len() < 2 {
@@ -404,7 +440,7 @@ impl Rewriter {
             }
             if let Some(i) = gathered.pending.iter().position(|(p, _)| matches!(p, Pending::Run(_))) {
                 let (run, survey) = gathered.pending.swap_remove(i);
-                let file = self.spill(vec![(run, survey.clone())], survey.clone(), spec, output, gathered)?;
+                let file = self.spill(vec![(run, survey.clone())], survey.clone(), job, gathered)?;
                 gathered.pending.push((Pending::Spill(file), survey));
                 continue;
             }
@@ -433,7 +469,7 @@ impl Rewriter {
             let streams: Vec<_> = gathered.pending.drain(..take).collect();
             let mut survey = ShredSurvey::new();
             streams.iter().for_each(|(_, s)| survey.merge(s));
-            let file = self.spill(streams, survey.clone(), spec, output, gathered)?;
+            let file = self.spill(streams, survey.clone(), job, gathered)?;
             gathered.pending.push((Pending::Spill(file), survey));
         }
     }
@@ -445,4 +481,18 @@ impl Rewriter {
             MergeError::Merge(e) => StoreError::Corrupt { id: output, message: e.to_string() },
         }
     }
+}
+
+/// A raw row as an event (its properties parsed), to test a filter on.
+fn raw_event(row: &tierd_codecs::rows::RawRow<'_>) -> std::result::Result<StoredEvent, String> {
+    let properties = serde_json::from_str(row.properties_json)
+        .map_err(|e| format!("row with seq {}: properties are not a JSON object: {e}", row.seq))?;
+    let event = tierd_codecs::Event {
+        event: row.event.to_owned(),
+        time_ms: row.time_ms,
+        distinct_id: row.distinct_id.to_owned(),
+        insert_id: row.insert_id.to_owned(),
+        properties,
+    };
+    Ok(StoredEvent { seq: row.seq, event })
 }
