@@ -265,11 +265,11 @@ pub struct ReencodeSection {
 pub struct CompactSection {
     /// Merge small columnar segments of one project and day up to this many bytes (summed input bytes).
     ///
-    /// Default 8 MiB, measured (BENCHMARKS.md, "Compacted segment size"): a compaction holds every input event
-    /// decoded in memory, about 45-50x its input bytes (376 MiB peak RSS for an 8 MiB merge, 6.6 GiB for 145 MiB,
-    /// on a node that also ingests), and bigger merged segments are not smaller per event: 8 MiB was within about
-    /// 1% of the best zstd-3 bytes/event measured, 16 MiB 3.8% and 145 MiB 9% above it (the (event, time) sort
-    /// spreads each row group of a bigger segment over a longer time span).
+    /// Default 8 MiB, measured (BENCHMARKS.md, "Compacted segment size") when a compaction held every input event
+    /// decoded in memory (about 45-50x its input bytes); merges now stream within `rewrite.max_memory_bytes`
+    /// whatever their size, so memory no longer bounds it. Bigger merged segments were not smaller per event then:
+    /// 8 MiB was within about 1% of the best zstd-3 bytes/event measured, 16 MiB 3.8% and 145 MiB 9% above it (the
+    /// (event, time) sort spreads each row group of a bigger segment over a longer time span).
     pub target_bytes: u64,
     /// A segment below `small_fraction * target_bytes` is small.
     pub small_fraction: f64,
