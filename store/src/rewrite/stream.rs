@@ -79,7 +79,7 @@ pub(super) struct Streamed {
 /// A sorted stream waiting to be merged, and what it adds to the shredding survey.
 enum Pending {
     /// A sorted columnar input, without the rows of the filter, when there is one.
-    Parquet(ParquetEvents, Option<RowFilter>),
+    Parquet(Box<ParquetEvents>, Option<RowFilter>),
     Spill(Arc<SpillFile>),
     Run(SortedRun),
 }
@@ -105,7 +105,7 @@ impl Pending {
 
 /// A sorted stream being merged.
 enum Source {
-    Parquet(ParquetEvents, Option<RowFilter>),
+    Parquet(Box<ParquetEvents>, Option<RowFilter>),
     Spill(SpillEvents),
     Run(SortedRun, SegmentId),
 }
@@ -346,7 +346,7 @@ impl Rewriter {
                             ));
                         }
                         let survey = events.input().survey();
-                        gathered.pending.push((Pending::Parquet(events, job.filter.cloned()), survey));
+                        gathered.pending.push((Pending::Parquet(Box::new(events), job.filter.cloned()), survey));
                         continue;
                     }
                     while let Some(e) = events.next_event()? {

@@ -31,17 +31,17 @@ fn event(i: u64, version: u64) -> Event {
     let mut p = serde_json::Map::new();
     p.insert("plan".into(), json!(["free", "pro", "team"][(h % 3) as usize]));
     p.insert("n".into(), json!(h % 1000));
-    if h % 4 != 0 {
+    if !h.is_multiple_of(4) {
         p.insert("price".into(), json!((h % 10_000) as f64 / 100.0 + 0.5));
     }
-    if h % 3 == 0 {
-        p.insert("flag".into(), json!(h % 2 == 0));
+    if h.is_multiple_of(3) {
+        p.insert("flag".into(), json!(h.is_multiple_of(2)));
     }
-    if h % 7 == 0 {
+    if h.is_multiple_of(7) {
         p.insert(format!("rare{}", h % 5), json!({"deep": [i, "x"]}));
     }
-    p.insert("mixed".into(), if h % 2 == 0 { json!("s") } else { json!(h % 100) });
-    if h % 11 == 0 {
+    p.insert("mixed".into(), if h.is_multiple_of(2) { json!("s") } else { json!(h % 100) });
+    if h.is_multiple_of(11) {
         p.insert("big".into(), json!(u64::MAX - h));
     }
     p.insert("version".into(), json!(version));
@@ -151,7 +151,7 @@ fn check_rewrite(store: &Store, rewriter: &Rewriter, action: &RewriteAction, inp
     let outcome = rewriter.execute(action).unwrap();
     let snapshot = store.catalog.snapshot();
     let output = snapshot.get(&outcome.outputs[0]).unwrap().clone();
-    assert_eq!(exact(&store.events_of(&[output.clone()])), exact(&kept));
+    assert_eq!(exact(&store.events_of(std::slice::from_ref(&output))), exact(&kept));
     assert_eq!((outcome.rows_after, outcome.duplicates_removed), (kept.len() as u64, removed.len() as u64));
     assert_eq!(
         (output.min_seq, output.max_seq),
@@ -188,7 +188,7 @@ fn a_reencode_that_spills_runs_and_merges_them_in_levels_equals_the_in_memory_de
     let spills = check_rewrite(&store, &store.rewriter(Some(tiny())), &action, events);
     // Runs of 16 KiB out of 1,380 events, then, since only two streams fit a merge, intermediate merges two at a
     // time (each one stream fewer) until two are left: runs + (runs - 2) spill files, runs well above 2.
-    assert!(spills >= 10 && spills % 2 == 0, "{spills} spill files");
+    assert!(spills >= 10 && spills.is_multiple_of(2), "{spills} spill files");
     let output = store.live(Format::Parquet).remove(0);
     let meta =
         tierd_codecs::columnar::read_meta(&crate::read::read_committed(&store.layout, &output).unwrap()).unwrap();
@@ -219,7 +219,7 @@ fn a_recompression_streams_row_groups_into_the_new_codec() {
     let rows = store.live(Format::Rows);
     store.rewriter(None).execute(&store.action(RewriteKind::Reencode, &rows)).unwrap();
     let input = store.live(Format::Parquet).remove(0);
-    let before = store.events_of(&[input.clone()]);
+    let before = store.events_of(std::slice::from_ref(&input));
     let spec = CodecSpec { row_group_rows: 100, ..Default::default() };
     // Several row groups in the input, so the recompression goes through more than one.
     let small = Rewriter::new(store.ctx(""), spec);
@@ -230,13 +230,13 @@ fn a_recompression_streams_row_groups_into_the_new_codec() {
         tierd_codecs::columnar::read_meta(&crate::read::read_committed(&store.layout, m).unwrap()).unwrap()
     };
     assert_eq!(read_meta(&input).row_groups, (input.rows as usize).div_ceil(100));
-    let mut action = store.action(RewriteKind::Recompress, &[input.clone()]);
+    let mut action = store.action(RewriteKind::Recompress, std::slice::from_ref(&input));
     action.output_codec = "zstd-19".into();
     let outcome = store.rewriter(None).execute(&action).unwrap();
     let output = store.catalog.snapshot().get(&outcome.outputs[0]).unwrap().clone();
     assert_eq!(output.codec, Codec::Zstd(19));
     assert_eq!((output.min_seq, output.max_seq, output.rows), (input.min_seq, input.max_seq, input.rows));
-    let after = store.events_of(&[output.clone()]);
+    let after = store.events_of(std::slice::from_ref(&output));
     assert_eq!(
         after.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
         before.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()
