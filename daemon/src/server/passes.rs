@@ -346,7 +346,7 @@ impl Passes {
             if self.stop_now(report) {
                 return;
             }
-            // Split to `rewrite.max_memory_bytes` (rewrites hold every input event in memory); a segment that alone
+            // Split to `rewrite.max_memory_bytes` (the least a streaming rewrite of the inputs needs); a segment that alone
             // exceeds it is reported, not rewritten.
             let snapshot = self.catalog.snapshot();
             let stats: Vec<_> = action
