@@ -112,8 +112,8 @@ impl Rewriter {
     }
 
     /// Bounds every rewrite's memory by `bytes` (`rewrite.max_memory_bytes`): rewrites size their sort buffer and
-    /// merges within it; one that cannot (an input whose row group alone does not fit) is refused. Planners split actions to fit first
-    /// ([`tierd_policies::memory::split_to_budget`]), so this is the guard of last resort.
+    /// merges within it; one that cannot (an input whose row group alone does not fit) is refused. Planners split
+    /// actions to fit first ([`tierd_policies::memory::split_to_budget`]), so this is the guard of last resort.
     pub fn with_max_memory(mut self, bytes: u64) -> Self {
         self.max_memory_bytes = bytes;
         self

@@ -346,8 +346,8 @@ impl Passes {
             if self.stop_now(report) {
                 return;
             }
-            // Split to `rewrite.max_memory_bytes` (the least a streaming rewrite of the inputs needs); a segment that alone
-            // exceeds it is reported, not rewritten.
+            // Split to `rewrite.max_memory_bytes` (the least a streaming rewrite of the inputs needs); a segment that
+            // alone exceeds it is reported, not rewritten.
             let snapshot = self.catalog.snapshot();
             let stats: Vec<_> = action
                 .inputs

@@ -253,7 +253,8 @@ impl RowFrames {
         if self.offset >= self.meta.bytes {
             if self.crc != self.meta.checksum {
                 metrics::counter!("tierd_read_checksum_errors_total").increment(1);
-                error!(segment = %self.meta.id, stored = self.meta.checksum, computed = self.crc, "segment checksum mismatch");
+                let (stored, computed) = (self.meta.checksum, self.crc);
+                error!(segment = %self.meta.id, stored, computed, "segment checksum mismatch");
                 return Err(corrupt(
                     &self.meta,
                     format!("checksum mismatch: catalog {:#010x}, data {:#010x}", self.meta.checksum, self.crc),

@@ -10,8 +10,8 @@
 //!   `filtered.retire` after the commit.
 //! - otherwise: the rows are read as a stream and verified (through the rewriter's source: the hot copy, else the
 //!   cold one, through the budgeted store), once to count the matches, then again with the matching rows left out
-//!   (the streaming rewrite of `super::stream`, within `rewrite.max_memory_bytes`), and the rest written as a new Parquet segment of
-//!   the same project, day, role and codec on the hot disk: intent (`filtered.intent`), write + fsync
+//!   (the streaming rewrite of `super::stream`, within `rewrite.max_memory_bytes`), and the rest written as a new
+//!   Parquet segment of the same project, day, role and codec on the hot disk: intent (`filtered.intent`), write + fsync
 //!   (`filtered.write`), read back and verify (`filtered.verify`), then ONE commit adds the output, retires `S`
 //!   (replaced by the output) and clears the intent (`filtered.commit`), guarded by `S`'s `updated_generation`. A
 //!   row segment's remaining rows are deduplicated as re-encoding does (the removed copies go to a side segment when

@@ -41,7 +41,8 @@ pub(super) struct SpillWriter {
 }
 
 impl SpillWriter {
-    /// Starts spill file `name` under `dir`, shredded by `survey`'s decision (the survey of what it will hold), with `spec`'s codec and column cap.
+    /// Starts spill file `name` under `dir`, shredded by `survey`'s decision (the survey of what it will hold),
+    /// with `spec`'s column cap (lz4, small row groups).
     pub(super) fn create(
         dir: &std::path::Path,
         name: &str,
