@@ -40,27 +40,38 @@ use crate::event::TimeRange;
 pub use parquet::errors::ParquetError;
 
 mod aggregate;
+mod batch;
 mod count;
+mod input;
 pub mod layout;
+mod merge;
 mod ranged;
 mod read;
 mod scan;
 mod select;
 pub mod shred;
+mod sort_buffer;
 mod spec;
+mod stream;
+mod survey;
 mod write;
 
 pub use aggregate::{count_groups, GroupCountRequest, GroupProgress};
 pub use count::count_by_event;
+pub use input::{ColumnarInput, RowGroupBatches, RowGroupEvents, SegmentEvents};
+pub use merge::{merge, EventSource, MergeError, MergeStats};
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};
-pub use read::{decode, read_meta};
+pub use read::{decode, read_meta, read_meta_from};
 pub use scan::scan;
 pub use select::{ScanRequest, ScanStats};
 pub use shred::{property_column_name, ColumnKind, ShreddedColumn, PROPERTY_COLUMN_PREFIX};
+pub use sort_buffer::{SortBuffer, SortedRun};
 pub use spec::{
     CodecSpec, CodecSpecError, Compression, DEFAULT_MAX_PROPERTY_COLUMNS, DEFAULT_ZSTD_LEVEL, MAX_ROW_GROUP_ROWS,
     ZSTD_LEVELS,
 };
+pub use stream::{ColumnarWriter, PropsKeys, WrittenSummary};
+pub use survey::ShredSurvey;
 pub use write::{encode, encode_with_lineage, encode_with_order, recompress, recompress_as, sort_permutation};
 
 /// Which segment a columnar file holds; recorded in its footer.
@@ -191,6 +202,11 @@ pub enum ColumnarError {
     },
     #[error("segment {segment_id} is corrupt: {message}")]
     Corrupt { segment_id: String, message: String },
+    /// A merge met more events of one name at one millisecond than it may hold to deduplicate them.
+    #[error(
+        "{events} events of {event:?} share the time {time_ms} ms: more than a merge may hold to deduplicate them"
+    )]
+    RunTooLarge { event: String, time_ms: i64, events: usize },
 }
 
 impl ColumnarError {

@@ -372,22 +372,8 @@ impl FrameDecoder {
     fn decode(&mut self, frame: &FrameView<'_>) -> Result<(), RowsError> {
         let corrupt = |message: String| RowsError::Corrupt { offset: frame.offset, message };
         self.rows.clear();
-        let (size, block) = lz4_flex::block::uncompressed_size(frame.compressed)
-            .map_err(|_| corrupt("body is shorter than its 4-byte size prefix".to_owned()))?;
-        if size > block.len().saturating_mul(MAX_LZ4_EXPANSION).saturating_add(MAX_LZ4_SLACK) {
-            return Err(corrupt(format!(
-                "body claims {size} uncompressed bytes from {} compressed bytes",
-                block.len()
-            )));
-        }
-        self.scratch.clear();
-        self.scratch.resize(size, 0);
-        let written = lz4_flex::block::decompress_into(block, &mut self.scratch)
-            .map_err(|e| corrupt(format!("body does not decompress: {e}")))?;
-        if written != size {
-            return Err(corrupt(format!("body decompresses to {written} bytes, its size prefix says {size}")));
-        }
-
+        decompress(frame, &mut self.scratch)?;
+        let size = self.scratch.len();
         let mut reader = RowReader { rest: &self.scratch };
         let count = frame.count as usize;
         self.rows.reserve(count.min(size / MIN_ROW_LEN));
@@ -407,6 +393,24 @@ impl FrameDecoder {
         }
         Ok(())
     }
+}
+
+/// Decompresses `frame`'s body into `scratch` (cleared first), refusing a body whose size prefix is implausible.
+fn decompress(frame: &FrameView<'_>, scratch: &mut Vec<u8>) -> Result<(), RowsError> {
+    let corrupt = |message: String| RowsError::Corrupt { offset: frame.offset, message };
+    let (size, block) = lz4_flex::block::uncompressed_size(frame.compressed)
+        .map_err(|_| corrupt("body is shorter than its 4-byte size prefix".to_owned()))?;
+    if size > block.len().saturating_mul(MAX_LZ4_EXPANSION).saturating_add(MAX_LZ4_SLACK) {
+        return Err(corrupt(format!("body claims {size} uncompressed bytes from {} compressed bytes", block.len())));
+    }
+    scratch.clear();
+    scratch.resize(size, 0);
+    let written = lz4_flex::block::decompress_into(block, scratch)
+        .map_err(|e| corrupt(format!("body does not decompress: {e}")))?;
+    if written != size {
+        return Err(corrupt(format!("body decompresses to {written} bytes, its size prefix says {size}")));
+    }
+    Ok(())
 }
 
 /// Reads rows from decompressed frame bytes.
@@ -445,5 +449,8 @@ impl<'a> RowReader<'a> {
     }
 }
 
+mod raw;
 #[cfg(test)]
 mod tests;
+
+pub use raw::{frame_len, header_len, RawFrameReader, RawRow, FRAME_HEADER_LEN, HEADER_PREFIX_LEN};

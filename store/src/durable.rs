@@ -10,6 +10,7 @@
 
 mod faulty;
 mod powerloss;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use faulty::{FaultyFs, FsFault, FsFaultKind, FsOp};
 pub use powerloss::{CrashReport, PowerLossFs};
+pub use stream::{NewFile, WrittenFile};
 
 use crate::error::{Result, StoreError};
 use crate::failpoint::Failpoints;

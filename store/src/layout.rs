@@ -176,6 +176,12 @@ impl Layout {
         self.root.join("cache")
     }
 
+    /// Spill files of streaming rewrites (sorted runs; `crate::rewrite`): never in the catalog, removed after use
+    /// and at every start.
+    pub fn spill_dir(&self) -> PathBuf {
+        self.root.join("spill")
+    }
+
     /// The trash of the hot tier (`crate::gc`).
     pub fn trash_dir(&self) -> PathBuf {
         self.root.join(TRASH_PREFIX)

@@ -13,11 +13,15 @@ mod blocks;
 mod cold;
 mod source;
 mod sparse;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 pub use cold::ColdReadStats;
 pub use source::{RawSegment, SegmentSource};
+pub(crate) use sparse::SparseObject;
+pub(crate) use stream::GroupBytes;
+pub use stream::{ParquetEvents, RowFrames};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

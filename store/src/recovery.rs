@@ -55,11 +55,26 @@ pub struct RecoveryReport {
     pub forgotten: usize,
 }
 
+/// Removes the spill files a rewrite left behind when the process stopped (they are never in the catalog and no
+/// intent names them: scratch space, not data).
+fn remove_spills(layout: &crate::layout::Layout) -> Result<()> {
+    let dir = layout.spill_dir();
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {
+            warn!(dir = %dir.display(), "removed the spill files of an interrupted rewrite");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(dir, e)),
+    }
+}
+
 /// Recovers the store of `ctx`. Blocking (deletes uncommitted cold copies through the context's runtime handle):
 /// call it from outside the runtime or from a blocking thread.
 pub fn recover(ctx: &StoreContext) -> Result<RecoveryReport> {
     let (layout, catalog, failpoints) = (&ctx.layout, &ctx.catalog, &ctx.failpoints);
     let mut report = RecoveryReport::default();
+    remove_spills(layout)?;
     roll_back_intents(ctx, &mut report)?;
     let snapshot = catalog.snapshot();
     let mut known = std::collections::HashSet::new();

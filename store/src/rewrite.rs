@@ -2,11 +2,13 @@
 //!
 //! Every rewrite follows the same crash-safe order (see ARCHITECTURE.md):
 //!
-//! 1. read and verify the inputs (checksums), deduplicate them (the copy ingested last wins) and encode the output
-//!    in memory;
+//! 1. read and verify the inputs (checksums) as sorted streams, spilling sorted runs when they do not fit the memory
+//!    budget (`stream`);
 //! 2. `rewrite.intent`: record the output's id and location durably in the catalog's `intents`;
-//! 3. `rewrite.write`: write the output file (`create_new`, never overwriting), fsync it and its directory;
-//! 4. `rewrite.verify`: read the file back from disk, compare checksum and size, and decode its row count;
+//! 3. `rewrite.write`: stream the merge, deduplicated (the copy ingested last wins), into the output file
+//!    (`create_new`, never overwriting) row group by row group, then fsync it and its directory;
+//! 4. `rewrite.verify`: read the file back from disk, compare every block's checksum and the whole file's with those
+//!    computed while writing, and read its footer's row count;
 //! 5. `rewrite.commit`: ONE catalog transaction adds the output, retires the inputs and clears the intent.
 //!
 //! Inputs are deleted only later, by garbage collection, once no lease or in-process reader can still need them
@@ -15,14 +17,11 @@
 
 use std::sync::Arc;
 
-use tierd_codecs::columnar::{self, CodecSpec, Compression, Lineage, LineageRole, SegmentInfo};
-use tierd_codecs::StoredEvent;
+use tierd_codecs::columnar::{CodecSpec, Compression, Lineage, LineageRole, SegmentInfo};
 use tierd_policies::{RewriteAction, RewriteKind};
 use tracing::{info, warn};
 
-use crate::catalog::{
-    BlockChecksums, CatalogChange, Codec, Format, Intent, IntentKind, Retirement, Role, SegmentMeta, SegmentState,
-};
+use crate::catalog::{CatalogChange, Codec, Format, Intent, Retirement, Role, SegmentMeta, SegmentState};
 use crate::clock::Stopwatch;
 use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
@@ -32,8 +31,13 @@ use crate::read::SegmentSource;
 mod filtered;
 #[cfg(test)]
 mod filtered_tests;
+mod output;
 #[cfg(test)]
 mod reserve_tests;
+mod spill;
+mod stream;
+#[cfg(test)]
+mod stream_tests;
 pub use filtered::{FilterAction, FilterOutcome};
 
 /// What one executed rewrite did.
@@ -48,6 +52,9 @@ pub struct RewriteOutcome {
     pub duplicates_removed: u64,
     /// The side segment holding the removed copies, when they are kept ([`Rewriter::keep_duplicates_for`]).
     pub duplicates_segment: Option<SegmentId>,
+    /// Spill files the rewrite wrote (sorted runs, intermediate merges) because its inputs did not fit its memory
+    /// at once; 0 when everything was merged in memory.
+    pub spill_files: u64,
 }
 
 /// Carries out planned rewrites. One rewrite at a time per instance (the passes run them in sequence).
@@ -61,8 +68,10 @@ pub struct Rewriter {
     source: SegmentSource,
     /// Whether local-disk bytes read and written by rewrites draw from the node's IO budget (background IO).
     budgeted: bool,
-    /// Most estimated memory one rewrite may hold ([`tierd_policies::memory::estimate`]); more is refused.
+    /// Most memory one rewrite may hold, divided by [`tierd_policies::memory::stream_limits`].
     max_memory_bytes: u64,
+    /// Shares of the budget given explicitly ([`Rewriter::with_stream_limits`]) instead of derived from it.
+    stream_limits: Option<tierd_policies::memory::StreamLimits>,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -84,7 +93,15 @@ impl Rewriter {
     /// A rewriter that reads hot copies only ([`Rewriter::with_source`] adds cold ones).
     pub fn new(ctx: StoreContext, base_spec: CodecSpec) -> Self {
         let source = SegmentSource::hot_only(ctx.layout.clone());
-        Self { ctx, base_spec, keep_duplicates_ms: None, source, budgeted: false, max_memory_bytes: u64::MAX }
+        Self {
+            ctx,
+            base_spec,
+            keep_duplicates_ms: None,
+            source,
+            budgeted: false,
+            max_memory_bytes: u64::MAX,
+            stream_limits: None,
+        }
     }
 
     /// Paces the rewrite's local-disk reads and writes with the node's IO budget (background work never takes the
@@ -94,23 +111,35 @@ impl Rewriter {
         self
     }
 
-    /// Refuses rewrites whose estimated memory exceeds `bytes` (`rewrite.max_memory_bytes`); planners split
+    /// Bounds every rewrite's memory by `bytes` (`rewrite.max_memory_bytes`): rewrites size their sort buffer and
+    /// merges within it; one that cannot (an input whose row group alone does not fit) is refused. Planners split
     /// actions to fit first ([`tierd_policies::memory::split_to_budget`]), so this is the guard of last resort.
     pub fn with_max_memory(mut self, bytes: u64) -> Self {
         self.max_memory_bytes = bytes;
         self
     }
 
-    /// Fails when rewriting `inputs` as `kind` would hold more memory than allowed.
+    /// Gives streaming rewrites these shares of memory instead of those derived from the budget: small ones make
+    /// small inputs spill runs and merge in several levels (tests, measurements).
+    pub fn with_stream_limits(mut self, limits: tierd_policies::memory::StreamLimits) -> Self {
+        self.stream_limits = Some(limits);
+        self
+    }
+
+    /// Fails when rewriting `inputs` as `kind` could not stream within the memory allowed (the least it needs,
+    /// [`tierd_policies::memory::estimate`], is more), before anything is read.
     fn check_memory(&self, kind: RewriteKind, inputs: &[&SegmentMeta]) -> Result<()> {
+        if self.stream_limits.is_some() {
+            return Ok(());
+        }
         let stats: Vec<_> = inputs.iter().map(|m| m.planner_stats()).collect();
         let refs: Vec<_> = stats.iter().collect();
-        let needs = tierd_policies::memory::estimate(kind, &refs);
+        let needs = tierd_policies::memory::estimate(kind, &refs, self.base_spec.row_group_rows as u64);
         if needs > self.max_memory_bytes {
             metrics::counter!("tierd_rewrites_refused_total", "pass" => kind_label(kind)).increment(1);
             let ids: Vec<String> = inputs.iter().map(|m| m.id.to_string()).collect();
             return Err(StoreError::RewriteTooLarge(format!(
-                "rewriting {} needs about {needs} bytes of memory, more than rewrite.max_memory_bytes = {}",
+                "rewriting {} needs at least {needs} bytes of memory, more than rewrite.max_memory_bytes = {}",
                 ids.join(", "),
                 self.max_memory_bytes
             )));
@@ -193,110 +222,105 @@ impl Rewriter {
             erase_inputs: false,
             created_at_ms,
         };
+        let output = stream::OutputPlan { id: output_id, info, lineage };
+        // The side segment of removed copies, when they are kept (written only if there are any).
+        let side = self.keep_duplicates_ms.map(|keep_ms| {
+            let side_id = SegmentId::generate(now);
+            let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
+            let info =
+                SegmentInfo { segment_id: side_id.to_string(), project: action.project.clone(), day: action.day };
+            (stream::OutputPlan { id: side_id, info, lineage: side_lineage(role, created_at_ms) }, role)
+        });
 
-        // Step 1: inputs -> output bytes, in memory (and the removed copies, when they are kept).
-        self.acquire_disk(bytes_before);
+        // Before anything is read or recorded: the whole rewrite must fit above the background reserve (the output
+        // is estimated at its inputs' size; spills check again).
+        self.ctx.check_disk_reserve("rewrite", bytes_before)?;
+        // Steps 1 to 4, streaming.
         let single_parquet = inputs.len() == 1 && inputs[0].format == Format::Parquet;
-        let (bytes, rows_after, (min_seq, max_seq), removed) =
-            if action.kind == RewriteKind::Recompress && single_parquet {
-                // Recompress without re-parsing events: the columnar data is re-written as it is.
-                let input = self.source.read_committed(&inputs[0])?;
-                let out =
-                    columnar::recompress_as(&input, &info, &lineage, &spec).map_err(|e| self.corrupt(&inputs[0], e))?;
-                (out, inputs[0].rows, (inputs[0].min_seq, inputs[0].max_seq), Vec::new())
-            } else {
-                let mut events: Vec<StoredEvent> = Vec::with_capacity(rows_before as usize);
-                for m in &inputs {
-                    events.extend(self.source.read_events(m)?);
-                }
-                let (kept, removed) = tierd_codecs::dedup::dedup_split(&action.project, events);
-                let out = columnar::encode_with_lineage(&info, &lineage, &kept, &spec)
-                    .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("encode: {e}") })?;
-                (out, kept.len() as u64, seq_range(&kept), removed)
-            };
-        let duplicates_removed = rows_before.saturating_sub(rows_after);
-
-        // The side segment of removed copies, when they are kept and there are any.
-        let side = match self.keep_duplicates_ms {
-            Some(keep_ms) if !removed.is_empty() => {
-                let side_id = SegmentId::generate(now);
-                let side_info =
-                    SegmentInfo { segment_id: side_id.to_string(), project: action.project.clone(), day: action.day };
-                let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
-                let side_bytes =
-                    columnar::encode_with_lineage(&side_info, &side_lineage(role, created_at_ms), &removed, &spec)
-                        .map_err(|e| StoreError::Corrupt { id: side_id, message: format!("encode: {e}") })?;
-                Some((side_id, side_bytes, removed.len() as u64, seq_range(&removed), role))
-            }
-            _ => None,
+        let streamed = if action.kind == RewriteKind::Recompress && single_parquet {
+            self.recompress_streaming(&inputs[0], &spec, &output)?
+        } else {
+            self.merge_streaming(&stream::Job {
+                kind: action.kind,
+                inputs: &inputs,
+                spec: &spec,
+                output: &output,
+                side: side.as_ref().map(|(plan, _)| plan),
+                dedup: true,
+                filter: None,
+                steps: &REWRITE_STEPS,
+            })?
         };
-        drop(removed);
-
-        // Steps 2 to 4: intents, then each file written and verified.
-        let location_of = |id: SegmentId| output_location(&action.project, id);
-        let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
-        let mut files = vec![(output_id, bytes.as_slice(), rows_after)];
-        if let Some((side_id, side_bytes, side_rows, ..)) = &side {
-            files.push((*side_id, side_bytes.as_slice(), *side_rows));
-        }
-        let (intents, verified) = self.write_outputs(&action.project, &input_ids, &files, now, &REWRITE_STEPS)?;
+        let stream::Streamed { intents, output: written, side: side_written, unused, spills } = streamed;
+        let rows_after = written.summary.rows;
+        let seqs = match written.summary.seqs {
+            Some(seqs) => seqs,
+            // A recompression copies batches: the sequences are its input's.
+            None if single_parquet && rows_after == inputs[0].rows => (inputs[0].min_seq, inputs[0].max_seq),
+            None => (0, 0),
+        };
+        let duplicates_removed = rows_before.saturating_sub(rows_after);
 
         // Step 5: one transaction swaps the inputs for the output(s). If it fails nothing is rolled back here:
         // whether the transaction reached the disk is unknown, and recovery decides from the catalog (an intent
         // still present means "not committed").
-        let record =
-            |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| SegmentMeta {
-                id,
-                project: action.project.clone(),
-                day: action.day,
-                state: SegmentState::Sealed,
-                format: Format::Parquet,
-                codec,
-                locations: vec![location_of(id)],
-                dropped: Vec::new(),
-                min_time_ms: v.1.time.map_or(0, |t| t.min_ms),
-                max_time_ms: v.1.time.map_or(0, |t| t.max_ms),
-                rows,
-                bytes: bytes.len() as u64,
-                checksum: v.0,
-                min_seq: seqs.0,
-                max_seq: seqs.1,
-                created_at_ms,
-                sealed_at_ms: Some(now),
-                created_generation: 0,
-                updated_generation: 0,
-                retired: None,
-                // Block checksums let reads of either tier fetch and verify only the blocks they need.
-                blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
-                // Placed on the hot disk now: residency counts from the rewrite, as the planner's model of a plan
-                // applied has it (`tiering::apply`), so a promoted segment that is then recompressed or compacted
-                // keeps (and restarts) its residency instead of inheriting its inputs' creation time.
-                placed_at_ms: Some(now),
-                role: Role::Data,
-            };
-        let mut outputs = vec![record(output_id, &bytes, rows_after, (min_seq, max_seq), &verified[0])];
-        if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
-            outputs.push(SegmentMeta {
-                role: *role,
-                ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
-            });
-        }
+        let location_of = |id: SegmentId| output_location(&action.project, id);
+        let record = |o: &output::FinishedOutput, seqs: (u64, u64)| SegmentMeta {
+            id: o.id,
+            project: action.project.clone(),
+            day: action.day,
+            state: SegmentState::Sealed,
+            format: Format::Parquet,
+            codec,
+            locations: vec![location_of(o.id)],
+            dropped: Vec::new(),
+            min_time_ms: o.meta.time.map_or(0, |t| t.min_ms),
+            max_time_ms: o.meta.time.map_or(0, |t| t.max_ms),
+            rows: o.summary.rows,
+            bytes: o.bytes,
+            checksum: o.checksum,
+            min_seq: seqs.0,
+            max_seq: seqs.1,
+            created_at_ms,
+            sealed_at_ms: Some(now),
+            created_generation: 0,
+            updated_generation: 0,
+            retired: None,
+            // Block checksums let reads of either tier fetch and verify only the blocks they need.
+            blocks: Some(o.blocks.clone()),
+            // Placed on the hot disk now: residency counts from the rewrite, as the planner's model of a plan
+            // applied has it (`tiering::apply`), so a promoted segment that is then recompressed or compacted
+            // keeps (and restarts) its residency instead of inheriting its inputs' creation time.
+            placed_at_ms: Some(now),
+            role: Role::Data,
+        };
+        let bytes_after = written.bytes;
+        let mut outputs = vec![record(&written, seqs)];
+        let side_info = match (&side_written, &side) {
+            (Some(s), Some((_, role))) => {
+                outputs.push(SegmentMeta { role: *role, ..record(s, s.summary.seqs.unwrap_or((0, 0))) });
+                Some((s.id, s.bytes))
+            }
+            _ => None,
+        };
         let inputs_ref: Vec<&SegmentMeta> = inputs.iter().map(|m| &**m).collect();
+        let input_ids: Vec<SegmentId> = inputs.iter().map(|m| m.id).collect();
         let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase: false };
-        let generation = self.commit_outputs(outputs, &intents, &inputs_ref, retirement, "rewrite.commit")?;
+        let generation = self.commit_outputs(outputs, &intents, &unused, &inputs_ref, retirement, "rewrite.commit")?;
         let outcome = RewriteOutcome {
             inputs: input_ids,
             outputs: vec![output_id],
             bytes_before,
-            bytes_after: bytes.len() as u64,
+            bytes_after,
             rows_before,
             rows_after,
             duplicates_removed,
-            duplicates_segment: side.as_ref().map(|(id, ..)| *id),
+            duplicates_segment: side_info.map(|(id, _)| id),
+            spill_files: spills,
         };
-        if let Some((side_id, side_bytes, ..)) = &side {
+        if let Some((side_id, side_bytes)) = side_info {
             metrics::counter!("tierd_dedup_side_segments_total").increment(1);
-            metrics::counter!("tierd_dedup_side_bytes_total").increment(side_bytes.len() as u64);
+            metrics::counter!("tierd_dedup_side_bytes_total").increment(side_bytes);
             info!(output = %output_id, duplicates = %side_id, rows = duplicates_removed, "removed copies kept");
         }
         info!(
@@ -308,45 +332,10 @@ impl Rewriter {
             bytes_before,
             bytes_after = outcome.bytes_after,
             generation,
+            spills,
             "rewrite committed"
         );
         Ok(outcome)
-    }
-
-    /// Steps 2 to 4 for every file a rewrite writes (`(id, bytes, rows)`, hot Parquet of `project`): the intents,
-    /// durable before any byte of a file exists, then each file written, made durable and verified (`steps` names
-    /// the failpoints). On any failure every file and intent is rolled back before the error is returned. Returns
-    /// the intents and each file's checksum and metadata as read back.
-    fn write_outputs(
-        &self,
-        project: &str,
-        inputs: &[SegmentId],
-        files: &[(SegmentId, &[u8], u64)],
-        now: i64,
-        steps: &Steps,
-    ) -> Result<(Vec<Intent>, Vec<Verified>)> {
-        let intents: Vec<Intent> = files
-            .iter()
-            .map(|(id, ..)| {
-                Intent::new(*id, output_location(project, *id), IntentKind::Rewrite { inputs: inputs.to_vec() }, now)
-            })
-            .collect();
-        // Before anything is recorded: the whole rewrite must fit above the background reserve.
-        let total: u64 = files.iter().map(|(_, bytes, _)| bytes.len() as u64).sum();
-        self.ctx.check_disk_reserve("rewrite", total)?;
-        self.ctx.catalog.record_intents(&intents)?;
-        let mut verified = Vec::with_capacity(files.len());
-        for (intent, (_, bytes, rows)) in intents.iter().zip(files) {
-            self.acquire_disk(bytes.len() as u64);
-            match self.write_and_verify(intent, bytes, *rows, steps) {
-                Ok(v) => verified.push(v),
-                Err(e) => {
-                    self.roll_back(&intents);
-                    return Err(e);
-                }
-            }
-        }
-        Ok((intents, verified))
     }
 
     /// Step 5: one transaction puts `outputs` in service (clearing the `intents` they were written under, in the
@@ -359,15 +348,18 @@ impl Rewriter {
         &self,
         outputs: Vec<SegmentMeta>,
         intents: &[Intent],
+        unused: &[Intent],
         inputs: &[&SegmentMeta],
         retirement: Retirement,
         failpoint: &'static str,
     ) -> Result<u64> {
-        let mut changes = Vec::with_capacity(2 * (outputs.len() + inputs.len()));
+        let mut changes = Vec::with_capacity(2 * (outputs.len() + inputs.len()) + unused.len());
         for (m, intent) in outputs.into_iter().zip(intents) {
             changes.push(CatalogChange::Put(m));
             changes.push(CatalogChange::ClearIntent(intent.location.clone()));
         }
+        // Intents of outputs never written (a side segment with nothing to hold): cleared in the same commit.
+        changes.extend(unused.iter().map(|i| CatalogChange::ClearIntent(i.location.clone())));
         for m in inputs {
             changes.push(CatalogChange::Expect { id: m.id, updated_generation: m.updated_generation });
             let mut r = (*m).clone();
@@ -379,6 +371,7 @@ impl Rewriter {
             Ok(g) => g,
             Err(e @ StoreError::StalePlan(_)) => {
                 self.roll_back(intents);
+                self.roll_back(unused);
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -397,42 +390,7 @@ impl Rewriter {
         }
         metrics::counter!("tierd_rewrite_rollbacks_total").increment(1);
     }
-
-    /// Steps 3 and 4: the output on disk, durable and verified. Returns its checksum and its metadata as read back.
-    fn write_and_verify(&self, intent: &Intent, bytes: &[u8], rows_after: u64, steps: &Steps) -> Result<Verified> {
-        let output_id = intent.segment;
-        let ctx = &self.ctx;
-        let path = ctx.resolve(&intent.location.path)?;
-        ctx.failpoints.hit(steps.intent).map_err(|e| StoreError::io(&path, e))?;
-        ctx.check_disk_reserve("rewrite", bytes.len() as u64)?;
-        // Step 3: write, create-only, durable; then step 4 verifies what is on disk, not what is in memory.
-        let on_disk = crate::durable::write_new_verified(ctx.fs.as_ref(), &ctx.failpoints, &path, bytes, steps.write)?;
-        let checksum = crc32c::crc32c(bytes);
-        if crc32c::crc32c(&on_disk) != checksum {
-            return Err(StoreError::Corrupt {
-                id: output_id,
-                message: format!("written output does not read back ({} bytes written)", bytes.len()),
-            });
-        }
-        let verified = columnar::read_meta(&on_disk)
-            .map_err(|e| StoreError::Corrupt { id: output_id, message: format!("verify: {e}") })?;
-        if verified.rows != rows_after {
-            return Err(StoreError::Corrupt {
-                id: output_id,
-                message: format!("verify: {} rows on disk, {rows_after} encoded", verified.rows),
-            });
-        }
-        ctx.failpoints.hit(steps.verify).map_err(|e| StoreError::io(&path, e))?;
-        Ok((checksum, verified))
-    }
-
-    fn corrupt(&self, meta: &SegmentMeta, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt { id: meta.id, message: e.to_string() }
-    }
 }
-
-/// A written file's checksum and its metadata as read back.
-type Verified = (u32, columnar::ColumnarMeta);
 
 /// Where a rewrite writes a file of `project`: a fresh hot Parquet path named after the file's id.
 fn output_location(project: &str, id: SegmentId) -> Location {
@@ -461,12 +419,6 @@ pub(crate) fn lineage_role(role: Role) -> LineageRole {
 /// the same commit); its role names the output it belongs to.
 pub(crate) fn side_lineage(role: Role, created_at_ms: i64) -> Lineage {
     Lineage { inputs: Vec::new(), role: lineage_role(role), erase_inputs: false, created_at_ms }
-}
-
-/// The lowest and highest sequence of `events` ((0, 0) for none).
-fn seq_range(events: &[StoredEvent]) -> (u64, u64) {
-    let min = events.iter().map(|e| e.seq).min().unwrap_or(0);
-    (min, events.iter().map(|e| e.seq).max().unwrap_or(0))
 }
 
 pub fn kind_label(kind: RewriteKind) -> &'static str {

@@ -79,9 +79,14 @@ pub fn decode(bytes: &[u8]) -> Result<(SegmentInfo, Vec<StoredEvent>), ColumnarE
 /// [`ColumnarError::Corrupt`] (tierd always writes them), as are column chunks with a codec tierd does not write
 /// or with different codecs.
 pub fn read_meta(bytes: &[u8]) -> Result<ColumnarMeta, ColumnarError> {
-    let metadata = ParquetMetaDataReader::new()
-        .parse_and_finish(&SliceReader(bytes))
-        .map_err(|source| ColumnarError::NotParquet { source })?;
+    read_meta_from(&SliceReader(bytes))
+}
+
+/// [`read_meta`] through any [`ChunkReader`] that serves the file's footer (a file on disk: only the footer is
+/// read).
+pub fn read_meta_from<R: ChunkReader>(reader: &R) -> Result<ColumnarMeta, ColumnarError> {
+    let metadata =
+        ParquetMetaDataReader::new().parse_and_finish(reader).map_err(|source| ColumnarError::NotParquet { source })?;
     let file = metadata.file_metadata();
     let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
         .map_err(|source| ColumnarError::NotParquet { source })?;

@@ -6,7 +6,6 @@
 //! to the first in the order Utf8, Int64, Float64, Boolean, Json. Everything that does not get, or does not fit, a
 //! column goes to the JSON remainder `_props`, so shredding can never lose or alter a value.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
@@ -38,7 +37,7 @@ pub fn property_column_name(key: &str) -> String {
 /// has at most twice as many property columns as its events have properties on average (each column costs a few
 /// hundred bytes of footer and index per row group whatever it holds). Keys that only some event types carry stay in
 /// `_props`; a scan that wants them reads `_props` only for the row groups it keeps.
-const MIN_SHARE_DIVISOR: usize = 2;
+pub(crate) const MIN_SHARE_DIVISOR: u64 = 2;
 
 /// The Arrow type of a shredded property column, chosen so that every value stored in it reads back as the same
 /// JSON value (same type, same number representation).
@@ -59,7 +58,7 @@ pub enum ColumnKind {
 
 impl ColumnKind {
     /// Every kind, in the order that breaks ties in [`plan`].
-    const ALL: [ColumnKind; 5] =
+    pub(crate) const ALL: [ColumnKind; 5] =
         [ColumnKind::Utf8, ColumnKind::Int64, ColumnKind::Float64, ColumnKind::Boolean, ColumnKind::Json];
 
     /// The kind of column `value` can be stored in and read back from unchanged; `None` for `null` and integers
@@ -83,10 +82,6 @@ impl ColumnKind {
             ColumnKind::Boolean => DataType::Boolean,
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// One shredded property: its key, its column and the column's kind.
@@ -103,31 +98,9 @@ pub struct ShreddedColumn {
 /// key, and depends only on the multiset of events, not on their order. At most `max_columns` columns: the keys
 /// carried by the most rows first, ties by key (the rest stay in `_props`).
 pub(crate) fn plan(events: &[StoredEvent], max_columns: usize) -> Vec<ShreddedColumn> {
-    let mut counts: HashMap<&str, [usize; ColumnKind::ALL.len()]> = HashMap::new();
-    for stored in events {
-        for (key, value) in &stored.event.properties {
-            if let Some(kind) = ColumnKind::of(value) {
-                counts.entry(key.as_str()).or_default()[kind.index()] += 1;
-            }
-        }
-    }
-    let mut candidates: Vec<(usize, ShreddedColumn)> = counts
-        .into_iter()
-        .filter_map(|(key, counts)| {
-            // `max_by_key` keeps the last maximum; iterate in reverse so the first kind wins a tie.
-            let (kind, count) =
-                ColumnKind::ALL.iter().rev().map(|k| (*k, counts[k.index()])).max_by_key(|(_, c)| *c)?;
-            (count > 0 && count * MIN_SHARE_DIVISOR >= events.len())
-                .then(|| (count, ShreddedColumn { key: key.to_owned(), column: property_column_name(key), kind }))
-        })
-        .collect();
-    if candidates.len() > max_columns {
-        candidates.sort_by(|(a_count, a), (b_count, b)| b_count.cmp(a_count).then_with(|| a.key.cmp(&b.key)));
-        candidates.truncate(max_columns);
-    }
-    let mut columns: Vec<ShreddedColumn> = candidates.into_iter().map(|(_, column)| column).collect();
-    columns.sort_by(|a, b| a.key.cmp(&b.key));
-    columns
+    let mut survey = super::ShredSurvey::new();
+    events.iter().for_each(|stored| survey.add_event(&stored.event));
+    survey.plan(max_columns)
 }
 
 /// Builds one shredded column of a record batch.

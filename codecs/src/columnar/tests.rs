@@ -16,6 +16,7 @@ mod counts;
 mod properties;
 mod ranged;
 mod scans;
+mod stream;
 
 pub(super) fn info() -> SegmentInfo {
     SegmentInfo { segment_id: "01JTESTSEGMENT0000000000000".to_owned(), project: "proj".to_owned(), day: 19_700 }

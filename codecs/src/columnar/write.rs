@@ -1,29 +1,18 @@
 //! Writing columnar segments: sort, shred into Arrow record batches, encode as Parquet; and recompressing a segment
 //! into another spec without going back to events.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-
-use arrow_array::builder::{StringBuilder, StringDictionaryBuilder};
-use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray, UInt64Array};
-use arrow_schema::SchemaRef;
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
-use serde_json::Value;
 
 use super::layout::Layout;
-use super::read::{batches, open, BATCH_ROWS};
-use super::shred::{self, ColumnKind, PropertyBuilder, ShreddedColumn};
+use super::read::{batches, open};
+use super::shred;
 use super::spec::CodecSpec;
+use super::stream::ColumnarWriter;
 use super::{ColumnarError, Lineage, SegmentInfo, SortOrder};
 use crate::event::StoredEvent;
-
-/// A record batch is cut when its text (all string columns together) reaches this many bytes, whatever its row
-/// count. Arrow string arrays address their bytes with `i32` offsets, so a batch must stay far below 2 GiB in each
-/// string column; one event can add at most a request's worth (10 MiB) past the cut.
-const BATCH_TEXT_BYTES: usize = 64 << 20;
 
 /// The order in which [`encode`] writes `events`: indices into `events`, sorted by `order` (stable, so events
 /// equal in every key including `seq` keep their input order).
@@ -115,35 +104,11 @@ fn encode_layout(
 ) -> Result<Vec<u8>, ColumnarError> {
     spec.validate()?;
     let columns = shred::plan(events, spec.max_property_columns);
-    let mut layout = Layout {
-        info: info.clone(),
-        spec: spec.clone(),
-        sort: order,
-        columns,
-        props_keys: BTreeSet::new(),
-        props_valued_keys: Some(BTreeSet::new()),
-        lineage,
-    };
-    let segment_id = info.segment_id.as_str();
-    let schema = Layout::schema(&layout.columns);
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(layout.writer_properties()))
-        .map_err(ColumnarError::parquet(segment_id, "writer setup"))?;
-    let mut batch = BatchBuilder::new(schema, &layout.columns);
+    let mut writer = ColumnarWriter::new(Vec::new(), info, lineage.as_ref(), columns, spec, order)?;
     for i in sort_permutation(events, order) {
-        batch.push(&events[i], &mut layout.props_keys, &mut layout.props_valued_keys);
-        if batch.rows == BATCH_ROWS || batch.text_bytes >= BATCH_TEXT_BYTES {
-            let full = batch.finish().map_err(ColumnarError::arrow(segment_id, "batch assembly"))?;
-            writer.write(&full).map_err(ColumnarError::parquet(segment_id, "write"))?;
-        }
+        writer.push(&events[i])?;
     }
-    if batch.rows > 0 {
-        let last = batch.finish().map_err(ColumnarError::arrow(segment_id, "batch assembly"))?;
-        writer.write(&last).map_err(ColumnarError::parquet(segment_id, "write"))?;
-    }
-    for kv in layout.props_keys_key_values() {
-        writer.append_key_value_metadata(kv);
-    }
-    writer.into_inner().map_err(ColumnarError::parquet(segment_id, "close"))
+    writer.finish().map(|(bytes, _)| bytes)
 }
 
 /// Rewrites a columnar segment with another `spec` (compression, row group size, dictionaries), streaming its
@@ -196,112 +161,4 @@ fn recompress_with(
         writer.append_key_value_metadata(kv);
     }
     writer.into_inner().map_err(ColumnarError::parquet(&segment_id, "close"))
-}
-
-/// Accumulates the rows of one record batch.
-struct BatchBuilder<'a> {
-    schema: SchemaRef,
-    /// Shredded key -> its position in `columns`.
-    shredded: HashMap<&'a str, usize>,
-    columns: &'a [ShreddedColumn],
-    time: Vec<i64>,
-    event: StringDictionaryBuilder<Int32Type>,
-    distinct_id: StringBuilder,
-    insert_id: StringBuilder,
-    seq: Vec<u64>,
-    properties: Vec<PropertyBuilder>,
-    remainder: StringBuilder,
-    rows: usize,
-    text_bytes: usize,
-    /// Per row: the value going into each shredded column (scratch, all `None` between rows).
-    slots: Vec<Option<&'a Value>>,
-    /// Per row: the `_props` JSON text being built (scratch).
-    json: Vec<u8>,
-}
-
-impl<'a> BatchBuilder<'a> {
-    fn new(schema: SchemaRef, columns: &'a [ShreddedColumn]) -> Self {
-        Self {
-            schema,
-            shredded: columns.iter().enumerate().map(|(i, c)| (c.key.as_str(), i)).collect(),
-            columns,
-            time: Vec::with_capacity(BATCH_ROWS),
-            event: StringDictionaryBuilder::new(),
-            distinct_id: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16),
-            insert_id: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 32),
-            seq: Vec::with_capacity(BATCH_ROWS),
-            properties: columns.iter().map(|c| PropertyBuilder::new(c.kind, BATCH_ROWS)).collect(),
-            remainder: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64),
-            rows: 0,
-            text_bytes: 0,
-            slots: vec![None; columns.len()],
-            json: Vec::new(),
-        }
-    }
-
-    /// Appends one event; every key written to `_props` is added to `props_keys` (and to `valued_keys` with a value
-    /// other than `null`).
-    fn push(
-        &mut self,
-        stored: &'a StoredEvent,
-        props_keys: &mut BTreeSet<String>,
-        valued_keys: &mut Option<BTreeSet<String>>,
-    ) {
-        let event = &stored.event;
-        self.time.push(event.time_ms);
-        self.event.append_value(&event.event);
-        self.distinct_id.append_value(&event.distinct_id);
-        self.insert_id.append_value(&event.insert_id);
-        self.seq.push(stored.seq);
-        self.text_bytes += event.event.len() + event.distinct_id.len() + event.insert_id.len();
-
-        self.json.clear();
-        for (key, value) in &event.properties {
-            if let Some(&i) = self.shredded.get(key.as_str()) {
-                if ColumnKind::of(value) == Some(self.columns[i].kind) {
-                    self.slots[i] = Some(value);
-                    continue;
-                }
-            }
-            // `properties` is sorted by key, so this is canonical JSON, as the row format stores it.
-            self.json.push(if self.json.is_empty() { b'{' } else { b',' });
-            serde_json::to_writer(&mut self.json, key).expect("writing JSON into a Vec cannot fail");
-            self.json.push(b':');
-            serde_json::to_writer(&mut self.json, value).expect("writing JSON into a Vec cannot fail");
-            if !props_keys.contains(key) {
-                props_keys.insert(key.clone());
-            }
-            if let Some(valued) = valued_keys.as_mut().filter(|v| !value.is_null() && !v.contains(key)) {
-                valued.insert(key.clone());
-            }
-        }
-        for (builder, slot) in self.properties.iter_mut().zip(&mut self.slots) {
-            self.text_bytes += builder.append(slot.take());
-        }
-        if self.json.is_empty() {
-            self.remainder.append_null();
-        } else {
-            self.json.push(b'}');
-            self.remainder.append_value(std::str::from_utf8(&self.json).expect("serde_json writes UTF-8"));
-            self.text_bytes += self.json.len();
-        }
-        self.rows += 1;
-    }
-
-    /// The batch of the rows pushed since the last `finish`; the builder is empty again afterwards.
-    fn finish(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let time = TimestampMillisecondArray::from(std::mem::take(&mut self.time)).with_timezone("UTC");
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(time),
-            Arc::new(self.event.finish()),
-            Arc::new(self.distinct_id.finish()),
-            Arc::new(self.insert_id.finish()),
-            Arc::new(UInt64Array::from(std::mem::take(&mut self.seq))),
-        ];
-        arrays.extend(self.properties.iter_mut().map(PropertyBuilder::finish));
-        arrays.push(Arc::new(self.remainder.finish()));
-        self.rows = 0;
-        self.text_bytes = 0;
-        RecordBatch::try_new(self.schema.clone(), arrays)
-    }
 }

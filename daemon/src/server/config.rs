@@ -140,9 +140,11 @@ pub struct RewriteConfig {
     /// Lossless dedup: the copies a rewrite's dedup removes are kept in a side segment for this many seconds, so
     /// that a wrong dedup can be inspected and undone; 0 drops them at once.
     pub keep_duplicates_secs: u64,
-    /// Most memory one rewrite may hold, estimated from its inputs (rewrites decode every input event: about 3.7
-    /// KiB each, measured). A planned rewrite over it is split into parts that fit; a single segment over it is not
-    /// rewritten (reported, counted in `tierd_rewrites_refused_total`), never an OOM kill of the daemon.
+    /// Most memory one rewrite may hold. Rewrites stream (issue 13): they sort unsorted events in a buffer of at
+    /// most three quarters of what the output writer leaves, spilling sorted runs to `DATA_DIR/spill`, and merge
+    /// as many inputs at once as their row groups fit (in several levels when more), whatever the number of
+    /// events (`tierd_policies::memory::stream_limits`). A rewrite that cannot (an input whose row group alone
+    /// does not fit) is not started: reported, counted in `tierd_rewrites_refused_total`, never an OOM kill.
     pub max_memory_bytes: u64,
     /// Most shredded property columns (`p.<key>`) one Parquet segment gets; the least common keys past it stay in
     /// the `_props` JSON column. Bounds the width (footer, page index, writer memory) of a segment whatever the
@@ -269,11 +271,11 @@ pub struct ReencodeSection {
 pub struct CompactSection {
     /// Merge small columnar segments of one project and day up to this many bytes (summed input bytes).
     ///
-    /// Default 8 MiB, measured (BENCHMARKS.md, "Compacted segment size"): a compaction holds every input event
-    /// decoded in memory, about 45-50x its input bytes (376 MiB peak RSS for an 8 MiB merge, 6.6 GiB for 145 MiB,
-    /// on a node that also ingests), and bigger merged segments are not smaller per event: 8 MiB was within about
-    /// 1% of the best zstd-3 bytes/event measured, 16 MiB 3.8% and 145 MiB 9% above it (the (event, time) sort
-    /// spreads each row group of a bigger segment over a longer time span).
+    /// Default 8 MiB, measured (BENCHMARKS.md, "Compacted segment size") when a compaction held every input event
+    /// decoded in memory (about 45-50x its input bytes); merges now stream within `rewrite.max_memory_bytes`
+    /// whatever their size, so memory no longer bounds it. Bigger merged segments were not smaller per event then:
+    /// 8 MiB was within about 1% of the best zstd-3 bytes/event measured, 16 MiB 3.8% and 145 MiB 9% above it (the
+    /// (event, time) sort spreads each row group of a bigger segment over a longer time span).
     pub target_bytes: u64,
     /// A segment below `small_fraction * target_bytes` is small.
     pub small_fraction: f64,
@@ -370,9 +372,10 @@ pub struct IngestConfig {
 pub struct HotSection {
     /// Seal an open segment at this size.
     pub seal_max_bytes: u64,
-    /// Seal an open segment before it holds more events than this, so that every sealed segment can be re-encoded
-    /// within `rewrite.max_memory_bytes` (rewrites decode every input event). 0, the default: the most events whose
-    /// rewrite fits that budget, less one request's (`ingest.max_events_per_request`), which a segment may pass it by.
+    /// Seal an open segment before it holds more events than this (a segment may pass it by one request's). 0, the
+    /// default: no cap by events; `seal_max_bytes` and the age bound sealing. (Before rewrites streamed, the cap
+    /// kept segments re-encodable within `rewrite.max_memory_bytes`; a rewrite's memory no longer grows with its
+    /// events.)
     pub seal_max_events: u64,
     /// Seal an open segment this many seconds after it was created.
     pub seal_max_age_secs: u64,
@@ -444,7 +447,7 @@ impl Default for RewriteConfig {
             row_group_rows: spec.row_group_rows,
             dictionary: spec.dictionary,
             keep_duplicates_secs: 7 * 86_400,
-            max_memory_bytes: 1024 * 1024 * 1024,
+            max_memory_bytes: 256 * 1024 * 1024,
             max_property_columns: spec.max_property_columns,
         }
     }
@@ -657,7 +660,6 @@ impl Config {
         if self.rewrite.row_group_rows == 0 {
             return invalid("rewrite.row_group_rows", "must be at least 1");
         }
-        self.seal_max_events()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid("log.level", "is not a tracing filter such as `info` or `tierd_store=debug,info`");
         }
@@ -805,44 +807,18 @@ impl Config {
         })
     }
 
-    /// `hot.seal_max_events`, or the default derived from `rewrite.max_memory_bytes`; an explicit value whose
-    /// segments could not be re-encoded within that budget is an error.
-    pub fn seal_max_events(&self) -> Result<u64, ConfigError> {
-        let per_event = tierd_policies::memory::BYTES_PER_EVENT;
-        let fits = self.rewrite.max_memory_bytes / per_event;
-        let one_request = self.ingest.max_events_per_request as u64;
+    /// `hot.seal_max_events`, `u64::MAX` (no cap) for 0.
+    pub fn seal_max_events(&self) -> u64 {
         match self.hot.seal_max_events {
-            0 if fits > one_request => Ok(fits - one_request),
-            0 => Err(ConfigError::Invalid {
-                key: "rewrite.max_memory_bytes",
-                message: format!(
-                    "{} bytes re-encode at most {fits} events (about {per_event} bytes each), not more than one \
-                     request may carry (ingest.max_events_per_request = {one_request}): raise it",
-                    self.rewrite.max_memory_bytes
-                ),
-            }),
-            n if n.saturating_add(one_request).saturating_mul(per_event) > self.rewrite.max_memory_bytes => {
-                Err(ConfigError::Invalid {
-                    key: "hot.seal_max_events",
-                    message: format!(
-                        "{n} events (plus up to {one_request} of one request) need about {} bytes to re-encode, \
-                         more than rewrite.max_memory_bytes = {}: such segments could never be re-encoded; at most \
-                         {} (or 0 for that default)",
-                        n.saturating_add(one_request).saturating_mul(per_event),
-                        self.rewrite.max_memory_bytes,
-                        fits.saturating_sub(one_request)
-                    ),
-                })
-            }
-            n => Ok(n),
+            0 => u64::MAX,
+            n => n,
         }
     }
 
     pub fn hot_config(&self) -> HotConfig {
         HotConfig {
             seal_max_bytes: self.hot.seal_max_bytes,
-            // Validated at load; a config that was not falls back to no cap rather than a wrong one.
-            seal_max_rows: self.seal_max_events().unwrap_or(u64::MAX),
+            seal_max_rows: self.seal_max_events(),
             seal_max_age_ms: (self.hot.seal_max_age_secs as i64).saturating_mul(1000),
             seal_lateness_ms: secs_to_ms(self.hot.seal_lateness_secs),
             max_open_segments: self.hot.max_open_segments,

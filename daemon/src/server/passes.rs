@@ -377,8 +377,8 @@ impl Passes {
             if self.stop_now(report, deadline) {
                 return;
             }
-            // Split to `rewrite.max_memory_bytes` (rewrites hold every input event in memory); a segment that alone
-            // exceeds it is reported, not rewritten.
+            // Split to `rewrite.max_memory_bytes` (the least a streaming rewrite of the inputs needs); a segment that
+            // alone exceeds it is reported, not rewritten.
             let snapshot = self.catalog.snapshot();
             let stats: Vec<_> = action
                 .inputs
@@ -389,7 +389,12 @@ impl Passes {
                 .collect();
             let parts = if stats.len() == action.inputs.len() {
                 let refs: Vec<_> = stats.iter().collect();
-                let split = tierd_policies::memory::split_to_budget(&action, &refs, max_memory);
+                let split = tierd_policies::memory::split_to_budget(
+                    &action,
+                    &refs,
+                    max_memory,
+                    self.config.rewrite.row_group_rows as u64,
+                );
                 for (id, needs) in &split.refused {
                     metrics::counter!("tierd_rewrites_refused_total", "pass" => pass.label()).increment(1);
                     warn!(pass = pass.label(), segment = %id, needs, max_memory, "rewrite refused: over rewrite.max_memory_bytes");

@@ -70,6 +70,11 @@ impl SegmentSource {
         &self.layout
     }
 
+    /// The cold side, when the source reads cold copies.
+    pub(super) fn cold_reads(&self) -> Option<&ColdReads> {
+        self.cold.as_ref()
+    }
+
     /// The cold cache, when the source reads cold copies.
     pub fn cache(&self) -> Option<&Arc<BlockCache>> {
         self.cold.as_ref().map(ColdReads::cache)
@@ -98,7 +103,7 @@ impl SegmentSource {
     /// checksum, falls back to the cold copy when there is one (logged, counted in `tierd_read_fallbacks_total`;
     /// a bad copy is reported for repair). `fallback_ok` says whether `hot` left nothing behind that a second read
     /// would repeat (a scan that already delivered events does not fall back: its error stands).
-    fn with_copy<T>(
+    pub(super) fn with_copy<T>(
         &self,
         meta: &SegmentMeta,
         hot: impl FnOnce() -> Result<T>,

@@ -8,9 +8,10 @@
 //!   (`retired.replaced_by` empty), with no output: an empty segment is never written. Garbage collection then
 //!   deletes every copy of it, hot and cold, through the trash like any retired segment. Failpoint
 //!   `filtered.retire` after the commit.
-//! - otherwise: the rows are read and verified (through the rewriter's source: the hot copy, else the cold one,
-//!   whole, through the budgeted store), the matching rows removed, and the rest written as a new Parquet segment of
-//!   the same project, day, role and codec on the hot disk: intent (`filtered.intent`), write + fsync
+//! - otherwise: the rows are read as a stream and verified (through the rewriter's source: the hot copy, else the
+//!   cold one, through the budgeted store), once to count the matches, then again with the matching rows left out
+//!   (the streaming rewrite of `super::stream`, within `rewrite.max_memory_bytes`), and the rest written as a new
+//!   Parquet segment of the same project, day, role and codec on the hot disk: intent (`filtered.intent`), write + fsync
 //!   (`filtered.write`), read back and verify (`filtered.verify`), then ONE commit adds the output, retires `S`
 //!   (replaced by the output) and clears the intent (`filtered.commit`), guarded by `S`'s `updated_generation`. A
 //!   row segment's remaining rows are deduplicated as re-encoding does (the removed copies go to a side segment when
@@ -26,13 +27,15 @@
 
 use std::sync::Arc;
 
-use tierd_codecs::columnar::{self, CodecSpec, Lineage, SegmentInfo};
-use tierd_codecs::{Coverage, RowFilter, StoredEvent, TimeRange};
+use tierd_codecs::columnar::{CodecSpec, Lineage, SegmentInfo};
+use tierd_codecs::{Coverage, RowFilter, TimeRange};
 use tierd_policies::RewriteKind;
 use tracing::{info, warn};
 
-use super::{compression_of, lineage_role, output_location, seq_range, side_lineage, Rewriter, Steps};
-use crate::catalog::{BlockChecksums, CatalogChange, Format, Retirement, Role, SegmentMeta, SegmentState};
+use super::output::FinishedOutput;
+use super::stream::{Job, OutputPlan, Streamed};
+use super::{compression_of, lineage_role, output_location, side_lineage, Rewriter, Steps};
+use crate::catalog::{CatalogChange, Format, Retirement, Role, SegmentMeta, SegmentState};
 use crate::clock::Stopwatch;
 use crate::error::{Result, StoreError};
 use crate::layout::SegmentId;
@@ -140,18 +143,17 @@ impl Rewriter {
             Coverage::All => return self.retire_whole(&meta, filter, erase),
             Coverage::Some => {}
         }
-        // Decoding the whole segment: as much memory as a re-encode of it.
+        // Read as a stream twice (to count, then to write), within the rewrite's memory like a re-encode of it.
         self.check_memory(RewriteKind::Reencode, &[&meta])?;
         self.acquire_disk(meta.bytes);
-        let rows = self.source.read_events(&meta)?;
-        let (kept, removed) = filter.split(rows);
-        if removed.is_empty() {
+        let matched = self.count_matches(&meta, filter)?;
+        if matched == 0 {
             return Ok(unchanged(0));
         }
-        if kept.is_empty() {
+        if matched >= meta.rows {
             return self.retire_whole(&meta, filter, erase);
         }
-        self.rewrite_without(&meta, filter, kept, removed.len() as u64, erase)
+        self.rewrite_without(&meta, filter, matched, erase)
     }
 
     /// Every row matches: one commit retires the segment, nothing replaces it.
@@ -184,18 +186,19 @@ impl Rewriter {
         })
     }
 
-    /// Some rows match: the others become a new segment, through the crash-safe steps.
+    /// Some rows match: the others become a new segment, through the crash-safe steps, streamed (`super::stream`).
     pub(super) fn rewrite_without(
         &self,
         meta: &Arc<SegmentMeta>,
         filter: &RowFilter,
-        kept: Vec<StoredEvent>,
         rows_removed: u64,
         erase: bool,
     ) -> Result<FilterOutcome> {
         let now = self.ctx.clock.now_ms();
         let output_id = SegmentId::generate(now);
         let spec = CodecSpec { compression: compression_of(meta.codec), ..self.base_spec.clone() };
+        let info =
+            |id: SegmentId| SegmentInfo { segment_id: id.to_string(), project: meta.project.clone(), day: meta.day };
         // What the output replaces (and whether a user deletion retires it), in its own footer (`crate::rebuild`).
         let lineage = Lineage {
             inputs: vec![meta.id.to_string()],
@@ -203,75 +206,70 @@ impl Rewriter {
             erase_inputs: erase,
             created_at_ms: meta.created_at_ms,
         };
-        let encode = |id: SegmentId, lineage: &Lineage, events: &[StoredEvent]| {
-            let info = SegmentInfo { segment_id: id.to_string(), project: meta.project.clone(), day: meta.day };
-            columnar::encode_with_lineage(&info, lineage, events, &spec)
-                .map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
-        };
+        let output = OutputPlan { id: output_id, info: info(output_id), lineage };
         // A row segment may hold several copies of an event: the output, a Parquet data segment, must hold one
         // (queries count a lone Parquet segment's rows without dedup). Parquet data segments already hold one; side
         // segments hold removed copies on purpose and keep them.
-        let (kept, dups) = if meta.role.is_data() && meta.format == Format::Rows {
-            tierd_codecs::dedup::dedup_split(&meta.project, kept)
-        } else {
-            (kept, Vec::new())
+        let dedup = meta.role.is_data() && meta.format == Format::Rows;
+        let side = self.keep_duplicates_ms.filter(|_| dedup).map(|keep_ms| {
+            let side_id = SegmentId::generate(now);
+            let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
+            (OutputPlan { id: side_id, info: info(side_id), lineage: side_lineage(role, meta.created_at_ms) }, role)
+        });
+        let inputs = [meta.clone()];
+        let streamed = self.merge_streaming(&Job {
+            kind: RewriteKind::Reencode,
+            inputs: &inputs,
+            spec: &spec,
+            output: &output,
+            side: side.as_ref().map(|(plan, _)| plan),
+            dedup,
+            filter: Some(filter),
+            steps: &FILTERED_STEPS,
+        })?;
+        let Streamed { intents, output: written, side: side_written, unused, .. } = streamed;
+        let location_of = |id: SegmentId| output_location(&meta.project, id);
+        let record = |o: &FinishedOutput| SegmentMeta {
+            id: o.id,
+            project: meta.project.clone(),
+            day: meta.day,
+            state: SegmentState::Sealed,
+            format: Format::Parquet,
+            codec: meta.codec,
+            locations: vec![location_of(o.id)],
+            dropped: Vec::new(),
+            min_time_ms: o.meta.time.map_or(0, |t| t.min_ms),
+            max_time_ms: o.meta.time.map_or(0, |t| t.max_ms),
+            rows: o.summary.rows,
+            bytes: o.bytes,
+            checksum: o.checksum,
+            min_seq: o.summary.seqs.map_or(0, |s| s.0),
+            max_seq: o.summary.seqs.map_or(0, |s| s.1),
+            created_at_ms: meta.created_at_ms,
+            sealed_at_ms: Some(now),
+            created_generation: 0,
+            updated_generation: 0,
+            retired: None,
+            blocks: Some(o.blocks.clone()),
+            // Keeps the input's placement time: a segment that was cold may be sent cold again at once.
+            placed_at_ms: Some(meta.placed_at_ms.unwrap_or(meta.created_at_ms)),
+            role: meta.role,
         };
-        let bytes = encode(output_id, &lineage, &kept)?;
-        let rows_after = kept.len() as u64;
-        let side = match self.keep_duplicates_ms {
-            Some(keep_ms) if !dups.is_empty() => {
-                let side_id = SegmentId::generate(now);
-                let role = Role::Duplicates { of: output_id, keep_until_ms: now.saturating_add(keep_ms) };
-                let side_bytes = encode(side_id, &side_lineage(role, meta.created_at_ms), &dups)?;
-                Some((side_id, side_bytes, dups.len() as u64, seq_range(&dups), role))
+        let rows_after = written.summary.rows;
+        let bytes_after = written.bytes;
+        let mut outputs = vec![record(&written)];
+        let duplicates_segment = match (&side_written, &side) {
+            (Some(s), Some((_, role))) => {
+                outputs.push(SegmentMeta { role: *role, ..record(s) });
+                Some(s.id)
             }
             _ => None,
         };
-        let location_of = |id: SegmentId| output_location(&meta.project, id);
-        let mut files = vec![(output_id, bytes.as_slice(), rows_after)];
-        if let Some((side_id, side_bytes, side_rows, ..)) = &side {
-            files.push((*side_id, side_bytes.as_slice(), *side_rows));
-        }
-        let (intents, verified) = self.write_outputs(&meta.project, &[meta.id], &files, now, &FILTERED_STEPS)?;
-        let record = |id: SegmentId, bytes: &[u8], rows: u64, seqs: (u64, u64), v: &(u32, columnar::ColumnarMeta)| {
-            SegmentMeta {
-                id,
-                project: meta.project.clone(),
-                day: meta.day,
-                state: SegmentState::Sealed,
-                format: Format::Parquet,
-                codec: meta.codec,
-                locations: vec![location_of(id)],
-                dropped: Vec::new(),
-                min_time_ms: v.1.time.map_or(0, |t| t.min_ms),
-                max_time_ms: v.1.time.map_or(0, |t| t.max_ms),
-                rows,
-                bytes: bytes.len() as u64,
-                checksum: v.0,
-                min_seq: seqs.0,
-                max_seq: seqs.1,
-                created_at_ms: meta.created_at_ms,
-                sealed_at_ms: Some(now),
-                created_generation: 0,
-                updated_generation: 0,
-                retired: None,
-                blocks: Some(BlockChecksums::compute(bytes, BlockChecksums::DEFAULT_BLOCK_SIZE)),
-                // Keeps the input's placement time: a segment that was cold may be sent cold again at once.
-                placed_at_ms: Some(meta.placed_at_ms.unwrap_or(meta.created_at_ms)),
-                role: meta.role,
-            }
-        };
-        let mut outputs = vec![record(output_id, &bytes, rows_after, seq_range(&kept), &verified[0])];
-        if let Some((side_id, side_bytes, side_rows, side_seqs, role)) = &side {
-            outputs.push(SegmentMeta {
-                role: *role,
-                ..record(*side_id, side_bytes, *side_rows, *side_seqs, &verified[1])
-            });
-        }
+        let duplicates_removed = meta.rows.saturating_sub(rows_removed).saturating_sub(rows_after);
         let retirement = Retirement { at_ms: now, generation: 0, replaced_by: vec![output_id], erase };
-        let generation = self.commit_outputs(outputs, &intents, &[&**meta], retirement, "filtered.commit")?;
+        let generation = self.commit_outputs(outputs, &intents, &unused, &[&**meta], retirement, "filtered.commit")?;
         info!(segment = %meta.id, output = %output_id, project = %meta.project, %filter, rows_before = meta.rows,
-            rows_removed, rows_after, bytes_before = meta.bytes, bytes_after = bytes.len(), generation,
+            rows_removed, rows_after, bytes_before = meta.bytes, bytes_after, generation,
             "segment rewritten without the matching rows");
         Ok(FilterOutcome {
             segment: meta.id,
@@ -280,10 +278,10 @@ impl Rewriter {
             rows_before: meta.rows,
             rows_removed,
             rows_after,
-            duplicates_removed: dups.len() as u64,
-            duplicates_segment: side.as_ref().map(|(id, ..)| *id),
+            duplicates_removed,
+            duplicates_segment,
             bytes_before: meta.bytes,
-            bytes_after: bytes.len() as u64,
+            bytes_after,
         })
     }
 }
