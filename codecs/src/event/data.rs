@@ -119,7 +119,8 @@ mod tests {
     #[test]
     fn what_holds_no_events_is_refused_with_its_reason() {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s).into_bytes();
-        let cases: Vec<(Vec<u8>, fn(&DataError) -> bool)> = vec![
+        type Expected = fn(&DataError) -> bool;
+        let cases: Vec<(Vec<u8>, Expected)> = vec![
             (b"".to_vec(), |e| matches!(e, DataError::Empty)),
             (b" \n".to_vec(), |e| matches!(e, DataError::Empty)),
             (b"%%%not base64%%%".to_vec(), |e| matches!(e, DataError::Base64(_))),

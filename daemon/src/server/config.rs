@@ -363,6 +363,12 @@ pub struct IngestConfig {
     pub max_inflight_bytes: usize,
     /// How long a request waits for room under `max_inflight_bytes` before it is answered 503 with Retry-After.
     pub inflight_wait_ms: u64,
+    /// Most events in one `/track` request (Mixpanel: 50; its SDKs batch 50 at a time). `max_events_per_request`
+    /// applies if smaller.
+    pub max_events_per_track_request: usize,
+    /// Whether `/track?ip=1` records the client's address as the event property `ip` (off: personal data is kept
+    /// only where the operator chose to keep it; the request is accepted either way).
+    pub keep_client_ip: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -505,6 +511,8 @@ impl Default for IngestConfig {
             max_days_per_request: 64,
             max_inflight_bytes: 128 * 1024 * 1024,
             inflight_wait_ms: 5_000,
+            max_events_per_track_request: 50,
+            keep_client_ip: false,
         }
     }
 }

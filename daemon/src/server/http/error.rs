@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub failed_records: Option<Vec<RecordError>>,
+    /// Records imported although others failed (`strict=0`): the request was a partial success.
+    pub num_records_imported: Option<u64>,
     pub retry_after_secs: Option<u64>,
     /// The `reason` label of rejection metrics when the status alone does not say it (which limit refused).
     pub reason_label: Option<&'static str>,
@@ -24,7 +26,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), failed_records: None, retry_after_secs: None, reason_label: None }
+        Self {
+            status,
+            message: message.into(),
+            failed_records: None,
+            num_records_imported: None,
+            retry_after_secs: None,
+            reason_label: None,
+        }
     }
 
     /// Names the limit that refused the request in the `reason` of rejection metrics.
@@ -106,6 +115,7 @@ impl IntoResponse for ApiError {
             code: self.status.as_u16(),
             error: self.message,
             failed_records: self.failed_records,
+            num_records_imported: self.num_records_imported,
             status: self.status.canonical_reason().unwrap_or("").to_string(),
         };
         let mut resp = (self.status, SortedJson(body)).into_response();

@@ -9,14 +9,17 @@ mod admin;
 mod deletions;
 pub mod error;
 mod import;
+mod ingest;
 mod ingest_gate;
 mod json;
+mod legacy;
 pub mod listen;
 mod read;
 mod state;
 mod test_clock;
 #[cfg(test)]
 mod tests;
+mod track;
 
 use std::sync::Arc;
 
@@ -24,16 +27,21 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
-pub use import::gunzip;
+pub use ingest::gunzip;
 pub use ingest_gate::IngestGate;
 pub use read::parse_query;
 pub use read::QueryGate;
-pub use state::AppState;
+pub use state::{AppState, TrackSettings};
 use tierd_store::clock::OffsetClock;
 
 /// Every route, on `state`; `POST /v1/admin/test/clock` only with a test clock (see [`test_clock`]).
 pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
-    let ingest = Router::new().route("/import", post(import::import));
+    // Mixpanel's ingestion API as its SDKs call it: `GET` carries the events in the query's `data`.
+    let ingest = Router::new()
+        .route("/import", post(import::import).get(import::import))
+        .route("/track", post(track::track).get(track::track))
+        .route("/engage", post(track::profiles).get(track::profiles))
+        .route("/groups", post(track::profiles).get(track::profiles));
     let query = Router::new()
         .route("/v1/catalog/segments", get(read::catalog_segments))
         .route("/v1/catalog/projects", get(read::catalog_projects))

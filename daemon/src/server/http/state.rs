@@ -20,6 +20,8 @@ pub struct AppState {
     /// The byte budget of requests being decoded, parsed and encoded (`ingest.max_inflight_bytes`), and the
     /// per-request day limit.
     pub ingest: super::ingest_gate::IngestGate,
+    /// What `/track` takes and keeps (`[ingest]`).
+    pub track: TrackSettings,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     /// The passes with the settings in force (a reload swaps them).
@@ -44,4 +46,19 @@ pub struct AppState {
     pub queries: Arc<super::read::QueryGate>,
     /// Catalog lookups' leases, coalesced and capped (`catalog.max_live_leases`).
     pub leases: Arc<tierd_store::catalog::LeaseGrants>,
+}
+
+/// `/track`'s settings (`[ingest]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackSettings {
+    /// `ingest.max_events_per_track_request`.
+    pub max_events: usize,
+    /// `ingest.keep_client_ip`.
+    pub keep_client_ip: bool,
+}
+
+impl TrackSettings {
+    pub fn new(config: &crate::server::config::IngestConfig) -> Self {
+        Self { max_events: config.max_events_per_track_request, keep_client_ip: config.keep_client_ip }
+    }
 }

@@ -20,6 +20,7 @@ mod cold_reads;
 mod deletions_api;
 mod http_limits;
 mod ingest_limits;
+mod mixpanel;
 mod pass_slices;
 mod query_limits;
 mod rewrite_memory;
@@ -102,6 +103,7 @@ fn app_state_with(
             &crate::server::config::IngestConfig::default(),
             HotConfig::default().max_open_segments,
         ),
+        track: super::TrackSettings::new(&config.ingest),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
