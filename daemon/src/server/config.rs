@@ -16,10 +16,12 @@ use tierd_store::hot::HotConfig;
 mod deletions;
 mod http;
 mod ingest;
+mod projects;
 mod query;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use http::HttpSection;
+pub use projects::{tokens as project_tokens, ProjectConfig};
 pub use query::QuerySection;
 
 /// The first key whose value is 0, with the section validators' error: for limits that must let something through.
@@ -68,6 +70,8 @@ pub struct Config {
     pub query: QuerySection,
     /// `[http]`: connections and client timeouts.
     pub http: HttpSection,
+    /// `[[projects]]`: each project's token, by which `/track` events find their project.
+    pub projects: Vec<ProjectConfig>,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -439,6 +443,7 @@ impl Default for Config {
             deletions: DeletionsSection::default(),
             query: QuerySection::default(),
             http: HttpSection::default(),
+            projects: Vec::new(),
         }
     }
 }
@@ -644,6 +649,9 @@ impl Config {
         if let Err((key, message)) = self.ingest.validate() {
             return invalid(key, &message);
         }
+        if let Err((key, message)) = projects::validate(&self.projects) {
+            return invalid(key, &message);
+        }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {
             return invalid("passes.deletions.max_rewrite_bytes_per_pass", "is zero: no segment could be rewritten");
         }
@@ -722,6 +730,7 @@ impl Config {
         check(self.heat != new.heat, "heat");
         check(self.log != new.log, "log");
         check(self.http != new.http, "http");
+        check(self.projects != new.projects, "projects");
         changed
     }
 

@@ -202,7 +202,7 @@ pub async fn serve(
         clock: clock.clone(),
         limits: config.ingest.batch_limits(),
         ingest: super::http::IngestGate::new(&config.ingest, config.hot.max_open_segments),
-        track: super::http::TrackSettings::new(&config.ingest),
+        track: super::http::TrackSettings::new(&config),
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes: control.passes.clone(),

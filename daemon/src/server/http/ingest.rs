@@ -13,9 +13,10 @@
 
 pub mod params;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -163,6 +164,7 @@ async fn run(
         limits: state.limits,
         max_days: state.ingest.max_days,
         max_track_events: state.track.max_events,
+        tokens: state.track.tokens.clone(),
         client_ip: client.filter(|_| state.track.keep_client_ip),
         received_ms,
     };
@@ -195,6 +197,8 @@ struct Settings {
     limits: BatchLimits,
     max_days: usize,
     max_track_events: usize,
+    /// Token -> project (`[[projects]]`).
+    tokens: Arc<BTreeMap<String, String>>,
     client_ip: Option<IpAddr>,
     received_ms: i64,
 }
@@ -219,8 +223,9 @@ fn prepare(
             Bytes::from(decode_data(data).map_err(data_error)?)
         }
     };
-    let project = params.project.clone().unwrap_or_else(|| "default".to_string());
-    validate_project(&project).map_err(ApiError::bad_request)?;
+    if let Some(project) = &params.project {
+        validate_project(project).map_err(ApiError::bad_request)?;
+    }
     let mut limits = settings.limits;
     let mut defaults = RecordDefaults::default();
     if settings.endpoint == Endpoint::Track {
@@ -234,12 +239,69 @@ fn prepare(
     let options = ParseOptions { strict: params.strict.unwrap_or(true), defaults };
     let parsed = parse_batch_rows_with(&events, &limits, &options).map_err(|e| batch_error(e, settings))?;
     check_days(&parsed.rows, settings.max_days)?;
+    let project = project_of(&parsed.rows, params.project.as_deref(), settings)?;
     let batch = IngestBatch::encode_rows(project.clone(), &parsed.rows);
     drop(parsed.rows);
     drop(events);
     // Until the writer acknowledges, the request holds its encoded frames.
     held.shrink_to(batch.frame_bytes() as usize);
     Ok((project, batch, parsed.rejected))
+}
+
+/// The project `rows` are written to. Without `[[projects]]`: the `project` parameter, else `default`. With them:
+/// on `/import` the parameter if given; otherwise (and always on `/track`) the project whose token the events carry
+/// in `properties.token`: every event must carry a known one (else 401) and one request's events must share their
+/// project; a `project` parameter on `/track` must name that project.
+fn project_of(rows: &RowBatch, asked: Option<&str>, settings: &Settings) -> Result<String, ApiError> {
+    let by_param = || asked.unwrap_or("default").to_owned();
+    if settings.tokens.is_empty() || (settings.endpoint == Endpoint::Import && asked.is_some()) {
+        return Ok(by_param());
+    }
+    let unauthorized = |what: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{what}; each event must carry its project's token in properties.token (see [[projects]])"),
+        )
+        .with_reason("unknown_token")
+    };
+    let mut found: Option<&str> = None;
+    for row in rows.iter() {
+        let token = token_of(row.properties_json()).ok_or_else(|| unauthorized("an event has no properties.token"))?;
+        let project = settings
+            .tokens
+            .get(&token)
+            .ok_or_else(|| unauthorized("an event's properties.token is not the token of any project"))?;
+        match found {
+            Some(p) if p != project => {
+                return Err(ApiError::bad_request(
+                    "the events of one request carry the tokens of different projects; send each project's events \
+                     in their own requests",
+                )
+                .with_reason("mixed_projects"))
+            }
+            _ => found = Some(project),
+        }
+    }
+    match (found, asked) {
+        (Some(p), Some(a)) if p != a => Err(ApiError::bad_request(format!(
+            "the events' token is project {p:?}'s, not {a:?}'s; leave the project parameter out on /track"
+        ))),
+        (Some(p), _) => Ok(p.to_owned()),
+        // No events: nothing is written, to whichever project.
+        (None, _) => Ok(by_param()),
+    }
+}
+
+/// `properties.token` of a row, when it is a string.
+fn token_of(properties_json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        token: Option<Value>,
+    }
+    match serde_json::from_str::<Token>(properties_json).ok()?.token? {
+        Value::String(token) => Some(token),
+        _ => None,
+    }
 }
 
 /// Where the events of `req` are; refuses a content type that holds none.

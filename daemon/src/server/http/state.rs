@@ -1,5 +1,6 @@
 //! What every handler needs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -48,17 +49,24 @@ pub struct AppState {
     pub leases: Arc<tierd_store::catalog::LeaseGrants>,
 }
 
-/// `/track`'s settings (`[ingest]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What Mixpanel's clients need beyond `/import`'s limits: `/track`'s settings (`[ingest]`) and the projects'
+/// tokens (`[[projects]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackSettings {
     /// `ingest.max_events_per_track_request`.
     pub max_events: usize,
     /// `ingest.keep_client_ip`.
     pub keep_client_ip: bool,
+    /// Token -> project (`[[projects]]`); empty: no routing by token.
+    pub tokens: Arc<BTreeMap<String, String>>,
 }
 
 impl TrackSettings {
-    pub fn new(config: &crate::server::config::IngestConfig) -> Self {
-        Self { max_events: config.max_events_per_track_request, keep_client_ip: config.keep_client_ip }
+    pub fn new(config: &crate::server::config::Config) -> Self {
+        Self {
+            max_events: config.ingest.max_events_per_track_request,
+            keep_client_ip: config.ingest.keep_client_ip,
+            tokens: Arc::new(crate::server::config::project_tokens(&config.projects)),
+        }
     }
 }

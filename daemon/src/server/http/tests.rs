@@ -103,7 +103,7 @@ fn app_state_with(
             &crate::server::config::IngestConfig::default(),
             HotConfig::default().max_open_segments,
         ),
-        track: super::TrackSettings::new(&config.ingest),
+        track: super::TrackSettings::new(config),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,

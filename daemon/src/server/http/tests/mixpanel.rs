@@ -7,16 +7,15 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 
 use super::*;
-use crate::server::config::{Config, IngestConfig};
+use crate::server::config::{Config, IngestConfig, ProjectConfig};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn app_config(ingest: IngestConfig) -> App {
+fn app_config(config: Config) -> App {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0_MS));
     let (ctx, budget) = store_context(dir.path(), clock);
     let hot = Arc::new(HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap());
-    let config = Config { ingest, ..Config::default() };
     let state = app_state_with(&ctx, budget, hot, config.ingest.batch_limits(), &config);
     App { _dir: dir, router: router(state, None) }
 }
@@ -56,7 +55,11 @@ fn sdk_events(n: usize, with_time: bool) -> Vec<Value> {
 }
 
 async fn count(app: &App, filters: Value) -> u64 {
-    let q = json!({"project": "default", "from": 0, "to": i64::MAX, "where": filters});
+    count_in(app, "default", filters).await
+}
+
+async fn count_in(app: &App, project: &str, filters: Value) -> u64 {
+    let q = json!({"project": project, "from": 0, "to": i64::MAX, "where": filters});
     let (s, _, v) = call(app, post("/v1/query", Some("application/json"), q.to_string())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["total"].as_u64().unwrap()
@@ -174,7 +177,10 @@ async fn track_fills_in_the_time_and_the_insert_id_and_answers_as_asked() {
 #[tokio::test]
 async fn track_keeps_the_client_address_only_where_configured_and_asked() {
     for keep in [false, true] {
-        let app = app_config(IngestConfig { keep_client_ip: keep, ..IngestConfig::default() });
+        let app = app_config(Config {
+            ingest: IngestConfig { keep_client_ip: keep, ..IngestConfig::default() },
+            ..Config::default()
+        });
         for (ip, name) in [("1", "asked"), ("0", "not asked")] {
             let event = json!({"event": name, "properties": {"distinct_id": "u"}});
             let uri = format!("/track?ip={ip}&data={}", pct(&event.to_string()));
@@ -191,7 +197,10 @@ async fn track_keeps_the_client_address_only_where_configured_and_asked() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_in_their_dialect_and_write_nothing() {
-    let app = app_config(IngestConfig { max_bytes_per_request: 65536, ..IngestConfig::default() });
+    let app = app_config(Config {
+        ingest: IngestConfig { max_bytes_per_request: 65536, ..IngestConfig::default() },
+        ..Config::default()
+    });
     let form = |uri: &str, body: String| post(uri, Some(FORM), body);
     let fifty_one = pct(&serde_json::to_string(&sdk_events(51, true)).unwrap());
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
@@ -258,4 +267,53 @@ async fn profile_updates_are_refused_never_stored_never_404() {
         }
     }
     assert_eq!(total(&app).await, 0);
+}
+
+#[tokio::test]
+async fn with_projects_events_find_their_project_by_token() {
+    let projects = vec![
+        ProjectConfig { name: "web".into(), token: "tok-web".into() },
+        ProjectConfig { name: "app".into(), token: "tok-app".into() },
+    ];
+    let app = app_config(Config { projects, ..Config::default() });
+    let with_token = |token: &str, id: &str| json!({"event": "e", "properties": {"token": token, "distinct_id": id}});
+    let track = |events: Value, query: &str| {
+        let uri = format!("/track?verbose=1{query}");
+        post(&uri, Some(FORM), format!("data={}", pct(&b64(&events.to_string()))))
+    };
+    let (s, _, v) = call(&app, track(json!([with_token("tok-web", "a"), with_token("tok-web", "b")]), "")).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"status": 1, "error": null})));
+    let (s, _, v) = call(&app, track(with_token("tok-app", "c"), "")).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"status": 1, "error": null})));
+    let refused = [
+        (track(with_token("nope", "x"), ""), StatusCode::UNAUTHORIZED, "not the token of any project"),
+        (
+            track(json!({"event": "e", "properties": {"distinct_id": "x"}}), ""),
+            StatusCode::UNAUTHORIZED,
+            "no properties.token",
+        ),
+        (track(json!({"event": "e", "properties": {"token": 5}}), ""), StatusCode::UNAUTHORIZED, "no properties.token"),
+        (
+            track(json!([with_token("tok-web", "x"), with_token("tok-app", "y")]), ""),
+            StatusCode::BAD_REQUEST,
+            "different projects",
+        ),
+        (track(with_token("tok-web", "x"), "&project=app"), StatusCode::BAD_REQUEST, "project \"web\""),
+    ];
+    for (req, status, needle) in refused {
+        let what = req.uri().to_string();
+        let (s, _, v) = call(&app, req).await;
+        assert_eq!(s, status, "{what}: {v}");
+        assert_eq!(v["status"], json!(0), "{v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{what}: {v} should mention {needle:?}");
+    }
+    // /import: by its project parameter when given (its credentials come later), else by token.
+    let events = json!([{"event": "i", "properties": {"token": "tok-web", "time": T0_MS, "distinct_id": "i"}}]);
+    let (s, _, v) = call(&app, post("/import", Some(FORM), format!("data={}", pct(&events.to_string())))).await;
+    assert_eq!((s, v), (StatusCode::OK, json!(1)));
+    let (s, _, v) = call(&app, post("/import?project=app", Some("application/json"), events.to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(count_in(&app, "web", json!([])).await, 3);
+    assert_eq!(count_in(&app, "app", json!([])).await, 2);
+    assert_eq!(total(&app).await, 0, "nothing went to the default project");
 }
