@@ -21,7 +21,7 @@ mod query;
 mod retention;
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use http::HttpSection;
-pub use projects::{tokens as project_tokens, ProjectConfig};
+pub use projects::{tokens as project_tokens, ProjectConfig, Secret, SecretSource, ServiceAccountConfig};
 pub use query::QuerySection;
 
 /// The first key whose value is 0, with the section validators' error: for limits that must let something through.

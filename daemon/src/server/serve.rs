@@ -104,6 +104,9 @@ pub async fn serve(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (clock, test_clock) = clock_from_env()?;
+    // Secrets are read once, at start: a missing file or variable stops the start, naming the key (never a secret).
+    let credentials = super::http::auth::Credentials::resolve(&config.projects, &|var| std::env::var(var).ok())
+        .map_err(|(key, message)| anyhow::anyhow!("config key `{key}`: {message}"))?;
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
@@ -203,6 +206,7 @@ pub async fn serve(
         limits: config.ingest.batch_limits(),
         ingest: super::http::IngestGate::new(&config.ingest, config.hot.max_open_segments),
         track: super::http::TrackSettings::new(&config),
+        credentials: Arc::new(credentials),
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes: control.passes.clone(),

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
     /// The `reason` label of rejection metrics when the status alone does not say it (which limit refused).
     pub reason_label: Option<&'static str>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -33,6 +35,7 @@ impl ApiError {
             num_records_imported: None,
             retry_after_secs: None,
             reason_label: None,
+            challenge: None,
         }
     }
 
@@ -121,6 +124,9 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, SortedJson(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         resp
     }

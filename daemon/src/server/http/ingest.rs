@@ -153,6 +153,15 @@ async fn run(
         Ok(gzip) => gzip,
         Err(e) => return (params, Some(source), Err(e)),
     };
+    // Credentials before the body: a refused writer costs no read, no decode, and writes nothing.
+    let credited = match endpoint {
+        Endpoint::Import => state.credentials.import_project(&headers, params.project_id.as_deref()),
+        Endpoint::Track => Ok(None),
+    };
+    let credited = match credited {
+        Ok(project) => project,
+        Err(e) => return (params, Some(source), Err(e)),
+    };
     let read = read_body(state, &headers, body, (source, gzip), params.data.as_ref().map_or(0, Vec::len)).await;
     let (bytes, held) = match read {
         Ok(read) => read,
@@ -165,6 +174,7 @@ async fn run(
         max_days: state.ingest.max_days,
         max_track_events: state.track.max_events,
         tokens: state.track.tokens.clone(),
+        credited,
         client_ip: client.filter(|_| state.track.keep_client_ip),
         received_ms,
     };
@@ -199,6 +209,8 @@ struct Settings {
     max_track_events: usize,
     /// Token -> project (`[[projects]]`).
     tokens: Arc<BTreeMap<String, String>>,
+    /// The project the request's credential names (`/import` once credentials are configured).
+    credited: Option<String>,
     client_ip: Option<IpAddr>,
     received_ms: i64,
 }
@@ -248,11 +260,22 @@ fn prepare(
     Ok((project, batch, parsed.rejected))
 }
 
-/// The project `rows` are written to. Without `[[projects]]`: the `project` parameter, else `default`. With them:
+/// The project `rows` are written to. With a credential (`/import`, see `auth`): the credential's (a `project`
+/// parameter naming another is a 403). Without `[[projects]]`: the `project` parameter, else `default`. With them:
 /// on `/import` the parameter if given; otherwise (and always on `/track`) the project whose token the events carry
 /// in `properties.token`: every event must carry a known one (else 401) and one request's events must share their
 /// project; a `project` parameter on `/track` must name that project.
 fn project_of(rows: &RowBatch, asked: Option<&str>, settings: &Settings) -> Result<String, ApiError> {
+    if let Some(credited) = &settings.credited {
+        return match asked {
+            Some(a) if a != credited => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the credential is project {credited:?}'s, not {a:?}'s; leave the project parameter out"),
+            )
+            .with_reason("forbidden")),
+            _ => Ok(credited.clone()),
+        };
+    }
     let by_param = || asked.unwrap_or("default").to_owned();
     if settings.tokens.is_empty() || (settings.endpoint == Endpoint::Import && asked.is_some()) {
         return Ok(by_param());

@@ -65,6 +65,9 @@ pub fn failure(e: ApiError, verbose: bool) -> Response {
     if let Some(secs) = e.retry_after_secs {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    if let Some(challenge) = e.challenge {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
     resp
 }
 

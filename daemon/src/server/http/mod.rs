@@ -6,6 +6,7 @@
 //! error's variant in [`error`].
 
 mod admin;
+pub mod auth;
 mod deletions;
 pub mod error;
 mod import;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub ingest: super::ingest_gate::IngestGate,
     /// What `/track` takes and keeps (`[ingest]`).
     pub track: TrackSettings,
+    /// The credentials of `/import` (`[[projects]]`).
+    pub credentials: Arc<super::auth::Credentials>,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     /// The passes with the settings in force (a reload swaps them).

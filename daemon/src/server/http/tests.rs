@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use super::{router, AppState};
 
 mod cold_reads;
+mod credentials;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
 mod http_limits;
@@ -104,6 +105,7 @@ fn app_state_with(
             HotConfig::default().max_open_segments,
         ),
         track: super::TrackSettings::new(config),
+        credentials: Arc::new(super::auth::Credentials::resolve(&config.projects, &|_| None).unwrap()),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,

@@ -18,6 +18,8 @@ pub struct Params {
     pub data: Option<Vec<u8>>,
     /// `project=NAME`: the project written to (else `default`).
     pub project: Option<String>,
+    /// `project_id=ID`: the project a service account writes to (`/import`).
+    pub project_id: Option<String>,
     /// `strict=0|1`: whether one invalid record refuses the whole batch (the default) or only itself.
     pub strict: Option<bool>,
     /// `verbose=0|1`: a JSON answer with the error, instead of `1` or `0` (the data-parameter dialect).
@@ -38,12 +40,8 @@ impl Params {
             };
             match decoded(key).as_ref() {
                 b"data" => self.data = Some(decoded(value).into_owned()),
-                b"project" => {
-                    let value = decoded(value);
-                    let name = std::str::from_utf8(&value)
-                        .map_err(|_| ApiError::bad_request("the project parameter is not valid UTF-8"))?;
-                    self.project = Some(name.to_owned());
-                }
+                b"project" => self.project = Some(utf8("project", value)?),
+                b"project_id" => self.project_id = Some(utf8("project_id", value)?),
                 b"strict" => self.strict = Some(flag("strict", value)?),
                 b"verbose" => self.verbose = Some(flag("verbose", value)?),
                 b"ip" => self.ip = Some(flag("ip", value)?),
@@ -52,6 +50,12 @@ impl Params {
         }
         Ok(())
     }
+}
+
+/// A parameter that must be text.
+fn utf8(key: &str, value: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(decoded(value).into_owned())
+        .map_err(|_| ApiError::bad_request(format!("the {key} parameter is not valid UTF-8")))
 }
 
 /// A form-encoded part: `+` is a space, `%XX` the byte XX (a `%` not followed by two hex digits is kept as is).

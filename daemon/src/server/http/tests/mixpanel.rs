@@ -11,7 +11,7 @@ use crate::server::config::{Config, IngestConfig, ProjectConfig};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn app_config(config: Config) -> App {
+pub(super) fn app_config(config: Config) -> App {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0_MS));
     let (ctx, budget) = store_context(dir.path(), clock);
@@ -20,12 +20,12 @@ fn app_config(config: Config) -> App {
     App { _dir: dir, router: router(state, None) }
 }
 
-fn b64(text: &str) -> String {
+pub(super) fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// `text` percent-encoded for a form or a query (every byte but unreserved ones).
-fn pct(text: &str) -> String {
+pub(super) fn pct(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -58,7 +58,7 @@ async fn count(app: &App, filters: Value) -> u64 {
     count_in(app, "default", filters).await
 }
 
-async fn count_in(app: &App, project: &str, filters: Value) -> u64 {
+pub(super) async fn count_in(app: &App, project: &str, filters: Value) -> u64 {
     let q = json!({"project": project, "from": 0, "to": i64::MAX, "where": filters});
     let (s, _, v) = call(app, post("/v1/query", Some("application/json"), q.to_string())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -271,10 +271,7 @@ async fn profile_updates_are_refused_never_stored_never_404() {
 
 #[tokio::test]
 async fn with_projects_events_find_their_project_by_token() {
-    let projects = vec![
-        ProjectConfig { name: "web".into(), token: "tok-web".into() },
-        ProjectConfig { name: "app".into(), token: "tok-app".into() },
-    ];
+    let projects = vec![ProjectConfig::new("web", "tok-web"), ProjectConfig::new("app", "tok-app")];
     let app = app_config(Config { projects, ..Config::default() });
     let with_token = |token: &str, id: &str| json!({"event": "e", "properties": {"token": token, "distinct_id": id}});
     let track = |events: Value, query: &str| {
