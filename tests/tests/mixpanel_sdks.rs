@@ -106,3 +106,43 @@ fn the_official_sdks_write_every_event_exactly_once() {
     d.restart();
     assert_eq!(counts(&d, 0, FAR_FUTURE_MS), expected);
 }
+
+/// Project `web` with /import credentials, and project `app` (which the service account may not write to).
+const CREDENTIALS_CONFIG: &str = r#"
+[[projects]]
+name = "web"
+token = "tok-web"
+id = "1001"
+secret_file = "DIR/web.secret"
+service_accounts = [{ username = "sa-web", secret_file = "DIR/sa-web.secret" }]
+
+[[projects]]
+name = "app"
+token = "tok-app"
+secret = "app-secret"
+"#;
+
+#[test]
+fn the_python_sdk_authenticates_imports_with_a_secret_or_a_service_account() {
+    let dir = TestDir::new("mixpanel-sdk-credentials");
+    // Secrets from files (their first line), read by the daemon at start.
+    std::fs::write(dir.path().join("web.secret"), "web-secret\n").unwrap();
+    std::fs::write(dir.path().join("sa-web.secret"), "sa-web-pw\n").unwrap();
+    let config = CREDENTIALS_CONFIG.replace("DIR", &dir.path().to_string_lossy());
+    let d = Daemon::start(&dir.data_dir(), Some(&config));
+    let mut py = Command::new("python3");
+    py.arg(client_script("mixpanel_python_credentials.py")).args([
+        d.url(),
+        &N.to_string(),
+        &(TIME0_MS / 1000).to_string(),
+    ]);
+    let summary = run_client("Python SDK (PyPI `mixpanel`)", PYTHON_INSTALL, py, &d);
+    let expected = sent(&summary);
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    assert_eq!(counts(&d, 0, FAR_FUTURE_MS), expected, "every accepted event once, in the credential's project");
+    assert_eq!(d.projects(), ["web"], "nothing of a refused import was written anywhere");
+    let log = d.log_tail(100_000);
+    for secret in ["web-secret", "sa-web-pw", "app-secret"] {
+        assert!(!log.contains(secret), "the log never holds a secret ({secret})");
+    }
+}
