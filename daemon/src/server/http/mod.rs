@@ -9,6 +9,7 @@ mod admin;
 pub mod auth;
 mod deletions;
 pub mod error;
+pub mod guard;
 mod import;
 mod ingest;
 mod ingest_gate;
@@ -61,12 +62,14 @@ pub fn router(state: Arc<AppState>, test_clock: Option<OffsetClock>) -> Router {
         .route("/v1/admin/deletions", post(deletions::create).get(deletions::list))
         .route("/v1/admin/deletions/{id}", get(deletions::show));
     let ops = ops.merge(test_clock.map(test_clock::routes).unwrap_or_default());
-    let body_timeout = state.passes.current().config().http.body_read_timeout();
+    let config = state.passes.current().config().clone();
+    let body_timeout = config.http.body_read_timeout();
+    let guard = Arc::new(guard::Guard::new(&config.http, &config.listen));
     Router::new()
         .merge(ingest)
-        .merge(query)
-        .merge(ops)
+        .merge(query.merge(ops).layer(axum::middleware::from_fn(guard::json_only)))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(move |req, next| listen::body_deadline(body_timeout, req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| guard::check(guard.clone(), req, next)))
         .with_state(state)
 }

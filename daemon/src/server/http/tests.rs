@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 use super::{router, AppState};
 
+mod browser;
 mod cold_reads;
 mod credentials;
 #[path = "tests/deletions.rs"]
@@ -294,7 +295,7 @@ async fn operator_errors_get_their_status_by_variant() {
         assert_eq!(v["code"], json!(status.as_u16()), "{v}");
         assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
     }
-    let (s, _, v) = call(&app, post("/v1/query", None, json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
+    let (s, _, v) = call(&app, post("/v1/query", Some("application/json"), json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().starts_with("where[1]: unknown op \"like\""), "{v}");
 }

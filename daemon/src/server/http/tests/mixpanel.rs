@@ -154,7 +154,7 @@ async fn track_fills_in_the_time_and_the_insert_id_and_answers_as_asked() {
     assert_eq!((s, v), (StatusCode::OK, json!(1)));
     // Stored at the receive time (the manual clock's T0), not at the wall clock's.
     let at_t0 = json!({"project": "default", "from": T0_MS, "to": T0_MS + 1});
-    let (_, _, v) = call(&app, post("/v1/query", None, at_t0.to_string())).await;
+    let (_, _, v) = call(&app, post("/v1/query", Some("application/json"), at_t0.to_string())).await;
     assert_eq!(v["total"], json!(1), "{v}");
     // Sent again (a retry): the same derived $insert_id, counted once.
     let (s, _, _) = call(&app, get(&uri)).await;
