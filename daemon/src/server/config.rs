@@ -13,12 +13,14 @@ use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
+mod access;
 mod deletions;
 mod http;
 mod ingest;
 mod projects;
 mod query;
 mod retention;
+pub use access::{AccessTokenConfig, Role};
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use http::HttpSection;
 pub use projects::{tokens as project_tokens, ProjectConfig, Secret, SecretSource, ServiceAccountConfig};
@@ -70,8 +72,11 @@ pub struct Config {
     pub query: QuerySection,
     /// `[http]`: connections and client timeouts.
     pub http: HttpSection,
-    /// `[[projects]]`: each project's token, by which `/track` events find their project.
+    /// `[[projects]]`: each project's token, by which `/track` events find their project, and `/import`'s
+    /// credentials.
     pub projects: Vec<ProjectConfig>,
+    /// `[[access_tokens]]`: bearer tokens of the query and admin API.
+    pub access_tokens: Vec<AccessTokenConfig>,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -444,6 +449,7 @@ impl Default for Config {
             query: QuerySection::default(),
             http: HttpSection::default(),
             projects: Vec::new(),
+            access_tokens: Vec::new(),
         }
     }
 }
@@ -652,6 +658,9 @@ impl Config {
         if let Err((key, message)) = projects::validate(&self.projects) {
             return invalid(key, &message);
         }
+        if let Err((key, message)) = access::validate(&self.access_tokens) {
+            return invalid(key, &message);
+        }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {
             return invalid("passes.deletions.max_rewrite_bytes_per_pass", "is zero: no segment could be rewritten");
         }
@@ -731,6 +740,7 @@ impl Config {
         check(self.log != new.log, "log");
         check(self.http != new.http, "http");
         check(self.projects != new.projects, "projects");
+        check(self.access_tokens != new.access_tokens, "access_tokens");
         changed
     }
 

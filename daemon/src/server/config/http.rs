@@ -29,6 +29,8 @@ pub struct HttpSection {
     /// addresses are always allowed and any other `Host` is refused (403: DNS rebinding); elsewhere, empty allows
     /// any `Host`.
     pub allowed_hosts: Vec<String>,
+    /// Whether `/metrics` and `/healthz` need a bearer token (any role) like the query API; off: open.
+    pub metrics_need_token: bool,
 }
 
 impl Default for HttpSection {
@@ -40,6 +42,7 @@ impl Default for HttpSection {
             send_timeout_ms: 60_000,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            metrics_need_token: false,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub track: TrackSettings,
     /// The credentials of `/import` (`[[projects]]`).
     pub credentials: Arc<super::auth::Credentials>,
+    /// The bearer tokens of the query and admin API.
+    pub access: Arc<super::access::AccessTokens>,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     /// The passes with the settings in force (a reload swaps them).

@@ -13,8 +13,9 @@ use tierd_store::layout::Layout;
 use tierd_store::{Catalog, Failpoints, ManualClock};
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::AppState;
 
+mod access;
 mod browser;
 mod cold_reads;
 mod credentials;
@@ -28,6 +29,21 @@ mod query_limits;
 mod rewrite_memory;
 
 const T0_MS: i64 = 1_767_225_600_000;
+/// The admin token of every in-process app; [`router`] sends it on the API's requests that have none.
+const TEST_TOKEN: &str = "test-admin-token";
+
+/// The daemon's router, with [`TEST_TOKEN`] on requests to the query and admin API that carry no `Authorization`
+/// (the access tests in `tests/access.rs` use the plain router).
+fn router(state: Arc<AppState>, test_clock: Option<tierd_store::clock::OffsetClock>) -> axum::Router {
+    super::router(state, test_clock).layer(axum::middleware::map_request(|mut req: Request<Body>| async move {
+        let api = req.uri().path().starts_with("/v1/");
+        if api && !req.headers().contains_key("authorization") {
+            let value = axum::http::HeaderValue::from_static("Bearer test-admin-token");
+            req.headers_mut().insert("authorization", value);
+        }
+        req
+    }))
+}
 
 struct App {
     _dir: tempfile::TempDir,
@@ -107,6 +123,7 @@ fn app_state_with(
         ),
         track: super::TrackSettings::new(config),
         credentials: Arc::new(super::auth::Credentials::resolve(&config.projects, &|_| None).unwrap()),
+        access: Arc::new(super::access::AccessTokens::admin_only(TEST_TOKEN)),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
