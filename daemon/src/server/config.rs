@@ -40,7 +40,8 @@ pub use retention::RetentionPassSection;
 pub struct Config {
     /// Where the hot tier, the catalog and the quarantine live.
     pub data_dir: PathBuf,
-    /// HTTP listen address. Loopback by default: access tokens come with a later release.
+    /// HTTP listen address. Loopback by default; any other address needs `[[access_tokens]]` and `/import`
+    /// credentials (refused at start without them).
     pub listen: String,
     pub ingest: IngestConfig,
     pub hot: HotSection,

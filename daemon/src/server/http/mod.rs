@@ -1,7 +1,9 @@
 //! The HTTP API.
 //!
-//! Routes are grouped by who calls them (ingest writers, query nodes, operators), so that the access tokens of a
-//! later release attach as one layer per group. Bodies are the types of [`crate::api`]. Every error is JSON
+//! Routes are grouped by who calls them (ingest writers, query nodes, operators), and each group's credentials
+//! attach as one layer: `/import` and `/track` check theirs in the ingest pipeline ([`auth`], project tokens), the
+//! query and admin groups need a bearer token of their role ([`access`]), and every route passes the browser checks
+//! ([`guard`]). Bodies are the types of [`crate::api`]. Every error is JSON
 //! `{"code","status","error"}` (plus `failed_records` for rejected import batches), with its status chosen by the
 //! error's variant in [`error`].
 
