@@ -13,10 +13,14 @@ use serde_json::{Map, Value};
 use crate::hash::{KeyHasher, StreamedField};
 use crate::json::GiveUp;
 
+mod data;
 mod fast;
+mod options;
 mod row_batch;
 mod scan;
 
+pub use data::{decode_data, DataError};
+pub use options::{parse_batch_rows_with, ParseOptions, ParsedBatch, RecordDefaults};
 pub use row_batch::{EventRow, RowBatch};
 
 /// Longest accepted event name, in bytes.
@@ -224,29 +228,37 @@ pub fn parse_batch_reference(body: &[u8], limits: &BatchLimits) -> Result<Vec<Ev
 /// most one record's `Value` exists at a time.
 fn reference_each(body: &[u8], limits: &BatchLimits, mut on_event: impl FnMut(Event)) -> Result<(), BatchError> {
     let mut errors = Vec::new();
-    scan::for_each_record(body, limits, |index, record| {
-        let parsed = match record {
-            scan::Record::Value(value) => parse_record(index, value, limits),
-            scan::Record::TooLarge(bytes) => Err(RecordError {
-                index,
-                insert_id: String::new(),
-                field: String::new(),
-                message: format!(
-                    "the event is {bytes} bytes of JSON, over the limit of {} bytes per event",
-                    limits.max_event_bytes
-                ),
-            }),
-        };
-        match parsed {
-            Ok(event) if errors.is_empty() => on_event(event),
-            Ok(_) => {}
-            Err(error) => errors.push(error),
-        }
+    let defaults = RecordDefaults::default();
+    scan::for_each_record(body, limits, |index, record| match checked_record(index, record, limits, &defaults) {
+        Ok(event) if errors.is_empty() => on_event(event),
+        Ok(_) => {}
+        Err(error) => errors.push(error),
     })?;
     if errors.is_empty() {
         Ok(())
     } else {
         Err(BatchError::Invalid(errors))
+    }
+}
+
+/// One record the scanner handed over, validated (with `defaults` filled in).
+fn checked_record(
+    index: usize,
+    record: scan::Record,
+    limits: &BatchLimits,
+    defaults: &RecordDefaults,
+) -> Result<Event, RecordError> {
+    match record {
+        scan::Record::Value(value) => parse_record(index, value, limits, defaults),
+        scan::Record::TooLarge(bytes) => Err(RecordError {
+            index,
+            insert_id: String::new(),
+            field: String::new(),
+            message: format!(
+                "the event is {bytes} bytes of JSON, over the limit of {} bytes per event",
+                limits.max_event_bytes
+            ),
+        }),
     }
 }
 
@@ -320,7 +332,12 @@ fn error_without_position(error: &serde_json::Error) -> String {
     text
 }
 
-fn parse_record(index: usize, record: Value, limits: &BatchLimits) -> Result<Event, RecordError> {
+fn parse_record(
+    index: usize,
+    record: Value,
+    limits: &BatchLimits,
+    defaults: &RecordDefaults,
+) -> Result<Event, RecordError> {
     let fail = |insert_id: &str, field: &str, message: String| RecordError {
         index,
         insert_id: insert_id.to_owned(),
@@ -350,7 +367,8 @@ fn parse_record(index: usize, record: Value, limits: &BatchLimits) -> Result<Eve
     };
     let raw_insert_id = properties.remove("$insert_id");
     let hint = raw_insert_id.as_ref().and_then(Value::as_str).unwrap_or_default();
-    let given = properties.len() + usize::from(raw_insert_id.is_some());
+    let default_time = defaults.fill(&mut properties);
+    let given = properties.len() + usize::from(raw_insert_id.is_some()) + usize::from(default_time.is_some());
     if given > limits.max_properties {
         let message = format!("has {given} properties, over the limit of {} per event", limits.max_properties);
         return Err(fail(hint, "properties", message));
@@ -365,7 +383,10 @@ fn parse_record(index: usize, record: Value, limits: &BatchLimits) -> Result<Eve
         );
         return Err(fail(hint, "properties", message));
     }
-    let time_ms = parse_time(properties.remove("time").as_ref()).map_err(|m| fail(hint, "properties.time", m))?;
+    let time_ms = match default_time {
+        Some(ms) => ms,
+        None => parse_time(properties.remove("time").as_ref()).map_err(|m| fail(hint, "properties.time", m))?,
+    };
     let distinct_id =
         parse_distinct_id(properties.remove("distinct_id")).map_err(|m| fail(hint, "properties.distinct_id", m))?;
     let insert_id = match raw_insert_id {

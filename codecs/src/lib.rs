@@ -30,8 +30,9 @@ mod testing;
 
 pub use dedup::{dedup_key, dedup_sorted, dedup_split, DedupKey};
 pub use event::{
-    derive_insert_id, parse_batch, parse_batch_reference, parse_batch_rows, BatchError, BatchLimits, Event, EventRow,
-    RecordError, RowBatch, StoredEvent, TimeRange,
+    decode_data, derive_insert_id, parse_batch, parse_batch_reference, parse_batch_rows, parse_batch_rows_with,
+    BatchError, BatchLimits, DataError, Event, EventRow, ParseOptions, ParsedBatch, RecordDefaults, RecordError,
+    RowBatch, StoredEvent, TimeRange,
 };
 pub use filter::{Coverage, RowFilter};
 pub use hash::{Xxh3Hasher, Xxh3State};

@@ -29,6 +29,10 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const READY_PREFIX: &str = "tierd listening on ";
 /// Turns the daemon's test clock on, this many ms ahead of the wall clock.
 pub const TEST_CLOCK_ENV: &str = "TIERD_TEST_CLOCK_OFFSET_MS";
+/// The admin token of every daemon the tests start: written to `DATA_DIR/admin.token` before its first start (a
+/// daemon on loopback reads the file it finds), sent by [`http_client`] and, as `TIERD_TOKEN`, by the CLI the tests
+/// run ([`cli_command`]).
+pub const TEST_ADMIN_TOKEN: &str = "tierd-e2e-admin-token-0123456789abcdef";
 
 /// The workspace root (this package lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
@@ -174,7 +178,11 @@ pub struct Daemon {
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
 /// sent on a connection to a daemon that was killed.
 pub fn http_client() -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {TEST_ADMIN_TOKEN}");
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().expect("a header value"));
     reqwest::blocking::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(0)
         .build()
@@ -201,6 +209,7 @@ impl Daemon {
     fn try_start_with(data_dir: &Path, config_toml: Option<&str>, schedules: bool) -> Result<Daemon, StartFailure> {
         let parent = data_dir.parent().expect("data dir has a parent");
         let name = data_dir.file_name().expect("data dir has a name").to_string_lossy().into_owned();
+        write_admin_token(data_dir);
         let config_path = config_toml.map(|toml| {
             let p = parent.join(format!("{name}.tierd.toml"));
             std::fs::write(&p, toml).expect("write config");
@@ -670,4 +679,20 @@ fn log_tail(path: &Path, lines: usize) -> String {
     let text = String::from_utf8_lossy(&buf);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Puts [`TEST_ADMIN_TOKEN`] in `data_dir/admin.token` unless a token is there (a restart keeps the first one).
+pub fn write_admin_token(data_dir: &Path) {
+    std::fs::create_dir_all(data_dir).expect("create the data dir");
+    let path = data_dir.join("admin.token");
+    if !path.exists() {
+        std::fs::write(&path, format!("{TEST_ADMIN_TOKEN}\n")).expect("write the admin token");
+    }
+}
+
+/// The `tierd` CLI, with `TIERD_TOKEN` set to [`TEST_ADMIN_TOKEN`].
+pub fn cli_command() -> Command {
+    let mut cmd = Command::new(tierd_bin());
+    cmd.env("TIERD_TOKEN", TEST_ADMIN_TOKEN);
+    cmd
 }

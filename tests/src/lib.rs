@@ -24,6 +24,6 @@ pub mod mp;
 pub mod policy;
 pub mod s3;
 
-pub use daemon::{tierd_bin, Daemon, Resp, StartFailure, TestDir};
+pub use daemon::{cli_command, tierd_bin, Daemon, Resp, StartFailure, TestDir, TEST_ADMIN_TOKEN};
 pub use model::{Answer, Model, ModelEvent};
 pub use s3::MotoServer;

@@ -7,10 +7,10 @@
 //! list|show` report the progress, and
 //! `tierd delete-user --wait` follows a user deletion until it is done (or gives up after `--timeout-secs`).
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
-use tierd_tests::daemon::{tierd_bin, Daemon, TestDir};
+use tierd_tests::daemon::{cli_command, Daemon, TestDir};
 use tierd_tests::erasure::{assert_cache_only_live, finish_deletion, stored_rows};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
@@ -106,7 +106,7 @@ fn junk_left(d: &Daemon, max_seq: u64, filter: &Value) -> Vec<String> {
 
 /// Runs the CLI against the daemon.
 fn cli(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(tierd_bin()).args(args).env("TIERD_URL", d.url()).output().expect("run the tierd CLI")
+    cli_command().args(args).env("TIERD_URL", d.url()).output().expect("run the tierd CLI")
 }
 
 fn stdout(o: &Output) -> String {
@@ -201,7 +201,7 @@ fn a_filtered_delete_leaves_answers_at_once_and_storage_after_the_pass() {
     // A restart seals the open segments; a follower started now sees the next run finish both requests.
     d.kill9();
     d.restart();
-    let follower = Command::new(tierd_bin())
+    let follower = cli_command()
         .args(["delete-user", "--project", "app", "--distinct-id", "u3", "--wait", "--timeout-secs", "120"])
         .env("TIERD_URL", d.url())
         .stdout(Stdio::piped())

@@ -5,10 +5,10 @@
 //! answers equal the model throughout.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
-use tierd_tests::daemon::{tierd_bin, Daemon, TestDir};
+use tierd_tests::daemon::{Daemon, TestDir};
 use tierd_tests::gen::EventGen;
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
@@ -36,7 +36,7 @@ fn plan_config() -> String {
 }
 
 fn tierd(args: &[&str]) -> Output {
-    Command::new(tierd_bin()).args(args).output().expect("run tierd")
+    tierd_tests::cli_command().args(args).output().expect("run tierd")
 }
 
 fn plan_cli(args: &[&str]) -> Value {

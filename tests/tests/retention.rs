@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tierd_tests::daemon::{http_client, tierd_bin, Daemon, TestDir};
+use tierd_tests::daemon::{http_client, Daemon, TestDir};
 use tierd_tests::disk::{check_catalog_matches_cold, check_catalog_matches_disk, cold_files};
 use tierd_tests::model::{check_answer, Model};
 use tierd_tests::mp::FAR_FUTURE_MS;
@@ -238,7 +238,7 @@ fn retention_removes_exactly_the_expired_events_from_every_tier() {
     assert_eq!(s.d.get("/healthz").json["generation"], generation, "a dry run changes nothing");
     // The same from the command line.
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(tierd_bin()).args(args).output().expect("run tierd");
+        let out = tierd_tests::cli_command().args(args).output().expect("run tierd");
         assert!(out.status.success(), "tierd {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

@@ -24,6 +24,10 @@ pub struct ErrorBody {
     /// The records that made an import batch invalid, each with its `index` in the batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_records: Option<Vec<RecordError>>,
+    /// With `failed_records` of a `strict=0` import: how many of the batch's records were imported (Mixpanel's
+    /// partial success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_records_imported: Option<u64>,
     /// The status code's reason phrase.
     pub status: String,
 }

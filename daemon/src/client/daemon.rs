@@ -7,6 +7,10 @@ use anyhow::bail;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// The bearer token every request carries, when set: a token of `[[access_tokens]]`, or a loopback daemon's
+/// `DATA_DIR/admin.token`.
+pub const TOKEN_ENV: &str = "TIERD_TOKEN";
+
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
 
@@ -34,7 +38,7 @@ pub fn admin_call(base: &str, path: &str, body: Option<&impl Serialize>, what: &
     let status = resp.status();
     let text = resp.text()?;
     if !status.is_success() {
-        bail!("{what} failed ({status}): {}", server_message(&text));
+        bail!("{what} failed ({status}): {}{}", server_message(&text), token_hint(status));
     }
     Ok(text)
 }
@@ -62,8 +66,32 @@ pub fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// The HTTP client of every command; it sends `TIERD_TOKEN`, when set, as the bearer token.
 pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(timeout).build()
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
+        if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())) {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+    }
+    reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+}
+
+/// What to add to a refusal of the daemon's: where a token comes from.
+pub fn token_hint(status: reqwest::StatusCode) -> &'static str {
+    match status {
+        reqwest::StatusCode::UNAUTHORIZED => {
+            " (set TIERD_TOKEN to a token: one of the daemon's [[access_tokens]], or the one a daemon listening on \
+             loopback keeps in DATA_DIR/admin.token)"
+        }
+        reqwest::StatusCode::FORBIDDEN => " (TIERD_TOKEN's role or projects do not allow this)",
+        _ => "",
+    }
 }
 
 /// What to tell the user when a request could not be sent at all.

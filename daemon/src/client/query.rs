@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::Value;
 use tierd_store::query::Op;
 
-use super::daemon::{endpoint, http_client, server_message, unreachable_message, DEFAULT_URL};
+use super::daemon::{endpoint, http_client, server_message, token_hint, unreachable_message, DEFAULT_URL};
 use crate::api::{QueryRequest, QueryResponse, WhereClause};
 
 /// `tierd query`.
@@ -271,7 +271,7 @@ pub fn execute_query(args: &QueryArgs) -> anyhow::Result<String> {
     let status = response.status();
     let mut body = response.text().map_err(|e| anyhow::anyhow!("reading the daemon's answer: {e}"))?;
     if !status.is_success() {
-        anyhow::bail!("query failed, the daemon answered {status}: {}", server_message(&body));
+        anyhow::bail!("query failed, the daemon answered {status}: {}{}", server_message(&body), token_hint(status));
     }
     if args.json {
         if !body.ends_with('\n') {

@@ -13,13 +13,17 @@ use tierd_store::cache::CacheConfig;
 use tierd_store::cold::ColdConfig;
 use tierd_store::hot::HotConfig;
 
+mod access;
 mod deletions;
 mod http;
 mod ingest;
+mod projects;
 mod query;
 mod retention;
+pub use access::{AccessTokenConfig, Role};
 pub use deletions::{DeletionsPassSection, DeletionsSection};
 pub use http::HttpSection;
+pub use projects::{tokens as project_tokens, ProjectConfig, Secret, SecretSource, ServiceAccountConfig};
 pub use query::QuerySection;
 
 /// The first key whose value is 0, with the section validators' error: for limits that must let something through.
@@ -36,7 +40,8 @@ pub use retention::RetentionPassSection;
 pub struct Config {
     /// Where the hot tier, the catalog and the quarantine live.
     pub data_dir: PathBuf,
-    /// HTTP listen address. Loopback by default: access tokens come with a later release.
+    /// HTTP listen address. Loopback by default; any other address needs `[[access_tokens]]` and `/import`
+    /// credentials (refused at start without them).
     pub listen: String,
     pub ingest: IngestConfig,
     pub hot: HotSection,
@@ -68,6 +73,11 @@ pub struct Config {
     pub query: QuerySection,
     /// `[http]`: connections and client timeouts.
     pub http: HttpSection,
+    /// `[[projects]]`: each project's token, by which `/track` events find their project, and `/import`'s
+    /// credentials.
+    pub projects: Vec<ProjectConfig>,
+    /// `[[access_tokens]]`: bearer tokens of the query and admin API.
+    pub access_tokens: Vec<AccessTokenConfig>,
 }
 
 /// `[policy]`: the tiering planner's settings and rules (see `tierd_policies::tiering`). The per-pass byte limit
@@ -365,6 +375,12 @@ pub struct IngestConfig {
     pub max_inflight_bytes: usize,
     /// How long a request waits for room under `max_inflight_bytes` before it is answered 503 with Retry-After.
     pub inflight_wait_ms: u64,
+    /// Most events in one `/track` request (Mixpanel: 50; its SDKs batch 50 at a time). `max_events_per_request`
+    /// applies if smaller.
+    pub max_events_per_track_request: usize,
+    /// Whether `/track?ip=1` records the client's address as the event property `ip` (off: personal data is kept
+    /// only where the operator chose to keep it; the request is accepted either way).
+    pub keep_client_ip: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -436,6 +452,8 @@ impl Default for Config {
             deletions: DeletionsSection::default(),
             query: QuerySection::default(),
             http: HttpSection::default(),
+            projects: Vec::new(),
+            access_tokens: Vec::new(),
         }
     }
 }
@@ -508,6 +526,8 @@ impl Default for IngestConfig {
             max_days_per_request: 64,
             max_inflight_bytes: 128 * 1024 * 1024,
             inflight_wait_ms: 5_000,
+            max_events_per_track_request: 50,
+            keep_client_ip: false,
         }
     }
 }
@@ -639,6 +659,12 @@ impl Config {
         if let Err((key, message)) = self.ingest.validate() {
             return invalid(key, &message);
         }
+        if let Err((key, message)) = projects::validate(&self.projects) {
+            return invalid(key, &message);
+        }
+        if let Err((key, message)) = access::validate(&self.access_tokens) {
+            return invalid(key, &message);
+        }
         if self.passes.deletions.max_rewrite_bytes_per_pass == 0 {
             return invalid("passes.deletions.max_rewrite_bytes_per_pass", "is zero: no segment could be rewritten");
         }
@@ -716,6 +742,8 @@ impl Config {
         check(self.heat != new.heat, "heat");
         check(self.log != new.log, "log");
         check(self.http != new.http, "http");
+        check(self.projects != new.projects, "projects");
+        check(self.access_tokens != new.access_tokens, "access_tokens");
         changed
     }
 

@@ -104,9 +104,13 @@ pub async fn serve(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (clock, test_clock) = clock_from_env()?;
+    // Secrets are read once, at start: a missing file or variable stops the start, naming the key (never a secret).
+    let credentials = super::http::auth::Credentials::resolve(&config.projects, &|var| std::env::var(var).ok())
+        .map_err(|(key, message)| anyhow::anyhow!("config key `{key}`: {message}"))?;
     let layout = Layout::new(&config.data_dir);
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
+    let access = access_tokens(&config, &layout, &credentials)?;
     // Before the catalog opens: sled cannot open on a full disk, so a full disk gives the ballast back.
     tierd_store::space::keep_ballast(layout.root(), config.catalog.min_free_bytes)
         .with_context(|| format!("cannot keep the emergency ballast in {}", layout.root().display()))?;
@@ -202,6 +206,9 @@ pub async fn serve(
         clock: clock.clone(),
         limits: config.ingest.batch_limits(),
         ingest: super::http::IngestGate::new(&config.ingest, config.hot.max_open_segments),
+        track: super::http::TrackSettings::new(&config),
+        credentials: Arc::new(credentials),
+        access: Arc::new(access),
         lease_ttl_ms: (config.catalog.lease_ttl_secs as i64).saturating_mul(1000),
         metrics,
         passes: control.passes.clone(),
@@ -428,4 +435,30 @@ impl Fatal {
     fn get(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+/// The bearer tokens of the query and admin API: the configured ones and, listening on loopback, the data
+/// directory's admin token (written on first start). Listening elsewhere needs credentials for every door: refused
+/// at start without them, saying what to set.
+fn access_tokens(
+    config: &Config,
+    layout: &Layout,
+    credentials: &super::http::auth::Credentials,
+) -> anyhow::Result<super::http::access::AccessTokens> {
+    use super::http::access::{admin_token, AccessTokens};
+    let loopback = config.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    let admin = if loopback { Some(admin_token(layout.root())?) } else { None };
+    let env = |var: &str| std::env::var(var).ok();
+    let access = AccessTokens::resolve(&config.access_tokens, admin, config.http.metrics_need_token, &env)
+        .map_err(|(key, message)| anyhow::anyhow!("config key `{key}`: {message}"))?;
+    if !loopback && (!access.configured() || !credentials.import_needs_credentials()) {
+        anyhow::bail!(
+            "listen = {:?} is not a loopback address, and anyone who can reach it could then write, read and \
+             administer: set [[access_tokens]] (role \"admin\" or \"query\") for the query and admin API, and a \
+             secret or service_accounts in [[projects]] for /import (see tierd.example.toml); or listen on \
+             127.0.0.1",
+            config.listen
+        );
+    }
+    Ok(access)
 }

@@ -20,6 +20,17 @@ pub struct HttpSection {
     /// A streamed answer (`GET /v1/segments/{id}`) whose client takes no chunk for this many milliseconds is
     /// abandoned: the body is cut and the segment's pin released, so garbage collection is not held up.
     pub send_timeout_ms: u64,
+    /// Origins (`scheme://host[:port]`) of the web pages allowed to call tierd, e.g. a site whose browser SDK posts
+    /// to `/track`. A request carrying any other `Origin` (a browser's) is refused with a 403, so a page open on
+    /// the operator's machine cannot drive a loopback daemon. Admin and query `POST`s also need
+    /// `Content-Type: application/json`, which a page cannot send without a preflight that tierd never grants.
+    pub allowed_origins: Vec<String>,
+    /// Host names (without port) requests may be addressed to. Listening on loopback, `localhost` and loopback
+    /// addresses are always allowed and any other `Host` is refused (403: DNS rebinding); elsewhere, empty allows
+    /// any `Host`.
+    pub allowed_hosts: Vec<String>,
+    /// Whether `/metrics` and `/healthz` need a bearer token (any role) like the query API; off: open.
+    pub metrics_need_token: bool,
 }
 
 impl Default for HttpSection {
@@ -29,6 +40,9 @@ impl Default for HttpSection {
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 120_000,
             send_timeout_ms: 60_000,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            metrics_need_token: false,
         }
     }
 }
@@ -41,6 +55,20 @@ impl HttpSection {
             ("http.body_read_timeout_ms", self.body_read_timeout_ms),
             ("http.send_timeout_ms", self.send_timeout_ms),
         ])?;
+        for origin in &self.allowed_origins {
+            let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains('/') || r.contains(char::is_whitespace)) {
+                return Err((
+                    "http.allowed_origins",
+                    format!("{origin:?} is not an origin: write scheme://host[:port], no path (as browsers send it)"),
+                ));
+            }
+        }
+        for host in &self.allowed_hosts {
+            if host.is_empty() || host.contains(['/', ' ', '\t']) || host.contains("://") {
+                return Err(("http.allowed_hosts", format!("{host:?} is not a host name (no scheme, no path)")));
+            }
+        }
         Ok(())
     }
 

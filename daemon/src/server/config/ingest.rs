@@ -72,6 +72,7 @@ impl IngestConfig {
         at_least("ingest.max_event_bytes", 64, self.max_event_bytes)?;
         at_least("ingest.max_property_name_bytes", 16, self.max_property_name_bytes)?;
         at_least("ingest.max_days_per_request", 1, self.max_days_per_request)?;
+        at_least("ingest.max_events_per_track_request", 1, self.max_events_per_track_request)?;
         at_least("ingest.max_inflight_bytes", 1024 * 1024, self.max_inflight_bytes)?;
         Ok(())
     }

@@ -17,14 +17,26 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub failed_records: Option<Vec<RecordError>>,
+    /// Records imported although others failed (`strict=0`): the request was a partial success.
+    pub num_records_imported: Option<u64>,
     pub retry_after_secs: Option<u64>,
     /// The `reason` label of rejection metrics when the status alone does not say it (which limit refused).
     pub reason_label: Option<&'static str>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub challenge: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), failed_records: None, retry_after_secs: None, reason_label: None }
+        Self {
+            status,
+            message: message.into(),
+            failed_records: None,
+            num_records_imported: None,
+            retry_after_secs: None,
+            reason_label: None,
+            challenge: None,
+        }
     }
 
     /// Names the limit that refused the request in the `reason` of rejection metrics.
@@ -106,11 +118,15 @@ impl IntoResponse for ApiError {
             code: self.status.as_u16(),
             error: self.message,
             failed_records: self.failed_records,
+            num_records_imported: self.num_records_imported,
             status: self.status.canonical_reason().unwrap_or("").to_string(),
         };
         let mut resp = (self.status, SortedJson(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         resp
     }

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -60,7 +60,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpSection, shut
         };
         let _ = stream.set_nodelay(true);
         metrics::gauge!("tierd_http_connections").set((limits.max_connections - permits.available_permits()) as f64);
-        let service = TowerToHyperService::new(app.clone());
+        // Each request knows its client's address (`ConnectInfo`), which `/track?ip=1` may record.
+        let service =
+            TowerToHyperService::new(tower::util::MapRequest::new(app.clone(), move |mut req: Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            }));
         let shutdown = shutdown.clone();
         let header_timeout = limits.header_read_timeout();
         let gauge = permits.clone();

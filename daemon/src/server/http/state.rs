@@ -1,5 +1,6 @@
 //! What every handler needs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +21,12 @@ pub struct AppState {
     /// The byte budget of requests being decoded, parsed and encoded (`ingest.max_inflight_bytes`), and the
     /// per-request day limit.
     pub ingest: super::ingest_gate::IngestGate,
+    /// What `/track` takes and keeps (`[ingest]`).
+    pub track: TrackSettings,
+    /// The credentials of `/import` (`[[projects]]`).
+    pub credentials: Arc<super::auth::Credentials>,
+    /// The bearer tokens of the query and admin API.
+    pub access: Arc<super::access::AccessTokens>,
     pub lease_ttl_ms: i64,
     pub metrics: Option<PrometheusHandle>,
     /// The passes with the settings in force (a reload swaps them).
@@ -44,4 +51,26 @@ pub struct AppState {
     pub queries: Arc<super::read::QueryGate>,
     /// Catalog lookups' leases, coalesced and capped (`catalog.max_live_leases`).
     pub leases: Arc<tierd_store::catalog::LeaseGrants>,
+}
+
+/// What Mixpanel's clients need beyond `/import`'s limits: `/track`'s settings (`[ingest]`) and the projects'
+/// tokens (`[[projects]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSettings {
+    /// `ingest.max_events_per_track_request`.
+    pub max_events: usize,
+    /// `ingest.keep_client_ip`.
+    pub keep_client_ip: bool,
+    /// Token -> project (`[[projects]]`); empty: no routing by token.
+    pub tokens: Arc<BTreeMap<String, String>>,
+}
+
+impl TrackSettings {
+    pub fn new(config: &crate::server::config::Config) -> Self {
+        Self {
+            max_events: config.ingest.max_events_per_track_request,
+            keep_client_ip: config.ingest.keep_client_ip,
+            tokens: Arc::new(crate::server::config::project_tokens(&config.projects)),
+        }
+    }
 }

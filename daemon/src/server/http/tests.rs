@@ -13,18 +13,37 @@ use tierd_store::layout::Layout;
 use tierd_store::{Catalog, Failpoints, ManualClock};
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::AppState;
 
+mod access;
+mod browser;
 mod cold_reads;
+mod credentials;
 #[path = "tests/deletions.rs"]
 mod deletions_api;
 mod http_limits;
 mod ingest_limits;
+mod mixpanel;
 mod pass_slices;
 mod query_limits;
 mod rewrite_memory;
 
 const T0_MS: i64 = 1_767_225_600_000;
+/// The admin token of every in-process app; [`router`] sends it on the API's requests that have none.
+const TEST_TOKEN: &str = "test-admin-token";
+
+/// The daemon's router, with [`TEST_TOKEN`] on requests to the query and admin API that carry no `Authorization`
+/// (the access tests in `tests/access.rs` use the plain router).
+fn router(state: Arc<AppState>, test_clock: Option<tierd_store::clock::OffsetClock>) -> axum::Router {
+    super::router(state, test_clock).layer(axum::middleware::map_request(|mut req: Request<Body>| async move {
+        let api = req.uri().path().starts_with("/v1/");
+        if api && !req.headers().contains_key("authorization") {
+            let value = axum::http::HeaderValue::from_static("Bearer test-admin-token");
+            req.headers_mut().insert("authorization", value);
+        }
+        req
+    }))
+}
 
 struct App {
     _dir: tempfile::TempDir,
@@ -102,6 +121,9 @@ fn app_state_with(
             &crate::server::config::IngestConfig::default(),
             HotConfig::default().max_open_segments,
         ),
+        track: super::TrackSettings::new(config),
+        credentials: Arc::new(super::auth::Credentials::resolve(&config.projects, &|_| None).unwrap()),
+        access: Arc::new(super::access::AccessTokens::admin_only(TEST_TOKEN)),
         lease_ttl_ms: 60_000,
         metrics: None,
         cold,
@@ -290,7 +312,7 @@ async fn operator_errors_get_their_status_by_variant() {
         assert_eq!(v["code"], json!(status.as_u16()), "{v}");
         assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
     }
-    let (s, _, v) = call(&app, post("/v1/query", None, json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
+    let (s, _, v) = call(&app, post("/v1/query", Some("application/json"), json!({"from": 0, "to": 1, "where": [{"property": "a", "op": "eq", "value": 1}, {"property": "b", "op": "like"}]}).to_string())).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().starts_with("where[1]: unknown op \"like\""), "{v}");
 }

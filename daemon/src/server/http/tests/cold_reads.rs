@@ -37,7 +37,7 @@ async fn cold_app() -> ColdApp {
     hot.shutdown().await;
     let state = app_state(&ctx, budget, hot, BatchLimits::default());
     let app = ColdApp { _dir: dir, router: router(state.clone(), None), state };
-    let (s, _, v) = app.call(post("/v1/admin/passes/reencode/run", None, "")).await;
+    let (s, _, v) = app.call(post("/v1/admin/passes/reencode/run", Some("application/json"), "")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     app
 }

@@ -46,7 +46,7 @@ async fn a_deleted_users_events_disappear_at_once_and_later_ones_are_kept() {
     assert!(listing.get("deleted_rows").is_none(), "no deletion: nothing for readers to apply {listing}");
 
     let body = json!({"project": "default", "distinct_ids": ["b", "d", "never-seen"]});
-    let (s, _, v) = call(&app, post("/v1/admin/deletions", None, body.to_string())).await;
+    let (s, _, v) = call(&app, post("/v1/admin/deletions", Some("application/json"), body.to_string())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "pending");
     assert_eq!(v["max_seq"], 5, "the five events ingested so far");
@@ -64,7 +64,9 @@ async fn a_deleted_users_events_disappear_at_once_and_later_ones_are_kept() {
     call(&app, post("/import", None, events_of(&["b"], 100))).await;
     assert_eq!(total(&app).await, 3);
     assert_eq!(ndjson_ids(&app).await, ["a", "b", "c"]);
-    let (s, _, v) = call(&app, post("/v1/admin/deletions", None, r#"{"project":"default","distinct_id":"a"}"#)).await;
+    let (s, _, v) =
+        call(&app, post("/v1/admin/deletions", Some("application/json"), r#"{"project":"default","distinct_id":"a"}"#))
+            .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(total(&app).await, 2);
 
@@ -127,7 +129,7 @@ async fn bad_deletion_requests_are_refused_with_a_reason_and_store_nothing() {
         (json!({"project": "default", "distinct_id": "x".repeat(300_000)}).to_string(), "deletions.max_request_bytes"),
     ];
     for (body, needle) in cases {
-        let (s, _, v) = call(&app, post("/v1/admin/deletions", None, body.clone())).await;
+        let (s, _, v) = call(&app, post("/v1/admin/deletions", Some("application/json"), body.clone())).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{}: {v}", &body[..body.len().min(80)]);
         assert!(v["error"].as_str().unwrap().contains(needle), "{needle}: {v}");
     }
@@ -163,7 +165,7 @@ async fn a_filtered_delete_hides_one_events_window_where_its_conditions_hold() {
     assert_eq!(total(&app).await, 5);
     let body = json!({"project": "default", "filter": {"event": "Junk", "from": T0_MS, "to": T0_MS + 50_000,
         "where": [{"property": "os", "op": "eq", "value": "ios"}]}});
-    let (s, _, v) = call(&app, post("/v1/admin/deletions", None, body.to_string())).await;
+    let (s, _, v) = call(&app, post("/v1/admin/deletions", Some("application/json"), body.to_string())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     // Gone at once: the two ios Junk events inside the window. Junk on web, Junk after the window, Good: kept.
