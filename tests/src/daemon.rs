@@ -178,12 +178,17 @@ pub struct Daemon {
 /// A blocking HTTP client without connection pooling: every request opens a fresh connection, so nothing is ever
 /// sent on a connection to a daemon that was killed.
 pub fn http_client() -> reqwest::blocking::Client {
+    http_client_with_timeout(Duration::from_secs(60))
+}
+
+/// [`http_client`] with another per-request timeout (a long pass).
+pub fn http_client_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {TEST_ADMIN_TOKEN}");
     headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().expect("a header value"));
     reqwest::blocking::Client::builder()
         .default_headers(headers)
-        .timeout(Duration::from_secs(60))
+        .timeout(timeout)
         .pool_max_idle_per_host(0)
         .build()
         .expect("build HTTP client")
@@ -278,7 +283,8 @@ impl Daemon {
         });
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(url) => {
-                assert!(url.starts_with("http://127.0.0.1:"), "unexpected readiness line: {READY_PREFIX}{url}");
+                let local = url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:");
+                assert!(local, "unexpected readiness line: {READY_PREFIX}{url}");
                 self.base_url = url.trim_end_matches('/').to_string();
                 self.child = Some(child);
                 Ok(())
@@ -308,7 +314,8 @@ impl Daemon {
         }
     }
 
-    /// `http://127.0.0.1:PORT` of the current process.
+    /// `http://127.0.0.1:PORT` of the current process (`https://` when it serves TLS: the harness's own requests
+    /// are plain HTTP, so such a test talks to it with its own client).
     pub fn url(&self) -> &str {
         &self.base_url
     }

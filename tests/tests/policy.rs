@@ -226,13 +226,16 @@ fn plan_previews_exactly_what_migrate_then_does_and_its_bill_is_the_hand_worked_
 /// `policies::rules::DEFAULT_HOT_MIN_HEAT`: 9 reads x ln 2 / 1 day = 6.2 reads/day).
 fn scheduled_config() -> String {
     format!(
-        "[hot]\nseal_max_age_secs = 1\n[heat]\nhalf_life_secs = 86400\nlookup_weight = 0.0\n\
+        "[hot]\nseal_max_age_secs = 1\nmax_bytes = {}\n[heat]\nhalf_life_secs = 86400\nlookup_weight = 0.0\n\
          [passes]\nschedule_jitter_secs = 0\n\
          [passes.reencode]\nschedule = \"* * * * * *\"\nmin_age_secs = 0\n\
          [passes.compact]\nschedule = \"\"\n[passes.recompress]\nschedule = \"\"\n[passes.gc]\nschedule = \"\"\n\
          [passes.migrate]\nschedule = \"* * * * * *\"\ncold_after_secs = 345600\n\
          [passes.promote]\nschedule = \"* * * * * *\"\n\
          [passes.heat]\nschedule = \"* * * * * *\"\n{}",
+        // The hot tier's size as the rules see it: the test's own, not the build machine's disk, whose fill would
+        // otherwise trigger the default hot-disk-full rule and keep the day cold.
+        64u64 << 30,
         tierd_tests::policy::FREE_REQUESTS
     )
 }
@@ -264,7 +267,9 @@ fn an_old_day_read_often_comes_back_hot_with_nobody_calling_a_pass() {
         day(&d).iter().all(|s| s["tier"] == "hot")
     });
     // Nine reads make 6 reads/day at a one-day half-life (fewer do not); well before a hundred it must have come back.
-    assert!((9..100).contains(&reads), "came back hot after {reads} reads");
+    // The two queries of `check_all` above read the day too, so the loop may need only seven of the nine; the
+    // exact condition (the read rate the rule saw) is checked on every segment below.
+    assert!((7..100).contains(&reads), "came back hot after {reads} reads");
     for s in day(&d) {
         assert!(f(&s["heat"]["reads_per_day"]) >= 6.0, "promoted while read less than the threshold: {s}");
     }

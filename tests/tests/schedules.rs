@@ -19,9 +19,13 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Every pass every second, no jitter, the default rules with free requests (so that small segments move by age
 /// alone); `extra` is appended (later keys of a section must not repeat).
+/// The hot tier's size as the rules see it (`hot.max_bytes`): ample, and the test's own rather than the build
+/// machine's disk, whose fill would otherwise trigger the default hot-disk-full rule.
+const HOT_MAX_BYTES: u64 = 64 << 30;
+
 fn config(extra: &str) -> String {
     format!(
-        "[hot]\nseal_max_age_secs = 1\n\
+        "[hot]\nseal_max_age_secs = 1\nmax_bytes = {HOT_MAX_BYTES}\n\
          [passes]\nschedule_jitter_secs = 0\n\
          [passes.reencode]\nschedule = \"* * * * * *\"\nmin_age_secs = 0\n\
          [passes.compact]\nschedule = \"* * * * * *\"\n\

@@ -11,6 +11,9 @@ use serde::Serialize;
 /// `DATA_DIR/admin.token`.
 pub const TOKEN_ENV: &str = "TIERD_TOKEN";
 
+/// A PEM file of CA certificates to trust, besides the system's, for a daemon serving HTTPS with a private CA.
+pub const CA_ENV: &str = "TIERD_CA_CERT";
+
 /// Where the daemon listens unless `--url` or `TIERD_URL` says otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
 
@@ -58,16 +61,15 @@ pub fn show<T: DeserializeOwned>(text: &str, json: bool, format: impl FnOnce(&T)
 pub fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     let joined = format!("{}{}", base.trim_end_matches('/'), path);
     let url = reqwest::Url::parse(&joined).map_err(|e| format!("invalid daemon URL `{base}`: {e}"))?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "invalid daemon URL `{base}`: only http:// is supported (the client is built without TLS)"
-        ));
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("invalid daemon URL `{base}`: give an http:// or https:// URL"));
     }
     Ok(url)
 }
 
-/// The HTTP client of every command; it sends `TIERD_TOKEN`, when set, as the bearer token.
-pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Client> {
+/// The HTTP client of every command; it sends `TIERD_TOKEN`, when set, as the bearer token, and trusts the system's
+/// CA certificates and those in `TIERD_CA_CERT`, when set, for `https://` URLs.
+pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
         if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())) {
@@ -75,11 +77,23 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Clie
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
     }
-    reqwest::blocking::Client::builder()
+    let mut builder = reqwest::blocking::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout)
-        .default_headers(headers)
-        .build()
+        .default_headers(headers);
+    if let Some(path) = std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) {
+        let shown = std::path::Path::new(&path).display().to_string();
+        let pem = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{CA_ENV}={shown}: cannot read it: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("{CA_ENV}={shown}: not a PEM file of certificates: {e}"))?;
+        if certs.is_empty() {
+            bail!("{CA_ENV}={shown} holds no PEM CERTIFICATE section");
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
 }
 
 /// What to add to a refusal of the daemon's: where a token comes from.
@@ -97,6 +111,13 @@ pub fn token_hint(status: reqwest::StatusCode) -> &'static str {
 /// What to tell the user when a request could not be sent at all.
 pub fn unreachable_message(base: &str, err: &reqwest::Error) -> String {
     let cause = root_cause(err);
+    // rustls's verification errors: the handshake, which reqwest reports as a connect error.
+    if cause.contains("certificate") {
+        return format!(
+            "the daemon at {base} serves a TLS certificate this client does not trust ({cause}); set {CA_ENV} to \
+             the PEM file of its CA"
+        );
+    }
     if err.is_connect() {
         format!(
             "no tierd daemon answers at {base} ({cause}); start one with `tierd serve`, or point --url / TIERD_URL \
@@ -143,7 +164,8 @@ mod tests {
         assert_eq!(endpoint("http://127.0.0.1:7070", "/v1/query").unwrap().as_str(), "http://127.0.0.1:7070/v1/query");
         assert_eq!(endpoint("http://h:1/tierd/", "/import").unwrap().as_str(), "http://h:1/tierd/import");
         assert!(endpoint("127.0.0.1:7070", "/import").is_err());
-        assert!(endpoint("https://example.com", "/import").unwrap_err().contains("TLS"));
+        assert_eq!(endpoint("https://example.com", "/import").unwrap().as_str(), "https://example.com/import");
+        assert!(endpoint("ftp://example.com", "/import").unwrap_err().contains("https://"));
     }
 
     #[test]

@@ -40,9 +40,9 @@ pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
 pub struct ImportArgs {
     /// NDJSON (one event per line) or JSON array file of Mixpanel events; `-` reads stdin.
     pub file: PathBuf,
-    /// Project to import into.
-    #[arg(long, default_value = "default")]
-    pub project: String,
+    /// Project to import into (`?project=`). Default: the project of the credential, else `default`.
+    #[arg(long)]
+    pub project: Option<String>,
     /// Base URL of the daemon.
     #[arg(long, env = "TIERD_URL", default_value = DEFAULT_URL)]
     pub url: String,
@@ -52,6 +52,33 @@ pub struct ImportArgs {
     /// Gzip request bodies (sent with `Content-Encoding: gzip`).
     #[arg(long)]
     pub gzip: bool,
+    /// Authenticate as this service account (HTTP Basic, with `--project-id`); its secret is read from the
+    /// environment variable TIERD_IMPORT_SECRET, never from the command line. Without it, TIERD_IMPORT_SECRET (when
+    /// set) is sent as the project secret, as Mixpanel's older clients do.
+    #[arg(long, requires = "project_id")]
+    pub service_account: Option<String>,
+    /// The project id (or name) the service account writes to (`?project_id=`).
+    #[arg(long, requires = "service_account")]
+    pub project_id: Option<String>,
+    /// The secret (TIERD_IMPORT_SECRET, filled in by `tierd import`); never printed.
+    #[arg(skip)]
+    pub secret: Option<String>,
+}
+
+/// The environment variable `tierd import` reads the `/import` secret from.
+pub const SECRET_ENV: &str = "TIERD_IMPORT_SECRET";
+
+/// How an import authenticates: HTTP Basic user name and password.
+fn basic_credential(args: &ImportArgs) -> Result<Option<(String, String)>, ImportError> {
+    match (&args.service_account, &args.secret) {
+        (Some(user), Some(secret)) => Ok(Some((user.clone(), secret.clone()))),
+        (Some(user), None) => Err(ImportError::Setup(format!(
+            "--service-account {user:?} needs its secret: set the environment variable {SECRET_ENV}"
+        ))),
+        // The project secret is the user name, with an empty password (as Mixpanel's SDKs send api_secret).
+        (None, Some(secret)) => Ok(Some((secret.clone(), String::new()))),
+        (None, None) => Ok(None),
+    }
 }
 
 /// One request body and where its events came from.
@@ -174,6 +201,8 @@ impl ImportReport {
 /// Sends batches to one daemon, one at a time, and keeps count.
 pub struct Importer {
     client: reqwest::blocking::Client,
+    /// HTTP Basic user name and password of every request.
+    credential: Option<(String, String)>,
     base: String,
     url: reqwest::Url,
     gzip: bool,
@@ -187,11 +216,20 @@ pub struct Importer {
 impl Importer {
     pub fn new(args: &ImportArgs) -> Result<Self, ImportError> {
         let mut url = endpoint(&args.url, "/import").map_err(ImportError::Setup)?;
-        url.query_pairs_mut().append_pair("project", &args.project);
-        let client = http_client(Duration::from_secs(300))
-            .map_err(|e| ImportError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let credential = basic_credential(args)?;
+        // With a credential the daemon knows the project; a `?project=` would only have to agree with it.
+        match (&args.project, &credential) {
+            (Some(project), _) => url.query_pairs_mut().append_pair("project", project),
+            (None, None) => url.query_pairs_mut().append_pair("project", "default"),
+            (None, Some(_)) => &mut url.query_pairs_mut(),
+        };
+        if let Some(id) = &args.project_id {
+            url.query_pairs_mut().append_pair("project_id", id);
+        }
+        let client = http_client(Duration::from_secs(300)).map_err(|e| ImportError::Setup(e.to_string()))?;
         Ok(Self {
             client,
+            credential,
             base: args.url.clone(),
             url,
             gzip: args.gzip,
@@ -268,6 +306,9 @@ impl Importer {
             let mut request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/x-ndjson");
             if self.gzip {
                 request = request.header(CONTENT_ENCODING, "gzip");
+            }
+            if let Some((user, password)) = &self.credential {
+                request = request.basic_auth(user, Some(password));
             }
             let (reason, retry_after) = match request.body(body.clone()).send() {
                 Ok(response) => {
@@ -393,7 +434,8 @@ fn progress_bar(total_bytes: Option<u64>) -> ProgressBar {
 }
 
 /// Runs `tierd import`; prints `imported N events in T s (R events/s)` on success.
-pub fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+pub fn run_import(mut args: ImportArgs) -> anyhow::Result<()> {
+    args.secret = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
     let stdin = args.file.as_os_str() == "-";
     let (input, what, total): (Box<dyn BufRead>, String, Option<u64>) = if stdin {
         (Box::new(io::stdin().lock()), "stdin".to_owned(), None)

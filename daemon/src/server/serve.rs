@@ -111,6 +111,8 @@ pub async fn serve(
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create data_dir {}", layout.root().display()))?;
     let access = access_tokens(&config, &layout, &credentials)?;
+    // TLS files are read before anything is recovered or opened: a bad path stops the start at once.
+    let tls = super::http::tls::acceptor(&config.http)?;
     // Before the catalog opens: sled cannot open on a full disk, so a full disk gives the ballast back.
     tierd_store::space::keep_ballast(layout.root(), config.catalog.min_free_bytes)
         .with_context(|| format!("cannot keep the emergency ballast in {}", layout.root().display()))?;
@@ -223,10 +225,11 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     // Signal handlers first: a signal sent once the daemon says it is ready is handled, never the default action.
     let (stop_signals, hup) = (listen_for_shutdown(), super::reload::listen_for_sighup());
-    info!(%addr, data_dir = %layout.root().display(), generation = catalog.snapshot().generation(), "tierd ready");
+    info!(%addr, tls = tls.is_some(), data_dir = %layout.root().display(), generation = catalog.snapshot().generation(), "tierd ready");
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "tierd listening on http://{addr}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "tierd listening on {scheme}://{addr}")?;
         out.flush()?;
     }
     // Under `--no-schedules` nothing flushes heat on a schedule; housekeeping does, so reads still persist and
@@ -260,7 +263,7 @@ pub async fn serve(
     } else {
         warn!("--no-schedules: passes run only when asked");
     }
-    super::http::listen::serve(listener, router(state, test_clock), config.http.clone(), shutdown.clone()).await;
+    super::http::listen::serve(listener, router(state, test_clock), config.http.clone(), tls, shutdown.clone()).await;
     shutdown.cancel();
     signals.abort();
     scrub.abort();
@@ -458,6 +461,13 @@ fn access_tokens(
              secret or service_accounts in [[projects]] for /import (see tierd.example.toml); or listen on \
              127.0.0.1",
             config.listen
+        );
+    }
+    if !loopback && config.http.tls_cert_file.is_none() {
+        warn!(
+            listen = %config.listen,
+            "serving plain HTTP on a non-loopback address: /import secrets and bearer tokens cross the network in \
+             clear text; set http.tls_cert_file and http.tls_key_file, or put a TLS proxy in front"
         );
     }
     Ok(access)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tierd_tests::daemon::{http_client, Daemon};
+use tierd_tests::daemon::{http_client, http_client_with_timeout, Daemon};
 use tierd_tests::mp::FAR_FUTURE_MS;
 
 use super::{BatchInfo, Known, Ledger, Shared};
@@ -438,12 +438,7 @@ fn all_done(d: &Daemon) -> bool {
 /// The client waits up to ten minutes: over a whole run's data a pass takes longer than the harness's 60 s timeout
 /// allows on a slow machine.
 fn run_pass(d: &Daemon, name: &str) -> usize {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("build HTTP client");
-    let r = client
+    let r = http_client_with_timeout(Duration::from_secs(600))
         .post(format!("{}/v1/admin/passes/{name}/run", d.url()))
         .json(&json!({}))
         .send()

@@ -12,7 +12,16 @@ fn ok(n: u64) -> Reply {
 }
 
 fn args(url: &str, batch_size: u64) -> ImportArgs {
-    ImportArgs { file: "-".into(), project: "p 1".to_owned(), url: url.to_owned(), batch_size, gzip: false }
+    ImportArgs {
+        file: "-".into(),
+        project: Some("p 1".to_owned()),
+        url: url.to_owned(),
+        batch_size,
+        gzip: false,
+        service_account: None,
+        project_id: None,
+        secret: None,
+    }
 }
 
 fn body_lines(body: &[u8]) -> Vec<String> {
@@ -218,6 +227,49 @@ fn gzip_bodies_decompress_to_the_same_ndjson() {
     let mut plain = String::new();
     flate2::read::GzDecoder::new(&request.body[..]).read_to_string(&mut plain).unwrap();
     assert_eq!(plain, "{\"a\":1}\n{\"a\":2}\n");
+}
+
+#[test]
+fn credentials_go_in_http_basic_and_the_credential_names_the_project() {
+    use base64::Engine as _;
+    let basic = |user: &str, password: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    };
+    // A service account: user name and secret, ?project_id=, no ?project= unless asked for.
+    let server = TestServer::start(vec![ok(1)]);
+    let account = ImportArgs {
+        project: None,
+        service_account: Some("sa-web".into()),
+        project_id: Some("1001".into()),
+        secret: Some("sa-pw".into()),
+        ..args(&server.url, 10)
+    };
+    Importer::new(&account).unwrap().import(Cursor::new("{\"a\":1}\n"), "test input").unwrap();
+    let request = &server.received()[0];
+    assert_eq!(request.target, "/import?project_id=1001");
+    assert_eq!(request.header("authorization"), Some(basic("sa-web", "sa-pw").as_str()));
+
+    // The project secret as the user name, empty password; an explicit --project is still sent.
+    let server = TestServer::start(vec![ok(1)]);
+    let legacy = ImportArgs { secret: Some("web-secret".into()), ..args(&server.url, 10) };
+    Importer::new(&legacy).unwrap().import(Cursor::new("{\"a\":1}\n"), "test input").unwrap();
+    let request = &server.received()[0];
+    assert_eq!(request.target, "/import?project=p+1");
+    assert_eq!(request.header("authorization"), Some(basic("web-secret", "").as_str()));
+
+    // No credential: no header, and the default project.
+    let server = TestServer::start(vec![ok(1)]);
+    Importer::new(&ImportArgs { project: None, ..args(&server.url, 10) })
+        .unwrap()
+        .import(Cursor::new("{\"a\":1}\n"), "test input")
+        .unwrap();
+    let request = &server.received()[0];
+    assert_eq!(request.target, "/import?project=default");
+    assert_eq!(request.header("authorization"), None);
+
+    // A service account without its secret: a setup error naming the variable, nothing sent.
+    let e = Importer::new(&ImportArgs { secret: None, ..account }).err().expect("refused").to_string();
+    assert!(e.contains(SECRET_ENV), "{e}");
 }
 
 #[test]

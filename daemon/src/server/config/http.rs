@@ -1,6 +1,7 @@
 //! `[http]`: the HTTP server's own bounds, against clients that hold connections without finishing requests
 //! (slowloris), trickle bodies, or stop reading answers. Read at start-up (a restart applies changes).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -31,6 +32,11 @@ pub struct HttpSection {
     pub allowed_hosts: Vec<String>,
     /// Whether `/metrics` and `/healthz` need a bearer token (any role) like the query API; off: open.
     pub metrics_need_token: bool,
+    /// Serve HTTPS: the server's certificate chain (PEM, leaf first). Set with `tls_key_file`, or neither (plain
+    /// HTTP). Mixpanel's Node SDK sends `/import` secrets and service accounts only over HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -43,6 +49,8 @@ impl Default for HttpSection {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             metrics_need_token: false,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -63,6 +71,13 @@ impl HttpSection {
                     format!("{origin:?} is not an origin: write scheme://host[:port], no path (as browsers send it)"),
                 ));
             }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => return Err(("http.tls_key_file", "tls_cert_file is set: set its key too".into())),
+            (None, Some(_)) => {
+                return Err(("http.tls_cert_file", "tls_key_file is set: set its certificate too".into()))
+            }
+            _ => {}
         }
         for host in &self.allowed_hosts {
             if host.is_empty() || host.contains(['/', ' ', '\t']) || host.contains("://") {

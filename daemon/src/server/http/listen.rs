@@ -6,10 +6,14 @@
 //! - **Bodies** (`http.body_read_timeout_ms`): [`DeadlineBody`] fails a body not received whole in time; the
 //!   handler's extractor then answers 408 and uses nothing of it.
 //!
+//! - **TLS** (`http.tls_cert_file`): with an acceptor ([`super::tls`]), each connection first completes its
+//!   handshake within the header timeout, or is closed (`tierd_http_tls_handshake_failures_total`).
+//!
 //! Shutdown: the accept loop stops at once; each connection finishes its request in flight (hyper's graceful
 //! shutdown) and the loop returns when all have.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -34,8 +39,14 @@ use tracing::{debug, warn};
 use super::error::ApiError;
 use crate::server::config::HttpSection;
 
-/// Serves `app` on `listener` until `shutdown`, within `limits`.
-pub async fn serve(listener: TcpListener, app: Router, limits: HttpSection, shutdown: CancellationToken) {
+/// Serves `app` on `listener` until `shutdown`, within `limits`; over TLS with `tls`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpSection,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     loop {
@@ -60,27 +71,18 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpSection, shut
         };
         let _ = stream.set_nodelay(true);
         metrics::gauge!("tierd_http_connections").set((limits.max_connections - permits.available_permits()) as f64);
-        // Each request knows its client's address (`ConnectInfo`), which `/track?ip=1` may record.
-        let service =
-            TowerToHyperService::new(tower::util::MapRequest::new(app.clone(), move |mut req: Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            }));
-        let shutdown = shutdown.clone();
+        let (app, shutdown, tls) = (app.clone(), shutdown.clone(), tls.clone());
         let header_timeout = limits.header_read_timeout();
         let gauge = permits.clone();
         let max = limits.max_connections;
         connections.spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let result = match tls {
+                None => serve_connection(stream, app, peer, header_timeout, shutdown).await,
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, app, peer, header_timeout, shutdown).await,
+                    Ok(Err(e)) => Err(handshake_failed(peer, e.to_string())),
+                    Err(_) => Err(handshake_failed(peer, format!("not done within {header_timeout:?}"))),
+                },
             };
             if let Err(e) = result {
                 debug!(%peer, error = %e, "connection ended with an error");
@@ -91,6 +93,43 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpSection, shut
     }
     connections.close();
     connections.wait().await;
+}
+
+/// Serves HTTP/1 requests on one connection (plain or TLS) until it closes or `shutdown`, when the request in
+/// flight is finished first.
+async fn serve_connection<I>(
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), axum::BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Each request knows its client's address (`ConnectInfo`), which `/track?ip=1` may record.
+    let service = TowerToHyperService::new(tower::util::MapRequest::new(app, move |mut req: Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    }));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    result.map_err(Into::into)
+}
+
+/// Counts a TLS handshake that failed or timed out; the error to log.
+fn handshake_failed(peer: SocketAddr, why: String) -> axum::BoxError {
+    metrics::counter!("tierd_http_tls_handshake_failures_total").increment(1);
+    format!("TLS handshake with {peer} failed: {why}").into()
 }
 
 /// Answers a connection over the limit with a fixed 503, best effort (never waits on the client), and closes it.

@@ -24,6 +24,7 @@ mod state;
 mod test_clock;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 mod track;
 
 use std::sync::Arc;
