@@ -53,13 +53,15 @@ pub fn tierd_bin() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(&cargo)
             .current_dir(&root)
-            .args(["build", "-p", "tierd-daemon", "--bin", "tierd"])
+            // `--workspace`, not `-p tierd-daemon`: the dependencies are then resolved with the workspace's features,
+            // as `cargo test --workspace` resolved them, and reused instead of compiled a second time.
+            .args(["build", "--workspace", "--bin", "tierd"])
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cargo:?} build: {e}"));
         assert!(
             out.status.success(),
-            "`cargo build -p tierd-daemon --bin tierd` failed ({}):\n{}",
+            "`cargo build --workspace --bin tierd` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );

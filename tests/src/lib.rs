@@ -24,6 +24,16 @@ pub mod mp;
 pub mod policy;
 pub mod s3;
 
+/// Where the Node test clients find their packages: `NODE_PATH` as given (`tests/run` points it at
+/// `.test-deps/node/node_modules`), else the global npm root (`npm install -g`).
+pub fn node_path() -> Option<String> {
+    if let Some(path) = std::env::var("NODE_PATH").ok().filter(|p| !p.is_empty()) {
+        return Some(path);
+    }
+    let out = std::process::Command::new("npm").args(["root", "-g"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 pub use daemon::{cli_command, tierd_bin, Daemon, Resp, StartFailure, TestDir, TEST_ADMIN_TOKEN};
 pub use model::{Answer, Model, ModelEvent};
 pub use s3::MotoServer;

@@ -1,5 +1,5 @@
 //! A real S3-compatible server for the cold-tier tests: moto (`moto[server]==5.2.5` from PyPI, installed by
-//! `.ci/run`), started on a free port of 127.0.0.1 with one bucket, killed when the [`MotoServer`] is dropped.
+//! `tests/run`), started on a free port of 127.0.0.1 with one bucket, killed when the [`MotoServer`] is dropped.
 //!
 //! moto accepts any credentials (it checks none); tests pass [`MotoServer::ACCESS_KEY_ID`] and
 //! [`MotoServer::SECRET_ACCESS_KEY`] through the cold tier's configuration, never through the process environment.
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 /// How long moto may take to answer after it is started (it usually takes about a second).
 pub const MOTO_READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// The install command, as in `.ci/run`.
-pub const MOTO_INSTALL: &str = "python3 -m pip install --quiet --root-user-action=ignore 'moto[server]==5.2.5'";
+/// How to get moto: the README's test command installs it (tests/requirements.txt).
+pub const MOTO_INSTALL: &str = "run the suite with `tests/run`, which installs the pinned test peers into .test-deps/ \
+                                (or: python3 -m pip install 'moto[server]==5.2.5')";
 
 /// A running `moto_server` with one bucket.
 pub struct MotoServer {

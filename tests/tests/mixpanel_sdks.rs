@@ -1,5 +1,5 @@
 //! The official Mixpanel SDKs as real clients of the real daemon: Python `mixpanel` (PyPI) and Node `mixpanel`
-//! (npm), installed by `.ci/run` at pinned versions, each run over every endpoint and encoding it uses (`track`
+//! (npm), installed by `tests/run` at pinned versions, each run over every endpoint and encoding it uses (`track`
 //! and `import` one event at a time and in batches; form-encoded JSON, base64 in forms and in GET queries; verbose
 //! and plain answers). Every event they sent is counted exactly once by `/v1/query`, in the project their token
 //! names (`[[projects]]`), and their profile updates are refused with tierd's message.
@@ -20,8 +20,8 @@ const N: usize = 60;
 /// 2026-01-01T00:00:00Z: the time of imported (past) events.
 const TIME0_MS: i64 = 1_767_225_600_000;
 const CONFIG: &str = "[[projects]]\nname = \"web\"\ntoken = \"tok-web\"\n";
-const PYTHON_INSTALL: &str = "python3 -m pip install mixpanel==5.4.1";
-const NODE_INSTALL: &str = "npm install -g mixpanel@0.24.0";
+const PYTHON_INSTALL: &str = "`tests/run` (or: python3 -m pip install mixpanel==5.4.1)";
+const NODE_INSTALL: &str = "`tests/run` (or: npm install -g mixpanel@0.24.0)";
 
 fn client_script(name: &str) -> PathBuf {
     workspace_root().join("tests/clients").join(name)
@@ -39,7 +39,7 @@ fn run_client(what: &str, install: &str, mut cmd: Command, d: &Daemon) -> Value 
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(3) {
-        panic!("the {what} is not installed: {stderr}\ninstall it with: {install} (.ci/run does)");
+        panic!("the {what} is not installed: {stderr}\ninstall it with: {install}");
     }
     assert!(out.status.success(), "the {what} client failed ({}):\n{stderr}\n{}", out.status, d.log_tail(40));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -62,12 +62,6 @@ fn sent(summary: &Value) -> BTreeMap<String, u64> {
     summary["sent"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
 }
 
-/// The global npm root, where `.ci/run` installs the Node SDK (`npm install -g`), for `NODE_PATH`.
-fn npm_root() -> Option<String> {
-    let out = Command::new("npm").args(["root", "-g"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 #[test]
 fn the_official_sdks_write_every_event_exactly_once() {
     let dir = TestDir::new("mixpanel-sdks");
@@ -85,8 +79,8 @@ fn the_official_sdks_write_every_event_exactly_once() {
     let before = d.advance_clock(10 * 86_400_000);
     let mut node = Command::new("node");
     node.arg(client_script("mixpanel_node.js")).args([&host, &N.to_string(), &TIME0_MS.to_string()]);
-    if let Some(root) = npm_root() {
-        node.env("NODE_PATH", root);
+    if let Some(path) = tierd_tests::node_path() {
+        node.env("NODE_PATH", path);
     }
     let node = run_client("Node SDK (npm `mixpanel`)", NODE_INSTALL, node, &d);
     let after = d.advance_clock(0);

@@ -81,8 +81,12 @@ fn outside_rows(d: &Daemon, project: &str, reader: &str, script: &str) -> Vec<Va
     let out = Command::new("python3")
         .args(["-c", script, &serde_json::to_string(&files).unwrap()])
         .output()
-        .expect("python3 runs (.ci/run installs duckdb and pyarrow)");
-    assert!(out.status.success(), "{reader} failed: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("python3 runs (`tests/run` installs duckdb and pyarrow)");
+    assert!(
+        out.status.success(),
+        "{reader} failed (run the suite with `tests/run`, which installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

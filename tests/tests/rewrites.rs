@@ -213,8 +213,12 @@ fn duckdb_counts(d: &Daemon, project: &str) -> Value {
     let out = Command::new("python3")
         .args(["-c", script, &serde_json::to_string(&files).unwrap()])
         .output()
-        .expect("python3 runs (.ci/run installs duckdb)");
-    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("python3 runs (`tests/run` installs duckdb)");
+    assert!(
+        out.status.success(),
+        "duckdb failed (run the suite with `tests/run`, which installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

@@ -23,7 +23,7 @@ use tierd_tests::mp::FAR_FUTURE_MS;
 const N: usize = 60;
 /// 2026-01-01T00:00:00Z.
 const TIME0_MS: i64 = 1_767_225_600_000;
-const NODE_INSTALL: &str = "npm install -g mixpanel@0.24.0";
+const NODE_INSTALL: &str = "`tests/run` (or: npm install -g mixpanel@0.24.0)";
 
 /// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, written as `ca.pem`, `cert.pem`
 /// and `key.pem` in `dir`; returns the CA's PEM.
@@ -127,8 +127,8 @@ fn the_node_sdk_imports_with_credentials_over_https() {
     node.arg(workspace_root().join("tests/clients/mixpanel_node_credentials.js"))
         .args([host, port, &N.to_string(), &TIME0_MS.to_string()])
         .env("NODE_EXTRA_CA_CERTS", dir.path().join("ca.pem"));
-    if let Some(root) = Command::new("npm").args(["root", "-g"]).output().ok().filter(|o| o.status.success()) {
-        node.env("NODE_PATH", String::from_utf8_lossy(&root.stdout).trim());
+    if let Some(path) = tierd_tests::node_path() {
+        node.env("NODE_PATH", path);
     }
     let out = node.output().unwrap_or_else(|e| panic!("cannot run node ({e}); install Node.js, then {NODE_INSTALL}"));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -32,7 +32,7 @@ pub struct DaemonArgs {
 /// `what` failed and why. Operator requests may run long (a pass, a move): the timeout is an hour.
 pub fn admin_call(base: &str, path: &str, body: Option<&impl Serialize>, what: &str) -> anyhow::Result<String> {
     let url = endpoint(base, path).map_err(anyhow::Error::msg)?;
-    let client = http_client(Duration::from_secs(3600))?;
+    let client = http_client(base, Duration::from_secs(3600))?;
     let request = match body {
         Some(body) => client.post(url).json(body),
         None => client.get(url),
@@ -67,11 +67,36 @@ pub fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-/// The HTTP client of every command; it sends `TIERD_TOKEN`, when set, as the bearer token, and trusts the system's
-/// CA certificates and those in `TIERD_CA_CERT`, when set, for `https://` URLs.
-pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
+/// The embedded default's admin token, relative to where `tierd serve` without `--data-dir` keeps its data.
+const DEFAULT_ADMIN_TOKEN_FILE: &str = "tierd-data/admin.token";
+
+/// The bearer token for the daemon at `base`: `TIERD_TOKEN`, else, for a daemon on this machine (a loopback URL),
+/// the embedded default's `./tierd-data/admin.token` when this user can read it, so that the quick start needs no
+/// token by hand. A token from that file is never sent elsewhere.
+fn bearer_token(base: &str) -> Option<String> {
+    token_for(base, std::env::var(TOKEN_ENV).ok(), std::path::Path::new(DEFAULT_ADMIN_TOKEN_FILE))
+}
+
+/// [`bearer_token`] with the environment's token and the default token file given.
+fn token_for(base: &str, env: Option<String>, default_file: &std::path::Path) -> Option<String> {
+    if let Some(token) = env.filter(|t| !t.trim().is_empty()) {
+        return Some(token);
+    }
+    let url = reqwest::Url::parse(base).ok()?;
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        return None;
+    }
+    let token = std::fs::read_to_string(default_file).ok()?;
+    Some(token.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// The HTTP client of every command for the daemon at `base`; it sends [`bearer_token`], when there is one, and
+/// trusts the system's CA certificates and those in `TIERD_CA_CERT`, when set, for `https://` URLs.
+pub fn http_client(base: &str, timeout: Duration) -> anyhow::Result<reqwest::blocking::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
+    if let Some(token) = bearer_token(base) {
         if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())) {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
@@ -169,6 +194,23 @@ mod tests {
     }
 
     #[test]
+    fn the_default_admin_token_goes_only_to_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin.token");
+        std::fs::write(&file, "local-admin\n").unwrap();
+        let token = |base: &str, env: Option<&str>| token_for(base, env.map(str::to_owned), &file);
+        assert_eq!(token("http://127.0.0.1:7070", None).as_deref(), Some("local-admin"));
+        assert_eq!(token("http://localhost:7070", None).as_deref(), Some("local-admin"));
+        assert_eq!(token("https://[::1]:7070", None).as_deref(), Some("local-admin"));
+        assert_eq!(token("http://tierd.example:7070", None), None, "never sent to another host");
+        assert_eq!(token("http://10.0.0.5:7070", None), None);
+        assert_eq!(token("http://tierd.example:7070", Some("given")).as_deref(), Some("given"), "TIERD_TOKEN wins");
+        assert_eq!(token("http://127.0.0.1:7070", Some("given")).as_deref(), Some("given"));
+        let missing = dir.path().join("none");
+        assert_eq!(token_for("http://127.0.0.1:7070", None, &missing), None);
+    }
+
+    #[test]
     fn server_message_prefers_the_error_field() {
         assert_eq!(server_message(r#"{"code":400,"error":"bad time","status":"Bad Request"}"#), "bad time");
         assert_eq!(server_message(r#"{"message":"nope"}"#), "nope");
@@ -182,7 +224,7 @@ mod tests {
         // Bind then drop a listener: the port is free and nothing answers on it.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
-        let err = http_client(Duration::from_secs(5)).unwrap().get(&base).send().unwrap_err();
+        let err = http_client(&base, Duration::from_secs(5)).unwrap().get(&base).send().unwrap_err();
         let message = unreachable_message(&base, &err);
         assert!(message.contains(&base) && message.contains("tierd serve"), "{message}");
     }

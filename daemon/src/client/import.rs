@@ -226,7 +226,7 @@ impl Importer {
         if let Some(id) = &args.project_id {
             url.query_pairs_mut().append_pair("project_id", id);
         }
-        let client = http_client(Duration::from_secs(300)).map_err(|e| ImportError::Setup(e.to_string()))?;
+        let client = http_client(&args.url, Duration::from_secs(300)).map_err(|e| ImportError::Setup(e.to_string()))?;
         Ok(Self {
             client,
             credential,

@@ -262,7 +262,7 @@ pub fn execute_query(args: &QueryArgs) -> anyhow::Result<String> {
         anyhow::bail!("--from ({}) must be before --to ({}); --to is exclusive", args.from, args.to);
     }
     let url = endpoint(&args.url, "/v1/query").map_err(anyhow::Error::msg)?;
-    let client = http_client(Duration::from_secs(300))?;
+    let client = http_client(&args.url, Duration::from_secs(300))?;
     let response = client
         .post(url)
         .json(&QueryRequest::from_args(args))
