@@ -144,7 +144,7 @@ def build_data(binary, work, ndjson):
     try:
         t = time.perf_counter()
         subprocess.run([binary, "import", ndjson, "--project", PROJECT, "--url", d.url], check=True,
-                       capture_output=True)
+                       capture_output=True, env=dict(os.environ, TIERD_TOKEN=cold.TOKENS.get(d.url, "")))
         info["import_s"] = time.perf_counter() - t
         d.restart()  # seals the open row segments
         for name in ("reencode", "compact", "recompress"):
