@@ -566,6 +566,8 @@ def main():
     ap.add_argument("--json", help="also write every run's raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (daemon logs) for inspection")
     args = ap.parse_args()
+    if args.file and not args.migrate_only:
+        ap.error("--file reports with --migrate-only (its table is part of the migration report)")
     if args.quick:
         args.events, args.days, args.runs, args.query_runs, args.repeats, args.ingest_runs = 200_000, 3, 1, 2, 2, 1
     if not args.no_build:
