@@ -40,6 +40,11 @@ Needs `moto_server` (`pip install 'moto[server]==5.2.5'`, as .ci/run installs it
    moto used in each window.
 
 Medians over --runs (query latencies: over --query-runs restarts, cached and hot over all their repeats).
+
+`--migrate-only` runs step 2 alone (`--variants` and `--raw` pick what runs; `no-read-ahead` is tierd with
+`passes.migrate.read_ahead_bytes = 0`), and with `--file` also migrates to a `file://` cold tier on the same disk
+(unlimited, with and without read-ahead) beside `cold-bench --local-dir` putting the same files with object_store's
+`LocalFileSystem` as tierd builds it, in the same rounds; ratios are taken within a round.
 """
 import argparse
 import json
