@@ -54,13 +54,17 @@ use crate::error::{Result, StoreError};
 pub struct CacheConfig {
     /// Most bytes of cold blocks kept on the hot disk; 0 disables the cache.
     pub max_bytes: u64,
+    /// Most bytes of parsed Parquet footers and page indexes of recently read segment copies (hot and cold) kept
+    /// in memory (`read::FooterCache`, at the parquet crate's estimate of their size); 0 = none kept.
+    pub footer_max_bytes: u64,
 }
 
 impl Default for CacheConfig {
     /// 1 GiB: about a thousand 1 MiB blocks, the footers, page indexes and `time`/`event` chunks of many hundreds of
     /// cold segments, a small share of a hot disk sized for `hot.min_free_bytes` (1 GiB) of headroom.
     fn default() -> Self {
-        Self { max_bytes: 1 << 30 }
+        // Footers: 64 MiB, a few thousand segments' footers at tens of KiB each.
+        Self { max_bytes: 1 << 30, footer_max_bytes: 64 << 20 }
     }
 }
 

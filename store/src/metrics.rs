@@ -191,6 +191,22 @@ pub const STORE_METRICS: &[MetricDoc] = &[
         "tierd_move_verifications_total",
         "Uploaded copies verified before their commit, by method (etag: the server's MD5; read_back)",
     ),
+    counter(
+        "tierd_move_read_ahead_total",
+        "Hot copies read ahead of their move while the previous one uploads, by outcome (started, used, refused: \
+         larger than passes.migrate.read_ahead_bytes, discarded: read but not used)",
+    ),
+    bytes_gauge("tierd_move_read_ahead_bytes", "Bytes of hot copies held read ahead of their move"),
+    seconds_histogram(
+        "tierd_move_read_ahead_wait_seconds",
+        "How long a move waited for the copy read ahead for it to be ready",
+    ),
+    // Parsed footers of recently read Parquet copies.
+    counter("tierd_footer_cache_hits_total", "Block reads of Parquet copies that found the parsed footer cached"),
+    counter("tierd_footer_cache_misses_total", "Block reads of Parquet copies that read and parsed the footer"),
+    counter("tierd_footer_cache_evictions_total", "Parsed footers dropped to stay within cache.footer_max_bytes"),
+    counter("tierd_footer_cache_refused_total", "Parsed footers not kept: larger than cache.footer_max_bytes"),
+    bytes_gauge("tierd_footer_cache_bytes", "Estimated bytes of the parsed footers kept in memory"),
     // The cold tier's object store and the IO budget.
     counter("tierd_cold_requests_total", "Object-store requests of the cold tier, by op and outcome"),
     seconds_histogram("tierd_cold_request_seconds", "Object-store request latency, by op"),

@@ -14,6 +14,10 @@
 //!    it replaces (if any) to `dropped`, and clears the intent; it fails, changing nothing, if the segment changed
 //!    since step 1 (a concurrent rewrite retired it, another move ran).
 //!
+//! A series of moves (a `migrate` pass) runs through [`Mover::execute_then`], which reads the next segment's hot
+//! copy ahead while this one uploads ([`ReadAhead`]): step 1 of move N+1 overlaps steps 3-4 of move N; steps 2-5 of
+//! each move still run in order, one move after the other.
+//!
 //! The replaced copy is deleted only later, by garbage collection, after leases and the grace period. A crash
 //! before step 5 leaves an intent whose copy recovery deletes ([`crate::recovery::recover`]); the old copy
 //! still serves. A crash after it leaves the new state, whole. So at every instant at least one verified copy serves.
@@ -31,6 +35,10 @@ use crate::context::StoreContext;
 use crate::error::{Result, StoreError};
 use crate::layout::{Layout, Location, SegmentId, Tier};
 use crate::verify::check_copy;
+
+mod read_ahead;
+
+pub use read_ahead::{ReadAhead, ReadAheadStats};
 
 /// Parses where a move should leave a segment's live copies (a [`Placement`]: `cold` to migrate, `hot` to promote,
 /// `both` for a hot copy of a cold segment, for reads that must not wait for the object store), as
@@ -83,8 +91,21 @@ impl Mover {
     /// when a row segment is asked to go cold (the cold tier holds columnar segments only: cold reads are ranged
     /// Parquet reads), or when any step fails; the caller reports the error and goes on.
     pub fn execute(&self, id: SegmentId, target: Placement) -> Result<MoveOutcome> {
+        self.execute_then(id, target, &mut ReadAhead::off(), None)
+    }
+
+    /// [`Mover::execute`], one of a series: `next` is the move the caller will execute after this one, whose hot
+    /// copy `read_ahead` starts reading (when it will be uploaded and fits its limit) as soon as this move holds its
+    /// own bytes; this move uses the copy read ahead for it by the previous call, if it is still the record's.
+    pub fn execute_then(
+        &self,
+        id: SegmentId,
+        target: Placement,
+        read_ahead: &mut ReadAhead,
+        next: Option<(SegmentId, Placement)>,
+    ) -> Result<MoveOutcome> {
         let started = Stopwatch::start();
-        let result = self.execute_inner(id, target);
+        let result = self.execute_inner(id, target, read_ahead, next);
         let outcome = match &result {
             Ok(o) if o.from == o.to => "noop",
             Ok(_) => "ok",
@@ -104,7 +125,13 @@ impl Mover {
         result
     }
 
-    fn execute_inner(&self, id: SegmentId, target: Placement) -> Result<MoveOutcome> {
+    fn execute_inner(
+        &self,
+        id: SegmentId,
+        target: Placement,
+        read_ahead: &mut ReadAhead,
+        next: Option<(SegmentId, Placement)>,
+    ) -> Result<MoveOutcome> {
         let snapshot = self.ctx.catalog.snapshot();
         let meta = snapshot.get(&id).cloned().ok_or(StoreError::SegmentNotFound { id })?;
         if meta.state != SegmentState::Sealed {
@@ -136,13 +163,15 @@ impl Mover {
 
         // Steps 1-4: the new copy, when the target needs one.
         let new_location = if want_cold && !has_cold {
-            let (location, blocks, method) = self.copy_to_cold(&meta, now)?;
+            let (location, blocks, method) = self.copy_to_cold(&meta, now, read_ahead, next)?;
             outcome.verified_by = Some(method);
             Some((location, Some(blocks)))
         } else if want_hot && !has_hot {
+            read_ahead.start(&self.ctx, next);
             outcome.verified_by = Some(VerifyMethod::ReadBack);
             Some((self.copy_to_hot(&meta, now)?, None))
         } else {
+            read_ahead.start(&self.ctx, next);
             None
         };
 
@@ -205,14 +234,24 @@ impl Mover {
         }
     }
 
-    /// Hot -> cold: read and verify the hot copy, upload it to a fresh key, verify the upload
-    /// ([`Mover::verify_upload`]). Returns the new location, the block checksums cold reads verify against, and how
-    /// the upload was verified.
-    fn copy_to_cold(&self, meta: &SegmentMeta, now: i64) -> Result<(Location, BlockChecksums, VerifyMethod)> {
+    /// Hot -> cold: read and verify the hot copy (or take the copy `read_ahead` read for it), start reading `next`'s
+    /// ahead, upload this one to a fresh key, verify the upload ([`Mover::verify_upload`]). Returns the new
+    /// location, the block checksums cold reads verify against, and how the upload was verified.
+    fn copy_to_cold(
+        &self,
+        meta: &SegmentMeta,
+        now: i64,
+        read_ahead: &mut ReadAhead,
+        next: Option<(SegmentId, Placement)>,
+    ) -> Result<(Location, BlockChecksums, VerifyMethod)> {
         let ctx = &self.ctx;
-        ctx.budget().acquire_disk_blocking(meta.bytes);
-        let bytes = Bytes::from(crate::read::read_committed(&ctx.layout, meta)?);
-        let blocks = BlockChecksums::compute(&bytes, BlockChecksums::DEFAULT_BLOCK_SIZE);
+        let copy = match read_ahead.take(meta) {
+            Some(copy) => copy,
+            None => read_ahead::read_hot_copy(ctx, meta),
+        };
+        // Started whether this copy is good or not: the next move does not depend on this one.
+        read_ahead.start(ctx, next);
+        let read_ahead::HotCopy { bytes, blocks } = copy?;
         let key = Layout::cold_key(&meta.project, meta.day, meta.id, now, meta.format.extension());
         let location = Location::cold(key);
         ctx.catalog.record_intents(&[Intent::new(meta.id, location.clone(), IntentKind::Move, now)])?;

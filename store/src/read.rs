@@ -11,6 +11,7 @@
 
 mod blocks;
 mod cold;
+mod footers;
 mod source;
 mod sparse;
 mod stream;
@@ -18,6 +19,7 @@ mod stream;
 mod tests;
 
 pub use cold::ColdReadStats;
+pub use footers::{FooterCache, FooterCacheStats};
 pub use source::{RawSegment, SegmentSource};
 pub(crate) use sparse::SparseObject;
 pub(crate) use stream::GroupBytes;

@@ -40,6 +40,11 @@ Needs `moto_server` (`pip install 'moto[server]==5.2.5'`, as .ci/run installs it
    moto used in each window.
 
 Medians over --runs (query latencies: over --query-runs restarts, cached and hot over all their repeats).
+
+`--migrate-only` runs step 2 alone (`--variants` and `--raw` pick what runs; `no-read-ahead` is tierd with
+`passes.migrate.read_ahead_bytes = 0`), and with `--file` also migrates to a `file://` cold tier on the same disk
+(unlimited, with and without read-ahead) beside `cold-bench --local-dir` putting the same files with object_store's
+`LocalFileSystem` as tierd builds it, in the same rounds; ratios are taken within a round.
 """
 import argparse
 import json
@@ -108,9 +113,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Bearer tokens by daemon URL: a daemon listening on loopback writes an admin token to DATA_DIR/admin.token, which
+# its query and admin routes require (issue 14's access control).
+TOKENS = {}
+
+
 def http(method, url, body=None, timeout=3600, headers=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    for base, token in TOKENS.items():
+        if url.startswith(base + "/"):
+            headers.setdefault("Authorization", f"Bearer {token}")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -176,25 +190,35 @@ class Moto:
 
 # --- tierd ------------------------------------------------------------------------------------------------------
 
-def write_config(path, moto, prefix, budget, grace=None):
-    """budget: "default", "unlimited", "read-back" (unlimited, every upload read back: `cold.verify = "read_back"`)
-    or "multipart" (unlimited, multipart from 16 MiB: the threshold before it became 100 MiB)."""
+def write_config(path, moto, prefix, budget, grace=None, local_dir=None):
+    """budget: "default", "unlimited", "no-read-ahead" (unlimited, `passes.migrate.read_ahead_bytes = 0`: each
+    segment read in its turn, as before issue 13), "read-back" (unlimited, every upload read back:
+    `cold.verify = "read_back"`) or "multipart" (unlimited, multipart from 16 MiB: the threshold before it became
+    100 MiB). local_dir: the cold tier at `file://local_dir/prefix` instead of moto."""
     lines = [
         # Every columnar segment goes cold at once, whatever the move costs (segments were made minutes ago: no
         # residency either).
         "[policy]", "min_residency_secs = 0", "",
         "[[policy.rules]]", 'name = "all-cold"', 'format = "columnar"', 'placement = "cold"', "force = true", "",
-        "[cold]", f'url = "s3://{BUCKET}/{prefix}"', f'endpoint = "{moto.endpoint}"', 'region = "us-east-1"',
-        f'access_key_id = "{KEY_ID}"', f'secret_access_key = "{SECRET}"', "allow_http = true",
     ]
+    if local_dir:
+        lines += ["[cold]", f'url = "file://{os.path.join(local_dir, prefix)}"']
+    else:
+        lines += ["[cold]", f'url = "s3://{BUCKET}/{prefix}"', f'endpoint = "{moto.endpoint}"', 'region = "us-east-1"',
+                  f'access_key_id = "{KEY_ID}"', f'secret_access_key = "{SECRET}"', "allow_http = true"]
     if budget == "read-back":
         lines.append('verify = "read_back"')
     if budget == "multipart":
         lines.append(f"multipart_threshold_bytes = {16 << 20}")
     lines.append("")
-    if budget in ("unlimited", "read-back", "multipart"):
+    if budget in ("unlimited", "no-read-ahead", "read-back", "multipart"):
         lines += ["[budget]", "object_bytes_per_sec = 0", "object_requests_per_sec = 0", "object_max_concurrent = 0",
                   "disk_bytes_per_sec = 0", ""]
+    # The script runs migrate by hand: never on its schedule too (a template built across a fire time would go cold).
+    lines += ["[passes.migrate]", 'schedule = ""']
+    if budget == "no-read-ahead":
+        lines.append("read_ahead_bytes = 0")
+    lines.append("")
     if grace is not None:
         # gc also waits a lease TTL after a restart (leases from before it may be lost).
         lines += ["[gc]", f"grace_secs = {grace}", f"trash_retention_secs = {grace}", "",
@@ -218,6 +242,10 @@ class Daemon:
             self.proc.kill()
             sys.exit(f"tierd did not start: {line!r} (log: {logf.name})")
         self.url = "http://" + m.group(1)
+        token = os.path.join(self.data, "admin.token")
+        if os.path.exists(token):
+            with open(token) as f:
+                TOKENS[self.url] = f.read().strip()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -323,10 +351,14 @@ def build_template(args, work, moto):
                         "segments": len(segs), "bytes": total, "segment_bytes": sorted(s["bytes"] for s in segs)}
 
 
-def migrate_run(work, template, moto, budget, tag):
+def local_objects(root):
+    return [(os.path.join(d, f), os.path.getsize(os.path.join(d, f))) for d, _, fs in os.walk(root) for f in fs]
+
+
+def migrate_run(work, template, moto, budget, tag, local_dir=None):
     data = fresh_copy(template, work, "run")
     config = os.path.join(work, "run.toml")
-    write_config(config, moto, tag, budget)
+    write_config(config, moto, tag, budget, local_dir=local_dir)
     d = Daemon(data, config)
     try:
         m0 = d.metrics()
@@ -336,9 +368,12 @@ def migrate_run(work, template, moto, budget, tag):
         d.stop()
     assert not report["errors"], report["errors"]
     moved = sum(a["bytes_after"] or 0 for a in report["actions"])
-    objects = moto.keys(tag + "/")
+    objects = local_objects(os.path.join(local_dir, tag)) if local_dir else moto.keys(tag + "/")
     assert len(objects) == len(report["actions"]) and sum(s for _, s in objects) == moved, (objects, report)
-    moto.clear(tag + "/")
+    if local_dir:
+        shutil.rmtree(os.path.join(local_dir, tag))
+    else:
+        moto.clear(tag + "/")
     shutil.rmtree(data)
     d_ = lambda name, **kw: metric(m1, name, **kw) - metric(m0, name, **kw)
     return {"budget": budget, "segments": len(report["actions"]), "bytes": moved, "seconds": secs,
@@ -347,7 +382,10 @@ def migrate_run(work, template, moto, budget, tag):
             "cold_read_bytes": d_("tierd_cold_bytes_total", direction="read"),
             "cold_requests": d_("tierd_cold_requests_total"),
             "budget_wait_s": {r: d_("tierd_budget_wait_seconds_sum", resource=r)
-                              for r in ("object_bytes", "object_requests", "object_concurrency", "disk_bytes")}}
+                              for r in ("object_bytes", "object_requests", "object_concurrency", "disk_bytes")},
+            "read_ahead": {o: d_("tierd_move_read_ahead_total", outcome=o)
+                           for o in ("started", "used", "refused", "discarded")},
+            "read_ahead_wait_s": d_("tierd_move_read_ahead_wait_seconds_sum")}
 
 
 def raw_cmd(files, moto, mode, read_back, tag, pace=0.0, range_probe=0):
@@ -359,13 +397,19 @@ def raw_cmd(files, moto, mode, read_back, tag, pace=0.0, range_probe=0):
     return cmd
 
 
-def raw_run(files, moto, mode, read_back, tag, range_probe=0):
-    cmd = raw_cmd(files, moto, mode, read_back, tag, range_probe=range_probe)
+def raw_run(files, moto, mode, read_back, tag, range_probe=0, local_dir=None):
+    if local_dir:
+        cmd = [RAW, *files, "--local-dir", os.path.join(local_dir, tag), "--prefix", tag, "--mode", mode]
+    else:
+        cmd = raw_cmd(files, moto, mode, read_back, tag, range_probe=range_probe)
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"cold-bench failed: {out.stderr}\n{out.stdout}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    moto.clear(tag + "/")
+    if local_dir:
+        shutil.rmtree(os.path.join(local_dir, tag))
+    else:
+        moto.clear(tag + "/")
     return res
 
 
@@ -517,9 +561,18 @@ def main():
                     help="run moto at this nice value (a stand-in for an object store on another host)")
     ap.add_argument("--moto-tmpdir", help="TMPDIR for moto, where it keeps objects over ~5 MiB (default: /tmp's disk; "
                                           "/dev/shm keeps them in memory)")
+    ap.add_argument("--variants", default="default,unlimited,no-read-ahead,read-back,multipart",
+                    help="tierd migrate variants to run against moto (comma-separated)")
+    ap.add_argument("--raw", default="put,multipart,put+get", help="raw object_store peers against moto")
+    ap.add_argument("--file", action="store_true",
+                    help="also migrate to a file:// cold tier (unlimited, with and without read-ahead) beside a raw "
+                         "LocalFileSystem put of the same files, in the same rounds")
+    ap.add_argument("--migrate-only", action="store_true", help="only the migration rounds (no query, no ingest)")
     ap.add_argument("--json", help="also write every run's raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (daemon logs) for inspection")
     args = ap.parse_args()
+    if args.file and not args.migrate_only:
+        ap.error("--file reports with --migrate-only (its table is part of the migration report)")
     if args.quick:
         args.events, args.days, args.runs, args.query_runs, args.repeats, args.ingest_runs = 200_000, 3, 1, 2, 2, 1
     if not args.no_build:
@@ -542,8 +595,11 @@ def main():
             shutil.copyfile(os.path.join(template, s["location"]), dest)
             files.append(dest)
 
-        mig = {"default": [], "unlimited": [], "read-back": [], "multipart": []}
-        raw = {"put": [], "multipart": [], "put+get": []}
+        mig = {v: [] for v in args.variants.split(",")}
+        raw = {n: [] for n in args.raw.split(",")}
+        local = os.path.join(work, "file-cold")
+        file_mig = {"unlimited": [], "no-read-ahead": []} if args.file else {}
+        file_raw = {"put": []} if args.file else {}
         for r in range(args.runs):
             for budget in mig:
                 res = migrate_run(work, template, moto, budget, f"mig-{budget}-{r}")
@@ -551,11 +607,30 @@ def main():
                 mig[budget].append(res)
             for name, mode, back in (("put", "put", False), ("multipart", "multipart", False),
                                      ("put+get", "put", True)):
+                if name not in raw:
+                    continue
                 res = raw_run(files, moto, mode, back, f"raw-{name.replace('+', '-')}-{r}", 32 if back else 0)
                 assert res["bytes"] == sizes["bytes"], (res, sizes)
                 log(f"raw {name}:", json.dumps(res))
                 raw[name].append(res)
+            for budget in file_mig:
+                res = migrate_run(work, template, moto, budget, f"file-{budget}-{r}", local_dir=local)
+                log(f"file:// migrate {budget}:", json.dumps(res))
+                file_mig[budget].append(res)
+            if args.file:
+                res = raw_run(files, moto, "put", False, f"file-raw-{r}", local_dir=local)
+                assert res["bytes"] == sizes["bytes"], (res, sizes)
+                log("file:// raw put:", json.dumps(res))
+                file_raw["put"].append(res)
 
+        if args.migrate_only:
+            machine["load_end"] = loadavg()
+            report_migration(args, machine, sizes, mig, raw, file_mig, file_raw)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump({"machine": machine, "sizes": sizes, "migrate": mig, "raw": raw, "file_migrate": file_mig,
+                               "file_raw": file_raw, "args": vars(args)}, f, indent=1)
+            return
         query = query_bench(args, work, template, moto, segs)
         log("query:", json.dumps(query))
 
@@ -577,6 +652,8 @@ def main():
             ing.append(res)
     finally:
         moto.stop()
+        if args.migrate_only and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     machine["load_end"] = loadavg()
     if args.keep:
         log(f"# work directory kept: {work}")
@@ -587,6 +664,36 @@ def main():
             json.dump({"machine": machine, "sizes": sizes, "migrate": mig, "raw": raw, "query": query,
                        "ingest": ing, "args": vars(args)}, f, indent=1)
     report(args, machine, sizes, mig, raw, query, ing)
+
+
+def report_migration(args, machine, sizes, mig, raw, file_mig, file_raw):
+    """The migration tables alone (`--migrate-only`): tierd's variants against the raw peers of the same rounds."""
+    med = statistics.median
+    mb = sizes["bytes"] / 1e6
+    print(f"machine: nproc {machine['nproc']}, load average (1, 5, 15 min) at start {machine['load_start']}, "
+          f"at end {machine['load_end']}; moto {machine['moto']}; {machine['date']}")
+    segs = sizes["segment_bytes"]
+    print(f"data: {sizes['events']:,} events over {sizes['days']} days -> {sizes['segments']} lz4 columnar segments "
+          f"{mb:.1f} MB (each {segs[0] / 1e6:.1f} to {segs[-1] / 1e6:.1f} MB)")
+    for title, m, rw in (("moto (s3://, 127.0.0.1)", mig, raw), ("file://", file_mig, file_raw)):
+        if not m:
+            continue
+        print()
+        print(f"Migration to {title}, {mb:.1f} MB in {sizes['segments']} objects, medians of {args.runs} rounds:")
+        print()
+        print("| what | seconds | MB/s | vs raw put (median of the rounds' ratios; each round) | read ahead used / "
+              "refused | waited for the read-ahead s |")
+        print("|---|---|---|---|---|---|")
+        puts = [r["put_mb_per_s"] for r in rw["put"]]
+        for name, rs in m.items():
+            ratios = [r["mb_per_s"] / p for r, p in zip(rs, puts)]
+            print(f"| tierd migrate, {name} | {med(r['seconds'] for r in rs):.2f} | {med(r['mb_per_s'] for r in rs):.1f}"
+                  f" | {med(ratios):.3f}x ({', '.join(f'{x:.3f}' for x in ratios)}) | "
+                  f"{med(r['read_ahead']['used'] for r in rs):.0f} / {med(r['read_ahead']['refused'] for r in rs):.0f}"
+                  f" | {med(r['read_ahead_wait_s'] for r in rs):.2f} |")
+        for name, rs in rw.items():
+            print(f"| raw object_store, {name} | {med(r['put_seconds'] for r in rs):.2f} | "
+                  f"{med(r['put_mb_per_s'] for r in rs):.1f} | | | |")
 
 
 def report(args, machine, sizes, mig, raw, query, ing):
@@ -610,6 +717,7 @@ def report(args, machine, sizes, mig, raw, query, ing):
     raw_mp = med(r["put_mb_per_s"] for r in raw["multipart"])
     raw_pg = med(r["put_get_mb_per_s"] for r in raw["put+get"])
     names = {"default": "default budget", "unlimited": "unlimited budget",
+             "no-read-ahead": "unlimited budget, no read-ahead (`passes.migrate.read_ahead_bytes = 0`)",
              "read-back": "unlimited budget, every upload read back (`cold.verify = \"read_back\"`)",
              "multipart": "unlimited budget, multipart from 16 MiB (8 MiB parts, 4 in flight)"}
     for budget in mig:

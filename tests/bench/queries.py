@@ -29,6 +29,14 @@ Run from the repository root (see BENCHMARKS.md, "Queries"):
 5. ClickHouse through chdb (when `import chdb` works): a MergeTree table `ORDER BY (event, time)` of the columns
    the queries read (`LowCardinality` strings, `Delta` time) loaded from DuckDB's file, `max_threads` = `--threads`.
 
+6. With `--cold`: the same queries on cold segments. A fresh copy of the data directory, served with its cold tier
+   on a moto server on 127.0.0.1 (`s3://`, started by this script; `[budget]` unlimited), every segment moved cold by
+   hand (`POST /v1/admin/move {"to": "cold"}`: their hot copies leave service). Per query, `--first-runs` times: the
+   daemon stopped, `DATA_DIR/cache` removed, restarted, one query of another project (warms the HTTP path), then the
+   query once: the first read (blocks fetched from moto; bytes and requests from `tierd_cold_*` metrics); then the
+   median of `--runs` more (after one warm-up): cached (every block from the cold cache on the hot disk). DuckDB's
+   peer figures stay its queries of its local Parquet file (no object store: it is the peer of the cached reads).
+
 Every peer's answer is checked against tierd's. Prints a Markdown table and, with --json, everything measured.
 """
 import argparse
@@ -136,7 +144,7 @@ def build_data(binary, work, ndjson):
     try:
         t = time.perf_counter()
         subprocess.run([binary, "import", ndjson, "--project", PROJECT, "--url", d.url], check=True,
-                       capture_output=True)
+                       capture_output=True, env=dict(os.environ, TIERD_TOKEN=cold.TOKENS.get(d.url, "")))
         info["import_s"] = time.perf_counter() - t
         d.restart()  # seals the open row segments
         for name in ("reencode", "compact", "recompress"):
@@ -192,6 +200,67 @@ def run_tierd(label, binary, work, template, config, runs):
     finally:
         d.stop()
         shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
+def cold_config(base, moto, prefix):
+    """`base` with the cold tier at `s3://BUCKET/prefix` on `moto`, and no IO budget (the moves by hand go fast)."""
+    return base + "\n".join([
+        "", "[cold]", f'url = "s3://{cold.BUCKET}/{prefix}"', f'endpoint = "{moto.endpoint}"', 'region = "us-east-1"',
+        f'access_key_id = "{cold.KEY_ID}"', f'secret_access_key = "{cold.SECRET}"', "allow_http = true", "",
+        "[budget]", "object_bytes_per_sec = 0", "object_requests_per_sec = 0", "object_max_concurrent = 0",
+        "disk_bytes_per_sec = 0", ""])
+
+
+def run_tierd_cold(label, binary, work, template, runs, first_runs, moto, extra_config=""):
+    """The queries on cold segments: first reads (empty cache, after a restart) and cached reads; see step 6."""
+    data = cold.fresh_copy(template, work, label)
+    config = os.path.join(work, f"{label}.toml")
+    prefix = f"queries-{label}"
+    with open(config, "w") as f:
+        f.write(cold_config(CONFIG + extra_config, moto, prefix))
+    d = Daemon(binary, data, config)
+    out = {}
+    try:
+        ids = [s["id"] for s in d.segments(PROJECT)]
+        moved = cold.post(d.url + "/v1/admin/move", {"segments": ids, "to": "cold"})
+        assert all(r["outcome"] == "moved" for r in moved["results"]), moved
+        assert all(s["tier"] == "cold" for s in d.segments(PROJECT)), d.segments(PROJECT)
+        for name, q in tierd_queries().items():
+            first, fetched = [], []
+            for _ in range(first_runs):
+                d.stop()
+                shutil.rmtree(os.path.join(data, "cache"), ignore_errors=True)
+                d.start()
+                cold.post(d.url + "/v1/query", {"project": "warmup", "from": WINDOW[0], "to": WINDOW[1]})
+                m0 = d.metrics()
+                t = time.perf_counter()
+                r = cold.post(d.url + "/v1/query", q)
+                first.append((time.perf_counter() - t) * 1e3)
+                m1 = d.metrics()
+                delta = lambda n, **kw: cold.metric(m1, n, **kw) - cold.metric(m0, n, **kw)
+                fetched.append({"bytes": delta("tierd_cold_bytes_total", direction="read"),
+                                "requests": delta("tierd_cold_requests_total"),
+                                "request_ms": 1e3 * delta("tierd_cold_request_seconds_sum")})
+                answer = tierd_answer(name, r)
+            m0 = d.metrics()
+            ms, r = timed(lambda: cold.post(d.url + "/v1/query", q), runs)
+            m1 = d.metrics()
+            assert cold.metric(m1, "tierd_cold_bytes_total", direction="read") == cold.metric(
+                m0, "tierd_cold_bytes_total", direction="read"), f"{name}: a cached read went to the object store"
+            assert tierd_answer(name, r) == answer, f"{name}: the cached answer differs from the first read's"
+            med = statistics.median
+            out[name] = {"ms": ms, "first_ms": med(first), "first_all_ms": first, "answer": answer,
+                         "segments": r["segments_scanned"],
+                         "fetched_bytes": med(x["bytes"] for x in fetched),
+                         "fetched_requests": med(x["requests"] for x in fetched),
+                         "fetched_request_ms": med(x["request_ms"] for x in fetched)}
+            log(f"# {label}: {name}: first read {med(first):.1f} ms ({out[name]['fetched_bytes'] / 1e6:.2f} MB in "
+                f"{out[name]['fetched_requests']:.0f} requests), cached {ms:.2f} ms")
+    finally:
+        d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+        moto.clear(prefix + "/")
     return out
 
 
@@ -266,6 +335,12 @@ def main():
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--threads", type=int, default=2, help="the peers' threads")
     ap.add_argument("--work", help="keep everything in this directory instead of a temporary one")
+    ap.add_argument("--cold", action="store_true",
+                    help="also query cold segments on moto: first reads and cached reads (step 6)")
+    ap.add_argument("--first-runs", type=int, default=3, help="first reads per query with --cold (restarts)")
+    ap.add_argument("--no-footer-cache-too", action="store_true",
+                    help="also measure the --bin build with `cache.footer_max_bytes = 0` (every read parses its "
+                         "footer: the engine before the footer cache), hot and (with --cold) cold")
     ap.add_argument("--json", help="also write everything measured to this file")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
@@ -283,8 +358,31 @@ def main():
     if args.before:
         results["tierd before"] = run_tierd("before", os.path.abspath(args.before), work, template, config, args.runs)
         engines.append("tierd before")
+    no_footers = "\n[cache]\nfooter_max_bytes = 0\n"
+    if args.no_footer_cache_too:
+        plain = os.path.join(work, "no-footer-cache.toml")
+        with open(plain, "w") as f:
+            f.write(CONFIG + no_footers)
+        results["tierd, no footer cache"] = run_tierd("no-footers", binary, work, template, plain, args.runs)
+        engines.append("tierd, no footer cache")
     results["tierd"] = run_tierd("after", binary, work, template, config, args.runs)
     engines.append("tierd")
+    if args.cold:
+        moto = cold.Moto(work)
+        try:
+            if args.before:
+                results["tierd before, cold cached"] = run_tierd_cold(
+                    "before-cold", os.path.abspath(args.before), work, template, args.runs, args.first_runs, moto)
+                engines.append("tierd before, cold cached")
+            if args.no_footer_cache_too:
+                results["tierd, no footer cache, cold cached"] = run_tierd_cold(
+                    "no-footers-cold", binary, work, template, args.runs, args.first_runs, moto, no_footers)
+                engines.append("tierd, no footer cache, cold cached")
+            results["tierd, cold cached"] = run_tierd_cold("cold", binary, work, template, args.runs, args.first_runs,
+                                                           moto)
+            engines.append("tierd, cold cached")
+        finally:
+            moto.stop()
     results["DuckDB"] = run_duckdb(ndjson, work, args.runs, args.threads)
     engines.append("DuckDB")
     ch = run_chdb(results["DuckDB"]["_file"], work, args.runs, args.threads)
@@ -301,12 +399,25 @@ def main():
           f"in {len(info['segments'])} segments ({info['bytes'] / info['events']:.1f} B/event); DuckDB "
           f"{results['DuckDB']['_events']:,} rows, {results['DuckDB']['_bytes'] / results['DuckDB']['_events']:.1f} "
           f"B/event; peers' threads {args.threads}; medians of {args.runs} runs; load {cold.loadavg()}\n")
-    print("| query | " + " | ".join(engines) + " | tierd / DuckDB |")
-    print("|---|" + "---|" * (len(engines) + 1))
+    colds = [e for e in engines if e.endswith("cold cached")]
+    print("| query | " + " | ".join(engines) + " | tierd / DuckDB |" + "".join(f" {e} / DuckDB |" for e in colds))
+    print("|---|" + "---|" * (len(engines) + 1 + len(colds)))
     for name in tierd_queries():
         cells = [f"{results[e][name]['ms']:.2f} ms" for e in engines]
         ratio = results["tierd"][name]["ms"] / results["DuckDB"][name]["ms"]
-        print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+        print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f}x |"
+              + "".join(f" {results[e][name]['ms'] / results['DuckDB'][name]['ms']:.2f}x |" for e in colds))
+    if colds:
+        print("\nFirst reads of cold segments (empty cache, moto on 127.0.0.1; medians of "
+              f"{args.first_runs} restarts per query):\n")
+        print("| query | " + " | ".join(f"{e.replace(' cached', '')}: first read" for e in colds)
+              + " | fetched (MB in requests, ms in object-store calls) |")
+        print("|---|" + "---|" * (len(colds) + 1))
+        for name in tierd_queries():
+            r = results[colds[-1]][name]
+            print(f"| {name} | " + " | ".join(f"{results[e][name]['first_ms']:.1f} ms" for e in colds)
+                  + f" | {r['fetched_bytes'] / 1e6:.2f} MB in {r['fetched_requests']:.0f}, "
+                  f"{r['fetched_request_ms']:.0f} ms |")
     if not ch:
         print("\n(ClickHouse: `import chdb` failed; not measured.)")
     for p in problems:

@@ -140,7 +140,7 @@ impl ColumnarFooter {
     /// [`count_groups`] over `reader`, which must serve at least [`ColumnarFooter::group_ranges`] of `req` (and
     /// the ranges the footer was loaded from).
     pub fn count_groups<R: ChunkReader + 'static>(
-        self,
+        &self,
         reader: R,
         req: &GroupCountRequest,
         mut progress: impl FnMut(GroupProgress) -> bool,

@@ -37,7 +37,7 @@ impl ColumnarFooter {
     /// [`count_by_event`] over `reader`, which must serve at least [`ColumnarFooter::count_ranges`] of `req` (and
     /// the ranges the footer was loaded from).
     pub fn count_by_event<R: ChunkReader + 'static>(
-        self,
+        &self,
         reader: R,
         req: &ScanRequest,
     ) -> Result<(Vec<(String, u64)>, ScanStats), ColumnarError> {

@@ -102,6 +102,12 @@ impl ColumnarFooter {
         Ok(Self { metadata, layout })
     }
 
+    /// An estimate of the bytes this footer holds in memory (the parquet crate's estimate of its metadata, page
+    /// index included), for caches that bound what they keep.
+    pub fn memory_size(&self) -> usize {
+        self.metadata.metadata().memory_size() + std::mem::size_of::<Self>()
+    }
+
     /// The byte ranges [`ColumnarFooter::scan`] reads for `req`, sorted and merged where they touch.
     pub fn scan_ranges(&self, req: &ScanRequest) -> Vec<Range<u64>> {
         self.chunk_ranges(req, &scan_roots(&self.layout, req))

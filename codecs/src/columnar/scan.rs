@@ -34,7 +34,7 @@ impl ColumnarFooter {
     /// [`scan`] over `reader`, which must serve at least [`ColumnarFooter::scan_ranges`] of `req` (and the ranges
     /// the footer was loaded from).
     pub fn scan<R: ChunkReader + 'static>(
-        self,
+        &self,
         reader: R,
         req: &ScanRequest,
         mut f: impl FnMut(StoredEvent),

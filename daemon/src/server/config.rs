@@ -325,6 +325,11 @@ pub struct MigrateSection {
     pub max_bytes_per_pass: u64,
     /// When `migrate` runs (cron, seconds first; `""` = only by hand); `promote` has its own `[passes.promote]`.
     pub schedule: String,
+    /// Most bytes of the next segment's hot copy read ahead while a segment uploads (`store::moves::ReadAhead`: one
+    /// segment at most; a larger one is read in its turn, counted in
+    /// `tierd_move_read_ahead_total{outcome="refused"}`); 0 = no read-ahead. A move holds its whole copy in memory,
+    /// so a pass holds at most its largest segment plus this.
+    pub read_ahead_bytes: u64,
 }
 
 impl Default for MigrateSection {
@@ -333,6 +338,7 @@ impl Default for MigrateSection {
             cold_after_secs: 7 * 86_400,
             max_bytes_per_pass: 64 * 1024 * 1024 * 1024,
             schedule: "40 */5 * * * *".into(),
+            read_ahead_bytes: 256 * 1024 * 1024,
         }
     }
 }

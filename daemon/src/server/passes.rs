@@ -18,7 +18,7 @@ use tierd_store::catalog::Placement;
 use tierd_store::erase::Eraser;
 use tierd_store::gc::{Gc, GcAction};
 use tierd_store::layout::{Layout, SegmentId};
-use tierd_store::moves::{MoveOutcome, Mover};
+use tierd_store::moves::{MoveOutcome, Mover, ReadAhead};
 use tierd_store::rewrite::Rewriter;
 use tierd_store::trash::{RestoreOutcome, Trash, TrashedSegment};
 use tierd_store::{Catalog, Clock, StoreContext};
@@ -197,14 +197,33 @@ impl Passes {
     /// passes (and never at the same time as a pass). Blocking.
     pub fn move_segments(&self, ids: &[String], to: Placement) -> MoveAnswer {
         let _running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let results = ids.iter().map(|raw| move_report(raw, self.move_one(raw, to))).collect();
+        let mut read_ahead = self.read_ahead();
+        let results = ids
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let next = ids.get(i + 1).and_then(|n| n.parse().ok()).map(|n| (n, to));
+                move_report(raw, self.move_one(raw, to, &mut read_ahead, next))
+            })
+            .collect();
         MoveAnswer { results, to }
     }
 
-    /// One move, its error as the report shows it.
-    fn move_one(&self, raw: &str, to: Placement) -> Result<MoveOutcome, String> {
+    /// The read-ahead of one series of moves (`passes.migrate.read_ahead_bytes`).
+    fn read_ahead(&self) -> ReadAhead {
+        ReadAhead::new(self.config.passes.migrate.read_ahead_bytes)
+    }
+
+    /// One move of a series (`next` is read ahead while it uploads), its error as the report shows it.
+    fn move_one(
+        &self,
+        raw: &str,
+        to: Placement,
+        read_ahead: &mut ReadAhead,
+        next: Option<(SegmentId, Placement)>,
+    ) -> Result<MoveOutcome, String> {
         let id: SegmentId = raw.parse().map_err(|e: tierd_store::layout::InvalidSegmentId| e.to_string())?;
-        self.mover.execute(id, to).map_err(|e| e.to_string())
+        self.mover.execute_then(id, to, read_ahead, next).map_err(|e| e.to_string())
     }
 
     /// Runs pass `pass` to the end of its plan (a run by hand). Blocking: call from a blocking thread. A failed
@@ -491,29 +510,38 @@ impl Passes {
         let (plan, stats, _) = self.tiering_snapshot(req);
         let from: HashMap<&str, Planned> = stats.iter().map(|s| (s.id.as_str(), s.placement)).collect();
         let pass = if kind == ActionKind::Migrate { "migrate" } else { "promote" };
-        for action in plan.actions {
+        // This pass's moves, in plan order: each one's successor is read ahead while it uploads.
+        let moves: Vec<(TieringAction, Planned)> = plan
+            .actions
+            .into_iter()
+            .filter_map(|action| {
+                let TieringActionKind::Move { to } = action.kind else { return None };
+                let placement = *from.get(action.segment.as_str())?;
+                (tiering::pass_of(&action, placement) == pass).then_some((action, to))
+            })
+            .collect();
+        let mut read_ahead = self.read_ahead();
+        for (i, (action, to)) in moves.iter().enumerate() {
+            let to = *to;
             if self.stop_now(report, deadline) {
                 return;
             }
-            let TieringActionKind::Move { to } = action.kind else { continue };
-            let Some(&placement) = from.get(action.segment.as_str()) else { continue };
-            if tiering::pass_of(&action, placement) != pass {
-                continue;
-            }
-            tiering::count_planned(&action);
+            let next =
+                moves.get(i + 1).and_then(|(a, to)| Some((a.segment.parse().ok()?, tiering::store_placement(*to))));
+            tiering::count_planned(action);
             let mut a = ActionReport::planned(kind, vec![action.segment.clone()], action.bytes, action.reason.clone());
             if !req.dry_run {
-                match self.move_one(&action.segment, tiering::store_placement(to)) {
+                match self.move_one(&action.segment, tiering::store_placement(to), &mut read_ahead, next) {
                     Ok(o) => {
                         info!(segment = %action.segment, rule = %action.rule, to = ?to, bytes = o.bytes_copied,
                             monthly_cost_delta = action.monthly_cost_delta, "policy move done");
-                        tiering::count_executed(&action, true);
+                        tiering::count_executed(action, true);
                         a.outputs = o.new_location.iter().map(|l| format!("{}:{}", l.tier.label(), l.path)).collect();
                         a.bytes_after = Some(o.bytes_copied);
                     }
                     Err(e) => {
                         warn!(segment = %action.segment, rule = %action.rule, error = %e, "policy move failed");
-                        tiering::count_executed(&action, false);
+                        tiering::count_executed(action, false);
                         report.errors.push(format!("{kind} of {}: {e}", action.segment));
                         continue;
                     }

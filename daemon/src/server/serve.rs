@@ -195,7 +195,8 @@ pub async fn serve(
     // Queries never wait behind background work: the foreground store, without the IO budget.
     let reads =
         SegmentSource::new(layout.clone(), Arc::new(cold.foreground()), cache, tokio::runtime::Handle::current())
-            .with_repairs(scrub_ctx.repairs.clone());
+            .with_repairs(scrub_ctx.repairs.clone())
+            .with_footers(Arc::new(tierd_store::read::FooterCache::new(config.cache.footer_max_bytes)));
     let state = Arc::new(AppState {
         queries: Arc::new(super::http::QueryGate::new(config.query.max_total_memory_bytes)),
         leases: Arc::new(tierd_store::catalog::LeaseGrants::new(config.catalog.max_live_leases)),

@@ -22,7 +22,7 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
 }
 
 fn open(dir: &Path, max_bytes: u64) -> BlockCache {
-    BlockCache::open(dir, &CacheConfig { max_bytes }).unwrap()
+    BlockCache::open(dir, &CacheConfig { max_bytes, ..Default::default() }).unwrap()
 }
 
 #[test]

@@ -27,6 +27,13 @@ struct Fixture {
 impl Fixture {
     /// One sealed row segment of 40 events, and (with `reencode`) its columnar replacement.
     fn new(reencode: bool) -> (Self, SegmentId) {
+        let (f, ids) = Self::with_days(1, reencode);
+        (f, ids[0])
+    }
+
+    /// One sealed row segment of 40 events per UTC day for `days` days, and (with `reencode`) their columnar
+    /// replacements, in day order.
+    fn with_days(days: i64, reencode: bool) -> (Self, Vec<SegmentId>) {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
         let clock = ManualClock::new(T0);
@@ -36,10 +43,10 @@ impl Fixture {
         let ctx = context_with(&layout, &catalog, &clock, "", cold.clone(), rt.handle().clone());
         rt.block_on(async {
             let hot = HotTier::start(&ctx, HotConfig::default(), Arc::new(|_| {})).unwrap();
-            let events: Vec<Event> = (0..40)
+            let events: Vec<Event> = (0..40 * days)
                 .map(|i| Event {
                     event: format!("E{}", i % 3),
-                    time_ms: T0 + i,
+                    time_ms: T0 + (i / 40) * 86_400_000 + i % 40,
                     distinct_id: format!("u{i}"),
                     insert_id: format!("{i}"),
                     properties: json!({"i": i}).as_object().unwrap().clone(),
@@ -48,14 +55,28 @@ impl Fixture {
             hot.append(IngestBatch::encode("p".into(), events)).await.unwrap();
             hot.shutdown().await;
         });
-        let mut id = catalog.snapshot().segments().next().unwrap().id;
+        let by_day = |c: &Catalog| {
+            let mut segments: Vec<_> = c.snapshot().segments().map(|m| (m.day, m.id)).collect();
+            segments.sort();
+            segments.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+        };
+        let mut ids = by_day(&catalog);
+        assert_eq!(ids.len(), days as usize);
         if reencode {
             let stats: Vec<_> = catalog.snapshot().segments().map(|m| m.planner_stats()).collect();
             let planner = ReencodePlanner { output_codec: "zstd-3".into(), max_output_bytes: 1 << 30, min_age_ms: 0 };
-            let action = planner.plan(T0, &stats).remove(0);
-            id = Rewriter::new(ctx, Default::default()).execute(&action).unwrap().outputs[0];
+            let rewriter = Rewriter::new(ctx, Default::default());
+            for action in planner.plan(T0, &stats) {
+                rewriter.execute(&action).unwrap();
+            }
+            let snapshot = catalog.snapshot();
+            ids = by_day(&catalog)
+                .into_iter()
+                .filter(|id| snapshot.get(id).unwrap().state == SegmentState::Sealed)
+                .collect();
+            assert_eq!(ids.len(), days as usize);
         }
-        (Self { _dir: dir, layout, catalog, clock, cold, rt }, id)
+        (Self { _dir: dir, layout, catalog, clock, cold, rt }, ids)
     }
 
     fn ctx(&self, failpoints: &str) -> StoreContext {
@@ -382,4 +403,120 @@ fn a_hot_copy_that_fails_its_checksum_is_read_from_cold_and_replaced() {
     assert!(after.dropped.iter().any(|d| d.location.path == bad_path), "the bad copy waits for gc");
     let hot_only = crate::read::SegmentSource::hot_only(f.layout.clone());
     assert_eq!(hot_only.read_events(&after).unwrap().len(), 40, "the new hot copy verifies");
+}
+
+/// The cold objects' bytes, by segment: each equal to the segment's original hot copy.
+fn assert_cold_copies_are_the_originals(f: &Fixture, originals: &[(SegmentId, Vec<u8>)]) {
+    for (id, original) in originals {
+        let m = f.meta(*id);
+        assert_eq!(m.placement(), Placement::Cold, "{id}");
+        assert_eq!(f.rt.block_on(f.cold.get(m.cold_key().unwrap())).unwrap(), *original, "{id}");
+        assert_eq!(m.blocks, Some(BlockChecksums::compute(original, BlockChecksums::DEFAULT_BLOCK_SIZE)), "{id}");
+    }
+}
+
+fn originals(f: &Fixture, ids: &[SegmentId]) -> Vec<(SegmentId, Vec<u8>)> {
+    ids.iter().map(|id| (*id, crate::read::read_committed(&f.layout, &f.meta(*id)).unwrap())).collect()
+}
+
+/// A series of moves reads each next hot copy ahead and uses it: every segment ends cold with its own bytes and
+/// block checksums, nothing is left pending, and a copy larger than the limit is not read ahead (counted) but
+/// still moves.
+#[test]
+fn a_series_of_moves_reads_each_next_copy_ahead() {
+    let (f, ids) = Fixture::with_days(3, true);
+    let before = originals(&f, &ids);
+    let mover = f.mover("");
+    let mut read_ahead = ReadAhead::new(1 << 30);
+    for (i, id) in ids.iter().enumerate() {
+        let next = ids.get(i + 1).map(|n| (*n, Placement::Cold));
+        let o = mover.execute_then(*id, Placement::Cold, &mut read_ahead, next).unwrap();
+        assert_eq!(o.to, Placement::Cold);
+    }
+    assert_eq!(read_ahead.stats(), ReadAheadStats { started: 2, used: 2, refused: 0, discarded: 0 });
+    assert_cold_copies_are_the_originals(&f, &before);
+    assert!(f.catalog.intents().unwrap().is_empty());
+
+    // The limit: segments one byte larger than it are read in their turn.
+    let (f, ids) = Fixture::with_days(3, true);
+    let before = originals(&f, &ids);
+    let smallest = ids.iter().map(|id| f.meta(*id).bytes).min().unwrap();
+    let mut read_ahead = ReadAhead::new(smallest - 1);
+    let mover = f.mover("");
+    for (i, id) in ids.iter().enumerate() {
+        let next = ids.get(i + 1).map(|n| (*n, Placement::Cold));
+        mover.execute_then(*id, Placement::Cold, &mut read_ahead, next).unwrap();
+    }
+    assert_eq!(read_ahead.stats(), ReadAheadStats { started: 0, used: 0, refused: 2, discarded: 0 });
+    assert_cold_copies_are_the_originals(&f, &before);
+
+    // Off (0): nothing is read ahead or counted.
+    let mut off = ReadAhead::off();
+    let (f, ids) = Fixture::with_days(2, true);
+    f.mover("").execute_then(ids[0], Placement::Cold, &mut off, Some((ids[1], Placement::Cold))).unwrap();
+    assert_eq!(off.stats(), ReadAheadStats::default());
+}
+
+/// A copy read ahead under a record that has changed since (the segment went cold and came back to a fresh hot
+/// path) is discarded, and the move uploads the copy the record names now.
+#[test]
+fn a_copy_read_ahead_under_an_older_record_is_not_used() {
+    let (f, ids) = Fixture::with_days(2, true);
+    let (a, b) = (ids[0], ids[1]);
+    let mover = f.mover("");
+    let mut read_ahead = ReadAhead::new(1 << 30);
+    mover.execute_then(a, Placement::Cold, &mut read_ahead, Some((b, Placement::Cold))).unwrap();
+    assert_eq!(read_ahead.stats().started, 1);
+    let old = f.meta(b);
+    mover.execute(b, Placement::Cold).unwrap();
+    mover.execute(b, Placement::Hot).unwrap();
+    let now = f.meta(b);
+    assert_ne!((now.hot_path(), now.updated_generation), (old.hot_path(), old.updated_generation));
+    let original = crate::read::read_committed(&f.layout, &now).unwrap();
+    let o = mover.execute_then(b, Placement::Cold, &mut read_ahead, None).unwrap();
+    assert_eq!(o.to, Placement::Cold);
+    assert_eq!(read_ahead.stats(), ReadAheadStats { started: 1, used: 0, refused: 0, discarded: 1 });
+    assert_cold_copies_are_the_originals(&f, &[(b, original)]);
+}
+
+/// In a series, a move that fails (a failpoint after its upload; a hot copy that fails its checksum while read
+/// ahead) leaves nothing behind, exactly as alone, and the moves after it go on with their copies read ahead.
+#[test]
+fn a_failed_move_in_a_series_leaves_nothing_behind() {
+    for point in ["move.intent", "move.write", "move.verify"] {
+        let (f, ids) = Fixture::with_days(4, true);
+        let before = originals(&f, &ids);
+        let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[3]);
+        let (meta_a, meta_c) = (f.meta(a), f.meta(c));
+        // C's hot copy is damaged on disk: its read (ahead, during B's upload) fails its checksum.
+        let path_c = f.layout.resolve(meta_c.hot_path().unwrap()).unwrap();
+        let mut damaged = std::fs::read(&path_c).unwrap();
+        damaged[7] ^= 1;
+        std::fs::write(&path_c, &damaged).unwrap();
+
+        let mover = f.mover(&format!("{point}=error@1"));
+        let mut read_ahead = ReadAhead::new(1 << 30);
+        let mut results = vec![];
+        for (i, id) in ids.iter().enumerate() {
+            let next = ids.get(i + 1).map(|n| (*n, Placement::Cold));
+            results.push(mover.execute_then(*id, Placement::Cold, &mut read_ahead, next));
+        }
+        let e = results[0].as_ref().unwrap_err();
+        assert!(e.to_string().contains(point), "{point}: {e}");
+        assert!(results[1].is_ok(), "{point}: {:?}", results[1]);
+        let e = results[2].as_ref().unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{point}: {e}");
+        assert!(results[3].is_ok(), "{point}: {:?}", results[3]);
+        assert_eq!(read_ahead.stats(), ReadAheadStats { started: 3, used: 3, refused: 0, discarded: 0 }, "{point}");
+
+        assert_eq!(f.meta(a), meta_a, "{point}");
+        assert_eq!(f.meta(c), meta_c, "{point}");
+        assert!(f.catalog.intents().unwrap().is_empty(), "{point}");
+        let mut objects = f.objects();
+        objects.sort();
+        let mut expected: Vec<String> = [b, d].iter().map(|id| f.meta(*id).cold_key().unwrap().to_string()).collect();
+        expected.sort();
+        assert_eq!(objects, expected, "{point}: only B's and D's uploads");
+        assert_cold_copies_are_the_originals(&f, &[before[1].clone(), before[3].clone()]);
+    }
 }

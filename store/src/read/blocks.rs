@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -20,6 +21,7 @@ use tierd_codecs::columnar::{
 use tierd_codecs::StoredEvent;
 use tracing::error;
 
+use super::footers::{CopyKey, FooterCache};
 use super::sparse::SparseObject;
 use crate::cache::{BlockCache, BlockKey};
 use crate::catalog::{BlockChecksums, SegmentMeta};
@@ -69,6 +71,8 @@ pub(crate) struct BlockObject<'a> {
     blocks: &'a BlockChecksums,
     backing: Backing<'a>,
     pub(crate) object: SparseObject,
+    /// Where parsed footers of recently read copies are kept, if anywhere.
+    footers: Option<&'a FooterCache>,
 }
 
 impl<'a> BlockObject<'a> {
@@ -91,7 +95,13 @@ impl<'a> BlockObject<'a> {
             });
         }
         let object = SparseObject::new(meta.bytes, blocks.block_size);
-        Ok(Some(Self { meta, blocks, backing, object }))
+        Ok(Some(Self { meta, blocks, backing, object, footers: None }))
+    }
+
+    /// Takes the footer from `cache` when it holds this copy's, and keeps the footer parsed here there otherwise.
+    pub(crate) fn with_footers(mut self, cache: Option<&'a FooterCache>) -> Self {
+        self.footers = cache;
+        self
     }
 
     /// How many blocks the copy has.
@@ -116,9 +126,22 @@ impl<'a> BlockObject<'a> {
         Ok(out.freeze())
     }
 
+    /// The Parquet footer and page index: from the footer cache when it holds this copy's, else loaded
+    /// ([`BlockObject::load_footer`]) and kept there.
+    pub(crate) fn footer(&mut self) -> Result<Arc<ColumnarFooter>> {
+        let Some(cache) = self.footers else { return self.load_footer().map(Arc::new) };
+        let key = CopyKey::new(self.meta, self.backing.tier(), self.backing.name());
+        if let Some(footer) = cache.get(&key) {
+            return Ok(footer);
+        }
+        let footer = Arc::new(self.load_footer()?);
+        cache.put(key, footer.clone());
+        Ok(footer)
+    }
+
     /// Loads the Parquet footer and page index: the tail first, then whatever of the footer and the page index
     /// lies outside the blocks already held.
-    pub(crate) fn footer(&mut self) -> Result<ColumnarFooter> {
+    fn load_footer(&mut self) -> Result<ColumnarFooter> {
         let len = self.meta.bytes;
         if len < FOOTER_TAIL_LEN {
             return Err(self.corrupt(format!("a {len}-byte copy is not a Parquet file")));

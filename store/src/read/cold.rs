@@ -53,6 +53,8 @@ pub(crate) struct ColdReads {
     cache: Arc<BlockCache>,
     handle: Handle,
     counters: Arc<Counters>,
+    /// Parsed footers of recently read copies, if kept ([`super::FooterCache`]).
+    footers: Option<Arc<super::FooterCache>>,
 }
 
 impl std::fmt::Debug for ColdReads {
@@ -76,7 +78,12 @@ impl RemoteBlocks for ColdReads {
 
 impl ColdReads {
     pub(crate) fn new(store: Arc<ColdStore>, cache: Arc<BlockCache>, handle: Handle) -> Self {
-        Self { store, cache, handle, counters: Arc::default() }
+        Self { store, cache, handle, counters: Arc::default(), footers: None }
+    }
+
+    pub(crate) fn with_footers(mut self, footers: Arc<super::FooterCache>) -> Self {
+        self.footers = Some(footers);
+        self
     }
 
     pub(crate) fn cache(&self) -> &Arc<BlockCache> {
@@ -106,7 +113,8 @@ impl ColdReads {
         key: &'a str,
         fill: Fill,
     ) -> Result<Option<BlockObject<'a>>> {
-        BlockObject::new(meta, Backing::Cold { reads: self, key, fill })
+        Ok(BlockObject::new(meta, Backing::Cold { reads: self, key, fill })?
+            .map(|o| o.with_footers(self.footers.as_deref())))
     }
 
     /// Fetches byte ranges of the object at `key` (one `get_ranges` call), counted in the source's stats.

@@ -34,6 +34,8 @@ pub struct SegmentSource {
     cold: Option<ColdReads>,
     /// Where copies that fail their checksum are reported for repair ([`crate::repair`]).
     repairs: Option<Arc<RepairQueue>>,
+    /// Parsed footers of recently read Parquet copies, either tier ([`super::FooterCache`]), if kept.
+    footers: Option<Arc<super::FooterCache>>,
 }
 
 /// The copy a read goes to.
@@ -45,7 +47,7 @@ enum Chosen<'a> {
 impl SegmentSource {
     /// Reads hot copies only; a segment whose only copy is cold is an error ([`StoreError::NoReadableCopy`]).
     pub fn hot_only(layout: Layout) -> Self {
-        Self { layout, cold: None, repairs: None }
+        Self { layout, cold: None, repairs: None, footers: None }
     }
 
     /// Reports copies that fail their checksum to `queue` (the read itself falls back to another copy when there
@@ -58,7 +60,15 @@ impl SegmentSource {
     /// Reads hot copies from `layout`, cold ones from `cold` through `cache`, driving the object store with
     /// `handle` (the runtime the store was built on).
     pub fn new(layout: Layout, cold: Arc<ColdStore>, cache: Arc<BlockCache>, handle: Handle) -> Self {
-        Self { layout, cold: Some(ColdReads::new(cold, cache, handle)), repairs: None }
+        Self { layout, cold: Some(ColdReads::new(cold, cache, handle)), repairs: None, footers: None }
+    }
+
+    /// Keeps the parsed footers of the Parquet copies it reads in `cache`, and takes them from there (block reads
+    /// of either tier; see [`super::FooterCache`]).
+    pub fn with_footers(mut self, cache: Arc<super::FooterCache>) -> Self {
+        self.cold = self.cold.map(|c| c.with_footers(cache.clone()));
+        self.footers = Some(cache);
+        self
     }
 
     /// Where bad copies and damaged segments are reported, when given ([`SegmentSource::with_repairs`]).
@@ -183,7 +193,7 @@ impl SegmentSource {
         self.with_copy(
             meta,
             || match self.hot_blocks(meta)? {
-                Some((file, path)) => scan_blocks(hot_object(meta, file, path)?, req, call),
+                Some((file, path)) => scan_blocks(hot_object(meta, file, path, self.footers.as_deref())?, req, call),
                 None => {
                     let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
                     super::scan(meta, bytes, req, call)?;
@@ -209,7 +219,7 @@ impl SegmentSource {
         self.with_copy(
             meta,
             || match self.hot_blocks(meta)? {
-                Some((file, path)) => count_blocks(hot_object(meta, file, path)?, req),
+                Some((file, path)) => count_blocks(hot_object(meta, file, path, self.footers.as_deref())?, req),
                 None => {
                     let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
                     Ok((super::count_by_event(meta, bytes, req)?, meta.bytes))
@@ -238,7 +248,7 @@ impl SegmentSource {
         self.with_copy(
             meta,
             || match self.hot_blocks(meta)? {
-                Some((file, path)) => group_blocks(hot_object(meta, file, path)?, req, call),
+                Some((file, path)) => group_blocks(hot_object(meta, file, path, self.footers.as_deref())?, req, call),
                 None => {
                     let bytes = Bytes::from(super::read_committed(&self.layout, meta)?);
                     Ok((super::count_groups(meta, bytes, req, call)?, meta.bytes))
@@ -290,8 +300,15 @@ impl SegmentSource {
 }
 
 /// A hot Parquet copy read in verified blocks ([`SegmentSource::hot_blocks`] checked it has block checksums).
-fn hot_object<'a>(meta: &'a SegmentMeta, file: File, path: &'a str) -> Result<BlockObject<'a>> {
-    Ok(BlockObject::new(meta, Backing::Hot { file, path })?.expect("the segment has block checksums"))
+fn hot_object<'a>(
+    meta: &'a SegmentMeta,
+    file: File,
+    path: &'a str,
+    footers: Option<&'a super::FooterCache>,
+) -> Result<BlockObject<'a>> {
+    Ok(BlockObject::new(meta, Backing::Hot { file, path })?
+        .expect("the segment has block checksums")
+        .with_footers(footers))
 }
 
 /// A segment's stored bytes being streamed; see [`SegmentSource::open_raw`].

@@ -132,7 +132,11 @@ impl Fixture {
 
     /// A cold-reading source with a cache of `cache_bytes` under `name` in the data directory.
     fn source(&self, name: &str, cache_bytes: u64) -> SegmentSource {
-        let cache = BlockCache::open(&self.dir.path().join(name), &CacheConfig { max_bytes: cache_bytes }).unwrap();
+        let cache = BlockCache::open(
+            &self.dir.path().join(name),
+            &CacheConfig { max_bytes: cache_bytes, ..Default::default() },
+        )
+        .unwrap();
         SegmentSource::new(self.layout.clone(), self.cold.clone(), Arc::new(cache), self.rt.handle().clone())
     }
 
@@ -472,4 +476,68 @@ fn hot_parquet_copies_are_read_in_verified_blocks() {
     let message = e.to_string();
     assert!(message.contains("hot file") && message.contains(&format!("block {}", at / (16 << 10))), "{message}");
     assert!(f.query(&source, &queries(1)[0]).is_err());
+}
+
+/// Parsed footers kept in memory ([`FooterCache`]): every query answers as without them, on hot and on cold copies;
+/// a second round of the same queries takes every footer from the cache; a record naming other bytes does not meet
+/// an old entry; the bound holds (a footer larger than it is refused, the least recently used goes first).
+#[test]
+fn parsed_footers_are_kept_within_their_bound_and_change_no_answer() {
+    use super::footers;
+    use tierd_codecs::columnar::ColumnarFooter;
+    let f = Fixture::new(2, 6_000);
+    let plain = SegmentSource::hot_only(f.layout.clone());
+    let want: Vec<QueryResult> = queries(2).iter().map(|q| f.query(&plain, q).unwrap()).collect();
+    let check = |source: &SegmentSource, cache: &FooterCache, what: &str| {
+        let got: Vec<QueryResult> = queries(2).iter().map(|q| f.query(source, q).unwrap()).collect();
+        assert_eq!(answers(&got), answers(&want), "{what}, first round");
+        let first = cache.stats();
+        assert_eq!((first.misses, first.entries), (2, 2), "{what}: one footer parsed per segment: {first:?}");
+        assert!(first.hits > 0, "{what}: {first:?}");
+        let got: Vec<QueryResult> = queries(2).iter().map(|q| f.query(source, q).unwrap()).collect();
+        assert_eq!(answers(&got), answers(&want), "{what}, second round");
+        let second = cache.stats();
+        assert_eq!(second.misses, 2, "{what}: {second:?}");
+        assert_eq!(second.hits, 2 * first.hits + 2, "{what}: every footer of the second round cached: {second:?}");
+    };
+    let hot_cache = Arc::new(FooterCache::new(64 << 20));
+    check(&SegmentSource::hot_only(f.layout.clone()).with_footers(hot_cache.clone()), &hot_cache, "hot");
+
+    let meta = f.meta(f.segments[0]);
+    let path = meta.hot_path().unwrap().to_string();
+    let other_bytes = SegmentMeta { checksum: meta.checksum ^ 1, ..meta.clone() };
+    assert!(hot_cache.get(&footers::CopyKey::new(&meta, "hot", &path)).is_some());
+    assert!(hot_cache.get(&footers::CopyKey::new(&other_bytes, "hot", &path)).is_none());
+
+    f.migrate();
+    let cold_cache = Arc::new(FooterCache::new(64 << 20));
+    check(&f.source("cache-footers", 1 << 30).with_footers(cold_cache.clone()), &cold_cache, "cold");
+
+    // The bound.
+    let footers: Vec<Arc<ColumnarFooter>> = f
+        .segments
+        .iter()
+        .map(|id| {
+            let bytes = f.rt.block_on(f.cold.get(f.meta(*id).cold_key().unwrap())).unwrap();
+            Arc::new(ColumnarFooter::load(&bytes).unwrap())
+        })
+        .collect();
+    let key =
+        |i: usize| footers::CopyKey::new(&f.meta(f.segments[i]), "cold", f.meta(f.segments[i]).cold_key().unwrap());
+    let size = footers[0].memory_size() as u64;
+    assert!(size > 1000, "{size}");
+    let tiny = FooterCache::new(size - 1);
+    tiny.put(key(0), footers[0].clone());
+    assert_eq!((tiny.stats().refused, tiny.stats().entries, tiny.stats().bytes), (1, 0, 0));
+    assert!(tiny.get(&key(0)).is_none());
+    let one = FooterCache::new(size.max(footers[1].memory_size() as u64));
+    one.put(key(0), footers[0].clone());
+    one.put(key(1), footers[1].clone());
+    let s = one.stats();
+    assert_eq!((s.evictions, s.entries, s.bytes), (1, 1, footers[1].memory_size() as u64), "{s:?}");
+    assert!(one.get(&key(0)).is_none() && one.get(&key(1)).is_some());
+    let off = FooterCache::new(0);
+    off.put(key(0), footers[0].clone());
+    assert!(off.get(&key(0)).is_none());
+    assert_eq!(off.stats(), FooterCacheStats::default());
 }

@@ -16,7 +16,9 @@
 //! read speed is measured too. `--pace-mb-per-s` sleeps after each
 //! object until the average rate is down to that (a stand-in for the background load of a budgeted migration,
 //! without tierd). `--range-probe N` then times N `GET`s of 1 MiB ranges spread over the objects (what a cold
-//! query's first read does). Prints one JSON line.
+//! query's first read does). `--local-dir DIR` puts to object_store's `LocalFileSystem` rooted at DIR instead, as
+//! tierd's `cold.url = "file://DIR"` builds it (fsync on, automatic cleanup of empty directories). Prints one JSON
+//! line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -42,10 +45,13 @@ struct Args {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// S3 endpoint, e.g. http://127.0.0.1:9000.
-    #[arg(long)]
-    endpoint: String,
-    #[arg(long)]
-    bucket: String,
+    #[arg(long, required_unless_present = "local_dir")]
+    endpoint: Option<String>,
+    #[arg(long, required_unless_present = "local_dir")]
+    bucket: Option<String>,
+    /// Put to this directory with object_store's `LocalFileSystem` (tierd's `file://` cold tier) instead of S3.
+    #[arg(long, conflicts_with_all = ["endpoint", "bucket"])]
+    local_dir: Option<PathBuf>,
     /// Key prefix; object i is `PREFIX/i-FILENAME`.
     #[arg(long)]
     prefix: String,
@@ -87,18 +93,29 @@ fn main() -> anyhow::Result<()> {
         let name = file.file_name().and_then(|n| n.to_str()).context("file name")?;
         objects.push((Path::from(format!("{}/{i}-{name}", args.prefix.trim_matches('/'))), Bytes::from(bytes)));
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(&args.endpoint)
-            .with_bucket_name(&args.bucket)
-            .with_region(&args.region)
-            .with_access_key_id(&args.access_key_id)
-            .with_secret_access_key(&args.secret_access_key)
-            .with_allow_http(true)
-            .with_client_options(ClientOptions::new().with_allow_http(true).with_timeout(Duration::from_secs(120)))
-            .build()
-            .context("building the S3 client")?,
-    );
+    let store: Arc<dyn ObjectStore> = match &args.local_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Arc::new(
+                LocalFileSystem::new_with_prefix(dir)
+                    .context("opening the local directory")?
+                    .with_fsync(true)
+                    .with_automatic_cleanup(true),
+            )
+        }
+        None => Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(args.endpoint.as_deref().context("--endpoint")?)
+                .with_bucket_name(args.bucket.as_deref().context("--bucket")?)
+                .with_region(&args.region)
+                .with_access_key_id(&args.access_key_id)
+                .with_secret_access_key(&args.secret_access_key)
+                .with_allow_http(true)
+                .with_client_options(ClientOptions::new().with_allow_http(true).with_timeout(Duration::from_secs(120)))
+                .build()
+                .context("building the S3 client")?,
+        ),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let total: usize = objects.iter().map(|(_, b)| b.len()).sum();
     let (put_secs, get_secs, wall_secs, range_ms) = rt.block_on(async {

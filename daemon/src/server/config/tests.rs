@@ -62,6 +62,9 @@ fn cold_and_budget_sections() {
     assert!(e.contains("url_typo"), "{e}");
     let e = parse("[budget]\ndisk_bytes = 5\n").unwrap_err().to_string();
     assert!(e.contains("disk_bytes"), "{e}");
+    let c = parse("[passes.migrate]\nread_ahead_bytes = 0\n[cache]\nfooter_max_bytes = 5\n").unwrap();
+    assert_eq!((c.passes.migrate.read_ahead_bytes, c.cache.footer_max_bytes), (0, 5));
+    assert_eq!(Config::default().passes.migrate.read_ahead_bytes, 256 << 20);
 }
 
 #[test]
