@@ -108,9 +108,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The admin token of the daemon last started (`DATA_DIR/admin.token`, written on a loopback listener's first
+# start): the query and admin API need a bearer token.
+TOKEN = None
+
+
 def http(method, url, body=None, timeout=3600, headers=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    if TOKEN and "Authorization" not in headers:
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -218,6 +226,11 @@ class Daemon:
             self.proc.kill()
             sys.exit(f"tierd did not start: {line!r} (log: {logf.name})")
         self.url = "http://" + m.group(1)
+        token = os.path.join(self.data, "admin.token")
+        if os.path.exists(token):
+            global TOKEN
+            with open(token) as f:
+                TOKEN = f.read().strip()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
