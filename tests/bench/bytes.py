@@ -23,8 +23,10 @@ For each dataset, from the same NDJSON file:
    sorted by (event, time) and by (event, distinct_id, time); the smaller is DuckDB's best.
 3. ClickHouse through chdb 4.4.0: a MergeTree table of every column of DuckDB's file, `ORDER BY (event, time)`, at
    its best codecs: every column `ZSTD(19)`, `time` `Delta, ZSTD(19)`, strings with at most 10,000 distinct values
-   `LowCardinality`; loaded from DuckDB's file, merged to one part (`OPTIMIZE ... FINAL`); the size is the active
-   parts' `bytes_on_disk`.
+   `LowCardinality`, mixed-type properties (JSON in DuckDB's file) as text; a wide part also when small
+   (`min_bytes_for_wide_part = 0`, so sizes per column exist); loaded from DuckDB's file, merged to one part
+   (`OPTIMIZE ... FINAL`); the size is the active parts' `bytes_on_disk` (per column: `system.parts_columns`, which
+   reports nested (Tuple) columns by their subcolumns only, so those show 0).
 
 Per column, the compressed bytes of each file (Parquet footers: sum of the column chunks' compressed sizes; chdb:
 `system.columns`) are printed beside each other, so the gap can be read column by column.
@@ -168,7 +170,8 @@ def run_chdb(parquet, work, n):
         codec = "CODEC(Delta, ZSTD(19))" if name == "time" else "CODEC(ZSTD(19))"
         defs.append(f"`{name}` {typ} {codec}")
     s.query("CREATE DATABASE IF NOT EXISTS b")
-    s.query(f"CREATE TABLE b.t ({', '.join(defs)}) ENGINE = MergeTree ORDER BY (event, time)")
+    s.query(f"CREATE TABLE b.t ({', '.join(defs)}) ENGINE = MergeTree ORDER BY (event, time) "
+            "SETTINGS min_bytes_for_wide_part = 0")  # a wide part (a file per column), also when small
     t = time.perf_counter()
     s.query(f"INSERT INTO b.t SELECT * FROM {src}")
     s.query("OPTIMIZE TABLE b.t FINAL")
