@@ -3,8 +3,9 @@
 //!
 //! The decision is made per segment from its data: a key gets a column (named [`property_column_name`]) when at
 //! least 1/64 of the segment's rows carry it with one and the same [`ColumnKind`] of value (the kind most rows
-//! carry; ties between kinds go to the first in the order Utf8, Int64, Float64, Boolean, Json). Everything that does not get, or does not fit, a
-//! column goes to the JSON remainder `_props`, so shredding can never lose or alter a value.
+//! carry; ties between kinds go to the first in the order Utf8, Int64, Float64, Boolean, Json). Everything that
+//! does not get, or does not fit, a column goes to the JSON remainder `_props`, so shredding can never lose or
+//! alter a value.
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ pub fn property_column_name(key: &str) -> String {
 /// | carried by at least half the rows (before) | 73.19 | 37.91 | 37.01 | 51.40 |
 /// | **carried by at least 1/64 of the rows** | 61.44 | 35.80 | 37.00 | 51.85 |
 ///
-/// The generated stream's event-specific keys (about 60 of them) leave `_props` (6.65 -> 0.48 B/event at zstd-19).
+/// The generated stream's event-specific keys (about 65 of them) leave `_props` (6.65 -> 0.48 B/event at zstd-19).
 /// Wikipedia loses a little: its location keys (`cityName`, `regionName`, ...), present in a few percent of the
 /// rows and always together, cost more as five sparse columns than as one repeated `_props` text. Shredding every
 /// key (with a 16 KiB dictionary page bound) was no smaller than 1/64 on the generated day (37.11 vs 37.10).
@@ -108,9 +109,9 @@ pub struct ShreddedColumn {
     pub kind: ColumnKind,
 }
 
-/// Decides the shredded columns of a segment: see [`MIN_SHARE_DIVISOR`]. A key's column has the kind most of its rows
-/// carry; ties between kinds go to the first in [`ColumnKind::ALL`]. The result is sorted by
-/// key, and depends only on the multiset of events, not on their order. At most `max_columns` columns: the keys
+/// Decides the shredded columns of a segment: see [`MIN_SHARE_DIVISOR`]. A key's column has the kind most of its
+/// rows carry; ties between kinds go to the first in [`ColumnKind::ALL`]. The result is sorted by key, and depends
+/// only on the multiset of events, not on their order. At most `max_columns` columns: the keys
 /// carried by the most rows first, ties by key (the rest stay in `_props`).
 pub(crate) fn plan(events: &[StoredEvent], max_columns: usize) -> Vec<ShreddedColumn> {
     let mut survey = super::ShredSurvey::new();

@@ -99,8 +99,8 @@ impl ShredSurvey {
     }
 
     /// The shredded columns: a key gets one when at least 1/64 of the rows carry it with one kind (the kind most
-    /// rows carry; ties between kinds go to the first in the order Utf8, Int64, Float64, Boolean, Json); at most `max_columns`, the keys carried
-    /// by the most rows first, ties by key. Sorted by key.
+    /// rows carry; ties between kinds go to the first in the order Utf8, Int64, Float64, Boolean, Json); at most
+    /// `max_columns`, the keys carried by the most rows first, ties by key. Sorted by key.
     pub fn plan(&self, max_columns: usize) -> Vec<ShreddedColumn> {
         let mut candidates: Vec<(u64, ShreddedColumn)> = self
             .counts
