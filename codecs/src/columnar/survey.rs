@@ -14,8 +14,8 @@
 //! in its `p.<key>` column (the column chunks' non-null counts, exact); values of the input that spilled to `_props`
 //! (a key the input did not shred, a value of another kind than its column) are not counted, since counting them
 //! would mean parsing `_props`. So a merged output shreds a key when the inputs' columns of one kind hold it in at
-//! least half of all input rows. Duplicates are counted as they are stored (the decision comes before dedup), so
-//! a key carried by exactly half the rows after dedup may stay in `_props`, and the reverse. Answers never depend on
+//! least 1/64 of all input rows. Duplicates are counted as they are stored (the decision comes before dedup), so
+//! a key carried by exactly 1/64 of the rows after dedup may stay in `_props`, and the reverse. Answers never depend on
 //! it: a value that does not fit its column goes to `_props`, whatever the decision.
 
 use std::borrow::Cow;
@@ -98,9 +98,9 @@ impl ShredSurvey {
         }
     }
 
-    /// The shredded columns: a key gets one when at least half the rows carry it with one kind (ties between kinds
-    /// go to the first in the order Utf8, Int64, Float64, Boolean, Json); at most `max_columns`, the keys carried
-    /// by the most rows first, ties by key. Sorted by key.
+    /// The shredded columns: a key gets one when at least 1/64 of the rows carry it with one kind (the kind most
+    /// rows carry; ties between kinds go to the first in the order Utf8, Int64, Float64, Boolean, Json); at most
+    /// `max_columns`, the keys carried by the most rows first, ties by key. Sorted by key.
     pub fn plan(&self, max_columns: usize) -> Vec<ShreddedColumn> {
         let mut candidates: Vec<(u64, ShreddedColumn)> = self
             .counts

@@ -62,19 +62,22 @@ fn column<'a>(meta: &'a ColumnarMeta, key: &str) -> Option<&'a ShreddedColumn> {
 }
 
 #[test]
-fn shreds_keys_that_half_the_rows_carry_with_one_type() {
-    let events: Vec<StoredEvent> = (0..8u64)
+fn shreds_keys_that_a_64th_of_the_rows_carry_with_one_type() {
+    let events: Vec<StoredEvent> = (0..128u64)
         .map(|i| {
             let mut p = Map::new();
             p.insert("everywhere".into(), json!(format!("v{i}")));
-            if i % 2 == 0 {
-                p.insert("half".into(), json!(i));
+            if i % 64 == 0 {
+                // 2 of 128 rows: exactly 1/64.
+                p.insert("a64th".into(), json!(i));
             }
-            if i < 3 {
+            if i == 5 {
                 p.insert("few".into(), json!(true));
             }
-            // Four kinds, two rows each: no kind reaches half the rows.
-            p.insert("mixed".into(), [json!("s"), json!(1), json!(1.5), json!(false)][(i % 4) as usize].clone());
+            if i < 4 {
+                // Four kinds, one row each: no kind reaches 1/64 of the rows.
+                p.insert("mixed".into(), [json!("s"), json!(1), json!(1.5), json!(false)][i as usize].clone());
+            }
             p.insert("nested".into(), if i % 2 == 0 { json!({"a": [i]}) } else { json!([1, "x"]) });
             p.insert("always_null".into(), Value::Null);
             p.insert("big".into(), json!(u64::MAX - i));
@@ -88,9 +91,9 @@ fn shreds_keys_that_half_the_rows_carry_with_one_type() {
     assert_eq!(
         kinds,
         [
+            ("a64th", ColumnKind::Int64),
             ("everywhere", ColumnKind::Utf8),
             ("float", ColumnKind::Float64),
-            ("half", ColumnKind::Int64),
             ("nested", ColumnKind::Json),
         ]
     );
@@ -100,22 +103,25 @@ fn shreds_keys_that_half_the_rows_carry_with_one_type() {
 
 #[test]
 fn a_key_whose_type_varies_gets_the_majority_column_and_the_rest_spills() {
-    let values = [json!("a"), json!("b"), json!("c"), json!(4), json!(null), json!(5.5), json!({"x": 1})];
-    let events: Vec<StoredEvent> =
-        values.iter().enumerate().map(|(i, v)| stored(i as u64, "e", 10, json!({ "k": v }))).collect();
+    // 128 rows, of which the first carry `k` with these values (the rest carry no `k`).
+    let rows = |values: &[Value]| -> Vec<StoredEvent> {
+        (0..128u64)
+            .map(|i| match values.get(i as usize) {
+                Some(v) => stored(i, "e", 10, json!({ "k": v })),
+                None => stored(i, "e", 10, json!({})),
+            })
+            .collect()
+    };
+    let values = [json!("a"), json!(4), json!(null), json!(5.5), json!({"x": 1}), json!(true)];
+    let events = rows(&values);
     roundtrip(&events);
     let meta = read_meta(&encode(&info(), &events, &CodecSpec::default()).unwrap()).unwrap();
-    // 3 of 7 strings is less than half: no column.
+    // One row of each kind is less than 1/64 of 128 rows: no column.
     assert_eq!(meta.columns, []);
-    let events: Vec<StoredEvent> = values
-        .iter()
-        .chain([json!("d")].iter())
-        .enumerate()
-        .map(|(i, v)| stored(i as u64, "e", 10, json!({ "k": v })))
-        .collect();
+    let events = rows(&[&values[..], &[json!("d")]].concat());
     roundtrip(&events);
     let meta = read_meta(&encode(&info(), &events, &CodecSpec::default()).unwrap()).unwrap();
-    // 4 of 8: a Utf8 column; the number, null, float and object spill to _props.
+    // Two strings of 128 rows: a Utf8 column; the number, null, float, object and boolean spill to _props.
     assert_eq!(column(&meta, "k").map(|c| c.kind), Some(ColumnKind::Utf8));
     assert_eq!(meta.props_keys, ["k"]);
 }
@@ -398,7 +404,8 @@ pub(super) fn hourly_events() -> Vec<StoredEvent> {
                     seq,
                     name,
                     time,
-                    json!({"amount": i, "often": spill, "rare": (i == 3).then_some(1)}),
+                    // `rare` has a value in 3 of the 480 rows (under 1/64: no column), `null` in the others.
+                    json!({"amount": i, "often": spill, "rare": (i == 3 && hour == 0).then_some(1)}),
                 ));
             }
         }

@@ -59,6 +59,52 @@ fn scan_prunes_pages_inside_a_row_group() {
     assert!(stats.rows_read <= layout::PAGE_ROWS as u64 * 2, "read {} rows", stats.rows_read);
 }
 
+/// With zstd, every column but `time` and `event` has pages of `layout::ZSTD_PAGE_ROWS` rows; `time` and `event`
+/// keep `layout::PAGE_ROWS`, so scans still prune pages by them; with LZ4 every column has `PAGE_ROWS`. Either way
+/// the segment decodes to the same events and a narrow scan answers the same.
+#[test]
+fn zstd_segments_have_big_pages_but_for_time_and_event() {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    use parquet::file::metadata::PageIndexPolicy;
+
+    let events: Vec<StoredEvent> = (0..60_000u64)
+        .map(|i| stored(i, ["a", "b"][(i % 2) as usize], i as i64 * 1000, json!({"k": i % 7, "s": format!("v{i}")})))
+        .collect();
+    let pages = |bytes: &Bytes| -> Vec<(String, usize)> {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let loaded = ArrowReaderMetadata::load(bytes, options).unwrap();
+        let parquet = loaded.metadata();
+        assert_eq!(parquet.num_row_groups(), 1);
+        let index = parquet.page_index_for_row_group(0);
+        let group = parquet.row_group(0);
+        (0..group.num_columns())
+            .map(|c| (group.column(c).column_path().string(), index.page_locations(c).unwrap().len()))
+            .collect()
+    };
+    let req = ScanRequest { from_ms: 30_000_000, to_ms: 30_002_000, event: Some("a".into()), properties: None };
+    let mut answers = Vec::new();
+    for compression in [Compression::Lz4, Compression::Zstd(3)] {
+        let bytes = Bytes::from(encode(&info(), &events, &spec(compression, 65_536)).unwrap());
+        let (_, decoded) = decode(&bytes).unwrap();
+        assert_eq!(exact(&decoded), exact(&events), "{compression}");
+        let small = 60_000usize.div_ceil(layout::PAGE_ROWS);
+        for (column, n) in pages(&bytes) {
+            let expected = match (compression, column.as_str()) {
+                (Compression::Zstd(_), "time" | "event") | (Compression::Lz4, _) => small,
+                (Compression::Zstd(_), _) => 60_000usize.div_ceil(layout::ZSTD_PAGE_ROWS),
+                (Compression::None, _) => unreachable!(),
+            };
+            assert_eq!(n, expected, "{compression}: pages of {column}");
+        }
+        let mut got = Vec::new();
+        let stats = scan(bytes, &req, |e| got.push(e)).unwrap();
+        assert!(stats.rows_read <= layout::PAGE_ROWS as u64 * 2, "{compression}: read {} rows", stats.rows_read);
+        answers.push(exact(&got));
+    }
+    let expected: Vec<StoredEvent> = events[30_000..30_002].iter().filter(|e| e.event.event == "a").cloned().collect();
+    assert_eq!(answers, [exact(&expected), exact(&expected)]);
+}
+
 /// Many pages in several row groups, names interleaved in time: row group and page pruning by both time and
 /// event, checked against the straightforward filter for many windows.
 #[test]
