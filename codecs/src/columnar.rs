@@ -42,6 +42,7 @@ pub use parquet::errors::ParquetError;
 mod aggregate;
 mod batch;
 mod count;
+mod encoder;
 mod input;
 pub mod layout;
 mod merge;
@@ -58,6 +59,7 @@ mod write;
 
 pub use aggregate::{count_groups, GroupCountRequest, GroupProgress};
 pub use count::count_by_event;
+pub use encoder::PIPELINE_BATCHES;
 pub use input::{ColumnarInput, RowGroupBatches, RowGroupEvents, SegmentEvents};
 pub use merge::{merge, EventSource, MergeError, MergeStats};
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};

@@ -2,10 +2,13 @@
 //!
 //! The caller fixes the shredded columns up front (from a [`super::ShredSurvey`]) and pushes events already in the
 //! segment's sort order; the writer checks the order (a file never claims an order it does not have), cuts record
-//! batches, hands them to Parquet's [`ArrowWriter`], which flushes each full row group to the writer, and completes
-//! the footer (the `_props` keys met, the row count) at [`ColumnarWriter::finish`]. What it holds: one record batch
-//! being built and the encoded pages of one row group. The output is byte for byte what [`super::encode`] writes for
-//! the same events, columns and spec: [`super::encode`] is this writer over a `Vec<u8>`.
+//! batches, hands them to the row group encoder ([`super::encoder`]: what Parquet's `ArrowWriter` does, on the
+//! caller's thread or column by column on worker threads), which flushes each full row group to the writer, and
+//! completes the footer (the `_props` keys met, the row count) at [`ColumnarWriter::finish`]. What it holds: one
+//! record batch being built and the encoded pages of one row group (with workers, up to
+//! [`super::encoder::PIPELINE_BATCHES`] more batches handed over). The output is byte for byte what
+//! [`super::encode`] writes for the same events, columns and spec, whatever the number of threads: [`super::encode`]
+//! is this writer over a `Vec<u8>`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -14,6 +17,7 @@ use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
 use super::batch::BatchBuilder;
+use super::encoder::RowGroupEncoder;
 use super::layout::Layout;
 use super::shred::ShreddedColumn;
 use super::spec::CodecSpec;
@@ -59,7 +63,7 @@ struct LastKey {
 /// Writes one columnar segment; see the module documentation.
 pub struct ColumnarWriter<W: Write + Send> {
     layout: Layout,
-    writer: ArrowWriter<W>,
+    writer: RowGroupEncoder<W>,
     batch: BatchBuilder,
     summary: WrittenSummary,
     last: LastKey,
@@ -77,6 +81,21 @@ impl<W: Write + Send> ColumnarWriter<W> {
         spec: &CodecSpec,
         sort: SortOrder,
     ) -> Result<Self, ColumnarError> {
+        Self::with_threads(out, info, lineage, columns, spec, sort, 1)
+    }
+
+    /// [`ColumnarWriter::new`], encoding column chunks on `threads` threads of its own (started here, so they
+    /// take the calling thread's CPU priority); 1 (or 0) encodes on the caller's thread. The bytes written are
+    /// the same for every number of threads.
+    pub fn with_threads(
+        out: W,
+        info: &SegmentInfo,
+        lineage: Option<&Lineage>,
+        columns: Vec<ShreddedColumn>,
+        spec: &CodecSpec,
+        sort: SortOrder,
+        threads: usize,
+    ) -> Result<Self, ColumnarError> {
         spec.validate()?;
         let layout = Layout {
             info: info.clone(),
@@ -88,8 +107,13 @@ impl<W: Write + Send> ColumnarWriter<W> {
             lineage: lineage.cloned(),
         };
         let schema = Layout::schema(&layout.columns);
+        let setup = ColumnarError::parquet(&info.segment_id, "writer setup");
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(layout.writer_properties()))
-            .map_err(ColumnarError::parquet(&info.segment_id, "writer setup"))?;
+            .and_then(ArrowWriter::into_serialized_writer)
+            .and_then(|(file, factory)| {
+                RowGroupEncoder::new(file, factory, schema.clone(), spec.row_group_rows, threads)
+            })
+            .map_err(setup)?;
         let batch = BatchBuilder::new(schema, &layout.columns);
         Ok(Self { layout, writer, batch, summary: WrittenSummary::default(), last: LastKey::default() })
     }
@@ -97,6 +121,11 @@ impl<W: Write + Send> ColumnarWriter<W> {
     /// The shredded columns the segment is written with.
     pub fn columns(&self) -> &[ShreddedColumn] {
         &self.layout.columns
+    }
+
+    /// The threads encoding column chunks (1: the caller's).
+    pub fn threads(&self) -> usize {
+        self.writer.threads()
     }
 
     /// What was pushed so far.

@@ -13,6 +13,7 @@ use super::*;
 use crate::event::{Event, StoredEvent};
 
 mod counts;
+mod parallel;
 mod properties;
 mod ranged;
 mod scans;

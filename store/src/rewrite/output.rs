@@ -48,8 +48,10 @@ impl Rewriter {
         let path = self.ctx.resolve(&intent.location.path)?;
         let file = NewFile::create(self.ctx.fs.as_ref(), &path, BlockChecksums::DEFAULT_BLOCK_SIZE)?;
         let file = file.paced(self.pacer());
-        let writer = ColumnarWriter::new(file, info, Some(lineage), columns, spec, SortOrder::EventTime)
-            .map_err(|e| StoreError::Corrupt { id: intent.segment, message: format!("encode: {e}") })?;
+        let threads = self.encode_threads;
+        let writer =
+            ColumnarWriter::with_threads(file, info, Some(lineage), columns, spec, SortOrder::EventTime, threads)
+                .map_err(|e| StoreError::Corrupt { id: intent.segment, message: format!("encode: {e}") })?;
         Ok(OutputFile { id: intent.segment, path, writer })
     }
 

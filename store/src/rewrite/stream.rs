@@ -140,7 +140,8 @@ impl Rewriter {
         }
         let rows: u64 = inputs.iter().map(|m| m.rows).sum();
         let bytes: u64 = inputs.iter().map(|m| m.bytes).sum();
-        memory::stream_limits(self.max_memory_bytes, bytes, rows, spec.row_group_rows as u64)
+        let shape = memory::WriterShape { row_group_rows: spec.row_group_rows as u64, ..self.writer_shape() };
+        memory::stream_limits(self.max_memory_bytes, bytes, rows, shape)
     }
 
     fn too_large(&self, kind: RewriteKind, message: String) -> StoreError {
@@ -422,7 +423,7 @@ impl Rewriter {
         let dir = self.ctx.layout.spill_dir();
         let name = format!("{output}-{}", gathered.spills);
         gathered.spills += 1;
-        let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.pacer())?;
+        let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.encode_threads, self.pacer())?;
         let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source(output)).collect();
         columnar::merge(&mut sources, None, usize::MAX, &mut |e| writer.push(&e), &mut |_| Ok(()))
             .map_err(|e| self.merge_error(job.kind, output, e))?;
