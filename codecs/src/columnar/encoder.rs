@@ -317,7 +317,9 @@ mod tests {
 
     #[test]
     fn columns_are_balanced_largest_first() {
-        assert_eq!(assign(&[100, 10, 10, 90], 2), vec![0, 1, 1, 1]);
+        // 100k to worker 0, 90k to worker 1, then each 10k to the less loaded one.
+        assert_eq!(assign(&[100_000, 10_000, 10_000, 90_000], 2), vec![0, 1, 0, 1]);
+        assert_eq!(assign(&[100_000, 30_000, 40_000, 20_000], 2), vec![0, 1, 1, 1]);
         assert_eq!(assign(&[5, 5, 5], 1), vec![0, 0, 0]);
         assert_eq!(assign(&[], 3), Vec::<usize>::new());
         // More workers than columns: each column its own worker, the rest idle.

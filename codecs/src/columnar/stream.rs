@@ -21,6 +21,7 @@ use super::encoder::RowGroupEncoder;
 use super::layout::Layout;
 use super::shred::ShreddedColumn;
 use super::spec::CodecSpec;
+use super::text_row::{MergeEvent, StoredText};
 use super::{ColumnarError, Lineage, SegmentInfo, SortOrder};
 use crate::event::{StoredEvent, TimeRange};
 
@@ -141,13 +142,38 @@ impl<W: Write + Send> ColumnarWriter<W> {
     /// Appends one event, which must not sort before the previous one (else [`ColumnarError::Corrupt`]: the
     /// caller's order is broken, and the file would claim an order it does not have).
     pub fn push(&mut self, stored: &StoredEvent) -> Result<(), ColumnarError> {
-        self.check_order(stored)?;
+        let e = &stored.event;
+        self.check_order(&e.event, &e.distinct_id, e.time_ms, stored.seq)?;
         self.batch.push(stored, &mut self.layout.props_keys, &mut self.layout.props_valued_keys);
         self.summary.add(stored.seq, stored.event.time_ms);
         if self.batch.is_full() {
             self.flush_batch()?;
         }
         Ok(())
+    }
+
+    /// [`ColumnarWriter::push`] of an event whose properties are still the JSON text they were stored as: the same
+    /// row is written, without building the properties' map ([`super::text_row`]). Text that is not a JSON object
+    /// is [`ColumnarError::Corrupt`] and nothing is appended.
+    pub fn push_text(&mut self, row: &StoredText) -> Result<(), ColumnarError> {
+        self.check_order(&row.event, row.distinct_id(), row.time_ms, row.seq)?;
+        let (keys, valued) = (&mut self.layout.props_keys, &mut self.layout.props_valued_keys);
+        self.batch
+            .push_text(row, keys, valued)
+            .map_err(|message| ColumnarError::Corrupt { segment_id: self.layout.info.segment_id.clone(), message })?;
+        self.summary.add(row.seq, row.time_ms);
+        if self.batch.is_full() {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Appends what a merge hands out, decoded or as text.
+    pub fn push_merged(&mut self, event: &MergeEvent) -> Result<(), ColumnarError> {
+        match event {
+            MergeEvent::Decoded(e) => self.push(e),
+            MergeEvent::Text(t) => self.push_text(t),
+        }
     }
 
     /// Appends a record batch of this segment's schema as it is (a recompression: no event is rebuilt), with the
@@ -191,37 +217,32 @@ impl<W: Write + Send> ColumnarWriter<W> {
         self.writer.write(&full).map_err(ColumnarError::parquet(id, "write"))
     }
 
-    fn check_order(&mut self, stored: &StoredEvent) -> Result<(), ColumnarError> {
-        let e = &stored.event;
+    fn check_order(&mut self, event: &str, distinct_id: &str, time_ms: i64, seq: u64) -> Result<(), ColumnarError> {
         let last = &mut self.last;
         if last.set {
             let previous = (last.event.as_str(), last.distinct_id.as_str(), last.time_ms, last.seq);
             let ordered = match self.layout.sort {
-                SortOrder::Time => (previous.2, previous.3) <= (e.time_ms, stored.seq),
-                SortOrder::EventTime => {
-                    (previous.0, previous.2, previous.3) <= (e.event.as_str(), e.time_ms, stored.seq)
-                }
-                SortOrder::EventUserTime => {
-                    previous <= (e.event.as_str(), e.distinct_id.as_str(), e.time_ms, stored.seq)
-                }
+                SortOrder::Time => (previous.2, previous.3) <= (time_ms, seq),
+                SortOrder::EventTime => (previous.0, previous.2, previous.3) <= (event, time_ms, seq),
+                SortOrder::EventUserTime => previous <= (event, distinct_id, time_ms, seq),
             };
             if !ordered {
                 return Err(ColumnarError::Corrupt {
                     segment_id: self.layout.info.segment_id.clone(),
                     message: format!(
                         "rows pushed out of {} order: seq {} ({:?}, {}) after seq {} ({:?}, {})",
-                        self.layout.sort, stored.seq, e.event, e.time_ms, last.seq, last.event, last.time_ms
+                        self.layout.sort, seq, event, time_ms, last.seq, last.event, last.time_ms
                     ),
                 });
             }
         }
-        if last.event != e.event {
-            last.event.clone_from(&e.event);
+        if last.event != event {
+            event.clone_into(&mut last.event);
         }
         if self.layout.sort == SortOrder::EventUserTime {
-            last.distinct_id.clone_from(&e.distinct_id);
+            distinct_id.clone_into(&mut last.distinct_id);
         }
-        (last.set, last.time_ms, last.seq) = (true, e.time_ms, stored.seq);
+        (last.set, last.time_ms, last.seq) = (true, time_ms, seq);
         Ok(())
     }
 }

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use tierd_codecs::columnar::{
-    self, ChunkReader, CodecSpec, ColumnarMeta, ColumnarWriter, Length, Lineage, ParquetError, SegmentInfo,
+    self, ChunkReader, CodecSpec, ColumnarMeta, ColumnarWriter, Length, Lineage, MergeEvent, ParquetError, SegmentInfo,
     ShreddedColumn, SortOrder, WrittenSummary, FOOTER_TAIL_LEN,
 };
-use tierd_codecs::StoredEvent;
 
 use super::{Rewriter, Steps};
 use crate::catalog::{BlockChecksums, Intent};
@@ -89,9 +88,9 @@ impl Rewriter {
 }
 
 impl OutputFile {
-    pub(super) fn push(&mut self, event: &StoredEvent) -> Result<()> {
+    pub(super) fn push(&mut self, event: &MergeEvent) -> Result<()> {
         let id = self.id;
-        self.writer.push(event).map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
+        self.writer.push_merged(event).map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
     }
 
     pub(super) fn writer(&mut self) -> &mut ColumnarWriter<NewFile> {

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tierd_codecs::columnar::{ColumnarInput, ColumnarWriter, EventSource, RowGroupEvents, ShredSurvey, SortOrder};
+use tierd_codecs::columnar::{
+    ColumnarInput, ColumnarWriter, EventSource, MergeEvent, RowGroupEvents, ShredSurvey, SortOrder,
+};
 use tierd_codecs::StoredEvent;
 
 use crate::catalog::BlockChecksums;
@@ -65,8 +67,8 @@ impl SpillWriter {
         Ok(Self { writer, path })
     }
 
-    pub(super) fn push(&mut self, event: &StoredEvent) -> Result<()> {
-        self.writer.push(event).map_err(|e| spill_error(&self.path, e))
+    pub(super) fn push(&mut self, event: &MergeEvent) -> Result<()> {
+        self.writer.push_merged(event).map_err(|e| spill_error(&self.path, e))
     }
 
     pub(super) fn finish(self) -> Result<SpillFile> {

@@ -21,8 +21,8 @@
 use std::sync::Arc;
 
 use tierd_codecs::columnar::{
-    self, CodecSpec, ColumnarError, EventSource, Lineage, MergeError, MergeStats, SegmentInfo, ShredSurvey, SortBuffer,
-    SortOrder, SortedRun,
+    self, CodecSpec, ColumnarError, EventSource, Lineage, MergeError, MergeEvent, MergeStats, SegmentInfo, ShredSurvey,
+    SortBuffer, SortOrder, SortedRun,
 };
 use tierd_codecs::{RowFilter, StoredEvent};
 use tierd_policies::memory::{self, StreamLimits};
@@ -94,35 +94,37 @@ impl Pending {
         }
     }
 
-    fn into_source(self, output: SegmentId) -> Source {
+    fn into_source(self) -> Source {
         match self {
             Pending::Parquet(p, filter) => Source::Parquet(p, filter),
             Pending::Spill(s) => Source::Spill(s.events(MERGE_BATCH_ROWS)),
-            Pending::Run(r) => Source::Run(r, output),
+            Pending::Run(r) => Source::Run(r),
         }
     }
 }
 
-/// A sorted stream being merged.
+/// A sorted stream being merged. Columnar inputs and spill files hand out decoded events; a sorted run hands out
+/// its rows' stored text, which the writer turns into columns without building their properties' maps.
 enum Source {
     Parquet(Box<ParquetEvents>, Option<RowFilter>),
     Spill(SpillEvents),
-    Run(SortedRun, SegmentId),
+    Run(SortedRun),
 }
 
-impl EventSource<StoreError> for Source {
-    fn next_event(&mut self) -> Result<Option<StoredEvent>> {
-        match self {
-            Source::Parquet(p, None) => p.next_event(),
+impl EventSource<StoreError, MergeEvent> for Source {
+    fn next_event(&mut self) -> Result<Option<MergeEvent>> {
+        let decoded = match self {
+            Source::Parquet(p, None) => p.next_event()?,
             Source::Parquet(p, Some(filter)) => loop {
                 match p.next_event()? {
                     Some(e) if filter.matches(&e) => continue,
-                    other => return Ok(other),
+                    other => break other,
                 }
             },
-            Source::Spill(s) => s.next_event(),
-            Source::Run(r, id) => r.next_event().map_err(|e| StoreError::Corrupt { id: *id, message: e.to_string() }),
-        }
+            Source::Spill(s) => s.next_event()?,
+            Source::Run(r) => return Ok(r.next_text().map(MergeEvent::Text)),
+        };
+        Ok(decoded.map(MergeEvent::Decoded))
     }
 }
 
@@ -160,7 +162,7 @@ impl Rewriter {
         let mut sources = Vec::with_capacity(gathered.pending.len());
         for (pending, s) in gathered.pending {
             survey.merge(&s);
-            sources.push(pending.into_source(output.id));
+            sources.push(pending.into_source());
         }
         let columns = survey.plan(spec.max_property_columns);
         let spills = gathered.spills as u64;
@@ -424,7 +426,7 @@ impl Rewriter {
         let name = format!("{output}-{}", gathered.spills);
         gathered.spills += 1;
         let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.encode_threads, self.pacer())?;
-        let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source(output)).collect();
+        let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source()).collect();
         columnar::merge(&mut sources, None, usize::MAX, &mut |e| writer.push(&e), &mut |_| Ok(()))
             .map_err(|e| self.merge_error(job.kind, output, e))?;
         drop(sources);
