@@ -13,8 +13,9 @@ Run from the repository root (see BENCHMARKS.md, "Rewrite speed"):
    `tierd serve --no-schedules` (`tierd import`, over HTTP), then the daemon restarted (which seals the open row
    segments). That data directory is the template of every run.
 2. tierd, for each `--tierd-threads` value (`[rewrite] threads`), `--runs` times: a fresh copy of the template, the
-   daemon started on it, the start-up scrub of the hot segments waited for (it would otherwise share the CPU with the
-   first pass), then, each timed over HTTP (`POST /v1/admin/passes/NAME/run`, as `tierd pass` does): `reencode`
+   daemon started on it (`[passes] nice = 0`, so that the passes and DuckDB share the CPU on equal terms; the default
+   10 yields to ingest, queries and, on a shared machine, everyone else), the start-up scrub of the hot segments
+   waited for (it would otherwise share the CPU with the first pass), then, each timed over HTTP (`POST /v1/admin/passes/NAME/run`, as `tierd pass` does): `reencode`
    (the row segments of each day -> one Parquet segment, lz4: read, sort, dedup, encode, fsync, verify, commit),
    `compact` (the day's segments merged, when there is more than one) and `recompress` (the default ladder takes
    segments this old to zstd-19). Medians.
@@ -45,6 +46,32 @@ import queries  # noqa: E402
 PASSES = ("reencode", "compact", "recompress")
 
 
+class Daemon(queries.Daemon):
+    """`queries.Daemon` that sends the admin token the daemon writes to `DATA_DIR/admin.token` (the catalog and the
+    passes need it)."""
+
+    def auth(self):
+        with open(os.path.join(self.data, "admin.token")) as f:
+            return {"Authorization": "Bearer " + f.read().strip()}
+
+    def cpu_seconds(self):
+        """User + system CPU time of every thread of the daemon so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def run_pass(self, name, body=None):
+        """The pass's report, its wall seconds and the daemon's CPU seconds over it."""
+        cpu, t0 = self.cpu_seconds(), time.perf_counter()
+        report = json.loads(cold.http("POST", f"{self.url}/v1/admin/passes/{name}/run", body or {},
+                                      headers=self.auth()))
+        return report, time.perf_counter() - t0, self.cpu_seconds() - cpu
+
+    def segments(self, project):
+        url = f"{self.url}/v1/catalog/segments?project={project}"
+        return json.loads(cold.http("GET", url, headers=self.auth()))["segments"]
+
+
 def log(*a):
     print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
@@ -55,7 +82,7 @@ def template_data(binary, work, ndjson):
     config = os.path.join(work, "import.toml")
     with open(config, "w") as f:
         f.write("")
-    d = queries.Daemon(binary, data, config)
+    d = Daemon(binary, data, config)
     try:
         t = time.perf_counter()
         subprocess.run([binary, "import", ndjson, "--project", queries.PROJECT, "--url", d.url], check=True,
@@ -82,20 +109,23 @@ def wait_for_scrub(d, segments, timeout=120):
 def run_tierd(binary, work, template, segments, threads, runs):
     config = os.path.join(work, f"threads{threads}.toml")
     with open(config, "w") as f:
-        f.write(f"[rewrite]\nthreads = {threads}\n")
+        # nice 0: the passes and DuckDB (a normal process) then share a busy machine's CPU on equal terms; a daemon
+        # runs them at passes.nice = 10 so that ingest and queries come first.
+        f.write(f"[rewrite]\nthreads = {threads}\n[passes]\nnice = 0\n")
     out = {name: [] for name in PASSES}
     out["result"] = None
     for r in range(runs):
         data = cold.fresh_copy(template, work, f"run-t{threads}")
-        d = queries.Daemon(binary, data, config)
+        d = Daemon(binary, data, config)
         try:
             if not wait_for_scrub(d, segments):
                 log("warning: the start-up scrub did not finish in time")
             for name in PASSES:
-                report, secs = d.run_pass(name)
+                report, secs, cpu = d.run_pass(name)
                 assert not report["errors"], report["errors"]
-                out[name].append({"s": secs, "actions": len(report["actions"])})
-                log(f"tierd threads={threads} run {r + 1}: {name}: {len(report['actions'])} actions in {secs:.2f} s")
+                out[name].append({"s": secs, "cpu": cpu, "actions": len(report["actions"]), "load": cold.loadavg()})
+                log(f"tierd threads={threads} run {r + 1}: {name}: {len(report['actions'])} actions in {secs:.2f} s, "
+                    f"{cpu:.2f} CPU s, load {cold.loadavg()}")
             segs = d.segments(queries.PROJECT)
             out["result"] = {
                 "segments": len(segs),
@@ -127,14 +157,16 @@ def run_duckdb(ndjson, work, runs, threads):
            "version": duckdb.__version__}
     f = os.path.join(work, "duckdb.parquet")
     for level in (3, 19):
-        times = []
+        times, cpus = [], []
         for r in range(runs):
-            t = time.perf_counter()
+            cpu, t = time.process_time(), time.perf_counter()
             con.execute(f"COPY (SELECT * FROM d ORDER BY event, time) TO '{f}' "
                         f"(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {level})")
             times.append(time.perf_counter() - t)
-            log(f"DuckDB COPY zstd-{level} run {r + 1}: {times[-1]:.2f} s")
-        out[f"zstd{level}"] = {"s": times, "bytes": os.path.getsize(f)}
+            cpus.append(time.process_time() - cpu)
+            log(f"DuckDB COPY zstd-{level} run {r + 1}: {times[-1]:.2f} s, {cpus[-1]:.2f} CPU s, "
+                f"load {cold.loadavg()}")
+        out[f"zstd{level}"] = {"s": times, "cpu": cpus, "bytes": os.path.getsize(f)}
         os.remove(f)
     con.close()
     return out
@@ -149,6 +181,7 @@ def main():
     ap.add_argument("--tierd-threads", default="2", help="comma-separated values of tierd's [rewrite] threads")
     ap.add_argument("--work", help="keep everything in this directory instead of a temporary one")
     ap.add_argument("--json", help="also write everything measured to this file")
+    ap.add_argument("--no-duckdb", action="store_true", help="measure tierd only (while working on it)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     tmp = tempfile.TemporaryDirectory(dir=args.work) if args.work else tempfile.TemporaryDirectory()
@@ -162,29 +195,31 @@ def main():
     results = {"events": args.events, "stored": stored, "row_segments": len(segs), "load_start": load_start}
     for threads in [int(t) for t in args.tierd_threads.split(",")]:
         results[f"tierd threads={threads}"] = run_tierd(binary, work, template, len(segs), threads, args.runs)
-    results["duckdb"] = run_duckdb(ndjson, work, args.runs, args.threads)
+    results["duckdb"] = None if args.no_duckdb else run_duckdb(ndjson, work, args.runs, args.threads)
     results["load_end"] = cold.loadavg()
 
     med = statistics.median
-    duck = results["duckdb"]
+    duck = results["duckdb"] or {"rows": 0, "threads": "-"}
     print(f"\n{args.events:,} lines, {stored:,} events stored in {len(segs)} row segments; DuckDB {duck['rows']:,} "
           f"rows (deduplicated), {duck['threads']} threads; medians of {args.runs} runs; load average "
           f"{load_start} at the start, {results['load_end']} at the end\n")
-    print("| what | seconds (median) | runs | events/s |")
-    print("|---|---|---|---|")
+    print("| what | wall s (median) | wall s, each run | CPU s (median) | events/s (wall) |")
+    print("|---|---|---|---|---|")
     for key in [k for k in results if k.startswith("tierd threads=")]:
         for name in PASSES:
             ts = [x["s"] for x in results[key][name]]
+            cpu = med([x["cpu"] for x in results[key][name]])
             rate = stored / med(ts) if name == "reencode" else None
             print(f"| {key}: {name} ({results[key][name][0]['actions']} actions) | {med(ts):.2f} | "
-                  f"{', '.join(f'{t:.2f}' for t in ts)} | {f'{rate:,.0f}' if rate else ''} |")
+                  f"{', '.join(f'{t:.2f}' for t in ts)} | {cpu:.2f} | {f'{rate:,.0f}' if rate else ''} |")
         res = results[key]["result"]
         print(f"| {key}: result | {res['segments']} segments, {res['events']:,} events, {res['bytes']:,} bytes, "
               f"{res['codecs']} | | |")
-    for level in (3, 19):
+    for level in (3, 19) if results["duckdb"] else ():
         ts = duck[f"zstd{level}"]["s"]
         print(f"| DuckDB COPY zstd-{level}, sorted | {med(ts):.2f} | {', '.join(f'{t:.2f}' for t in ts)} | "
-              f"{duck['rows'] / med(ts):,.0f} rows/s ({duck[f'zstd{level}']['bytes']:,} bytes) |")
+              f"{med(duck[f'zstd{level}']['cpu']):.2f} | {duck['rows'] / med(ts):,.0f} rows/s "
+              f"({duck[f'zstd{level}']['bytes']:,} bytes) |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)

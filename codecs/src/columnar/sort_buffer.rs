@@ -15,6 +15,7 @@ use super::survey::ShredSurvey;
 use super::text_row::{MergeEvent, StoredText};
 use super::ColumnarError;
 use crate::event::StoredEvent;
+use crate::hash::Xxh3State;
 use crate::rows::RawRow;
 
 /// Bytes an event costs in the buffer besides its text (the row struct and its share of the index).
@@ -35,7 +36,7 @@ struct CompactRow {
 #[derive(Default)]
 pub struct SortBuffer {
     names: Vec<Arc<str>>,
-    name_ids: HashMap<String, u32>,
+    name_ids: HashMap<String, u32, Xxh3State>,
     rows: Vec<CompactRow>,
     bytes: usize,
     survey: ShredSurvey,

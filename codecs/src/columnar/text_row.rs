@@ -214,7 +214,8 @@ pub(crate) struct PropsText<'a> {
 impl<'a> PropsText<'a> {
     /// Reads `json`, which must be a JSON object.
     pub(crate) fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
-        let mut pairs = Vec::new();
+        // Room for a typical event's properties at once (Mixpanel's SDKs send a dozen or two).
+        let mut pairs = Vec::with_capacity(32);
         let mut de = serde_json::Deserializer::from_str(json);
         de.deserialize_map(Pairs(&mut pairs))?;
         de.end()?;

@@ -13,6 +13,8 @@
 //! 3. **Merge.** The output's intent (and its side segment's, when dedup is lossless) is recorded, the shredding
 //!    decision taken from the summed survey, and the k-way merge with dedup streams the kept events into the
 //!    output and the removed copies into the side segment (created at its first copy), row group by row group.
+//!    Events from a sort buffer keep their properties as the stored JSON text all the way to the writer
+//!    ([`MergeEvent::Text`]); the writers encode their column chunks on `rewrite.threads` threads.
 //! 4. **Finish.** Each file is made durable and verified from disk (`super::output`).
 //!
 //! A recompression of one columnar segment copies its record batches row group by row group into the new codec,
