@@ -42,6 +42,7 @@ pub use parquet::errors::ParquetError;
 mod aggregate;
 mod batch;
 mod count;
+mod encoder;
 mod input;
 pub mod layout;
 mod merge;
@@ -54,12 +55,14 @@ mod sort_buffer;
 mod spec;
 mod stream;
 mod survey;
+mod text_row;
 mod write;
 
 pub use aggregate::{count_groups, GroupCountRequest, GroupProgress};
 pub use count::count_by_event;
+pub use encoder::PIPELINE_BATCHES;
 pub use input::{ColumnarInput, RowGroupBatches, RowGroupEvents, SegmentEvents};
-pub use merge::{merge, EventSource, MergeError, MergeStats};
+pub use merge::{merge, EventSource, MergeError, MergeItem, MergeStats};
 pub use ranged::{footer_range, merge_ranges, page_index_range, ChunkReader, ColumnarFooter, Length, FOOTER_TAIL_LEN};
 pub use read::{decode, read_meta, read_meta_from};
 pub use scan::scan;
@@ -72,6 +75,7 @@ pub use spec::{
 };
 pub use stream::{ColumnarWriter, PropsKeys, WrittenSummary};
 pub use survey::ShredSurvey;
+pub use text_row::{MergeEvent, StoredText};
 pub use write::{encode, encode_with_lineage, encode_with_order, recompress, recompress_as, sort_permutation};
 
 /// Which segment a columnar file holds; recorded in its footer.

@@ -11,13 +11,18 @@ pub struct DedupKey(pub u128);
 
 /// The dedup key of `event` in `project`.
 pub fn dedup_key(project: &str, event: &Event) -> DedupKey {
+    dedup_key_of(project, &event.event, &event.distinct_id, event.time_ms, &event.insert_id)
+}
+
+/// [`dedup_key`] of an event given by its fields (one whose properties were not parsed).
+pub fn dedup_key_of(project: &str, event: &str, distinct_id: &str, time_ms: i64, insert_id: &str) -> DedupKey {
     let mut hasher = KeyHasher::new();
     hasher
         .bytes(project.as_bytes())
-        .bytes(event.event.as_bytes())
-        .bytes(event.distinct_id.as_bytes())
-        .i64(event.time_ms)
-        .bytes(event.insert_id.as_bytes());
+        .bytes(event.as_bytes())
+        .bytes(distinct_id.as_bytes())
+        .i64(time_ms)
+        .bytes(insert_id.as_bytes());
     DedupKey(hasher.finish())
 }
 

@@ -28,7 +28,7 @@ pub mod rows;
 #[cfg(test)]
 mod testing;
 
-pub use dedup::{dedup_key, dedup_sorted, dedup_split, DedupKey};
+pub use dedup::{dedup_key, dedup_key_of, dedup_sorted, dedup_split, DedupKey};
 pub use event::{
     decode_data, derive_insert_id, parse_batch, parse_batch_reference, parse_batch_rows, parse_batch_rows_with,
     BatchError, BatchLimits, DataError, Event, EventRow, ParseOptions, ParsedBatch, RecordDefaults, RecordError,

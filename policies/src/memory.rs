@@ -5,7 +5,8 @@
 //! merge sorted streams with the dedup on the way, and write the output row group by row group. What they hold:
 //!
 //! - each output being written (the data output and the side segment of removed copies): one row group of encoded
-//!   pages, one record batch being built and the column dictionaries, [`writer_bytes`];
+//!   pages, one record batch being built and the column dictionaries, and when it encodes on several threads
+//!   (`rewrite.threads`) the [`PIPELINE_BATCHES`] batches handed to them and not yet encoded, [`writer_bytes`];
 //! - each merged input: one row group's compressed bytes (its largest, from its footer) and a decoded batch,
 //!   [`MERGE_INPUT_BYTES`] on top;
 //! - the sort buffer of unsorted inputs, up to [`StreamLimits::sort_bytes`] (about the events' stored size).
@@ -36,15 +37,36 @@ pub const WRITER_BASE_BYTES: u64 = 8 << 20;
 pub const MIN_SORT_BYTES: u64 = 16 << 20;
 /// Rows of the record batch an output writer builds (`tierd_codecs::columnar`'s batch size).
 const WRITER_BATCH_ROWS: u64 = 8192;
+/// Record batches an output writer encoding on several threads holds besides the one it builds: those handed to
+/// its threads and not yet encoded (`tierd_codecs::columnar::PIPELINE_BATCHES`; the store checks they agree).
+pub const PIPELINE_BATCHES: u64 = 2;
+
+/// How a rewrite's output writers are set up, as far as their memory goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterShape {
+    /// Rows per row group of the output (`rewrite.row_group_rows`).
+    pub row_group_rows: u64,
+    /// Threads each writer encodes column chunks on (`rewrite.threads`; 1: the rewrite's own).
+    pub encode_threads: u64,
+}
+
+impl WriterShape {
+    /// Writers encoding on the rewrite's own thread.
+    pub const fn sequential(row_group_rows: u64) -> Self {
+        Self { row_group_rows, encode_threads: 1 }
+    }
+}
 
 /// The memory of one output writer of `rows` rows that take `bytes` as input: a row group's encoded pages (counted
-/// at the input's size per row, more than the output's) and a batch of decoded text (four times that). A row group
-/// or a batch holds at most `rows` rows.
-pub fn writer_bytes(bytes: u64, rows: u64, row_group_rows: u64) -> u64 {
+/// at the input's size per row, more than the output's) and a batch of decoded text (four times that), plus
+/// [`PIPELINE_BATCHES`] more batches when it encodes on several threads. A row group or a batch holds at most
+/// `rows` rows.
+pub fn writer_bytes(bytes: u64, rows: u64, shape: WriterShape) -> u64 {
     let share =
         |n: u64| (bytes as u128 * n.min(rows) as u128).div_ceil(rows.max(1) as u128).min(u64::MAX as u128) as u64;
-    let pages = share(row_group_rows);
-    let batch = share(WRITER_BATCH_ROWS).saturating_mul(4);
+    let pages = share(shape.row_group_rows);
+    let batches = if shape.encode_threads > 1 { 1 + PIPELINE_BATCHES } else { 1 };
+    let batch = share(WRITER_BATCH_ROWS).saturating_mul(4).saturating_mul(batches);
     WRITER_BASE_BYTES.saturating_add(pages).saturating_add(batch)
 }
 
@@ -58,11 +80,11 @@ pub struct StreamLimits {
     pub merge_bytes: u64,
 }
 
-/// The limits of a rewrite within `max_bytes` whose inputs hold `rows` rows in `bytes`, written in
-/// `row_group_rows`-row groups: the merge gets what two writers (data and side outputs) leave; the sort buffer
+/// The limits of a rewrite within `max_bytes` whose inputs hold `rows` rows in `bytes`, written by writers of
+/// `shape`: the merge gets what two writers (data and side outputs) leave; the sort buffer
 /// three quarters of what one writer (the spill's) leaves, the rest for the allocator's slack and the sort itself.
-pub fn stream_limits(max_bytes: u64, bytes: u64, rows: u64, row_group_rows: u64) -> StreamLimits {
-    let writer = writer_bytes(bytes, rows, row_group_rows);
+pub fn stream_limits(max_bytes: u64, bytes: u64, rows: u64, shape: WriterShape) -> StreamLimits {
+    let writer = writer_bytes(bytes, rows, shape);
     StreamLimits {
         sort_bytes: max_bytes.saturating_sub(writer) / 4 * 3,
         merge_bytes: max_bytes.saturating_sub(writer.saturating_mul(2)),
@@ -79,10 +101,11 @@ pub fn row_group_bytes(s: &SegmentStats, row_group_rows: u64) -> u64 {
 /// The least memory streaming `inputs` as `kind` needs (see the module docs): the writers, plus two inputs'
 /// row groups at once for a merge (one for a recompression of one columnar segment), or the smallest sort buffer
 /// when a row segment is among them.
-pub fn estimate(kind: RewriteKind, inputs: &[&SegmentStats], row_group_rows: u64) -> u64 {
+pub fn estimate(kind: RewriteKind, inputs: &[&SegmentStats], shape: WriterShape) -> u64 {
     let rows: u64 = inputs.iter().map(|s| s.rows).fold(0, u64::saturating_add);
     let bytes: u64 = inputs.iter().map(|s| s.bytes).fold(0, u64::saturating_add);
-    let writer = writer_bytes(bytes, rows, row_group_rows);
+    let writer = writer_bytes(bytes, rows, shape);
+    let row_group_rows = shape.row_group_rows;
     let largest = inputs
         .iter()
         .filter(|s| s.format == SegmentFormat::Columnar)
@@ -113,25 +136,25 @@ pub struct Split {
 }
 
 /// Cuts `action` into consecutive parts whose estimates are at most `max_bytes`. `stats` must hold every input.
-pub fn split_to_budget(action: &RewriteAction, stats: &[&SegmentStats], max_bytes: u64, row_group_rows: u64) -> Split {
+pub fn split_to_budget(action: &RewriteAction, stats: &[&SegmentStats], max_bytes: u64, shape: WriterShape) -> Split {
     let by_id: std::collections::HashMap<&str, &SegmentStats> = stats.iter().map(|s| (s.id.as_str(), *s)).collect();
     let inputs: Vec<&SegmentStats> = action.inputs.iter().filter_map(|id| by_id.get(id.as_str()).copied()).collect();
     debug_assert_eq!(inputs.len(), action.inputs.len(), "stats hold every input");
-    if estimate(action.kind, &inputs, row_group_rows) <= max_bytes {
+    if estimate(action.kind, &inputs, shape) <= max_bytes {
         return Split { parts: vec![action.clone()], refused: Vec::new() };
     }
     let mut parts: Vec<Vec<&SegmentStats>> = Vec::new();
     let mut refused = Vec::new();
     let mut current: Vec<&SegmentStats> = Vec::new();
     for s in inputs {
-        let alone = estimate(action.kind, &[s], row_group_rows);
+        let alone = estimate(action.kind, &[s], shape);
         if alone > max_bytes {
             refused.push((s.id.clone(), alone));
             continue;
         }
         let mut with = current.clone();
         with.push(s);
-        if estimate(action.kind, &with, row_group_rows) > max_bytes {
+        if estimate(action.kind, &with, shape) > max_bytes {
             parts.push(std::mem::take(&mut current));
             current.push(s);
         } else {
@@ -160,7 +183,7 @@ mod tests {
     use super::*;
     use crate::testing::{col, seg, DAY};
 
-    const RGR: u64 = 65_536;
+    const RGR: WriterShape = WriterShape::sequential(65_536);
 
     fn action(kind: RewriteKind, stats: &[SegmentStats]) -> RewriteAction {
         let refs: Vec<&SegmentStats> = stats.iter().collect();
@@ -179,8 +202,8 @@ mod tests {
         assert_eq!(e2, estimate(RewriteKind::Compact, &refs(&many), RGR));
         // Two writers (60 bytes per row) and two inputs' row groups (65,536 of 100,000 rows).
         let writer = writer_bytes(12_000_000, 200_000, RGR);
-        assert_eq!(e2, 2 * writer + 2 * (row_group_bytes(&two[0], RGR) + MERGE_INPUT_BYTES));
-        assert_eq!(row_group_bytes(&two[0], RGR), 3_932_160);
+        assert_eq!(e2, 2 * writer + 2 * (row_group_bytes(&two[0], RGR.row_group_rows) + MERGE_INPUT_BYTES));
+        assert_eq!(row_group_bytes(&two[0], RGR.row_group_rows), 3_932_160);
         let rows = SegmentStats { rows: 1_000_000, bytes: 200_000_000, ..seg("r") };
         assert!(estimate(RewriteKind::Reencode, &[&rows], RGR) >= MIN_SORT_BYTES);
         let c = SegmentStats { rows: 10, bytes: 1000, ..col("c", "lz4") };
@@ -190,6 +213,22 @@ mod tests {
         );
         // A writer holds no more rows than there are: a few large events do not cost a row group of them.
         assert_eq!(writer_bytes(1000, 10, RGR), WRITER_BASE_BYTES + 1000 + 4000);
+    }
+
+    #[test]
+    fn encoding_threads_count_the_batches_handed_to_them() {
+        let two = WriterShape { encode_threads: 2, ..RGR };
+        // 100 bytes per row; a batch is 8192 rows of text counted four times.
+        let batch = 8192 * 100 * 4;
+        assert_eq!(writer_bytes(10_000_000, 100_000, two), writer_bytes(10_000_000, 100_000, RGR) + 2 * batch);
+        assert_eq!(PIPELINE_BATCHES, 2);
+        let eight = WriterShape { encode_threads: 8, ..RGR };
+        assert_eq!(writer_bytes(10_000_000, 100_000, eight), writer_bytes(10_000_000, 100_000, two));
+        let l1 = stream_limits(256 << 20, 200_000_000, 1_000_000, RGR);
+        let l2 = stream_limits(256 << 20, 200_000_000, 1_000_000, two);
+        assert!(l2.merge_bytes < l1.merge_bytes && l2.sort_bytes < l1.sort_bytes);
+        let c = SegmentStats { rows: 1_000_000, bytes: 60_000_000, ..col("c", "lz4") };
+        assert!(estimate(RewriteKind::Recompress, &[&c], two) > estimate(RewriteKind::Recompress, &[&c], RGR));
     }
 
     #[test]
@@ -228,6 +267,7 @@ mod tests {
         fn parts_cover_the_inputs_and_fit(
             sizes in proptest::collection::vec((0u64..1_000_000, 0u64..2_000_000_000, any::<bool>()), 1..12),
             budget_mib in 1u64..1_024,
+            threads in 1u64..4,
             kind in prop_oneof![Just(RewriteKind::Reencode), Just(RewriteKind::Compact), Just(RewriteKind::Recompress)],
         ) {
             let stats: Vec<SegmentStats> = sizes.iter().enumerate().map(|(i, (rows, bytes, rows_format))| {
@@ -237,20 +277,21 @@ mod tests {
             let a = action(kind, &stats);
             let refs: Vec<&SegmentStats> = stats.iter().collect();
             let max = budget_mib << 20;
-            let s = split_to_budget(&a, &refs, max, RGR);
+            let shape = WriterShape { encode_threads: threads, ..RGR };
+            let s = split_to_budget(&a, &refs, max, shape);
             let mut seen: Vec<String> = s.parts.iter().flat_map(|p| p.inputs.clone()).collect();
             seen.extend(s.refused.iter().map(|(id, _)| id.clone()));
             seen.sort();
             prop_assert_eq!(seen, a.inputs.clone());
             for p in &s.parts {
                 let inputs: Vec<&SegmentStats> = p.inputs.iter().map(|id| refs.iter().find(|s| s.id == *id).copied().unwrap()).collect();
-                prop_assert!(estimate(p.kind, &inputs, RGR) <= max);
+                prop_assert!(estimate(p.kind, &inputs, shape) <= max);
                 prop_assert_eq!((p.kind, &p.project, p.day, &p.output_codec), (a.kind, &a.project, a.day, &a.output_codec));
                 prop_assert_eq!(p.bytes_before, inputs.iter().map(|s| s.bytes).sum::<u64>());
             }
             for (id, est) in &s.refused {
                 let s = refs.iter().find(|s| s.id == *id).unwrap();
-                prop_assert!(*est > max && *est == estimate(a.kind, &[s], RGR));
+                prop_assert!(*est > max && *est == estimate(a.kind, &[s], shape));
             }
         }
     }

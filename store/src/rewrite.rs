@@ -72,6 +72,8 @@ pub struct Rewriter {
     max_memory_bytes: u64,
     /// Shares of the budget given explicitly ([`Rewriter::with_stream_limits`]) instead of derived from it.
     stream_limits: Option<tierd_policies::memory::StreamLimits>,
+    /// Threads each output writer encodes column chunks on (`rewrite.threads`; 1: the rewrite's own thread).
+    encode_threads: usize,
 }
 
 impl std::fmt::Debug for Rewriter {
@@ -101,7 +103,16 @@ impl Rewriter {
             budgeted: false,
             max_memory_bytes: u64::MAX,
             stream_limits: None,
+            encode_threads: 1,
         }
+    }
+
+    /// Encodes every output's column chunks on `threads` threads (`rewrite.threads`), started by the thread that
+    /// runs the rewrite so that they share its CPU priority; 1 encodes on that thread. The bytes written do not
+    /// depend on it; the memory a writer holds does (`tierd_policies::memory::writer_bytes`).
+    pub fn with_encode_threads(mut self, threads: usize) -> Self {
+        self.encode_threads = threads.max(1);
+        self
     }
 
     /// Paces the rewrite's local-disk reads and writes with the node's IO budget (background work never takes the
@@ -126,6 +137,14 @@ impl Rewriter {
         self
     }
 
+    /// How this rewriter's output writers hold memory (`tierd_policies::memory::writer_bytes`).
+    fn writer_shape(&self) -> tierd_policies::memory::WriterShape {
+        tierd_policies::memory::WriterShape {
+            row_group_rows: self.base_spec.row_group_rows as u64,
+            encode_threads: self.encode_threads as u64,
+        }
+    }
+
     /// Fails when rewriting `inputs` as `kind` could not stream within the memory allowed (the least it needs,
     /// [`tierd_policies::memory::estimate`], is more), before anything is read.
     fn check_memory(&self, kind: RewriteKind, inputs: &[&SegmentMeta]) -> Result<()> {
@@ -134,7 +153,7 @@ impl Rewriter {
         }
         let stats: Vec<_> = inputs.iter().map(|m| m.planner_stats()).collect();
         let refs: Vec<_> = stats.iter().collect();
-        let needs = tierd_policies::memory::estimate(kind, &refs, self.base_spec.row_group_rows as u64);
+        let needs = tierd_policies::memory::estimate(kind, &refs, self.writer_shape());
         if needs > self.max_memory_bytes {
             metrics::counter!("tierd_rewrites_refused_total", "pass" => kind_label(kind)).increment(1);
             let ids: Vec<String> = inputs.iter().map(|m| m.id.to_string()).collect();

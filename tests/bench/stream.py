@@ -74,14 +74,22 @@ def status_kb(pid, key):
     return 0
 
 
+# The admin token the daemon writes to DATA_DIR/admin.token on its first start (the query and admin API need it).
+TOKEN = None
+
+
 def http(method, url, body=None, timeout=24 * 3600):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if TOKEN:
+        headers["Authorization"] = "Bearer " + TOKEN
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read().decode() or "null")
 
 
 def start_daemon(binary, data_dir, config):
+    global TOKEN
     cfg = os.path.join(data_dir, "..", "tierd.toml")
     with open(cfg, "w") as f:
         f.write(config)
@@ -93,6 +101,10 @@ def start_daemon(binary, data_dir, config):
     if not m:
         p.kill()
         sys.exit(f"tierd did not start: {line!r}")
+    token = os.path.join(data_dir, "admin.token")
+    if os.path.exists(token):
+        with open(token) as f:
+            TOKEN = f.read().strip()
     return p, "http://" + m.group(1)
 
 

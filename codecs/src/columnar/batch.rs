@@ -11,6 +11,7 @@ use arrow_schema::SchemaRef;
 
 use super::read::BATCH_ROWS;
 use super::shred::{ColumnKind, PropertyBuilder, ShreddedColumn};
+use super::text_row::{PropsText, StoredText};
 use crate::event::StoredEvent;
 
 /// A record batch is cut when its text (all string columns together) reaches this many bytes, whatever its row
@@ -23,6 +24,10 @@ pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     /// Shredded key -> its position in `columns`.
     shredded: HashMap<String, usize>,
+    /// The shredded keys, in column order; `keys_sorted` when that is key order (as `ShredSurvey::plan` gives
+    /// them), so that a row's properties, in key order too, are matched to their columns in one walk.
+    keys: Vec<String>,
+    keys_sorted: bool,
     kinds: Vec<ColumnKind>,
     time: Vec<i64>,
     event: StringDictionaryBuilder<Int32Type>,
@@ -44,6 +49,8 @@ impl BatchBuilder {
         Self {
             schema,
             shredded: columns.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect(),
+            keys: columns.iter().map(|c| c.key.clone()).collect(),
+            keys_sorted: columns.windows(2).all(|w| w[0].key < w[1].key),
             kinds: columns.iter().map(|c| c.kind).collect(),
             time: Vec::with_capacity(BATCH_ROWS),
             event: StringDictionaryBuilder::new(),
@@ -81,8 +88,9 @@ impl BatchBuilder {
         self.text_bytes += event.event.len() + event.distinct_id.len() + event.insert_id.len();
 
         self.json.clear();
+        let mut column = 0;
         for (key, value) in &event.properties {
-            if let Some(&i) = self.shredded.get(key.as_str()) {
+            if let Some(i) = self.column_of(key, &mut column) {
                 if ColumnKind::of(value) == Some(self.kinds[i]) {
                     self.text_bytes += self.properties[i].append(Some(value));
                     self.filled[i] = true;
@@ -101,6 +109,23 @@ impl BatchBuilder {
                 valued.insert(key.clone());
             }
         }
+        self.end_row();
+    }
+
+    /// The shredded column of `key`, if any. Keys must come in increasing order within a row, `cursor` (0 at the
+    /// row's start) carrying where the walk over the sorted columns stands.
+    fn column_of(&self, key: &str, cursor: &mut usize) -> Option<usize> {
+        if !self.keys_sorted {
+            return self.shredded.get(key).copied();
+        }
+        while *cursor < self.keys.len() && self.keys[*cursor].as_str() < key {
+            *cursor += 1;
+        }
+        (*cursor < self.keys.len() && self.keys[*cursor] == key).then_some(*cursor)
+    }
+
+    /// The shredded columns a row left empty get a null, `_props` its JSON (or null), and the row is counted.
+    fn end_row(&mut self) {
         for (builder, filled) in self.properties.iter_mut().zip(&mut self.filled) {
             if !std::mem::take(filled) {
                 builder.append(None);
@@ -114,6 +139,51 @@ impl BatchBuilder {
             self.text_bytes += self.json.len();
         }
         self.rows += 1;
+    }
+
+    /// Appends one event whose properties are JSON text, as [`BatchBuilder::push`] appends the same event parsed
+    /// (see [`super::text_row`]). Text that is not a JSON object is an error, and nothing is appended.
+    pub(crate) fn push_text(
+        &mut self,
+        row: &StoredText,
+        props_keys: &mut BTreeSet<String>,
+        valued_keys: &mut Option<BTreeSet<String>>,
+    ) -> Result<(), String> {
+        let props = PropsText::parse(row.properties_json())
+            .map_err(|e| format!("row with seq {}: properties are not a JSON object: {e}", row.seq))?;
+        let (distinct_id, insert_id) = (row.distinct_id(), row.insert_id());
+        self.time.push(row.time_ms);
+        self.event.append_value(&*row.event);
+        self.distinct_id.append_value(distinct_id);
+        self.insert_id.append_value(insert_id);
+        self.seq.push(row.seq);
+        self.text_bytes += row.event.len() + distinct_id.len() + insert_id.len();
+
+        self.json.clear();
+        let mut column = 0;
+        for (key, value) in &props.pairs {
+            let key = key.as_ref();
+            if let Some(i) = self.column_of(key, &mut column) {
+                if value.kind() == Some(self.kinds[i]) {
+                    self.text_bytes += self.properties[i].append_scalar(value);
+                    self.filled[i] = true;
+                    continue;
+                }
+            }
+            self.json.push(if self.json.is_empty() { b'{' } else { b',' });
+            serde_json::to_writer(&mut self.json, key).expect("writing JSON into a Vec cannot fail");
+            self.json.push(b':');
+            value.write_json(&mut self.json);
+            if !props_keys.contains(key) {
+                props_keys.insert(key.to_owned());
+            }
+            let is_null = matches!(value, super::text_row::Scalar::Null);
+            if let Some(valued) = valued_keys.as_mut().filter(|v| !is_null && !v.contains(key)) {
+                valued.insert(key.to_owned());
+            }
+        }
+        self.end_row();
+        Ok(())
     }
 
     /// The batch of the rows pushed since the last `finish`; the builder is empty again afterwards.

@@ -19,15 +19,41 @@ use super::ColumnarError;
 use crate::dedup::{dedup_key, DedupKey};
 use crate::event::StoredEvent;
 
-/// A stream of events in (event, time, seq) order.
-pub trait EventSource<E> {
+/// A stream of events (`T`: decoded, or [`super::MergeEvent`]s) in (event, time, seq) order.
+pub trait EventSource<E, T = StoredEvent> {
     /// The next event; `None` at the end.
-    fn next_event(&mut self) -> Result<Option<StoredEvent>, E>;
+    fn next_event(&mut self) -> Result<Option<T>, E>;
 }
 
-impl<E, S: EventSource<E> + ?Sized> EventSource<E> for Box<S> {
-    fn next_event(&mut self) -> Result<Option<StoredEvent>, E> {
+impl<E, T, S: EventSource<E, T> + ?Sized> EventSource<E, T> for Box<S> {
+    fn next_event(&mut self) -> Result<Option<T>, E> {
         (**self).next_event()
+    }
+}
+
+/// What the merge reads of an event: its sort key and its dedup key.
+pub trait MergeItem {
+    fn name(&self) -> &str;
+    fn time_ms(&self) -> i64;
+    fn seq(&self) -> u64;
+    fn dedup_key(&self, project: &str) -> DedupKey;
+}
+
+impl MergeItem for StoredEvent {
+    fn name(&self) -> &str {
+        &self.event.event
+    }
+
+    fn time_ms(&self) -> i64 {
+        self.event.time_ms
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn dedup_key(&self, project: &str) -> DedupKey {
+        dedup_key(project, &self.event)
     }
 }
 
@@ -55,32 +81,32 @@ impl<E> From<E> for MergeError<E> {
 }
 
 /// A source's current event, ordered by (event, time, seq, source).
-struct Head {
-    event: StoredEvent,
+struct Head<T> {
+    event: T,
     source: usize,
 }
 
-impl Head {
+impl<T: MergeItem> Head<T> {
     fn key(&self) -> (&str, i64, u64, usize) {
-        (self.event.event.event.as_str(), self.event.event.time_ms, self.event.seq, self.source)
+        (self.event.name(), self.event.time_ms(), self.event.seq(), self.source)
     }
 }
 
-impl PartialEq for Head {
+impl<T: MergeItem> PartialEq for Head<T> {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
 
-impl Eq for Head {}
+impl<T: MergeItem> Eq for Head<T> {}
 
-impl PartialOrd for Head {
+impl<T: MergeItem> PartialOrd for Head<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Head {
+impl<T: MergeItem> Ord for Head<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key().cmp(&other.key())
     }
@@ -89,12 +115,12 @@ impl Ord for Head {
 /// Merges `sources` into `kept` (see the module documentation). With `dedup = Some(project)`, copies of one event
 /// other than the last ingested go to `removed`; with `None`, every event goes to `kept` (a merge of runs whose
 /// dedup comes later).
-pub fn merge<E, S: EventSource<E>>(
+pub fn merge<E, T: MergeItem, S: EventSource<E, T>>(
     sources: &mut [S],
     dedup: Option<&str>,
     max_run_events: usize,
-    kept: &mut dyn FnMut(StoredEvent) -> Result<(), E>,
-    removed: &mut dyn FnMut(StoredEvent) -> Result<(), E>,
+    kept: &mut dyn FnMut(T) -> Result<(), E>,
+    removed: &mut dyn FnMut(T) -> Result<(), E>,
 ) -> Result<MergeStats, MergeError<E>> {
     let mut heap = BinaryHeap::with_capacity(sources.len());
     for (i, source) in sources.iter_mut().enumerate() {
@@ -103,17 +129,22 @@ pub fn merge<E, S: EventSource<E>>(
         }
     }
     let mut stats = MergeStats::default();
-    let mut run: Vec<StoredEvent> = Vec::new();
+    let mut run: Vec<T> = Vec::new();
     while let Some(Reverse(head)) = heap.pop() {
         let Head { event, source } = head;
         if let Some(next) = sources[source].next_event()? {
             let (a, b) = (&event, &next);
-            if (b.event.event.as_str(), b.event.time_ms, b.seq) < (a.event.event.as_str(), a.event.time_ms, a.seq) {
+            if (b.name(), b.time_ms(), b.seq()) < (a.name(), a.time_ms(), a.seq()) {
                 return Err(MergeError::Merge(ColumnarError::Corrupt {
                     segment_id: format!("(merge input {source})"),
                     message: format!(
                         "events out of (event, time, seq) order: seq {} ({:?}, {}) after seq {} ({:?}, {})",
-                        b.seq, b.event.event, b.event.time_ms, a.seq, a.event.event, a.event.time_ms
+                        b.seq(),
+                        b.name(),
+                        b.time_ms(),
+                        a.seq(),
+                        a.name(),
+                        a.time_ms()
                     ),
                 }));
             }
@@ -124,13 +155,13 @@ pub fn merge<E, S: EventSource<E>>(
             stats.kept += 1;
             continue;
         };
-        if run.first().is_some_and(|r| r.event.time_ms != event.event.time_ms || r.event.event != event.event.event) {
+        if run.first().is_some_and(|r| r.time_ms() != event.time_ms() || r.name() != event.name()) {
             flush_run(project, &mut run, kept, removed, &mut stats)?;
         }
         if run.len() >= max_run_events {
             return Err(MergeError::Merge(ColumnarError::RunTooLarge {
-                event: event.event.event.clone(),
-                time_ms: event.event.time_ms,
+                event: event.name().to_owned(),
+                time_ms: event.time_ms(),
                 events: run.len() + 1,
             }));
         }
@@ -144,11 +175,11 @@ pub fn merge<E, S: EventSource<E>>(
 
 /// Hands out one run of equal (event, time), in `seq` order: per dedup key the copy with the highest `seq` to
 /// `kept`, the others to `removed`.
-fn flush_run<E>(
+fn flush_run<E, T: MergeItem>(
     project: &str,
-    run: &mut Vec<StoredEvent>,
-    kept: &mut dyn FnMut(StoredEvent) -> Result<(), E>,
-    removed: &mut dyn FnMut(StoredEvent) -> Result<(), E>,
+    run: &mut Vec<T>,
+    kept: &mut dyn FnMut(T) -> Result<(), E>,
+    removed: &mut dyn FnMut(T) -> Result<(), E>,
     stats: &mut MergeStats,
 ) -> Result<(), E> {
     if run.len() == 1 {
@@ -156,7 +187,7 @@ fn flush_run<E>(
         return kept(run.pop().expect("one event"));
     }
     // The run is in `seq` order, so the last index of a key holds its highest `seq`.
-    let keys: Vec<DedupKey> = run.iter().map(|e| dedup_key(project, &e.event)).collect();
+    let keys: Vec<DedupKey> = run.iter().map(|e| e.dedup_key(project)).collect();
     let mut winner: HashMap<DedupKey, usize> = HashMap::with_capacity(run.len());
     for (i, key) in keys.iter().enumerate() {
         winner.insert(*key, i);

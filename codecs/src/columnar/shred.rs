@@ -172,6 +172,43 @@ impl PropertyBuilder {
         }
     }
 
+    /// [`PropertyBuilder::append`] of a value read from JSON text, which must be of this column's kind.
+    pub(crate) fn append_scalar(&mut self, value: &super::text_row::Scalar<'_>) -> usize {
+        use super::text_row::Scalar;
+        match (self, value) {
+            (PropertyBuilder::Utf8(b), Scalar::Str(s)) => {
+                b.append_value(s);
+                s.len()
+            }
+            (PropertyBuilder::Int64(b), Scalar::I64(i)) => {
+                b.append_value(*i);
+                8
+            }
+            (PropertyBuilder::Int64(b), Scalar::U64(u)) => {
+                b.append_option(i64::try_from(*u).ok());
+                8
+            }
+            (PropertyBuilder::Float64(b), Scalar::F64(f)) => {
+                b.append_value(*f);
+                8
+            }
+            (PropertyBuilder::Boolean(b), Scalar::Bool(v)) => {
+                b.append_value(*v);
+                1
+            }
+            (PropertyBuilder::Json(b), Scalar::Nested(value)) => {
+                let text = serde_json::to_string(value).expect("a JSON value always serializes");
+                b.append_value(&text);
+                text.len()
+            }
+            (builder, _) => {
+                debug_assert!(false, "a value of another kind reached a shredded column");
+                builder.append_null();
+                0
+            }
+        }
+    }
+
     fn append_null(&mut self) {
         match self {
             PropertyBuilder::Utf8(b) | PropertyBuilder::Json(b) => b.append_null(),

@@ -8,13 +8,14 @@
 //! runs follow (an external sort).
 
 use std::collections::HashMap;
-
-use serde_json::{Map, Value};
+use std::sync::Arc;
 
 use super::merge::EventSource;
 use super::survey::ShredSurvey;
+use super::text_row::{MergeEvent, StoredText};
 use super::ColumnarError;
-use crate::event::{Event, StoredEvent};
+use crate::event::StoredEvent;
+use crate::hash::Xxh3State;
 use crate::rows::RawRow;
 
 /// Bytes an event costs in the buffer besides its text (the row struct and its share of the index).
@@ -34,8 +35,8 @@ struct CompactRow {
 /// Events being gathered for sorting; see the module documentation.
 #[derive(Default)]
 pub struct SortBuffer {
-    names: Vec<String>,
-    name_ids: HashMap<String, u32>,
+    names: Vec<Arc<str>>,
+    name_ids: HashMap<String, u32, Xxh3State>,
     rows: Vec<CompactRow>,
     bytes: usize,
     survey: ShredSurvey,
@@ -81,7 +82,7 @@ impl SortBuffer {
             Some(&id) => id,
             None => {
                 let id = u32::try_from(self.names.len()).expect("fewer than 4 billion event names");
-                self.names.push(event.to_owned());
+                self.names.push(Arc::from(event));
                 self.name_ids.insert(event.to_owned(), id);
                 self.bytes += 2 * event.len() + 64;
                 id
@@ -107,6 +108,7 @@ impl SortBuffer {
     pub fn sort(self) -> SortedRun {
         let Self { names, rows, bytes, survey, .. } = self;
         let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+        // `Arc<str>` compares as `str`: byte order, as `String`.
         by_name.sort_by(|a, b| names[*a as usize].cmp(&names[*b as usize]));
         let mut rank = vec![0u32; names.len()];
         for (r, id) in by_name.into_iter().enumerate() {
@@ -118,9 +120,10 @@ impl SortBuffer {
     }
 }
 
-/// A sorted [`SortBuffer`], handing its events out in (event, time, seq) order.
+/// A sorted [`SortBuffer`], handing its events out in (event, time, seq) order: as [`MergeEvent::Text`] (their
+/// properties left as text, for the writer; no copy) or parsed into [`StoredEvent`]s.
 pub struct SortedRun {
-    names: Vec<String>,
+    names: Vec<Arc<str>>,
     rows: std::vec::IntoIter<CompactRow>,
     bytes: usize,
     survey: ShredSurvey,
@@ -147,22 +150,26 @@ impl SortedRun {
     }
 }
 
+impl SortedRun {
+    /// The next event, its properties still the text they were stored as.
+    pub fn next_text(&mut self) -> Option<StoredText> {
+        let row = self.rows.next()?;
+        let name = self.names[row.name as usize].clone();
+        Some(StoredText::new(row.seq, row.time_ms, name, row.text, row.distinct_id_len, row.insert_id_len))
+    }
+}
+
+impl EventSource<ColumnarError, MergeEvent> for SortedRun {
+    fn next_event(&mut self) -> Result<Option<MergeEvent>, ColumnarError> {
+        Ok(self.next_text().map(MergeEvent::Text))
+    }
+}
+
 impl EventSource<ColumnarError> for SortedRun {
     fn next_event(&mut self) -> Result<Option<StoredEvent>, ColumnarError> {
-        let Some(row) = self.rows.next() else { return Ok(None) };
-        let (distinct_id, rest) = row.text.split_at(row.distinct_id_len as usize);
-        let (insert_id, json) = rest.split_at(row.insert_id_len as usize);
-        let properties: Map<String, Value> = serde_json::from_str(json).map_err(|e| ColumnarError::Corrupt {
-            segment_id: "(sort buffer)".to_owned(),
-            message: format!("row with seq {}: properties are not a JSON object: {e}", row.seq),
-        })?;
-        let event = Event {
-            event: self.names[row.name as usize].clone(),
-            time_ms: row.time_ms,
-            distinct_id: distinct_id.to_owned(),
-            insert_id: insert_id.to_owned(),
-            properties,
-        };
-        Ok(Some(StoredEvent { seq: row.seq, event }))
+        let Some(text) = self.next_text() else { return Ok(None) };
+        text.to_event()
+            .map(Some)
+            .map_err(|message| ColumnarError::Corrupt { segment_id: "(sort buffer)".to_owned(), message })
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! The caller fixes the shredded columns up front (from a [`super::ShredSurvey`]) and pushes events already in the
 //! segment's sort order; the writer checks the order (a file never claims an order it does not have), cuts record
-//! batches, hands them to Parquet's [`ArrowWriter`], which flushes each full row group to the writer, and completes
-//! the footer (the `_props` keys met, the row count) at [`ColumnarWriter::finish`]. What it holds: one record batch
-//! being built and the encoded pages of one row group. The output is byte for byte what [`super::encode`] writes for
-//! the same events, columns and spec: [`super::encode`] is this writer over a `Vec<u8>`.
+//! batches, hands them to the row group encoder ([`super::encoder`]: what Parquet's `ArrowWriter` does, on the
+//! caller's thread or column by column on worker threads), which flushes each full row group to the writer, and
+//! completes the footer (the `_props` keys met, the row count) at [`ColumnarWriter::finish`]. What it holds: one
+//! record batch being built and the encoded pages of one row group (with workers, up to
+//! [`super::encoder::PIPELINE_BATCHES`] more batches handed over). The output is byte for byte what
+//! [`super::encode`] writes for the same events, columns and spec, whatever the number of threads: [`super::encode`]
+//! is this writer over a `Vec<u8>`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -14,9 +17,11 @@ use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
 use super::batch::BatchBuilder;
+use super::encoder::RowGroupEncoder;
 use super::layout::Layout;
 use super::shred::ShreddedColumn;
 use super::spec::CodecSpec;
+use super::text_row::{MergeEvent, StoredText};
 use super::{ColumnarError, Lineage, SegmentInfo, SortOrder};
 use crate::event::{StoredEvent, TimeRange};
 
@@ -59,7 +64,7 @@ struct LastKey {
 /// Writes one columnar segment; see the module documentation.
 pub struct ColumnarWriter<W: Write + Send> {
     layout: Layout,
-    writer: ArrowWriter<W>,
+    writer: RowGroupEncoder<W>,
     batch: BatchBuilder,
     summary: WrittenSummary,
     last: LastKey,
@@ -77,6 +82,21 @@ impl<W: Write + Send> ColumnarWriter<W> {
         spec: &CodecSpec,
         sort: SortOrder,
     ) -> Result<Self, ColumnarError> {
+        Self::with_threads(out, info, lineage, columns, spec, sort, 1)
+    }
+
+    /// [`ColumnarWriter::new`], encoding column chunks on `threads` threads of its own (started here, so they
+    /// take the calling thread's CPU priority); 1 (or 0) encodes on the caller's thread. The bytes written are
+    /// the same for every number of threads.
+    pub fn with_threads(
+        out: W,
+        info: &SegmentInfo,
+        lineage: Option<&Lineage>,
+        columns: Vec<ShreddedColumn>,
+        spec: &CodecSpec,
+        sort: SortOrder,
+        threads: usize,
+    ) -> Result<Self, ColumnarError> {
         spec.validate()?;
         let layout = Layout {
             info: info.clone(),
@@ -88,8 +108,13 @@ impl<W: Write + Send> ColumnarWriter<W> {
             lineage: lineage.cloned(),
         };
         let schema = Layout::schema(&layout.columns);
+        let setup = ColumnarError::parquet(&info.segment_id, "writer setup");
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(layout.writer_properties()))
-            .map_err(ColumnarError::parquet(&info.segment_id, "writer setup"))?;
+            .and_then(ArrowWriter::into_serialized_writer)
+            .and_then(|(file, factory)| {
+                RowGroupEncoder::new(file, factory, schema.clone(), spec.row_group_rows, threads)
+            })
+            .map_err(setup)?;
         let batch = BatchBuilder::new(schema, &layout.columns);
         Ok(Self { layout, writer, batch, summary: WrittenSummary::default(), last: LastKey::default() })
     }
@@ -97,6 +122,11 @@ impl<W: Write + Send> ColumnarWriter<W> {
     /// The shredded columns the segment is written with.
     pub fn columns(&self) -> &[ShreddedColumn] {
         &self.layout.columns
+    }
+
+    /// The threads encoding column chunks (1: the caller's).
+    pub fn threads(&self) -> usize {
+        self.writer.threads()
     }
 
     /// What was pushed so far.
@@ -112,13 +142,38 @@ impl<W: Write + Send> ColumnarWriter<W> {
     /// Appends one event, which must not sort before the previous one (else [`ColumnarError::Corrupt`]: the
     /// caller's order is broken, and the file would claim an order it does not have).
     pub fn push(&mut self, stored: &StoredEvent) -> Result<(), ColumnarError> {
-        self.check_order(stored)?;
+        let e = &stored.event;
+        self.check_order(&e.event, &e.distinct_id, e.time_ms, stored.seq)?;
         self.batch.push(stored, &mut self.layout.props_keys, &mut self.layout.props_valued_keys);
         self.summary.add(stored.seq, stored.event.time_ms);
         if self.batch.is_full() {
             self.flush_batch()?;
         }
         Ok(())
+    }
+
+    /// [`ColumnarWriter::push`] of an event whose properties are still the JSON text they were stored as: the same
+    /// row is written, without building the properties' map ([`super::text_row`]). Text that is not a JSON object
+    /// is [`ColumnarError::Corrupt`] and nothing is appended.
+    pub fn push_text(&mut self, row: &StoredText) -> Result<(), ColumnarError> {
+        self.check_order(&row.event, row.distinct_id(), row.time_ms, row.seq)?;
+        let (keys, valued) = (&mut self.layout.props_keys, &mut self.layout.props_valued_keys);
+        self.batch
+            .push_text(row, keys, valued)
+            .map_err(|message| ColumnarError::Corrupt { segment_id: self.layout.info.segment_id.clone(), message })?;
+        self.summary.add(row.seq, row.time_ms);
+        if self.batch.is_full() {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Appends what a merge hands out, decoded or as text.
+    pub fn push_merged(&mut self, event: &MergeEvent) -> Result<(), ColumnarError> {
+        match event {
+            MergeEvent::Decoded(e) => self.push(e),
+            MergeEvent::Text(t) => self.push_text(t),
+        }
     }
 
     /// Appends a record batch of this segment's schema as it is (a recompression: no event is rebuilt), with the
@@ -162,37 +217,32 @@ impl<W: Write + Send> ColumnarWriter<W> {
         self.writer.write(&full).map_err(ColumnarError::parquet(id, "write"))
     }
 
-    fn check_order(&mut self, stored: &StoredEvent) -> Result<(), ColumnarError> {
-        let e = &stored.event;
+    fn check_order(&mut self, event: &str, distinct_id: &str, time_ms: i64, seq: u64) -> Result<(), ColumnarError> {
         let last = &mut self.last;
         if last.set {
             let previous = (last.event.as_str(), last.distinct_id.as_str(), last.time_ms, last.seq);
             let ordered = match self.layout.sort {
-                SortOrder::Time => (previous.2, previous.3) <= (e.time_ms, stored.seq),
-                SortOrder::EventTime => {
-                    (previous.0, previous.2, previous.3) <= (e.event.as_str(), e.time_ms, stored.seq)
-                }
-                SortOrder::EventUserTime => {
-                    previous <= (e.event.as_str(), e.distinct_id.as_str(), e.time_ms, stored.seq)
-                }
+                SortOrder::Time => (previous.2, previous.3) <= (time_ms, seq),
+                SortOrder::EventTime => (previous.0, previous.2, previous.3) <= (event, time_ms, seq),
+                SortOrder::EventUserTime => previous <= (event, distinct_id, time_ms, seq),
             };
             if !ordered {
                 return Err(ColumnarError::Corrupt {
                     segment_id: self.layout.info.segment_id.clone(),
                     message: format!(
                         "rows pushed out of {} order: seq {} ({:?}, {}) after seq {} ({:?}, {})",
-                        self.layout.sort, stored.seq, e.event, e.time_ms, last.seq, last.event, last.time_ms
+                        self.layout.sort, seq, event, time_ms, last.seq, last.event, last.time_ms
                     ),
                 });
             }
         }
-        if last.event != e.event {
-            last.event.clone_from(&e.event);
+        if last.event != event {
+            event.clone_into(&mut last.event);
         }
         if self.layout.sort == SortOrder::EventUserTime {
-            last.distinct_id.clone_from(&e.distinct_id);
+            distinct_id.clone_into(&mut last.distinct_id);
         }
-        (last.set, last.time_ms, last.seq) = (true, e.time_ms, stored.seq);
+        (last.set, last.time_ms, last.seq) = (true, time_ms, seq);
         Ok(())
     }
 }

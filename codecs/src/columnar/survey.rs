@@ -26,12 +26,15 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::shred::{property_column_name, ColumnKind, ShreddedColumn, MIN_SHARE_DIVISOR};
 use crate::event::Event;
+use crate::hash::Xxh3State;
 
 /// Rows, and rows per (key, kind); see the module documentation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShredSurvey {
     rows: u64,
-    counts: HashMap<String, [u64; ColumnKind::ALL.len()]>,
+    /// Looked up for every key of every row surveyed: xxh3, several times faster than SipHash on short keys, seeded
+    /// at random per map as the query engine's maps are.
+    counts: HashMap<String, [u64; ColumnKind::ALL.len()], Xxh3State>,
 }
 
 impl ShredSurvey {

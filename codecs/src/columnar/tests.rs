@@ -13,10 +13,12 @@ use super::*;
 use crate::event::{Event, StoredEvent};
 
 mod counts;
+mod parallel;
 mod properties;
 mod ranged;
 mod scans;
 mod stream;
+mod text_rows;
 
 pub(super) fn info() -> SegmentInfo {
     SegmentInfo { segment_id: "01JTESTSEGMENT0000000000000".to_owned(), project: "proj".to_owned(), day: 19_700 }

@@ -82,6 +82,19 @@ mod tests {
         assert_eq!(unchanged, here);
     }
 
+    /// Rewrites encode on threads their pass's thread starts (`rewrite.threads`, `tierd_codecs::columnar`'s
+    /// encoder): on Linux those take its lowered priority, which is why no shared pool is used for them.
+    #[tokio::test]
+    async fn threads_a_background_thread_starts_run_at_its_priority() {
+        let here = current_nice();
+        let (there, child) =
+            run("test-bg", 6, || (current_nice(), std::thread::spawn(current_nice).join().unwrap())).await.unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(there, (here + 6).min(19));
+            assert_eq!(child, there, "a thread started by a background thread has its nice value");
+        }
+    }
+
     #[tokio::test]
     async fn a_panic_reaches_the_caller_as_an_error() {
         let r = run("test-bg", 3, || -> u32 { panic!("boom {}", 7) }).await;

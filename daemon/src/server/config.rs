@@ -160,6 +160,12 @@ pub struct RewriteConfig {
     /// the `_props` JSON column. Bounds the width (footer, page index, writer memory) of a segment whatever the
     /// events carry.
     pub max_property_columns: usize,
+    /// Threads each rewrite output encodes its column chunks on (1 to 64; 1: the pass's own thread). With more,
+    /// the pass's thread reads, merges and builds record batches while these threads encode and compress the
+    /// previous batches, each thread its share of the columns, at the passes' priority (`passes.nice`: they are
+    /// started by the pass's thread). The output's bytes do not depend on it; each writer then holds two more
+    /// record batches, counted against `rewrite.max_memory_bytes`.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -473,6 +479,8 @@ impl Default for RewriteConfig {
             keep_duplicates_secs: 7 * 86_400,
             max_memory_bytes: 256 * 1024 * 1024,
             max_property_columns: spec.max_property_columns,
+            // Both cores of the 2-vCPU machines tierd is measured on (BENCHMARKS.md, "Rewrite speed").
+            threads: 2,
         }
     }
 }
@@ -689,6 +697,12 @@ impl Config {
             Err(other) => return Err(ConfigError::Invalid { key: "cold", message: other.to_string() }),
         }
         self.heat_config()?;
+        if !(1..=64).contains(&self.rewrite.threads) {
+            return invalid(
+                "rewrite.threads",
+                "must be 1 to 64 (threads encoding each rewrite output; 1: none but the pass's)",
+            );
+        }
         if self.rewrite.row_group_rows == 0 {
             return invalid("rewrite.row_group_rows", "must be at least 1");
         }

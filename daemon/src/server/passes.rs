@@ -83,15 +83,19 @@ impl Passes {
             rewriter = rewriter.keep_duplicates_for(keep_ms);
         }
         // Rewrites read cold inputs too: whole, through the budgeted store (background work), not the query cache.
-        let rewriter = rewriter.budgeted().with_max_memory(config.rewrite.max_memory_bytes).with_source(
-            tierd_store::SegmentSource::new(
-                ctx.layout.clone(),
-                ctx.cold.clone(),
-                Arc::new(tierd_store::BlockCache::disabled()),
-                ctx.handle.clone(),
-            )
-            .with_repairs(ctx.repairs.clone()),
-        );
+        let rewriter = rewriter
+            .budgeted()
+            .with_max_memory(config.rewrite.max_memory_bytes)
+            .with_encode_threads(config.rewrite.threads)
+            .with_source(
+                tierd_store::SegmentSource::new(
+                    ctx.layout.clone(),
+                    ctx.cold.clone(),
+                    Arc::new(tierd_store::BlockCache::disabled()),
+                    ctx.handle.clone(),
+                )
+                .with_repairs(ctx.repairs.clone()),
+            );
         let mover = Mover::new(ctx.clone());
         let trash = Trash::new(ctx.clone());
         let mut gc = Gc::new(ctx.clone(), config.gc_config());
@@ -408,12 +412,11 @@ impl Passes {
                 .collect();
             let parts = if stats.len() == action.inputs.len() {
                 let refs: Vec<_> = stats.iter().collect();
-                let split = tierd_policies::memory::split_to_budget(
-                    &action,
-                    &refs,
-                    max_memory,
-                    self.config.rewrite.row_group_rows as u64,
-                );
+                let shape = tierd_policies::memory::WriterShape {
+                    row_group_rows: self.config.rewrite.row_group_rows as u64,
+                    encode_threads: self.config.rewrite.threads as u64,
+                };
+                let split = tierd_policies::memory::split_to_budget(&action, &refs, max_memory, shape);
                 for (id, needs) in &split.refused {
                     metrics::counter!("tierd_rewrites_refused_total", "pass" => pass.label()).increment(1);
                     warn!(pass = pass.label(), segment = %id, needs, max_memory, "rewrite refused: over rewrite.max_memory_bytes");

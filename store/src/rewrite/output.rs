@@ -7,10 +7,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use tierd_codecs::columnar::{
-    self, ChunkReader, CodecSpec, ColumnarMeta, ColumnarWriter, Length, Lineage, ParquetError, SegmentInfo,
+    self, ChunkReader, CodecSpec, ColumnarMeta, ColumnarWriter, Length, Lineage, MergeEvent, ParquetError, SegmentInfo,
     ShreddedColumn, SortOrder, WrittenSummary, FOOTER_TAIL_LEN,
 };
-use tierd_codecs::StoredEvent;
 
 use super::{Rewriter, Steps};
 use crate::catalog::{BlockChecksums, Intent};
@@ -48,8 +47,10 @@ impl Rewriter {
         let path = self.ctx.resolve(&intent.location.path)?;
         let file = NewFile::create(self.ctx.fs.as_ref(), &path, BlockChecksums::DEFAULT_BLOCK_SIZE)?;
         let file = file.paced(self.pacer());
-        let writer = ColumnarWriter::new(file, info, Some(lineage), columns, spec, SortOrder::EventTime)
-            .map_err(|e| StoreError::Corrupt { id: intent.segment, message: format!("encode: {e}") })?;
+        let threads = self.encode_threads;
+        let writer =
+            ColumnarWriter::with_threads(file, info, Some(lineage), columns, spec, SortOrder::EventTime, threads)
+                .map_err(|e| StoreError::Corrupt { id: intent.segment, message: format!("encode: {e}") })?;
         Ok(OutputFile { id: intent.segment, path, writer })
     }
 
@@ -87,9 +88,9 @@ impl Rewriter {
 }
 
 impl OutputFile {
-    pub(super) fn push(&mut self, event: &StoredEvent) -> Result<()> {
+    pub(super) fn push(&mut self, event: &MergeEvent) -> Result<()> {
         let id = self.id;
-        self.writer.push(event).map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
+        self.writer.push_merged(event).map_err(|e| StoreError::Corrupt { id, message: format!("encode: {e}") })
     }
 
     pub(super) fn writer(&mut self) -> &mut ColumnarWriter<NewFile> {

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tierd_codecs::columnar::{ColumnarInput, ColumnarWriter, EventSource, RowGroupEvents, ShredSurvey, SortOrder};
+use tierd_codecs::columnar::{
+    ColumnarInput, ColumnarWriter, EventSource, MergeEvent, RowGroupEvents, ShredSurvey, SortOrder,
+};
 use tierd_codecs::StoredEvent;
 
 use crate::catalog::BlockChecksums;
@@ -42,12 +44,13 @@ pub(super) struct SpillWriter {
 
 impl SpillWriter {
     /// Starts spill file `name` under `dir`, shredded by `survey`'s decision (the survey of what it will hold),
-    /// with `spec`'s column cap (lz4, small row groups).
+    /// with `spec`'s column cap (lz4, small row groups), encoded on `threads` threads.
     pub(super) fn create(
         dir: &std::path::Path,
         name: &str,
         survey: &ShredSurvey,
         spec: &tierd_codecs::columnar::CodecSpec,
+        threads: usize,
         pace: impl FnMut(u64) + Send + 'static,
     ) -> Result<Self> {
         let path = dir.join(format!("{name}.parquet"));
@@ -59,13 +62,13 @@ impl SpillWriter {
         };
         let info = tierd_codecs::columnar::SegmentInfo { segment_id: name.to_owned(), project: String::new(), day: 0 };
         let columns = survey.plan(spec.max_property_columns);
-        let writer = ColumnarWriter::new(file, &info, None, columns, &spec, SortOrder::EventTime)
+        let writer = ColumnarWriter::with_threads(file, &info, None, columns, &spec, SortOrder::EventTime, threads)
             .map_err(|e| spill_error(&path, e))?;
         Ok(Self { writer, path })
     }
 
-    pub(super) fn push(&mut self, event: &StoredEvent) -> Result<()> {
-        self.writer.push(event).map_err(|e| spill_error(&self.path, e))
+    pub(super) fn push(&mut self, event: &MergeEvent) -> Result<()> {
+        self.writer.push_merged(event).map_err(|e| spill_error(&self.path, e))
     }
 
     pub(super) fn finish(self) -> Result<SpillFile> {

@@ -13,6 +13,8 @@
 //! 3. **Merge.** The output's intent (and its side segment's, when dedup is lossless) is recorded, the shredding
 //!    decision taken from the summed survey, and the k-way merge with dedup streams the kept events into the
 //!    output and the removed copies into the side segment (created at its first copy), row group by row group.
+//!    Events from a sort buffer keep their properties as the stored JSON text all the way to the writer
+//!    ([`MergeEvent::Text`]); the writers encode their column chunks on `rewrite.threads` threads.
 //! 4. **Finish.** Each file is made durable and verified from disk (`super::output`).
 //!
 //! A recompression of one columnar segment copies its record batches row group by row group into the new codec,
@@ -21,8 +23,8 @@
 use std::sync::Arc;
 
 use tierd_codecs::columnar::{
-    self, CodecSpec, ColumnarError, EventSource, Lineage, MergeError, MergeStats, SegmentInfo, ShredSurvey, SortBuffer,
-    SortOrder, SortedRun,
+    self, CodecSpec, ColumnarError, EventSource, Lineage, MergeError, MergeEvent, MergeStats, SegmentInfo, ShredSurvey,
+    SortBuffer, SortOrder, SortedRun,
 };
 use tierd_codecs::{RowFilter, StoredEvent};
 use tierd_policies::memory::{self, StreamLimits};
@@ -94,35 +96,37 @@ impl Pending {
         }
     }
 
-    fn into_source(self, output: SegmentId) -> Source {
+    fn into_source(self) -> Source {
         match self {
             Pending::Parquet(p, filter) => Source::Parquet(p, filter),
             Pending::Spill(s) => Source::Spill(s.events(MERGE_BATCH_ROWS)),
-            Pending::Run(r) => Source::Run(r, output),
+            Pending::Run(r) => Source::Run(r),
         }
     }
 }
 
-/// A sorted stream being merged.
+/// A sorted stream being merged. Columnar inputs and spill files hand out decoded events; a sorted run hands out
+/// its rows' stored text, which the writer turns into columns without building their properties' maps.
 enum Source {
     Parquet(Box<ParquetEvents>, Option<RowFilter>),
     Spill(SpillEvents),
-    Run(SortedRun, SegmentId),
+    Run(SortedRun),
 }
 
-impl EventSource<StoreError> for Source {
-    fn next_event(&mut self) -> Result<Option<StoredEvent>> {
-        match self {
-            Source::Parquet(p, None) => p.next_event(),
+impl EventSource<StoreError, MergeEvent> for Source {
+    fn next_event(&mut self) -> Result<Option<MergeEvent>> {
+        let decoded = match self {
+            Source::Parquet(p, None) => p.next_event()?,
             Source::Parquet(p, Some(filter)) => loop {
                 match p.next_event()? {
                     Some(e) if filter.matches(&e) => continue,
-                    other => return Ok(other),
+                    other => break other,
                 }
             },
-            Source::Spill(s) => s.next_event(),
-            Source::Run(r, id) => r.next_event().map_err(|e| StoreError::Corrupt { id: *id, message: e.to_string() }),
-        }
+            Source::Spill(s) => s.next_event()?,
+            Source::Run(r) => return Ok(r.next_text().map(MergeEvent::Text)),
+        };
+        Ok(decoded.map(MergeEvent::Decoded))
     }
 }
 
@@ -140,7 +144,8 @@ impl Rewriter {
         }
         let rows: u64 = inputs.iter().map(|m| m.rows).sum();
         let bytes: u64 = inputs.iter().map(|m| m.bytes).sum();
-        memory::stream_limits(self.max_memory_bytes, bytes, rows, spec.row_group_rows as u64)
+        let shape = memory::WriterShape { row_group_rows: spec.row_group_rows as u64, ..self.writer_shape() };
+        memory::stream_limits(self.max_memory_bytes, bytes, rows, shape)
     }
 
     fn too_large(&self, kind: RewriteKind, message: String) -> StoreError {
@@ -159,7 +164,7 @@ impl Rewriter {
         let mut sources = Vec::with_capacity(gathered.pending.len());
         for (pending, s) in gathered.pending {
             survey.merge(&s);
-            sources.push(pending.into_source(output.id));
+            sources.push(pending.into_source());
         }
         let columns = survey.plan(spec.max_property_columns);
         let spills = gathered.spills as u64;
@@ -422,8 +427,8 @@ impl Rewriter {
         let dir = self.ctx.layout.spill_dir();
         let name = format!("{output}-{}", gathered.spills);
         gathered.spills += 1;
-        let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.pacer())?;
-        let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source(output)).collect();
+        let mut writer = SpillWriter::create(&dir, &name, &survey, job.spec, self.encode_threads, self.pacer())?;
+        let mut sources: Vec<Source> = streams.into_iter().map(|(p, _)| p.into_source()).collect();
         columnar::merge(&mut sources, None, usize::MAX, &mut |e| writer.push(&e), &mut |_| Ok(()))
             .map_err(|e| self.merge_error(job.kind, output, e))?;
         drop(sources);

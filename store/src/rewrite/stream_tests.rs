@@ -253,9 +253,11 @@ fn a_failed_write_after_spilling_leaves_no_output_intent_or_spill_file() {
     let action = store.action(RewriteKind::Reencode, &inputs);
     let faulty =
         FaultyFs::new(Arc::new(OsFs), vec![FsFault::new(FsOp::Write, FsFaultKind::Enospc).on_paths(".parquet")]);
+    // On encoding threads: a writer dropped half way stops them.
     let rewriter = Rewriter::new(store.ctx("").with_fs(Arc::new(faulty)), Default::default())
         .keep_duplicates_for(60_000)
-        .with_stream_limits(tiny());
+        .with_stream_limits(tiny())
+        .with_encode_threads(2);
     assert!(rewriter.execute(&action).is_err());
     assert_eq!(store.parquet_files(), 0);
     assert_eq!(store.spill_files(), 0);
@@ -285,4 +287,34 @@ fn inputs_that_do_not_fit_two_at_a_time_are_refused_before_anything_is_written()
     let e = Rewriter::new(store.ctx(""), Default::default()).with_max_memory(4 << 20).execute(&action).unwrap_err();
     assert!(matches!(e, StoreError::RewriteTooLarge(_)), "{e}");
     assert_eq!(store.parquet_files(), 0);
+}
+
+/// `rewrite.threads`: outputs and spill files encoded on several threads hold exactly what the in-memory dedup keeps
+/// and removes (the bytes are those of one thread: `tierd_codecs`'s `columnar::tests::parallel`), and a
+/// recompression on them gives back the same events in the same order.
+#[test]
+fn rewrites_encoding_on_several_threads_equal_the_in_memory_dedup() {
+    let store = row_segments(4, 300);
+    let inputs = store.live(Format::Rows);
+    let events = store.events_of(&inputs);
+    let action = store.action(RewriteKind::Reencode, &inputs);
+    let spills = check_rewrite(&store, &store.rewriter(Some(tiny())).with_encode_threads(3), &action, events);
+    assert!(spills > 0, "the spill files were written on threads too");
+    let input = store.live(Format::Parquet).remove(0);
+    let before = store.events_of(std::slice::from_ref(&input));
+    let mut action = store.action(RewriteKind::Recompress, std::slice::from_ref(&input));
+    action.output_codec = "zstd-19".into();
+    let spec = CodecSpec { row_group_rows: 97, ..Default::default() };
+    let outcome = Rewriter::new(store.ctx(""), spec).with_encode_threads(2).execute(&action).unwrap();
+    let output = store.catalog.snapshot().get(&outcome.outputs[0]).unwrap().clone();
+    let after = store.events_of(std::slice::from_ref(&output));
+    let debug = |events: &[StoredEvent]| events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
+    assert_eq!(debug(&after), debug(&before));
+    assert_eq!(output.codec, Codec::Zstd(19));
+}
+
+/// The memory model counts the batches the encoder's threads hold, as many as the encoder keeps.
+#[test]
+fn the_memory_model_counts_the_encoders_batches() {
+    assert_eq!(tierd_policies::memory::PIPELINE_BATCHES, tierd_codecs::columnar::PIPELINE_BATCHES as u64);
 }

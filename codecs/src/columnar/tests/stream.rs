@@ -155,6 +155,6 @@ fn the_writer_refuses_rows_out_of_order_and_a_run_past_its_bound_fails_the_merge
         buffer.push_event(&e(seq, "a", 7));
     }
     let mut runs = [buffer.sort()];
-    let r = merge(&mut runs, Some("p"), 3, &mut |_| Ok::<(), ColumnarError>(()), &mut |_| Ok(()));
+    let r = merge(&mut runs, Some("p"), 3, &mut |_: StoredEvent| Ok::<(), ColumnarError>(()), &mut |_| Ok(()));
     assert!(matches!(r, Err(MergeError::Merge(ColumnarError::RunTooLarge { events: 4, .. }))), "{r:?}");
 }

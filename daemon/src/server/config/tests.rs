@@ -194,6 +194,18 @@ fn ingest_bounds_are_validated_and_combined_with_the_hot_cap() {
     assert_eq!(c.rewrite.max_property_columns, 8);
 }
 
+/// `rewrite.threads`: both cores by default, 1 to 64, a clear error otherwise.
+#[test]
+fn rewrite_threads_are_bounded() {
+    assert_eq!(parse("").unwrap().rewrite.threads, 2);
+    assert_eq!(parse("[rewrite]\nthreads = 1\n").unwrap().rewrite.threads, 1);
+    assert_eq!(parse("[rewrite]\nthreads = 64\n").unwrap().rewrite.threads, 64);
+    for bad in ["0", "65"] {
+        let e = parse(&format!("[rewrite]\nthreads = {bad}\n")).unwrap_err().to_string();
+        assert!(e.contains("rewrite.threads") && e.contains("1 to 64"), "{e}");
+    }
+}
+
 #[test]
 fn the_catalog_headroom_is_the_smallest_reserve() {
     let e = parse("[hot]\nmin_free_bytes = 1000\n[catalog]\nmin_free_bytes = 1001\n").unwrap_err().to_string();
