@@ -264,7 +264,10 @@ def run_tierd_cold(label, binary, work, template, runs, first_runs, moto, extra_
     return out
 
 
-def run_duckdb(ndjson, work, runs, threads):
+def duckdb_events(ndjson, threads, order=None):
+    """A DuckDB connection on `threads` threads holding table `d`: the events of `ndjson` with `unnest(properties)`,
+    time in ms by tierd's rule and one row per tierd dedup key (sorted by `order`, an SQL list, when given); and the
+    number of events loaded before the dedup."""
     import duckdb
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -278,8 +281,13 @@ def run_duckdb(ndjson, work, runs, threads):
     loaded = con.execute("SELECT count(*) FROM t").fetchone()[0]
     # One row per event (tierd's dedup key; the re-sends are byte-identical, so any copy is the one).
     con.execute('CREATE TABLE d AS SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY event, distinct_id, time, '
-                '"$insert_id") = 1 ORDER BY event, time')
+                '"$insert_id") = 1' + (f" ORDER BY {order}" if order else ""))
     con.execute("DROP TABLE t")
+    return con, loaded
+
+
+def run_duckdb(ndjson, work, runs, threads):
+    con, loaded = duckdb_events(ndjson, threads, order="event, time")
     f = os.path.join(work, "duckdb.parquet")
     t = time.perf_counter()
     con.execute(f"COPY d TO '{f}' (FORMAT parquet, COMPRESSION zstd)")

@@ -141,17 +141,7 @@ def run_tierd(binary, work, template, segments, threads, runs):
 
 def run_duckdb(ndjson, work, runs, threads):
     import duckdb
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"CREATE TABLE raw AS SELECT event, unnest(properties) FROM read_json('{ndjson}', "
-                "format='newline_delimited')")
-    con.execute("CREATE TABLE t AS SELECT * REPLACE (CAST(CASE WHEN time >= 1e11 THEN time ELSE round(time * 1000) "
-                "END AS BIGINT) AS time) FROM raw")
-    con.execute("DROP TABLE raw")
-    con.execute('CREATE TABLE d AS SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY event, distinct_id, time, '
-                '"$insert_id") = 1')
-    con.execute("DROP TABLE t")
+    con, _ = queries.duckdb_events(ndjson, threads)
     rows = con.execute("SELECT count(*) FROM d").fetchone()[0]
     out = {"rows": rows, "threads": con.execute("SELECT current_setting('threads')").fetchone()[0],
            "version": duckdb.__version__}
